@@ -1,0 +1,293 @@
+//! Errors of the runtime: each names what went wrong, where, and what to do next.
+
+use std::fmt;
+use std::time::Duration;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which way a script runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Applying a migration.
+    Up,
+    /// Rolling a migration back.
+    Down,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        })
+    }
+}
+
+/// Everything that can go wrong while checking, applying or rolling back
+/// migrations.
+///
+/// Each message is one line: what went wrong, where (file and line), and
+/// what to do next. The database's own message is part of the text; it is
+/// never repeated by [`std::error::Error::source`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A statement of a migration failed.
+    #[error("{file}:{line}: {direction} migration {version} `{name}` failed: {message}; {}", sql_hint(*.rolled_back, .code.as_ref(), message))]
+    Sql {
+        /// Up or down.
+        direction: Direction,
+        /// The migration's version.
+        version: u64,
+        /// The migration's name.
+        name: String,
+        /// The script's file.
+        file: String,
+        /// 1-based line of the failing statement (or of the failing token).
+        line: usize,
+        /// The failing statement.
+        statement: String,
+        /// SQLite's message.
+        message: String,
+        /// SQLite's error code, when there is one.
+        code: Option<rusqlite::ErrorCode>,
+        /// Whether the migration's transaction was rolled back (false only for
+        /// `-- migrate:no-transaction` scripts, whose earlier statements stay applied).
+        rolled_back: bool,
+    },
+
+    /// An applied migration's file was edited after it was applied.
+    #[error("{file}: migration {version} `{name}` was changed after it was applied (checksum then {applied}, now {current}); restore the file as it was applied and put the change in a new migration, or allow it explicitly (allow_modified)")]
+    Modified {
+        /// The migration's version.
+        version: u64,
+        /// The migration's name.
+        name: String,
+        /// The up script's file.
+        file: String,
+        /// Checksum recorded when it was applied.
+        applied: String,
+        /// Checksum of the code now.
+        current: String,
+    },
+
+    /// An applied migration now has another name in the code.
+    #[error("{file}: migration {version} was applied as `{applied_name}` but is now called `{name}`; a renamed or renumbered migration is a different migration: restore the old name, or allow it explicitly (allow_modified)")]
+    Renamed {
+        /// The migration's version.
+        version: u64,
+        /// The name recorded in the database.
+        applied_name: String,
+        /// The name in the code.
+        name: String,
+        /// The up script's file.
+        file: String,
+    },
+
+    /// The database has applied migrations this program does not know.
+    #[error("the database has applied {} this program does not know: {}; it was migrated by a newer build — run that build, or allow it explicitly (allow_unknown)", plural(versions.len() == 1, "migration", "migrations"), list(versions))]
+    UnknownApplied {
+        /// Version and name of each unknown applied migration.
+        versions: Vec<(u64, String)>,
+    },
+
+    /// A pending migration sorts before one that is already applied.
+    #[error("{file}: migration {version} `{name}` is pending but migration {latest_applied} is already applied (two branches merged?); give it a number above {latest_applied} (`cargo migrate renumber`), or allow it explicitly (allow_out_of_order)")]
+    OutOfOrder {
+        /// The pending migration's version.
+        version: u64,
+        /// The pending migration's name.
+        name: String,
+        /// Its up script's file.
+        file: String,
+        /// The newest applied version.
+        latest_applied: u64,
+    },
+
+    /// Rolling back needs a down script that this migration does not have.
+    #[error("{file}: migration {version} `{name}` has no down script, so it cannot be rolled back; nothing was rolled back. Write a down script, or migrate to version {version} or later")]
+    Irreversible {
+        /// The migration's version.
+        version: u64,
+        /// The migration's name.
+        name: String,
+        /// Its up script's file.
+        file: String,
+    },
+
+    /// Rolling back a migration that only the database knows.
+    #[error("migration {version} `{name}` is applied but not in this program, so it cannot be rolled back; nothing was rolled back. Roll it back with the build that has it")]
+    UnknownRollback {
+        /// The migration's version.
+        version: u64,
+        /// The name recorded in the database.
+        name: String,
+    },
+
+    /// A target version that no migration has.
+    #[error("there is no migration {target}; the known versions are {}", known_versions(known))]
+    UnknownTarget {
+        /// The requested version.
+        target: u64,
+        /// The versions in the code.
+        known: Vec<u64>,
+    },
+
+    /// Another process held the write lock for longer than the timeout.
+    #[error("the database is locked by another process: waited {}s for its write lock; make sure no other program holds a long transaction on it, or raise the lock timeout", waited.as_secs_f64().round())]
+    Locked {
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// The connection is inside a transaction of the caller's.
+    #[error("the connection is inside a transaction; finish it (COMMIT or ROLLBACK) before applying migrations, which run in transactions of their own")]
+    InTransaction,
+
+    /// The tracking table exists but is not ours.
+    #[error("the tracking table `{table}` has the wrong shape ({message}); it was probably created by another tool. Choose another table name (table = \"…\" in [package.metadata.migrate]) or move that table away")]
+    TrackingTable {
+        /// The table's name.
+        table: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A migration left rows that violate a foreign key it did not violate before.
+    #[error("{file}: {direction} migration {version} `{name}` would leave {rows} {} in `{table}` whose foreign key to `{parent}` points at nothing; it was rolled back. Delete or fix those rows in the migration, or fix the table rebuild", plural(*rows == 1, "row", "rows"))]
+    ForeignKey {
+        /// Up or down.
+        direction: Direction,
+        /// The migration's version.
+        version: u64,
+        /// The migration's name.
+        name: String,
+        /// The script's file.
+        file: String,
+        /// The child table with violations.
+        table: String,
+        /// The parent table the key points to.
+        parent: String,
+        /// How many rows the migration made violate the key.
+        rows: u64,
+    },
+
+    /// A down script does not give back the schema before its up script.
+    #[error("{file}:1: down migration {version} `{name}` does not undo its up: {difference}; make the down script restore exactly the schema before the up")]
+    NotReversible {
+        /// The migration's version.
+        version: u64,
+        /// The migration's name.
+        name: String,
+        /// The down script's file.
+        file: String,
+        /// What differs.
+        difference: String,
+    },
+
+    /// A script that must run outside a transaction in a grouped run.
+    #[error("{file}: migration {version} `{name}` runs outside a transaction (-- migrate:no-transaction), so it cannot be part of a grouped run; apply without grouping")]
+    NoTransactionInGroup {
+        /// The migration's version.
+        version: u64,
+        /// The migration's name.
+        name: String,
+        /// Its file.
+        file: String,
+    },
+
+    /// The migrations given to the migrator are not a valid sequence.
+    #[error("invalid migration list: {message}")]
+    InvalidSet {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// Several problems found by [`crate::Migrator::validate`].
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Validation {
+        /// Each problem, in migration order.
+        problems: Vec<Error>,
+    },
+
+    /// Any other database error.
+    #[error("{doing}: {cause}{}", db_hint(cause))]
+    Database {
+        /// What we were doing.
+        doing: String,
+        /// The driver's error.
+        cause: rusqlite::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn db(doing: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Self {
+        let doing = doing.into();
+        move |cause| Self::Database { doing, cause }
+    }
+
+    /// SQLite's error code behind this error, if any (for example
+    /// [`rusqlite::ErrorCode::DiskFull`]).
+    pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        match self {
+            Self::Sql { code, .. } => *code,
+            Self::Database { cause, .. } => cause.sqlite_error_code(),
+            Self::Locked { .. } => Some(rusqlite::ErrorCode::DatabaseBusy),
+            _ => None,
+        }
+    }
+}
+
+fn plural(is_one: bool, one: &'static str, many: &'static str) -> &'static str {
+    if is_one { one } else { many }
+}
+
+fn list(versions: &[(u64, String)]) -> String {
+    versions
+        .iter()
+        .map(|(v, n)| format!("{v} `{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn known_versions(known: &[u64]) -> String {
+    match known {
+        [] => "none (0 means before every migration)".to_owned(),
+        [one] => format!("0 and {one}"),
+        [first, .., last] => format!("0 (before every migration) and {first} to {last}"),
+    }
+}
+
+fn sql_hint(rolled_back: bool, code: Option<&rusqlite::ErrorCode>, message: &str) -> String {
+    let mut out = if rolled_back {
+        "it was rolled back, nothing of this migration is applied".to_owned()
+    } else {
+        "it runs outside a transaction, so the statements before this one stay applied; make the script safe to run again".to_owned()
+    };
+    let hint = match code {
+        Some(rusqlite::ErrorCode::DiskFull) => Some("free disk space and run again"),
+        Some(rusqlite::ErrorCode::ReadOnly) => Some("the database is read-only: SQLite needs write access to the file and its directory"),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => Some("another process holds the database; run again when it is done"),
+        _ if message.contains("within a transaction") => Some("remove BEGIN/COMMIT from the script: each migration already runs in a transaction, or mark it `-- migrate:no-transaction`"),
+        _ if message.contains("cannot VACUUM from within a transaction") => Some("mark the script `-- migrate:no-transaction`"),
+        _ => Some("fix the statement and run again"),
+    };
+    if let Some(hint) = hint {
+        out.push_str("; ");
+        out.push_str(hint);
+    }
+    out
+}
+
+fn db_hint(cause: &rusqlite::Error) -> &'static str {
+    match cause.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => "; the disk is full (or the database reached max_page_count): free space and run again, nothing was changed",
+        Some(rusqlite::ErrorCode::ReadOnly) => "; the database is read-only: SQLite needs write access to the file and to its directory (for the journal)",
+        Some(rusqlite::ErrorCode::NotADatabase) => "; this file is not an SQLite database: check the path",
+        Some(rusqlite::ErrorCode::CannotOpen) => "; check that the directory exists and is writable",
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => "; another process holds the database: run again when it is done",
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => "; the database file is damaged: restore it from a backup",
+        _ => "",
+    }
+}

@@ -1,0 +1,157 @@
+//! The tracking table: which migrations a database has applied.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{Error, Result};
+
+/// One row of the tracking table: a migration the database has applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The version.
+    pub version: u64,
+    /// The name it had when it was applied.
+    pub name: String,
+    /// The checksum of its up file when it was applied (64 hex digits).
+    pub checksum: String,
+    /// When it was applied, UTC, RFC 3339 (`2026-11-22T10:00:00.000Z`).
+    pub applied_at: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: i64,
+}
+
+/// Quotes an SQL identifier.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The table's SQL text, for the statements that name it.
+pub(crate) struct Table {
+    pub name: String,
+    select: String,
+    insert: String,
+    delete: String,
+    create: String,
+    summary: String,
+}
+
+impl Table {
+    pub fn new(name: &str) -> Self {
+        let q = quote(name);
+        Self {
+            name: name.to_owned(),
+            select: format!("SELECT version, name, checksum, applied_at, duration_ms FROM {q} ORDER BY version"),
+            insert: format!(
+                "INSERT INTO {q} (version, name, checksum, applied_at, duration_ms) \
+                 VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?4)"
+            ),
+            delete: format!("DELETE FROM {q} WHERE version = ?1"),
+            create: format!(
+                "CREATE TABLE IF NOT EXISTS {q} (\n    \
+                 version INTEGER PRIMARY KEY,\n    \
+                 name TEXT NOT NULL,\n    \
+                 checksum TEXT NOT NULL,\n    \
+                 applied_at TEXT NOT NULL,\n    \
+                 duration_ms INTEGER NOT NULL\n)"
+            ),
+            summary: format!("SELECT count(*), max(version) FROM {q}"),
+        }
+    }
+
+    fn shape_error(&self, message: impl Into<String>) -> Error {
+        Error::TrackingTable {
+            table: self.name.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Every applied migration, oldest first; empty when the table does not exist.
+    pub fn read(&self, conn: &Connection) -> Result<Vec<Applied>> {
+        let mut stmt = match conn.prepare_cached(&self.select) {
+            Ok(stmt) => stmt,
+            Err(e) => {
+                let msg = e.to_string();
+                if msg.contains("no such table") {
+                    return Ok(Vec::new());
+                }
+                if msg.contains("no such column") {
+                    return Err(self.shape_error(msg));
+                }
+                return Err(Error::db(format!("reading the tracking table `{}`", self.name))(e));
+            }
+        };
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0),
+                    row.get::<_, String>(1),
+                    row.get::<_, String>(2),
+                    row.get::<_, String>(3),
+                    row.get::<_, i64>(4),
+                ))
+            })
+            .map_err(Error::db(format!("reading the tracking table `{}`", self.name)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row.map_err(Error::db(format!("reading the tracking table `{}`", self.name)))?;
+            let (Ok(version), Ok(name), Ok(checksum), Ok(applied_at), Ok(duration_ms)) = row else {
+                return Err(self.shape_error("a row does not have the types version INTEGER, name TEXT, checksum TEXT, applied_at TEXT, duration_ms INTEGER"));
+            };
+            let version = u64::try_from(version)
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or_else(|| self.shape_error(format!("a row has version {version}, but versions start at 1")))?;
+            out.push(Applied {
+                version,
+                name,
+                checksum,
+                applied_at,
+                duration_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Row count and highest version: a cheap way to see whether another
+    /// process changed the history since we last read it.
+    pub fn summary(&self, conn: &Connection) -> Result<(u64, Option<u64>)> {
+        conn.prepare_cached(&self.summary)
+            .and_then(|mut s| {
+                s.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))
+                    .optional()
+            })
+            .map_err(Error::db(format!("reading the tracking table `{}`", self.name)))
+            .map(|row| {
+                let (count, max) = row.unwrap_or((0, None));
+                (
+                    u64::try_from(count).unwrap_or(0),
+                    max.and_then(|m| u64::try_from(m).ok()),
+                )
+            })
+    }
+
+    pub fn create(&self, conn: &Connection) -> Result<()> {
+        conn.execute_batch(&self.create)
+            .map_err(Error::db(format!("creating the tracking table `{}`", self.name)))
+    }
+
+    pub fn insert(&self, conn: &Connection, version: i64, name: &str, checksum: &str, duration_ms: i64) -> Result<()> {
+        conn.prepare_cached(&self.insert)
+            .and_then(|mut s| s.execute(params![version, name, checksum, duration_ms]))
+            .map(drop)
+            .map_err(|e| {
+                let msg = e.to_string();
+                if msg.contains("has no column") || msg.contains("NOT NULL constraint") {
+                    self.shape_error(msg)
+                } else {
+                    Error::db(format!("recording migration {version} in `{}`", self.name))(e)
+                }
+            })
+    }
+
+    pub fn delete(&self, conn: &Connection, version: i64) -> Result<()> {
+        conn.prepare_cached(&self.delete)
+            .and_then(|mut s| s.execute(params![version]))
+            .map(drop)
+            .map_err(Error::db(format!("removing migration {version} from `{}`", self.name)))
+    }
+}

@@ -1,0 +1,293 @@
+//! The [`Migration`] type and its checksum.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of a migration file, taken after removing a leading UTF-8 byte
+/// order mark and normalizing `\r\n` to `\n`, so a checkout with CRLF line
+/// endings does not look modified.
+///
+/// Build time (`migrate-build`) and run time use this one function.
+///
+/// # Examples
+///
+/// ```
+/// use migrate_runtime::Checksum;
+///
+/// let unix = Checksum::of("CREATE TABLE t (id INTEGER);\n");
+/// let windows = Checksum::of("\u{feff}CREATE TABLE t (id INTEGER);\r\n");
+/// assert_eq!(unix, windows);
+/// assert_eq!(unix.to_string().len(), 64);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Checksum([u8; 32]);
+
+impl Checksum {
+    /// The checksum of a migration file's text.
+    pub fn of(text: &str) -> Self {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut hasher = Sha256::new();
+        let mut rest = text.as_bytes();
+        // Feed the text in runs that end before each "\r\n", dropping the '\r'.
+        while let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
+            hasher.update(&rest[..at]);
+            rest = &rest[at + 1..];
+        }
+        hasher.update(rest);
+        Self(hasher.finalize().into())
+    }
+
+    /// The checksum from its 64 lowercase or uppercase hex digits.
+    ///
+    /// A `const fn`, so generated code can hold checksums in `static`s; in a
+    /// constant context a malformed string is a compile error.
+    ///
+    /// # Panics
+    ///
+    /// When `hex` is not exactly 64 hex digits.
+    pub const fn from_hex(hex: &str) -> Self {
+        let hex = hex.as_bytes();
+        assert!(hex.len() == 64, "a checksum is 64 hex digits");
+        let mut bytes = [0u8; 32];
+        let mut i = 0;
+        while i < 32 {
+            bytes[i] = (hex_digit(hex[2 * i]) << 4) | hex_digit(hex[2 * i + 1]);
+            i += 1;
+        }
+        Self(bytes)
+    }
+
+    /// Parses 64 hex digits, or returns `None`.
+    pub fn parse(hex: &str) -> Option<Self> {
+        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self::from_hex(hex))
+    }
+
+    /// The 32 bytes of the digest.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+const fn hex_digit(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        b'A'..=b'F' => b - b'A' + 10,
+        _ => panic!("a checksum is 64 hex digits"),
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Checksum({self})")
+    }
+}
+
+/// One SQL file of a migration: its text, where it came from, and how to run it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Script {
+    sql: Cow<'static, str>,
+    file: Cow<'static, str>,
+    no_transaction: bool,
+}
+
+impl Script {
+    /// A script from its SQL and the path shown in errors (relative to the
+    /// package, e.g. `migrations/0001_create_users.up.sql`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::Script;
+    ///
+    /// let s = Script::new("CREATE TABLE t (id INTEGER);", "migrations/0001_t.up.sql");
+    /// assert!(!s.no_transaction());
+    /// ```
+    pub fn new(sql: impl Into<Cow<'static, str>>, file: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            sql: sql.into(),
+            file: file.into(),
+            no_transaction: false,
+        }
+    }
+
+    /// Runs the script outside a transaction (the `-- migrate:no-transaction`
+    /// directive), for statements such as `VACUUM` that SQLite refuses inside one.
+    #[must_use]
+    pub fn with_no_transaction(mut self, no_transaction: bool) -> Self {
+        self.no_transaction = no_transaction;
+        self
+    }
+
+    #[doc(hidden)]
+    pub const fn __from_static(sql: &'static str, file: &'static str, no_transaction: bool) -> Self {
+        Self {
+            sql: Cow::Borrowed(sql),
+            file: Cow::Borrowed(file),
+            no_transaction,
+        }
+    }
+
+    /// The SQL text, without a leading byte order mark.
+    pub fn sql(&self) -> &str {
+        self.sql.strip_prefix('\u{feff}').unwrap_or(&self.sql)
+    }
+
+    /// The file this SQL came from, as shown in errors.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Whether the script runs outside a transaction.
+    pub fn no_transaction(&self) -> bool {
+        self.no_transaction
+    }
+}
+
+/// One schema migration: a version, a name, the up SQL, an optional down SQL
+/// and the checksum of the up file.
+///
+/// Generated code builds these in a `static` slice; tools that read files at
+/// run time use [`Migration::new`].
+///
+/// # Examples
+///
+/// ```
+/// use migrate_runtime::{Migration, Script};
+///
+/// let m = Migration::new(1, "create_users", Script::new("CREATE TABLE users (id INTEGER PRIMARY KEY);", "0001_create_users.up.sql"))
+///     .with_down(Script::new("DROP TABLE users;", "0001_create_users.down.sql"));
+/// assert_eq!(m.version(), 1);
+/// assert!(m.down().is_some());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    version: u64,
+    name: Cow<'static, str>,
+    up: Script,
+    down: Option<Script>,
+    checksum: Checksum,
+}
+
+impl Migration {
+    /// A migration without a down script; the checksum is computed from `up`.
+    ///
+    /// # Panics
+    ///
+    /// When `version` is 0 or above `i64::MAX` (SQLite stores versions as
+    /// signed 64-bit integers, and 0 means "no migration").
+    pub fn new(version: u64, name: impl Into<Cow<'static, str>>, up: Script) -> Self {
+        assert!(
+            version >= 1 && i64::try_from(version).is_ok(),
+            "a migration version is between 1 and i64::MAX"
+        );
+        let checksum = Checksum::of(&up.sql);
+        Self {
+            version,
+            name: name.into(),
+            up,
+            down: None,
+            checksum,
+        }
+    }
+
+    /// Adds the script that undoes this migration.
+    #[must_use]
+    pub fn with_down(mut self, down: Script) -> Self {
+        self.down = Some(down);
+        self
+    }
+
+    #[doc(hidden)]
+    pub const fn __from_static(
+        version: u64,
+        name: &'static str,
+        up: Script,
+        down: Option<Script>,
+        checksum: Checksum,
+    ) -> Self {
+        Self {
+            version,
+            name: Cow::Borrowed(name),
+            up,
+            down,
+            checksum,
+        }
+    }
+
+    /// The version number (1, 2, …).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The name, as in the file name (`create_users`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The up script.
+    pub fn up(&self) -> &Script {
+        &self.up
+    }
+
+    /// The down script, if the migration can be rolled back.
+    pub fn down(&self) -> Option<&Script> {
+        self.down.as_ref()
+    }
+
+    /// The checksum of the up file.
+    pub fn checksum(&self) -> Checksum {
+        self.checksum
+    }
+
+    /// `version` as SQLite stores it.
+    pub(crate) fn version_i64(&self) -> i64 {
+        // Checked in the constructors; generated code only uses versions that
+        // migrate-build has checked.
+        i64::try_from(self.version).unwrap_or(i64::MAX)
+    }
+}
+
+impl fmt::Display for Migration {
+    /// `0003 add_email` style: the version and the name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.version, self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_ignores_bom_and_crlf_only() {
+        let a = Checksum::of("a\nb\n");
+        assert_eq!(a, Checksum::of("\u{feff}a\r\nb\r\n"));
+        assert_ne!(a, Checksum::of("a\nb"));
+        assert_ne!(a, Checksum::of("a\rb\n"), "a lone CR is content");
+        // Known SHA-256 of "a\nb\n" (`printf 'a\nb\n' | sha256sum`).
+        assert_eq!(a.to_string(), "911169ddaaf146aff539f58c26c489af3b892dff0fe283c1c264c65ae5aa59a2");
+        assert_eq!(Checksum::parse(&a.to_string()), Some(a));
+        assert_eq!(Checksum::parse("xyz"), None);
+    }
+
+    #[test]
+    fn crlf_split_across_runs() {
+        assert_eq!(Checksum::of("\r\n\r\n"), Checksum::of("\n\n"));
+        // "\r\r\n" is a lone CR (kept) followed by a CRLF (made LF).
+        let raw: [u8; 32] = Sha256::digest(b"\r\n").into();
+        assert_eq!(Checksum::of("\r\r\n").as_bytes(), &raw);
+    }
+}

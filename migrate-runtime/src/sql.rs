@@ -1,0 +1,216 @@
+//! Splitting a script into statements, so an error can name its line.
+
+/// One statement of a script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Statement<'a> {
+    /// The statement's text, from its first token up to and including its `;`.
+    pub text: &'a str,
+    /// 1-based line of the first token in the script.
+    pub line: usize,
+    /// Byte offset of `text` in the script.
+    pub offset: usize,
+}
+
+/// Splits `sql` into statements the way SQLite's `sqlite3_complete` sees
+/// them: `;` ends a statement unless it is inside a string, a quoted name, a
+/// comment, or the body of a `CREATE TRIGGER` (which ends at `; END ;`).
+pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut line = 1;
+    // State of the statement being read.
+    let mut start: Option<(usize, usize)> = None;
+    let mut words: Vec<String> = Vec::new(); // first three words, uppercased
+    let mut prev: [Token; 2] = [Token::Other, Token::Other];
+
+    fn finish<'a>(sql: &'a str, out: &mut Vec<Statement<'a>>, start: Option<(usize, usize)>, end: usize) {
+        if let Some((offset, line)) = start {
+            out.push(Statement {
+                text: &sql[offset..end],
+                line,
+                offset,
+            });
+        }
+    }
+
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\n' => {
+                line += 1;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | b'\x0c' => {
+                i += 1;
+                continue;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    if bytes[i] == b'\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                i = (i + 2).min(bytes.len());
+                continue;
+            }
+            _ => {}
+        }
+        if start.is_none() {
+            if b == b';' {
+                i += 1;
+                continue;
+            }
+            start = Some((i, line));
+            words.clear();
+            prev = [Token::Other, Token::Other];
+        }
+        let token = match b {
+            b';' => {
+                i += 1;
+                let is_trigger = matches!(
+                    words.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+                    ["CREATE", "TRIGGER", ..] | ["CREATE", "TEMP" | "TEMPORARY", "TRIGGER"]
+                );
+                if !is_trigger || (prev == [Token::Semicolon, Token::End]) {
+                    finish(sql, &mut out, start.take(), i);
+                    continue;
+                }
+                Token::Semicolon
+            }
+            b'\'' | b'"' | b'`' => {
+                let quote = b;
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    if bytes[i] == b'\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                i = (i + 1).min(bytes.len());
+                Token::Other
+            }
+            b'[' => {
+                while i < bytes.len() && bytes[i] != b']' {
+                    if bytes[i] == b'\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                i = (i + 1).min(bytes.len());
+                Token::Other
+            }
+            _ if b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80 => {
+                let from = i;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'$' || bytes[i] >= 0x80)
+                {
+                    i += 1;
+                }
+                let word = &sql[from..i];
+                if words.len() < 3 {
+                    words.push(word.to_ascii_uppercase());
+                }
+                if word.eq_ignore_ascii_case("END") {
+                    Token::End
+                } else {
+                    Token::Other
+                }
+            }
+            _ => {
+                i += 1;
+                Token::Other
+            }
+        };
+        prev = [prev[1], token];
+    }
+    finish(sql, &mut out, start, bytes.len());
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Token {
+    Semicolon,
+    End,
+    Other,
+}
+
+/// 1-based line of byte `offset` in `text`.
+pub(crate) fn line_at(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(sql: &str) -> Vec<(&str, usize)> {
+        statements(sql).into_iter().map(|s| (s.text, s.line)).collect()
+    }
+
+    #[test]
+    fn splits_with_lines() {
+        let sql = "-- a comment; not a statement\nCREATE TABLE a (x);\n\n  INSERT INTO a VALUES ('x;y');\n/* ; */ SELECT 1";
+        assert_eq!(
+            texts(sql),
+            vec![
+                ("CREATE TABLE a (x);", 2),
+                ("INSERT INTO a VALUES ('x;y');", 4),
+                ("SELECT 1", 5)
+            ]
+        );
+    }
+
+    #[test]
+    fn quotes_and_multiline_strings() {
+        let sql = "INSERT INTO \"we;ird\" VALUES ('it''s\n;');\nSELECT [a;b], `c;d`;";
+        assert_eq!(
+            texts(sql),
+            vec![
+                ("INSERT INTO \"we;ird\" VALUES ('it''s\n;');", 1),
+                ("SELECT [a;b], `c;d`;", 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn trigger_bodies_end_at_end() {
+        let sql = "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  UPDATE a SET x = CASE WHEN 1 THEN 2 END;\n  DELETE FROM b;\nEND;\nSELECT 2;";
+        let got = texts(sql);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].0.ends_with("END;"));
+        assert_eq!(got[1], ("SELECT 2;", 5));
+        let temp = "create temp trigger t after insert on a begin select 1; end; select 3";
+        assert_eq!(texts(temp).len(), 2);
+    }
+
+    #[test]
+    fn empty_and_comment_only() {
+        assert!(statements("").is_empty());
+        assert!(statements("  -- only\n/* comments */ ;; \n").is_empty());
+    }
+
+    #[test]
+    fn line_at_counts_newlines() {
+        assert_eq!(line_at("a\nb\nc", 0), 1);
+        assert_eq!(line_at("a\nb\nc", 2), 2);
+        assert_eq!(line_at("a\nb\nc", 99), 3);
+    }
+}
