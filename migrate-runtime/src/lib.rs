@@ -33,7 +33,7 @@
 //! migrator.apply(&mut conn)?;
 //! assert_eq!(migrator.pending(&conn)?.len(), 0);
 //! migrator.migrate_to(&mut conn, 0)?; // roll everything back
-//! # Ok::<(), migrate_runtime::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # The tracking table

@@ -310,7 +310,7 @@ impl<'m> Migrator<'m> {
     /// let mut conn = Connection::open_in_memory()?;
     /// let report = Migrator::new(&migrations).apply(&mut conn)?;
     /// print!("{report}"); // applied 1 t (0 ms)
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn apply(&self, conn: &mut Connection) -> Result<Report> {
         self.run(conn, None)
@@ -340,7 +340,7 @@ impl<'m> Migrator<'m> {
     /// migrator.apply(&mut conn)?;
     /// let report = migrator.migrate_to(&mut conn, 0)?;
     /// assert_eq!(report.rolled_back().count(), 1);
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migrate_to(&self, conn: &mut Connection, target: u64) -> Result<Report> {
         if target != 0 && self.find(target).is_none() {
@@ -408,7 +408,7 @@ impl<'m> Migrator<'m> {
     /// let migrations = [Migration::new(1, "t", Script::new("CREATE TABLE t (x);", "0001_t.up.sql"))
     ///     .with_down(Script::new("DROP TABLE t;", "0001_t.down.sql"))];
     /// Migrator::new(&migrations).validate()?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
