@@ -1,1 +1,162 @@
-fn main() {}
+//! A small recruit tracker: the example app of cargo-migrate.
+//!
+//! At start-up it applies the migrations embedded by its build script (see
+//! `build.rs` and `migrations/`) to its SQLite database, says what it
+//! applied, and then does its job:
+//!
+//! ```text
+//! cargo run -p example-app -- add --first-name Ada --surname Lovelace --id-number 1815 \
+//!     --email ada@example.com --chat-name ada --github-name adal
+//! cargo run -p example-app -- list
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use migrate_runtime::rusqlite::{Connection, params};
+
+mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+use migrations::schema::recruits;
+
+/// Keeps track of recruits in an SQLite database.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The SQLite database file (created when it does not exist).
+    #[arg(long, global = true, env = "RECRUITS_DB", default_value = "recruits.db")]
+    database: PathBuf,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Adds a recruit.
+    Add {
+        /// First name.
+        #[arg(long)]
+        first_name: String,
+        /// Surname.
+        #[arg(long)]
+        surname: String,
+        /// National ID number (unique).
+        #[arg(long)]
+        id_number: String,
+        /// Personal email address (unique).
+        #[arg(long)]
+        email: String,
+        /// Name in the team chat.
+        #[arg(long)]
+        chat_name: Option<String>,
+        /// GitHub user name.
+        #[arg(long)]
+        github_name: Option<String>,
+    },
+    /// Lists every recruit (the default).
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let mut conn = Connection::open(&cli.database)
+        .map_err(|e| format!("cannot open the database {}: {e}", cli.database.display()))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+
+    let report = migrations::apply(&mut conn)?;
+    for step in report.applied() {
+        eprintln!(
+            "migrated {}: applied {:04} {} ({} ms)",
+            cli.database.display(),
+            step.version,
+            step.name,
+            step.duration.as_millis()
+        );
+    }
+    if report.is_empty() {
+        eprintln!(
+            "{} is up to date (version {}, {})",
+            cli.database.display(),
+            migrations::Version::LATEST.number(),
+            migrations::Version::LATEST.name()
+        );
+    }
+
+    match cli.command.unwrap_or(Command::List) {
+        Command::Add {
+            first_name,
+            surname,
+            id_number,
+            email,
+            chat_name,
+            github_name,
+        } => {
+            let sql = format!(
+                "INSERT INTO {} ({}, {}, {}, {}, {}, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                recruits::TABLE,
+                recruits::FIRST_NAME,
+                recruits::SURNAME,
+                recruits::ID_NUMBER,
+                recruits::PERSONAL_EMAIL_ADDRESS,
+                recruits::CHAT_NAME,
+                recruits::GITHUB_NAME,
+            );
+            conn.execute(
+                &sql,
+                params![first_name, surname, id_number, email, chat_name, github_name],
+            )
+            .map_err(|e| format!("cannot add {first_name} {surname}: {e} (ID numbers and emails are unique)"))?;
+            println!("added {first_name} {surname} (#{})", conn.last_insert_rowid());
+        }
+        Command::List => {
+            let sql = format!(
+                "SELECT {}, {}, {}, {}, {}, {}, {} FROM {} ORDER BY {}",
+                recruits::ID,
+                recruits::FIRST_NAME,
+                recruits::SURNAME,
+                recruits::ID_NUMBER,
+                recruits::PERSONAL_EMAIL_ADDRESS,
+                recruits::CHAT_NAME,
+                recruits::GITHUB_NAME,
+                recruits::TABLE,
+                recruits::ID,
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([], |r| {
+                Ok(format!(
+                    "#{} {} {} id={} email={} chat={} github={}",
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                    r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                ))
+            })?;
+            let mut n = 0;
+            for row in rows {
+                println!("{}", row?);
+                n += 1;
+            }
+            if n == 0 {
+                println!("no recruits yet: add one with `example-app add --help`");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,252 @@
-fn main() {}
+//! The build-script side of cargo-migrate: checks a package's
+//! `migrations/` directory at `cargo build` and generates a typed Rust
+//! module listing every migration.
+//!
+//! In `build.rs`:
+//!
+//! ```no_run
+//! fn main() -> Result<(), migrate_build::Error> {
+//!     migrate_build::build()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! and in the app:
+//!
+//! ```ignore
+//! mod migrations {
+//!     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+//! }
+//!
+//! let mut conn = migrate_runtime::rusqlite::Connection::open("app.db")?;
+//! migrations::apply(&mut conn)?;
+//! ```
+//!
+//! Every problem is reported at once, as `cargo::error=path:line: message`
+//! lines that fail the build: bad file names, duplicate versions, gaps, a
+//! down without an up, empty files, files that are not UTF-8, unknown
+//! `-- migrate:` directives, directories where files belong, SQL that does
+//! not run (every migration is replayed into an in-memory SQLite database
+//! through the real runner), and down migrations that do not restore the
+//! schema from before their up.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub mod codegen;
+pub mod config;
+mod problem;
+pub mod scan;
+mod validate;
+
+pub use config::Config;
+pub use problem::{Error, Problem, Severity};
+pub use validate::{Checked, check, load, migrations_dir};
+
+/// The name of the generated file in the output directory.
+pub const OUTPUT_FILE: &str = "migrations.rs";
+
+/// Checks the package's migrations with its `[package.metadata.migrate]`
+/// settings and writes `$OUT_DIR/migrations.rs`: `Builder::new().build()`.
+///
+/// # Errors
+///
+/// Every problem found in the migrations (also printed as `cargo::error=`
+/// lines), or a failure to read the manifest or write the output.
+pub fn build() -> Result<Built, Error> {
+    Builder::new().build()
+}
+
+/// What [`Builder::build`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Built {
+    /// The generated file.
+    pub path: PathBuf,
+    /// How many migrations it lists.
+    pub migrations: usize,
+    /// Whether the file's bytes changed (it is only written when they do).
+    pub changed: bool,
+    /// Warnings that did not fail the build.
+    pub warnings: Vec<Problem>,
+}
+
+/// Settings for checking migrations and generating the module.
+///
+/// # Examples
+///
+/// ```no_run
+/// // build.rs
+/// fn main() -> Result<(), migrate_build::Error> {
+///     migrate_build::Builder::new().dir("db/migrations").build()?;
+///     Ok(())
+/// }
+/// ```
+pub struct Builder {
+    dir: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    package_dir: Option<PathBuf>,
+    config: Option<Config>,
+    directives: Box<dyn Write>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("dir", &self.dir)
+            .field("out_dir", &self.out_dir)
+            .field("package_dir", &self.package_dir)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Defaults: the package is `CARGO_MANIFEST_DIR`, its settings come
+    /// from its `Cargo.toml`, output goes to `OUT_DIR`, and cargo
+    /// directives to standard output.
+    pub fn new() -> Self {
+        Self {
+            dir: None,
+            out_dir: None,
+            package_dir: None,
+            config: None,
+            directives: Box::new(std::io::stdout()),
+        }
+    }
+
+    /// The migrations directory, relative to the package (overrides the
+    /// manifest's `dir`).
+    #[must_use]
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Where to write `migrations.rs` (default: `OUT_DIR`).
+    #[must_use]
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// The package directory (default: `CARGO_MANIFEST_DIR`).
+    #[must_use]
+    pub fn package_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.package_dir = Some(dir.into());
+        self
+    }
+
+    /// Uses these settings instead of reading the manifest.
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Where `cargo::` directives are written (default: standard output,
+    /// where cargo reads them). Tests pass a buffer.
+    #[must_use]
+    pub fn directives(mut self, out: impl Write + 'static) -> Self {
+        self.directives = Box::new(out);
+        self
+    }
+
+    /// Checks the migrations and writes the generated module.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found in the migrations (each also written as a
+    /// `cargo::error=` directive), or a failure to read the manifest or to
+    /// write the output.
+    pub fn build(mut self) -> Result<Built, Error> {
+        let package_dir = match self.package_dir.take() {
+            Some(d) => d,
+            None => env_path("CARGO_MANIFEST_DIR")?,
+        };
+        let manifest = package_dir.join("Cargo.toml");
+        let mut config = match self.config.take() {
+            Some(c) => c,
+            None if manifest.exists() => Config::from_manifest(&manifest).inspect_err(|e| self.report(e.problems()))?,
+            None => Config::default(),
+        };
+        if let Some(dir) = self.dir.take() {
+            config.dir = dir;
+        }
+        let dir = migrations_dir(&package_dir, &config);
+        self.emit(&format!("rerun-if-changed={}", dir.display()));
+        if manifest.exists() {
+            self.emit(&format!("rerun-if-changed={}", manifest.display()));
+        }
+        let checked = check(&package_dir, &config).inspect_err(|e| self.report(e.problems()))?;
+        self.report(&checked.warnings);
+        let out_dir = match self.out_dir.take() {
+            Some(d) => d,
+            None => env_path("OUT_DIR")?,
+        };
+        let source = codegen::generate(&codegen::Input {
+            migrations: &checked.migrations,
+            tables: &checked.tables,
+            tracking_table: &config.table,
+            package_dir: &package_dir,
+            dir_display: &scan::display_path(&dir, &package_dir),
+        });
+        let path = out_dir.join(OUTPUT_FILE);
+        let changed = write_if_changed(&path, source.as_bytes())?;
+        Ok(Built {
+            path,
+            migrations: checked.migrations.len(),
+            changed,
+            warnings: checked.warnings,
+        })
+    }
+
+    fn emit(&mut self, directive: &str) {
+        // A build script whose stdout is gone cannot report anything; the
+        // returned error still says what went wrong.
+        let _ = writeln!(self.directives, "cargo::{directive}");
+    }
+
+    fn report(&mut self, problems: &[Problem]) {
+        for p in problems {
+            let kind = if p.is_error() { "error" } else { "warning" };
+            self.emit(&format!("{kind}={p}"));
+        }
+    }
+}
+
+fn env_path(var: &str) -> Result<PathBuf, Error> {
+    std::env::var_os(var).map(PathBuf::from).ok_or_else(|| {
+        Error::new(vec![
+            Problem::error("build.rs", 0, format!("the environment variable {var} is not set"))
+                .hint("run migrate_build from a build script under cargo, or set the directory on the Builder"),
+        ])
+    })
+}
+
+/// Writes `bytes` to `path` unless it already holds exactly them, so an
+/// unchanged input causes no rebuild. Returns whether it wrote.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(false);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "cannot create the output directory", &e))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, "cannot write the generated module", &e))?;
+    Ok(true)
+}
+
+/// 1-based line of byte `offset` in `text`.
+pub(crate) fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}

@@ -58,7 +58,9 @@ pub enum Error {
     },
 
     /// An applied migration's file was edited after it was applied.
-    #[error("{file}: migration {version} `{name}` was changed after it was applied (checksum then {applied}, now {current}); restore the file as it was applied and put the change in a new migration, or allow it explicitly (allow_modified)")]
+    #[error(
+        "{file}: migration {version} `{name}` was changed after it was applied (checksum then {applied}, now {current}); restore the file as it was applied and put the change in a new migration, or allow it explicitly (allow_modified)"
+    )]
     Modified {
         /// The migration's version.
         version: u64,
@@ -73,7 +75,9 @@ pub enum Error {
     },
 
     /// An applied migration now has another name in the code.
-    #[error("{file}: migration {version} was applied as `{applied_name}` but is now called `{name}`; a renamed or renumbered migration is a different migration: restore the old name, or allow it explicitly (allow_modified)")]
+    #[error(
+        "{file}: migration {version} was applied as `{applied_name}` but is now called `{name}`; a renamed or renumbered migration is a different migration: restore the old name, or allow it explicitly (allow_modified)"
+    )]
     Renamed {
         /// The migration's version.
         version: u64,
@@ -93,7 +97,9 @@ pub enum Error {
     },
 
     /// A pending migration sorts before one that is already applied.
-    #[error("{file}: migration {version} `{name}` is pending but migration {latest_applied} is already applied (two branches merged?); give it a number above {latest_applied} (`cargo migrate renumber`), or allow it explicitly (allow_out_of_order)")]
+    #[error(
+        "{file}: migration {version} `{name}` is pending but migration {latest_applied} is already applied (two branches merged?); give it a number above {latest_applied} (`cargo migrate renumber`), or allow it explicitly (allow_out_of_order)"
+    )]
     OutOfOrder {
         /// The pending migration's version.
         version: u64,
@@ -106,7 +112,9 @@ pub enum Error {
     },
 
     /// Rolling back needs a down script that this migration does not have.
-    #[error("{file}: migration {version} `{name}` has no down script, so it cannot be rolled back; nothing was rolled back. Write a down script, or migrate to version {version} or later")]
+    #[error(
+        "{file}: migration {version} `{name}` has no down script, so it cannot be rolled back; nothing was rolled back. Write a down script, or migrate to version {version} or later"
+    )]
     Irreversible {
         /// The migration's version.
         version: u64,
@@ -117,7 +125,9 @@ pub enum Error {
     },
 
     /// Rolling back a migration that only the database knows.
-    #[error("migration {version} `{name}` is applied but not in this program, so it cannot be rolled back; nothing was rolled back. Roll it back with the build that has it")]
+    #[error(
+        "migration {version} `{name}` is applied but not in this program, so it cannot be rolled back; nothing was rolled back. Roll it back with the build that has it"
+    )]
     UnknownRollback {
         /// The migration's version.
         version: u64,
@@ -142,11 +152,15 @@ pub enum Error {
     },
 
     /// The connection is inside a transaction of the caller's.
-    #[error("the connection is inside a transaction; finish it (COMMIT or ROLLBACK) before applying migrations, which run in transactions of their own")]
+    #[error(
+        "the connection is inside a transaction; finish it (COMMIT or ROLLBACK) before applying migrations, which run in transactions of their own"
+    )]
     InTransaction,
 
     /// The tracking table exists but is not ours.
-    #[error("the tracking table `{table}` has the wrong shape ({message}); it was probably created by another tool. Choose another table name (table = \"…\" in [package.metadata.migrate]) or move that table away")]
+    #[error(
+        "the tracking table `{table}` has the wrong shape ({message}); it was probably created by another tool. Choose another table name (table = \"…\" in [package.metadata.migrate]) or move that table away"
+    )]
     TrackingTable {
         /// The table's name.
         table: String,
@@ -174,7 +188,9 @@ pub enum Error {
     },
 
     /// A down script does not give back the schema before its up script.
-    #[error("{file}:1: down migration {version} `{name}` does not undo its up: {difference}; make the down script restore exactly the schema before the up")]
+    #[error(
+        "{file}:1: down migration {version} `{name}` does not undo its up: {difference}; make the down script restore exactly the schema before the up"
+    )]
     NotReversible {
         /// The migration's version.
         version: u64,
@@ -187,7 +203,9 @@ pub enum Error {
     },
 
     /// A script that must run outside a transaction in a grouped run.
-    #[error("{file}: migration {version} `{name}` runs outside a transaction (-- migrate:no-transaction), so it cannot be part of a grouped run; apply without grouping")]
+    #[error(
+        "{file}: migration {version} `{name}` runs outside a transaction (-- migrate:no-transaction), so it cannot be part of a grouped run; apply without grouping"
+    )]
     NoTransactionInGroup {
         /// The migration's version.
         version: u64,
@@ -267,10 +285,18 @@ fn sql_hint(rolled_back: bool, code: Option<&rusqlite::ErrorCode>, message: &str
     };
     let hint = match code {
         Some(rusqlite::ErrorCode::DiskFull) => Some("free disk space and run again"),
-        Some(rusqlite::ErrorCode::ReadOnly) => Some("the database is read-only: SQLite needs write access to the file and its directory"),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => Some("another process holds the database; run again when it is done"),
-        _ if message.contains("within a transaction") => Some("remove BEGIN/COMMIT from the script: each migration already runs in a transaction, or mark it `-- migrate:no-transaction`"),
-        _ if message.contains("cannot VACUUM from within a transaction") => Some("mark the script `-- migrate:no-transaction`"),
+        Some(rusqlite::ErrorCode::ReadOnly) => {
+            Some("the database is read-only: SQLite needs write access to the file and its directory")
+        }
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            Some("another process holds the database; run again when it is done")
+        }
+        _ if message.contains("within a transaction") => Some(
+            "remove BEGIN/COMMIT from the script: each migration already runs in a transaction, or mark it `-- migrate:no-transaction`",
+        ),
+        _ if message.contains("cannot VACUUM from within a transaction") => {
+            Some("mark the script `-- migrate:no-transaction`")
+        }
         _ => Some("fix the statement and run again"),
     };
     if let Some(hint) = hint {
@@ -282,11 +308,17 @@ fn sql_hint(rolled_back: bool, code: Option<&rusqlite::ErrorCode>, message: &str
 
 fn db_hint(cause: &rusqlite::Error) -> &'static str {
     match cause.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DiskFull) => "; the disk is full (or the database reached max_page_count): free space and run again, nothing was changed",
-        Some(rusqlite::ErrorCode::ReadOnly) => "; the database is read-only: SQLite needs write access to the file and to its directory (for the journal)",
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            "; the disk is full (or the database reached max_page_count): free space and run again, nothing was changed"
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) => {
+            "; the database is read-only: SQLite needs write access to the file and to its directory (for the journal)"
+        }
         Some(rusqlite::ErrorCode::NotADatabase) => "; this file is not an SQLite database: check the path",
         Some(rusqlite::ErrorCode::CannotOpen) => "; check that the directory exists and is writable",
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => "; another process holds the database: run again when it is done",
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            "; another process holds the database: run again when it is done"
+        }
         Some(rusqlite::ErrorCode::DatabaseCorrupt) => "; the database file is damaged: restore it from a backup",
         _ => "",
     }

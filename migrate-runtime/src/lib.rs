@@ -54,6 +54,48 @@ pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use runner::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Entry, Event, Migrator, Report, State, Status, Step};
 
+/// The 1-based line of each statement in `sql`, as the runner splits it
+/// (`;` outside strings, quoted names, comments and trigger bodies).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(migrate_runtime::statement_lines("SELECT 1;\n\nSELECT ';';"), vec![1, 3]);
+/// ```
+pub fn statement_lines(sql: &str) -> Vec<usize> {
+    sql::statements(sql).iter().map(|s| s.line).collect()
+}
+
 /// The `rusqlite` this crate is built with: use it, so your connection type
 /// matches.
 pub use rusqlite;
+
+/// Builds a `static` [`Migration`]; used by the code `migrate-build`
+/// generates, not meant to be written by hand.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __migration {
+    (
+        version: $version:expr,
+        name: $name:expr,
+        checksum: $checksum:expr,
+        up: $up:expr,
+        up_file: $up_file:expr,
+        up_no_transaction: $up_nt:expr,
+        $(down: $down:expr, down_file: $down_file:expr, down_no_transaction: $down_nt:expr,)?
+    ) => {
+        $crate::Migration::__from_static(
+            $version,
+            $name,
+            $crate::Script::__from_static($up, $up_file, $up_nt),
+            $crate::__migration!(@down $($down, $down_file, $down_nt)?),
+            $crate::Checksum::from_hex($checksum),
+        )
+    };
+    (@down) => {
+        ::core::option::Option::None
+    };
+    (@down $down:expr, $down_file:expr, $down_nt:expr) => {
+        ::core::option::Option::Some($crate::Script::__from_static($down, $down_file, $down_nt))
+    };
+}

@@ -61,8 +61,7 @@ impl Checksum {
 
     /// Parses 64 hex digits, or returns `None`.
     pub fn parse(hex: &str) -> Option<Self> {
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| Self::from_hex(hex))
+        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Self::from_hex(hex))
     }
 
     /// The 32 bytes of the digest.
@@ -153,6 +152,22 @@ impl Script {
     /// Whether the script runs outside a transaction.
     pub fn no_transaction(&self) -> bool {
         self.no_transaction
+    }
+
+    /// Each statement's 1-based line in the file, in order; comments and
+    /// white space are not statements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::Script;
+    ///
+    /// let s = Script::new("-- only a comment\nCREATE TABLE a (x);\nCREATE TABLE b (y);", "f.sql");
+    /// assert_eq!(s.statement_lines(), vec![2, 3]);
+    /// assert!(Script::new("-- nothing\n", "f.sql").statement_lines().is_empty());
+    /// ```
+    pub fn statement_lines(&self) -> Vec<usize> {
+        crate::statement_lines(self.sql())
     }
 }
 
@@ -278,7 +293,10 @@ mod tests {
         assert_ne!(a, Checksum::of("a\nb"));
         assert_ne!(a, Checksum::of("a\rb\n"), "a lone CR is content");
         // Known SHA-256 of "a\nb\n" (`printf 'a\nb\n' | sha256sum`).
-        assert_eq!(a.to_string(), "911169ddaaf146aff539f58c26c489af3b892dff0fe283c1c264c65ae5aa59a2");
+        assert_eq!(
+            a.to_string(),
+            "911169ddaaf146aff539f58c26c489af3b892dff0fe283c1c264c65ae5aa59a2"
+        );
         assert_eq!(Checksum::parse(&a.to_string()), Some(a));
         assert_eq!(Checksum::parse("xyz"), None);
     }

@@ -91,7 +91,11 @@ impl fmt::Display for Report {
     /// One line per step: `applied 2 add_email (3 ms)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(waited) = self.waited {
-            writeln!(f, "waited {} ms for another process's migration lock", waited.as_millis())?;
+            writeln!(
+                f,
+                "waited {} ms for another process's migration lock",
+                waited.as_millis()
+            )?;
         }
         if self.steps.is_empty() {
             return writeln!(f, "nothing to do: the database is up to date");

@@ -123,7 +123,9 @@ impl Schema {
     /// When the columns cannot be read.
     pub fn tables(&self, conn: &Connection) -> Result<Vec<Table>> {
         let mut stmt = conn
-            .prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_xinfo(?1) WHERE hidden IN (0, 2, 3) ORDER BY cid")
+            .prepare(
+                "SELECT name, type, \"notnull\", pk FROM pragma_table_xinfo(?1) WHERE hidden IN (0, 2, 3) ORDER BY cid",
+            )
             .map_err(Error::db("reading the columns"))?;
         let mut tables = Vec::new();
         for o in self.objects.iter().filter(|o| o.kind == "table") {
@@ -237,7 +239,10 @@ mod tests {
             normalize("CREATE TABLE \"users\" (\n  id INTEGER, -- the key\n  name TEXT\n)"),
             normalize("create table users (id integer,name text)")
         );
-        assert_ne!(normalize("CREATE TABLE t (a TEXT DEFAULT 'X')"), normalize("CREATE TABLE t (a TEXT DEFAULT 'x')"));
+        assert_ne!(
+            normalize("CREATE TABLE t (a TEXT DEFAULT 'X')"),
+            normalize("CREATE TABLE t (a TEXT DEFAULT 'x')")
+        );
         assert_ne!(normalize("CREATE TABLE t (a)"), normalize("CREATE TABLE t (a, b)"));
     }
 
@@ -245,7 +250,8 @@ mod tests {
     fn difference_names_objects() {
         let conn = Connection::open_in_memory().unwrap();
         let before = Schema::read(&conn, "_migrations").unwrap();
-        conn.execute_batch("CREATE TABLE a (x); CREATE INDEX a_x ON a (x); CREATE TABLE _migrations (v)").unwrap();
+        conn.execute_batch("CREATE TABLE a (x); CREATE INDEX a_x ON a (x); CREATE TABLE _migrations (v)")
+            .unwrap();
         let after = Schema::read(&conn, "_migrations").unwrap();
         let diff = before.difference(&after).unwrap();
         assert_eq!(diff, "index `a_x` was left behind; table `a` was left behind");

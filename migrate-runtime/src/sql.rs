@@ -167,7 +167,8 @@ mod tests {
 
     #[test]
     fn splits_with_lines() {
-        let sql = "-- a comment; not a statement\nCREATE TABLE a (x);\n\n  INSERT INTO a VALUES ('x;y');\n/* ; */ SELECT 1";
+        let sql =
+            "-- a comment; not a statement\nCREATE TABLE a (x);\n\n  INSERT INTO a VALUES ('x;y');\n/* ; */ SELECT 1";
         assert_eq!(
             texts(sql),
             vec![

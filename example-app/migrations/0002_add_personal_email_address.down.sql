@@ -1,0 +1,1 @@
+ALTER TABLE recruits DROP COLUMN personal_email_address;

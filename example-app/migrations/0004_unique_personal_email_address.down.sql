@@ -1,0 +1,1 @@
+DROP INDEX recruits_personal_email_address;

@@ -1,0 +1,17 @@
+CREATE TABLE recruits_old (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    first_name TEXT NOT NULL,
+    surname TEXT NOT NULL,
+    chat_name TEXT,
+    github_name TEXT,
+    id_number TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    personal_email_address TEXT
+);
+INSERT INTO recruits_old
+    (id, first_name, surname, chat_name, github_name, id_number, created_at, personal_email_address)
+SELECT id, first_name, surname, chat_name, github_name, id_number, created_at, personal_email_address
+FROM recruits;
+DROP TABLE recruits;
+ALTER TABLE recruits_old RENAME TO recruits;
+CREATE UNIQUE INDEX recruits_personal_email_address ON recruits (personal_email_address);

@@ -1,0 +1,109 @@
+//! The checks of `cargo build` and `cargo migrate check`: one function, so
+//! the two can never disagree.
+
+use std::path::{Path, PathBuf};
+
+use migrate_runtime::schema::Table;
+use migrate_runtime::{Migration, Migrator};
+
+use crate::config::Config;
+use crate::problem::{Error, Problem};
+use crate::scan::{Found, scan};
+
+/// A migrations directory that passed every check.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The migrations, oldest first.
+    pub migrations: Vec<Found>,
+    /// The tables after the last migration, with their columns.
+    pub tables: Vec<Table>,
+    /// Warnings (checks that do not fail the build).
+    pub warnings: Vec<Problem>,
+    /// The migrations directory.
+    pub dir: PathBuf,
+}
+
+/// The migrations directory of a package: `config.dir` relative to `package_dir`.
+pub fn migrations_dir(package_dir: &Path, config: &Config) -> PathBuf {
+    package_dir.join(&config.dir)
+}
+
+/// Reads the package's migrations without replaying them: what `cargo
+/// migrate` needs to apply, list or roll back.
+///
+/// # Errors
+///
+/// Every problem the scan finds (names, duplicates, gaps, pairing,
+/// encodings, directives, empty files).
+pub fn load(package_dir: &Path, config: &Config) -> Result<(Vec<Found>, Vec<Problem>), Error> {
+    let dir = migrations_dir(package_dir, config);
+    let scan = scan(&dir, package_dir, config.width);
+    if scan.has_errors() {
+        return Err(Error::new(scan.problems));
+    }
+    Ok((scan.migrations, scan.problems))
+}
+
+/// Runs every check on a package's migrations: the scan, then a replay of
+/// every up migration into an in-memory SQLite database through the real
+/// runner, with an up → down → up round trip for each migration that has a
+/// down.
+///
+/// # Errors
+///
+/// Every problem found, warnings included; a failing statement stops the
+/// replay, so migrations after it are not replayed.
+pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
+    let (migrations, mut problems) = load(package_dir, config)?;
+    let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
+    let replay = Migrator::new(&runtime)
+        .table(&config.table)
+        .validate_with(|conn, schema| schema.tables(conn));
+    match replay {
+        Ok((_, tables)) => Ok(Checked {
+            migrations,
+            tables,
+            warnings: problems,
+            dir: migrations_dir(package_dir, config),
+        }),
+        Err(migrate_runtime::Error::Validation { problems: found }) => {
+            problems.extend(found.into_iter().map(|e| to_problem(e, package_dir, config)));
+            Err(Error::new(problems))
+        }
+        Err(e) => {
+            problems.push(to_problem(e, package_dir, config));
+            Err(Error::new(problems))
+        }
+    }
+}
+
+fn to_problem(e: migrate_runtime::Error, package_dir: &Path, config: &Config) -> Problem {
+    use migrate_runtime::Error as E;
+    match e {
+        E::Sql {
+            direction,
+            version,
+            name,
+            file,
+            line,
+            message,
+            ..
+        } => Problem::error(file, line, format!("{direction} migration {version} `{name}` fails: {message}")).hint(
+            "fix the statement (it was replayed into an in-memory SQLite database after every migration before it)",
+        ),
+        E::NotReversible { file, difference, .. } => {
+            Problem::error(file, 1, format!("the down migration does not undo its up: {difference}")).hint(
+                "make the down script restore exactly the schema from before the up, or delete it to make the migration irreversible",
+            )
+        }
+        E::ForeignKey { ref file, .. } => {
+            let file = file.clone();
+            Problem::error(file, 0, e.to_string())
+        }
+        other => Problem::error(
+            crate::scan::display_path(&migrations_dir(package_dir, config), package_dir),
+            0,
+            other.to_string(),
+        ),
+    }
+}
