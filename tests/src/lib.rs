@@ -1,1 +1,201 @@
+//! Test support for cargo-migrate's end-to-end tests: the real binaries,
+//! and throw-away cargo packages with a real `build.rs` ("testboxes") that
+//! share one target directory, so SQLite is compiled once.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is inside the workspace")
+        .to_path_buf()
+}
+
+/// The target directory the tests run from (`target/`).
+pub fn target_dir() -> PathBuf {
+    // The test executable is target/<profile>/deps/<name>.
+    let exe = std::env::current_exe().expect("current exe");
+    exe.ancestors()
+        .nth(3)
+        .expect("the test executable is in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds the workspace's binaries once per test run and returns the path of
+/// `name` (`cargo-migrate` or `example-app`).
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "cargo-migrate", "-p", "example-app"])
+            .current_dir(workspace_dir())
+            .env("CARGO_TARGET_DIR", target_dir())
+            .output()
+            .expect("run cargo build");
+        assert!(out.status.success(), "cargo build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    });
+    target_dir()
+        .join("debug")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The target directory that every testbox shares.
+pub fn testbox_target() -> PathBuf {
+    target_dir().join("testbox")
+}
+
+/// A scratch directory under the target directory.
+pub fn scratch() -> tempfile::TempDir {
+    let root = target_dir().join("tmp");
+    std::fs::create_dir_all(&root).expect("create target/tmp");
+    tempfile::Builder::new()
+        .prefix("cargo-migrate-test-")
+        .tempdir_in(root)
+        .expect("create a scratch directory")
+}
+
+/// A throw-away cargo package: `Cargo.toml` (its own workspace, path
+/// dependencies on this workspace's crates, the workspace's `Cargo.lock`),
+/// a `build.rs` calling `migrate_build::build()`, a `src/main.rs` that
+/// applies the generated module, and an empty `migrations/`.
+pub struct Package {
+    dir: tempfile::TempDir,
+}
+
+/// The `main.rs` of a testbox: applies the migrations to the database named
+/// by its first argument (default `app.db`), prints the report, then the
+/// generated `Version::LATEST` and tables.
+pub const MAIN_RS: &str = r#"mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+fn main() {
+    let path = std::env::args().nth(1).unwrap_or_else(|| "app.db".to_owned());
+    let mut conn = migrate_runtime::rusqlite::Connection::open(&path).expect("open");
+    match migrations::apply(&mut conn) {
+        Ok(report) => print!("{report}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+    println!("migrations: {}", migrations::MIGRATIONS.len());
+}
+"#;
+
+impl Package {
+    /// A package with `build.rs`, `src/main.rs` ([`MAIN_RS`]) and an empty
+    /// `migrations/`.
+    pub fn new() -> Self {
+        let p = Self::bare();
+        p.write(
+            "build.rs",
+            "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::build()?;\n    Ok(())\n}\n",
+        );
+        p.write("src/main.rs", MAIN_RS);
+        std::fs::create_dir_all(p.path().join("migrations")).expect("create migrations/");
+        p
+    }
+
+    /// A package with only `Cargo.toml` (with the dependencies) and a hello-world `src/main.rs`.
+    pub fn bare() -> Self {
+        let dir = scratch();
+        let ws = workspace_dir();
+        let manifest = format!(
+            r#"[package]
+name = "testbox"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[workspace]
+
+[dependencies]
+migrate-runtime = {{ path = {runtime:?} }}
+
+[build-dependencies]
+migrate-build = {{ path = {build:?} }}
+"#,
+            runtime = ws.join("migrate-runtime").display().to_string(),
+            build = ws.join("migrate-build").display().to_string(),
+        );
+        let p = Self { dir };
+        p.write("Cargo.toml", &manifest);
+        p.write("src/main.rs", "fn main() {\n    println!(\"hello\");\n}\n");
+        std::fs::copy(ws.join("Cargo.lock"), p.path().join("Cargo.lock")).expect("copy Cargo.lock");
+        p
+    }
+
+    /// The package directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating directories), relative to the package.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
+        let path = self.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent directory");
+        }
+        std::fs::write(&path, contents).expect("write file");
+    }
+
+    /// Reads a file relative to the package.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path().join(rel)).expect("read file")
+    }
+
+    /// Runs `cargo ARGS` in the package with the shared target directory,
+    /// offline (the workspace has fetched every crate).
+    pub fn cargo(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO"))
+            .args(args)
+            .arg("--offline")
+            .current_dir(self.path())
+            .env("CARGO_TARGET_DIR", testbox_target())
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("run cargo")
+    }
+
+    /// `cargo build`, returning (success, stderr).
+    pub fn build(&self) -> (bool, String) {
+        let out = self.cargo(&["build", "--quiet"]);
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// `cargo run` with `args` after `--`, returning the output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["run", "--quiet", "--"];
+        all.extend_from_slice(args);
+        self.cargo(&all)
+    }
+
+    /// `cargo-migrate migrate ARGS…` (as cargo runs it) in the package directory.
+    pub fn migrate(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new(bin("cargo-migrate"));
+        cmd.arg("migrate")
+            .current_dir(self.path())
+            .env_remove("DATABASE_URL")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+}
+
+impl Default for Package {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Writes `files` (name, contents) into a new directory and returns it.
+pub fn migrations_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = scratch();
+    for (name, contents) in files {
+        std::fs::write(dir.path().join(name), contents).expect("write migration");
+    }
+    dir
+}

@@ -1,1 +1,5 @@
+//! End-to-end tests: one test binary, a module per area.
 
+mod build;
+mod cli;
+mod runtime;
