@@ -75,9 +75,9 @@ pub const PATTERN: &str = "{version}_{name}.up.sql, {version}_{name}.down.sql or
 /// let f = parse_file_name("0003_add_email.up.sql", 4)?;
 /// assert_eq!((f.version, f.name.as_str(), f.kind), (3, "add_email", Kind::Up));
 /// assert!(parse_file_name("3-add-email.sql", 4).is_err());
-/// # Ok::<(), String>(())
+/// # Ok::<(), migrate_build::scan::BadName>(())
 /// ```
-pub fn parse_file_name(file_name: &str, width: usize) -> Result<FileName, String> {
+pub fn parse_file_name(file_name: &str, width: usize) -> Result<FileName, BadName> {
     let (stem, kind) = if let Some(s) = file_name.strip_suffix(".up.sql") {
         (s, Kind::Up)
     } else if let Some(s) = file_name.strip_suffix(".down.sql") {
@@ -85,49 +85,49 @@ pub fn parse_file_name(file_name: &str, width: usize) -> Result<FileName, String
     } else if let Some(s) = file_name.strip_suffix(".sql") {
         (s, Kind::UpOnly)
     } else {
-        return Err(format!(
-            "`{file_name}` is not a migration file name: expected {PATTERN}"
+        return Err(BadName::new(
+            format!("`{file_name}` is not a migration file name"),
+            None,
         ));
     };
-    let guess = || guess_name(stem, kind, width);
+    let bad = |message: String| BadName::new(message, guess_name(stem, kind, width));
     let digits_end = stem.find(|c: char| !c.is_ascii_digit()).unwrap_or(stem.len());
     let (digits, rest) = stem.split_at(digits_end);
-    let Some(name) = rest.strip_prefix('_') else {
-        return Err(format!(
-            "`{file_name}` does not start with a version and `_`: expected {PATTERN}{}",
-            guess()
-        ));
-    };
     if digits.is_empty() {
-        return Err(format!(
-            "`{file_name}` has no version number: expected {PATTERN}{}",
-            guess()
-        ));
+        return Err(bad(format!("`{file_name}` has no version number")));
     }
+    let Some(name) = rest.strip_prefix('_') else {
+        return Err(bad(format!("`{file_name}` does not start with a version and `_`")));
+    };
     if name.is_empty()
         || !name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
-        return Err(format!(
-            "`{file_name}` has an invalid name `{name}`: names use only a-z, 0-9 and _{}",
-            guess()
-        ));
+        return Err(bad(format!(
+            "`{file_name}` has an invalid name `{name}`: names use only a-z, 0-9 and _"
+        )));
     }
     let version: u64 = digits
         .parse()
         .ok()
         .filter(|&v| i64::try_from(v).is_ok())
-        .ok_or_else(|| format!("`{file_name}`: version {digits} is too large (at most {})", i64::MAX))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "`{file_name}`: version {digits} is too large (at most {})",
+                i64::MAX
+            ))
+        })?;
     if version == 0 {
-        return Err(format!("`{file_name}`: version 0 is not allowed, versions start at 1"));
+        return Err(bad(format!(
+            "`{file_name}`: version 0 is not allowed, versions start at 1"
+        )));
     }
     let natural = version.to_string().len();
     if digits.len() != width.max(natural) {
-        return Err(format!(
-            "`{file_name}`: version `{digits}` is not zero-padded to {width} digits{}",
-            guess()
-        ));
+        return Err(bad(format!(
+            "`{file_name}`: version `{digits}` is not zero-padded to {width} digits"
+        )));
     }
     Ok(FileName {
         version,
@@ -136,12 +136,39 @@ pub fn parse_file_name(file_name: &str, width: usize) -> Result<FileName, String
     })
 }
 
-/// ` (did you mean `0003_add_email.sql`?)`, when a sensible name can be made.
-fn guess_name(stem: &str, kind: Kind, width: usize) -> String {
+/// Why a file name is not a migration file name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadName {
+    /// What is wrong.
+    pub message: String,
+    /// The name it should probably have, when one can be guessed.
+    pub rename_to: Option<String>,
+}
+
+impl BadName {
+    fn new(message: String, rename_to: Option<String>) -> Self {
+        Self { message, rename_to }
+    }
+
+    /// What to do: rename it to the guessed name, or follow the pattern.
+    pub fn hint(&self) -> String {
+        match &self.rename_to {
+            Some(name) => format!("rename it to `{name}`"),
+            None => format!("name migrations {PATTERN}"),
+        }
+    }
+}
+
+impl fmt::Display for BadName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.hint())
+    }
+}
+
+/// The name a malformed file name was probably meant to be.
+fn guess_name(stem: &str, kind: Kind, width: usize) -> Option<String> {
     let digits: String = stem.chars().take_while(char::is_ascii_digit).collect();
-    let Ok(version) = digits.parse::<u64>() else {
-        return String::new();
-    };
+    let version = digits.parse::<u64>().ok()?;
     let name = heck::ToSnakeCase::to_snake_case(stem[digits.len()..].trim_start_matches(['_', '-', ' ', '.']));
     if version == 0
         || name.is_empty()
@@ -149,10 +176,9 @@ fn guess_name(stem: &str, kind: Kind, width: usize) -> String {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
-        return String::new();
+        return None;
     }
-    let f = FileName { version, name, kind };
-    format!(" (help: rename it to `{}`)", f.to_file_name(width))
+    Some(FileName { version, name, kind }.to_file_name(width))
 }
 
 /// One file of a migration, read and checked.
@@ -316,13 +342,15 @@ pub fn scan(dir: &Path, base: &Path, width: usize) -> Scan {
         }
         let parsed = match parse_file_name(file_name, width) {
             Ok(p) => p,
-            Err(message) => {
-                let hint = if file_name.to_ascii_lowercase().ends_with(".sql") {
-                    format!("every .sql file in `{shown_dir}` must be a migration named {PATTERN}")
+            Err(bad) => {
+                let hint = if bad.rename_to.is_some() {
+                    bad.hint()
+                } else if file_name.to_ascii_lowercase().ends_with(".sql") {
+                    format!("every .sql file in `{shown_dir}` is a migration: name it {PATTERN}")
                 } else {
-                    "move or delete it: only migration files and non-SQL files (README.md) belong here".to_owned()
+                    format!("move or delete it: only migrations and non-SQL files (README.md) belong in `{shown_dir}`")
                 };
-                scan.problems.push(Problem::error(&shown, 0, message).hint(hint));
+                scan.problems.push(Problem::error(&shown, 0, bad.message).hint(hint));
                 continue;
             }
         };
@@ -572,13 +600,18 @@ mod tests {
     #[test]
     fn rejects_with_guesses() {
         let e = parse_file_name("3-add-email.sql", 4).unwrap_err();
-        assert!(e.contains("rename it to `0003_add_email.sql`"), "{e}");
+        assert_eq!(e.rename_to.as_deref(), Some("0003_add_email.sql"), "{e}");
         let e = parse_file_name("0003_Add-Email.up.sql", 4).unwrap_err();
-        assert!(e.contains("rename it to `0003_add_email.up.sql`"), "{e}");
+        assert_eq!(e.rename_to.as_deref(), Some("0003_add_email.up.sql"), "{e}");
         let e = parse_file_name("3_add.sql", 4).unwrap_err();
-        assert!(e.contains("not zero-padded to 4 digits"), "{e}");
+        assert!(e.message.contains("not zero-padded to 4 digits"), "{e}");
         assert!(parse_file_name("00003_add.sql", 4).is_err());
-        assert!(parse_file_name("0000_zero.sql", 4).unwrap_err().contains("version 0"));
+        assert!(
+            parse_file_name("0000_zero.sql", 4)
+                .unwrap_err()
+                .message
+                .contains("version 0")
+        );
         assert!(parse_file_name("0003_.sql", 4).is_err());
         assert!(
             parse_file_name("99999999999999999999_x.sql", 4)

@@ -79,6 +79,7 @@ pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
 
 fn to_problem(e: migrate_runtime::Error, package_dir: &Path, config: &Config) -> Problem {
     use migrate_runtime::Error as E;
+    let advice = e.advice();
     match e {
         E::Sql {
             direction,
@@ -88,18 +89,30 @@ fn to_problem(e: migrate_runtime::Error, package_dir: &Path, config: &Config) ->
             line,
             message,
             ..
-        } => Problem::error(file, line, format!("{direction} migration {version} `{name}` fails: {message}")).hint(
-            "fix the statement (it was replayed into an in-memory SQLite database after every migration before it)",
-        ),
+        } => Problem::error(file, line, format!("{direction} migration {version} `{name}` fails: {message}"))
+            .hint(advice.unwrap_or("fix the statement")),
         E::NotReversible { file, difference, .. } => {
             Problem::error(file, 1, format!("the down migration does not undo its up: {difference}")).hint(
                 "make the down script restore exactly the schema from before the up, or delete it to make the migration irreversible",
             )
         }
-        E::ForeignKey { ref file, .. } => {
-            let file = file.clone();
-            Problem::error(file, 0, e.to_string())
-        }
+        E::ForeignKey {
+            direction,
+            version,
+            name,
+            file,
+            table,
+            parent,
+            rows,
+        } => Problem::error(
+            file,
+            0,
+            format!(
+                "{direction} migration {version} `{name}` leaves {rows} {} in `{table}` whose foreign key to `{parent}` points at nothing",
+                if rows == 1 { "row" } else { "rows" }
+            ),
+        )
+        .hint("delete or fix those rows in the migration, or fix the table rebuild"),
         other => Problem::error(
             crate::scan::display_path(&migrations_dir(package_dir, config), package_dir),
             0,

@@ -245,6 +245,16 @@ impl Error {
         move |cause| Self::Database { doing, cause }
     }
 
+    /// What to do about a failing statement ([`Error::Sql`]), e.g. "remove
+    /// BEGIN/COMMIT from the script"; `None` for other errors, whose
+    /// message already says it.
+    pub fn advice(&self) -> Option<&'static str> {
+        match self {
+            Self::Sql { code, message, .. } => Some(sql_advice(code.as_ref(), message)),
+            _ => None,
+        }
+    }
+
     /// SQLite's error code behind this error, if any (for example
     /// [`rusqlite::ErrorCode::DiskFull`]).
     pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
@@ -278,32 +288,30 @@ fn known_versions(known: &[u64]) -> String {
 }
 
 fn sql_hint(rolled_back: bool, code: Option<&rusqlite::ErrorCode>, message: &str) -> String {
-    let mut out = if rolled_back {
-        "it was rolled back, nothing of this migration is applied".to_owned()
+    let done = if rolled_back {
+        "it was rolled back, nothing of this migration is applied"
     } else {
-        "it runs outside a transaction, so the statements before this one stay applied; make the script safe to run again".to_owned()
+        "it runs outside a transaction, so the statements before this one stay applied; make the script safe to run again"
     };
-    let hint = match code {
-        Some(rusqlite::ErrorCode::DiskFull) => Some("free disk space and run again"),
+    format!("{done}; {}", sql_advice(code, message))
+}
+
+/// What to do about a failing statement.
+fn sql_advice(code: Option<&rusqlite::ErrorCode>, message: &str) -> &'static str {
+    match code {
+        Some(rusqlite::ErrorCode::DiskFull) => "free disk space and run again",
         Some(rusqlite::ErrorCode::ReadOnly) => {
-            Some("the database is read-only: SQLite needs write access to the file and its directory")
+            "the database is read-only: SQLite needs write access to the file and its directory"
         }
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            Some("another process holds the database; run again when it is done")
+            "another process holds the database; run again when it is done"
         }
-        _ if message.contains("within a transaction") => Some(
-            "remove BEGIN/COMMIT from the script: each migration already runs in a transaction, or mark it `-- migrate:no-transaction`",
-        ),
-        _ if message.contains("cannot VACUUM from within a transaction") => {
-            Some("mark the script `-- migrate:no-transaction`")
+        _ if message.contains("VACUUM") => "mark the script `-- migrate:no-transaction` at its top",
+        _ if message.contains("within a transaction") || message.contains("no transaction is active") => {
+            "remove BEGIN/COMMIT from the script: each migration already runs in a transaction (or mark it `-- migrate:no-transaction`)"
         }
-        _ => Some("fix the statement and run again"),
-    };
-    if let Some(hint) = hint {
-        out.push_str("; ");
-        out.push_str(hint);
+        _ => "fix the statement and run again",
     }
-    out
 }
 
 fn db_hint(cause: &rusqlite::Error) -> &'static str {

@@ -35,7 +35,11 @@ pub fn bin(name: &str) -> PathBuf {
             .env("CARGO_TARGET_DIR", target_dir())
             .output()
             .expect("run cargo build");
-        assert!(out.status.success(), "cargo build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     target_dir()
         .join("debug")

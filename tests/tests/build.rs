@@ -1,1 +1,313 @@
-//! placeholder
+//! Build-time behaviour: the checks of `migrate-build` on one fixture
+//! directory per failure mode (exact messages snapshotted), the generated
+//! code, and real cargo builds of throw-away packages.
+
+use std::path::{Path, PathBuf};
+
+use migrate_build::{Config, check};
+use tests::Package;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// What `check` says about a fixture: the problems, or the migrations and tables.
+fn report(package: &Path) -> String {
+    match check(package, &Config::default()) {
+        Ok(checked) => {
+            let mut out = format!("ok: {} migrations\n", checked.migrations.len());
+            for w in &checked.warnings {
+                out.push_str(&format!("warning: {w}\n"));
+            }
+            for t in &checked.tables {
+                let columns: Vec<_> = t.columns.iter().map(|c| c.name.as_str()).collect();
+                out.push_str(&format!("table {} ({})\n", t.name, columns.join(", ")));
+            }
+            out
+        }
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn every_fixture_gives_its_exact_report() {
+    let mut names: Vec<_> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 30, "{names:?}");
+    for name in names {
+        let text = report(&fixtures_dir().join(&name));
+        insta::assert_snapshot!(format!("fixture_{name}"), text);
+    }
+}
+
+#[test]
+fn valid_fixture_passes_with_its_schema() {
+    let text = report(&fixtures_dir().join("valid"));
+    assert!(text.starts_with("ok: 3 migrations"), "{text}");
+    assert!(text.contains("table users (id, name, email)"), "{text}");
+}
+
+#[test]
+fn missing_directory_is_an_error() {
+    let dir = tests::scratch();
+    let text = report(dir.path());
+    assert!(
+        text.contains("migrations: cannot read the migrations directory"),
+        "{text}"
+    );
+    assert!(text.contains("cargo migrate init"), "{text}");
+}
+
+#[test]
+fn dangling_symlink_is_an_error_and_a_good_one_is_followed() {
+    let dir = tests::scratch();
+    let m = dir.path().join("migrations");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(dir.path().join("real.sql"), "CREATE TABLE a (x);\n").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("real.sql"), m.join("0001_a.sql")).unwrap();
+    assert!(
+        report(dir.path()).starts_with("ok: 1 migrations"),
+        "{}",
+        report(dir.path())
+    );
+    std::os::unix::fs::symlink(dir.path().join("gone.sql"), m.join("0002_b.sql")).unwrap();
+    let text = report(dir.path());
+    assert!(text.contains("migrations/0002_b.sql: cannot read"), "{text}");
+}
+
+#[test]
+fn builder_writes_only_when_changed_and_emits_directives() {
+    let dir = tests::scratch();
+    let out = tests::scratch();
+    std::fs::create_dir_all(dir.path().join("migrations")).unwrap();
+    std::fs::write(dir.path().join("migrations/0001_a.sql"), "CREATE TABLE a (x);\n").unwrap();
+    let build = || {
+        let sink = SharedBuf::default();
+        let built = migrate_build::Builder::new()
+            .package_dir(dir.path())
+            .out_dir(out.path())
+            .directives(sink.clone())
+            .build()
+            .unwrap();
+        (built, sink.text())
+    };
+    let (first, directives) = build();
+    assert!(first.changed);
+    assert_eq!(first.migrations, 1);
+    assert!(
+        directives.contains(&format!(
+            "cargo::rerun-if-changed={}",
+            dir.path().join("migrations").display()
+        )),
+        "{directives}"
+    );
+    let bytes = std::fs::read(&first.path).unwrap();
+    let (second, _) = build();
+    assert!(!second.changed, "same input must not rewrite the file");
+    assert_eq!(std::fs::read(&second.path).unwrap(), bytes, "deterministic output");
+}
+
+#[test]
+fn builder_reports_every_problem_as_cargo_errors() {
+    let sink = SharedBuf::default();
+    let out = tests::scratch();
+    let err = migrate_build::Builder::new()
+        .package_dir(fixtures_dir().join("many_problems"))
+        .out_dir(out.path())
+        .directives(sink.clone())
+        .build()
+        .unwrap_err();
+    let text = sink.text();
+    let errors: Vec<_> = text.lines().filter(|l| l.starts_with("cargo::error=")).collect();
+    assert_eq!(
+        errors.len(),
+        err.problems().iter().filter(|p| p.is_error()).count(),
+        "{text}"
+    );
+    assert!(errors.len() >= 4, "{text}");
+    assert!(
+        !out.path().join("migrations.rs").exists(),
+        "nothing generated on failure"
+    );
+}
+
+#[test]
+fn generated_code_snapshot_and_rustfmt_clean() {
+    let out = tests::scratch();
+    let built = migrate_build::Builder::new()
+        .package_dir(fixtures_dir().join("valid"))
+        .out_dir(out.path())
+        .directives(std::io::sink())
+        .build()
+        .unwrap();
+    let code = std::fs::read_to_string(&built.path).unwrap();
+    insta::assert_snapshot!("generated_valid", code);
+    let status = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024", "--check"])
+        .arg(&built.path)
+        .status();
+    match status {
+        Ok(s) => assert!(s.success(), "rustfmt would reformat the generated code"),
+        Err(e) => eprintln!("rustfmt not available, skipped: {e}"),
+    }
+}
+
+/// A `Write` whose contents the test can read after handing it over.
+#[derive(Clone, Default)]
+struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuf {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+// ---- real cargo builds of throw-away packages ----
+
+fn write_users(pkg: &Package) {
+    pkg.write(
+        "migrations/0001_create_users.up.sql",
+        "CREATE TABLE users (\n    id INTEGER PRIMARY KEY,\n    name TEXT NOT NULL\n);\n",
+    );
+    pkg.write("migrations/0001_create_users.down.sql", "DROP TABLE users;\n");
+}
+
+#[test]
+fn testbox_valid_set_builds_runs_and_picks_up_new_files() {
+    let pkg = Package::new();
+    write_users(&pkg);
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    let out = pkg.run(&["app.db"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("applied 1 create_users"), "{stdout}");
+    assert!(stdout.contains("migrations: 1"), "{stdout}");
+
+    // A file added after a build is picked up by the next build.
+    pkg.write(
+        "migrations/0002_add_email.sql",
+        "ALTER TABLE users ADD COLUMN email TEXT;\n",
+    );
+    let out = pkg.run(&["app.db"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("applied 2 add_email"), "{stdout}");
+    assert!(stdout.contains("migrations: 2"), "{stdout}");
+
+    // Nothing changed: the build script does not run again.
+    let out = pkg.cargo(&["build", "-v"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("build-script-build`"),
+        "build script re-ran:\n{stderr}"
+    );
+    assert!(stderr.contains("Fresh testbox"), "{stderr}");
+}
+
+#[test]
+fn testbox_sql_error_fails_the_build_with_file_and_line() {
+    let pkg = Package::new();
+    write_users(&pkg);
+    pkg.write(
+        "migrations/0002_broken.sql",
+        "-- a typo on line 3\nCREATE TABLE ok (x);\nCREATE TABEL broken (y);\n",
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(!ok);
+    assert!(
+        stderr.contains("migrations/0002_broken.sql:3: up migration 2 `broken` fails: near \"TABEL\": syntax error"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn testbox_code_naming_a_dropped_column_stops_compiling() {
+    let pkg = Package::new();
+    pkg.write(
+        "migrations/0001_create_users.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, nickname TEXT);\n",
+    );
+    let main = tests::MAIN_RS.replace(
+        "fn main() {",
+        "#[allow(dead_code)]\nconst USES: &str = migrations::schema::users::NICKNAME;\n\nfn main() {",
+    );
+    pkg.write("src/main.rs", &main);
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    pkg.write(
+        "migrations/0002_drop_nickname.sql",
+        "ALTER TABLE users DROP COLUMN nickname;\n",
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(!ok, "code naming a dropped column must not compile");
+    assert!(stderr.contains("NICKNAME"), "{stderr}");
+}
+
+#[test]
+fn testbox_hostile_names_generate_compiling_code() {
+    let pkg = Package::new();
+    pkg.write(
+        "migrations/0001_self.sql",
+        r#"CREATE TABLE "type" ("table" TEXT, "fn" TEXT, "1st" TEXT, "quote""d" TEXT, "back\slash" TEXT, "sp ace" TEXT, "ünï" TEXT, "" TEXT);
+CREATE TABLE "Type2" (x);
+CREATE TABLE "type-2" (x);
+CREATE TABLE "9lives" ("*/ fn evil() {} /*" TEXT, """); panic!(""" TEXT);
+"#,
+    );
+    pkg.write("migrations/0002_self.sql", "CREATE TABLE [self] (x);\n");
+    pkg.write(
+        "migrations/0003_2fa.sql",
+        "CREATE TABLE \"TABLE\" (\"TABLE\" TEXT, table_ TEXT);\n",
+    );
+    pkg.write("migrations/0004_add_email_v3.sql", "SELECT 1;\n");
+    pkg.write("migrations/0005_add_email.sql", "SELECT 1;\n");
+    pkg.write("migrations/0006_add_email.sql", "SELECT 1;\n");
+    let main = tests::MAIN_RS.replace(
+        "fn main() {",
+        "#[allow(dead_code)]\nconst N: [&str; 6] = [\n    migrations::schema::type_::TABLE_,\n    migrations::schema::type_::FN,\n    migrations::schema::type_::C_1ST,\n    migrations::schema::t_9lives::TABLE,\n    migrations::schema::self_::X,\n    migrations::Version::V2fa.name(),\n];\n\nfn main() {",
+    )
+    .replace("migrations::Version::V2fa.name()", "\"2fa\"");
+    pkg.write("src/main.rs", &main);
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    let generated = std::fs::read_dir(tests::testbox_target().join("debug/build"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("out/migrations.rs"))
+        .filter(|p| p.exists())
+        .find(|p| std::fs::read_to_string(p).unwrap().contains("9lives"))
+        .expect("generated file");
+    let code = std::fs::read_to_string(generated).unwrap();
+    assert!(code.contains("SelfV2"), "Self is not a variant name:\n{code}");
+    assert!(
+        code.contains("AddEmailV5") && code.contains("AddEmailV6") && code.contains("AddEmailV3"),
+        "{code}"
+    );
+    // Input only ever appears inside string literals (doc attributes and
+    // constants), never as code.
+    for line in code.lines().filter(|l| l.contains("evil") || l.contains("panic!")) {
+        let t = line.trim_start();
+        assert!(
+            t.starts_with("#[doc = \"") || (t.starts_with("pub const ") && t.contains(": &str = \"")),
+            "input outside a string literal: {line}"
+        );
+    }
+    assert!(
+        code.contains("pub const FN_EVIL: &str = \"*/ fn evil() {} /*\";"),
+        "{code}"
+    );
+}
