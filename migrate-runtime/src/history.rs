@@ -66,35 +66,33 @@ impl Table {
 
     /// Every applied migration, oldest first; empty when the table does not exist.
     pub fn read(&self, conn: &Connection) -> Result<Vec<Applied>> {
-        let mut stmt = match conn.prepare_cached(&self.select) {
-            Ok(stmt) => stmt,
-            Err(e) => {
-                let msg = e.to_string();
-                if msg.contains("no such table") {
-                    return Ok(Vec::new());
-                }
-                if msg.contains("no such column") {
-                    return Err(self.shape_error(msg));
-                }
-                return Err(Error::db(format!("reading the tracking table `{}`", self.name))(e));
-            }
-        };
-        let rows = stmt
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, i64>(0),
-                    row.get::<_, String>(1),
-                    row.get::<_, String>(2),
-                    row.get::<_, String>(3),
-                    row.get::<_, i64>(4),
-                ))
+        type Row = (
+            rusqlite::Result<i64>,
+            rusqlite::Result<String>,
+            rusqlite::Result<String>,
+            rusqlite::Result<String>,
+            rusqlite::Result<i64>,
+        );
+        let rows: rusqlite::Result<Vec<Row>> = conn.prepare_cached(&self.select).and_then(|mut stmt| {
+            stmt.query_map([], |row| {
+                Ok((row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
             })
-            .map_err(Error::db(format!("reading the tracking table `{}`", self.name)))?;
-        let mut out = Vec::new();
+            .and_then(Iterator::collect)
+        });
+        let rows = match rows {
+            Ok(rows) => rows,
+            // A cached statement can meet a dropped table only when it runs,
+            // so both preparing and running can say this.
+            Err(e) if e.to_string().contains("no such table") => return Ok(Vec::new()),
+            Err(e) if e.to_string().contains("no such column") => return Err(self.shape_error(e.to_string())),
+            Err(e) => return Err(Error::db(format!("reading the tracking table `{}`", self.name))(e)),
+        };
+        let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let row = row.map_err(Error::db(format!("reading the tracking table `{}`", self.name)))?;
             let (Ok(version), Ok(name), Ok(checksum), Ok(applied_at), Ok(duration_ms)) = row else {
-                return Err(self.shape_error("a row does not have the types version INTEGER, name TEXT, checksum TEXT, applied_at TEXT, duration_ms INTEGER"));
+                return Err(self.shape_error(
+                    "a row does not have the types version INTEGER, name TEXT, checksum TEXT, applied_at TEXT, duration_ms INTEGER",
+                ));
             };
             let version = u64::try_from(version)
                 .ok()

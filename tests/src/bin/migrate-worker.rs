@@ -1,0 +1,69 @@
+//! A process that applies a migrations directory to a database, as an app
+//! does at start-up: used by the concurrency and crash tests.
+//!
+//! `migrate-worker DIR DB [--lock-timeout SECS] [--grouped]`: prints
+//! `waited MS` when it had to wait for another process, `applied V` for each
+//! migration it applied, and `error: …` (exit 1) on failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use migrate_build::Config;
+use migrate_runtime::Migrator;
+use migrate_runtime::rusqlite::Connection;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(dir), Some(db)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: migrate-worker DIR DB [--lock-timeout SECS] [--grouped]");
+        return ExitCode::from(2);
+    };
+    let dir = PathBuf::from(dir);
+    let timeout = args
+        .iter()
+        .position(|a| a == "--lock-timeout")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<f64>().ok())
+        .map_or(migrate_runtime::DEFAULT_LOCK_TIMEOUT, Duration::from_secs_f64);
+    let grouped = args.iter().any(|a| a == "--grouped");
+    let package = dir.parent().map(PathBuf::from).unwrap_or_default();
+    let config = Config {
+        dir: dir.file_name().map(PathBuf::from).unwrap_or_default(),
+        ..Config::default()
+    };
+    let found = match migrate_build::load(&package, &config) {
+        Ok((found, _)) => found,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let migrations: Vec<_> = found.iter().map(migrate_build::scan::Found::to_migration).collect();
+    let mut conn = match Connection::open(db) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot open {db}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.iter().any(|a| a == "--foreign-keys") {
+        let _ = conn.execute_batch("PRAGMA foreign_keys = ON");
+    }
+    let migrator = Migrator::new(&migrations).lock_timeout(timeout).grouped(grouped);
+    match migrator.apply(&mut conn) {
+        Ok(report) => {
+            if let Some(w) = report.waited {
+                println!("waited {}", w.as_millis());
+            }
+            for s in report.applied() {
+                println!("applied {}", s.version);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
