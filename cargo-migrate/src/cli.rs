@@ -1,0 +1,247 @@
+//! The command line as clap parses it. [`crate::settings`] turns it into the
+//! validated settings the commands use.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Cargo runs `cargo-migrate migrate …`: the one `migrate` variant takes the
+/// extra argument.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo")]
+pub enum Cli {
+    /// Create, check, apply, inspect and roll back SQL schema migrations.
+    Migrate(Migrate),
+}
+
+/// `cargo migrate`: the global options and the command.
+#[derive(Debug, Args)]
+#[command(
+    version,
+    about = "Create, check, apply, inspect and roll back SQL schema migrations.",
+    long_about = "Create, check, apply, inspect and roll back SQL schema migrations.\n\n\
+        Migrations are SQL files in the package's migrations directory; `cargo build` checks \
+        them and embeds them in the app, which applies them at start-up. These commands \
+        work on the same files, with the same checks, tracking table and checksums.",
+    after_help = "Database URLs: sqlite:PATH, sqlite://PATH, sqlite::memory: or a plain file path. \
+        A relative path in --database or DATABASE_URL is relative to the current directory; \
+        in [package.metadata.migrate] it is relative to the package. PostgreSQL is not supported yet.\n\n\
+        Exit status: 0 on success, 1 on error, 2 on a usage error."
+)]
+pub struct Migrate {
+    /// Path to the package's Cargo.toml [default: the package in the current directory]
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Package and database")]
+    pub manifest_path: Option<PathBuf>,
+
+    /// The workspace package whose migrations to use
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "NAME",
+        help_heading = "Package and database"
+    )]
+    pub package: Option<String>,
+
+    /// The database [default: $DATABASE_URL, else `database` in [package.metadata.migrate]]
+    #[arg(long, global = true, value_name = "URL", help_heading = "Package and database")]
+    pub database: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set the package up: migrations directory, build.rs, dependencies and config
+    Init(InitArgs),
+    /// Create the next migration: {version}_{name}.up.sql and .down.sql
+    New(NewArgs),
+    /// List the migrations on disk
+    List(ListArgs),
+    /// Show which migrations the database has applied, and which are pending
+    Status(StatusArgs),
+    /// Apply the pending migrations
+    Up(UpArgs),
+    /// Roll back applied migrations (the newest one by default)
+    Down(DownArgs),
+    /// Roll back the newest applied migration and apply it again
+    Redo(RedoArgs),
+    /// Check the migrations exactly as `cargo build` does (for CI and pre-commit hooks)
+    Check,
+    /// Move unapplied migrations with a duplicate or out-of-order version to the end
+    #[command(
+        long_about = "Move unapplied migrations with a duplicate or out-of-order version to the end.\n\n\
+        After merging two branches that both added the same version, the migrations that are not \
+        applied yet get the next free versions (their .up.sql and .down.sql files are renamed, with \
+        `git mv` when git tracks them). With a database (--database, DATABASE_URL or the config's \
+        `database` when that file exists) \"applied\" is read from it, and a migration it has applied \
+        is never renumbered. Without one, of two files that share a version the one added later \
+        (by git history, else by modification time) moves."
+    )]
+    Renumber(RenumberArgs),
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The cargo-migrate repository to take migrate-runtime and migrate-build from (path dependencies)
+    /// [default: the repository this binary was built from]
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+}
+
+/// `new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// What the migration does, in a few words ("create users table"); it becomes the file name in snake_case
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Write a single up-only {version}_{name}.sql (an irreversible migration)
+    #[arg(long)]
+    pub no_down: bool,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    // Plain comments, not doc comments: clap would show them as a long list
+    // in --help where `[possible values: text, json]` says it all.
+    // Aligned columns for people.
+    #[default]
+    Text,
+    // One JSON object for scripts.
+    Json,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Exit with status 1 when a migration is pending, modified or unknown (for CI)
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+/// The options of the commands that change the database.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Apply a pending migration even when a higher version is already applied
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+
+    /// Go on when the database has applied migrations that are not on disk
+    #[arg(long)]
+    pub allow_unknown: bool,
+
+    /// Go on when an applied migration's file or name changed since it was applied
+    #[arg(long)]
+    pub allow_modified: bool,
+
+    /// How long to wait for another process's lock on the database, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub lock_timeout: u64,
+}
+
+/// `up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Apply the pending migrations up to and including this version
+    #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u64).range(1..))]
+    pub to: Option<u64>,
+
+    /// Print the SQL that would run, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Options of the runner.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Roll back every migration above this version (0 rolls back all of them)
+    #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
+    pub to: Option<u64>,
+
+    /// Roll back this many migrations, newest first [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: Option<u64>,
+
+    /// Options of the runner.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `redo`.
+#[derive(Debug, Args)]
+pub struct RedoArgs {
+    /// Options of the runner.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `renumber`.
+#[derive(Debug, Args)]
+pub struct RenumberArgs {
+    /// Say what would be renamed, and rename nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The arguments cargo passes, made to work when the binary is run directly
+/// too: `cargo-migrate status` is read as `cargo-migrate migrate status`.
+pub fn normalize_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.into_iter().collect();
+    if args.get(1).is_none_or(|a| a != "migrate") {
+        args.insert(1.min(args.len()), "migrate".into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn runs_directly_and_under_cargo() {
+        let parse = |args: &[&str]| Cli::try_parse_from(normalize_args(args.iter().map(Into::into)));
+        let Cli::Migrate(m) = parse(&["cargo-migrate", "migrate", "status"]).unwrap();
+        assert!(matches!(m.command, Command::Status(_)));
+        let Cli::Migrate(m) = parse(&["cargo-migrate", "up", "--to", "3"]).unwrap();
+        assert!(matches!(m.command, Command::Up(UpArgs { to: Some(3), .. })));
+        let Cli::Migrate(m) = parse(&["cargo-migrate", "migrate", "down", "--database", "x.db"]).unwrap();
+        assert_eq!(m.database.as_deref(), Some("x.db"));
+    }
+
+    #[test]
+    fn down_takes_to_or_steps() {
+        let parse = |args: &[&str]| Cli::try_parse_from(normalize_args(args.iter().map(Into::into)));
+        assert!(parse(&["cargo-migrate", "down", "--to", "0", "--steps", "2"]).is_err());
+        assert!(parse(&["cargo-migrate", "down", "--steps", "0"]).is_err());
+        assert!(parse(&["cargo-migrate", "down", "--to", "0"]).is_ok());
+    }
+}

@@ -1,0 +1,269 @@
+//! `init`: sets a package up for migrations: the directory, a `build.rs`,
+//! the two dependencies and the config, keeping the manifest's formatting.
+//! Running it again changes nothing.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
+
+use crate::cli::InitArgs;
+use crate::database::{Database, Source};
+use crate::package::{Package, show};
+use crate::settings::Settings;
+
+/// The `build.rs` that `init` writes.
+const BUILD_RS: &str = "//! Checks the migrations at build time and generates the `migrations` module.\n\
+\n\
+fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::build()?;\n    Ok(())\n}\n";
+
+/// The line to add to an existing build script's `main`.
+const BUILD_LINE: &str = "    migrate_build::build().expect(\"invalid migrations\");";
+
+/// The database `init` configures when none is given.
+const DEFAULT_DATABASE: &str = "sqlite:app.db";
+
+/// The repository this binary was built from: while the crates are not
+/// published, the dependencies `init` adds are paths into it.
+fn built_from() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_owned()
+}
+
+/// `init [--path DIR]`.
+pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
+    let package = &settings.package;
+    // --database is written to the config: check it first, before changing anything.
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    // The flag is written as given: in the manifest a relative path is
+    // relative to the package.
+    let database = match settings.database_flag.as_deref() {
+        Some(url) => {
+            Database::parse(url, Source::Flag, &cwd)?;
+            url.to_owned()
+        }
+        None => DEFAULT_DATABASE.to_owned(),
+    };
+    let repo = args.path.as_ref().map(|p| cwd.join(p));
+    let mut out = std::io::stdout().lock();
+    // Everything that can be refused is decided before anything is written.
+    let edit = edit_manifest(package, repo.as_deref(), &database)?;
+    let dir = package.migrations_dir();
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "{} exists but is not a directory; move it away, or set dir in [package.metadata.migrate]",
+            show(&dir)
+        );
+    }
+
+    if dir.is_dir() {
+        eprintln!("{} exists", show(&dir));
+    } else {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", show(&dir)))?;
+        eprintln!("created {}/", show(&dir));
+    }
+
+    if let Some(text) = &edit.text {
+        std::fs::write(&package.manifest, text).with_context(|| format!("cannot write {}", show(&package.manifest)))?;
+    }
+    for change in &edit.changes {
+        eprintln!("{}: {change}", show(&package.manifest));
+    }
+
+    match &package.build_script {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.contains("migrate_build::") {
+                eprintln!("{} already calls migrate_build", show(path));
+            } else {
+                eprintln!(
+                    "{} exists, so it was left as it is: add this line to its fn main():",
+                    show(path)
+                );
+                writeln!(out, "{BUILD_LINE}\n")?;
+                out.flush()?;
+            }
+        }
+        None => {
+            let path = package.dir.join("build.rs");
+            if path.exists() {
+                eprintln!(
+                    "{} exists but cargo does not run it (build = false in Cargo.toml?): make it the build script and add this line to its fn main():",
+                    show(&path)
+                );
+                writeln!(out, "{BUILD_LINE}\n")?;
+                out.flush()?;
+            } else {
+                std::fs::write(&path, BUILD_RS).with_context(|| format!("cannot write {}", show(&path)))?;
+                eprintln!("created {}", show(&path));
+            }
+        }
+    }
+
+    let file = app_file(package.config.database.as_deref().unwrap_or(&database));
+    writeln!(
+        out,
+        "// In src/main.rs: the module generated from the migrations, applied at start-up.\n\
+         mod migrations {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/migrations.rs\"));\n}}\n\
+         \n\
+         fn main() -> Result<(), Box<dyn std::error::Error>> {{\n    \
+             let mut conn = migrate_runtime::rusqlite::Connection::open({file:?})?;\n    \
+             migrations::apply(&mut conn)?;\n    \
+             Ok(())\n\
+         }}"
+    )?;
+    out.flush()?;
+    eprintln!(
+        "next: `cargo migrate new \"create users table\"`, write its SQL, then `cargo build` checks it and `cargo migrate up` applies it"
+    );
+    Ok(())
+}
+
+/// The file name the app opens, from the configured database URL.
+fn app_file(url: &str) -> String {
+    let path = url
+        .strip_prefix("sqlite:")
+        .map_or(url, |r| r.strip_prefix("//").unwrap_or(r));
+    if path.is_empty() || path == ":memory:" {
+        "app.db".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+/// The manifest with the dependencies and the config section added where
+/// they are missing.
+struct ManifestEdit {
+    /// The new text, when it changed.
+    text: Option<String>,
+    /// What changed or was there already, one line each.
+    changes: Vec<String>,
+}
+
+fn edit_manifest(package: &Package, repo: Option<&Path>, database: &str) -> Result<ManifestEdit> {
+    let manifest = &package.manifest;
+    let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read {}", show(manifest)))?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .with_context(|| format!("cannot parse {}", show(manifest)))?;
+    let workspace_deps = workspace_dependencies(package)?;
+    let mut changes = Vec::new();
+    for (table, krate) in [
+        ("dependencies", "migrate-runtime"),
+        ("build-dependencies", "migrate-build"),
+    ] {
+        if has_dependency(&doc, table, krate) {
+            changes.push(format!("{krate} is already in [{table}]"));
+            continue;
+        }
+        let mut value = InlineTable::new();
+        let how = if workspace_deps.iter().any(|d| d == krate) {
+            value.insert("workspace", true.into());
+            "from [workspace.dependencies]".to_owned()
+        } else {
+            let root = repository(repo)?;
+            let path = root.join(krate);
+            value.insert("path", path.display().to_string().into());
+            format!("path = {}", path.display())
+        };
+        value.fmt();
+        let deps = doc
+            .entry(table)
+            .or_insert_with(toml_edit::table)
+            .as_table_like_mut()
+            .with_context(|| format!("[{table}] in {} is not a table", show(manifest)))?;
+        deps.insert(krate, Item::Value(Value::InlineTable(value)));
+        changes.push(format!("added {krate} to [{table}] ({how})"));
+    }
+    if has_config(&doc) {
+        changes.push("[package.metadata.migrate] exists".to_owned());
+    } else {
+        add_config(&mut doc, package, database)?;
+        changes.push(format!(
+            "added [package.metadata.migrate] with database = {database:?}, the database of `cargo migrate` commands"
+        ));
+    }
+    let new_text = doc.to_string();
+    Ok(ManifestEdit {
+        text: (new_text != text).then_some(new_text),
+        changes,
+    })
+}
+
+/// Whether `[table]` has `krate`, by its name or renamed (`package = "…"`).
+fn has_dependency(doc: &DocumentMut, table: &str, krate: &str) -> bool {
+    let alias = if table == "build-dependencies" {
+        "build_dependencies"
+    } else {
+        table
+    };
+    [table, alias].into_iter().any(|t| {
+        doc.get(t).and_then(Item::as_table_like).is_some_and(|deps| {
+            deps.iter()
+                .any(|(name, value)| name == krate || value.get("package").and_then(Item::as_str) == Some(krate))
+        })
+    })
+}
+
+fn has_config(doc: &DocumentMut) -> bool {
+    doc.get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("migrate"))
+        .is_some()
+}
+
+fn add_config(doc: &mut DocumentMut, package: &Package, database: &str) -> Result<()> {
+    let manifest = show(&package.manifest);
+    let package_table = doc
+        .get_mut("package")
+        .and_then(Item::as_table_like_mut)
+        .with_context(|| format!("{manifest} has no [package]"))?;
+    let metadata = package_table.entry("metadata").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    let metadata = metadata
+        .as_table_like_mut()
+        .with_context(|| format!("package.metadata in {manifest} is not a table"))?;
+    let mut migrate = Table::new();
+    migrate.insert("dir", toml_edit::value(package.config.dir.display().to_string()));
+    migrate.insert("database", toml_edit::value(database));
+    metadata.insert("migrate", Item::Table(migrate));
+    Ok(())
+}
+
+/// The crates the workspace lists in `[workspace.dependencies]`.
+fn workspace_dependencies(package: &Package) -> Result<Vec<String>> {
+    let root = package.workspace_root.join("Cargo.toml");
+    let Ok(text) = std::fs::read_to_string(&root) else {
+        return Ok(Vec::new());
+    };
+    let doc: DocumentMut = text.parse().with_context(|| format!("cannot parse {}", show(&root)))?;
+    Ok(doc
+        .get("workspace")
+        .and_then(|w| w.get("dependencies"))
+        .and_then(Item::as_table_like)
+        .map(|deps| deps.iter().map(|(k, _)| k.to_owned()).collect())
+        .unwrap_or_default())
+}
+
+/// The cargo-migrate repository to depend on, checked.
+fn repository(given: Option<&Path>) -> Result<PathBuf> {
+    let root = given.map_or_else(built_from, Path::to_path_buf);
+    let flag = if given.is_some() {
+        "--path"
+    } else {
+        "the repository this binary was built from,"
+    };
+    for krate in ["migrate-runtime", "migrate-build"] {
+        if !root.join(krate).join("Cargo.toml").is_file() {
+            bail!(
+                "{flag} {} has no {krate}/Cargo.toml; point --path at a checkout of the cargo-migrate repository (the crates are not published yet)",
+                root.display()
+            );
+        }
+    }
+    Ok(std::fs::canonicalize(&root).unwrap_or(root))
+}

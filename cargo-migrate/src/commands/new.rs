@@ -1,0 +1,193 @@
+//! `new NAME`: the next numbered migration files, from a short template.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use heck::ToSnakeCase;
+use migrate_build::scan::{FileName, Kind, parse_file_name};
+
+use crate::cli::NewArgs;
+use crate::package::{Package, show};
+use crate::settings::Settings;
+
+/// The longest name `new` accepts, so file names stay well under the
+/// limits of file systems.
+const MAX_NAME: usize = 100;
+
+/// `new NAME [--no-down]`.
+pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
+    let package = &settings.package;
+    let dir = package.migrations_dir();
+    let name = normalize(&args.name, &dir)?;
+    if !dir.is_dir() {
+        bail!(
+            "the migrations directory {} does not exist; create it with `cargo migrate init` (or set dir in [package.metadata.migrate])",
+            show(&dir)
+        );
+    }
+    let existing = existing(package, &dir)?;
+    let latest = existing.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    let version = latest
+        .checked_add(1)
+        .filter(|&v| i64::try_from(v).is_ok())
+        .context("the next version would be above the largest SQLite integer; renumber the migrations")?;
+    if let Some((v, _)) = existing.iter().find(|(_, n)| *n == name) {
+        eprintln!(
+            "warning: migration {} is also called `{name}`; both are kept (the generated Version enum tells them apart)",
+            package.version(*v)
+        );
+    }
+    let kinds: &[Kind] = if args.no_down {
+        &[Kind::UpOnly]
+    } else {
+        &[Kind::Up, Kind::Down]
+    };
+    let mut created: Vec<PathBuf> = Vec::new();
+    for &kind in kinds {
+        let file = FileName {
+            version,
+            name: name.clone(),
+            kind,
+        };
+        let path = dir.join(file.to_file_name(package.config.width));
+        let text = template(&package.version(version), &name, kind);
+        if let Err(e) = create_new(&path, &text) {
+            // Leave nothing half made.
+            for p in &created {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        created.push(path);
+    }
+    let mut out = std::io::stdout().lock();
+    for path in &created {
+        writeln!(out, "{}", show(path))?;
+    }
+    out.flush()?;
+    let what = if args.no_down {
+        "write its SQL (it has no down script, so it cannot be rolled back)"
+    } else {
+        "write its SQL in the .up.sql file, and the SQL that undoes it in the .down.sql file"
+    };
+    eprintln!("created migration {} {name}: {what}", package.version(version));
+    Ok(())
+}
+
+/// The name in snake_case (`"Create Users Table"` → `create_users_table`),
+/// or an error when it cannot be a migration name.
+fn normalize(raw: &str, dir: &Path) -> Result<String> {
+    if raw.contains(['/', '\\']) {
+        bail!(
+            "the name `{raw}` contains a path separator; a migration name is a few words such as \"add email to users\", and the file always goes in {}",
+            show(dir)
+        );
+    }
+    let name = raw.trim().to_snake_case();
+    if name.is_empty() {
+        bail!("the name `{raw}` has no letters or digits; give a few words such as \"add email to users\"");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        bail!(
+            "the name `{raw}` becomes `{name}`, which has characters other than a-z, 0-9 and _; use ASCII letters and digits"
+        );
+    }
+    if name.len() > MAX_NAME {
+        bail!(
+            "the name `{raw}` is {} characters long; keep it under {MAX_NAME} (it is part of the file name)",
+            name.len()
+        );
+    }
+    Ok(name)
+}
+
+/// The versions and names of the migrations in `dir`. When the scan finds
+/// problems (say, two files with one version after a merge), the numbering
+/// still works from the file names, with a warning.
+fn existing(package: &Package, dir: &Path) -> Result<Vec<(u64, String)>> {
+    match migrate_build::load(&package.dir, &package.config) {
+        Ok((found, _)) => Ok(found.into_iter().map(|f| (f.version, f.name)).collect()),
+        Err(e) => {
+            let errors = e.problems().iter().filter(|p| p.is_error()).count();
+            eprintln!(
+                "warning: the migrations have {} (see `cargo migrate check`); numbering after the highest version on disk",
+                crate::output::count(errors, "problem")
+            );
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", show(dir)))? {
+                let entry = entry.with_context(|| format!("cannot read {}", show(dir)))?;
+                if let Some(f) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| parse_file_name(n, package.config.width).ok())
+                {
+                    out.push((f.version, f.name));
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Writes a new file; never overwrites one.
+fn create_new(path: &Path, text: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {}", show(path)))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", show(path)))
+}
+
+/// The template: comments only, so an untouched file is a build warning
+/// rather than a silent no-op.
+fn template(version: &str, name: &str, kind: Kind) -> String {
+    match kind {
+        Kind::Up | Kind::UpOnly => format!(
+            "-- Migration {version} {name}: write the SQL that changes the schema here.\n\
+             -- It runs in a transaction; to run it outside one (VACUUM), make its first\n\
+             -- line the directive `-- migrate:no-transaction`.\n\n"
+        ),
+        Kind::Down => format!(
+            "-- Undoes migration {version} {name}: the SQL that restores the schema\n\
+             -- from before the up migration (`cargo build` checks that it does).\n\n"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let dir = Path::new("migrations");
+        assert_eq!(normalize("Create Users Table", dir).unwrap(), "create_users_table");
+        assert_eq!(normalize("addEmail", dir).unwrap(), "add_email");
+        assert_eq!(normalize("add-email, phone!", dir).unwrap(), "add_email_phone");
+        assert_eq!(normalize("2fa", dir).unwrap(), "2fa");
+        assert!(normalize("../../evil", dir).is_err());
+        assert!(normalize("/etc/passwd", dir).is_err());
+        assert!(normalize("..", dir).is_err());
+        assert!(normalize("   ", dir).is_err());
+        assert!(normalize("!!!", dir).is_err());
+        assert!(normalize("café", dir).is_err());
+    }
+
+    #[test]
+    fn templates_are_comments_only() {
+        for kind in [Kind::Up, Kind::Down, Kind::UpOnly] {
+            let text = template("0001", "x", kind);
+            assert!(migrate_runtime::statement_lines(&text).is_empty(), "{text}");
+            assert!(
+                !text.lines().any(|l| l.starts_with("-- migrate:")),
+                "no directive: {text}"
+            );
+        }
+    }
+}

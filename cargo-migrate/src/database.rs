@@ -1,0 +1,241 @@
+//! Database URLs, and opening SQLite databases with errors that say what to do.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use migrate_runtime::rusqlite::{self, Connection, ErrorCode, OpenFlags};
+
+/// Where the database URL came from, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `--database`.
+    Flag,
+    /// The `DATABASE_URL` environment variable.
+    Env,
+    /// `database` in `[package.metadata.migrate]`.
+    Config,
+}
+
+impl Source {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Flag => "from --database",
+            Self::Env => "from DATABASE_URL",
+            Self::Config => "from `database` in [package.metadata.migrate]",
+        }
+    }
+}
+
+/// Where an SQLite database lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// `sqlite::memory:`: a database that lives as long as the command.
+    Memory,
+    /// A database file.
+    File(PathBuf),
+}
+
+/// A parsed database URL.
+#[derive(Clone, Debug)]
+pub struct Database {
+    /// Where it came from.
+    pub source: Source,
+    /// The database it names.
+    pub location: Location,
+}
+
+/// How to open a database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Only read it; a missing file is not created.
+    ReadOnly,
+    /// Read and write it; a missing file is not created.
+    ReadWrite,
+    /// Read and write it, creating the file when it does not exist.
+    Create,
+}
+
+/// An open database.
+pub struct Opened {
+    /// The connection.
+    pub conn: Connection,
+    /// Whether this call created the file.
+    pub created: bool,
+}
+
+impl Database {
+    /// Parses `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:` or a plain
+    /// path; a relative path is taken relative to `base`.
+    ///
+    /// # Errors
+    ///
+    /// An empty URL, an unsupported scheme (PostgreSQL included), or options
+    /// after `?`.
+    pub fn parse(url: &str, source: Source, base: &Path) -> Result<Self> {
+        let from = source.describe();
+        let path = if let Some(rest) = url.strip_prefix("sqlite:") {
+            rest.strip_prefix("//").unwrap_or(rest)
+        } else if let Some(scheme) = scheme(url) {
+            match scheme.to_ascii_lowercase().as_str() {
+                "postgres" | "postgresql" => bail!(
+                    "PostgreSQL is not supported yet (SQLite only for now): `{url}` ({from}); use an SQLite database such as sqlite:app.db"
+                ),
+                _ => bail!(
+                    "unknown database URL scheme `{scheme}:` in `{url}` ({from}); use sqlite:PATH, sqlite::memory: or a file path"
+                ),
+            }
+        } else {
+            url
+        };
+        if path.is_empty() {
+            bail!("the database URL `{url}` ({from}) names no file; use sqlite:PATH, sqlite::memory: or a file path");
+        }
+        if let Some((_, options)) = path.split_once('?') {
+            bail!("the database URL `{url}` ({from}) has options (`?{options}`), which are not supported; remove them");
+        }
+        let location = if path == ":memory:" {
+            Location::Memory
+        } else {
+            Location::File(base.join(path))
+        };
+        Ok(Self { source, location })
+    }
+
+    /// The database as shown in messages: its path relative to the current
+    /// directory, or `:memory:`.
+    pub fn shown(&self) -> String {
+        match &self.location {
+            Location::Memory => ":memory:".to_owned(),
+            Location::File(path) => crate::package::show(path),
+        }
+    }
+
+    /// Opens the database, or returns `None` when its file does not exist
+    /// and `mode` does not create it. Waits up to `lock_timeout` for another
+    /// process's lock.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be opened or created, is not an SQLite
+    /// database, or stays locked.
+    pub fn open(&self, mode: Mode, lock_timeout: Duration) -> Result<Option<Opened>> {
+        let path = match &self.location {
+            Location::Memory => {
+                let conn = Connection::open_in_memory().map_err(|e| self.error(&e, lock_timeout))?;
+                return Ok(Some(Opened { conn, created: false }));
+            }
+            Location::File(path) => path,
+        };
+        let exists = path.exists();
+        if !exists && mode != Mode::Create {
+            return Ok(None);
+        }
+        if path.is_dir() {
+            bail!(
+                "cannot open the database `{}` ({}): it is a directory; give the path of a database file",
+                self.shown(),
+                self.source.describe()
+            );
+        }
+        if !exists && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+            bail!(
+                "cannot create the database `{}` ({}): the directory `{}` does not exist; create it, or check the path",
+                self.shown(),
+                self.source.describe(),
+                crate::package::show(parent)
+            );
+        }
+        let flags = match mode {
+            Mode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+            Mode::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            Mode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| self.error(&e, lock_timeout))?;
+        conn.busy_timeout(lock_timeout)
+            .map_err(|e| self.error(&e, lock_timeout))?;
+        // SQLite reads the file lazily: read it now, so a file that is not a
+        // database or is locked is reported as such rather than later.
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.error(&e, lock_timeout))?;
+        Ok(Some(Opened { conn, created: !exists }))
+    }
+
+    /// The message for a failure to open or read the database.
+    fn error(&self, e: &rusqlite::Error, lock_timeout: Duration) -> anyhow::Error {
+        let from = self.source.describe();
+        let shown = self.shown();
+        let hint = match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                return locked(&shown, lock_timeout);
+            }
+            Some(ErrorCode::NotADatabase) => "check the path: is it the right file?",
+            Some(ErrorCode::DatabaseCorrupt) => "the database file is damaged: restore it from a backup",
+            Some(ErrorCode::CannotOpen) => "check that the path names a file and that its directory exists",
+            Some(ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
+                "check the permissions of the file and its directory (SQLite needs to write both)"
+            }
+            _ => "check the path and the file",
+        };
+        anyhow!("cannot open the database `{shown}` ({from}): {e}; {hint}")
+    }
+}
+
+/// The message for a database that stayed locked.
+pub fn locked(shown: &str, waited: Duration) -> anyhow::Error {
+    anyhow!(
+        "the database `{shown}` is locked by another process: waited {}s for it; make sure no other program holds a long transaction on it, or raise --lock-timeout",
+        waited.as_secs_f64().round()
+    )
+}
+
+/// The scheme of `url` (`postgres` in `postgres://…`), if it has one. A
+/// single letter is a Windows drive (`C:\db\app.db`), not a scheme.
+fn scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (scheme.len() > 1
+        && first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<Location> {
+        Database::parse(url, Source::Flag, Path::new("/pkg")).map(|d| d.location)
+    }
+
+    #[test]
+    fn sqlite_urls() {
+        let file = |p: &str| Location::File(PathBuf::from(p));
+        assert_eq!(parse("sqlite:app.db").unwrap(), file("/pkg/app.db"));
+        assert_eq!(parse("sqlite://app.db").unwrap(), file("/pkg/app.db"));
+        assert_eq!(parse("sqlite:///tmp/app.db").unwrap(), file("/tmp/app.db"));
+        assert_eq!(parse("sqlite:/tmp/app.db").unwrap(), file("/tmp/app.db"));
+        assert_eq!(parse("data/app.db").unwrap(), file("/pkg/data/app.db"));
+        assert_eq!(parse("/abs/app.db").unwrap(), file("/abs/app.db"));
+        assert_eq!(parse("sqlite::memory:").unwrap(), Location::Memory);
+        assert_eq!(parse("sqlite://:memory:").unwrap(), Location::Memory);
+    }
+
+    #[test]
+    fn bad_urls() {
+        let err = |url: &str| parse(url).unwrap_err().to_string();
+        assert!(err("postgres://localhost/db").starts_with("PostgreSQL is not supported yet"));
+        assert!(err("postgresql://localhost/db").starts_with("PostgreSQL is not supported yet"));
+        assert!(err("mysql://localhost/db").starts_with("unknown database URL scheme `mysql:`"));
+        assert!(err("sqlite:").contains("names no file"));
+        assert!(err("").contains("names no file"));
+        assert!(err("sqlite:app.db?mode=rwc").contains("not supported"));
+    }
+
+    #[test]
+    fn drive_letters_are_paths() {
+        assert_eq!(scheme("C:\\db\\app.db"), None);
+        assert_eq!(scheme("postgres://x"), Some("postgres"));
+    }
+}
