@@ -616,6 +616,7 @@ mod tests {
         assert!(
             parse_file_name("99999999999999999999_x.sql", 4)
                 .unwrap_err()
+                .message
                 .contains("too large")
         );
         assert!(parse_file_name("0003_add_email.up.sql.bak", 4).is_err());

@@ -48,6 +48,7 @@ mod migration;
 mod runner;
 pub mod schema;
 mod sql;
+mod validate;
 
 pub use error::{Direction, Error, Result};
 pub use history::Applied;

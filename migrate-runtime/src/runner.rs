@@ -9,7 +9,6 @@ use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
 use crate::history::{Applied, Table};
-use crate::schema::Schema;
 use crate::sql::{line_at, statements};
 use crate::{Direction, Error, Migration, Result, Script};
 
@@ -174,13 +173,13 @@ type Observer<'m> = Box<dyn Fn(&Event<'_>) + 'm>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Migrator<'m> {
-    migrations: &'m [Migration],
-    table: Table,
+    pub(crate) migrations: &'m [Migration],
+    pub(crate) table: Table,
     allow_out_of_order: bool,
     allow_unknown: bool,
     allow_modified: bool,
     grouped: bool,
-    lock_timeout: Duration,
+    pub(crate) lock_timeout: Duration,
     observer: Option<Observer<'m>>,
 }
 
@@ -400,85 +399,8 @@ impl<'m> Migrator<'m> {
         Ok(self.plan(&history, None)?.into_iter().map(|p| p.migration).collect())
     }
 
-    /// Replays every migration into a new in-memory database through this
-    /// runner, and for each one with a down script checks that up → down gives
-    /// back exactly the schema before it and that up runs again after down.
-    /// Returns the schema after the last migration.
-    ///
-    /// Use it in a test of your own:
-    ///
-    /// ```
-    /// # use migrate_runtime::{Migration, Migrator, Script};
-    /// let migrations = [Migration::new(1, "t", Script::new("CREATE TABLE t (x);", "0001_t.up.sql"))
-    ///     .with_down(Script::new("DROP TABLE t;", "0001_t.down.sql"))];
-    /// Migrator::new(&migrations).validate()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Validation`] with every problem found: a failing statement
-    /// stops the replay; a down that does not undo its up does not.
-    pub fn validate(&self) -> Result<Schema> {
-        self.validate_with(|_, _| Ok(())).map(|(schema, _)| schema)
-    }
-
-    /// [`validate`](Self::validate), calling `inspect` with the in-memory
-    /// database and its schema at the end (code generation reads the
-    /// columns of the final schema there).
-    #[doc(hidden)]
-    pub fn validate_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Schema, T)> {
-        self.check_set()?;
-        let conn = Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
-        conn.execute_batch("PRAGMA foreign_keys = ON")
-            .map_err(Error::db("enabling foreign keys"))?;
-        let session = Session::start(&conn, self.lock_timeout)?;
-        let mut problems = Vec::new();
-        let mut before = Schema::read(&conn, &self.table.name)?;
-        self.table.create(&conn)?;
-        for m in self.migrations {
-            if let Err(e) = self.one_step(&session, m, Direction::Up) {
-                problems.push(e);
-                break;
-            }
-            let Some(down) = m.down() else {
-                before = Schema::read(&conn, &self.table.name)?;
-                continue;
-            };
-            let after = Schema::read(&conn, &self.table.name)?;
-            if let Err(e) = self.one_step(&session, m, Direction::Down) {
-                problems.push(e);
-                before = after;
-                continue;
-            }
-            let now = Schema::read(&conn, &self.table.name)?;
-            if let Some(difference) = before.difference(&now) {
-                problems.push(Error::NotReversible {
-                    version: m.version(),
-                    name: m.name().to_owned(),
-                    file: down.file().to_owned(),
-                    difference,
-                });
-            }
-            if let Err(mut e) = self.one_step(&session, m, Direction::Up) {
-                if let Error::Sql { message, .. } = &mut e {
-                    message.insert_str(0, "after its down script ran: ");
-                }
-                problems.push(e);
-                break;
-            }
-            before = after;
-        }
-        session.end()?;
-        if !problems.is_empty() {
-            return Err(Error::Validation { problems });
-        }
-        let extra = inspect(&conn, &before)?;
-        Ok((before, extra))
-    }
-
     /// Runs one migration in its own transaction (used by `validate`).
-    fn one_step(&self, session: &Session<'_>, m: &'m Migration, direction: Direction) -> Result<Duration> {
+    pub(crate) fn one_step(&self, session: &Session<'_>, m: &'m Migration, direction: Direction) -> Result<Duration> {
         let start = Instant::now();
         let script = match direction {
             Direction::Up => m.up(),
@@ -509,7 +431,7 @@ impl<'m> Migrator<'m> {
         a.name == m.name() && Some(m.checksum()) == crate::Checksum::parse(&a.checksum)
     }
 
-    fn check_set(&self) -> Result<()> {
+    pub(crate) fn check_set(&self) -> Result<()> {
         for pair in self.migrations.windows(2) {
             if pair[0].version() >= pair[1].version() {
                 return Err(Error::InvalidSet {
@@ -727,7 +649,7 @@ impl<'m> Migrator<'m> {
         let savepoint = |sql: &str| conn.execute_batch(sql).map_err(Error::db("checking foreign keys"));
         savepoint("SAVEPOINT migrate_foreign_keys")?;
         let touched = self.run_script(session, m, direction, script, true)?;
-        let after = violations(conn, &touched)?;
+        let after = violations(session, &touched)?;
         if !after.is_empty() {
             // A database may hold violations from before; refuse only those
             // this migration adds. Count them in the state before it.
@@ -756,7 +678,7 @@ impl<'m> Migrator<'m> {
 
     /// Runs `script` statement by statement, so a failure names its line.
     /// Returns the tables the script wrote to, when foreign keys are checked.
-    fn run_script(
+    pub(crate) fn run_script(
         &self,
         session: &Session<'_>,
         m: &Migration,
@@ -847,29 +769,62 @@ type Violations = BTreeMap<(String, String), u64>;
 
 /// Foreign-key violations in the tables `touched` and in the tables whose
 /// keys point at them: only what a migration can have affected.
-fn violations(conn: &Connection, touched: &BTreeSet<String>) -> Result<Violations> {
+fn violations(session: &Session<'_>, touched: &BTreeSet<String>) -> Result<Violations> {
     if touched.is_empty() {
         return Ok(Violations::new());
     }
-    let mut tables = BTreeSet::new();
-    let mut children = conn
-        .prepare_cached(
-            "SELECT m.name FROM sqlite_schema AS m, pragma_foreign_key_list(m.name) AS f \
-             WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE",
-        )
+    let conn = session.conn;
+    let mut tables = touched.clone();
+    let mut keys = conn
+        .prepare_cached("SELECT \"table\" FROM pragma_foreign_key_list(?1)")
         .map_err(Error::db("checking foreign keys"))?;
-    let mut exists = conn
-        .prepare_cached("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE")
-        .map_err(Error::db("checking foreign keys"))?;
-    for t in touched {
-        if exists.exists([t]).map_err(Error::db("checking foreign keys"))? {
-            tables.insert(t.clone());
+    let mut with_keys = session.tables_with_keys.borrow_mut();
+    let mut stale = false;
+    if let Some(known) = with_keys.as_mut() {
+        // Keep the list of tables with foreign keys up to date for the
+        // tables this migration touched; a table that is gone (dropped, or
+        // renamed away) means the list is rebuilt.
+        for t in touched {
+            let parents: Vec<String> = keys
+                .query_map([t], |r| r.get(0))
+                .and_then(Iterator::collect)
+                .map_err(Error::db("checking foreign keys"))?;
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM pragma_table_list(?1)")
+                .and_then(|mut s| s.exists([t]))
+                .map_err(Error::db("checking foreign keys"))?;
+            stale |= !exists;
+            if parents.is_empty() {
+                known.remove(t);
+            } else {
+                known.insert(t.clone());
+            }
         }
-        let names = children
-            .query_map([t], |r| r.get::<_, String>(0))
-            .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+    }
+    if stale || with_keys.is_none() {
+        let mut all = conn
+            .prepare_cached(
+                "SELECT m.name FROM sqlite_schema AS m WHERE m.type = 'table' AND m.sql LIKE '%references%' \
+                 AND EXISTS (SELECT 1 FROM pragma_foreign_key_list(m.name))",
+            )
             .map_err(Error::db("checking foreign keys"))?;
-        tables.extend(names);
+        let names = all
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(Iterator::collect)
+            .map_err(Error::db("checking foreign keys"))?;
+        *with_keys = Some(names);
+    }
+    for child in with_keys.iter().flatten() {
+        let parents: Vec<String> = keys
+            .query_map([child], |r| r.get(0))
+            .and_then(Iterator::collect)
+            .map_err(Error::db("checking foreign keys"))?;
+        if parents
+            .iter()
+            .any(|p| touched.iter().any(|t| t.eq_ignore_ascii_case(p)))
+        {
+            tables.insert(child.clone());
+        }
     }
     violations_in(conn, &tables)
 }
@@ -894,14 +849,17 @@ fn violations_in(conn: &Connection, tables: &BTreeSet<String>) -> Result<Violati
 }
 
 /// Connection settings changed for the duration of a run, restored after.
-struct Session<'c> {
-    conn: &'c Connection,
+pub(crate) struct Session<'c> {
+    pub(crate) conn: &'c Connection,
     foreign_keys: bool,
     busy_timeout: i64,
+    /// Tables that have foreign keys, when known: where to look for the
+    /// children of a table a migration changed.
+    tables_with_keys: std::cell::RefCell<Option<BTreeSet<String>>>,
 }
 
 impl<'c> Session<'c> {
-    fn start(conn: &'c Connection, lock_timeout: Duration) -> Result<Self> {
+    pub(crate) fn start(conn: &'c Connection, lock_timeout: Duration) -> Result<Self> {
         let pragma = |name: &str| {
             conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))
                 .map_err(Error::db(format!("reading PRAGMA {name}")))
@@ -920,10 +878,11 @@ impl<'c> Session<'c> {
             conn,
             foreign_keys,
             busy_timeout,
+            tables_with_keys: std::cell::RefCell::new(None),
         })
     }
 
-    fn end(self) -> Result<()> {
+    pub(crate) fn end(self) -> Result<()> {
         let restore_fk = if self.foreign_keys {
             self.conn.execute_batch("PRAGMA foreign_keys = ON")
         } else {

@@ -1,0 +1,249 @@
+//! [`Migrator::validate`]: replay every migration into an in-memory
+//! database and check that each down script undoes its up.
+//!
+//! The replay applies each up once to the full database, through the real
+//! runner. The up → down → up round trip of a migration runs in a scratch
+//! database holding only the tables that migration's scripts name (with
+//! their rows, indexes and triggers): SQLite reloads the whole schema on
+//! many `ALTER TABLE`s, so round trips on the full database would cost
+//! several times the replay itself. When anything goes wrong in the scratch
+//! database, or the scripts need more of the database than they name, the
+//! round trip is done again on the full database, which decides.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::Value;
+
+use crate::runner::Session;
+use crate::schema::Schema;
+use crate::sql::statements;
+use crate::{Direction, Error, Migration, Migrator, Result, Script};
+
+impl<'m> Migrator<'m> {
+    /// Replays every migration into a new in-memory database through this
+    /// runner, and for each one with a down script checks that up → down gives
+    /// back exactly the schema before it and that up runs again after down.
+    /// Returns the schema after the last migration.
+    ///
+    /// Use it in a test of your own:
+    ///
+    /// ```
+    /// # use migrate_runtime::{Migration, Migrator, Script};
+    /// let migrations = [Migration::new(1, "t", Script::new("CREATE TABLE t (x);", "0001_t.up.sql"))
+    ///     .with_down(Script::new("DROP TABLE t;", "0001_t.down.sql"))];
+    /// Migrator::new(&migrations).validate()?;
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] with every problem found: a failing statement
+    /// stops the replay; a down that does not undo its up does not.
+    pub fn validate(&self) -> Result<Schema> {
+        self.validate_with(|_, _| Ok(())).map(|(schema, ())| schema)
+    }
+
+    /// [`validate`](Self::validate), calling `inspect` with the in-memory
+    /// database and its schema at the end (code generation reads the
+    /// columns of the final schema there).
+    #[doc(hidden)]
+    pub fn validate_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Schema, T)> {
+        self.check_set()?;
+        let conn = Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(Error::db("enabling foreign keys"))?;
+        let session = Session::start(&conn, self.lock_timeout)?;
+        self.table.create(&conn)?;
+        let mut problems = Vec::new();
+        for m in self.migrations {
+            if m.down().is_some() && !matches!(self.round_trip_in_scratch(&conn, m), Ok(true)) {
+                if !self.round_trip_in_place(&session, m, &mut problems)? {
+                    break;
+                }
+                continue;
+            }
+            if let Err(e) = self.one_step(&session, m, Direction::Up) {
+                problems.push(e);
+                break;
+            }
+        }
+        session.end()?;
+        if !problems.is_empty() {
+            return Err(Error::Validation { problems });
+        }
+        let schema = Schema::read(&conn, &self.table.name)?;
+        let extra = inspect(&conn, &schema)?;
+        Ok((schema, extra))
+    }
+
+    /// Up, down, compare, up again, on the full database. Records problems;
+    /// returns whether the replay can go on.
+    fn round_trip_in_place(&self, session: &Session<'_>, m: &'m Migration, problems: &mut Vec<Error>) -> Result<bool> {
+        let conn = session.conn;
+        let before = Schema::read(conn, &self.table.name)?;
+        if let Err(e) = self.one_step(session, m, Direction::Up) {
+            problems.push(e);
+            return Ok(false);
+        }
+        let Some(down) = m.down() else {
+            return Ok(true);
+        };
+        if let Err(e) = self.one_step(session, m, Direction::Down) {
+            // The down was rolled back: the database is as after the up.
+            problems.push(e);
+            return Ok(true);
+        }
+        let now = Schema::read(conn, &self.table.name)?;
+        if let Some(difference) = before.difference(&now) {
+            problems.push(Error::NotReversible {
+                version: m.version(),
+                name: m.name().to_owned(),
+                file: down.file().to_owned(),
+                difference,
+            });
+        }
+        if let Err(mut e) = self.one_step(session, m, Direction::Up) {
+            if let Error::Sql { message, .. } = &mut e {
+                message.insert_str(0, "after its down script ran: ");
+            }
+            problems.push(e);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The round trip in a scratch database with just the tables the
+    /// migration names. `Ok(true)` when it passed cleanly.
+    fn round_trip_in_scratch(&self, main: &Connection, m: &'m Migration) -> Result<bool> {
+        let Some(down) = m.down() else {
+            return Ok(true);
+        };
+        let named = tables_named(main, &[m.up(), down]);
+        let scratch = Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
+        scratch
+            .execute_batch("PRAGMA foreign_keys = OFF")
+            .map_err(Error::db("setting up a scratch database"))?;
+        if copy_tables(main, &scratch, &named, &self.table.name).is_err() {
+            return Ok(false);
+        }
+        let session = Session::start(&scratch, self.lock_timeout)?;
+        let before = Schema::read(&scratch, &self.table.name)?;
+        let a = self.run_script(&session, m, Direction::Up, m.up(), true);
+        let b = self.run_script(&session, m, Direction::Down, down, true);
+        let c = Schema::read(&scratch, &self.table.name)?.difference(&before);
+        let d = self.run_script(&session, m, Direction::Up, m.up(), true);
+        let passed = a.is_ok() && b.is_ok() && c.is_none() && d.is_ok();
+        session.end()?;
+        Ok(passed)
+    }
+}
+
+/// The tables (and views) that `scripts` name, found by preparing each
+/// statement against `conn` without running it. Statements that cannot be
+/// prepared yet (they name a table an earlier statement creates) are skipped:
+/// what they name does not exist before the migration.
+fn tables_named(conn: &Connection, scripts: &[&Script]) -> BTreeSet<String> {
+    let named = Arc::new(Mutex::new(BTreeSet::new()));
+    let sink = Arc::clone(&named);
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        if let Some(table) = table_of(&ctx.action)
+            && let Ok(mut set) = sink.lock()
+        {
+            set.insert(table.to_owned());
+        }
+        Authorization::Allow
+    }));
+    for script in scripts {
+        for stmt in statements(script.sql()) {
+            let _ = conn.prepare(stmt.text);
+        }
+    }
+    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+    named.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
+}
+
+fn table_of<'a>(action: &AuthAction<'a>) -> Option<&'a str> {
+    match *action {
+        AuthAction::Read { table_name, .. }
+        | AuthAction::Insert { table_name }
+        | AuthAction::Delete { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::AlterTable { table_name, .. }
+        | AuthAction::DropTable { table_name }
+        | AuthAction::CreateIndex { table_name, .. }
+        | AuthAction::DropIndex { table_name, .. }
+        | AuthAction::CreateTrigger { table_name, .. }
+        | AuthAction::DropTrigger { table_name, .. }
+        | AuthAction::Analyze { table_name } => Some(table_name),
+        AuthAction::DropView { view_name } => Some(view_name),
+        _ => None,
+    }
+}
+
+/// Copies `names` (tables with their rows, indexes and triggers; views)
+/// from `main` into `scratch`.
+fn copy_tables(
+    main: &Connection,
+    scratch: &Connection,
+    names: &BTreeSet<String>,
+    tracking: &str,
+) -> rusqlite::Result<()> {
+    let mut objects: Vec<(String, String, String)> = Vec::new();
+    let mut stmt =
+        main.prepare_cached("SELECT type, name, sql FROM sqlite_schema WHERE tbl_name = ?1 COLLATE NOCASE")?;
+    let internal = |n: &str| n.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("sqlite_"));
+    for name in names
+        .iter()
+        .filter(|n| !n.eq_ignore_ascii_case(tracking) && !internal(n))
+    {
+        let rows = stmt.query_map([name], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (kind, object, sql) = row?;
+            if let Some(sql) = sql.filter(|_| !internal(&object)) {
+                objects.push((kind, object, sql));
+            }
+        }
+    }
+    let rank = |kind: &str| match kind {
+        "table" => 0,
+        "view" => 1,
+        _ => 2,
+    };
+    objects.sort_by_key(|(kind, ..)| rank(kind));
+    scratch.execute_batch("BEGIN")?;
+    for (kind, name, sql) in &objects {
+        scratch.execute_batch(sql)?;
+        if kind == "table" {
+            copy_rows(main, scratch, name)?;
+        }
+    }
+    scratch.execute_batch("COMMIT")
+}
+
+fn copy_rows(main: &Connection, scratch: &Connection, table: &str) -> rusqlite::Result<()> {
+    let quoted = crate::history::quote(table);
+    let mut select = main.prepare(&format!("SELECT * FROM {quoted}"))?;
+    let n = select.column_count();
+    if n == 0 {
+        return Ok(());
+    }
+    let placeholders = vec!["?"; n].join(", ");
+    let mut insert = scratch.prepare(&format!("INSERT INTO {quoted} VALUES ({placeholders})"))?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let values = (0..n)
+            .map(|i| row.get::<_, Value>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        insert.execute(rusqlite::params_from_iter(values))?;
+    }
+    Ok(())
+}
