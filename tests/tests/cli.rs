@@ -312,6 +312,46 @@ fn init_path_points_the_dependencies_elsewhere() {
     assert!(e.contains("PostgreSQL is not supported yet"), "{e}");
 }
 
+#[test]
+fn init_in_a_workspace_uses_its_workspace_dependencies() {
+    let ws = tests::scratch();
+    let runtime = tests::workspace_dir().join("migrate-runtime");
+    let build = tests::workspace_dir().join("migrate-build");
+    std::fs::write(
+        ws.path().join("Cargo.toml"),
+        format!(
+            "[workspace]\nmembers = [\"app\"]\nresolver = \"3\"\n\n[workspace.dependencies]\nmigrate-runtime = {{ path = {:?} }}\nmigrate-build = {{ path = {:?} }}\n",
+            runtime.display().to_string(),
+            build.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(ws.path().join("app/src")).unwrap();
+    std::fs::write(
+        ws.path().join("app/Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"0.0.0\"\nedition = \"2024\"\n",
+    )
+    .unwrap();
+    std::fs::write(ws.path().join("app/src/main.rs"), "fn main() {}\n").unwrap();
+    let out = assert_cmd::Command::new(tests::bin("cargo-migrate"))
+        .args(["migrate", "init", "-p", "app"])
+        .current_dir(ws.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(ws.path().join("app/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("[dependencies]\nmigrate-runtime = { workspace = true }\n"),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("[build-dependencies]\nmigrate-build = { workspace = true }\n"),
+        "{manifest}"
+    );
+    assert!(ws.path().join("app/migrations").is_dir());
+    assert!(ws.path().join("app/build.rs").is_file());
+}
+
 // ---------------------------------------------------------------- new
 
 #[test]
