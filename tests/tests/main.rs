@@ -2,4 +2,5 @@
 
 mod build;
 mod cli;
+mod reliability;
 mod runtime;

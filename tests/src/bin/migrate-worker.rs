@@ -1,7 +1,8 @@
 //! A process that applies a migrations directory to a database, as an app
 //! does at start-up: used by the concurrency and crash tests.
 //!
-//! `migrate-worker DIR DB [--lock-timeout SECS] [--grouped]`: prints
+//! `migrate-worker DIR DB [--lock-timeout SECS] [--grouped] [--wal]
+//! [--max-pages N]`: prints
 //! `waited MS` when it had to wait for another process, `applied V` for each
 //! migration it applied, and `error: …` (exit 1) on failure.
 
@@ -47,8 +48,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.iter().any(|a| a == "--foreign-keys") {
-        let _ = conn.execute_batch("PRAGMA foreign_keys = ON");
+    if args.iter().any(|a| a == "--wal")
+        && let Err(e) = conn.execute_batch("PRAGMA journal_mode = WAL")
+    {
+        eprintln!("error: cannot switch {db} to WAL: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Some(pages) = args
+        .iter()
+        .position(|a| a == "--max-pages")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<i64>().ok())
+    {
+        let _ = conn.pragma_update(None, "max_page_count", pages);
     }
     let migrator = Migrator::new(&migrations).lock_timeout(timeout).grouped(grouped);
     match migrator.apply(&mut conn) {

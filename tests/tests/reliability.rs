@@ -1,0 +1,412 @@
+//! Can this lose data? Real processes killed with SIGKILL mid-migration,
+//! faults (disk full, read-only files and directories, long-held locks,
+//! foreign tracking tables, files that are not SQLite), and the app and the
+//! CLI starting at once. See RELIABILITY.md for how to run the long versions.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use migrate_runtime::rusqlite::{Connection, OpenFlags};
+
+fn worker() -> &'static str {
+    env!("CARGO_BIN_EXE_migrate-worker")
+}
+
+const ROWS: i64 = 200_000;
+
+/// Migrations that take a while: a big insert, an index, a table rebuild,
+/// a derived table, a full-table update.
+fn write_crash_set(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let files = [
+        (
+            "0001_big_table.sql",
+            format!(
+                "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n\
+                 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {ROWS})\n\
+                 INSERT INTO big (id, v) SELECT x, printf('row-%08d', x) FROM c;\n"
+            ),
+        ),
+        ("0002_index.sql", "CREATE INDEX big_v ON big (v);\n".to_owned()),
+        (
+            "0003_rebuild.sql",
+            "CREATE TABLE big_new (id INTEGER PRIMARY KEY, v TEXT NOT NULL, marker INTEGER NOT NULL DEFAULT 3);\n\
+             INSERT INTO big_new (id, v) SELECT id, v FROM big;\n\
+             DROP TABLE big;\n\
+             ALTER TABLE big_new RENAME TO big;\n\
+             CREATE INDEX big_v ON big (v);\n"
+                .to_owned(),
+        ),
+        (
+            "0004_second.sql",
+            "CREATE TABLE second AS SELECT id, v FROM big WHERE id % 2 = 0;\n".to_owned(),
+        ),
+        ("0005_update.sql", "UPDATE big SET v = v || '!';\n".to_owned()),
+    ];
+    for (name, sql) in files {
+        std::fs::write(dir.join(name), sql).unwrap();
+    }
+}
+
+/// Checks the database after a kill: intact, and every migration either
+/// fully applied and recorded, or neither. Returns how many are applied.
+fn check_consistent(db: &Path) -> Result<usize, String> {
+    let conn = Connection::open(db).map_err(|e| format!("open: {e}"))?;
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| format!("integrity_check: {e}"))?;
+    if integrity != "ok" {
+        return Err(format!("integrity_check: {integrity}"));
+    }
+    let has_table = |name: &str| -> bool {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type IN ('table', 'index') AND name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap_or(0)
+            == 1
+    };
+    let versions: Vec<i64> = if has_table("_migrations") {
+        let mut s = conn
+            .prepare("SELECT version FROM _migrations ORDER BY version")
+            .unwrap();
+        s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    } else {
+        Vec::new()
+    };
+    let applied = versions.len();
+    let expected: Vec<i64> = (1..=i64::try_from(applied).unwrap()).collect();
+    if versions != expected {
+        return Err(format!("recorded versions are not a prefix: {versions:?}"));
+    }
+    let count = |sql: &str| {
+        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map_err(|e| format!("{sql}: {e}"))
+    };
+    let facts = [
+        has_table("big") && count("SELECT count(*) FROM big")? == ROWS,
+        has_table("big_v"),
+        has_table("big") && count("SELECT count(*) FROM pragma_table_info('big') WHERE name = 'marker'")? == 1,
+        has_table("second") && count("SELECT count(*) FROM second")? == ROWS / 2,
+        has_table("big") && count("SELECT count(*) FROM big WHERE v LIKE '%!'")? == ROWS,
+    ];
+    for (i, fact) in facts.iter().enumerate() {
+        let recorded = i < applied;
+        if *fact != recorded {
+            return Err(format!(
+                "migration {} is {} but its effect is {}",
+                i + 1,
+                if recorded { "recorded" } else { "not recorded" },
+                if *fact { "present" } else { "absent" }
+            ));
+        }
+    }
+    // Partial effects of the first unapplied migration must not be visible.
+    if applied == 0 && has_table("big") {
+        return Err("table big exists but migration 1 is not recorded".into());
+    }
+    Ok(applied)
+}
+
+/// A small deterministic generator, seeded from the clock and printed, so a
+/// failing run can be repeated with CRASH_SEED.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Self {
+        let seed = std::env::var("CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            });
+        eprintln!("crash test seed: CRASH_SEED={seed}");
+        Self(seed | 1)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+fn reset(db: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
+
+/// Kills a migrating process `kills` times at random moments and checks the
+/// database after each kill; returns (kills, runs completed, full applies).
+fn crash_loop(kills: usize) -> (usize, usize, usize) {
+    let dir = tests::scratch();
+    let migrations = dir.path().join("migrations");
+    write_crash_set(&migrations);
+    let db = dir.path().join("crash.db");
+    let mut rng = Rng::new();
+
+    // How long one uninterrupted apply takes, to spread the kills over it.
+    let start = Instant::now();
+    let out = Command::new(worker()).arg(&migrations).arg(&db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let full = start.elapsed();
+    assert_eq!(check_consistent(&db), Ok(5));
+    reset(&db);
+
+    let (mut done, mut completed, mut full_applies) = (0, 0, 0);
+    let mut wal = false;
+    while done < kills {
+        let mut cmd = Command::new(worker());
+        cmd.arg(&migrations)
+            .arg(&db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if wal {
+            cmd.arg("--wal");
+        }
+        let mut child = cmd.spawn().unwrap();
+        let delay = Duration::from_micros(rng.below(u64::try_from(full.as_micros()).unwrap_or(1_000_000)));
+        std::thread::sleep(delay);
+        let killed = child.try_wait().unwrap().is_none();
+        if killed {
+            child.kill().unwrap(); // SIGKILL
+            done += 1;
+        }
+        let status = child.wait().unwrap();
+        if !killed {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            assert!(status.success(), "a run that was not killed failed: {stderr}");
+            completed += 1;
+        }
+        let applied = check_consistent(&db).unwrap_or_else(|e| panic!("after kill {done} ({delay:?} in): {e}"));
+        if applied == 5 {
+            full_applies += 1;
+            reset(&db);
+            wal = !wal;
+        }
+    }
+    // The next run finishes the job.
+    let out = Command::new(worker()).arg(&migrations).arg(&db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(check_consistent(&db), Ok(5));
+    (done, completed, full_applies)
+}
+
+#[test]
+fn sigkill_at_random_moments_leaves_every_migration_all_or_nothing() {
+    let kills = std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let (done, completed, full) = crash_loop(kills);
+    eprintln!("crash test: {done} kills, {completed} runs finished unkilled, {full} full applies, 0 inconsistencies");
+    assert!(done >= 50);
+}
+
+#[test]
+#[ignore = "long: 1,000 kills (about 10 minutes); run with --ignored"]
+fn sigkill_one_thousand_times() {
+    let (done, completed, full) = crash_loop(1000);
+    eprintln!(
+        "long crash test: {done} kills, {completed} runs finished unkilled, {full} full applies, 0 inconsistencies"
+    );
+}
+
+// ---- faults: a clear error, and the database exactly as before ----
+
+fn file_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
+
+fn simple_set(dir: &Path) -> PathBuf {
+    let m = dir.join("migrations");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("0001_a.sql"),
+        "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("0002_fill.sql"),
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000)\n\
+         INSERT INTO a (v) SELECT printf('%0100d', x) FROM c;\n",
+    )
+    .unwrap();
+    m
+}
+
+fn run_worker(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = Command::new(worker()).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn disk_full_is_a_clear_error_and_rolls_back() {
+    let dir = tests::scratch();
+    let m = simple_set(dir.path());
+    let db = dir.path().join("full.db");
+    // Apply the first migration, then cap the file so the second cannot fit.
+    std::fs::remove_file(m.join("0002_fill.sql")).unwrap();
+    let (ok, err) = run_worker(&[m.as_os_str(), db.as_os_str()]);
+    assert!(ok, "{err}");
+    simple_set(dir.path());
+    let before = file_bytes(&db);
+    let (ok, err) = run_worker(&[m.as_os_str(), db.as_os_str(), "--max-pages".as_ref(), "20".as_ref()]);
+    assert!(!ok);
+    assert!(
+        err.contains("migrations/0002_fill.sql:1: up migration 2 `fill` failed: database or disk is full"),
+        "{err}"
+    );
+    assert!(err.contains("free disk space"), "{err}");
+    assert_eq!(file_bytes(&db), before, "the database is exactly as before");
+}
+
+#[test]
+fn a_read_only_connection_is_a_clear_error() {
+    let dir = tests::scratch();
+    let db = dir.path().join("ro.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE keep (x); INSERT INTO keep VALUES (1);")
+        .unwrap();
+    let before = file_bytes(&db);
+    let mut conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let ms = [migrate_runtime::Migration::new(
+        1,
+        "a",
+        migrate_runtime::Script::new("CREATE TABLE a (x);", "migrations/0001_a.sql"),
+    )];
+    let e = migrate_runtime::Migrator::new(&ms).apply(&mut conn).unwrap_err();
+    assert!(e.to_string().contains("read-only"), "{e}");
+    drop(conn);
+    assert_eq!(file_bytes(&db), before);
+}
+
+/// Runs the worker as an unprivileged user when the tests run as root
+/// (root ignores file permissions), so read-only files and directories are
+/// really read-only to it.
+fn unprivileged(args: &[&std::ffi::OsStr]) -> Option<(bool, String)> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", worker()]);
+        c
+    } else {
+        Command::new(worker())
+    };
+    let out = cmd.args(args).output().ok()?;
+    if root && !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("setpriv") {
+        return None;
+    }
+    Some((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn read_only_file_and_read_only_directory_are_clear_errors() {
+    let dir = tests::scratch();
+    chmod(dir.path(), 0o755);
+    let m = simple_set(dir.path());
+    chmod(&m, 0o755);
+    for f in std::fs::read_dir(&m).unwrap() {
+        chmod(&f.unwrap().path(), 0o644);
+    }
+    // A read-only database file.
+    let db = dir.path().join("ro.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE keep (x); INSERT INTO keep VALUES (1);")
+        .unwrap();
+    chmod(&db, 0o444);
+    let before = file_bytes(&db);
+    let Some((ok, err)) = unprivileged(&[m.as_os_str(), db.as_os_str()]) else {
+        eprintln!("skipped: cannot drop privileges here");
+        return;
+    };
+    assert!(!ok);
+    assert!(err.contains("read-only") || err.contains("readonly"), "{err}");
+    assert_eq!(file_bytes(&db), before);
+
+    // A database in a read-only directory: SQLite cannot create its journal.
+    let ro_dir = dir.path().join("ro-dir");
+    std::fs::create_dir(&ro_dir).unwrap();
+    let db2 = ro_dir.join("app.db");
+    Connection::open(&db2)
+        .unwrap()
+        .execute_batch("CREATE TABLE keep (x); INSERT INTO keep VALUES (1);")
+        .unwrap();
+    chmod(&db2, 0o666);
+    chmod(&ro_dir, 0o555);
+    let before = file_bytes(&db2);
+    let (ok, err) = unprivileged(&[m.as_os_str(), db2.as_os_str()]).unwrap();
+    chmod(&ro_dir, 0o755);
+    assert!(!ok);
+    assert!(
+        err.contains("read-only") || err.contains("readonly") || err.contains("unable to open"),
+        "{err}"
+    );
+    assert_eq!(file_bytes(&db2), before);
+}
+
+#[test]
+fn a_lock_held_by_another_process_past_the_timeout_is_a_clear_error() {
+    let dir = tests::scratch();
+    let m = simple_set(dir.path());
+    let db = dir.path().join("locked.db");
+    let holder = Connection::open(&db).unwrap();
+    holder
+        .execute_batch("CREATE TABLE keep (x); BEGIN IMMEDIATE; INSERT INTO keep VALUES (1);")
+        .unwrap();
+    let start = Instant::now();
+    let (ok, err) = run_worker(&[m.as_os_str(), db.as_os_str(), "--lock-timeout".as_ref(), "1".as_ref()]);
+    let took = start.elapsed();
+    assert!(!ok);
+    assert!(err.contains("locked by another process"), "{err}");
+    assert!(took >= Duration::from_millis(900), "waited the timeout: {took:?}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    let tables: i64 = holder
+        .query_row("SELECT count(*) FROM sqlite_schema WHERE name <> 'keep'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(tables, 0, "nothing changed");
+}
+
+#[test]
+fn a_foreign_tracking_table_and_a_non_sqlite_file_are_clear_errors() {
+    let dir = tests::scratch();
+    let m = simple_set(dir.path());
+    let db = dir.path().join("other-tool.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE _migrations (id INTEGER PRIMARY KEY, script_name TEXT, run_on TEXT);")
+        .unwrap();
+    let before = file_bytes(&db);
+    let (ok, err) = run_worker(&[m.as_os_str(), db.as_os_str()]);
+    assert!(!ok);
+    assert!(
+        err.contains("tracking table `_migrations` has the wrong shape"),
+        "{err}"
+    );
+    assert_eq!(file_bytes(&db), before);
+
+    let junk = dir.path().join("junk.db");
+    let bytes: Vec<u8> = (0..8192u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(&junk, &bytes).unwrap();
+    let (ok, err) = run_worker(&[m.as_os_str(), junk.as_os_str()]);
+    assert!(!ok);
+    assert!(err.contains("not an SQLite database"), "{err}");
+    assert_eq!(file_bytes(&junk), bytes);
+}
