@@ -26,8 +26,11 @@ use migrations::schema::recruits;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The SQLite database file (created when it does not exist).
-    #[arg(long, global = true, env = "RECRUITS_DB", default_value = "recruits.db")]
+    /// The SQLite database file (created when it does not exist). The
+    /// default, `recruits.db` in the example-app package directory, is also
+    /// the `database` of its `[package.metadata.migrate]`, so
+    /// `cargo migrate -p example-app status` looks at the same file.
+    #[arg(long, global = true, env = "RECRUITS_DB", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/recruits.db"))]
     database: PathBuf,
 
     #[command(subcommand)]

@@ -375,7 +375,27 @@ fn dir_has_sql(dir: &Path) -> bool {
 }
 
 /// Reads a file, checks its encoding, directives and emptiness.
+/// The largest migration file: the SQL is embedded in the app's binary.
+pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
+
 fn read_sql_file(path: &Path, shown: String, kind: Kind, problems: &mut Vec<Problem>) -> Option<SqlFile> {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.len() > MAX_FILE_SIZE
+    {
+        problems.push(
+            Problem::error(
+                &shown,
+                0,
+                format!(
+                    "the file is {} MiB, more than the {} MiB a migration may have (its SQL is embedded in the app's binary)",
+                    meta.len() / (1024 * 1024),
+                    MAX_FILE_SIZE / (1024 * 1024)
+                ),
+            )
+            .hint("load bulk data at run time (or with the sqlite3 shell's .import), and keep the migration to the schema"),
+        );
+        return None;
+    }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {

@@ -122,7 +122,7 @@ impl Rng {
             .unwrap_or_else(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
+                    .map_or(1, |d| u64::try_from(d.as_nanos() % u128::from(u64::MAX)).unwrap_or(1))
             });
         eprintln!("crash test seed: CRASH_SEED={seed}");
         Self(seed | 1)
@@ -403,10 +403,103 @@ fn a_foreign_tracking_table_and_a_non_sqlite_file_are_clear_errors() {
     assert_eq!(file_bytes(&db), before);
 
     let junk = dir.path().join("junk.db");
-    let bytes: Vec<u8> = (0..8192u32).map(|i| (i * 31 % 251) as u8).collect();
+    let bytes: Vec<u8> = (0..8192u32).map(|i| u8::try_from(i * 31 % 251).unwrap_or(0)).collect();
     std::fs::write(&junk, &bytes).unwrap();
     let (ok, err) = run_worker(&[m.as_os_str(), junk.as_os_str()]);
     assert!(!ok);
     assert!(err.contains("not an SQLite database"), "{err}");
     assert_eq!(file_bytes(&junk), bytes);
+}
+
+// ---- the bad-input corpus: `cargo build` and `cargo migrate check` agree ----
+
+/// The problems in cargo's output for a failed build script
+/// (`error: testbox@0.0.0: <problem>`), and in `cargo migrate check`'s
+/// (`error: <problem>`).
+fn problem_lines(text: &str, prefix: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter(|l| l.starts_with("migrations"))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), target).unwrap();
+        } else if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_bad_fixture_is_rejected_by_cargo_build_and_by_check_with_the_same_messages() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let pkg = tests::Package::new();
+    let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().into_string().unwrap(), e.path().join("migrations"))
+        })
+        .collect();
+    cases.sort();
+    // Cases that cannot live in git as files: made here.
+    let extra = tests::scratch();
+    let huge = extra.path().join("huge");
+    std::fs::create_dir_all(&huge).unwrap();
+    std::fs::write(huge.join("0001_a.sql"), "CREATE TABLE a (x);\n").unwrap();
+    let mut big = String::from("INSERT INTO a VALUES\n");
+    while big.len() <= usize::try_from(migrate_build::scan::MAX_FILE_SIZE).unwrap() {
+        big.push_str("(1234567890),\n");
+    }
+    big.push_str("(0);\n");
+    std::fs::write(huge.join("0002_huge.sql"), big).unwrap();
+    cases.push(("huge_file".into(), huge));
+    let dangling = extra.path().join("dangling");
+    std::fs::create_dir_all(&dangling).unwrap();
+    std::os::unix::fs::symlink(extra.path().join("nowhere.sql"), dangling.join("0001_a.sql")).unwrap();
+    cases.push(("dangling_symlink".into(), dangling));
+
+    let mut rejected = 0;
+    for (name, dir) in &cases {
+        copy_dir(dir, &pkg.path().join("migrations"));
+        let (ok, stderr) = pkg.build();
+        let check = pkg.migrate().arg("check").output().unwrap();
+        let check_err = String::from_utf8_lossy(&check.stderr);
+        if ok {
+            assert!(
+                check.status.success(),
+                "{name}: cargo build passed but check failed:\n{check_err}"
+            );
+            continue;
+        }
+        rejected += 1;
+        assert_eq!(check.status.code(), Some(1), "{name}: check must fail:\n{check_err}");
+        let from_build = problem_lines(&stderr, "error: testbox@0.0.0: ");
+        let from_check = problem_lines(&check_err, "error: ");
+        assert!(!from_build.is_empty(), "{name}: no problem lines in:\n{stderr}");
+        assert_eq!(
+            from_build, from_check,
+            "{name}: cargo build and cargo migrate check disagree"
+        );
+    }
+    assert!(rejected >= 25, "only {rejected} fixtures were rejected");
+    eprintln!(
+        "bad-input corpus: {rejected} of {} cases rejected identically by cargo build and cargo migrate check",
+        cases.len()
+    );
 }
