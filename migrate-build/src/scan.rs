@@ -452,9 +452,20 @@ fn read_sql_file(path: &Path, shown: String, kind: Kind, problems: &mut Vec<Prob
 pub const DIRECTIVES: &[&str] = &["no-transaction"];
 
 /// Reads `-- migrate:…` directives from the comment lines at the top of a
-/// file. Returns whether `no-transaction` is set, or `None` after reporting
-/// an unknown or misplaced directive.
-fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Option<bool> {
+/// file (`shown` names it in problems). Returns whether `no-transaction` is
+/// set, or `None` after adding a problem for each unknown or misplaced
+/// directive to `problems`.
+///
+/// # Examples
+///
+/// ```
+/// let mut problems = Vec::new();
+/// let sql = "-- migrate:no-transaction\nVACUUM;\n";
+/// assert_eq!(migrate_build::scan::directives(sql, "0002_vacuum.sql", &mut problems), Some(true));
+/// assert_eq!(migrate_build::scan::directives("-- migrate:nope\n", "f.sql", &mut problems), None);
+/// assert_eq!(problems[0].line, 1);
+/// ```
+pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Option<bool> {
     let mut no_transaction = false;
     let mut header = true;
     let mut ok = true;
