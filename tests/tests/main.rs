@@ -2,5 +2,6 @@
 
 mod build;
 mod cli;
+mod properties;
 mod reliability;
 mod runtime;
