@@ -503,3 +503,80 @@ fn every_bad_fixture_is_rejected_by_cargo_build_and_by_check_with_the_same_messa
         cases.len()
     );
 }
+
+// ---- the app and the CLI starting at once ----
+
+#[test]
+fn apps_and_the_cli_migrating_one_database_at_once_apply_each_migration_once() {
+    let pkg = tests::Package::new();
+    for i in 1..=4 {
+        pkg.write(
+            &format!("migrations/{i:04}_step{i}.sql"),
+            format!(
+                "CREATE TABLE t{i} (x INTEGER);\n\
+                 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)\n\
+                 INSERT INTO t{i} SELECT x FROM c;\n"
+            ),
+        );
+    }
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    let app = tests::testbox_target().join("debug/testbox");
+    let dir = tests::scratch();
+    let db = dir.path().join("shared.db");
+    let url = format!("sqlite:{}", db.display());
+    // Hold the write lock while they all start, so every one of them meets
+    // another process's lock.
+    let holder = Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut children = Vec::new();
+    for i in 0..6 {
+        let child = if i % 2 == 0 {
+            Command::new(&app)
+                .arg(&db)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        } else {
+            Command::new(tests::bin("cargo-migrate"))
+                .args(["migrate", "--manifest-path"])
+                .arg(pkg.path().join("Cargo.toml"))
+                .args(["up", "--database", &url])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        };
+        children.push(child.unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    holder.execute_batch("ROLLBACK").unwrap();
+    let mut waited = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        if text.contains("waited") || text.contains("waiting") {
+            waited += 1;
+        }
+    }
+    assert_eq!(waited, 6, "every process reports that it waited");
+    let conn = Connection::open(&db).unwrap();
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT version, name FROM _migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for i in 1..=4 {
+        let n: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM t{i}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 300_000, "t{i} filled exactly once");
+    }
+}
