@@ -32,6 +32,7 @@ pub(crate) struct Table {
     delete: String,
     create: String,
     summary: String,
+    compact: String,
 }
 
 impl Table {
@@ -54,6 +55,7 @@ impl Table {
                  duration_ms INTEGER NOT NULL\n)"
             ),
             summary: format!("SELECT count(*), max(version) FROM {q}"),
+            compact: format!("SELECT version, name, checksum FROM {q} ORDER BY version"),
         }
     }
 
@@ -107,6 +109,36 @@ impl Table {
             });
         }
         Ok(out)
+    }
+
+    /// Whether the database has applied exactly `migrations` (same versions,
+    /// names and checksums) and nothing else: the common start-up, checked
+    /// without allocating. `false` means "look closer", not an error.
+    pub fn matches_exactly(&self, conn: &Connection, migrations: &[crate::Migration]) -> bool {
+        use rusqlite::types::ValueRef;
+        let Ok(mut stmt) = conn.prepare_cached(&self.compact) else {
+            return false;
+        };
+        let Ok(mut rows) = stmt.query([]) else {
+            return false;
+        };
+        let mut expected = migrations.iter();
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => return expected.next().is_none(),
+                Err(_) => return false,
+            };
+            let Some(m) = expected.next() else {
+                return false;
+            };
+            let same = matches!(row.get_ref(0), Ok(ValueRef::Integer(v)) if v == m.version_i64())
+                && matches!(row.get_ref(1), Ok(ValueRef::Text(name)) if name == m.name().as_bytes())
+                && matches!(row.get_ref(2), Ok(ValueRef::Text(hex)) if crate::Checksum::parse_bytes(hex) == Some(m.checksum()));
+            if !same {
+                return false;
+            }
+        }
     }
 
     /// Row count and highest version: a cheap way to see whether another

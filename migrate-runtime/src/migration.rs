@@ -61,7 +61,19 @@ impl Checksum {
 
     /// Parses 64 hex digits, or returns `None`.
     pub fn parse(hex: &str) -> Option<Self> {
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Self::from_hex(hex))
+        Self::parse_bytes(hex.as_bytes())
+    }
+
+    /// [`parse`](Self::parse) for ASCII bytes.
+    pub(crate) fn parse_bytes(hex: &[u8]) -> Option<Self> {
+        if hex.len() != 64 || !hex.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, pair) in hex.chunks_exact(2).enumerate() {
+            bytes[i] = (hex_digit(pair[0]) << 4) | hex_digit(pair[1]);
+        }
+        Some(Self(bytes))
     }
 
     /// The 32 bytes of the digest.

@@ -531,7 +531,11 @@ impl<'m> Migrator<'m> {
         if !conn.is_autocommit() {
             return Err(Error::InTransaction);
         }
-        // Fast path, without the write lock: most starts have nothing to do.
+        // Fast path, without the write lock: most starts have nothing to do,
+        // and the whole history is verified in one allocation-free pass.
+        if target.is_none() && self.table.matches_exactly(conn, self.migrations) {
+            return Ok(Report::default());
+        }
         let history = self.table.read(conn)?;
         let plan = self.plan(&history, target)?;
         if plan.is_empty() {
