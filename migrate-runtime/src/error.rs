@@ -230,7 +230,7 @@ pub enum Error {
     },
 
     /// Any other database error.
-    #[error("{doing}: {cause}{}", db_hint(cause))]
+    #[error("{doing}: {}{}", message_of(cause), db_hint(cause))]
     Database {
         /// What we were doing.
         doing: String,
@@ -311,6 +311,16 @@ fn sql_advice(code: Option<&rusqlite::ErrorCode>, message: &str) -> &'static str
             "remove BEGIN/COMMIT from the script: each migration already runs in a transaction (or mark it `-- migrate:no-transaction`)"
         }
         _ => "fix the statement and run again",
+    }
+}
+
+/// SQLite's own message, without rusqlite's decorations (the SQL text and
+/// offset of an input error).
+pub(crate) fn message_of(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
     }
 }
 

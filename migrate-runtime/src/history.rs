@@ -86,7 +86,9 @@ impl Table {
             // A cached statement can meet a dropped table only when it runs,
             // so both preparing and running can say this.
             Err(e) if e.to_string().contains("no such table") => return Ok(Vec::new()),
-            Err(e) if e.to_string().contains("no such column") => return Err(self.shape_error(e.to_string())),
+            Err(e) if e.to_string().contains("no such column") => {
+                return Err(self.shape_error(crate::error::message_of(&e)));
+            }
             Err(e) => return Err(Error::db(format!("reading the tracking table `{}`", self.name))(e)),
         };
         let mut out = Vec::with_capacity(rows.len());
@@ -169,7 +171,7 @@ impl Table {
             .and_then(|mut s| s.execute(params![version, name, checksum, duration_ms]))
             .map(drop)
             .map_err(|e| {
-                let msg = e.to_string();
+                let msg = crate::error::message_of(&e);
                 if msg.contains("has no column") || msg.contains("NOT NULL constraint") {
                     self.shape_error(msg)
                 } else {

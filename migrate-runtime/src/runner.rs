@@ -713,11 +713,7 @@ impl<'m> Migrator<'m> {
                     }
                     _ => stmt.line,
                 };
-                let message = match &e {
-                    rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
-                    rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
-                    other => other.to_string(),
-                };
+                let message = crate::error::message_of(&e);
                 result = Err(Error::Sql {
                     direction,
                     version: m.version(),
