@@ -691,50 +691,62 @@ impl<'m> Migrator<'m> {
         in_transaction: bool,
     ) -> Result<BTreeSet<String>> {
         let conn = session.conn;
-        let touched = Arc::new(Mutex::new(BTreeSet::new()));
-        if session.foreign_keys && in_transaction {
-            let sink = Arc::clone(&touched);
-            conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-                if let Some(table) = written_table(&ctx.action)
-                    && let Ok(mut set) = sink.lock()
-                {
-                    set.insert(table.to_owned());
-                }
-                Authorization::Allow
-            }));
-        }
         let sql = script.sql();
-        let mut result = Ok(());
-        for stmt in statements(sql) {
-            if let Err(e) = conn.execute_batch(stmt.text) {
-                let line = match &e {
-                    rusqlite::Error::SqlInputError { offset, .. } => {
-                        line_at(sql, stmt.offset + usize::try_from(*offset).unwrap_or(0))
-                    }
-                    _ => stmt.line,
-                };
-                let message = crate::error::message_of(&e);
-                result = Err(Error::Sql {
-                    direction,
-                    version: m.version(),
-                    name: m.name().to_owned(),
-                    file: script.file().to_owned(),
-                    line,
-                    statement: stmt.text.to_owned(),
-                    message,
-                    code: e.sqlite_error_code(),
-                    rolled_back: in_transaction,
-                });
-                break;
+        let run = || {
+            for stmt in statements(sql) {
+                if let Err(e) = conn.execute_batch(stmt.text) {
+                    let line = match &e {
+                        rusqlite::Error::SqlInputError { offset, .. } => {
+                            line_at(sql, stmt.offset + usize::try_from(*offset).unwrap_or(0))
+                        }
+                        _ => stmt.line,
+                    };
+                    return Err(Error::Sql {
+                        direction,
+                        version: m.version(),
+                        name: m.name().to_owned(),
+                        file: script.file().to_owned(),
+                        line,
+                        statement: stmt.text.to_owned(),
+                        message: crate::error::message_of(&e),
+                        code: e.sqlite_error_code(),
+                        rolled_back: in_transaction,
+                    });
+                }
             }
-        }
+            Ok(())
+        };
         if session.foreign_keys && in_transaction {
-            conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+            let (result, touched) = tables_seen(conn, written_table, run);
+            result.map(|()| touched)
+        } else {
+            run().map(|()| BTreeSet::new())
         }
-        result?;
-        let set = touched.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
-        Ok(set)
     }
+}
+
+/// Runs `f` with an authorizer that collects the tables `pick` names in
+/// each statement SQLite prepares meanwhile (what statements touch is known
+/// at prepare time, whatever they do when run).
+pub(crate) fn tables_seen<T>(
+    conn: &Connection,
+    pick: for<'a> fn(&AuthAction<'a>) -> Option<&'a str>,
+    f: impl FnOnce() -> T,
+) -> (T, BTreeSet<String>) {
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let sink = Arc::clone(&seen);
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        if let Some(table) = pick(&ctx.action)
+            && let Ok(mut set) = sink.lock()
+        {
+            set.insert(table.to_owned());
+        }
+        Authorization::Allow
+    }));
+    let out = f();
+    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+    let set = seen.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
+    (out, set)
 }
 
 fn irreversible(m: &Migration) -> Error {

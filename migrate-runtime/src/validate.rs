@@ -11,10 +11,9 @@
 //! round trip is done again on the full database, which decides.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::hooks::AuthAction;
 use rusqlite::types::Value;
 
 use crate::runner::Session;
@@ -146,23 +145,14 @@ impl<'m> Migrator<'m> {
 /// prepared yet (they name a table an earlier statement creates) are skipped:
 /// what they name does not exist before the migration.
 fn tables_named(conn: &Connection, scripts: &[&Script]) -> BTreeSet<String> {
-    let named = Arc::new(Mutex::new(BTreeSet::new()));
-    let sink = Arc::clone(&named);
-    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-        if let Some(table) = table_of(&ctx.action)
-            && let Ok(mut set) = sink.lock()
-        {
-            set.insert(table.to_owned());
+    let prepare_all = || {
+        for script in scripts {
+            for stmt in statements(script.sql()) {
+                let _ = conn.prepare(stmt.text);
+            }
         }
-        Authorization::Allow
-    }));
-    for script in scripts {
-        for stmt in statements(script.sql()) {
-            let _ = conn.prepare(stmt.text);
-        }
-    }
-    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
-    named.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
+    };
+    crate::runner::tables_seen(conn, table_of, prepare_all).1
 }
 
 fn table_of<'a>(action: &AuthAction<'a>) -> Option<&'a str> {
