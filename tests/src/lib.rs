@@ -155,9 +155,12 @@ migrate-build = {{ path = {build:?} }}
     /// Runs `cargo ARGS` in the package with the shared target directory,
     /// offline (the workspace has fetched every crate).
     pub fn cargo(&self, args: &[&str]) -> Output {
+        // `--offline` right after the subcommand, before any `--`.
+        let (command, rest) = args.split_first().expect("a cargo subcommand");
         Command::new(env!("CARGO"))
-            .args(args)
+            .arg(command)
             .arg("--offline")
+            .args(rest)
             .current_dir(self.path())
             .env("CARGO_TARGET_DIR", testbox_target())
             .env_remove("RUSTFLAGS")

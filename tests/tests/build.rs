@@ -284,6 +284,13 @@ CREATE TABLE "9lives" ("*/ fn evil() {} /*" TEXT, """); panic!(""" TEXT);
     pkg.write("src/main.rs", &main);
     let (ok, stderr) = pkg.build();
     assert!(ok, "{stderr}");
+    // The generated module is warning-free under clippy too.
+    let clippy = pkg.cargo(&["clippy", "--quiet", "--", "-D", "warnings"]);
+    let clippy_err = String::from_utf8_lossy(&clippy.stderr);
+    assert!(
+        clippy.status.success() || clippy_err.contains("no such command"),
+        "clippy warns about generated code:\n{clippy_err}"
+    );
     let generated = std::fs::read_dir(tests::testbox_target().join("debug/build"))
         .unwrap()
         .filter_map(Result::ok)
