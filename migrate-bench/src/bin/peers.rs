@@ -1,0 +1,360 @@
+//! The benchmark harness: cargo-migrate against plain rusqlite (the floor),
+//! refinery, rusqlite_migration and sqlx, on generated migration sets.
+//!
+//! ```text
+//! cargo run --release -p migrate-bench --features peers --bin peers -- \
+//!     [--n 100,1000] [--workload disk,memory,startup,build] [--rounds R] \
+//!     [--only NAME,NAME…] [--once] [--dir PATH]
+//! ```
+//!
+//! Every round runs each selected contender once, in a fixed order (A B C D
+//! A B C D …), after one warm-up round; the table shows each contender's
+//! median and its ratio to the median of its floor from the same run.
+//! `--once` runs each selected contender once, without warm-up, and prints
+//! its time: for `strace -f -c -e trace=fsync,fdatasync`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use migrate_bench::peers::{Apply, Fixture, Place, Startup};
+use migrate_bench::{BuildFixture, BuildStep, Paths, median, remove_db};
+
+const USAGE: &str = "usage: peers [--n 100,1000] [--workload disk,memory,startup,build] [--rounds R] [--only NAME,…] [--once] [--dir PATH]";
+
+/// The command line.
+struct Args {
+    ns: Vec<usize>,
+    workloads: Vec<Workload>,
+    rounds: Option<usize>,
+    only: Option<Vec<String>>,
+    once: bool,
+    dir: Option<PathBuf>,
+}
+
+/// The four workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    Disk,
+    Memory,
+    Startup,
+    Build,
+}
+
+impl Workload {
+    const ALL: [Self; 4] = [Self::Disk, Self::Memory, Self::Startup, Self::Build];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Disk => "disk",
+            Self::Memory => "memory",
+            Self::Startup => "startup",
+            Self::Build => "build",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Disk => "Fresh apply, on disk (open + migrate + close, a new file each time)",
+            Self::Memory => "Fresh apply, in memory (open + migrate + close)",
+            Self::Startup => {
+                "No-op start-up, on disk: open + migrate (nothing pending) + `SELECT count(*) FROM t1` + close"
+            }
+            Self::Build => "Build-time validation (migrate-build) against SQLite running every up once in memory",
+        }
+    }
+
+    /// Rounds when `--rounds` is not given: the slow workloads get fewer.
+    fn default_rounds(self) -> usize {
+        match self {
+            Self::Disk => 11,
+            Self::Memory | Self::Build => 21,
+            Self::Startup => 51,
+        }
+    }
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        ns: vec![100, 1000],
+        workloads: Workload::ALL.to_vec(),
+        rounds: None,
+        only: None,
+        once: false,
+        dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    let list = |v: Option<String>, flag: &str| -> Result<Vec<String>, String> {
+        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+        Ok(v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect())
+    };
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--n" => {
+                args.ns = list(it.next(), "--n")?
+                    .iter()
+                    .map(|s| s.replace('_', "").parse().map_err(|_| format!("bad N `{s}`")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--workload" => {
+                args.workloads = list(it.next(), "--workload")?
+                    .iter()
+                    .map(|s| {
+                        Workload::ALL
+                            .into_iter()
+                            .find(|w| w.name() == s)
+                            .ok_or_else(|| format!("unknown workload `{s}` (disk, memory, startup, build)"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--rounds" => {
+                let v = it.next().ok_or("--rounds needs a value")?;
+                args.rounds = Some(v.parse().map_err(|_| format!("bad rounds `{v}`"))?);
+            }
+            "--only" => args.only = Some(list(it.next(), "--only")?),
+            "--once" => args.once = true,
+            "--dir" => args.dir = Some(it.next().ok_or("--dir needs a value")?.into()),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if let Some(only) = &args.only {
+        let known: Vec<&str> = Apply::ALL
+            .iter()
+            .map(|a| a.name())
+            .chain(Startup::ALL.iter().map(|s| s.name()))
+            .chain(BuildStep::ALL.iter().map(|b| b.name()))
+            .collect();
+        if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
+            return Err(format!("unknown contender `{bad}`; known: {}", known.join(", ")));
+        }
+    }
+    Ok(args)
+}
+
+/// One contender of a workload: its name, its floor's name, and a closure
+/// that runs it once and returns the timed part.
+struct Contender<'a> {
+    name: &'static str,
+    floor: &'static str,
+    run: Box<dyn FnMut() -> Duration + 'a>,
+}
+
+/// Every round's time per contender name and N, for one workload.
+#[derive(Default)]
+struct Results {
+    order: Vec<(&'static str, &'static str)>,
+    times: BTreeMap<(&'static str, usize), Vec<Duration>>,
+}
+
+impl Results {
+    fn add(&mut self, name: &'static str, floor: &'static str, n: usize, times: Vec<Duration>) {
+        if !self.order.iter().any(|(c, _)| *c == name) {
+            self.order.push((name, floor));
+        }
+        self.times.insert((name, n), times);
+    }
+
+    fn median(&self, name: &str, n: usize) -> Option<Duration> {
+        self.times
+            .iter()
+            .find(|((c, k), _)| *c == name && *k == n)
+            .map(|(_, t)| median(t.clone()))
+    }
+
+    /// The median over rounds of `name`'s time divided by its floor's time
+    /// in the same round: a slow spell of the machine (other builds) hits
+    /// both sides of a pair alike.
+    fn ratio(&self, name: &str, floor: &str, n: usize) -> Option<f64> {
+        let get = |c: &str| self.times.iter().find(|((x, k), _)| *x == c && *k == n).map(|(_, t)| t);
+        let (a, b) = (get(name)?, get(floor)?);
+        let mut ratios: Vec<f64> = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| x.as_secs_f64() / y.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len() / 2).copied()
+    }
+}
+
+fn selected(args: &Args, name: &str) -> bool {
+    args.only.as_ref().is_none_or(|only| only.iter().any(|o| o == name))
+}
+
+/// Runs the contenders alternately for `rounds` rounds after a warm-up
+/// round, and records their medians.
+fn measure(contenders: &mut [Contender<'_>], rounds: usize, n: usize, results: &mut Results) {
+    for c in contenders.iter_mut() {
+        let _ = (c.run)();
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); contenders.len()];
+    for round in 0..rounds {
+        eprint!("\r  N = {n}: round {}/{rounds}", round + 1);
+        for (c, t) in contenders.iter_mut().zip(&mut times) {
+            t.push((c.run)());
+        }
+    }
+    eprintln!();
+    for (c, t) in contenders.iter().zip(times) {
+        results.add(c.name, c.floor, n, t);
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+fn print_table(workload: Workload, ns: &[usize], rounds: usize, results: &Results) {
+    println!("\n### {}\n", workload.title());
+    println!(
+        "Medians of {rounds} alternated rounds; × = median over the rounds of the time divided by the floor's time in the same round.\n"
+    );
+    let mut header = String::from("| contender | floor |");
+    let mut rule = String::from("|---|---|");
+    for n in ns {
+        header.push_str(&format!(" N = {n} | × |"));
+        rule.push_str("---:|---:|");
+    }
+    println!("{header}\n{rule}");
+    for &(name, floor) in &results.order {
+        let mut line = format!("| {name} | {} |", if name == floor { "—" } else { floor });
+        for &n in ns {
+            match results.median(name, n) {
+                Some(d) => {
+                    let ratio = results
+                        .ratio(name, floor, n)
+                        .map_or_else(|| "—".to_owned(), |r| format!("{r:.2}"));
+                    line.push_str(&format!(" {} | {ratio} |", fmt(d)));
+                }
+                None => line.push_str(" — | — |"),
+            }
+        }
+        println!("{line}");
+    }
+}
+
+fn run_workload(args: &Args, workload: Workload, dir: &std::path::Path) {
+    let rounds = args.rounds.unwrap_or(workload.default_rounds());
+    let mut results = Results::default();
+    if !args.once {
+        eprintln!("{}:", workload.name());
+    }
+    for &n in &args.ns {
+        let report = |contenders: &mut Vec<Contender<'_>>, results: &mut Results| {
+            if args.once {
+                for c in contenders.iter_mut() {
+                    let d = (c.run)();
+                    println!("{} {} N={n}: {}", workload.name(), c.name, fmt(d));
+                }
+            } else {
+                measure(contenders, rounds, n, results);
+            }
+        };
+        match workload {
+            Workload::Disk | Workload::Memory => {
+                let fixture = Fixture::new(n);
+                let fixture = &fixture;
+                let mut contenders: Vec<Contender<'_>> = Apply::ALL
+                    .into_iter()
+                    .filter(|a| selected(args, a.name()))
+                    .map(|tool| {
+                        let run: Box<dyn FnMut() -> Duration> = if workload == Workload::Disk {
+                            let mut paths = Paths::new(dir, tool.name());
+                            Box::new(move || {
+                                let path = paths.fresh();
+                                let d = fixture.apply(tool, Place::Disk(&path));
+                                remove_db(&path);
+                                d
+                            })
+                        } else {
+                            Box::new(move || fixture.apply(tool, Place::Memory))
+                        };
+                        Contender {
+                            name: tool.name(),
+                            floor: tool.floor().name(),
+                            run,
+                        }
+                    })
+                    .collect();
+                report(&mut contenders, &mut results);
+            }
+            Workload::Startup => {
+                let fixture = Fixture::new(n);
+                let fixture = &fixture;
+                let dbs = fixture.startup_databases(dir);
+                let dbs = &dbs;
+                let mut contenders: Vec<Contender<'_>> = Startup::ALL
+                    .into_iter()
+                    .filter(|s| selected(args, s.name()))
+                    .map(|who| Contender {
+                        name: who.name(),
+                        floor: Startup::Floor.name(),
+                        run: Box::new(move || fixture.startup(who, dbs)),
+                    })
+                    .collect();
+                report(&mut contenders, &mut results);
+            }
+            Workload::Build => {
+                let fixture = BuildFixture::new(migrate_bench::generate(n));
+                let fixture = &fixture;
+                let mut contenders: Vec<Contender<'_>> = BuildStep::ALL
+                    .into_iter()
+                    .filter(|b| selected(args, b.name()))
+                    .map(|step| Contender {
+                        name: step.name(),
+                        floor: BuildStep::Floor.name(),
+                        run: Box::new(move || fixture.run(step)),
+                    })
+                    .collect();
+                report(&mut contenders, &mut results);
+            }
+        }
+    }
+    if !args.once && !results.order.is_empty() {
+        print_table(workload, &args.ns, rounds, &results);
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{USAGE}");
+            return if e.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).expect("create --dir");
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir().expect("tempdir");
+            tmp.path().to_owned()
+        }
+    };
+    for workload in args.workloads.clone() {
+        run_workload(&args, workload, &dir);
+    }
+    ExitCode::SUCCESS
+}
