@@ -74,7 +74,8 @@ impl Config {
             migrate: Option<Config>,
         }
         let manifest_value: Manifest = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(0, |s| crate::line_at(text, s.start));
+            let lines = text.lines().count().max(1);
+            let line = e.span().map_or(0, |s| crate::line_at(text, s.start).min(lines));
             Error::new(vec![
                 Problem::error(
                     manifest,
@@ -137,6 +138,13 @@ mod tests {
         let p = &e.problems()[0];
         assert_eq!(p.line, 4, "{p}");
         assert!(p.message.contains("unknown field `dirr`"), "{p}");
+    }
+
+    #[test]
+    fn error_lines_stay_inside_the_file() {
+        // fuzz/regressions/config/error-line-past-the-end
+        let e = parse("\"\"\"\n").unwrap_err();
+        assert_eq!(e.problems()[0].line, 1);
     }
 
     #[test]

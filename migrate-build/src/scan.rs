@@ -34,7 +34,8 @@ pub struct FileName {
 }
 
 impl FileName {
-    /// The file name for `version` and `name`, zero-padded to `width`.
+    /// The file name for `version` and `name`, zero-padded to `width`
+    /// (at most [`MAX_WIDTH`] digits).
     ///
     /// # Examples
     ///
@@ -50,9 +51,13 @@ impl FileName {
             Kind::Down => ".down.sql",
             Kind::UpOnly => ".sql",
         };
+        let width = width.min(MAX_WIDTH);
         format!("{:0width$}_{}{suffix}", self.version, self.name)
     }
 }
+
+/// The widest zero-padding: `i64::MAX` has 19 digits.
+pub const MAX_WIDTH: usize = 19;
 
 /// The pattern every migration file follows, for messages.
 pub const PATTERN: &str = "{version}_{name}.up.sql, {version}_{name}.down.sql or {version}_{name}.sql, with a zero-padded version and a name of a-z, 0-9 and _";
@@ -78,6 +83,7 @@ pub const PATTERN: &str = "{version}_{name}.up.sql, {version}_{name}.down.sql or
 /// # Ok::<(), migrate_build::scan::BadName>(())
 /// ```
 pub fn parse_file_name(file_name: &str, width: usize) -> Result<FileName, BadName> {
+    let width = width.min(MAX_WIDTH);
     let (stem, kind) = if let Some(s) = file_name.strip_suffix(".up.sql") {
         (s, Kind::Up)
     } else if let Some(s) = file_name.strip_suffix(".down.sql") {
@@ -168,7 +174,7 @@ impl fmt::Display for BadName {
 /// The name a malformed file name was probably meant to be.
 fn guess_name(stem: &str, kind: Kind, width: usize) -> Option<String> {
     let digits: String = stem.chars().take_while(char::is_ascii_digit).collect();
-    let version = digits.parse::<u64>().ok()?;
+    let version = digits.parse::<u64>().ok().filter(|&v| i64::try_from(v).is_ok())?;
     let name = heck::ToSnakeCase::to_snake_case(stem[digits.len()..].trim_start_matches(['_', '-', ' ', '.']));
     if version == 0
         || name.is_empty()
@@ -651,6 +657,16 @@ mod tests {
                 .contains("too large")
         );
         assert!(parse_file_name("0003_add_email.up.sql.bak", 4).is_err());
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        // fuzz/regressions/file_name: a huge width, a version past i64::MAX.
+        assert!(parse_file_name("\u{2d}|3q.sql", usize::MAX).is_err());
+        let e = parse_file_name("\u{1}9223372036857475807ax.sql", 4).unwrap_err();
+        assert!(e.rename_to.is_none(), "{e}");
+        let e = parse_file_name("9223372036857475807-ax.sql", 4).unwrap_err();
+        assert!(e.rename_to.is_none(), "{e}");
     }
 
     #[test]

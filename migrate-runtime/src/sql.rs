@@ -42,7 +42,7 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
                 i += 1;
                 continue;
             }
-            b' ' | b'\t' | b'\r' | b'\x0c' => {
+            b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c' => {
                 i += 1;
                 continue;
             }
@@ -200,6 +200,12 @@ mod tests {
         assert_eq!(got[1], ("SELECT 2;", 5));
         let temp = "create temp trigger t after insert on a begin select 1; end; select 3";
         assert_eq!(texts(temp).len(), 2);
+    }
+
+    #[test]
+    fn vertical_tab_is_white_space_as_in_sqlite() {
+        // fuzz/regressions/statement_split_vs_sqlite/vertical-tab-after-space
+        assert!(statements("\r\x0b").is_empty());
     }
 
     #[test]
