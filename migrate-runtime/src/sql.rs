@@ -42,6 +42,11 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
                 i += 1;
                 continue;
             }
+            // SQLite's tokenizer takes a byte order mark anywhere for white space.
+            0xEF if bytes[i..].starts_with(&[0xEF, 0xBB, 0xBF]) => {
+                i += 3;
+                continue;
+            }
             b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c' => {
                 i += 1;
                 continue;
@@ -206,6 +211,10 @@ mod tests {
     fn vertical_tab_is_white_space_as_in_sqlite() {
         // fuzz/regressions/statement_split_vs_sqlite/vertical-tab-after-space
         assert!(statements("\r\x0b").is_empty());
+        // …/bom-inside-script and …/bom-before-trigger: a BOM is white space too.
+        assert!(statements(";\u{feff}").is_empty());
+        let trigger = "SELECT 1;\n\u{feff}CREATE TRIGGER tr AFTER INSERT ON a BEGIN\n  SELECT 1;\n  SELECT 2;\nEND;\n";
+        assert_eq!(statements(trigger).len(), 2);
     }
 
     #[test]
