@@ -275,16 +275,21 @@ impl Fixture {
         start.elapsed()
     }
 
-    /// Up-to-date databases for the start-up workload, one per tool, in `dir`.
+    /// Up-to-date databases for the start-up workload, one per tool, in
+    /// `dir` (`startup-ours-1000.db`, …). With `reuse`, a file already there
+    /// is kept (a stale one makes [`startup`](Self::startup) panic, as it
+    /// finds something pending), which saves the setup under a profiler.
     ///
     /// # Panics
     ///
     /// When a tool fails.
-    pub fn startup_databases(&self, dir: &Path) -> StartupDatabases {
+    pub fn startup_databases(&self, dir: &Path, reuse: bool) -> StartupDatabases {
         let make = |name: &str, tool: Apply| {
             let path = dir.join(format!("startup-{name}-{}.db", self.set.len()));
-            remove_db(&path);
-            self.apply(tool, Place::Disk(&path));
+            if !(reuse && path.exists()) {
+                remove_db(&path);
+                self.apply(tool, Place::Disk(&path));
+            }
             path
         };
         StartupDatabases {

@@ -11,7 +11,10 @@
 //! A B C D …), after one warm-up round; the table shows each contender's
 //! median and its ratio to the median of its floor from the same run.
 //! `--once` runs each selected contender once, without warm-up, and prints
-//! its time: for `strace -f -c -e trace=fsync,fdatasync`.
+//! its time: for `strace -f -c -e trace=fsync,fdatasync` or a profiler.
+//! Databases go to a temporary directory, or to `--dir`, where the start-up
+//! workload's up-to-date databases are also kept and reused by later runs
+//! (so a profiled `--once` run does not pay their setup).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -293,7 +296,7 @@ fn run_workload(args: &Args, workload: Workload, dir: &std::path::Path) {
             Workload::Startup => {
                 let fixture = Fixture::new(n);
                 let fixture = &fixture;
-                let dbs = fixture.startup_databases(dir);
+                let dbs = fixture.startup_databases(dir, args.dir.is_some());
                 let dbs = &dbs;
                 let mut contenders: Vec<Contender<'_>> = Startup::ALL
                     .into_iter()
