@@ -26,7 +26,10 @@ fn run(text: &str) -> (Option<bool>, Vec<usize>) {
         "{text:?}: returned {result:?} with problems {problems:?}"
     );
     if result.is_some() {
-        assert!(problems.is_empty(), "{text:?}: returned {result:?} but added {problems:?}");
+        assert!(
+            problems.is_empty(),
+            "{text:?}: returned {result:?} but added {problems:?}"
+        );
     }
     for p in &problems {
         assert_eq!(p.file, Path::new(SHOWN), "{text:?}: {p:?}");

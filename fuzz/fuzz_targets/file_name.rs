@@ -10,9 +10,8 @@
 //! part is `[a-z0-9_]+`; when it rejects one, a guessed new name (if any) is
 //! itself accepted, with the same width.
 //!
-//! With `MIGRATE_FUZZ_SKIP_KNOWN=1` in the environment, inputs that hit a
-//! defect already reported (see `regressions/` and the README) are not
-//! checked for it, so that a run can go on looking for new ones.
+//! `regressions/file_name/` holds the inputs of defects found here and fixed
+//! since (see the README).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -30,11 +29,6 @@ const HUGE: [usize; 8] = [
     usize::MAX,
 ];
 
-fn skip_known() -> bool {
-    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SKIP.get_or_init(|| std::env::var_os("MIGRATE_FUZZ_SKIP_KNOWN").is_some_and(|v| v == "1"))
-}
-
 fn width_of(b: u8) -> usize {
     if b >= 0xF8 {
         HUGE[usize::from(b - 0xF8)]
@@ -48,19 +42,23 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let width = width_of(w);
-    // Known defect 2 (regressions/file_name/huge-width-panics): a width above
-    // u16::MAX panics in `format!` when a new name is suggested.
-    if width > usize::from(u16::MAX) && skip_known() {
-        return;
-    }
     let name = String::from_utf8_lossy(rest);
     match parse_file_name(&name, width) {
         Ok(f) => {
-            assert_eq!(f.to_file_name(width), name, "round trip of {name:?} at width {width}: {f:?}");
-            assert!(f.version >= 1 && i64::try_from(f.version).is_ok(), "version of {name:?}: {f:?}");
+            assert_eq!(
+                f.to_file_name(width),
+                name,
+                "round trip of {name:?} at width {width}: {f:?}"
+            );
+            assert!(
+                f.version >= 1 && i64::try_from(f.version).is_ok(),
+                "version of {name:?}: {f:?}"
+            );
             assert!(
                 !f.name.is_empty()
-                    && f.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                    && f.name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "name part of {name:?}: {f:?}"
             );
             let suffix = match f.kind {
@@ -76,12 +74,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = bad.to_string();
             if let Some(guess) = &bad.rename_to {
                 let again = parse_file_name(guess, width);
-                // Known defect 1 (regressions/file_name/suggests-too-large-version):
-                // a version above i64::MAX is not accepted, yet a suggested
-                // name keeps it.
-                let known = again.as_ref().is_err_and(|e| e.message.contains("is too large"));
                 assert!(
-                    again.is_ok() || (known && skip_known()),
+                    again.is_ok(),
                     "{name:?} at width {width}: the suggested name {guess:?} is itself rejected: {again:?}"
                 );
             }

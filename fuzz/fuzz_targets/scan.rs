@@ -86,7 +86,16 @@ enum Contents {
     Template(u8),
 }
 
-const NAMES: &[&str] = &["create_users", "add_email", "x", "Add-Email", "", "a b", "trigger_1", "up"];
+const NAMES: &[&str] = &[
+    "create_users",
+    "add_email",
+    "x",
+    "Add-Email",
+    "",
+    "a b",
+    "trigger_1",
+    "up",
+];
 
 const TEMPLATES: &[&[u8]] = &[
     b"CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n",
@@ -124,7 +133,12 @@ fn debug() -> bool {
 
 fn name_bytes(name: &Name, width: usize) -> Vec<u8> {
     match name {
-        Name::Raw(bytes) => bytes.iter().copied().filter(|&b| b != b'/' && b != 0).take(80).collect(),
+        Name::Raw(bytes) => bytes
+            .iter()
+            .copied()
+            .filter(|&b| b != b'/' && b != 0)
+            .take(80)
+            .collect(),
         Name::Built {
             version,
             pad,
@@ -231,12 +245,18 @@ fuzz_target!(|input: Input| {
     let mut in_migrations = BTreeSet::new();
     for m in &s.migrations {
         let up = parse_file_name(m.up.path.file_name().unwrap().to_str().unwrap(), width).unwrap();
-        assert!(up.kind != Kind::Down && up.version == m.version && up.name == m.name, "{m:?}");
+        assert!(
+            up.kind != Kind::Down && up.version == m.version && up.name == m.name,
+            "{m:?}"
+        );
         assert!(m.up.path.starts_with(&dir), "{m:?}");
         in_migrations.insert(m.up.path.clone());
         if let Some(down) = &m.down {
             let d = parse_file_name(down.path.file_name().unwrap().to_str().unwrap(), width).unwrap();
-            assert!(d.kind == Kind::Down && d.version == m.version && d.name == m.name, "{m:?}");
+            assert!(
+                d.kind == Kind::Down && d.version == m.version && d.name == m.name,
+                "{m:?}"
+            );
             assert_eq!(up.kind, Kind::Up, "{m:?}");
             in_migrations.insert(down.path.clone());
         }
@@ -244,7 +264,10 @@ fuzz_target!(|input: Input| {
 
     // Problems: lines within their files.
     for p in &s.problems {
-        if let Some((_, text)) = texts.iter().find(|(path, _)| shown(path.file_name().unwrap().as_bytes()) == p.file) {
+        if let Some((_, text)) = texts
+            .iter()
+            .find(|(path, _)| shown(path.file_name().unwrap().as_bytes()) == p.file)
+        {
             let lines = text.lines().count().max(1);
             assert!(p.line <= lines, "{p} but the file has {lines} lines: {text:?}");
         }

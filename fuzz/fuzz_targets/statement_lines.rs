@@ -19,13 +19,19 @@ fuzz_target!(|data: &[u8]| {
         assert!(pair[0] <= pair[1], "{sql:?}: lines go backwards: {lines:?}");
     }
     for &l in &lines {
-        assert!((1..=count).contains(&l), "{sql:?} ({count} lines): statement at line {l}: {lines:?}");
+        assert!(
+            (1..=count).contains(&l),
+            "{sql:?} ({count} lines): statement at line {l}: {lines:?}"
+        );
     }
     let crlf = statement_lines(&sql.replace('\n', "\r\n"));
     assert_eq!(lines, crlf, "{sql:?}: CRLF line ends change the statements");
     let shifted: Vec<usize> = lines.iter().map(|l| l + 1).collect();
     let commented = statement_lines(&format!("-- a comment; with a semicolon\n{sql}"));
-    assert_eq!(shifted, commented, "{sql:?}: a leading comment line changes the statements");
+    assert_eq!(
+        shifted, commented,
+        "{sql:?}: a leading comment line changes the statements"
+    );
     let trailing = statement_lines(&format!("{sql}\n"));
     assert_eq!(lines, trailing, "{sql:?}: a trailing newline changes the statements");
 });

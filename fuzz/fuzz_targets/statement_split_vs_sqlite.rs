@@ -8,9 +8,13 @@
 //! line.
 //!
 //! Input: a script (valid UTF-8 without NUL, at most 4 KiB; others are
-//! skipped). Only scripts that SQLite accepts are compared: every statement
-//! that rusqlite's `Batch` iterator yields (SQLite's `sqlite3_prepare` with
-//! its tail) must prepare against a small fixed schema (tables `a`, `b`, `t`,
+//! skipped), or, when the first byte is NUL, a script put together from
+//! [`FRAGMENTS`], one per following byte: random bytes rarely make a valid
+//! `CREATE TRIGGER`, fragments often do.
+//!
+//! Only scripts that SQLite accepts are compared: every statement that
+//! rusqlite's `Batch` iterator yields (SQLite's `sqlite3_prepare` with its
+//! tail) must prepare against a small fixed schema (tables `a`, `b`, `t`,
 //! `users`, view `v`). Statements are only prepared, never run.
 //!
 //! Checks, for such a script:
@@ -18,7 +22,9 @@
 //!   empty ones, like `;;` and comments, as the splitter does);
 //! - at the end of the script and after every `;`, SQLite's
 //!   `sqlite3_complete` says "complete" exactly when the splitter would start
-//!   a new statement at a token appended on a new line.
+//!   a new statement at a token appended on a new line (not for scripts
+//!   with a byte-order mark or a vertical tab, which `sqlite3_complete`
+//!   tokenizes unlike SQLite's parser).
 //!
 //! With `MIGRATE_FUZZ_SKIP_KNOWN=1` in the environment, inputs that hit a
 //! defect already reported (see `regressions/` and the README) are not
@@ -40,6 +46,51 @@ CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT, y INTEGER);
 CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE);
 CREATE VIEW v AS SELECT x, y FROM a;
 ";
+
+/// Pieces of SQL for the fragment mode: trigger heads and bodies, `END`
+/// in its many roles (keyword, quoted name, string, comment), separators.
+const FRAGMENTS: &[&str] = &[
+    "CREATE TRIGGER tr AFTER INSERT ON a BEGIN ",
+    "CREATE TEMP TRIGGER tt BEFORE DELETE ON b FOR EACH ROW BEGIN ",
+    "CREATE TRIGGER IF NOT EXISTS tu AFTER UPDATE OF x ON t WHEN new.x > 0 BEGIN ",
+    "create temporary trigger lower after insert on users begin ",
+    "CREATE TRIGGER \"q;t\" INSTEAD OF INSERT ON v BEGIN ",
+    "END",
+    "end",
+    ";",
+    "; ",
+    " ",
+    "\n",
+    "\r\n",
+    "\t",
+    "SELECT 1",
+    "SELECT CASE WHEN 1 THEN 2 ELSE 3 END",
+    "UPDATE a SET x = CASE new.x WHEN 1 THEN 'end;' END",
+    "INSERT INTO b VALUES (new.x, 'it''s; END;')",
+    "DELETE FROM t WHERE id = old.id",
+    "SELECT RAISE(ABORT, 'no; END')",
+    "-- comment; END;\n",
+    "/* ; END; */",
+    "CREATE TABLE c (\"end\" TEXT, [x;y] INT, `z;` INT)",
+    "CREATE INDEX i ON a (x)",
+    "SELECT [end] FROM (SELECT 1 AS [end])",
+    "SELECT \"END\"",
+    "SELECT 'END'",
+    "INSERT INTO a SELECT 1, 2",
+    "CREATE VIEW vv AS SELECT * FROM a",
+    "DROP TABLE IF EXISTS c",
+    "PRAGMA foreign_keys = ON",
+    "WITH r(n) AS (SELECT 1) SELECT n FROM r",
+    "BEGIN",
+    "COMMIT",
+    "EXPLAIN ",
+    "EXPLAIN QUERY PLAN ",
+    "SELECT x'00'",
+    "SELECT 1 AS end_",
+    "ALTER TABLE a ADD COLUMN z",
+    "SELECT $v, :w, @z, ?1",
+    "SELECT 'é;', \"名前\"",
+];
 
 thread_local! {
     static CONN: RefCell<Connection> = RefCell::new({
@@ -81,34 +132,50 @@ fn skip_known() -> bool {
     *SKIP.get_or_init(|| std::env::var_os("MIGRATE_FUZZ_SKIP_KNOWN").is_some_and(|v| v == "1"))
 }
 
+/// `MIGRATE_FUZZ_DEBUG=1`: say which inputs SQLite accepted, to see how
+/// much of a corpus is compared.
+fn debug() -> bool {
+    static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DEBUG.get_or_init(|| std::env::var_os("MIGRATE_FUZZ_DEBUG").is_some_and(|v| v == "1"))
+}
+
 fuzz_target!(|data: &[u8]| {
-    if data.len() > 4096 || data.contains(&0) {
+    let assembled;
+    let sql = if let Some((0, picks)) = data.split_first() {
+        assembled = picks
+            .iter()
+            .map(|&b| FRAGMENTS[usize::from(b) % FRAGMENTS.len()])
+            .collect::<String>();
+        assembled.as_str()
+    } else {
+        let Ok(sql) = std::str::from_utf8(data) else {
+            return;
+        };
+        sql
+    };
+    if sql.len() > 4096 || sql.contains('\0') {
         return;
     }
-    let Ok(sql) = std::str::from_utf8(data) else {
-        return;
-    };
     // The runner's callers strip a leading byte-order mark (`Script::sql`,
     // the scanner), and SQLite skips one too.
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
-    // Known defect 4 (regressions/statement_split_vs_sqlite/bom-*): SQLite's
-    // tokenizer skips a byte-order mark anywhere as white space; the
-    // splitter reads it as part of a word.
-    if skip_known() && sql.contains('\u{feff}') {
-        return;
-    }
-    // Known defect 5 (regressions/statement_split_vs_sqlite/vertical-tab-*):
-    // SQLite takes a vertical tab that follows white space as white space
-    // (and one anywhere else as an illegal token); the splitter makes it
-    // the start of a statement, which SQLite then rejects when it is run
-    // alone.
-    if skip_known() && sql.contains('\u{b}') {
+    // Known defect (regressions/statement_split_vs_sqlite/explain-create-trigger):
+    // `EXPLAIN [QUERY PLAN] CREATE TRIGGER …` is a trigger to SQLite, whose
+    // body runs to `END`; the splitter only knows a trigger by its first
+    // words, so it cuts the body at its first `;`.
+    if skip_known() && {
+        let upper = sql.to_ascii_uppercase();
+        upper.contains("EXPLAIN") && upper.contains("TRIGGER")
+    } {
         return;
     }
     let Some(sqlite) = CONN.with(|c| sqlite_statements(&c.borrow(), sql)) else {
         return;
     };
     let ours = statement_lines(sql);
+    if debug() {
+        eprintln!("compared: {} statements", ours.len());
+    }
     assert_eq!(
         ours.len(),
         sqlite,
@@ -127,6 +194,13 @@ fuzz_target!(|data: &[u8]| {
             // "complete" after a lone `;` and the splitter has no statement
             // to end; not comparable.
             continue;
+        }
+        if sql.contains(['\u{feff}', '\u{b}']) {
+            // sqlite3_complete has a tokenizer of its own, which reads a
+            // byte-order mark as part of a name and a vertical tab as a
+            // symbol, where SQLite's parser (and so the runner) skips both as
+            // white space: not an oracle for these.
+            break;
         }
         let theirs = sqlite_complete(prefix);
         assert_eq!(
