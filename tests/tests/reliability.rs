@@ -172,11 +172,18 @@ fn crash_loop(kills: usize) -> (usize, usize, usize) {
         }
         let mut child = cmd.spawn().unwrap();
         let delay = Duration::from_micros(rng.below(u64::try_from(full.as_micros()).unwrap_or(1_000_000)));
-        std::thread::sleep(delay);
+        // Wait for the delay, or less if the run finishes first.
+        let started = Instant::now();
+        while started.elapsed() < delay && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(2).min(delay));
+        }
         let killed = child.try_wait().unwrap().is_none();
         if killed {
             child.kill().unwrap(); // SIGKILL
             done += 1;
+            if done % 100 == 0 {
+                eprintln!("crash test: {done} kills so far");
+            }
         }
         let status = child.wait().unwrap();
         if !killed {
