@@ -1,6 +1,6 @@
 //! `migrate_build::scan::scan(dir, base, width)` on a real directory that
-//! the target writes from the fuzz input (in a temporary directory, under
-//! /dev/shm when there is one).
+//! the target writes from the fuzz input (in `migrate-fuzz-scan-<pid>` under
+//! /dev/shm, or the temporary directory; the next run removes it).
 //!
 //! Input (via `arbitrary`): the width (1..=19), whether the migrations
 //! directory exists (or is a file), and up to 12 entries, each a name (raw
@@ -111,18 +111,35 @@ const TEMPLATES: &[&[u8]] = &[
     b"CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET x = 1;\nEND;\n",
 ];
 
+/// The scratch directory of this process is `PREFIX` + its id.
+const PREFIX: &str = "migrate-fuzz-scan-";
+
 fn root() -> &'static Path {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         let shm = Path::new("/dev/shm");
-        if shm.is_dir() {
-            tempfile::Builder::new().prefix("migrate-fuzz-scan").tempdir_in(shm)
+        let parent = if shm.is_dir() {
+            shm.to_owned()
         } else {
-            tempfile::Builder::new().prefix("migrate-fuzz-scan").tempdir()
+            std::env::temp_dir()
+        };
+        // libFuzzer ends a run with exit(), which drops nothing: remove what
+        // runs that are over left behind.
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(PREFIX))
+                    && !Path::new("/proc").join(pid).exists()
+                {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
         }
-        .expect("temporary directory")
+        let dir = parent.join(format!("{PREFIX}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        dir
     })
-    .path()
 }
 
 /// `MIGRATE_FUZZ_DEBUG=1`: print what each input made, to pick seeds.
