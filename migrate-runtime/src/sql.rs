@@ -82,9 +82,15 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
         let token = match b {
             b';' => {
                 i += 1;
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                // `EXPLAIN [QUERY PLAN]` in front does not change where it ends.
+                let words = match words.as_slice() {
+                    ["EXPLAIN", "QUERY", "PLAN", rest @ ..] | ["EXPLAIN", rest @ ..] => rest,
+                    all => all,
+                };
                 let is_trigger = matches!(
-                    words.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
-                    ["CREATE", "TRIGGER", ..] | ["CREATE", "TEMP" | "TEMPORARY", "TRIGGER"]
+                    words,
+                    ["CREATE", "TRIGGER", ..] | ["CREATE", "TEMP" | "TEMPORARY", "TRIGGER", ..]
                 );
                 if !is_trigger || (prev == [Token::Semicolon, Token::End]) {
                     finish(sql, &mut out, start.take(), i);
@@ -129,7 +135,7 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
                     i += 1;
                 }
                 let word = &sql[from..i];
-                if words.len() < 3 {
+                if words.len() < 6 {
                     words.push(word.to_ascii_uppercase());
                 }
                 if word.eq_ignore_ascii_case("END") {
@@ -203,6 +209,9 @@ mod tests {
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].0.ends_with("END;"));
         assert_eq!(got[1], ("SELECT 2;", 5));
+        // fuzz/regressions/statement_split_vs_sqlite/explain-create-trigger
+        let explain = "EXPLAIN CREATE TRIGGER tr AFTER INSERT ON a BEGIN SELECT 1; END;";
+        assert_eq!(texts(explain).len(), 1);
         let temp = "create temp trigger t after insert on a begin select 1; end; select 3";
         assert_eq!(texts(temp).len(), 2);
     }
