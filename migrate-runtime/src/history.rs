@@ -54,7 +54,9 @@ impl Table {
                  applied_at TEXT NOT NULL,\n    \
                  duration_ms INTEGER NOT NULL\n)"
             ),
-            summary: format!("SELECT count(*), max(version) FROM {q}"),
+            // data_version changes when another connection commits; max()
+            // reads one end of the primary key. Neither scans the table.
+            summary: format!("SELECT (SELECT data_version FROM pragma_data_version), (SELECT max(version) FROM {q})"),
             compact: format!("SELECT version, name, checksum FROM {q} ORDER BY version"),
         }
     }
@@ -136,16 +138,17 @@ impl Table {
             };
             let same = matches!(row.get_ref(0), Ok(ValueRef::Integer(v)) if v == m.version_i64())
                 && matches!(row.get_ref(1), Ok(ValueRef::Text(name)) if name == m.name().as_bytes())
-                && matches!(row.get_ref(2), Ok(ValueRef::Text(hex)) if crate::Checksum::parse_bytes(hex) == Some(m.checksum()));
+                && matches!(row.get_ref(2), Ok(ValueRef::Text(hex)) if m.checksum().eq_hex(hex));
             if !same {
                 return false;
             }
         }
     }
 
-    /// Row count and highest version: a cheap way to see whether another
-    /// process changed the history since we last read it.
-    pub fn summary(&self, conn: &Connection) -> Result<(u64, Option<u64>)> {
+    /// SQLite's data version (it changes when another connection commits)
+    /// and the highest version: a cheap way to see whether another process
+    /// changed the history since we last read it.
+    pub fn summary(&self, conn: &Connection) -> Result<(i64, Option<u64>)> {
         conn.prepare_cached(&self.summary)
             .and_then(|mut s| {
                 s.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))
@@ -153,11 +156,8 @@ impl Table {
             })
             .map_err(Error::db(format!("reading the tracking table `{}`", self.name)))
             .map(|row| {
-                let (count, max) = row.unwrap_or((0, None));
-                (
-                    u64::try_from(count).unwrap_or(0),
-                    max.and_then(|m| u64::try_from(m).ok()),
-                )
+                let (data_version, max) = row.unwrap_or((0, None));
+                (data_version, max.and_then(|m| u64::try_from(m).ok()))
             })
     }
 

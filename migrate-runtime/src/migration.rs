@@ -76,6 +76,17 @@ impl Checksum {
         Some(Self(bytes))
     }
 
+    /// Whether `hex` (64 hex digits, either case) spells this checksum;
+    /// compares without decoding, for the start-up check of every row.
+    pub(crate) fn eq_hex(&self, hex: &[u8]) -> bool {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        hex.len() == 64
+            && self.0.iter().zip(hex.chunks_exact(2)).all(|(b, pair)| {
+                DIGITS[usize::from(b >> 4)] == pair[0].to_ascii_lowercase()
+                    && DIGITS[usize::from(b & 0xf)] == pair[1].to_ascii_lowercase()
+            })
+    }
+
     /// The 32 bytes of the digest.
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -311,6 +322,10 @@ mod tests {
         );
         assert_eq!(Checksum::parse(&a.to_string()), Some(a));
         assert_eq!(Checksum::parse("xyz"), None);
+        assert!(a.eq_hex(a.to_string().as_bytes()));
+        assert!(a.eq_hex(a.to_string().to_uppercase().as_bytes()));
+        assert!(!a.eq_hex(Checksum::of("other").to_string().as_bytes()));
+        assert!(!a.eq_hex(b"short"));
     }
 
     #[test]

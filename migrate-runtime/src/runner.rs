@@ -561,7 +561,7 @@ impl<'m> Migrator<'m> {
     /// history under the lock whenever another process changed it.
     fn run_locked(&self, session: &Session<'_>, target: Option<u64>, report: &mut Report) -> Result<()> {
         let conn = session.conn;
-        let mut seen: Option<(u64, Option<u64>)> = None;
+        let mut seen: Option<(i64, Option<u64>)> = None;
         let mut plan: Vec<Planned<'m>> = Vec::new();
         let mut created = false;
         loop {
