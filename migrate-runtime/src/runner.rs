@@ -717,7 +717,9 @@ impl<'m> Migrator<'m> {
             Ok(())
         };
         if session.foreign_keys && in_transaction {
-            let (result, touched) = tables_seen(conn, written_table, run);
+            session.take_written();
+            let result = run();
+            let touched = session.take_written();
             result.map(|()| touched)
         } else {
             run().map(|()| BTreeSet::new())
@@ -872,6 +874,10 @@ pub(crate) struct Session<'c> {
     /// Tables that have foreign keys, when known: where to look for the
     /// children of a table a migration changed.
     tables_with_keys: std::cell::RefCell<Option<BTreeSet<String>>>,
+    /// The tables written by statements prepared since it was last emptied,
+    /// filled by an authorizer installed once per run (installing one
+    /// expires every prepared statement, so not once per migration).
+    written: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl<'c> Session<'c> {
@@ -890,15 +896,46 @@ impl<'c> Session<'c> {
             conn.execute_batch("PRAGMA foreign_keys = OFF")
                 .map_err(Error::db("turning foreign keys off"))?;
         }
-        Ok(Self {
+        let session = Self {
             conn,
             foreign_keys,
             busy_timeout,
             tables_with_keys: std::cell::RefCell::new(None),
-        })
+            written: Arc::default(),
+        };
+        session.watch_writes();
+        Ok(session)
+    }
+
+    /// Installs the authorizer that records written tables (again, after
+    /// something else replaced it), when foreign keys are checked.
+    pub(crate) fn watch_writes(&self) {
+        if !self.foreign_keys {
+            return;
+        }
+        let sink = Arc::clone(&self.written);
+        self.conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            if let Some(table) = written_table(&ctx.action)
+                && let Ok(mut set) = sink.lock()
+            {
+                set.insert(table.to_owned());
+            }
+            Authorization::Allow
+        }));
+    }
+
+    /// Empties the written tables and returns what they were.
+    fn take_written(&self) -> BTreeSet<String> {
+        self.written
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
     }
 
     pub(crate) fn end(self) -> Result<()> {
+        if self.foreign_keys {
+            self.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        }
         let restore_fk = if self.foreign_keys {
             self.conn.execute_batch("PRAGMA foreign_keys = ON")
         } else {

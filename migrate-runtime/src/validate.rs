@@ -58,7 +58,17 @@ impl<'m> Migrator<'m> {
         self.table.create(&conn)?;
         let mut problems = Vec::new();
         for m in self.migrations {
-            if m.down().is_some() && !matches!(self.round_trip_in_scratch(&conn, m), Ok(true)) {
+            if m.down().is_some() {
+                let passed = matches!(self.round_trip_in_scratch(&conn, m), Ok(true));
+                // Finding the tables it names used an authorizer of its own.
+                session.watch_writes();
+                if passed {
+                    if let Err(e) = self.one_step(&session, m, Direction::Up) {
+                        problems.push(e);
+                        break;
+                    }
+                    continue;
+                }
                 if !self.round_trip_in_place(&session, m, &mut problems)? {
                     break;
                 }
