@@ -22,6 +22,16 @@ mod migrations {
 
 use migrations::schema::recruits;
 
+/// The columns `add` writes and `list` shows after the id, in this order.
+const FIELDS: [&str; 6] = [
+    recruits::FIRST_NAME,
+    recruits::SURNAME,
+    recruits::ID_NUMBER,
+    recruits::PERSONAL_EMAIL_ADDRESS,
+    recruits::CHAT_NAME,
+    recruits::GITHUB_NAME,
+];
+
 /// Keeps track of recruits in an SQLite database.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -109,14 +119,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             github_name,
         } => {
             let sql = format!(
-                "INSERT INTO {} ({}, {}, {}, {}, {}, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO {} ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 recruits::TABLE,
-                recruits::FIRST_NAME,
-                recruits::SURNAME,
-                recruits::ID_NUMBER,
-                recruits::PERSONAL_EMAIL_ADDRESS,
-                recruits::CHAT_NAME,
-                recruits::GITHUB_NAME,
+                FIELDS.join(", ")
             );
             conn.execute(
                 &sql,
@@ -127,14 +132,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::List => {
             let sql = format!(
-                "SELECT {}, {}, {}, {}, {}, {}, {} FROM {} ORDER BY {}",
+                "SELECT {}, {} FROM {} ORDER BY {}",
                 recruits::ID,
-                recruits::FIRST_NAME,
-                recruits::SURNAME,
-                recruits::ID_NUMBER,
-                recruits::PERSONAL_EMAIL_ADDRESS,
-                recruits::CHAT_NAME,
-                recruits::GITHUB_NAME,
+                FIELDS.join(", "),
                 recruits::TABLE,
                 recruits::ID,
             );

@@ -198,6 +198,28 @@ impl Default for Package {
     }
 }
 
+/// The versions recorded in `_migrations`, oldest first.
+pub fn applied_versions(conn: &migrate_runtime::rusqlite::Connection) -> Vec<i64> {
+    let mut stmt = conn
+        .prepare("SELECT version FROM _migrations ORDER BY version")
+        .expect("read _migrations");
+    stmt.query_map([], |r| r.get(0))
+        .expect("read _migrations")
+        .collect::<Result<_, _>>()
+        .expect("read _migrations")
+}
+
+/// The tables of the database, without SQLite's own, by name.
+pub fn user_tables(conn: &migrate_runtime::rusqlite::Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .expect("read the schema");
+    stmt.query_map([], |r| r.get(0))
+        .expect("read the schema")
+        .collect::<Result<_, _>>()
+        .expect("read the schema")
+}
+
 /// Writes `files` (name, contents) into a new directory and returns it.
 pub fn migrations_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = scratch();

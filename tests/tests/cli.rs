@@ -76,25 +76,11 @@ fn fail(pkg: &Package, args: &[&str]) -> String {
 }
 
 fn tables(db: &Path) -> Vec<String> {
-    let conn = Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        .unwrap();
-    stmt.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    tests::user_tables(&Connection::open(db).unwrap())
 }
 
 fn applied(db: &Path) -> Vec<i64> {
-    let conn = Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT version FROM _migrations ORDER BY version")
-        .unwrap();
-    stmt.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    tests::applied_versions(&Connection::open(db).unwrap())
 }
 
 fn files(pkg: &Package) -> Vec<String> {

@@ -31,19 +31,7 @@ fn db() -> (tempfile::TempDir, Connection) {
     (dir, conn)
 }
 
-fn versions(conn: &Connection) -> Vec<i64> {
-    let mut s = conn
-        .prepare("SELECT version FROM _migrations ORDER BY version")
-        .unwrap();
-    s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-}
-
-fn tables(conn: &Connection) -> Vec<String> {
-    let mut s = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        .unwrap();
-    s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-}
+use tests::{applied_versions as versions, user_tables as tables};
 
 #[test]
 fn applies_in_numeric_order_and_records_each() {
