@@ -24,13 +24,36 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the workspace's binaries once per test run and returns the path of
-/// `name` (`cargo-migrate` or `example-app`).
+/// The directory of the profile the tests were built with
+/// (`target/debug`, `target/release`, …).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.ancestors()
+        .nth(2)
+        .expect("the test executable is in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds the workspace's binaries once per test run, with the profile the
+/// tests were built with, and returns the path of `name` (`cargo-migrate`
+/// or `example-app`).
+///
+/// Why not `CARGO_BIN_EXE_<name>`: cargo sets it only for the binaries of
+/// the package under test (the `tests` crate's own `migrate-worker`), and
+/// depending on another package's binary (artifact dependencies) is still
+/// unstable. So they are built here, into the same target directory and
+/// profile, which cargo has mostly done already for `cargo test`.
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = profile_dir();
     BUILT.get_or_init(|| {
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_owned(),
+            Some(other) => other.to_owned(),
+        };
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "cargo-migrate", "-p", "example-app"])
+            .args(["build", "--quiet", "--profile", &profile])
+            .args(["-p", "cargo-migrate", "-p", "example-app"])
             .current_dir(workspace_dir())
             .env("CARGO_TARGET_DIR", target_dir())
             .output()
@@ -41,9 +64,7 @@ pub fn bin(name: &str) -> PathBuf {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-    target_dir()
-        .join("debug")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// The target directory that every testbox shares.

@@ -161,7 +161,16 @@ fn crash_loop(kills: usize) -> (usize, usize, usize) {
 
     let (mut done, mut completed, mut full_applies) = (0, 0, 0);
     let mut wal = false;
+    // Most runs are killed (the delay is below one apply's length); a bound
+    // keeps a machine where they keep finishing first from looping forever.
+    let max_attempts = kills * 20 + 100;
+    let mut attempts = 0;
     while done < kills {
+        attempts += 1;
+        assert!(
+            attempts <= max_attempts,
+            "only {done} of {kills} runs were killed in {max_attempts} attempts: the runs finish before the kill"
+        );
         let mut cmd = Command::new(worker());
         cmd.arg(&migrations)
             .arg(&db)
@@ -296,24 +305,83 @@ fn a_read_only_connection_is_a_clear_error() {
     assert_eq!(file_bytes(&db), before);
 }
 
-/// Runs the worker as an unprivileged user when the tests run as root
-/// (root ignores file permissions), so read-only files and directories are
-/// really read-only to it.
-fn unprivileged(args: &[&std::ffi::OsStr]) -> Option<(bool, String)> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
-    let mut cmd = if root {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", worker()]);
-        c
-    } else {
-        Command::new(worker())
-    };
-    let out = cmd.args(args).output().ok()?;
-    if root && !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("setpriv") {
-        return None;
+/// The opt-out for machines where the tests run as root but cannot drop
+/// privileges (no `setpriv`, or a sandbox that forbids `setuid`).
+const NO_SETPRIV: &str = "MIGRATE_TEST_NO_SETPRIV";
+
+/// A place the unprivileged user (uid 65534) can reach whatever the
+/// checkout's location: a fresh 0755 directory under the system temp dir,
+/// holding its own copy of the worker binary. The target directory will not
+/// do: its parents may be private (`/root` is 0700, so is a `mktemp -d`).
+/// Removed when dropped.
+struct Reachable {
+    dir: tempfile::TempDir,
+    worker: PathBuf,
+}
+
+impl Reachable {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("cargo-migrate-unprivileged-")
+            .tempdir()
+            .expect("create a directory under the system temp dir");
+        chmod(dir.path(), 0o755);
+        // Every parent must let others through, or the worker cannot reach it.
+        for parent in dir.path().ancestors().skip(1) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(parent).map_or(0, |m| m.permissions().mode());
+            assert!(
+                mode & 0o001 != 0,
+                "{} is not searchable by other users (mode {mode:o}): point TMPDIR at a directory \
+                 they can reach, or set {NO_SETPRIV}=1 to skip the unprivileged checks",
+                parent.display()
+            );
+        }
+        let worker = dir.path().join("migrate-worker");
+        std::fs::copy(self::worker(), &worker).expect("copy the worker binary");
+        chmod(&worker, 0o755);
+        Self { dir, worker }
     }
-    Some((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs the worker as an unprivileged user when the tests run as root
+    /// (root ignores file permissions), so read-only files and directories
+    /// are really read-only to it. `None` when the tests run as root, cannot
+    /// drop privileges, and [`NO_SETPRIV`] says to skip; a failure otherwise.
+    fn run(&self, args: &[&std::ffi::OsStr]) -> Option<(bool, String)> {
+        let uid = Command::new("id").arg("-u").output().expect("run id -u");
+        let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let opted_out = std::env::var_os(NO_SETPRIV).is_some_and(|v| !v.is_empty() && v != "0");
+        let mut cmd = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&self.worker);
+            c
+        } else {
+            Command::new(&self.worker)
+        };
+        let cannot = |cause: String| {
+            assert!(
+                opted_out,
+                "cannot drop privileges to check read-only files: {cause} (set {NO_SETPRIV}=1 to skip these checks)"
+            );
+            eprintln!("skipped ({NO_SETPRIV} is set): cannot drop privileges: {cause}");
+            None
+        };
+        let out = match cmd.args(args).current_dir(self.path()).output() {
+            Ok(out) => out,
+            Err(e) if root => return cannot(format!("setpriv: {e}")),
+            Err(e) => panic!("run the worker: {e}"),
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if root && !out.status.success() && stderr.starts_with("setpriv") {
+            return cannot(stderr.trim().to_owned());
+        }
+        Some((out.status.success(), stderr))
+    }
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -323,8 +391,7 @@ fn chmod(path: &Path, mode: u32) {
 
 #[test]
 fn read_only_file_and_read_only_directory_are_clear_errors() {
-    let dir = tests::scratch();
-    chmod(dir.path(), 0o755);
+    let dir = Reachable::new();
     let m = simple_set(dir.path());
     chmod(&m, 0o755);
     for f in std::fs::read_dir(&m).unwrap() {
@@ -338,8 +405,7 @@ fn read_only_file_and_read_only_directory_are_clear_errors() {
         .unwrap();
     chmod(&db, 0o444);
     let before = file_bytes(&db);
-    let Some((ok, err)) = unprivileged(&[m.as_os_str(), db.as_os_str()]) else {
-        eprintln!("skipped: cannot drop privileges here");
+    let Some((ok, err)) = dir.run(&[m.as_os_str(), db.as_os_str()]) else {
         return;
     };
     assert!(!ok);
@@ -357,7 +423,9 @@ fn read_only_file_and_read_only_directory_are_clear_errors() {
     chmod(&db2, 0o666);
     chmod(&ro_dir, 0o555);
     let before = file_bytes(&db2);
-    let (ok, err) = unprivileged(&[m.as_os_str(), db2.as_os_str()]).unwrap();
+    let (ok, err) = dir
+        .run(&[m.as_os_str(), db2.as_os_str()])
+        .expect("dropped privileges the first time");
     chmod(&ro_dir, 0o755);
     assert!(!ok);
     assert!(
@@ -513,9 +581,57 @@ fn every_bad_fixture_is_rejected_by_cargo_build_and_by_check_with_the_same_messa
 
 // ---- the app and the CLI starting at once ----
 
+/// The app of the concurrency test: says at once when it starts waiting for
+/// the lock (the report, printed at the end, says it again).
+const WAITING_MAIN_RS: &str = r#"mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+fn main() {
+    let path = std::env::args().nth(1).expect("a database path");
+    let mut conn = migrate_runtime::rusqlite::Connection::open(&path).expect("open");
+    let migrator = migrations::migrator().on_event(|event| {
+        if let migrate_runtime::Event::Waiting { .. } = event {
+            eprintln!("waiting for the lock");
+        }
+    });
+    match migrator.apply(&mut conn) {
+        Ok(report) => print!("{report}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+"#;
+
+/// Reads a child's stderr line by line in a thread, counting `waiting` into
+/// `reported` the first time it appears; returns the whole text.
+fn watch_stderr(
+    stderr: std::process::ChildStderr,
+    reported: std::sync::mpsc::Sender<()>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut text = String::new();
+        let mut told = false;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !told && line.contains("waiting") {
+                told = true;
+                let _ = reported.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    })
+}
+
 #[test]
 fn apps_and_the_cli_migrating_one_database_at_once_apply_each_migration_once() {
     let pkg = tests::Package::new();
+    pkg.write("src/main.rs", WAITING_MAIN_RS);
     for i in 1..=4 {
         pkg.write(
             &format!("migrations/{i:04}_step{i}.sql"),
@@ -536,6 +652,7 @@ fn apps_and_the_cli_migrating_one_database_at_once_apply_each_migration_once() {
     // another process's lock.
     let holder = Connection::open(&db).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (reported, waiting) = std::sync::mpsc::channel();
     let mut children = Vec::new();
     for i in 0..6 {
         let child = if i % 2 == 0 {
@@ -553,20 +670,31 @@ fn apps_and_the_cli_migrating_one_database_at_once_apply_each_migration_once() {
                 .stderr(Stdio::piped())
                 .spawn()
         };
-        children.push(child.unwrap());
+        let mut child = child.unwrap();
+        let stderr = watch_stderr(child.stderr.take().unwrap(), reported.clone());
+        children.push((child, stderr));
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    // Release the lock once every process has said that it waits for it
+    // (however long a loaded machine takes to start them), not after a
+    // fixed delay.
+    let deadline = Instant::now() + Duration::from_secs(50);
+    for n in 0..children.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            waiting.recv_timeout(left).is_ok(),
+            "only {n} of {} processes said they wait for the lock within 50 s",
+            children.len()
+        );
+    }
     holder.execute_batch("ROLLBACK").unwrap();
     let mut waited = 0;
-    for child in children {
+    for (i, (child, stderr)) in children.into_iter().enumerate() {
         let out = child.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr.join().unwrap());
         assert!(out.status.success(), "{text}");
-        if text.contains("waited") || text.contains("waiting") {
+        // The apps' report says how long they waited; the CLI said so as it began.
+        let said = if i % 2 == 0 { "waited" } else { "waiting up to" };
+        if text.contains(said) {
             waited += 1;
         }
     }
