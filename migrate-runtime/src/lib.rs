@@ -45,6 +45,7 @@
 mod error;
 mod history;
 mod migration;
+pub mod model;
 mod runner;
 pub mod schema;
 mod sql;
