@@ -144,6 +144,26 @@ pub enum Error {
         known: Vec<u64>,
     },
 
+    /// A database with no tracking table, where its migrations' schema was
+    /// asked for (drift detection).
+    #[error(
+        "the database has no tracking table `{table}`: it was never migrated, so there is no history to compare it with; run `cargo migrate up` (or the app) first, or check the database path and the table name"
+    )]
+    NotMigrated {
+        /// The tracking table's name.
+        table: String,
+    },
+
+    /// The database's schema is not what its applied migrations make
+    /// (someone changed it by hand, or another tool did).
+    #[error("the database's schema is not what its applied migrations{} make (drift): {}; run `cargo migrate diff` to see the differences, then write a migration that makes them, or undo them", version.map_or_else(String::new, |v| format!(" (up to {v})")), differences.join("; "))]
+    Drift {
+        /// The newest applied version.
+        version: Option<u64>,
+        /// The differences, one line each.
+        differences: Vec<String>,
+    },
+
     /// Another process held the write lock for longer than the timeout.
     #[error("the database is locked by another process: waited {}s for its write lock; make sure no other program holds a long transaction on it, or raise the lock timeout", waited.as_secs_f64().round())]
     Locked {

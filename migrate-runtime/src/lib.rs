@@ -42,6 +42,7 @@
 //! checksum TEXT` (SHA-256 of the up file, hex), `applied_at TEXT` (UTC, RFC
 //! 3339) and `duration_ms INTEGER`.
 
+mod drift;
 mod error;
 mod history;
 mod migration;
@@ -51,6 +52,7 @@ pub mod schema;
 mod sql;
 mod validate;
 
+pub use drift::{DriftPolicy, SchemaDiff};
 pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
