@@ -1,0 +1,558 @@
+//! The schema model: what a database's tables, columns, indexes, foreign
+//! keys, CHECK constraints, views and triggers are, read from a live SQLite
+//! database, compared, and fingerprinted.
+//!
+//! Drift detection uses it three ways: `cargo migrate diff` compares a live
+//! database with the replay of its applied migrations, the runtime compares
+//! a database's [`fingerprint`](Model::fingerprint) at start-up with the one
+//! the build stored for its version, and `cargo migrate schema` prints it.
+//!
+//! Two databases built by the same statements give equal models: names of
+//! tables and columns compare without letter case (as SQLite does), and SQL
+//! (views, triggers, CHECK constraints, partial-index conditions, defaults)
+//! is compared by its tokens, not its spacing or keyword case. SQLite's own
+//! tables, FTS and other virtual tables' shadow tables, the tracking table
+//! and the tables matched by the ignore patterns are left out.
+//!
+//! What SQLite reports through its pragmas (`pragma_table_list`,
+//! `pragma_table_xinfo`, `pragma_index_list`, `pragma_index_xinfo`,
+//! `pragma_foreign_key_list`; <https://sqlite.org/pragma.html>) is read from
+//! them; what it keeps only in the `CREATE` statement (column collations,
+//! CHECK constraints, `DEFERRABLE`, index expressions and `WHERE`) is read
+//! from `sqlite_schema.sql` with a small tokenizer.
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+mod diff;
+mod parse;
+mod render;
+#[cfg(test)]
+mod tests;
+
+pub use diff::{Change, Difference, Object};
+use diff::{column_facts, fk_facts, index_facts};
+pub use parse::normalize;
+use parse::{Definition, parse_index, parse_table};
+pub use render::schema_sql;
+
+/// A database's schema.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Model {
+    /// The tables, by lower-cased name.
+    pub tables: BTreeMap<String, Table>,
+    /// The views, by lower-cased name.
+    pub views: BTreeMap<String, View>,
+    /// The triggers, by lower-cased name.
+    pub triggers: BTreeMap<String, Trigger>,
+}
+
+/// A table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Table {
+    /// Its name as created.
+    pub name: String,
+    /// `STRICT`.
+    pub strict: bool,
+    /// `WITHOUT ROWID`.
+    pub without_rowid: bool,
+    /// A virtual table (`CREATE VIRTUAL TABLE`): the module and arguments
+    /// are in `sql`.
+    pub virtual_sql: Option<String>,
+    /// Its columns, in declaration order.
+    pub columns: Vec<Column>,
+    /// Its indexes (also those SQLite makes for `UNIQUE` and `PRIMARY KEY`
+    /// constraints), by lower-cased name; automatic ones are named after
+    /// their columns, not `sqlite_autoindex_…`, so that a rebuild that
+    /// renumbers them is not a difference.
+    pub indexes: BTreeMap<String, Index>,
+    /// Its foreign keys, sorted.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Its CHECK constraints (column and table ones), normalized and sorted.
+    pub checks: Vec<String>,
+}
+
+/// A column of a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Column {
+    /// Its name as declared.
+    pub name: String,
+    /// The declared type as written (`TEXT`, `VARCHAR(20)`, or empty).
+    pub decl_type: String,
+    /// `NOT NULL`.
+    pub not_null: bool,
+    /// The default, normalized (`None` when it has none).
+    pub default: Option<String>,
+    /// Position in the primary key, 1-based (0: not part of it).
+    pub primary_key: u32,
+    /// The collation, when not the default `BINARY`.
+    pub collation: Option<String>,
+    /// A generated column: `VIRTUAL` or `STORED`.
+    pub generated: Option<Generated>,
+    /// A hidden column of a virtual table.
+    pub hidden: bool,
+}
+
+/// How a generated column is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
+pub enum Generated {
+    /// Computed when read.
+    Virtual,
+    /// Computed when written, and stored.
+    Stored,
+}
+
+/// An index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Index {
+    /// Its name as created (for automatic ones, `sqlite_autoindex_…`).
+    pub name: String,
+    /// `UNIQUE`.
+    pub unique: bool,
+    /// How it was made: `c` (`CREATE INDEX`), `u` (a `UNIQUE` constraint),
+    /// `pk` (a `PRIMARY KEY` constraint).
+    pub origin: String,
+    /// Its key columns in order.
+    pub columns: Vec<IndexColumn>,
+    /// The `WHERE` of a partial index, normalized.
+    pub partial: Option<String>,
+}
+
+/// One key column of an index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct IndexColumn {
+    /// The column's name, or the normalized expression for an expression
+    /// index.
+    pub column: String,
+    /// Whether it is an expression rather than a column.
+    pub expression: bool,
+    /// `DESC`.
+    pub descending: bool,
+    /// The collation, when not `BINARY`.
+    pub collation: Option<String>,
+}
+
+/// A foreign key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct ForeignKey {
+    /// The child columns.
+    pub columns: Vec<String>,
+    /// The parent table.
+    pub table: String,
+    /// The parent columns (empty: the parent's primary key).
+    pub to: Vec<String>,
+    /// `ON DELETE` action (`NO ACTION` by default).
+    pub on_delete: String,
+    /// `ON UPDATE` action (`NO ACTION` by default).
+    pub on_update: String,
+    /// `DEFERRABLE INITIALLY DEFERRED`.
+    pub deferred: bool,
+}
+
+/// A view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct View {
+    /// Its name as created.
+    pub name: String,
+    /// Its `CREATE VIEW` statement, normalized.
+    pub sql: String,
+}
+
+/// A trigger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Trigger {
+    /// Its name as created.
+    pub name: String,
+    /// The table (or view) it is on.
+    pub table: String,
+    /// Its `CREATE TRIGGER` statement, normalized.
+    pub sql: String,
+}
+
+/// What to leave out when reading a model.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    tracking_table: String,
+    ignore: Vec<String>,
+}
+
+impl Filter {
+    /// Leaves out `tracking_table` (and SQLite's own tables, and shadow
+    /// tables of virtual tables).
+    #[must_use]
+    pub fn new(tracking_table: &str) -> Self {
+        Self {
+            tracking_table: tracking_table.to_owned(),
+            ignore: Vec::new(),
+        }
+    }
+
+    /// Also leaves out the tables, views and triggers whose names match one
+    /// of `patterns` (`*` any run of characters, `?` one; letter case
+    /// ignored), and the indexes and triggers of such tables.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSet`] naming a pattern that is empty or holds
+    /// characters no SQLite name pattern needs (`[`, `]`, `/`).
+    pub fn ignore<S: AsRef<str>>(mut self, patterns: &[S]) -> Result<Self> {
+        for p in patterns {
+            let p = p.as_ref();
+            if p.trim().is_empty() || p.contains(['[', ']', '/']) {
+                return Err(Error::InvalidSet {
+                    message: format!(
+                        "ignore pattern `{p}` is not valid: use a table name with `*` for any characters and `?` for one, such as \"fts_*\""
+                    ),
+                });
+            }
+            self.ignore.push(p.to_ascii_lowercase());
+        }
+        Ok(self)
+    }
+
+    /// Whether `name` is left out.
+    pub fn excludes(&self, name: &str) -> bool {
+        let lower = name.to_ascii_lowercase();
+        lower.starts_with("sqlite_")
+            || lower == self.tracking_table.to_ascii_lowercase()
+            || self.ignore.iter().any(|p| glob(p.as_bytes(), lower.as_bytes()))
+    }
+}
+
+/// `*` and `?` matching.
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| glob(rest, &name[i..])),
+        Some((b'?', rest)) => !name.is_empty() && glob(rest, &name[1..]),
+        Some((c, rest)) => name.first() == Some(c) && glob(rest, &name[1..]),
+    }
+}
+
+/// A fingerprint of `conn`'s schema: a SHA-256, as 64 hex digits, of the
+/// normalized `CREATE` statements in `sqlite_schema` (without what `filter`
+/// leaves out; shadow tables are kept, as they follow from their virtual
+/// table). One query, however many tables: cheap enough for every
+/// start-up. Databases built by the same statements have the same
+/// fingerprint; a different fingerprint is not always a difference in the
+/// [`Model`] (a table rebuilt with another spelling of the same columns),
+/// so compare the models before calling it drift.
+///
+/// # Errors
+///
+/// When the schema cannot be read.
+pub fn fingerprint(conn: &Connection, filter: &Filter) -> Result<String> {
+    let mut stmt = conn
+        .prepare_cached("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY type, name")
+        .map_err(db_err("reading the schema"))?;
+    let mut rows = stmt.query([]).map_err(db_err("reading the schema"))?;
+    let mut hash = Sha256::new();
+    while let Some(row) = rows.next().map_err(db_err("reading the schema"))? {
+        let get = |i| row.get_ref(i).ok().and_then(|v| v.as_str().ok()).unwrap_or("");
+        let (kind, name, table, sql) = (get(0), get(1), get(2), get(3));
+        if filter.excludes(name) || filter.excludes(table) {
+            continue;
+        }
+        hash.update(kind.as_bytes());
+        hash.update([0]);
+        hash.update(name.to_ascii_lowercase().as_bytes());
+        hash.update([0]);
+        hash.update(normalize(sql).as_bytes());
+        hash.update([0]);
+    }
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn db_err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    Error::db(what)
+}
+
+impl Model {
+    /// Reads the schema of `conn`'s main database.
+    ///
+    /// # Errors
+    ///
+    /// When the schema cannot be read (not an SQLite database, I/O).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::model::{Filter, Model};
+    /// let conn = migrate_runtime::rusqlite::Connection::open_in_memory()?;
+    /// conn.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);")?;
+    /// let model = Model::read(&conn, &Filter::new("_migrations"))?;
+    /// assert_eq!(model.tables["users"].columns[1].name, "email");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read(conn: &Connection, filter: &Filter) -> Result<Self> {
+        let mut model = Self::default();
+        let mut objects = conn
+            .prepare(
+                "SELECT s.type, s.name, s.tbl_name, s.sql, coalesce(l.type, ''), coalesce(l.strict, 0), coalesce(l.wr, 0) \
+                 FROM sqlite_schema AS s LEFT JOIN pragma_table_list AS l ON l.schema = 'main' AND l.name = s.name \
+                 ORDER BY s.type, s.name",
+            )
+            .map_err(db_err("reading the schema"))?;
+        type Row = (String, String, String, Option<String>, String, bool, bool);
+        let rows: Vec<Row> = objects
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .and_then(Iterator::collect)
+            .map_err(db_err("reading the schema"))?;
+        for (kind, name, table, sql, list_type, strict, without_rowid) in rows {
+            if filter.excludes(&name) || filter.excludes(&table) || list_type == "shadow" {
+                continue;
+            }
+            let key = name.to_ascii_lowercase();
+            let sql = sql.unwrap_or_default();
+            match kind.as_str() {
+                "table" => {
+                    let t = read_table(conn, &name, &sql, strict, without_rowid, list_type == "virtual")?;
+                    model.tables.insert(key, t);
+                }
+                "view" => {
+                    model.views.insert(
+                        key,
+                        View {
+                            name,
+                            sql: normalize(&sql),
+                        },
+                    );
+                }
+                "trigger" => {
+                    model.triggers.insert(
+                        key,
+                        Trigger {
+                            name,
+                            table,
+                            sql: normalize(&sql),
+                        },
+                    );
+                }
+                _ => {} // indexes are read with their tables
+            }
+        }
+        Ok(model)
+    }
+
+    /// A canonical text of the model: one line per fact, sorted, with names
+    /// lower-cased. Stable across versions of this crate (fingerprints are
+    /// computed at build time and compared at run time).
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        for (key, t) in &self.tables {
+            out.push_str(&format!(
+                "table {key} strict={} without_rowid={} virtual={}\n",
+                t.strict,
+                t.without_rowid,
+                t.virtual_sql.as_deref().unwrap_or("-")
+            ));
+            for (i, c) in t.columns.iter().enumerate() {
+                out.push_str(&format!("column {key} {i} {}\n", column_facts(c)));
+            }
+            for (name, ix) in &t.indexes {
+                out.push_str(&format!("index {key} {name} {}\n", index_facts(ix)));
+            }
+            for fk in &t.foreign_keys {
+                out.push_str(&format!("foreign_key {key} {}\n", fk_facts(fk)));
+            }
+            for check in &t.checks {
+                out.push_str(&format!("check {key} {check}\n"));
+            }
+        }
+        for (key, v) in &self.views {
+            out.push_str(&format!("view {key} {}\n", v.sql));
+        }
+        for (key, t) in &self.triggers {
+            out.push_str(&format!("trigger {key} {} {}\n", t.table.to_ascii_lowercase(), t.sql));
+        }
+        out
+    }
+}
+
+fn read_table(
+    conn: &Connection,
+    name: &str,
+    sql: &str,
+    strict: bool,
+    without_rowid: bool,
+    is_virtual: bool,
+) -> Result<Table> {
+    let definition = parse_table(sql);
+    let mut columns: Vec<Column> = conn
+        .prepare_cached(
+            "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid",
+        )
+        .and_then(|mut s| {
+            s.query_map([name], |r| {
+                let hidden: i64 = r.get(5)?;
+                Ok(Column {
+                    name: r.get(0)?,
+                    decl_type: r.get(1)?,
+                    not_null: r.get(2)?,
+                    default: r.get::<_, Option<String>>(3)?.map(|d| normalize(&d)),
+                    primary_key: r.get(4)?,
+                    collation: None,
+                    generated: match hidden {
+                        2 => Some(Generated::Virtual),
+                        3 => Some(Generated::Stored),
+                        _ => None,
+                    },
+                    hidden: hidden == 1,
+                })
+            })?
+            .collect()
+        })
+        .map_err(Error::db(format!("reading the columns of `{name}`")))?;
+    for c in &mut columns {
+        c.collation = definition
+            .collations
+            .iter()
+            .find(|(col, _)| col.eq_ignore_ascii_case(&c.name))
+            .map(|(_, coll)| coll.clone())
+            .filter(|coll| !coll.eq_ignore_ascii_case("binary"));
+    }
+    let mut table = Table {
+        name: name.to_owned(),
+        strict,
+        without_rowid,
+        virtual_sql: is_virtual.then(|| normalize(sql)),
+        columns,
+        indexes: BTreeMap::new(),
+        foreign_keys: Vec::new(),
+        checks: definition.checks.clone(),
+    };
+    if is_virtual {
+        return Ok(table);
+    }
+    read_indexes(conn, &mut table)?;
+    read_foreign_keys(conn, &mut table, &definition)?;
+    Ok(table)
+}
+
+fn read_indexes(conn: &Connection, table: &mut Table) -> Result<()> {
+    let err = || Error::db(format!("reading the indexes of `{}`", table.name));
+    let list: Vec<(String, bool, String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT l.name, l.\"unique\", l.origin, s.sql FROM pragma_index_list(?1) AS l \
+             LEFT JOIN sqlite_schema AS s ON s.type = 'index' AND s.name = l.name ORDER BY l.name",
+        )
+        .and_then(|mut s| {
+            s.query_map([&table.name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect()
+        })
+        .map_err(err())?;
+    for (name, unique, origin, sql) in list {
+        let key_columns: Vec<(i64, Option<String>, bool, Option<String>)> = conn
+            .prepare_cached("SELECT cid, name, \"desc\", coll FROM pragma_index_xinfo(?1) WHERE key = 1 ORDER BY seqno")
+            .and_then(|mut s| {
+                s.query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect()
+            })
+            .map_err(err())?;
+        let parsed = sql.as_deref().map(parse_index).unwrap_or_default();
+        let columns = key_columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, (cid, col, desc, coll))| {
+                let expression = cid == -2;
+                IndexColumn {
+                    column: if expression {
+                        parsed.expressions.get(i).cloned().unwrap_or_default()
+                    } else {
+                        col.unwrap_or_default()
+                    },
+                    expression,
+                    descending: desc,
+                    collation: coll.filter(|c| !c.eq_ignore_ascii_case("binary")),
+                }
+            })
+            .collect::<Vec<_>>();
+        let index = Index {
+            name: name.clone(),
+            unique,
+            origin: origin.clone(),
+            columns,
+            partial: parsed.partial,
+        };
+        // Automatic indexes get numbered names that a rebuild changes.
+        let key = if origin == "c" {
+            name.to_ascii_lowercase()
+        } else {
+            format!("({origin} {})", index_facts(&index))
+        };
+        table.indexes.insert(key, index);
+    }
+    Ok(())
+}
+
+fn read_foreign_keys(conn: &Connection, table: &mut Table, definition: &Definition) -> Result<()> {
+    type Row = (i64, String, String, Option<String>, String, String);
+    let rows: Vec<Row> = conn
+        .prepare_cached(
+            "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
+        )
+        .and_then(|mut s| {
+            s.query_map([&table.name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect()
+        })
+        .map_err(Error::db(format!("reading the foreign keys of `{}`", table.name)))?;
+    let mut by_id: BTreeMap<i64, ForeignKey> = BTreeMap::new();
+    for (id, parent, from, to, on_update, on_delete) in rows {
+        let fk = by_id.entry(id).or_insert_with(|| ForeignKey {
+            columns: Vec::new(),
+            table: parent,
+            to: Vec::new(),
+            on_delete,
+            on_update,
+            deferred: false,
+        });
+        fk.columns.push(from);
+        if let Some(to) = to {
+            fk.to.push(to);
+        }
+    }
+    let mut keys: Vec<ForeignKey> = by_id.into_values().collect();
+    for fk in &mut keys {
+        fk.deferred = definition.deferred.iter().any(|(cols, parent)| {
+            parent.eq_ignore_ascii_case(&fk.table)
+                && cols.len() == fk.columns.len()
+                && cols.iter().zip(&fk.columns).all(|(a, b)| a.eq_ignore_ascii_case(b))
+        });
+    }
+    keys.sort();
+    table.foreign_keys = keys;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The model's unit tests: read, compare, fingerprint.
+
+use super::*;
+use rusqlite::Connection;
+
+fn model(sql: &str) -> Model {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(sql).unwrap();
+    Model::read(&conn, &Filter::new("_migrations")).unwrap()
+}
+
+fn diff(before: &str, change: &str) -> Vec<String> {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(before).unwrap();
+    let filter = Filter::new("_migrations");
+    let expected = Model::read(&conn, &filter).unwrap();
+    conn.execute_batch(change).unwrap();
+    let actual = Model::read(&conn, &filter).unwrap();
+    expected.diff(&actual).iter().map(ToString::to_string).collect()
+}
+
+const RECRUITS: &str = "CREATE TABLE recruits (\n  id INTEGER PRIMARY KEY,\n  name TEXT NOT NULL COLLATE NOCASE,\n  chatname TEXT,\n  id_number TEXT UNIQUE,\n  CHECK (length(name) > 0)\n);\n\
+    CREATE INDEX recruits_name ON recruits (name DESC) WHERE name <> '';\n\
+    CREATE TABLE notes (id INTEGER PRIMARY KEY, recruit INTEGER REFERENCES recruits (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED, body TEXT);\n\
+    CREATE VIEW named AS SELECT id, name FROM recruits;\n\
+    CREATE TRIGGER notes_touch AFTER INSERT ON notes BEGIN SELECT 1; END;\n";
+
+#[test]
+fn reads_what_the_pragmas_and_the_sql_say() {
+    let m = model(RECRUITS);
+    let r = &m.tables["recruits"];
+    assert_eq!(r.columns.len(), 4);
+    assert_eq!(r.columns[1].collation.as_deref(), Some("nocase"));
+    assert!(r.columns[1].not_null);
+    assert_eq!(r.columns[0].primary_key, 1);
+    assert_eq!(r.checks, vec!["length(name) > 0"]);
+    let ix = &r.indexes["recruits_name"];
+    assert_eq!(ix.partial.as_deref(), Some("name <> ''"));
+    assert!(ix.columns[0].descending);
+    assert!(
+        r.indexes
+            .values()
+            .any(|i| i.origin == "u" && i.columns[0].column == "id_number")
+    );
+    let fk = &m.tables["notes"].foreign_keys[0];
+    assert_eq!(
+        (fk.table.as_str(), fk.on_delete.as_str(), fk.deferred),
+        ("recruits", "CASCADE", true)
+    );
+    assert_eq!(
+        m.views["named"].sql,
+        "create view named as select id, name from recruits"
+    );
+    assert_eq!(m.triggers["notes_touch"].table, "notes");
+}
+
+#[test]
+fn the_same_statements_spelled_differently_give_equal_models() {
+    let a = model(RECRUITS);
+    let b = model(
+        &RECRUITS
+            .replace("CREATE TABLE recruits (", "create   table \"recruits\"(")
+            .replace("SELECT id, name", "select  id ,name")
+            .replace("(name DESC)", "( \"name\"  desc )"),
+    );
+    assert_eq!(a, b);
+    assert_eq!(a.canonical(), b.canonical());
+    assert!(a.diff(&b).is_empty());
+}
+
+#[test]
+fn the_three_hand_changes_of_the_drift_story() {
+    let got = diff(
+        RECRUITS,
+        "ALTER TABLE recruits ADD COLUMN cohort TEXT DEFAULT 'C25 Data Eng';\n\
+         ALTER TABLE recruits RENAME COLUMN chatname TO rocketchat_user;\n\
+         CREATE TABLE r2 (id INTEGER PRIMARY KEY, name TEXT NOT NULL COLLATE NOCASE, rocketchat_user TEXT, cohort TEXT DEFAULT 'C25 Data Eng', CHECK (length(name) > 0));\n\
+         INSERT INTO r2 SELECT id, name, rocketchat_user, cohort FROM recruits;\n\
+         DROP VIEW named; DROP TABLE recruits; ALTER TABLE r2 RENAME TO recruits;\n\
+         CREATE VIEW named AS SELECT id, name FROM recruits;\n\
+         CREATE INDEX recruits_name ON recruits (name DESC) WHERE name <> '';",
+    );
+    assert_eq!(
+        got,
+        vec![
+            "table recruits: column chatname renamed to rocketchat_user (likely: same type and position)",
+            "table recruits: column id_number removed",
+            "table recruits: column cohort added (TEXT DEFAULT 'C25 Data Eng')",
+            "table recruits: index sqlite_autoindex_recruits_1 removed",
+        ]
+    );
+}
+
+#[test]
+fn every_kind_of_difference_is_named() {
+    let got = diff(
+        RECRUITS,
+        "DROP INDEX recruits_name; CREATE TABLE extra (x); \
+         CREATE TRIGGER t2 AFTER DELETE ON notes BEGIN SELECT 2; END; DROP VIEW named; \
+         CREATE VIEW named AS SELECT id FROM recruits;",
+    );
+    assert_eq!(
+        got,
+        vec![
+            "table recruits: index recruits_name removed",
+            "table extra added (1 columns)",
+            "view named changed: was `create view named as select id, name from recruits`, is `create view named as select id from recruits`",
+            "table notes: trigger t2 added (create trigger t2 after delete on notes begin select 2; end)",
+        ]
+    );
+}
+
+#[test]
+fn type_changes_and_constraints() {
+    let got = diff(
+        "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT, p INTEGER);",
+        "CREATE TABLE b (id INTEGER PRIMARY KEY, v INTEGER NOT NULL DEFAULT 0 CHECK (v >= 0), p INTEGER REFERENCES a (id));\n\
+         DROP TABLE a; ALTER TABLE b RENAME TO a;",
+    );
+    assert_eq!(
+        got,
+        vec![
+            "table a: column v changed: type TEXT → INTEGER, NOT NULL added, default none → 0",
+            "table a: foreign key (p) REFERENCES a(id) added",
+            "table a: check v >= 0 added",
+        ]
+    );
+}
+
+#[test]
+fn the_tracking_table_internal_shadow_and_ignored_tables_are_left_out() {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(
+        "CREATE TABLE _migrations (version INTEGER PRIMARY KEY);\
+         CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT);\
+         CREATE VIRTUAL TABLE fts_docs USING fts5(body);\
+         CREATE TABLE other_tool_history (x);",
+    )
+    .unwrap();
+    let filter = Filter::new("_migrations").ignore(&["other_*"]).unwrap();
+    let m = Model::read(&conn, &filter).unwrap();
+    let names: Vec<&str> = m.tables.keys().map(String::as_str).collect();
+    assert_eq!(names, vec!["fts_docs", "t"]);
+    assert!(m.tables["fts_docs"].virtual_sql.is_some());
+    let e = Filter::new("_migrations").ignore(&["[a]"]).unwrap_err();
+    assert!(e.to_string().contains("ignore pattern `[a]` is not valid"), "{e}");
+}
+
+#[test]
+fn strict_without_rowid_generated_and_expression_indexes() {
+    let m = model(
+        "CREATE TABLE k (a TEXT PRIMARY KEY, b INTEGER, c INTEGER GENERATED ALWAYS AS (b * 2) STORED) STRICT, WITHOUT ROWID;\
+         CREATE UNIQUE INDEX k_lower ON k (lower(a) COLLATE NOCASE, b);",
+    );
+    let k = &m.tables["k"];
+    assert!(k.strict && k.without_rowid);
+    assert_eq!(k.columns[2].generated, Some(Generated::Stored));
+    let ix = &k.indexes["k_lower"];
+    assert!(ix.unique && ix.columns[0].expression);
+    assert_eq!(ix.columns[0].column, "lower(a)");
+    assert_eq!(ix.columns[0].collation.as_deref(), Some("NOCASE"));
+}
+
+#[test]
+fn fingerprints_follow_the_statements() {
+    let fp = |sql: &str| {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(sql).unwrap();
+        fingerprint(&conn, &Filter::new("_migrations")).unwrap()
+    };
+    let a = fp(RECRUITS);
+    assert_eq!(a.len(), 64);
+    assert_eq!(a, fp(RECRUITS), "same statements, same fingerprint");
+    assert_eq!(
+        a,
+        fp(&format!(
+            "{RECRUITS} CREATE TABLE _migrations (version INTEGER PRIMARY KEY);"
+        ))
+    );
+    assert_ne!(a, fp(&format!("{RECRUITS} ALTER TABLE notes ADD COLUMN cohort TEXT;")));
+}
+
+#[test]
+fn glob_patterns() {
+    assert!(glob(b"fts_*", b"fts_docs_data"));
+    assert!(glob(b"t?", b"t1"));
+    assert!(!glob(b"t?", b"t12"));
+    assert!(glob(b"*", b""));
+}
