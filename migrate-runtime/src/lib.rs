@@ -42,18 +42,24 @@
 //! checksum TEXT` (SHA-256 of the up file, hex), `applied_at TEXT` (UTC, RFC
 //! 3339) and `duration_ms INTEGER`.
 
+mod apply;
 mod error;
+mod foreign_keys;
 mod history;
 mod migration;
-mod runner;
+mod migrator;
+mod plan;
+mod report;
 pub mod schema;
+mod session;
 mod sql;
 mod validate;
 
 pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
-pub use runner::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Entry, Event, Migrator, Report, State, Status, Step};
+pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Migrator};
+pub use report::{Entry, Event, Report, State, Status, Step};
 
 /// The 1-based line of each statement in `sql`, as the runner splits it
 /// (`;` outside strings, quoted names, comments and trigger bodies).

@@ -16,8 +16,9 @@ use rusqlite::Connection;
 use rusqlite::hooks::AuthAction;
 use rusqlite::types::Value;
 
-use crate::runner::Session;
+use crate::plan::Planned;
 use crate::schema::Schema;
+use crate::session::Session;
 use crate::sql::statements;
 use crate::{Direction, Error, Migration, Migrator, Result, Script};
 
@@ -70,7 +71,7 @@ impl<'m> Migrator<'m> {
                     continue;
                 }
             }
-            if let Err(e) = self.one_step(&session, m, Direction::Up) {
+            if let Err(e) = self.step_committed(&session, Planned::up(m)) {
                 problems.push(e);
                 break;
             }
@@ -89,14 +90,14 @@ impl<'m> Migrator<'m> {
     fn round_trip_in_place(&self, session: &Session<'_>, m: &'m Migration, problems: &mut Vec<Error>) -> Result<bool> {
         let conn = session.conn;
         let before = Schema::read(conn, &self.table.name)?;
-        if let Err(e) = self.one_step(session, m, Direction::Up) {
+        if let Err(e) = self.step_committed(session, Planned::up(m)) {
             problems.push(e);
             return Ok(false);
         }
         let Some(down) = m.down() else {
             return Ok(true);
         };
-        if let Err(e) = self.one_step(session, m, Direction::Down) {
+        if let Err(e) = self.step_committed(session, Planned::down(m)) {
             // The down was rolled back: the database is as after the up.
             problems.push(e);
             return Ok(true);
@@ -110,7 +111,7 @@ impl<'m> Migrator<'m> {
                 difference,
             });
         }
-        if let Err(mut e) = self.one_step(session, m, Direction::Up) {
+        if let Err(mut e) = self.step_committed(session, Planned::up(m)) {
             if let Error::Sql { message, .. } = &mut e {
                 message.insert_str(0, "after its down script ran: ");
             }
@@ -136,10 +137,10 @@ impl<'m> Migrator<'m> {
         }
         let session = Session::start(&scratch, self.lock_timeout)?;
         let before = Schema::read(&scratch, &self.table.name)?;
-        let a = self.run_script(&session, m, Direction::Up, m.up(), true);
-        let b = self.run_script(&session, m, Direction::Down, down, true);
+        let a = session.run_script(m, Direction::Up, m.up(), true);
+        let b = session.run_script(m, Direction::Down, down, true);
         let c = Schema::read(&scratch, &self.table.name)?.difference(&before);
-        let d = self.run_script(&session, m, Direction::Up, m.up(), true);
+        let d = session.run_script(m, Direction::Up, m.up(), true);
         let passed = a.is_ok() && b.is_ok() && c.is_none() && d.is_ok();
         session.end()?;
         Ok(passed)
@@ -158,7 +159,7 @@ fn tables_named(conn: &Connection, scripts: &[&Script]) -> BTreeSet<String> {
             }
         }
     };
-    crate::runner::tables_seen(conn, table_of, prepare_all).1
+    crate::foreign_keys::tables_seen(conn, table_of, prepare_all).1
 }
 
 fn table_of<'a>(action: &AuthAction<'a>) -> Option<&'a str> {
