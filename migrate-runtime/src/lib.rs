@@ -36,6 +36,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Which SQLite
+//!
+//! By default SQLite is compiled into the program (the `bundled` feature,
+//! rusqlite's feature of the same name), so nothing needs to be installed.
+//! To link the system's SQLite instead, or SQLCipher, turn default features
+//! off and choose through [`rusqlite`]'s features, in the app's
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [dependencies]
+//! migrate-runtime = { version = "0.1", default-features = false }
+//! # SQLCipher instead of the system library:
+//! # rusqlite = { version = "0.37", features = ["bundled-sqlcipher"] }
+//! ```
+//!
+//! Cargo unifies features, so `bundled` is off only when no crate of the
+//! build turns it on. A system SQLite must be 3.37 or newer (the
+//! foreign-key check reads `pragma_table_list`). `migrate-build` and
+//! `cargo-migrate` keep the bundled SQLite for the build-time replay.
+//!
 //! # The tracking table
 //!
 //! `_migrations` by default: `version INTEGER PRIMARY KEY, name TEXT,
