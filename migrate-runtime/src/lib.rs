@@ -62,6 +62,8 @@
 //! checksum TEXT` (SHA-256 of the up file, hex), `applied_at TEXT` (UTC, RFC
 //! 3339) and `duration_ms INTEGER`.
 
+#![warn(unreachable_pub)]
+
 mod apply;
 mod error;
 mod foreign_keys;

@@ -65,6 +65,7 @@ impl fmt::Debug for Migrator<'_> {
 impl<'m> Migrator<'m> {
     /// A migrator over `migrations`, which must be in ascending version order
     /// without duplicates (generated code always is).
+    #[must_use]
     pub fn new(migrations: &'m [Migration]) -> Self {
         Self {
             migrations,

@@ -35,6 +35,7 @@ pub enum Event<'a> {
 
 /// One migration applied or rolled back by a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Step {
     /// The version.
     pub version: u64,
@@ -49,6 +50,7 @@ pub struct Step {
 /// What a call to [`Migrator::apply`](crate::Migrator::apply) or
 /// [`Migrator::migrate_to`](crate::Migrator::migrate_to) did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// The migrations applied or rolled back, in the order they ran.
     pub steps: Vec<Step>,
@@ -99,6 +101,7 @@ impl fmt::Display for Report {
 
 /// Where one migration stands in a database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// Applied, and the file is the one that was applied.
     Applied,
@@ -108,8 +111,33 @@ pub enum State {
     Modified,
 }
 
+impl State {
+    /// The state in one lowercase word: `applied`, `pending`, `modified`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::State::Pending.as_str(), "pending");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Modified => "modified",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One migration of the code and its state in a database.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Entry<'m> {
     /// The migration.
     pub migration: &'m Migration,
@@ -122,6 +150,7 @@ pub struct Entry<'m> {
 /// Every migration's state in a database, from
 /// [`Migrator::status`](crate::Migrator::status).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Status<'m> {
     /// The migrations of the code, oldest first.
     pub entries: Vec<Entry<'m>>,

@@ -7,6 +7,7 @@ use crate::{Error, Result};
 
 /// One object of the schema (a row of `sqlite_schema`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Object {
     /// `table`, `index`, `view` or `trigger`.
     pub kind: String,
@@ -20,6 +21,7 @@ pub struct Object {
 
 /// A column of a table.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Column {
     /// The column's name.
     pub name: String,
@@ -31,13 +33,71 @@ pub struct Column {
     pub primary_key: u32,
 }
 
+impl Column {
+    /// A nullable column outside the primary key, of `decl_type` (may be
+    /// empty).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::schema::Column;
+    ///
+    /// let id = Column::new("id", "INTEGER").with_not_null(true).with_primary_key(1);
+    /// assert_eq!((id.name.as_str(), id.not_null, id.primary_key), ("id", true, 1));
+    /// ```
+    #[must_use]
+    pub fn new(name: impl Into<String>, decl_type: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            decl_type: decl_type.into(),
+            not_null: false,
+            primary_key: 0,
+        }
+    }
+
+    /// Whether it is declared `NOT NULL`.
+    #[must_use]
+    pub fn with_not_null(mut self, not_null: bool) -> Self {
+        self.not_null = not_null;
+        self
+    }
+
+    /// Its position in the primary key (0: not part of it).
+    #[must_use]
+    pub fn with_primary_key(mut self, position: u32) -> Self {
+        self.primary_key = position;
+        self
+    }
+}
+
 /// A table and its columns.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Table {
     /// The table's name.
     pub name: String,
     /// Its columns, in declaration order.
     pub columns: Vec<Column>,
+}
+
+impl Table {
+    /// A table with `columns`, in declaration order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::schema::{Column, Table};
+    ///
+    /// let users = Table::new("users", vec![Column::new("id", "INTEGER")]);
+    /// assert_eq!(users.columns.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn new(name: impl Into<String>, columns: Vec<Column>) -> Self {
+        Self {
+            name: name.into(),
+            columns,
+        }
+    }
 }
 
 /// A database's schema, without SQLite's internal `sqlite_*` objects and
