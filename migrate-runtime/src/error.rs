@@ -30,7 +30,11 @@ impl fmt::Display for Direction {
 /// Each message is one line: what went wrong, where (file and line), and
 /// what to do next. The database's own message is part of the text; it is
 /// never repeated by [`std::error::Error::source`].
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` is that same text, so `fn main() -> Result<(), Box<dyn
+/// std::error::Error>>` with `?` prints the readable message rather than
+/// the variant's fields (match on the variant to read them).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A statement of a migration failed.
@@ -237,6 +241,14 @@ pub enum Error {
         /// The driver's error.
         cause: rusqlite::Error,
     },
+}
+
+impl fmt::Debug for Error {
+    /// The readable message, as [`Display`](fmt::Display): what `main`
+    /// prints when it returns this error.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl Error {
