@@ -359,6 +359,8 @@ fn sql_hint(rolled_back: bool, code: Option<rusqlite::ErrorCode>, message: &str)
 fn sql_advice(code: Option<rusqlite::ErrorCode>, message: &str) -> &'static str {
     if let Some(hint) = code.and_then(Error::hint_for) {
         hint
+    } else if message.contains(crate::session::UNCHECKABLE_ATTACH) {
+        "attach by a plain file name (ATTACH 'side.db' AS side): the replay attaches it in memory, the app opens the file"
     } else if message.contains("VACUUM") {
         "mark the script `-- migrate:no-transaction` at its top"
     } else if message.contains("within a transaction") || message.contains("no transaction is active") {
@@ -416,18 +418,15 @@ mod tests {
             assert_eq!(failed.advice(), Some(hint));
             let db = Error::Database {
                 doing: "opening".into(),
-                cause: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error {
-                        code,
-                        extended_code: 0,
-                    },
-                    None,
-                ),
+                cause: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error { code, extended_code: 0 }, None),
             };
             assert!(db.to_string().ends_with(hint), "{db}");
         }
         assert_eq!(Error::hint_for(C::ConstraintViolation), None);
-        assert_eq!(sql(None, "no such table: t").advice(), Some("fix the statement and run again"));
+        assert_eq!(
+            sql(None, "no such table: t").advice(),
+            Some("fix the statement and run again")
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use rusqlite::hooks::{AuthContext, Authorization};
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
 use crate::foreign_keys::written_table;
 use crate::sql::{line_at, statements};
@@ -25,10 +25,26 @@ pub(crate) struct Session<'c> {
     /// filled by an authorizer installed once per run (installing one
     /// expires every prepared statement, so not once per migration).
     written: Arc<Mutex<BTreeSet<String>>>,
+    /// The build-time replay: every database stays in memory.
+    replay: bool,
+    /// The database name an `ATTACH` of the replay was refused for (a URI
+    /// or an expression, which could name a real file).
+    refused_attach: Arc<Mutex<Option<String>>>,
 }
 
 impl<'c> Session<'c> {
     pub(crate) fn start(conn: &'c Connection, lock_timeout: Duration) -> Result<Self> {
+        Self::open(conn, lock_timeout, false)
+    }
+
+    /// [`start`](Self::start) on the build-time replay's connection, opened
+    /// by [`replay_connection`]: an `ATTACH` by a URI or an expression (which
+    /// could name a real file despite `SQLITE_OPEN_MEMORY`) is refused.
+    pub(crate) fn start_replay(conn: &'c Connection, lock_timeout: Duration) -> Result<Self> {
+        Self::open(conn, lock_timeout, true)
+    }
+
+    fn open(conn: &'c Connection, lock_timeout: Duration, replay: bool) -> Result<Self> {
         let pragma = |name: &str| {
             conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))
                 .map_err(Error::db(format!("reading PRAGMA {name}")))
@@ -49,20 +65,32 @@ impl<'c> Session<'c> {
             busy_timeout,
             tables_with_keys: std::cell::RefCell::new(None),
             written: Arc::default(),
+            replay,
+            refused_attach: Arc::default(),
         };
         session.watch_writes();
         Ok(session)
     }
 
-    /// Installs the authorizer that records written tables (again, after
-    /// something else replaced it), when foreign keys are checked.
+    /// Installs the authorizer (again, after something else replaced it)
+    /// that records written tables, when foreign keys are checked, and that
+    /// keeps the replay's attached databases in memory.
     pub(crate) fn watch_writes(&self) {
-        if !self.foreign_keys {
+        if !self.foreign_keys && !self.replay {
             return;
         }
+        let (foreign_keys, replay) = (self.foreign_keys, self.replay);
         let sink = Arc::clone(&self.written);
+        let refused = Arc::clone(&self.refused_attach);
         self.conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-            if let Some(table) = written_table(&ctx.action)
+            if replay && let Some(name) = attach_leaving_memory(&ctx.action) {
+                if let Ok(mut slot) = refused.lock() {
+                    *slot = Some(name);
+                }
+                return Authorization::Deny;
+            }
+            if foreign_keys
+                && let Some(table) = written_table(&ctx.action)
                 && let Ok(mut set) = sink.lock()
             {
                 set.insert(table.to_owned());
@@ -99,6 +127,11 @@ impl<'c> Session<'c> {
                         }
                         _ => stmt.line,
                     };
+                    let refused = self.refused_attach.lock().ok().and_then(|mut slot| slot.take());
+                    let message = match refused {
+                        Some(name) => format!("ATTACH of {name}, which could open a real file: {UNCHECKABLE_ATTACH}"),
+                        None => crate::error::message_of(&e),
+                    };
                     return Err(Error::Sql {
                         direction,
                         version: m.version(),
@@ -106,7 +139,7 @@ impl<'c> Session<'c> {
                         file: script.file().to_owned(),
                         line,
                         statement: stmt.text.to_owned(),
-                        message: crate::error::message_of(&e),
+                        message,
                         code: e.sqlite_error_code(),
                         rolled_back: in_transaction,
                     });
@@ -125,7 +158,7 @@ impl<'c> Session<'c> {
     }
 
     pub(crate) fn end(self) -> Result<()> {
-        if self.foreign_keys {
+        if self.foreign_keys || self.replay {
             self.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
         }
         let restore_fk = if self.foreign_keys {
@@ -165,6 +198,39 @@ impl<'c> Session<'c> {
         };
         set_timeout(timeout)?;
         result.map(|()| Tx { conn, open: true })
+    }
+}
+
+/// Why the replay refuses an `ATTACH` it cannot keep in memory.
+pub(crate) const UNCHECKABLE_ATTACH: &str =
+    "the build-time replay keeps every database in memory and cannot check this one";
+
+/// Opens the build-time replay's database in memory, with
+/// `SQLITE_OPEN_MEMORY`, which every database it attaches inherits:
+/// `ATTACH 'side.db'` and `VACUUM INTO 'backup.db'` then attach memory, not
+/// files, so the replay never touches the file system and the statements
+/// on `side.*` are still checked. Only a URI filename (`file:…?mode=rwc`)
+/// or a name computed by an expression could override it; the replay's
+/// session refuses those.
+pub(crate) fn replay_connection() -> Result<Connection> {
+    use rusqlite::OpenFlags as F;
+    let flags = F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_CREATE | F::SQLITE_OPEN_MEMORY | F::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_in_memory_with_flags(flags).map_err(Error::db("opening an in-memory database"))
+}
+
+/// The database an `ATTACH` names when it could leave memory: a URI
+/// (whose `mode=` overrides `SQLITE_OPEN_MEMORY`) or an expression (SQLite
+/// does not show its value).
+fn attach_leaving_memory(action: &AuthAction<'_>) -> Option<String> {
+    match *action {
+        AuthAction::Attach { filename } if filename.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("file:")) => {
+            Some(format!("the URI `{filename}`"))
+        }
+        AuthAction::Unknown {
+            code: rusqlite::ffi::SQLITE_ATTACH,
+            ..
+        } => Some("a file name computed by an expression".to_owned()),
+        _ => None,
     }
 }
 

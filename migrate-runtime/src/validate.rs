@@ -18,7 +18,7 @@ use rusqlite::types::Value;
 
 use crate::plan::Planned;
 use crate::schema::Schema;
-use crate::session::Session;
+use crate::session::{Session, replay_connection};
 use crate::sql::statements;
 use crate::{Direction, Error, Migration, Migrator, Result, Script};
 
@@ -52,10 +52,10 @@ impl<'m> Migrator<'m> {
     #[doc(hidden)]
     pub fn validate_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Schema, T)> {
         self.check_set()?;
-        let conn = Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
+        let conn = replay_connection()?;
         conn.execute_batch("PRAGMA foreign_keys = ON")
             .map_err(Error::db("enabling foreign keys"))?;
-        let session = Session::start(&conn, self.lock_timeout)?;
+        let session = Session::start_replay(&conn, self.lock_timeout)?;
         self.table.create(&conn)?;
         let mut problems = Vec::new();
         for m in self.migrations {
@@ -128,14 +128,14 @@ impl<'m> Migrator<'m> {
             return Ok(true);
         };
         let named = tables_named(main, &[m.up(), down]);
-        let scratch = Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
+        let scratch = replay_connection()?;
         scratch
             .execute_batch("PRAGMA foreign_keys = OFF")
             .map_err(Error::db("setting up a scratch database"))?;
         if copy_tables(main, &scratch, &named, &self.table.name).is_err() {
             return Ok(false);
         }
-        let session = Session::start(&scratch, self.lock_timeout)?;
+        let session = Session::start_replay(&scratch, self.lock_timeout)?;
         let before = Schema::read(&scratch, &self.table.name)?;
         let a = session.run_script(m, Direction::Up, m.up(), true);
         let b = session.run_script(m, Direction::Down, down, true);
@@ -243,4 +243,107 @@ fn copy_rows(main: &Connection, scratch: &Connection, table: &str) -> rusqlite::
         insert.execute(rusqlite::params_from_iter(values))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_tx(version: u64, name: &str, sql: String) -> Migration {
+        Migration::new(
+            version,
+            name.to_owned(),
+            Script::new(sql, format!("migrations/{version:04}_{name}.sql")).with_no_transaction(true),
+        )
+    }
+
+    fn sql_error(e: Error) -> (String, usize, String, &'static str) {
+        let Error::Validation { mut problems } = e else {
+            panic!("{e}")
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let e = problems.remove(0);
+        let advice = e.advice().unwrap_or_default();
+        match e {
+            Error::Sql {
+                file, line, message, ..
+            } => (file, line, message, advice),
+            other => panic!("{other}"),
+        }
+    }
+
+    /// Absolute names in a temporary directory, and relative names, which
+    /// would land in the current directory (the package's, under cargo test).
+    #[test]
+    fn attach_and_vacuum_into_never_touch_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let side = dir.path().join("side.db");
+        let backup = dir.path().join("backup.db");
+        let relative = ["replay_side_test.db", "replay_backup_test.db"];
+        let migrations = [
+            no_tx(
+                1,
+                "archive",
+                format!(
+                    "ATTACH DATABASE '{}' AS side;\nCREATE TABLE side.archive (x);\nINSERT INTO side.archive VALUES (1);\nDETACH DATABASE side;\n",
+                    side.display()
+                ),
+            ),
+            no_tx(
+                2,
+                "relative",
+                format!(
+                    "ATTACH '{}' AS rel;\nCREATE TABLE rel.t (x);\nDETACH rel;\n",
+                    relative[0]
+                ),
+            ),
+            no_tx(3, "backup", format!("VACUUM INTO '{}';\n", backup.display())),
+            no_tx(4, "backup_here", format!("VACUUM INTO '{}';\n", relative[1])),
+        ];
+        // Twice: a file left by the first would fail the second
+        // ("output file already exists").
+        for _ in 0..2 {
+            Migrator::new(&migrations).validate().unwrap();
+        }
+        assert!(!side.exists() && !backup.exists());
+        assert_eq!(dir.path().read_dir().unwrap().count(), 0);
+        for name in relative {
+            assert!(!std::path::Path::new(name).exists(), "{name} was written");
+        }
+    }
+
+    #[test]
+    fn statements_on_an_attached_database_are_still_checked() {
+        let migrations = [no_tx(
+            1,
+            "archive",
+            "ATTACH 'side.db' AS side;\nCREATE TABLE side.archive (x);\nINSERT INTO side.archive (y) VALUES (1);\n"
+                .to_owned(),
+        )];
+        let (file, line, message, _) = sql_error(Migrator::new(&migrations).validate().unwrap_err());
+        assert_eq!((file.as_str(), line), ("migrations/0001_archive.sql", 3));
+        assert!(message.contains("no column named y"), "{message}");
+        assert!(!std::path::Path::new("side.db").exists());
+    }
+
+    #[test]
+    fn a_uri_attach_is_refused_with_file_line_and_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("side.db");
+        for sql in [
+            format!("SELECT 1;\nATTACH 'file:{}?mode=rwc' AS side;\n", target.display()),
+            format!(
+                "SELECT 1;\nATTACH 'file:' || '{}?mode=rwc' AS side;\n",
+                target.display()
+            ),
+            format!("SELECT 1;\nVACUUM INTO 'file:{}?mode=rwc';\n", target.display()),
+        ] {
+            let migrations = [no_tx(1, "side", sql.clone())];
+            let (file, line, message, advice) = sql_error(Migrator::new(&migrations).validate().unwrap_err());
+            assert_eq!((file.as_str(), line), ("migrations/0001_side.sql", 2), "{sql}");
+            assert!(message.contains("cannot check this one"), "{message}");
+            assert!(advice.contains("plain file name"), "{advice}");
+            assert!(!target.exists(), "{sql}");
+        }
+    }
 }
