@@ -82,6 +82,7 @@ pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Migrator};
 pub use report::{Entry, Event, Report, State, Status, Step};
+pub use validate::{Validated, Warning};
 
 /// The 1-based line of each statement in `sql`, as the runner splits it
 /// (`;` outside strings, quoted names, comments and trigger bodies).

@@ -2,15 +2,20 @@
 //! database and check that each down script undoes its up.
 //!
 //! The replay applies each up once to the full database, through the real
-//! runner. The up → down → up round trip of a migration runs in a scratch
-//! database holding only the tables that migration's scripts name (with
-//! their rows, indexes and triggers): SQLite reloads the whole schema on
-//! many `ALTER TABLE`s, so round trips on the full database would cost
-//! several times the replay itself. When anything goes wrong in the scratch
-//! database, or the scripts need more of the database than they name, the
-//! round trip is done again on the full database, which decides.
+//! runner's step ([`Migrator::step`]). The up → down → up round trip of a
+//! migration runs in a scratch database holding only the tables that
+//! migration's scripts name (with their rows, indexes and triggers): SQLite
+//! reloads the whole schema on many `ALTER TABLE`s, so round trips on the
+//! full database would cost several times the replay itself. When anything
+//! goes wrong in the scratch database, or the scripts need more of the
+//! database than they name, the round trip is done again on the full
+//! database, which decides. There, down → up runs in a transaction that is
+//! rolled back, so the replay goes on from the plain up's state whatever
+//! the down did (for `-- migrate:no-transaction` scripts, which cannot be
+//! rolled back, the state is rebuilt by replaying the ups again).
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use rusqlite::Connection;
 use rusqlite::hooks::AuthAction;
@@ -22,11 +27,75 @@ use crate::session::{Session, replay_connection};
 use crate::sql::statements;
 use crate::{Direction, Error, Migration, Migrator, Result, Script};
 
+/// What [`Migrator::check`] found in migrations that replay cleanly: the
+/// schema after the last one, and what deserves a look without failing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Validated {
+    /// The schema after the last migration.
+    pub schema: Schema,
+    /// Things accepted with a warning, in migration order.
+    pub warnings: Vec<Warning>,
+}
+
+/// Something the replay accepted but that deserves a look, such as a down
+/// script that gives back a table with its columns in another order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Warning {
+    /// The migration's version.
+    pub version: u64,
+    /// The migration's name.
+    pub name: String,
+    /// The file it is about.
+    pub file: String,
+    /// The 1-based line it is about (1 when it is about the whole file).
+    pub line: usize,
+    /// What was found.
+    pub message: String,
+    /// What to do about it, if anything.
+    pub hint: String,
+}
+
+impl fmt::Display for Warning {
+    /// `file:line: message; hint`, on one line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}; {}", self.file, self.line, self.message, self.hint)
+    }
+}
+
+/// What a down that only changes the column order is told.
+const REORDERED_HINT: &str = "a down that re-adds a dropped column with ALTER TABLE … ADD COLUMN puts it last; \
+     only SELECT * and INSERT without a column list see the order, rebuild the table in the down if that matters";
+
+/// Problems and warnings found so far.
+#[derive(Default)]
+struct Findings {
+    problems: Vec<Error>,
+    warnings: Vec<Warning>,
+}
+
+/// How the replay goes on after a migration.
+enum Next {
+    /// With the next migration.
+    Go,
+    /// Not at all: the database is not in a state later migrations expect.
+    Stop,
+    /// From a database rebuilt with the plain ups up to the migration at
+    /// this index: a round trip outside a transaction left it changed.
+    Rebuild(usize),
+}
+
 impl<'m> Migrator<'m> {
     /// Replays every migration into a new in-memory database through this
     /// runner, and for each one with a down script checks that up → down gives
     /// back exactly the schema before it and that up runs again after down.
-    /// Returns the schema after the last migration.
+    /// Returns the schema after the last migration; [`check`](Self::check)
+    /// returns the warnings as well.
+    ///
+    /// The replay never touches the file system: databases that migrations
+    /// attach (`ATTACH 'side.db'`, `VACUUM INTO 'backup.db'`) are attached
+    /// in memory, and an `ATTACH` by a URI is refused as not checkable.
     ///
     /// Use it in a test of your own:
     ///
@@ -40,10 +109,37 @@ impl<'m> Migrator<'m> {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] with every problem found: a failing statement
-    /// stops the replay; a down that does not undo its up does not.
+    /// [`Error::Validation`] with every problem found: a failing up
+    /// stops the replay; a down that does not undo its up does not, and the
+    /// migrations after it are checked from the state the plain up left.
     pub fn validate(&self) -> Result<Schema> {
-        self.validate_with(|_, _| Ok(())).map(|(schema, ())| schema)
+        self.check().map(|v| v.schema)
+    }
+
+    /// [`validate`](Self::validate), returning the warnings as well: a
+    /// down script that gives back a table whose columns are the same but
+    /// in another order is accepted with a warning that names the table.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use migrate_runtime::{Migration, Migrator, Script};
+    /// let migrations = [
+    ///     Migration::new(1, "t", Script::new("CREATE TABLE t (a, b, c);", "0001_t.sql")),
+    ///     Migration::new(2, "drop_b", Script::new("ALTER TABLE t DROP COLUMN b;", "0002_drop_b.up.sql"))
+    ///         .with_down(Script::new("ALTER TABLE t ADD COLUMN b;", "0002_drop_b.down.sql")),
+    /// ];
+    /// let checked = Migrator::new(&migrations).check()?;
+    /// assert_eq!(checked.warnings.len(), 1);
+    /// eprintln!("warning: {}", checked.warnings[0]);
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn check(&self) -> Result<Validated> {
+        self.check_with(|_, _| Ok(())).map(|(v, ())| v)
     }
 
     /// [`validate`](Self::validate), calling `inspect` with the in-memory
@@ -51,74 +147,155 @@ impl<'m> Migrator<'m> {
     /// columns of the final schema there).
     #[doc(hidden)]
     pub fn validate_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Schema, T)> {
+        self.check_with(inspect).map(|(v, extra)| (v.schema, extra))
+    }
+
+    /// [`check`](Self::check), calling `inspect` with the in-memory database
+    /// and its schema at the end, as [`validate_with`](Self::validate_with).
+    #[doc(hidden)]
+    pub fn check_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Validated, T)> {
         self.check_set()?;
-        let conn = replay_connection()?;
-        conn.execute_batch("PRAGMA foreign_keys = ON")
-            .map_err(Error::db("enabling foreign keys"))?;
-        let session = Session::start_replay(&conn, self.lock_timeout)?;
-        self.table.create(&conn)?;
-        let mut problems = Vec::new();
-        for m in self.migrations {
+        let mut found = Findings::default();
+        let mut conn = fresh_replay()?;
+        let mut from = 0;
+        loop {
+            match self.replay(&conn, from, &mut found)? {
+                Next::Go | Next::Stop => break,
+                Next::Rebuild(at) => {
+                    conn = fresh_replay()?;
+                    if !self.replay_ups(&conn, &self.migrations[..=at], &mut found)? {
+                        break;
+                    }
+                    from = at + 1;
+                }
+            }
+        }
+        if !found.problems.is_empty() {
+            return Err(Error::Validation {
+                problems: found.problems,
+            });
+        }
+        let schema = Schema::read(&conn, &self.table.name)?;
+        let extra = inspect(&conn, &schema)?;
+        let validated = Validated {
+            schema,
+            warnings: found.warnings,
+        };
+        Ok((validated, extra))
+    }
+
+    /// Replays the migrations from index `from` on, each up once and each
+    /// round trip, into `conn`.
+    fn replay(&self, conn: &Connection, from: usize, found: &mut Findings) -> Result<Next> {
+        let session = Session::start_replay(conn, self.lock_timeout)?;
+        self.table.create(conn)?;
+        let mut next = Next::Go;
+        for (i, m) in self.migrations.iter().enumerate().skip(from) {
             if m.down().is_some() {
-                let passed = matches!(self.round_trip_in_scratch(&conn, m), Ok(true));
+                let passed = matches!(self.round_trip_in_scratch(conn, m), Ok(true));
                 // Finding the tables it names used an authorizer of its own.
                 session.watch_writes();
                 if !passed {
                     // The full database decides.
-                    if !self.round_trip_in_place(&session, m, &mut problems)? {
-                        break;
+                    match self.round_trip_in_place(&session, m, found)? {
+                        Next::Go => continue,
+                        Next::Stop => next = Next::Stop,
+                        Next::Rebuild(_) => next = Next::Rebuild(i),
                     }
-                    continue;
+                    break;
                 }
             }
             if let Err(e) = self.step_committed(&session, Planned::up(m)) {
-                problems.push(e);
+                found.problems.push(e);
+                next = Next::Stop;
                 break;
             }
         }
         session.end()?;
-        if !problems.is_empty() {
-            return Err(Error::Validation { problems });
-        }
-        let schema = Schema::read(&conn, &self.table.name)?;
-        let extra = inspect(&conn, &schema)?;
-        Ok((schema, extra))
+        Ok(next)
     }
 
-    /// Up, down, compare, up again, on the full database. Records problems;
-    /// returns whether the replay can go on.
-    fn round_trip_in_place(&self, session: &Session<'_>, m: &'m Migration, problems: &mut Vec<Error>) -> Result<bool> {
+    /// Applies the ups of `migrations` to `conn`, as they were applied
+    /// before; `false` (with the problem recorded) when one fails now.
+    fn replay_ups(&self, conn: &Connection, migrations: &'m [Migration], found: &mut Findings) -> Result<bool> {
+        let session = Session::start_replay(conn, self.lock_timeout)?;
+        self.table.create(conn)?;
+        let mut ok = true;
+        for m in migrations {
+            if let Err(e) = self.step_committed(&session, Planned::up(m)) {
+                found.problems.push(e);
+                ok = false;
+                break;
+            }
+        }
+        session.end()?;
+        Ok(ok)
+    }
+
+    /// Up, then down, compare, up again, on the full database. Records
+    /// problems and warnings, and leaves the database as the plain up left
+    /// it: down → up runs in a transaction that is rolled back. Scripts
+    /// that run outside a transaction are committed instead, and the
+    /// database is rebuilt when their round trip found a problem.
+    fn round_trip_in_place(&self, session: &Session<'_>, m: &'m Migration, found: &mut Findings) -> Result<Next> {
         let conn = session.conn;
         let before = Schema::read(conn, &self.table.name)?;
         if let Err(e) = self.step_committed(session, Planned::up(m)) {
-            problems.push(e);
-            return Ok(false);
+            found.problems.push(e);
+            return Ok(Next::Stop);
         }
         let Some(down) = m.down() else {
-            return Ok(true);
+            return Ok(Next::Go);
         };
-        if let Err(e) = self.step_committed(session, Planned::down(m)) {
-            // The down was rolled back: the database is as after the up.
-            problems.push(e);
-            return Ok(true);
-        }
-        let now = Schema::read(conn, &self.table.name)?;
-        if let Some(difference) = before.difference(&now) {
-            problems.push(Error::NotReversible {
-                version: m.version(),
-                name: m.name().to_owned(),
-                file: down.file().to_owned(),
-                difference,
-            });
-        }
-        if let Err(mut e) = self.step_committed(session, Planned::up(m)) {
-            if let Error::Sql { message, .. } = &mut e {
-                message.insert_str(0, "after its down script ran: ");
+        let problems_before = found.problems.len();
+        let in_transaction = !m.up().no_transaction() && !down.no_transaction();
+        let mut waited = None;
+        let mut tx = if in_transaction {
+            Some(session.begin(self, &mut waited)?)
+        } else {
+            None
+        };
+        let mut run = |step: Planned<'m>| match tx.as_mut() {
+            Some(tx) => self.step(session, tx, step, &mut waited),
+            None => self.step_committed(session, step),
+        };
+        match run(Planned::down(m)) {
+            Err(e) => found.problems.push(e),
+            Ok(_) => {
+                let now = Schema::read(conn, &self.table.name)?;
+                let comparison = before.compare(&now);
+                if !comparison.differences.is_empty() {
+                    found.problems.push(Error::NotReversible {
+                        version: m.version(),
+                        name: m.name().to_owned(),
+                        file: down.file().to_owned(),
+                        difference: comparison.differences.join("; "),
+                    });
+                }
+                for reordered in comparison.reordered {
+                    found.warnings.push(Warning {
+                        version: m.version(),
+                        name: m.name().to_owned(),
+                        file: down.file().to_owned(),
+                        line: 1,
+                        message: format!("down migration {} `{}` gives back {reordered}", m.version(), m.name()),
+                        hint: REORDERED_HINT.to_owned(),
+                    });
+                }
+                if let Err(mut e) = run(Planned::up(m)) {
+                    if let Error::Sql { message, .. } = &mut e {
+                        message.insert_str(0, "after its down script ran: ");
+                    }
+                    found.problems.push(e);
+                }
             }
-            problems.push(e);
-            return Ok(false);
         }
-        Ok(true)
+        match tx {
+            // Back to the state after the plain up, whatever the down did.
+            Some(mut tx) => tx.rollback().map(|()| Next::Go),
+            None if found.problems.len() > problems_before => Ok(Next::Rebuild(0)),
+            None => Ok(Next::Go),
+        }
     }
 
     /// The round trip in a scratch database with just the tables the
@@ -145,6 +322,14 @@ impl<'m> Migrator<'m> {
         session.end()?;
         Ok(passed)
     }
+}
+
+/// A new replay database with foreign keys on, as an app's would be.
+fn fresh_replay() -> Result<Connection> {
+    let conn = replay_connection()?;
+    conn.execute_batch("PRAGMA foreign_keys = ON")
+        .map_err(Error::db("enabling foreign keys"))?;
+    Ok(conn)
 }
 
 /// The tables (and views) that `scripts` name, found by preparing each
@@ -345,5 +530,138 @@ mod tests {
             assert!(advice.contains("plain file name"), "{advice}");
             assert!(!target.exists(), "{sql}");
         }
+    }
+
+    fn file(version: u64, name: &str, kind: &str, sql: &str) -> Script {
+        Script::new(sql.to_owned(), format!("migrations/{version:04}_{name}{kind}.sql"))
+    }
+
+    fn up_only(version: u64, name: &str, sql: &str) -> Migration {
+        Migration::new(version, name.to_owned(), file(version, name, "", sql))
+    }
+
+    fn updown(version: u64, name: &str, up: &str, down: &str) -> Migration {
+        Migration::new(version, name.to_owned(), file(version, name, ".up", up))
+            .with_down(file(version, name, ".down", down))
+    }
+
+    fn problems(result: Result<Validated>) -> Vec<String> {
+        match result {
+            Err(Error::Validation { problems }) => problems.iter().map(ToString::to_string).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issue 8, defect 2: the down of 0002 does not undo its up; 0003 is
+    /// right for the state after the plain up of 0002 and must pass.
+    #[test]
+    fn a_rejected_down_does_not_poison_the_migrations_after_it() {
+        for no_transaction in [false, true] {
+            let mut b = updown(2, "b", "DROP TABLE t;", "ALTER TABLE tmp RENAME TO t;");
+            if no_transaction {
+                let down = b.down().unwrap().clone().with_no_transaction(true);
+                b = b.with_down(down);
+            }
+            let migrations = [
+                up_only(1, "a", "CREATE TABLE t (x); CREATE TABLE tmp (x);"),
+                b,
+                up_only(3, "c", "ALTER TABLE tmp RENAME TO t;"),
+                up_only(4, "d", "INSERT INTO t VALUES (1);"),
+            ];
+            let found = problems(Migrator::new(&migrations).check());
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert!(
+                found[0].starts_with("migrations/0002_b.down.sql:1: down migration 2 `b` does not undo its up"),
+                "{found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failing_down_or_second_up_does_not_poison_either() {
+        let migrations = [
+            up_only(1, "a", "CREATE TABLE t (x);"),
+            // The down fails half way: its first statement must not stay.
+            updown(2, "b", "CREATE TABLE u (x);", "DROP TABLE t; DROP TABLE nope;"),
+            // Up cannot run again after down: u is left behind.
+            updown(3, "c", "CREATE TABLE v (x); CREATE TABLE u2 (x);", "DROP TABLE v;"),
+            up_only(
+                4,
+                "d",
+                "INSERT INTO t VALUES (1); INSERT INTO u VALUES (1); INSERT INTO v VALUES (1);",
+            ),
+        ];
+        let found = problems(Migrator::new(&migrations).check());
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].contains("0002_b.down.sql") && found[0].contains("no such table: nope"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].contains("0003_c.down.sql") && found[1].contains("table `u2` was left behind"),
+            "{found:#?}"
+        );
+        assert!(
+            found[2].contains("0003_c.up.sql") && found[2].contains("after its down script ran"),
+            "{found:#?}"
+        );
+    }
+
+    /// Issue 8: a down that re-adds a dropped column gives it back last.
+    #[test]
+    fn column_order_alone_is_a_warning_that_names_the_table() {
+        let migrations = [
+            up_only(
+                1,
+                "users",
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, name TEXT);",
+            ),
+            updown(
+                2,
+                "drop_email",
+                "ALTER TABLE users DROP COLUMN email;",
+                "ALTER TABLE users ADD COLUMN email TEXT;",
+            ),
+            up_only(3, "more", "INSERT INTO users (id, name) VALUES (1, 'x');"),
+        ];
+        let checked = Migrator::new(&migrations).check().unwrap();
+        assert_eq!(checked.warnings.len(), 1);
+        let w = checked.warnings[0].to_string();
+        assert!(
+            w.starts_with(
+                "migrations/0002_drop_email.down.sql:1: down migration 2 `drop_email` gives back table `users` \
+                 with its columns in another order: (id, email, name) before, (id, name, email) after; a down that re-adds"
+            ),
+            "{w}"
+        );
+        // validate() accepts it too, and the final schema is the plain up's.
+        let schema = Migrator::new(&migrations).validate().unwrap();
+        let sql = schema.objects()[0].sql.as_deref().unwrap_or_default();
+        assert!(!sql.contains("email"), "{sql}");
+    }
+
+    #[test]
+    fn a_real_column_difference_is_told_column_by_column() {
+        let migrations = [
+            up_only(
+                1,
+                "users",
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, x BLOB);",
+            ),
+            updown(
+                2,
+                "drop_email",
+                "ALTER TABLE users DROP COLUMN email;",
+                "ALTER TABLE users ADD COLUMN email INTEGER; ALTER TABLE users DROP COLUMN x;",
+            ),
+        ];
+        let found = problems(Migrator::new(&migrations).check());
+        assert_eq!(
+            found,
+            [
+                "migrations/0002_drop_email.down.sql:1: down migration 2 `drop_email` does not undo its up: \
+              column users.email: TEXT → INTEGER; column users.x missing; make the down script restore exactly the schema before the up"
+            ]
+        );
     }
 }
