@@ -73,6 +73,7 @@ mod migrator;
 mod plan;
 mod report;
 pub mod schema;
+mod scratch;
 mod session;
 mod sql;
 mod validate;
