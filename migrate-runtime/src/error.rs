@@ -63,7 +63,7 @@ pub enum Error {
 
     /// An applied migration's file was edited after it was applied.
     #[error(
-        "{file}: migration {version} `{name}` was changed after it was applied (checksum then {applied}, now {current}); restore the file as it was applied and put the change in a new migration, or allow it explicitly (allow_modified)"
+        "{file}: migration {version} `{name}` was changed after it was applied (checksum then {applied}, now {current}); restore the file as it was applied and put the change in a new migration, or allow it explicitly ({ALLOW_MODIFIED})"
     )]
     Modified {
         /// The migration's version.
@@ -80,7 +80,7 @@ pub enum Error {
 
     /// An applied migration now has another name in the code.
     #[error(
-        "{file}: migration {version} was applied as `{applied_name}` but is now called `{name}`; a renamed or renumbered migration is a different migration: restore the old name, or allow it explicitly (allow_modified)"
+        "{file}: migration {version} was applied as `{applied_name}` but is now called `{name}`; a renamed or renumbered migration is a different migration: restore the old name, or allow it explicitly ({ALLOW_MODIFIED})"
     )]
     Renamed {
         /// The migration's version.
@@ -94,7 +94,7 @@ pub enum Error {
     },
 
     /// The database has applied migrations this program does not know.
-    #[error("the database has applied {} this program does not know: {}; it was migrated by a newer build — run that build, or allow it explicitly (allow_unknown)", plural(versions.len() == 1, "migration", "migrations"), list(versions))]
+    #[error("{}", unknown_applied(versions))]
     UnknownApplied {
         /// Version and name of each unknown applied migration.
         versions: Vec<(u64, String)>,
@@ -102,7 +102,7 @@ pub enum Error {
 
     /// A pending migration sorts before one that is already applied.
     #[error(
-        "{file}: migration {version} `{name}` is pending but migration {latest_applied} is already applied (two branches merged?); give it a number above {latest_applied} (`cargo migrate renumber`), or allow it explicitly (allow_out_of_order)"
+        "{file}: migration {version} `{name}` is pending but migration {latest_applied} is already applied (two branches merged?); give it a number above {latest_applied} (`cargo migrate renumber`), or allow it explicitly ({ALLOW_OUT_OF_ORDER})"
     )]
     OutOfOrder {
         /// The pending migration's version.
@@ -130,7 +130,7 @@ pub enum Error {
 
     /// Rolling back a migration that only the database knows.
     #[error(
-        "migration {version} `{name}` is applied but not in this program, so it cannot be rolled back; nothing was rolled back. Roll it back with the build that has it"
+        "migration {version} `{name}` is applied but not in this program, so it cannot be rolled back; nothing was rolled back. Its file may have been deleted, or this is an older build: restore the file, or roll it back with the build that has it"
     )]
     UnknownRollback {
         /// The migration's version.
@@ -296,7 +296,7 @@ impl Error {
     pub fn hint_for(code: rusqlite::ErrorCode) -> Option<&'static str> {
         use rusqlite::ErrorCode as C;
         Some(match code {
-            C::DiskFull => "the disk is full (or the database reached max_page_count): free space and run again",
+            C::DiskFull => "the disk is full (or the database reached max_page_count): free disk space and run again",
             C::ReadOnly | C::PermissionDenied => {
                 "the database is read-only: SQLite needs write access to the file and to its directory (for the journal)"
             }
@@ -324,6 +324,20 @@ fn plural(is_one: bool, one: &'static str, many: &'static str) -> &'static str {
     if is_one { one } else { many }
 }
 
+fn unknown_applied(versions: &[(u64, String)]) -> String {
+    let one = versions.len() == 1;
+    let (what, files, them) = if one {
+        ("a migration", "its file", "it")
+    } else {
+        ("migrations", "their files", "them")
+    };
+    format!(
+        "the database has applied {what} this program does not know: {}; {files} may have been deleted, or this is an older build than the one that applied {them}: restore the {}, run the newer build, or allow it explicitly ({ALLOW_UNKNOWN})",
+        list(versions),
+        plural(one, "file", "files"),
+    )
+}
+
 fn list(versions: &[(u64, String)]) -> String {
     versions
         .iter()
@@ -339,6 +353,16 @@ fn known_versions(known: &[u64]) -> String {
         [first, .., last] => format!("0 (before every migration) and {first} to {last}"),
     }
 }
+
+/// The option that accepts a modified or renamed applied migration, by its
+/// API name and its command-line flag.
+const ALLOW_MODIFIED: &str = "`Migrator::allow_modified(true)`, or `--allow-modified` on the command line";
+
+/// The option that accepts unknown applied migrations.
+const ALLOW_UNKNOWN: &str = "`Migrator::allow_unknown(true)`, or `--allow-unknown` on the command line";
+
+/// The option that accepts a pending migration below an applied one.
+const ALLOW_OUT_OF_ORDER: &str = "`Migrator::allow_out_of_order(true)`, or `--allow-out-of-order` on the command line";
 
 /// What to do when another process holds the database's write lock.
 const LOCKED_HINT: &str = "make sure no other program holds a long transaction on it, or raise the lock timeout (`Migrator::lock_timeout`, or `--lock-timeout` on the command line)";
@@ -446,5 +470,70 @@ mod tests {
             rows: 1,
         };
         assert!(fk.to_string().ends_with(fk.advice().unwrap()), "{fk}");
+    }
+
+    #[test]
+    fn history_refusals_name_the_api_option_and_the_flag() {
+        let one = Error::UnknownApplied {
+            versions: vec![(6, "t6".into())],
+        };
+        let text = one.to_string();
+        assert!(text.starts_with("the database has applied a migration this program does not know: 6 `t6`; its file may have been deleted, or this is an older build"), "{text}");
+        assert!(!text.contains("newer build —"), "{text}");
+        let two = Error::UnknownApplied {
+            versions: vec![(5, "a".into()), (6, "b".into())],
+        };
+        assert!(
+            two.to_string().starts_with(
+                "the database has applied migrations this program does not know: 5 `a`, 6 `b`; their files may"
+            ),
+            "{two}"
+        );
+        let cases = [
+            (
+                one,
+                "`Migrator::allow_unknown(true)`, or `--allow-unknown` on the command line",
+            ),
+            (
+                Error::Modified {
+                    version: 1,
+                    name: "a".into(),
+                    file: "f".into(),
+                    applied: "x".into(),
+                    current: "y".into(),
+                },
+                "`Migrator::allow_modified(true)`, or `--allow-modified` on the command line",
+            ),
+            (
+                Error::Renamed {
+                    version: 1,
+                    applied_name: "b".into(),
+                    name: "a".into(),
+                    file: "f".into(),
+                },
+                "`Migrator::allow_modified(true)`, or `--allow-modified` on the command line",
+            ),
+            (
+                Error::OutOfOrder {
+                    version: 1,
+                    name: "a".into(),
+                    file: "f".into(),
+                    latest_applied: 2,
+                },
+                "`Migrator::allow_out_of_order(true)`, or `--allow-out-of-order` on the command line",
+            ),
+        ];
+        for (e, option) in cases {
+            assert!(e.to_string().ends_with(&format!("({option})")), "{e}");
+        }
+        let gone = Error::UnknownRollback {
+            version: 6,
+            name: "t6".into(),
+        };
+        assert!(
+            gone.to_string()
+                .contains("Its file may have been deleted, or this is an older build"),
+            "{gone}"
+        );
     }
 }
