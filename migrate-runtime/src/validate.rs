@@ -566,36 +566,3 @@ mod tests {
         );
     }
 }
-#[cfg(test)]
-mod timing_tmp {
-    use super::*;
-    use crate::Script;
-    #[test]
-    #[ignore]
-    fn timing_tmp() {
-        let mut ms = vec![Migration::new(
-            1,
-            "base",
-            Script::new("CREATE TABLE base (id INTEGER PRIMARY KEY, v TEXT);", "0001.sql"),
-        )];
-        for v in 2..400u64 {
-            ms.push(
-                Migration::new(
-                    v,
-                    format!("m{v}"),
-                    Script::new(
-                        format!("CREATE TABLE t{v} (x); ALTER TABLE base ADD COLUMN c{v} TEXT;"),
-                        format!("{v}.up.sql"),
-                    ),
-                )
-                .with_down(Script::new(
-                    format!("ALTER TABLE base DROP COLUMN c{v}; DROP TABLE t{v};"),
-                    format!("{v}.down.sql"),
-                )),
-            );
-        }
-        let t = std::time::Instant::now();
-        Migrator::new(&ms).validate().unwrap();
-        eprintln!("TIMING {:?}", t.elapsed());
-    }
-}
