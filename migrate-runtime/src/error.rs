@@ -30,11 +30,15 @@ impl fmt::Display for Direction {
 /// Each message is one line: what went wrong, where (file and line), and
 /// what to do next. The database's own message is part of the text; it is
 /// never repeated by [`std::error::Error::source`].
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` is that same text, so `fn main() -> Result<(), Box<dyn
+/// std::error::Error>>` with `?` prints the readable message rather than
+/// the variant's fields (match on the variant to read them).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A statement of a migration failed.
-    #[error("{file}:{line}: {direction} migration {version} `{name}` failed: {message}; {}", sql_hint(*.rolled_back, .code.as_ref(), message))]
+    #[error("{file}:{line}: {direction} migration {version} `{name}` failed: {message}; {}", sql_hint(*.rolled_back, *.code, message))]
     Sql {
         /// Up or down.
         direction: Direction,
@@ -59,7 +63,7 @@ pub enum Error {
 
     /// An applied migration's file was edited after it was applied.
     #[error(
-        "{file}: migration {version} `{name}` was changed after it was applied (checksum then {applied}, now {current}); restore the file as it was applied and put the change in a new migration, or allow it explicitly (allow_modified)"
+        "{file}: migration {version} `{name}` was changed after it was applied (checksum then {applied}, now {current}); restore the file as it was applied and put the change in a new migration, or allow it explicitly ({ALLOW_MODIFIED})"
     )]
     Modified {
         /// The migration's version.
@@ -76,7 +80,7 @@ pub enum Error {
 
     /// An applied migration now has another name in the code.
     #[error(
-        "{file}: migration {version} was applied as `{applied_name}` but is now called `{name}`; a renamed or renumbered migration is a different migration: restore the old name, or allow it explicitly (allow_modified)"
+        "{file}: migration {version} was applied as `{applied_name}` but is now called `{name}`; a renamed or renumbered migration is a different migration: restore the old name, or allow it explicitly ({ALLOW_MODIFIED})"
     )]
     Renamed {
         /// The migration's version.
@@ -90,7 +94,7 @@ pub enum Error {
     },
 
     /// The database has applied migrations this program does not know.
-    #[error("the database has applied {} this program does not know: {}; it was migrated by a newer build — run that build, or allow it explicitly (allow_unknown)", plural(versions.len() == 1, "migration", "migrations"), list(versions))]
+    #[error("{}", unknown_applied(versions))]
     UnknownApplied {
         /// Version and name of each unknown applied migration.
         versions: Vec<(u64, String)>,
@@ -98,7 +102,7 @@ pub enum Error {
 
     /// A pending migration sorts before one that is already applied.
     #[error(
-        "{file}: migration {version} `{name}` is pending but migration {latest_applied} is already applied (two branches merged?); give it a number above {latest_applied} (`cargo migrate renumber`), or allow it explicitly (allow_out_of_order)"
+        "{file}: migration {version} `{name}` is pending but migration {latest_applied} is already applied (two branches merged?); give it a number above {latest_applied} (`cargo migrate renumber`), or allow it explicitly ({ALLOW_OUT_OF_ORDER})"
     )]
     OutOfOrder {
         /// The pending migration's version.
@@ -126,7 +130,7 @@ pub enum Error {
 
     /// Rolling back a migration that only the database knows.
     #[error(
-        "migration {version} `{name}` is applied but not in this program, so it cannot be rolled back; nothing was rolled back. Roll it back with the build that has it"
+        "migration {version} `{name}` is applied but not in this program, so it cannot be rolled back; nothing was rolled back. Its file may have been deleted, or this is an older build: restore the file, or roll it back with the build that has it"
     )]
     UnknownRollback {
         /// The migration's version.
@@ -165,7 +169,7 @@ pub enum Error {
     },
 
     /// Another process held the write lock for longer than the timeout.
-    #[error("the database is locked by another process: waited {}s for its write lock; make sure no other program holds a long transaction on it, or raise the lock timeout", waited.as_secs_f64().round())]
+    #[error("the database is locked by another process: waited {}s for its write lock; {LOCKED_HINT}", waited.as_secs_f64().round())]
     Locked {
         /// How long we waited.
         waited: Duration,
@@ -189,7 +193,7 @@ pub enum Error {
     },
 
     /// A migration left rows that violate a foreign key it did not violate before.
-    #[error("{file}: {direction} migration {version} `{name}` would leave {rows} {} in `{table}` whose foreign key to `{parent}` points at nothing; it was rolled back. Delete or fix those rows in the migration, or fix the table rebuild", plural(*rows == 1, "row", "rows"))]
+    #[error("{file}: {direction} migration {version} `{name}` would leave {rows} {} in `{table}` whose foreign key to `{parent}` points at nothing; it was rolled back. {FOREIGN_KEY_HINT}", plural(*rows == 1, "row", "rows"))]
     ForeignKey {
         /// Up or down.
         direction: Direction,
@@ -250,13 +254,21 @@ pub enum Error {
     },
 
     /// Any other database error.
-    #[error("{doing}: {}{}", message_of(cause), db_hint(cause))]
+    #[error("{doing}: {}{}", message_of(cause), cause.sqlite_error_code().and_then(Error::hint_for).map(|h| format!("; {h}")).unwrap_or_default())]
     Database {
         /// What we were doing.
         doing: String,
         /// The driver's error.
         cause: rusqlite::Error,
     },
+}
+
+impl fmt::Debug for Error {
+    /// The readable message, as [`Display`](fmt::Display): what `main`
+    /// prints when it returns this error.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl Error {
@@ -266,13 +278,54 @@ impl Error {
     }
 
     /// What to do about a failing statement ([`Error::Sql`]), e.g. "remove
-    /// BEGIN/COMMIT from the script"; `None` for other errors, whose
-    /// message already says it.
+    /// BEGIN/COMMIT from the script", or about the rows a migration left
+    /// without their parent ([`Error::ForeignKey`]), or a lock timeout
+    /// ([`Error::Locked`]): the same words the message ends with, for tools
+    /// that show the hint apart. `None` for other errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = migrate_runtime::Error::Locked { waited: std::time::Duration::from_secs(60) };
+    /// assert!(e.to_string().ends_with(e.advice().unwrap()));
+    /// ```
+    #[must_use]
     pub fn advice(&self) -> Option<&'static str> {
         match self {
-            Self::Sql { code, message, .. } => Some(sql_advice(code.as_ref(), message)),
+            Self::Sql { code, message, .. } => Some(sql_advice(*code, message)),
+            Self::ForeignKey { .. } => Some(FOREIGN_KEY_HINT),
+            Self::Locked { .. } => Some(LOCKED_HINT),
             _ => None,
         }
+    }
+
+    /// What to do about SQLite's error `code`, when there is something to
+    /// say: the one table of hints for SQLite's error codes, which the
+    /// runtime's messages use and tools can share (e.g. a CLI that opens
+    /// the database itself).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::{Error, rusqlite::ErrorCode};
+    ///
+    /// assert_eq!(Error::hint_for(ErrorCode::NotADatabase), Some("this file is not an SQLite database: check the path"));
+    /// assert_eq!(Error::hint_for(ErrorCode::ConstraintViolation), None);
+    /// ```
+    #[must_use]
+    pub fn hint_for(code: rusqlite::ErrorCode) -> Option<&'static str> {
+        use rusqlite::ErrorCode as C;
+        Some(match code {
+            C::DiskFull => "the disk is full (or the database reached max_page_count): free disk space and run again",
+            C::ReadOnly | C::PermissionDenied => {
+                "the database is read-only: SQLite needs write access to the file and to its directory (for the journal)"
+            }
+            C::NotADatabase => "this file is not an SQLite database: check the path",
+            C::CannotOpen => "check that the path names a file and that its directory exists and is writable",
+            C::DatabaseBusy | C::DatabaseLocked => LOCKED_HINT,
+            C::DatabaseCorrupt => "the database file is damaged: restore it from a backup",
+            _ => return None,
+        })
     }
 
     /// SQLite's error code behind this error, if any (for example
@@ -291,6 +344,20 @@ fn plural(is_one: bool, one: &'static str, many: &'static str) -> &'static str {
     if is_one { one } else { many }
 }
 
+fn unknown_applied(versions: &[(u64, String)]) -> String {
+    let one = versions.len() == 1;
+    let (what, files, them) = if one {
+        ("a migration", "its file", "it")
+    } else {
+        ("migrations", "their files", "them")
+    };
+    format!(
+        "the database has applied {what} this program does not know: {}; {files} may have been deleted, or this is an older build than the one that applied {them}: restore the {}, run the newer build, or allow it explicitly ({ALLOW_UNKNOWN})",
+        list(versions),
+        plural(one, "file", "files"),
+    )
+}
+
 fn list(versions: &[(u64, String)]) -> String {
     versions
         .iter()
@@ -307,7 +374,23 @@ fn known_versions(known: &[u64]) -> String {
     }
 }
 
-fn sql_hint(rolled_back: bool, code: Option<&rusqlite::ErrorCode>, message: &str) -> String {
+/// The option that accepts a modified or renamed applied migration, by its
+/// API name and its command-line flag.
+const ALLOW_MODIFIED: &str = "`Migrator::allow_modified(true)`, or `--allow-modified` on the command line";
+
+/// The option that accepts unknown applied migrations.
+const ALLOW_UNKNOWN: &str = "`Migrator::allow_unknown(true)`, or `--allow-unknown` on the command line";
+
+/// The option that accepts a pending migration below an applied one.
+const ALLOW_OUT_OF_ORDER: &str = "`Migrator::allow_out_of_order(true)`, or `--allow-out-of-order` on the command line";
+
+/// What to do when another process holds the database's write lock.
+const LOCKED_HINT: &str = "make sure no other program holds a long transaction on it, or raise the lock timeout (`Migrator::lock_timeout`, or `--lock-timeout` on the command line)";
+
+/// What to do about rows a migration left without their parent.
+const FOREIGN_KEY_HINT: &str = "Delete or fix those rows in the migration, or fix the table rebuild";
+
+fn sql_hint(rolled_back: bool, code: Option<rusqlite::ErrorCode>, message: &str) -> String {
     let done = if rolled_back {
         "it was rolled back, nothing of this migration is applied"
     } else {
@@ -317,20 +400,17 @@ fn sql_hint(rolled_back: bool, code: Option<&rusqlite::ErrorCode>, message: &str
 }
 
 /// What to do about a failing statement.
-fn sql_advice(code: Option<&rusqlite::ErrorCode>, message: &str) -> &'static str {
-    match code {
-        Some(rusqlite::ErrorCode::DiskFull) => "free disk space and run again",
-        Some(rusqlite::ErrorCode::ReadOnly) => {
-            "the database is read-only: SQLite needs write access to the file and its directory"
-        }
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            "another process holds the database; run again when it is done"
-        }
-        _ if message.contains("VACUUM") => "mark the script `-- migrate:no-transaction` at its top",
-        _ if message.contains("within a transaction") || message.contains("no transaction is active") => {
-            "remove BEGIN/COMMIT from the script: each migration already runs in a transaction (or mark it `-- migrate:no-transaction`)"
-        }
-        _ => "fix the statement and run again",
+fn sql_advice(code: Option<rusqlite::ErrorCode>, message: &str) -> &'static str {
+    if let Some(hint) = code.and_then(Error::hint_for) {
+        hint
+    } else if message.contains(crate::session::UNCHECKABLE_ATTACH) {
+        "attach by a plain file name (ATTACH 'side.db' AS side): the replay attaches it in memory, the app opens the file"
+    } else if message.contains("VACUUM") {
+        "mark the script `-- migrate:no-transaction` at its top"
+    } else if message.contains("within a transaction") || message.contains("no transaction is active") {
+        "remove BEGIN/COMMIT from the script: each migration already runs in a transaction (or mark it `-- migrate:no-transaction`)"
+    } else {
+        "fix the statement and run again"
     }
 }
 
@@ -344,20 +424,136 @@ pub(crate) fn message_of(e: &rusqlite::Error) -> String {
     }
 }
 
-fn db_hint(cause: &rusqlite::Error) -> &'static str {
-    match cause.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DiskFull) => {
-            "; the disk is full (or the database reached max_page_count): free space and run again, nothing was changed"
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ErrorCode as C;
+
+    fn sql(code: Option<C>, message: &str) -> Error {
+        Error::Sql {
+            direction: Direction::Up,
+            version: 1,
+            name: "a".into(),
+            file: "0001_a.sql".into(),
+            line: 1,
+            statement: "SELECT 1;".into(),
+            message: message.into(),
+            code,
+            rolled_back: true,
         }
-        Some(rusqlite::ErrorCode::ReadOnly) => {
-            "; the database is read-only: SQLite needs write access to the file and to its directory (for the journal)"
+    }
+
+    #[test]
+    fn one_hint_per_code_in_every_message() {
+        let codes = [
+            C::DiskFull,
+            C::ReadOnly,
+            C::PermissionDenied,
+            C::NotADatabase,
+            C::CannotOpen,
+            C::DatabaseBusy,
+            C::DatabaseLocked,
+            C::DatabaseCorrupt,
+        ];
+        for code in codes {
+            let hint = Error::hint_for(code).unwrap();
+            let failed = sql(Some(code), "boom");
+            assert!(failed.to_string().ends_with(hint), "{failed}");
+            assert_eq!(failed.advice(), Some(hint));
+            let db = Error::Database {
+                doing: "opening".into(),
+                cause: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error { code, extended_code: 0 }, None),
+            };
+            assert!(db.to_string().ends_with(hint), "{db}");
         }
-        Some(rusqlite::ErrorCode::NotADatabase) => "; this file is not an SQLite database: check the path",
-        Some(rusqlite::ErrorCode::CannotOpen) => "; check that the directory exists and is writable",
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            "; another process holds the database: run again when it is done"
+        assert_eq!(Error::hint_for(C::ConstraintViolation), None);
+        assert_eq!(
+            sql(None, "no such table: t").advice(),
+            Some("fix the statement and run again")
+        );
+    }
+
+    #[test]
+    fn lock_timeout_and_foreign_key_hints_are_written_once() {
+        let locked = Error::Locked {
+            waited: Duration::from_secs(3),
+        };
+        assert_eq!(locked.advice(), Error::hint_for(C::DatabaseBusy));
+        assert!(locked.to_string().ends_with(locked.advice().unwrap()));
+        let fk = Error::ForeignKey {
+            direction: Direction::Up,
+            version: 1,
+            name: "a".into(),
+            file: "f".into(),
+            table: "child".into(),
+            parent: "parent".into(),
+            rows: 1,
+        };
+        assert!(fk.to_string().ends_with(fk.advice().unwrap()), "{fk}");
+    }
+
+    #[test]
+    fn history_refusals_name_the_api_option_and_the_flag() {
+        let one = Error::UnknownApplied {
+            versions: vec![(6, "t6".into())],
+        };
+        let text = one.to_string();
+        assert!(text.starts_with("the database has applied a migration this program does not know: 6 `t6`; its file may have been deleted, or this is an older build"), "{text}");
+        assert!(!text.contains("newer build —"), "{text}");
+        let two = Error::UnknownApplied {
+            versions: vec![(5, "a".into()), (6, "b".into())],
+        };
+        assert!(
+            two.to_string().starts_with(
+                "the database has applied migrations this program does not know: 5 `a`, 6 `b`; their files may"
+            ),
+            "{two}"
+        );
+        let cases = [
+            (
+                one,
+                "`Migrator::allow_unknown(true)`, or `--allow-unknown` on the command line",
+            ),
+            (
+                Error::Modified {
+                    version: 1,
+                    name: "a".into(),
+                    file: "f".into(),
+                    applied: "x".into(),
+                    current: "y".into(),
+                },
+                "`Migrator::allow_modified(true)`, or `--allow-modified` on the command line",
+            ),
+            (
+                Error::Renamed {
+                    version: 1,
+                    applied_name: "b".into(),
+                    name: "a".into(),
+                    file: "f".into(),
+                },
+                "`Migrator::allow_modified(true)`, or `--allow-modified` on the command line",
+            ),
+            (
+                Error::OutOfOrder {
+                    version: 1,
+                    name: "a".into(),
+                    file: "f".into(),
+                    latest_applied: 2,
+                },
+                "`Migrator::allow_out_of_order(true)`, or `--allow-out-of-order` on the command line",
+            ),
+        ];
+        for (e, option) in cases {
+            assert!(e.to_string().ends_with(&format!("({option})")), "{e}");
         }
-        Some(rusqlite::ErrorCode::DatabaseCorrupt) => "; the database file is damaged: restore it from a backup",
-        _ => "",
+        let gone = Error::UnknownRollback {
+            version: 6,
+            name: "t6".into(),
+        };
+        assert!(
+            gone.to_string()
+                .contains("Its file may have been deleted, or this is an older build"),
+            "{gone}"
+        );
     }
 }

@@ -6,6 +6,7 @@ use crate::{Error, Result};
 
 /// One row of the tracking table: a migration the database has applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Applied {
     /// The version.
     pub version: u64,
@@ -26,7 +27,7 @@ pub(crate) fn quote(name: &str) -> String {
 
 /// The table's SQL text, for the statements that name it.
 pub(crate) struct Table {
-    pub name: String,
+    pub(crate) name: String,
     select: String,
     insert: String,
     delete: String,
@@ -36,7 +37,7 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let q = quote(name);
         Self {
             name: name.to_owned(),
@@ -69,7 +70,7 @@ impl Table {
     }
 
     /// Every applied migration, oldest first; empty when the table does not exist.
-    pub fn read(&self, conn: &Connection) -> Result<Vec<Applied>> {
+    pub(crate) fn read(&self, conn: &Connection) -> Result<Vec<Applied>> {
         type Row = (
             rusqlite::Result<i64>,
             rusqlite::Result<String>,
@@ -118,7 +119,7 @@ impl Table {
     /// Whether the database has applied exactly `migrations` (same versions,
     /// names and checksums) and nothing else: the common start-up, checked
     /// without allocating. `false` means "look closer", not an error.
-    pub fn matches_exactly(&self, conn: &Connection, migrations: &[crate::Migration]) -> bool {
+    pub(crate) fn matches_exactly(&self, conn: &Connection, migrations: &[crate::Migration]) -> bool {
         use rusqlite::types::ValueRef;
         let Ok(mut stmt) = conn.prepare_cached(&self.compact) else {
             return false;
@@ -148,7 +149,7 @@ impl Table {
     /// SQLite's data version (it changes when another connection commits)
     /// and the highest version: a cheap way to see whether another process
     /// changed the history since we last read it.
-    pub fn summary(&self, conn: &Connection) -> Result<(i64, Option<u64>)> {
+    pub(crate) fn summary(&self, conn: &Connection) -> Result<(i64, Option<u64>)> {
         conn.prepare_cached(&self.summary)
             .and_then(|mut s| {
                 s.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))
@@ -161,12 +162,19 @@ impl Table {
             })
     }
 
-    pub fn create(&self, conn: &Connection) -> Result<()> {
+    pub(crate) fn create(&self, conn: &Connection) -> Result<()> {
         conn.execute_batch(&self.create)
             .map_err(Error::db(format!("creating the tracking table `{}`", self.name)))
     }
 
-    pub fn insert(&self, conn: &Connection, version: i64, name: &str, checksum: &str, duration_ms: i64) -> Result<()> {
+    pub(crate) fn insert(
+        &self,
+        conn: &Connection,
+        version: i64,
+        name: &str,
+        checksum: &str,
+        duration_ms: i64,
+    ) -> Result<()> {
         conn.prepare_cached(&self.insert)
             .and_then(|mut s| s.execute(params![version, name, checksum, duration_ms]))
             .map(drop)
@@ -180,7 +188,7 @@ impl Table {
             })
     }
 
-    pub fn delete(&self, conn: &Connection, version: i64) -> Result<()> {
+    pub(crate) fn delete(&self, conn: &Connection, version: i64) -> Result<()> {
         conn.prepare_cached(&self.delete)
             .and_then(|mut s| s.execute(params![version]))
             .map(drop)

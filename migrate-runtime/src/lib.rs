@@ -36,19 +36,47 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Which SQLite
+//!
+//! By default SQLite is compiled into the program (the `bundled` feature,
+//! rusqlite's feature of the same name), so nothing needs to be installed.
+//! To link the system's SQLite instead, or SQLCipher, turn default features
+//! off and choose through [`rusqlite`]'s features, in the app's
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [dependencies]
+//! migrate-runtime = { version = "0.1", default-features = false }
+//! # SQLCipher instead of the system library:
+//! # rusqlite = { version = "0.37", features = ["bundled-sqlcipher"] }
+//! ```
+//!
+//! Cargo unifies features, so `bundled` is off only when no crate of the
+//! build turns it on. A system SQLite must be 3.37 or newer (the
+//! foreign-key check reads `pragma_table_list`). `migrate-build` and
+//! `cargo-migrate` keep the bundled SQLite for the build-time replay.
+//!
 //! # The tracking table
 //!
 //! `_migrations` by default: `version INTEGER PRIMARY KEY, name TEXT,
 //! checksum TEXT` (SHA-256 of the up file, hex), `applied_at TEXT` (UTC, RFC
 //! 3339) and `duration_ms INTEGER`.
 
+#![warn(unreachable_pub)]
+
+mod apply;
 mod drift;
 mod error;
+mod foreign_keys;
 mod history;
 mod migration;
+mod migrator;
 pub mod model;
-mod runner;
+mod plan;
+mod report;
 pub mod schema;
+mod scratch;
+mod session;
 mod sql;
 mod validate;
 
@@ -56,7 +84,9 @@ pub use drift::{DriftPolicy, SchemaDiff};
 pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
-pub use runner::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Entry, Event, Migrator, Report, State, Status, Step};
+pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Migrator};
+pub use report::{Entry, Event, Report, State, Status, Step};
+pub use validate::{Validated, Warning};
 
 /// The 1-based line of each statement in `sql`, as the runner splits it
 /// (`;` outside strings, quoted names, comments and trigger bodies).

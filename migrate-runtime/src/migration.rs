@@ -26,6 +26,7 @@ pub struct Checksum([u8; 32]);
 
 impl Checksum {
     /// The checksum of a migration file's text.
+    #[must_use]
     pub fn of(text: &str) -> Self {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut hasher = Sha256::new();
@@ -47,6 +48,7 @@ impl Checksum {
     /// # Panics
     ///
     /// When `hex` is not exactly 64 hex digits.
+    #[must_use]
     pub const fn from_hex(hex: &str) -> Self {
         let hex = hex.as_bytes();
         assert!(hex.len() == 64, "a checksum is 64 hex digits");
@@ -137,6 +139,7 @@ impl Script {
     /// let s = Script::new("CREATE TABLE t (id INTEGER);", "migrations/0001_t.up.sql");
     /// assert!(!s.no_transaction());
     /// ```
+    #[must_use]
     pub fn new(sql: impl Into<Cow<'static, str>>, file: impl Into<Cow<'static, str>>) -> Self {
         Self {
             sql: sql.into(),
@@ -154,6 +157,7 @@ impl Script {
     }
 
     #[doc(hidden)]
+    #[must_use]
     pub const fn __from_static(sql: &'static str, file: &'static str, no_transaction: bool) -> Self {
         Self {
             sql: Cow::Borrowed(sql),
@@ -226,6 +230,7 @@ impl Migration {
     ///
     /// When `version` is 0 or above `i64::MAX` (SQLite stores versions as
     /// signed 64-bit integers, and 0 means "no migration").
+    #[must_use]
     pub fn new(version: u64, name: impl Into<Cow<'static, str>>, up: Script) -> Self {
         assert!(
             version >= 1 && i64::try_from(version).is_ok(),
@@ -249,6 +254,7 @@ impl Migration {
     }
 
     #[doc(hidden)]
+    #[must_use]
     pub const fn __from_static(
         version: u64,
         name: &'static str,

@@ -4,11 +4,11 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Statement<'a> {
     /// The statement's text, from its first token up to and including its `;`.
-    pub text: &'a str,
+    pub(crate) text: &'a str,
     /// 1-based line of the first token in the script.
-    pub line: usize,
+    pub(crate) line: usize,
     /// Byte offset of `text` in the script.
-    pub offset: usize,
+    pub(crate) offset: usize,
 }
 
 /// Splits `sql` into statements the way SQLite's `sqlite3_complete` sees

@@ -2,30 +2,97 @@
 //! database and check that each down script undoes its up.
 //!
 //! The replay applies each up once to the full database, through the real
-//! runner. The up → down → up round trip of a migration runs in a scratch
-//! database holding only the tables that migration's scripts name (with
-//! their rows, indexes and triggers): SQLite reloads the whole schema on
-//! many `ALTER TABLE`s, so round trips on the full database would cost
-//! several times the replay itself. When anything goes wrong in the scratch
-//! database, or the scripts need more of the database than they name, the
-//! round trip is done again on the full database, which decides.
+//! runner's step ([`Migrator::step`]). The up → down → up round trip of a
+//! migration runs in a scratch database holding only the tables that
+//! migration's scripts name (with their rows, indexes and triggers): SQLite
+//! reloads the whole schema on many `ALTER TABLE`s, so round trips on the
+//! full database would cost several times the replay itself. When anything
+//! goes wrong in the scratch database, or the scripts need more of the
+//! database than they name, the round trip is done again on the full
+//! database, which decides. There, down → up runs in a transaction that is
+//! rolled back, so the replay goes on from the plain up's state whatever
+//! the down did (for `-- migrate:no-transaction` scripts, which cannot be
+//! rolled back, the state is rebuilt by replaying the ups again).
 
-use std::collections::BTreeSet;
+use std::fmt;
 
 use rusqlite::Connection;
-use rusqlite::hooks::AuthAction;
-use rusqlite::types::Value;
 
-use crate::runner::Session;
+use crate::plan::Planned;
 use crate::schema::Schema;
-use crate::sql::statements;
-use crate::{Direction, Error, Migration, Migrator, Result, Script};
+use crate::scratch::{copy_tables, tables_named};
+use crate::session::{Session, replay_connection};
+use crate::{Error, Migration, Migrator, Result};
+
+/// What [`Migrator::check`] found in migrations that replay cleanly: the
+/// schema after the last one, and what deserves a look without failing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Validated {
+    /// The schema after the last migration.
+    pub schema: Schema,
+    /// Things accepted with a warning, in migration order.
+    pub warnings: Vec<Warning>,
+}
+
+/// Something the replay accepted but that deserves a look, such as a down
+/// script that gives back a table with its columns in another order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Warning {
+    /// The migration's version.
+    pub version: u64,
+    /// The migration's name.
+    pub name: String,
+    /// The file it is about.
+    pub file: String,
+    /// The 1-based line it is about (1 when it is about the whole file).
+    pub line: usize,
+    /// What was found.
+    pub message: String,
+    /// What to do about it, if anything.
+    pub hint: String,
+}
+
+impl fmt::Display for Warning {
+    /// `file:line: message; hint`, on one line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}; {}", self.file, self.line, self.message, self.hint)
+    }
+}
+
+/// What a down that only changes the column order is told.
+const REORDERED_HINT: &str = "a down that re-adds a dropped column with ALTER TABLE … ADD COLUMN puts it last; \
+     only SELECT * and INSERT without a column list see the order, rebuild the table in the down if that matters";
+
+/// Problems and warnings found so far.
+#[derive(Default)]
+struct Findings {
+    problems: Vec<Error>,
+    warnings: Vec<Warning>,
+}
+
+/// How the replay goes on after a migration.
+enum Next {
+    /// With the next migration.
+    Go,
+    /// Not at all: the database is not in a state later migrations expect.
+    Stop,
+    /// From a database rebuilt with the plain ups up to the migration at
+    /// this index: a round trip outside a transaction left it changed.
+    Rebuild(usize),
+}
 
 impl<'m> Migrator<'m> {
     /// Replays every migration into a new in-memory database through this
     /// runner, and for each one with a down script checks that up → down gives
     /// back exactly the schema before it and that up runs again after down.
-    /// Returns the schema after the last migration.
+    /// Returns the schema after the last migration; [`check`](Self::check)
+    /// returns the warnings as well.
+    ///
+    /// The replay never touches the file system: databases that migrations
+    /// attach (`ATTACH 'side.db'`, `VACUUM INTO 'backup.db'`) are attached
+    /// in memory, and an `ATTACH` by a URI is refused as not checkable.
     ///
     /// Use it in a test of your own:
     ///
@@ -39,10 +106,37 @@ impl<'m> Migrator<'m> {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] with every problem found: a failing statement
-    /// stops the replay; a down that does not undo its up does not.
+    /// [`Error::Validation`] with every problem found: a failing up
+    /// stops the replay; a down that does not undo its up does not, and the
+    /// migrations after it are checked from the state the plain up left.
     pub fn validate(&self) -> Result<Schema> {
-        self.validate_with(|_, _| Ok(())).map(|(schema, ())| schema)
+        self.check().map(|v| v.schema)
+    }
+
+    /// [`validate`](Self::validate), returning the warnings as well: a
+    /// down script that gives back a table whose columns are the same but
+    /// in another order is accepted with a warning that names the table.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use migrate_runtime::{Migration, Migrator, Script};
+    /// let migrations = [
+    ///     Migration::new(1, "t", Script::new("CREATE TABLE t (a, b, c);", "0001_t.sql")),
+    ///     Migration::new(2, "drop_b", Script::new("ALTER TABLE t DROP COLUMN b;", "0002_drop_b.up.sql"))
+    ///         .with_down(Script::new("ALTER TABLE t ADD COLUMN b;", "0002_drop_b.down.sql")),
+    /// ];
+    /// let checked = Migrator::new(&migrations).check()?;
+    /// assert_eq!(checked.warnings.len(), 1);
+    /// eprintln!("warning: {}", checked.warnings[0]);
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn check(&self) -> Result<Validated> {
+        self.check_with(|_, _| Ok(())).map(|(v, ())| v)
     }
 
     /// [`validate`](Self::validate), calling `inspect` with the in-memory
@@ -50,74 +144,155 @@ impl<'m> Migrator<'m> {
     /// columns of the final schema there).
     #[doc(hidden)]
     pub fn validate_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Schema, T)> {
+        self.check_with(inspect).map(|(v, extra)| (v.schema, extra))
+    }
+
+    /// [`check`](Self::check), calling `inspect` with the in-memory database
+    /// and its schema at the end, as [`validate_with`](Self::validate_with).
+    #[doc(hidden)]
+    pub fn check_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Validated, T)> {
         self.check_set()?;
-        let conn = Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
-        conn.execute_batch("PRAGMA foreign_keys = ON")
-            .map_err(Error::db("enabling foreign keys"))?;
-        let session = Session::start(&conn, self.lock_timeout)?;
-        self.table.create(&conn)?;
-        let mut problems = Vec::new();
-        for m in self.migrations {
+        let mut found = Findings::default();
+        let mut conn = fresh_replay()?;
+        let mut from = 0;
+        loop {
+            match self.replay(&conn, from, &mut found)? {
+                Next::Go | Next::Stop => break,
+                Next::Rebuild(at) => {
+                    conn = fresh_replay()?;
+                    if !self.replay_ups(&conn, &self.migrations[..=at], &mut found)? {
+                        break;
+                    }
+                    from = at + 1;
+                }
+            }
+        }
+        if !found.problems.is_empty() {
+            return Err(Error::Validation {
+                problems: found.problems,
+            });
+        }
+        let schema = Schema::read(&conn, &self.table.name)?;
+        let extra = inspect(&conn, &schema)?;
+        let validated = Validated {
+            schema,
+            warnings: found.warnings,
+        };
+        Ok((validated, extra))
+    }
+
+    /// Replays the migrations from index `from` on, each up once and each
+    /// round trip, into `conn`.
+    fn replay(&self, conn: &Connection, from: usize, found: &mut Findings) -> Result<Next> {
+        let session = Session::start_replay(conn, self.lock_timeout)?;
+        self.table.create(conn)?;
+        let mut next = Next::Go;
+        for (i, m) in self.migrations.iter().enumerate().skip(from) {
             if m.down().is_some() {
-                let passed = matches!(self.round_trip_in_scratch(&conn, m), Ok(true));
+                let passed = matches!(self.round_trip_in_scratch(conn, m), Ok(true));
                 // Finding the tables it names used an authorizer of its own.
                 session.watch_writes();
                 if !passed {
                     // The full database decides.
-                    if !self.round_trip_in_place(&session, m, &mut problems)? {
-                        break;
+                    match self.round_trip_in_place(&session, m, found)? {
+                        Next::Go => continue,
+                        Next::Stop => next = Next::Stop,
+                        Next::Rebuild(_) => next = Next::Rebuild(i),
                     }
-                    continue;
+                    break;
                 }
             }
-            if let Err(e) = self.one_step(&session, m, Direction::Up) {
-                problems.push(e);
+            if let Err(e) = self.step_committed(&session, Planned::up(m)) {
+                found.problems.push(e);
+                next = Next::Stop;
                 break;
             }
         }
         session.end()?;
-        if !problems.is_empty() {
-            return Err(Error::Validation { problems });
-        }
-        let schema = Schema::read(&conn, &self.table.name)?;
-        let extra = inspect(&conn, &schema)?;
-        Ok((schema, extra))
+        Ok(next)
     }
 
-    /// Up, down, compare, up again, on the full database. Records problems;
-    /// returns whether the replay can go on.
-    fn round_trip_in_place(&self, session: &Session<'_>, m: &'m Migration, problems: &mut Vec<Error>) -> Result<bool> {
+    /// Applies the ups of `migrations` to `conn`, as they were applied
+    /// before; `false` (with the problem recorded) when one fails now.
+    fn replay_ups(&self, conn: &Connection, migrations: &'m [Migration], found: &mut Findings) -> Result<bool> {
+        let session = Session::start_replay(conn, self.lock_timeout)?;
+        self.table.create(conn)?;
+        let mut ok = true;
+        for m in migrations {
+            if let Err(e) = self.step_committed(&session, Planned::up(m)) {
+                found.problems.push(e);
+                ok = false;
+                break;
+            }
+        }
+        session.end()?;
+        Ok(ok)
+    }
+
+    /// Up, then down, compare, up again, on the full database. Records
+    /// problems and warnings, and leaves the database as the plain up left
+    /// it: down → up runs in a transaction that is rolled back. Scripts
+    /// that run outside a transaction are committed instead, and the
+    /// database is rebuilt when their round trip found a problem.
+    fn round_trip_in_place(&self, session: &Session<'_>, m: &'m Migration, found: &mut Findings) -> Result<Next> {
         let conn = session.conn;
         let before = Schema::read(conn, &self.table.name)?;
-        if let Err(e) = self.one_step(session, m, Direction::Up) {
-            problems.push(e);
-            return Ok(false);
+        if let Err(e) = self.step_committed(session, Planned::up(m)) {
+            found.problems.push(e);
+            return Ok(Next::Stop);
         }
         let Some(down) = m.down() else {
-            return Ok(true);
+            return Ok(Next::Go);
         };
-        if let Err(e) = self.one_step(session, m, Direction::Down) {
-            // The down was rolled back: the database is as after the up.
-            problems.push(e);
-            return Ok(true);
-        }
-        let now = Schema::read(conn, &self.table.name)?;
-        if let Some(difference) = before.difference(&now) {
-            problems.push(Error::NotReversible {
-                version: m.version(),
-                name: m.name().to_owned(),
-                file: down.file().to_owned(),
-                difference,
-            });
-        }
-        if let Err(mut e) = self.one_step(session, m, Direction::Up) {
-            if let Error::Sql { message, .. } = &mut e {
-                message.insert_str(0, "after its down script ran: ");
+        let problems_before = found.problems.len();
+        let in_transaction = !m.up().no_transaction() && !down.no_transaction();
+        let mut waited = None;
+        let mut tx = if in_transaction {
+            Some(session.begin(self, &mut waited)?)
+        } else {
+            None
+        };
+        let mut run = |step: Planned<'m>| match tx.as_mut() {
+            Some(tx) => self.step(session, tx, step, &mut waited),
+            None => self.step_committed(session, step),
+        };
+        match run(Planned::down(m)) {
+            Err(e) => found.problems.push(e),
+            Ok(_) => {
+                let now = Schema::read(conn, &self.table.name)?;
+                let comparison = before.compare(&now);
+                if !comparison.differences.is_empty() {
+                    found.problems.push(Error::NotReversible {
+                        version: m.version(),
+                        name: m.name().to_owned(),
+                        file: down.file().to_owned(),
+                        difference: comparison.differences.join("; "),
+                    });
+                }
+                for reordered in comparison.reordered {
+                    found.warnings.push(Warning {
+                        version: m.version(),
+                        name: m.name().to_owned(),
+                        file: down.file().to_owned(),
+                        line: 1,
+                        message: format!("down migration {} `{}` gives back {reordered}", m.version(), m.name()),
+                        hint: REORDERED_HINT.to_owned(),
+                    });
+                }
+                if let Err(mut e) = run(Planned::up(m)) {
+                    if let Error::Sql { message, .. } = &mut e {
+                        message.insert_str(0, "after its down script ran: ");
+                    }
+                    found.problems.push(e);
+                }
             }
-            problems.push(e);
-            return Ok(false);
         }
-        Ok(true)
+        match tx {
+            // Back to the state after the plain up, whatever the down did.
+            Some(mut tx) => tx.rollback().map(|()| Next::Go),
+            None if found.problems.len() > problems_before => Ok(Next::Rebuild(0)),
+            None => Ok(Next::Go),
+        }
     }
 
     /// The round trip in a scratch database with just the tables the
@@ -127,119 +302,267 @@ impl<'m> Migrator<'m> {
             return Ok(true);
         };
         let named = tables_named(main, &[m.up(), down]);
-        let scratch = Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
+        let scratch = replay_connection()?;
         scratch
             .execute_batch("PRAGMA foreign_keys = OFF")
             .map_err(Error::db("setting up a scratch database"))?;
         if copy_tables(main, &scratch, &named, &self.table.name).is_err() {
             return Ok(false);
         }
-        let session = Session::start(&scratch, self.lock_timeout)?;
+        let session = Session::start_replay(&scratch, self.lock_timeout)?;
+        self.table.create(&scratch)?;
         let before = Schema::read(&scratch, &self.table.name)?;
-        let a = self.run_script(&session, m, Direction::Up, m.up(), true);
-        let b = self.run_script(&session, m, Direction::Down, down, true);
-        let c = Schema::read(&scratch, &self.table.name)?.difference(&before);
-        let d = self.run_script(&session, m, Direction::Up, m.up(), true);
-        let passed = a.is_ok() && b.is_ok() && c.is_none() && d.is_ok();
+        // The same step as everywhere else, in the scratch database.
+        let passed = self.step_committed(&session, Planned::up(m)).is_ok()
+            && self.step_committed(&session, Planned::down(m)).is_ok()
+            && Schema::read(&scratch, &self.table.name)?.difference(&before).is_none()
+            && self.step_committed(&session, Planned::up(m)).is_ok();
         session.end()?;
         Ok(passed)
     }
 }
 
-/// The tables (and views) that `scripts` name, found by preparing each
-/// statement against `conn` without running it. Statements that cannot be
-/// prepared yet (they name a table an earlier statement creates) are skipped:
-/// what they name does not exist before the migration.
-fn tables_named(conn: &Connection, scripts: &[&Script]) -> BTreeSet<String> {
-    let prepare_all = || {
-        for script in scripts {
-            for stmt in statements(script.sql()) {
-                let _ = conn.prepare(stmt.text);
+/// A new replay database with foreign keys on, as an app's would be.
+fn fresh_replay() -> Result<Connection> {
+    let conn = replay_connection()?;
+    conn.execute_batch("PRAGMA foreign_keys = ON")
+        .map_err(Error::db("enabling foreign keys"))?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Script;
+
+    fn no_tx(version: u64, name: &str, sql: String) -> Migration {
+        Migration::new(
+            version,
+            name.to_owned(),
+            Script::new(sql, format!("migrations/{version:04}_{name}.sql")).with_no_transaction(true),
+        )
+    }
+
+    fn sql_error(e: Error) -> (String, usize, String, &'static str) {
+        let Error::Validation { mut problems } = e else {
+            panic!("{e}")
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let e = problems.remove(0);
+        let advice = e.advice().unwrap_or_default();
+        match e {
+            Error::Sql {
+                file, line, message, ..
+            } => (file, line, message, advice),
+            other => panic!("{other}"),
+        }
+    }
+
+    /// Absolute names in a temporary directory, and relative names, which
+    /// would land in the current directory (the package's, under cargo test).
+    #[test]
+    fn attach_and_vacuum_into_never_touch_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let side = dir.path().join("side.db");
+        let backup = dir.path().join("backup.db");
+        let relative = ["replay_side_test.db", "replay_backup_test.db"];
+        let migrations = [
+            no_tx(
+                1,
+                "archive",
+                format!(
+                    "ATTACH DATABASE '{}' AS side;\nCREATE TABLE side.archive (x);\nINSERT INTO side.archive VALUES (1);\nDETACH DATABASE side;\n",
+                    side.display()
+                ),
+            ),
+            no_tx(
+                2,
+                "relative",
+                format!(
+                    "ATTACH '{}' AS rel;\nCREATE TABLE rel.t (x);\nDETACH rel;\n",
+                    relative[0]
+                ),
+            ),
+            no_tx(3, "backup", format!("VACUUM INTO '{}';\n", backup.display())),
+            no_tx(4, "backup_here", format!("VACUUM INTO '{}';\n", relative[1])),
+        ];
+        // Twice: a file left by the first would fail the second
+        // ("output file already exists").
+        for _ in 0..2 {
+            Migrator::new(&migrations).validate().unwrap();
+        }
+        assert!(!side.exists() && !backup.exists());
+        assert_eq!(dir.path().read_dir().unwrap().count(), 0);
+        for name in relative {
+            assert!(!std::path::Path::new(name).exists(), "{name} was written");
+        }
+    }
+
+    #[test]
+    fn statements_on_an_attached_database_are_still_checked() {
+        let migrations = [no_tx(
+            1,
+            "archive",
+            "ATTACH 'side.db' AS side;\nCREATE TABLE side.archive (x);\nINSERT INTO side.archive (y) VALUES (1);\n"
+                .to_owned(),
+        )];
+        let (file, line, message, _) = sql_error(Migrator::new(&migrations).validate().unwrap_err());
+        assert_eq!((file.as_str(), line), ("migrations/0001_archive.sql", 3));
+        assert!(message.contains("no column named y"), "{message}");
+        assert!(!std::path::Path::new("side.db").exists());
+    }
+
+    #[test]
+    fn a_uri_attach_is_refused_with_file_line_and_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("side.db");
+        for sql in [
+            format!("SELECT 1;\nATTACH 'file:{}?mode=rwc' AS side;\n", target.display()),
+            format!(
+                "SELECT 1;\nATTACH 'file:' || '{}?mode=rwc' AS side;\n",
+                target.display()
+            ),
+            format!("SELECT 1;\nVACUUM INTO 'file:{}?mode=rwc';\n", target.display()),
+        ] {
+            let migrations = [no_tx(1, "side", sql.clone())];
+            let (file, line, message, advice) = sql_error(Migrator::new(&migrations).validate().unwrap_err());
+            assert_eq!((file.as_str(), line), ("migrations/0001_side.sql", 2), "{sql}");
+            assert!(message.contains("cannot check this one"), "{message}");
+            assert!(advice.contains("plain file name"), "{advice}");
+            assert!(!target.exists(), "{sql}");
+        }
+    }
+
+    fn file(version: u64, name: &str, kind: &str, sql: &str) -> Script {
+        Script::new(sql.to_owned(), format!("migrations/{version:04}_{name}{kind}.sql"))
+    }
+
+    fn up_only(version: u64, name: &str, sql: &str) -> Migration {
+        Migration::new(version, name.to_owned(), file(version, name, "", sql))
+    }
+
+    fn updown(version: u64, name: &str, up: &str, down: &str) -> Migration {
+        Migration::new(version, name.to_owned(), file(version, name, ".up", up))
+            .with_down(file(version, name, ".down", down))
+    }
+
+    fn problems(result: Result<Validated>) -> Vec<String> {
+        match result {
+            Err(Error::Validation { problems }) => problems.iter().map(ToString::to_string).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issue 8, defect 2: the down of 0002 does not undo its up; 0003 is
+    /// right for the state after the plain up of 0002 and must pass.
+    #[test]
+    fn a_rejected_down_does_not_poison_the_migrations_after_it() {
+        for no_transaction in [false, true] {
+            let mut b = updown(2, "b", "DROP TABLE t;", "ALTER TABLE tmp RENAME TO t;");
+            if no_transaction {
+                let down = b.down().unwrap().clone().with_no_transaction(true);
+                b = b.with_down(down);
             }
-        }
-    };
-    crate::runner::tables_seen(conn, table_of, prepare_all).1
-}
-
-fn table_of<'a>(action: &AuthAction<'a>) -> Option<&'a str> {
-    match *action {
-        AuthAction::Read { table_name, .. }
-        | AuthAction::Insert { table_name }
-        | AuthAction::Delete { table_name }
-        | AuthAction::Update { table_name, .. }
-        | AuthAction::AlterTable { table_name, .. }
-        | AuthAction::DropTable { table_name }
-        | AuthAction::CreateIndex { table_name, .. }
-        | AuthAction::DropIndex { table_name, .. }
-        | AuthAction::CreateTrigger { table_name, .. }
-        | AuthAction::DropTrigger { table_name, .. }
-        | AuthAction::Analyze { table_name } => Some(table_name),
-        AuthAction::DropView { view_name } => Some(view_name),
-        _ => None,
-    }
-}
-
-/// Copies `names` (tables with their rows, indexes and triggers; views)
-/// from `main` into `scratch`.
-fn copy_tables(
-    main: &Connection,
-    scratch: &Connection,
-    names: &BTreeSet<String>,
-    tracking: &str,
-) -> rusqlite::Result<()> {
-    let mut objects: Vec<(String, String, String)> = Vec::new();
-    let mut stmt =
-        main.prepare_cached("SELECT type, name, sql FROM sqlite_schema WHERE tbl_name = ?1 COLLATE NOCASE")?;
-    let internal = |n: &str| n.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("sqlite_"));
-    for name in names
-        .iter()
-        .filter(|n| !n.eq_ignore_ascii_case(tracking) && !internal(n))
-    {
-        let rows = stmt.query_map([name], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (kind, object, sql) = row?;
-            if let Some(sql) = sql.filter(|_| !internal(&object)) {
-                objects.push((kind, object, sql));
-            }
+            let migrations = [
+                up_only(1, "a", "CREATE TABLE t (x); CREATE TABLE tmp (x);"),
+                b,
+                up_only(3, "c", "ALTER TABLE tmp RENAME TO t;"),
+                up_only(4, "d", "INSERT INTO t VALUES (1);"),
+            ];
+            let found = problems(Migrator::new(&migrations).check());
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert!(
+                found[0].starts_with("migrations/0002_b.down.sql:1: down migration 2 `b` does not undo its up"),
+                "{found:#?}"
+            );
         }
     }
-    let rank = |kind: &str| match kind {
-        "table" => 0,
-        "view" => 1,
-        _ => 2,
-    };
-    objects.sort_by_key(|(kind, ..)| rank(kind));
-    scratch.execute_batch("BEGIN")?;
-    for (kind, name, sql) in &objects {
-        scratch.execute_batch(sql)?;
-        if kind == "table" {
-            copy_rows(main, scratch, name)?;
-        }
-    }
-    scratch.execute_batch("COMMIT")
-}
 
-fn copy_rows(main: &Connection, scratch: &Connection, table: &str) -> rusqlite::Result<()> {
-    let quoted = crate::history::quote(table);
-    let mut select = main.prepare(&format!("SELECT * FROM {quoted}"))?;
-    let n = select.column_count();
-    if n == 0 {
-        return Ok(());
+    #[test]
+    fn a_failing_down_or_second_up_does_not_poison_either() {
+        let migrations = [
+            up_only(1, "a", "CREATE TABLE t (x);"),
+            // The down fails half way: its first statement must not stay.
+            updown(2, "b", "CREATE TABLE u (x);", "DROP TABLE t; DROP TABLE nope;"),
+            // Up cannot run again after down: u is left behind.
+            updown(3, "c", "CREATE TABLE v (x); CREATE TABLE u2 (x);", "DROP TABLE v;"),
+            up_only(
+                4,
+                "d",
+                "INSERT INTO t VALUES (1); INSERT INTO u VALUES (1); INSERT INTO v VALUES (1);",
+            ),
+        ];
+        let found = problems(Migrator::new(&migrations).check());
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].contains("0002_b.down.sql") && found[0].contains("no such table: nope"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].contains("0003_c.down.sql") && found[1].contains("table `u2` was left behind"),
+            "{found:#?}"
+        );
+        assert!(
+            found[2].contains("0003_c.up.sql") && found[2].contains("after its down script ran"),
+            "{found:#?}"
+        );
     }
-    let placeholders = vec!["?"; n].join(", ");
-    let mut insert = scratch.prepare(&format!("INSERT INTO {quoted} VALUES ({placeholders})"))?;
-    let mut rows = select.query([])?;
-    while let Some(row) = rows.next()? {
-        let values = (0..n)
-            .map(|i| row.get::<_, Value>(i))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        insert.execute(rusqlite::params_from_iter(values))?;
+
+    /// Issue 8: a down that re-adds a dropped column gives it back last.
+    #[test]
+    fn column_order_alone_is_a_warning_that_names_the_table() {
+        let migrations = [
+            up_only(
+                1,
+                "users",
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, name TEXT);",
+            ),
+            updown(
+                2,
+                "drop_email",
+                "ALTER TABLE users DROP COLUMN email;",
+                "ALTER TABLE users ADD COLUMN email TEXT;",
+            ),
+            up_only(3, "more", "INSERT INTO users (id, name) VALUES (1, 'x');"),
+        ];
+        let checked = Migrator::new(&migrations).check().unwrap();
+        assert_eq!(checked.warnings.len(), 1);
+        let w = checked.warnings[0].to_string();
+        assert!(
+            w.starts_with(
+                "migrations/0002_drop_email.down.sql:1: down migration 2 `drop_email` gives back table `users` \
+                 with its columns in another order: (id, email, name) before, (id, name, email) after; a down that re-adds"
+            ),
+            "{w}"
+        );
+        // validate() accepts it too, and the final schema is the plain up's.
+        let schema = Migrator::new(&migrations).validate().unwrap();
+        let sql = schema.objects()[0].sql.as_deref().unwrap_or_default();
+        assert!(!sql.contains("email"), "{sql}");
     }
-    Ok(())
+
+    #[test]
+    fn a_real_column_difference_is_told_column_by_column() {
+        let migrations = [
+            up_only(
+                1,
+                "users",
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, x BLOB);",
+            ),
+            updown(
+                2,
+                "drop_email",
+                "ALTER TABLE users DROP COLUMN email;",
+                "ALTER TABLE users ADD COLUMN email INTEGER; ALTER TABLE users DROP COLUMN x;",
+            ),
+        ];
+        let found = problems(Migrator::new(&migrations).check());
+        assert_eq!(
+            found,
+            [
+                "migrations/0002_drop_email.down.sql:1: down migration 2 `drop_email` does not undo its up: \
+              column users.email: TEXT → INTEGER; column users.x missing; make the down script restore exactly the schema before the up"
+            ]
+        );
+    }
 }

@@ -641,7 +641,7 @@ fn up_history_checks_and_their_overrides() {
     std::fs::remove_file(pkg.path().join("migrations/0003_create_tags.down.sql")).unwrap();
     let e = fail(&pkg, &["up", "--database", "app.db"]);
     assert!(
-        e.contains("the database has applied migration this program does not know: 3 `create_tags`"),
+        e.contains("the database has applied a migration this program does not know: 3 `create_tags`"),
         "{e}"
     );
     let (_, e) = ok(&pkg, &["up", "--database", "app.db", "--allow-unknown"]);

@@ -135,13 +135,7 @@ proptest! {
     fn schema_names_are_unique_identifiers(tables in prop::collection::vec(("\\PC{0,12}", prop::collection::vec("\\PC{0,12}", 0..6)), 1..8)) {
         let tables: Vec<Table> = tables
             .into_iter()
-            .map(|(name, columns)| Table {
-                name,
-                columns: columns
-                    .into_iter()
-                    .map(|c| Column { name: c, decl_type: String::new(), not_null: false, primary_key: 0 })
-                    .collect(),
-            })
+            .map(|(name, columns)| Table::new(name, columns.into_iter().map(|c| Column::new(c, "")).collect()))
             .collect();
         let modules = module_names(&tables);
         let unique: std::collections::BTreeSet<_> = modules.iter().collect();

@@ -541,6 +541,25 @@ fn validate_replays_and_round_trips() {
     assert!(e.to_string().contains("table `a` was left behind"), "{e}");
 }
 
+/// `fn main() -> Result<(), Box<dyn std::error::Error>>` prints the error's
+/// `Debug`: it must be the readable message, not the variant's fields.
+#[test]
+fn error_debug_is_the_readable_message() {
+    let (_d, mut conn) = db();
+    let newer = [up(1, "a", "CREATE TABLE a (x);"), up(2, "b", "CREATE TABLE b (x);")];
+    Migrator::new(&newer).apply(&mut conn).unwrap();
+    let older = &newer[..1];
+    let mut run = || -> Result<(), Box<dyn std::error::Error>> {
+        Migrator::new(older).apply(&mut conn)?;
+        Ok(())
+    };
+    let e = run().unwrap_err();
+    let shown = format!("Error: {e:?}");
+    assert_eq!(shown, format!("Error: {e}"));
+    assert!(shown.contains("2 `b`"), "{shown}");
+    assert!(!shown.contains("UnknownApplied {"), "{shown}");
+}
+
 #[test]
 fn every_error_display_snapshot() {
     let errors = [

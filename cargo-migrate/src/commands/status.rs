@@ -51,6 +51,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<()> {
                         State::Applied => "applied",
                         State::Pending => "pending",
                         State::Modified => "modified",
+                        other => other.as_str(),
                     },
                     applied_at: e.applied.as_ref().map(|a| a.applied_at.clone()),
                     file: Some(m.up().file().to_owned()),

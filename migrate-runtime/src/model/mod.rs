@@ -4,7 +4,7 @@
 //!
 //! Drift detection uses it three ways: `cargo migrate diff` compares a live
 //! database with the replay of its applied migrations, the runtime compares
-//! a database's [`fingerprint`](Model::fingerprint) at start-up with the one
+//! a database's [`fingerprint`] at start-up with the one
 //! the build stored for its version, and `cargo migrate schema` prints it.
 //!
 //! Two databases built by the same statements give equal models: names of

@@ -1,0 +1,267 @@
+//! The [`Migrator`]: a builder over a list of migrations, and its public
+//! operations (apply, migrate to a version, status, pending).
+
+use std::fmt;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::history::Table;
+use crate::plan::{self, Policy};
+use crate::{Entry, Error, Event, Migration, Report, Result, State, Status};
+
+/// The default tracking table.
+pub const DEFAULT_TABLE: &str = "_migrations";
+
+/// How long [`Migrator::apply`] waits, by default, for another process that
+/// holds the write lock (for example another instance applying a long
+/// migration).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+type Observer<'m> = Box<dyn Fn(&Event<'_>) + 'm>;
+
+/// Applies, rolls back and checks a list of migrations against SQLite
+/// databases.
+///
+/// # Examples
+///
+/// ```
+/// use migrate_runtime::{Migration, Migrator, Script, rusqlite::Connection};
+///
+/// let migrations = [Migration::new(1, "create_users", Script::new(
+///     "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+///     "migrations/0001_create_users.sql",
+/// ))];
+/// let mut conn = Connection::open_in_memory()?;
+/// let report = Migrator::new(&migrations).apply(&mut conn)?;
+/// assert_eq!(report.applied().count(), 1);
+/// // Running again does nothing.
+/// assert!(Migrator::new(&migrations).apply(&mut conn)?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Migrator<'m> {
+    pub(crate) migrations: &'m [Migration],
+    pub(crate) table: Table,
+    pub(crate) policy: Policy,
+    pub(crate) grouped: bool,
+    pub(crate) lock_timeout: Duration,
+    observer: Option<Observer<'m>>,
+}
+
+impl fmt::Debug for Migrator<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Migrator")
+            .field("migrations", &self.migrations.len())
+            .field("table", &self.table.name)
+            .field("allow_out_of_order", &self.policy.allow_out_of_order)
+            .field("allow_unknown", &self.policy.allow_unknown)
+            .field("allow_modified", &self.policy.allow_modified)
+            .field("grouped", &self.grouped)
+            .field("lock_timeout", &self.lock_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'m> Migrator<'m> {
+    /// A migrator over `migrations`, which must be in ascending version order
+    /// without duplicates (generated code always is).
+    #[must_use]
+    pub fn new(migrations: &'m [Migration]) -> Self {
+        Self {
+            migrations,
+            table: Table::new(DEFAULT_TABLE),
+            policy: Policy::default(),
+            grouped: false,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            observer: None,
+        }
+    }
+
+    /// The tracking table's name (default `_migrations`).
+    #[must_use]
+    pub fn table(mut self, name: &str) -> Self {
+        self.table = Table::new(name);
+        self
+    }
+
+    /// Applies a pending migration even when a higher version is already
+    /// applied (after two branches were merged). Off by default.
+    #[must_use]
+    pub fn allow_out_of_order(mut self, allow: bool) -> Self {
+        self.policy.allow_out_of_order = allow;
+        self
+    }
+
+    /// Goes on when the database has applied migrations that the code does
+    /// not know (an older build against a newer database). Off by default.
+    #[must_use]
+    pub fn allow_unknown(mut self, allow: bool) -> Self {
+        self.policy.allow_unknown = allow;
+        self
+    }
+
+    /// Goes on when an applied migration's file or name changed since it was
+    /// applied. Off by default.
+    #[must_use]
+    pub fn allow_modified(mut self, allow: bool) -> Self {
+        self.policy.allow_modified = allow;
+        self
+    }
+
+    /// Applies all pending migrations in one transaction: all or none.
+    /// Off by default (one transaction per migration).
+    #[must_use]
+    pub fn grouped(mut self, grouped: bool) -> Self {
+        self.grouped = grouped;
+        self
+    }
+
+    /// How long to wait for another process's write lock (default 60 s).
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Calls `observer` as migrations start and finish, for progress output.
+    #[must_use]
+    pub fn on_event(mut self, observer: impl Fn(&Event<'_>) + 'm) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// The migrations, oldest first.
+    pub fn migrations(&self) -> &'m [Migration] {
+        self.migrations
+    }
+
+    /// The tracking table's name.
+    pub fn table_name(&self) -> &str {
+        &self.table.name
+    }
+
+    pub(crate) fn notify(&self, event: Event<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(&event);
+        }
+    }
+
+    /// Applies every pending migration, oldest first, each in its own
+    /// transaction together with its tracking row (or all in one with
+    /// [`grouped`](Self::grouped)).
+    ///
+    /// Before changing anything it checks the history against the code.
+    /// When another process is migrating the same database, it waits for it
+    /// and then applies only what is still pending.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Modified`], [`Error::Renamed`], [`Error::UnknownApplied`] or
+    /// [`Error::OutOfOrder`] when history and code disagree (nothing is
+    /// changed); [`Error::Sql`] or [`Error::ForeignKey`] when a migration
+    /// fails (it is rolled back, the ones before it stay applied);
+    /// [`Error::Locked`] when the lock timeout passes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use migrate_runtime::{Migration, Migrator, Script, rusqlite::Connection};
+    /// let migrations = [Migration::new(1, "t", Script::new("CREATE TABLE t (x);", "0001_t.sql"))];
+    /// let mut conn = Connection::open_in_memory()?;
+    /// let report = Migrator::new(&migrations).apply(&mut conn)?;
+    /// print!("{report}"); // applied 1 t (0 ms)
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply(&self, conn: &mut Connection) -> Result<Report> {
+        self.run(conn, None)
+    }
+
+    /// Migrates up or down to `target`: afterwards every migration up to and
+    /// including `target` is applied and none above it. `0` rolls back
+    /// everything.
+    ///
+    /// Going down runs the down scripts of the applied migrations above
+    /// `target`, newest first; it refuses before touching anything when one
+    /// of them has no down script.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply`](Self::apply), and [`Error::UnknownTarget`],
+    /// [`Error::Irreversible`] or [`Error::UnknownRollback`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use migrate_runtime::{Migration, Migrator, Script, rusqlite::Connection};
+    /// let migrations = [Migration::new(1, "t", Script::new("CREATE TABLE t (x);", "0001_t.up.sql"))
+    ///     .with_down(Script::new("DROP TABLE t;", "0001_t.down.sql"))];
+    /// let mut conn = Connection::open_in_memory()?;
+    /// let migrator = Migrator::new(&migrations);
+    /// migrator.apply(&mut conn)?;
+    /// let report = migrator.migrate_to(&mut conn, 0)?;
+    /// assert_eq!(report.rolled_back().count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn migrate_to(&self, conn: &mut Connection, target: u64) -> Result<Report> {
+        if target != 0 && plan::find(self.migrations, target).is_none() {
+            return Err(Error::UnknownTarget {
+                target,
+                known: self.migrations.iter().map(Migration::version).collect(),
+            });
+        }
+        self.run(conn, Some(target))
+    }
+
+    /// Every migration's state in `conn`'s database, and the applied
+    /// migrations the code does not know. Changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// When the tracking table cannot be read.
+    pub fn status(&self, conn: &Connection) -> Result<Status<'m>> {
+        self.check_set()?;
+        let history = self.table.read(conn)?;
+        let mut entries = Vec::with_capacity(self.migrations.len());
+        let mut applied = history.iter().peekable();
+        let mut unknown = Vec::new();
+        for m in self.migrations {
+            while let Some(a) = applied.next_if(|a| a.version < m.version()) {
+                unknown.push(a.clone());
+            }
+            let row = applied.next_if(|a| a.version == m.version()).cloned();
+            let state = match &row {
+                None => State::Pending,
+                Some(a) if plan::matches(m, a) => State::Applied,
+                Some(_) => State::Modified,
+            };
+            entries.push(Entry {
+                migration: m,
+                state,
+                applied: row,
+            });
+        }
+        unknown.extend(applied.cloned());
+        Ok(Status { entries, unknown })
+    }
+
+    /// The migrations that [`apply`](Self::apply) would run, after the same
+    /// checks of the history. Changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply`](Self::apply)'s checks.
+    pub fn pending(&self, conn: &Connection) -> Result<Vec<&'m Migration>> {
+        self.check_set()?;
+        let history = self.table.read(conn)?;
+        Ok(self.plan(&history, None)?.into_iter().map(|p| p.migration).collect())
+    }
+
+    pub(crate) fn check_set(&self) -> Result<()> {
+        plan::check_set(self.migrations)
+    }
+
+    /// The plan towards `target` (`None`: the latest) from `history`.
+    pub(crate) fn plan(&self, history: &[crate::Applied], target: Option<u64>) -> Result<Vec<plan::Planned<'m>>> {
+        plan::plan(self.migrations, history, self.policy, target)
+    }
+}

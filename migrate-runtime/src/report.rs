@@ -1,0 +1,169 @@
+//! What the runner reports: progress events, the steps a call took, and
+//! where each migration stands in a database.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::{Applied, Direction, Migration};
+
+/// Something the migrator is doing, for progress output.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// Another process holds the write lock; waiting for it.
+    Waiting {
+        /// How long we wait at most.
+        timeout: Duration,
+    },
+    /// A migration starts.
+    Started {
+        /// The migration.
+        migration: &'a Migration,
+        /// Up or down.
+        direction: Direction,
+    },
+    /// A migration finished and was committed.
+    Finished {
+        /// The migration.
+        migration: &'a Migration,
+        /// Up or down.
+        direction: Direction,
+        /// How long it took.
+        duration: Duration,
+    },
+}
+
+/// One migration applied or rolled back by a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Step {
+    /// The version.
+    pub version: u64,
+    /// The name.
+    pub name: String,
+    /// Applied (up) or rolled back (down).
+    pub direction: Direction,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// What a call to [`Migrator::apply`](crate::Migrator::apply) or
+/// [`Migrator::migrate_to`](crate::Migrator::migrate_to) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// The migrations applied or rolled back, in the order they ran.
+    pub steps: Vec<Step>,
+    /// How long we waited for another process's write lock, if we had to.
+    pub waited: Option<Duration>,
+}
+
+impl Report {
+    /// The migrations applied by this call.
+    pub fn applied(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.direction == Direction::Up)
+    }
+
+    /// The migrations rolled back by this call.
+    pub fn rolled_back(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.direction == Direction::Down)
+    }
+
+    /// Whether the call changed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+impl fmt::Display for Report {
+    /// One line per step: `applied 2 add_email (3 ms)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(waited) = self.waited {
+            writeln!(
+                f,
+                "waited {} ms for another process's migration lock",
+                waited.as_millis()
+            )?;
+        }
+        if self.steps.is_empty() {
+            return writeln!(f, "nothing to do: the database is up to date");
+        }
+        for s in &self.steps {
+            let verb = match s.direction {
+                Direction::Up => "applied",
+                Direction::Down => "rolled back",
+            };
+            writeln!(f, "{verb} {} {} ({} ms)", s.version, s.name, s.duration.as_millis())?;
+        }
+        Ok(())
+    }
+}
+
+/// Where one migration stands in a database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// Applied, and the file is the one that was applied.
+    Applied,
+    /// Not applied yet.
+    Pending,
+    /// Applied, but the file (or its name) has changed since.
+    Modified,
+}
+
+impl State {
+    /// The state in one lowercase word: `applied`, `pending`, `modified`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::State::Pending.as_str(), "pending");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Modified => "modified",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One migration of the code and its state in a database.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Entry<'m> {
+    /// The migration.
+    pub migration: &'m Migration,
+    /// Its state.
+    pub state: State,
+    /// Its tracking row, when applied.
+    pub applied: Option<Applied>,
+}
+
+/// Every migration's state in a database, from
+/// [`Migrator::status`](crate::Migrator::status).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Status<'m> {
+    /// The migrations of the code, oldest first.
+    pub entries: Vec<Entry<'m>>,
+    /// Applied migrations the code does not have.
+    pub unknown: Vec<Applied>,
+}
+
+impl Status<'_> {
+    /// The migrations not applied yet.
+    pub fn pending(&self) -> impl Iterator<Item = &Migration> {
+        self.entries
+            .iter()
+            .filter(|e| e.state == State::Pending)
+            .map(|e| e.migration)
+    }
+}

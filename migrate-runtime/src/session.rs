@@ -1,0 +1,271 @@
+//! The session and transaction layer: the connection's settings for the
+//! duration of a run, the write lock, and running a script statement by
+//! statement.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+
+use crate::foreign_keys::written_table;
+use crate::sql::{line_at, statements};
+use crate::{Direction, Error, Event, Migration, Migrator, Result, Script};
+
+/// Connection settings changed for the duration of a run, restored after.
+pub(crate) struct Session<'c> {
+    pub(crate) conn: &'c Connection,
+    pub(crate) foreign_keys: bool,
+    busy_timeout: i64,
+    /// Tables that have foreign keys, when known: where to look for the
+    /// children of a table a migration changed.
+    pub(crate) tables_with_keys: std::cell::RefCell<Option<BTreeSet<String>>>,
+    /// The tables written by statements prepared since it was last emptied,
+    /// filled by an authorizer installed once per run (installing one
+    /// expires every prepared statement, so not once per migration).
+    written: Arc<Mutex<BTreeSet<String>>>,
+    /// The build-time replay: every database stays in memory.
+    replay: bool,
+    /// The database name an `ATTACH` of the replay was refused for (a URI
+    /// or an expression, which could name a real file).
+    refused_attach: Arc<Mutex<Option<String>>>,
+}
+
+impl<'c> Session<'c> {
+    pub(crate) fn start(conn: &'c Connection, lock_timeout: Duration) -> Result<Self> {
+        Self::open(conn, lock_timeout, false)
+    }
+
+    /// [`start`](Self::start) on the build-time replay's connection, opened
+    /// by [`replay_connection`]: an `ATTACH` by a URI or an expression (which
+    /// could name a real file despite `SQLITE_OPEN_MEMORY`) is refused.
+    pub(crate) fn start_replay(conn: &'c Connection, lock_timeout: Duration) -> Result<Self> {
+        Self::open(conn, lock_timeout, true)
+    }
+
+    fn open(conn: &'c Connection, lock_timeout: Duration, replay: bool) -> Result<Self> {
+        let pragma = |name: &str| {
+            conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))
+                .map_err(Error::db(format!("reading PRAGMA {name}")))
+        };
+        let foreign_keys = pragma("foreign_keys")? != 0;
+        let busy_timeout = pragma("busy_timeout")?;
+        conn.busy_timeout(lock_timeout)
+            .map_err(Error::db("setting the lock timeout"))?;
+        if foreign_keys {
+            // SQLite's table-rebuild procedure: foreign keys off outside the
+            // transaction, checked before commit (see step_in_tx).
+            conn.execute_batch("PRAGMA foreign_keys = OFF")
+                .map_err(Error::db("turning foreign keys off"))?;
+        }
+        let session = Self {
+            conn,
+            foreign_keys,
+            busy_timeout,
+            tables_with_keys: std::cell::RefCell::new(None),
+            written: Arc::default(),
+            replay,
+            refused_attach: Arc::default(),
+        };
+        session.watch_writes();
+        Ok(session)
+    }
+
+    /// Installs the authorizer (again, after something else replaced it)
+    /// that records written tables, when foreign keys are checked, and that
+    /// keeps the replay's attached databases in memory.
+    pub(crate) fn watch_writes(&self) {
+        if !self.foreign_keys && !self.replay {
+            return;
+        }
+        let (foreign_keys, replay) = (self.foreign_keys, self.replay);
+        let sink = Arc::clone(&self.written);
+        let refused = Arc::clone(&self.refused_attach);
+        self.conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            if replay && let Some(name) = attach_leaving_memory(&ctx.action) {
+                if let Ok(mut slot) = refused.lock() {
+                    *slot = Some(name);
+                }
+                return Authorization::Deny;
+            }
+            if foreign_keys
+                && let Some(table) = written_table(&ctx.action)
+                && let Ok(mut set) = sink.lock()
+            {
+                set.insert(table.to_owned());
+            }
+            Authorization::Allow
+        }));
+    }
+
+    /// Empties the written tables and returns what they were.
+    pub(crate) fn take_written(&self) -> BTreeSet<String> {
+        self.written
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+
+    /// Runs `script` statement by statement, so a failure names its line.
+    /// Returns the tables the script wrote to, when foreign keys are checked.
+    pub(crate) fn run_script(
+        &self,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+        in_transaction: bool,
+    ) -> Result<BTreeSet<String>> {
+        let conn = self.conn;
+        let sql = script.sql();
+        let run = || {
+            for stmt in statements(sql) {
+                if let Err(e) = conn.execute_batch(stmt.text) {
+                    let line = match &e {
+                        rusqlite::Error::SqlInputError { offset, .. } => {
+                            line_at(sql, stmt.offset + usize::try_from(*offset).unwrap_or(0))
+                        }
+                        _ => stmt.line,
+                    };
+                    let refused = self.refused_attach.lock().ok().and_then(|mut slot| slot.take());
+                    let message = match refused {
+                        Some(name) => format!("ATTACH of {name}, which could open a real file: {UNCHECKABLE_ATTACH}"),
+                        None => crate::error::message_of(&e),
+                    };
+                    return Err(Error::Sql {
+                        direction,
+                        version: m.version(),
+                        name: m.name().to_owned(),
+                        file: script.file().to_owned(),
+                        line,
+                        statement: stmt.text.to_owned(),
+                        message,
+                        code: e.sqlite_error_code(),
+                        rolled_back: in_transaction,
+                    });
+                }
+            }
+            Ok(())
+        };
+        if self.foreign_keys && in_transaction {
+            self.take_written();
+            let result = run();
+            let touched = self.take_written();
+            result.map(|()| touched)
+        } else {
+            run().map(|()| BTreeSet::new())
+        }
+    }
+
+    pub(crate) fn end(self) -> Result<()> {
+        if self.foreign_keys || self.replay {
+            self.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        }
+        let restore_fk = if self.foreign_keys {
+            self.conn.execute_batch("PRAGMA foreign_keys = ON")
+        } else {
+            Ok(())
+        };
+        let ms = u64::try_from(self.busy_timeout).unwrap_or(0);
+        self.conn
+            .busy_timeout(Duration::from_millis(ms))
+            .and(restore_fk)
+            .map_err(Error::db("restoring the connection's settings"))
+    }
+
+    /// `BEGIN IMMEDIATE`: takes the write lock before the history is read,
+    /// waiting up to the lock timeout for another process.
+    pub(crate) fn begin(&self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<Tx<'c>> {
+        let conn = self.conn;
+        let timeout = migrator.lock_timeout;
+        let set_timeout = |d| conn.busy_timeout(d).map_err(Error::db("setting the lock timeout"));
+        set_timeout(Duration::ZERO)?;
+        let first = conn.execute_batch("BEGIN IMMEDIATE");
+        let result = match first {
+            Err(e) if is_busy(&e) => {
+                migrator.notify(Event::Waiting { timeout });
+                let start = Instant::now();
+                set_timeout(timeout)?;
+                let second = conn.execute_batch("BEGIN IMMEDIATE");
+                let spent = start.elapsed();
+                *waited = Some(waited.unwrap_or_default() + spent);
+                match second {
+                    Err(e) if is_busy(&e) => Err(Error::Locked { waited: spent }),
+                    other => other.map_err(Error::db("starting a transaction")),
+                }
+            }
+            other => other.map_err(Error::db("starting a transaction")),
+        };
+        set_timeout(timeout)?;
+        result.map(|()| Tx { conn, open: true })
+    }
+}
+
+/// Why the replay refuses an `ATTACH` it cannot keep in memory.
+pub(crate) const UNCHECKABLE_ATTACH: &str =
+    "the build-time replay keeps every database in memory and cannot check this one";
+
+/// Opens the build-time replay's database in memory, with
+/// `SQLITE_OPEN_MEMORY`, which every database it attaches inherits:
+/// `ATTACH 'side.db'` and `VACUUM INTO 'backup.db'` then attach memory, not
+/// files, so the replay never touches the file system and the statements
+/// on `side.*` are still checked. Only a URI filename (`file:…?mode=rwc`)
+/// or a name computed by an expression could override it; the replay's
+/// session refuses those.
+pub(crate) fn replay_connection() -> Result<Connection> {
+    use rusqlite::OpenFlags as F;
+    let flags = F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_CREATE | F::SQLITE_OPEN_MEMORY | F::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_in_memory_with_flags(flags).map_err(Error::db("opening an in-memory database"))
+}
+
+/// The database an `ATTACH` names when it could leave memory: a URI
+/// (whose `mode=` overrides `SQLITE_OPEN_MEMORY`) or an expression (SQLite
+/// does not show its value).
+fn attach_leaving_memory(action: &AuthAction<'_>) -> Option<String> {
+    match *action {
+        AuthAction::Attach { filename } if filename.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("file:")) => {
+            Some(format!("the URI `{filename}`"))
+        }
+        AuthAction::Unknown {
+            code: rusqlite::ffi::SQLITE_ATTACH,
+            ..
+        } => Some("a file name computed by an expression".to_owned()),
+        _ => None,
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// An open transaction, rolled back when dropped without `commit`.
+pub(crate) struct Tx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl Tx<'_> {
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        self.open = false;
+        self.conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            Error::db("committing")(e)
+        })
+    }
+
+    pub(crate) fn rollback(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.open) && !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK").map_err(Error::db("rolling back"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        let _ = self.rollback();
+    }
+}
