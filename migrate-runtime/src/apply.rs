@@ -20,6 +20,7 @@ impl<'m> Migrator<'m> {
         // Fast path, without the write lock: most starts have nothing to do,
         // and the whole history is verified in one allocation-free pass.
         if target.is_none() && self.table.matches_exactly(conn, self.migrations) {
+            self.check_drift_all_applied(conn)?;
             return Ok(Report::default());
         }
         let history = self.table.read(conn)?;
@@ -59,6 +60,11 @@ impl<'m> Migrator<'m> {
             let summary = self.table.summary(conn)?;
             if seen != Some(summary) {
                 let history = self.table.read(conn)?;
+                if seen.is_none() {
+                    // Under the lock, before anything runs: is the schema
+                    // what the applied migrations made?
+                    self.check_drift(conn, &history)?;
+                }
                 plan = self.plan(&history, target)?;
                 plan.reverse(); // pop() takes the next step
             }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::history::Table;
+use crate::model::Filter;
 use crate::plan::{self, Policy};
-use crate::{Entry, Error, Event, Migration, Report, Result, State, Status};
+use crate::{DriftPolicy, Entry, Error, Event, Migration, Report, Result, State, Status};
 
 /// The default tracking table.
 pub const DEFAULT_TABLE: &str = "_migrations";
@@ -45,6 +46,8 @@ pub struct Migrator<'m> {
     pub(crate) policy: Policy,
     pub(crate) grouped: bool,
     pub(crate) lock_timeout: Duration,
+    pub(crate) drift: DriftPolicy,
+    pub(crate) ignore: Vec<String>,
     observer: Option<Observer<'m>>,
 }
 
@@ -58,6 +61,8 @@ impl fmt::Debug for Migrator<'_> {
             .field("allow_modified", &self.policy.allow_modified)
             .field("grouped", &self.grouped)
             .field("lock_timeout", &self.lock_timeout)
+            .field("drift", &self.drift)
+            .field("ignore", &self.ignore)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +78,8 @@ impl<'m> Migrator<'m> {
             policy: Policy::default(),
             grouped: false,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            drift: DriftPolicy::default(),
+            ignore: Vec::new(),
             observer: None,
         }
     }
@@ -121,6 +128,45 @@ impl<'m> Migrator<'m> {
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self
+    }
+
+    /// What to do when the database's schema is not what its applied
+    /// migrations made (drift): [`DriftPolicy::Error`] (the default)
+    /// refuses to migrate and lists the differences, [`DriftPolicy::Warn`]
+    /// reports them through [`Event::Drift`] and goes on,
+    /// [`DriftPolicy::Off`] does not look. The check needs the schema
+    /// fingerprints the build records (generated code has them); it costs
+    /// one read of `sqlite_schema` per start.
+    ///
+    /// Refusing is the default because migrations written for one schema
+    /// and run on another are how data gets lost (a table rebuild drops the
+    /// column someone added by hand); adopt the change with a migration,
+    /// or leave tables out with [`ignore`](Self::ignore).
+    #[must_use]
+    pub fn drift(mut self, policy: DriftPolicy) -> Self {
+        self.drift = policy;
+        self
+    }
+
+    /// Tables (and their indexes and triggers), views and triggers to leave
+    /// out of the drift check: names matching one of `patterns` (`*` any
+    /// characters, `?` one), such as the shadow tables of a full-text
+    /// index or another tool's tables. An invalid pattern is an error when
+    /// the migrator runs.
+    #[must_use]
+    pub fn ignore<S: AsRef<str>>(mut self, patterns: &[S]) -> Self {
+        self.ignore = patterns.iter().map(|p| p.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// What the drift check and [`schema_diff`](Self::schema_diff) leave
+    /// out: the tracking table and the [`ignore`](Self::ignore) patterns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSet`] for an invalid pattern.
+    pub fn filter(&self) -> Result<Filter> {
+        Filter::new(&self.table.name).ignore(&self.ignore)
     }
 
     /// Calls `observer` as migrations start and finish, for progress output.
