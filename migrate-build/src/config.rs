@@ -75,7 +75,9 @@ impl Config {
         }
         let manifest_value: Manifest = toml::from_str(text).map_err(|e| {
             let lines = text.lines().count().max(1);
-            let line = e.span().map_or(0, |s| crate::line_at(text, s.start).min(lines));
+            let line = e
+                .span()
+                .map_or(0, |s| crate::line_at(text.as_bytes(), s.start).min(lines));
             Error::new(vec![
                 Problem::error(
                     manifest,

@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 
 pub mod codegen;
 pub mod config;
+pub mod directives;
+pub mod file_name;
 mod problem;
 pub mod scan;
 mod validate;
@@ -242,11 +244,9 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// 1-based line of byte `offset` in `text`.
-pub(crate) fn line_at(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// 1-based line of byte `offset` in `text` (bytes, so that a file that is
+/// not UTF-8 can be pointed into). `migrate_runtime` has its own copy in
+/// `sql.rs`, private to it; this one serves the whole build crate.
+pub(crate) fn line_at(text: &[u8], offset: usize) -> usize {
+    text[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }

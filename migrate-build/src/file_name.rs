@@ -1,0 +1,242 @@
+//! The file-name grammar: `{version}_{name}.up.sql`, `.down.sql`, `.sql`.
+//!
+//! Pure functions on names, with no file system access, so that `cargo
+//! migrate new` and `renumber` use the same rules as the scan.
+
+use std::fmt;
+
+/// What a migration file is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `{version}_{name}.up.sql`
+    Up,
+    /// `{version}_{name}.down.sql`
+    Down,
+    /// `{version}_{name}.sql`: an up migration without a down (irreversible).
+    UpOnly,
+}
+
+/// A parsed migration file name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileName {
+    /// The version number.
+    pub version: u64,
+    /// The name part (`[a-z0-9_]+`).
+    pub name: String,
+    /// Up, down or up-only.
+    pub kind: Kind,
+}
+
+impl FileName {
+    /// The file name for `version` and `name`, zero-padded to `width`
+    /// (at most [`MAX_WIDTH`] digits).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_build::file_name::{FileName, Kind};
+    ///
+    /// let f = FileName { version: 3, name: "add_email".into(), kind: Kind::Up };
+    /// assert_eq!(f.to_file_name(4), "0003_add_email.up.sql");
+    /// ```
+    pub fn to_file_name(&self, width: usize) -> String {
+        let suffix = match self.kind {
+            Kind::Up => ".up.sql",
+            Kind::Down => ".down.sql",
+            Kind::UpOnly => ".sql",
+        };
+        let width = width.min(MAX_WIDTH);
+        format!("{:0width$}_{}{suffix}", self.version, self.name)
+    }
+}
+
+/// Whether `name` can be the name part of a migration file: non-empty, and
+/// only `a-z`, `0-9` and `_`.
+///
+/// # Examples
+///
+/// ```
+/// use migrate_build::file_name::is_name;
+///
+/// assert!(is_name("add_email_2"));
+/// assert!(!is_name("Add-Email"));
+/// assert!(!is_name(""));
+/// ```
+#[must_use]
+pub fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The widest zero-padding: `i64::MAX` has 19 digits.
+pub const MAX_WIDTH: usize = 19;
+
+/// The pattern every migration file follows, for messages.
+pub const PATTERN: &str = "{version}_{name}.up.sql, {version}_{name}.down.sql or {version}_{name}.sql, with a zero-padded version and a name of a-z, 0-9 and _";
+
+/// Parses a migration file name such as `0003_add_email.up.sql`.
+///
+/// `width` is the configured zero-padding: a version must have exactly that
+/// many digits, or more without a leading zero once it outgrows them.
+///
+/// # Errors
+///
+/// A message saying what is wrong with the name and, where one can be
+/// guessed, the name it should have.
+///
+/// # Examples
+///
+/// ```
+/// use migrate_build::file_name::{parse_file_name, Kind};
+///
+/// let f = parse_file_name("0003_add_email.up.sql", 4)?;
+/// assert_eq!((f.version, f.name.as_str(), f.kind), (3, "add_email", Kind::Up));
+/// assert!(parse_file_name("3-add-email.sql", 4).is_err());
+/// # Ok::<(), migrate_build::file_name::BadName>(())
+/// ```
+pub fn parse_file_name(file_name: &str, width: usize) -> Result<FileName, BadName> {
+    let width = width.min(MAX_WIDTH);
+    let (stem, kind) = if let Some(s) = file_name.strip_suffix(".up.sql") {
+        (s, Kind::Up)
+    } else if let Some(s) = file_name.strip_suffix(".down.sql") {
+        (s, Kind::Down)
+    } else if let Some(s) = file_name.strip_suffix(".sql") {
+        (s, Kind::UpOnly)
+    } else {
+        return Err(BadName::new(
+            format!("`{file_name}` is not a migration file name"),
+            None,
+        ));
+    };
+    let bad = |message: String| BadName::new(message, guess_name(stem, kind, width));
+    let digits_end = stem.find(|c: char| !c.is_ascii_digit()).unwrap_or(stem.len());
+    let (digits, rest) = stem.split_at(digits_end);
+    if digits.is_empty() {
+        return Err(bad(format!("`{file_name}` has no version number")));
+    }
+    let Some(name) = rest.strip_prefix('_') else {
+        return Err(bad(format!("`{file_name}` does not start with a version and `_`")));
+    };
+    if !is_name(name) {
+        return Err(bad(format!(
+            "`{file_name}` has an invalid name `{name}`: names use only a-z, 0-9 and _"
+        )));
+    }
+    let version: u64 = digits
+        .parse()
+        .ok()
+        .filter(|&v| i64::try_from(v).is_ok())
+        .ok_or_else(|| {
+            bad(format!(
+                "`{file_name}`: version {digits} is too large (at most {})",
+                i64::MAX
+            ))
+        })?;
+    if version == 0 {
+        return Err(bad(format!(
+            "`{file_name}`: version 0 is not allowed, versions start at 1"
+        )));
+    }
+    let natural = version.to_string().len();
+    if digits.len() != width.max(natural) {
+        return Err(bad(format!(
+            "`{file_name}`: version `{digits}` is not zero-padded to {width} digits"
+        )));
+    }
+    Ok(FileName {
+        version,
+        name: name.to_owned(),
+        kind,
+    })
+}
+
+/// Why a file name is not a migration file name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadName {
+    /// What is wrong.
+    pub message: String,
+    /// The name it should probably have, when one can be guessed.
+    pub rename_to: Option<String>,
+}
+
+impl BadName {
+    fn new(message: String, rename_to: Option<String>) -> Self {
+        Self { message, rename_to }
+    }
+
+    /// What to do: rename it to the guessed name, or follow the pattern.
+    pub fn hint(&self) -> String {
+        match &self.rename_to {
+            Some(name) => format!("rename it to `{name}`"),
+            None => format!("name migrations {PATTERN}"),
+        }
+    }
+}
+
+impl fmt::Display for BadName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.hint())
+    }
+}
+
+/// The name a malformed file name was probably meant to be.
+fn guess_name(stem: &str, kind: Kind, width: usize) -> Option<String> {
+    let digits: String = stem.chars().take_while(char::is_ascii_digit).collect();
+    let version = digits.parse::<u64>().ok().filter(|&v| i64::try_from(v).is_ok())?;
+    let name = heck::ToSnakeCase::to_snake_case(stem[digits.len()..].trim_start_matches(['_', '-', ' ', '.']));
+    if version == 0 || !is_name(&name) {
+        return None;
+    }
+    Some(FileName { version, name, kind }.to_file_name(width))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names() {
+        let f = parse_file_name("0001_create_users.down.sql", 4).unwrap();
+        assert_eq!((f.version, f.kind), (1, Kind::Down));
+        let f = parse_file_name("12345_big.sql", 4).unwrap();
+        assert_eq!((f.version, f.kind), (12345, Kind::UpOnly));
+        assert_eq!(parse_file_name("000001_x.sql", 6).unwrap().version, 1);
+    }
+
+    #[test]
+    fn rejects_with_guesses() {
+        let e = parse_file_name("3-add-email.sql", 4).unwrap_err();
+        assert_eq!(e.rename_to.as_deref(), Some("0003_add_email.sql"), "{e}");
+        let e = parse_file_name("0003_Add-Email.up.sql", 4).unwrap_err();
+        assert_eq!(e.rename_to.as_deref(), Some("0003_add_email.up.sql"), "{e}");
+        let e = parse_file_name("3_add.sql", 4).unwrap_err();
+        assert!(e.message.contains("not zero-padded to 4 digits"), "{e}");
+        assert!(parse_file_name("00003_add.sql", 4).is_err());
+        assert!(
+            parse_file_name("0000_zero.sql", 4)
+                .unwrap_err()
+                .message
+                .contains("version 0")
+        );
+        assert!(parse_file_name("0003_.sql", 4).is_err());
+        assert!(
+            parse_file_name("99999999999999999999_x.sql", 4)
+                .unwrap_err()
+                .message
+                .contains("too large")
+        );
+        assert!(parse_file_name("0003_add_email.up.sql.bak", 4).is_err());
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        // fuzz/regressions/file_name: a huge width, a version past i64::MAX.
+        assert!(parse_file_name("\u{2d}|3q.sql", usize::MAX).is_err());
+        let e = parse_file_name("\u{1}9223372036857475807ax.sql", 4).unwrap_err();
+        assert!(e.rename_to.is_none(), "{e}");
+        let e = parse_file_name("9223372036857475807-ax.sql", 4).unwrap_err();
+        assert!(e.rename_to.is_none(), "{e}");
+    }
+}
