@@ -88,6 +88,7 @@ pub struct Builder {
     out_dir: Option<PathBuf>,
     package_dir: Option<PathBuf>,
     config: Option<Config>,
+    runtime_path: String,
     directives: Box<dyn Write>,
 }
 
@@ -104,6 +105,7 @@ impl std::fmt::Debug for Builder {
             .field("out_dir", &self.out_dir)
             .field("package_dir", &self.package_dir)
             .field("config", &self.config)
+            .field("runtime_path", &self.runtime_path)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +120,7 @@ impl Builder {
             out_dir: None,
             package_dir: None,
             config: None,
+            runtime_path: codegen::DEFAULT_RUNTIME_PATH.to_owned(),
             directives: Box::new(std::io::stdout()),
         }
     }
@@ -151,6 +154,27 @@ impl Builder {
         self
     }
 
+    /// The path of the runtime crate in the generated code (default
+    /// `::migrate_runtime`), for an app that renamed the dependency
+    /// (`rt = { package = "migrate-runtime", … }` → `"::rt"`) or re-exports
+    /// it (`"crate::deps::migrate_runtime"`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // build.rs of an app whose Cargo.toml says
+    /// // `rt = { package = "migrate-runtime", version = "0.1" }`
+    /// fn main() -> Result<(), migrate_build::Error> {
+    ///     migrate_build::Builder::new().runtime_path("::rt").build()?;
+    ///     Ok(())
+    /// }
+    /// ```
+    #[must_use]
+    pub fn runtime_path(mut self, path: impl Into<String>) -> Self {
+        self.runtime_path = path.into();
+        self
+    }
+
     /// Where `cargo::` directives are written (default: standard output,
     /// where cargo reads them). Tests pass a buffer.
     #[must_use]
@@ -167,6 +191,19 @@ impl Builder {
     /// `cargo::error=` directive), or a failure to read the manifest or to
     /// write the output.
     pub fn build(mut self) -> Result<Built, Error> {
+        let runtime_path = std::mem::take(&mut self.runtime_path);
+        if !codegen::is_runtime_path(&runtime_path) {
+            let problems = vec![
+                Problem::error(
+                    "build.rs",
+                    0,
+                    format!("`{runtime_path}` is not a path to the runtime crate"),
+                )
+                .hint("give Builder::runtime_path a Rust path such as \"::migrate_runtime\" or \"crate::deps::rt\""),
+            ];
+            self.report(&problems);
+            return Err(Error::new(problems));
+        }
         let package_dir = match self.package_dir.take() {
             Some(d) => d,
             None => env_path("CARGO_MANIFEST_DIR")?,
@@ -197,6 +234,7 @@ impl Builder {
             tracking_table: &config.table,
             package_dir: &package_dir,
             dir_display: &scan::display_path(&dir, &package_dir),
+            runtime_path: &runtime_path,
         });
         let path = out_dir.join(OUTPUT_FILE);
         let changed = write_if_changed(&path, source.as_bytes())?;

@@ -318,3 +318,37 @@ CREATE TABLE "9lives" ("*/ fn evil() {} /*" TEXT, """); panic!(""" TEXT);
         "{code}"
     );
 }
+
+#[test]
+fn testbox_renamed_runtime_dependency_with_runtime_path() {
+    let pkg = Package::new();
+    let manifest = pkg
+        .read("Cargo.toml")
+        .replace("migrate-runtime = { path", "rt = { package = \"migrate-runtime\", path");
+    assert!(manifest.contains("rt = { package"), "{manifest}");
+    pkg.write("Cargo.toml", &manifest);
+    pkg.write(
+        "build.rs",
+        "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::Builder::new().runtime_path(\"::rt\").build()?;\n    Ok(())\n}\n",
+    );
+    pkg.write("src/main.rs", tests::MAIN_RS.replace("migrate_runtime::", "rt::"));
+    write_users(&pkg);
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    let out = pkg.run(&["app.db"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("applied 1 create_users"), "{stdout}");
+}
+
+#[test]
+fn builder_refuses_a_runtime_path_that_is_not_a_path() {
+    let out = tests::scratch();
+    let err = migrate_build::Builder::new()
+        .package_dir(fixtures_dir().join("valid"))
+        .out_dir(out.path())
+        .runtime_path("::rt; fn evil() {}")
+        .directives(std::io::sink())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("is not a path to the runtime crate"), "{err}");
+}
