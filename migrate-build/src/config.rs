@@ -15,7 +15,11 @@ use crate::problem::{Error, Problem};
 /// table = "_migrations"         # tracking table
 /// width = 4                     # zero-padding of new versions
 /// ```
+///
+/// New keys will come (`#[non_exhaustive]`): start from
+/// [`Config::default`] and set fields.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// The migrations directory, relative to the package.

@@ -7,6 +7,7 @@ use std::fmt;
 
 /// What a migration file is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Kind {
     /// `{version}_{name}.up.sql`
     Up,
@@ -154,6 +155,7 @@ pub fn parse_file_name(file_name: &str, width: usize) -> Result<FileName, BadNam
 
 /// Why a file name is not a migration file name.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BadName {
     /// What is wrong.
     pub message: String,

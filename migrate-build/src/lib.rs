@@ -30,9 +30,12 @@
 //! through the real runner), and down migrations that do not restore the
 //! schema from before their up.
 
+#![warn(unreachable_pub)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+#[doc(hidden)]
 pub mod codegen;
 pub mod config;
 pub mod directives;
@@ -43,7 +46,7 @@ mod validate;
 
 pub use config::Config;
 pub use problem::{Error, Problem, Severity};
-pub use validate::{Checked, check, load, migrations_dir};
+pub use validate::{Checked, Loaded, check, load, migrations_dir};
 
 /// The name of the generated file in the output directory.
 pub const OUTPUT_FILE: &str = "migrations.rs";
@@ -61,6 +64,7 @@ pub fn build() -> Result<Built, Error> {
 
 /// What [`Builder::build`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Built {
     /// The generated file.
     pub path: PathBuf,
@@ -114,6 +118,7 @@ impl Builder {
     /// Defaults: the package is `CARGO_MANIFEST_DIR`, its settings come
     /// from its `Cargo.toml`, output goes to `OUT_DIR`, and cargo
     /// directives to standard output.
+    #[must_use]
     pub fn new() -> Self {
         Self {
             dir: None,

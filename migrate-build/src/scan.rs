@@ -15,6 +15,7 @@ use crate::problem::Problem;
 
 /// One file of a migration, read and checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SqlFile {
     /// The file's path on disk.
     pub path: PathBuf,
@@ -27,6 +28,18 @@ pub struct SqlFile {
 }
 
 impl SqlFile {
+    /// A file at `path`, shown to users as `display`, holding `text`,
+    /// without directives.
+    #[must_use]
+    pub fn new(path: impl Into<PathBuf>, display: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            display: display.into(),
+            text: text.into(),
+            no_transaction: false,
+        }
+    }
+
     fn script(&self) -> Script {
         Script::new(self.text.clone(), self.display.clone()).with_no_transaction(self.no_transaction)
     }
@@ -34,6 +47,7 @@ impl SqlFile {
 
 /// One migration found on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Found {
     /// The version.
     pub version: u64,
@@ -46,6 +60,18 @@ pub struct Found {
 }
 
 impl Found {
+    /// Migration `version` `name` with its up file and, when it has one,
+    /// its down file.
+    #[must_use]
+    pub fn new(version: u64, name: impl Into<String>, up: SqlFile, down: Option<SqlFile>) -> Self {
+        Self {
+            version,
+            name: name.into(),
+            up,
+            down,
+        }
+    }
+
     /// The checksum of the up file, as the runtime records it.
     pub fn checksum(&self) -> Checksum {
         Checksum::of(&self.up.text)
@@ -69,6 +95,7 @@ impl fmt::Display for Found {
 
 /// What [`scan`] found: the migrations that could be read, and every problem.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Scan {
     /// Migrations in version order. When two share a version, neither is here.
     pub migrations: Vec<Found>,

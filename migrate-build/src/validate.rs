@@ -12,6 +12,7 @@ use crate::scan::{Found, scan};
 
 /// A migrations directory that passed every check.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Checked {
     /// The migrations, oldest first.
     pub migrations: Vec<Found>,
@@ -24,6 +25,7 @@ pub struct Checked {
 }
 
 /// The migrations directory of a package: `config.dir` relative to `package_dir`.
+#[must_use]
 pub fn migrations_dir(package_dir: &Path, config: &Config) -> PathBuf {
     package_dir.join(&config.dir)
 }
@@ -35,13 +37,30 @@ pub fn migrations_dir(package_dir: &Path, config: &Config) -> PathBuf {
 ///
 /// Every problem the scan finds (names, duplicates, gaps, pairing,
 /// encodings, directives, empty files).
-pub fn load(package_dir: &Path, config: &Config) -> Result<(Vec<Found>, Vec<Problem>), Error> {
+pub fn load(package_dir: &Path, config: &Config) -> Result<Loaded, Error> {
     let dir = migrations_dir(package_dir, config);
     let scan = scan(&dir, package_dir, config.width);
     if scan.has_errors() {
         return Err(Error::new(scan.problems));
     }
-    Ok((scan.migrations, scan.problems))
+    Ok(Loaded {
+        migrations: scan.migrations,
+        warnings: scan.problems,
+        dir,
+    })
+}
+
+/// A migrations directory that was read without errors (not replayed): what
+/// [`load`] returns.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The migrations, oldest first.
+    pub migrations: Vec<Found>,
+    /// Warnings (checks that do not fail the build).
+    pub warnings: Vec<Problem>,
+    /// The migrations directory.
+    pub dir: PathBuf,
 }
 
 /// Runs every check on a package's migrations: the scan, then a replay of
@@ -54,7 +73,11 @@ pub fn load(package_dir: &Path, config: &Config) -> Result<(Vec<Found>, Vec<Prob
 /// Every problem found, warnings included; a failing statement stops the
 /// replay, so migrations after it are not replayed.
 pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
-    let (migrations, mut problems) = load(package_dir, config)?;
+    let Loaded {
+        migrations,
+        warnings: mut problems,
+        ..
+    } = load(package_dir, config)?;
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
     let replay = Migrator::new(&runtime)
         .table(&config.table)

@@ -31,18 +31,12 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn found(version: u64, name: &str) -> migrate_build::scan::Found {
-    let file = SqlFile {
-        path: format!("/p/migrations/{version:04}_{name}.sql").into(),
-        display: format!("migrations/{version:04}_{name}.sql"),
-        text: "SELECT 1;".into(),
-        no_transaction: false,
-    };
-    migrate_build::scan::Found {
-        version,
-        name: name.to_owned(),
-        up: file,
-        down: None,
-    }
+    let file = SqlFile::new(
+        format!("/p/migrations/{version:04}_{name}.sql"),
+        format!("migrations/{version:04}_{name}.sql"),
+        "SELECT 1;",
+    );
+    migrate_build::scan::Found::new(version, name, file, None)
 }
 
 proptest! {
