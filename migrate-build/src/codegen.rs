@@ -6,38 +6,16 @@
 //! identifiers and paths only appear inside escaped string literals, and
 //! identifiers are built from them by the rules below.
 //!
-//! # Identifier rules
-//!
-//! - `Version` variants: the migration name in UpperCamelCase
-//!   (`add_email` → `AddEmail`). A name that starts with a digit gets a `V`
-//!   in front (`2fa` → `V2fa`); an empty one becomes `V{version}`. When two
-//!   migrations would get the same variant (or `Self`), each gets
-//!   `V{version}` appended (`AddEmailV3`, `AddEmailV7`).
-//! - `schema` modules: the table name in snake_case, letters other than
-//!   ASCII becoming `_`; a leading digit gets `t_` in front, a Rust keyword
-//!   gets `_` appended (`type_`), and collisions get `_2`, `_3`, … in table
-//!   name order.
-//! - column constants: the column name in SHOUTY_SNAKE_CASE by the same
-//!   rules (a leading digit gets `C_`); a column that would be `TABLE`
-//!   (which names the table) becomes `TABLE_`.
+//! Identifiers are made by the rules of [`crate::naming`].
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
 use migrate_runtime::schema::Table;
 
+pub use crate::naming::{Ages, column_names, module_names, variant_names};
 use crate::scan::{Found, SqlFile};
 
 const MAX_WIDTH: usize = 100;
-
-/// Rust's keywords (all editions), which cannot name a module.
-const KEYWORDS: &[&str] = &[
-    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do", "dyn", "else",
-    "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro", "match", "mod",
-    "move", "mut", "override", "priv", "pub", "ref", "return", "self", "Self", "static", "struct", "super", "trait",
-    "true", "try", "type", "typeof", "union", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
-];
 
 /// What the generated module is made from.
 pub struct Input<'a> {
@@ -45,6 +23,8 @@ pub struct Input<'a> {
     pub migrations: &'a [Found],
     /// The tables after the last migration.
     pub tables: &'a [Table],
+    /// When each table and column appeared, for naming collisions.
+    pub ages: &'a Ages,
     /// The tracking table.
     pub tracking_table: &'a str,
     /// The package directory (`CARGO_MANIFEST_DIR`): include paths inside it
@@ -87,7 +67,7 @@ pub fn generate(input: &Input<'_>) -> String {
     out.push_str(&migrations(input));
     out.push_str(&version(input.migrations, input.runtime_path));
     out.push_str(&functions(input));
-    out.push_str(&schema(input.tables));
+    out.push_str(&schema(input.tables, input.ages));
     out
 }
 
@@ -183,42 +163,6 @@ fn migration(m: &Found, input: &Input<'_>) -> String {
         file = literal(&m.up.display),
         no_transaction = m.up.no_transaction,
     )
-}
-
-/// The `Version` variant for each migration, by the rules in the module docs.
-pub fn variant_names(migrations: &[Found]) -> Vec<String> {
-    let bases: Vec<String> = migrations
-        .iter()
-        .map(|m| {
-            let camel = m.name.to_upper_camel_case();
-            if camel.is_empty() {
-                format!("V{}", m.version)
-            } else if camel.starts_with(|c: char| c.is_ascii_digit()) {
-                format!("V{camel}")
-            } else {
-                camel
-            }
-        })
-        .collect();
-    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-    for b in &bases {
-        *count.entry(b.as_str()).or_default() += 1;
-    }
-    let mut taken: BTreeSet<String> = bases.iter().filter(|b| count[b.as_str()] == 1).cloned().collect();
-    let mut out = Vec::with_capacity(bases.len());
-    for (m, base) in migrations.iter().zip(&bases) {
-        if count[base.as_str()] == 1 && base != "Self" {
-            out.push(base.clone());
-            continue;
-        }
-        let mut name = format!("{base}V{}", m.version);
-        while taken.contains(&name) {
-            name.push_str(&format!("V{}", m.version));
-        }
-        taken.insert(name.clone());
-        out.push(name);
-    }
-    out
 }
 
 fn version(migrations: &[Found], rt: &str) -> String {
@@ -338,70 +282,7 @@ pub fn migrator() -> {rt}::Migrator<'static> {{
     )
 }
 
-/// Makes `raw` into an ASCII identifier in the given case.
-fn identifier(raw: &str, case: fn(&str) -> String) -> String {
-    let ascii: String = raw
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    case(&ascii)
-}
-
-/// The `schema` module name for each table, by the rules in the module docs.
-pub fn module_names(tables: &[Table]) -> Vec<String> {
-    let mut taken = BTreeSet::new();
-    tables
-        .iter()
-        .map(|t| {
-            let mut name = identifier(&t.name, |s| s.to_snake_case());
-            if name.is_empty() {
-                name = "table".to_owned();
-            }
-            if name.starts_with(|c: char| c.is_ascii_digit()) {
-                name.insert_str(0, "t_");
-            }
-            if KEYWORDS.contains(&name.as_str()) {
-                name.push('_');
-            }
-            unique(name, &mut taken)
-        })
-        .collect()
-}
-
-/// The constant name for each column, by the rules in the module docs.
-pub fn column_names(table: &Table) -> Vec<String> {
-    let mut taken = BTreeSet::from(["TABLE".to_owned()]);
-    table
-        .columns
-        .iter()
-        .map(|c| {
-            let mut name = identifier(&c.name, |s| s.to_shouty_snake_case());
-            if name.is_empty() {
-                name = "COLUMN".to_owned();
-            }
-            if name.starts_with(|c: char| c.is_ascii_digit()) {
-                name.insert_str(0, "C_");
-            }
-            if name == "TABLE" {
-                name.push('_');
-            }
-            unique(name, &mut taken)
-        })
-        .collect()
-}
-
-fn unique(name: String, taken: &mut BTreeSet<String>) -> String {
-    let mut candidate = name.clone();
-    let mut n = 2;
-    while taken.contains(&candidate) {
-        candidate = format!("{name}_{n}");
-        n += 1;
-    }
-    taken.insert(candidate.clone());
-    candidate
-}
-
-fn schema(tables: &[Table]) -> String {
+fn schema(tables: &[Table], ages: &Ages) -> String {
     let head = "/// The schema after the last migration: a module per table, with a
 /// constant per column name. Code that names a column a migration
 /// dropped stops compiling.
@@ -412,17 +293,17 @@ fn schema(tables: &[Table]) -> String {
     }
     let modules: Vec<String> = tables
         .iter()
-        .zip(module_names(tables))
-        .map(|(table, module)| table_module(table, &module))
+        .zip(module_names(tables, ages))
+        .map(|(table, module)| table_module(table, &module, ages))
         .collect();
     format!("{head}pub mod schema {{\n{}}}\n", modules.join("\n"))
 }
 
-fn table_module(table: &Table, module: &str) -> String {
+fn table_module(table: &Table, module: &str, ages: &Ages) -> String {
     let columns: String = table
         .columns
         .iter()
-        .zip(column_names(table))
+        .zip(column_names(table, ages))
         .map(|(column, name)| {
             let mut facts = Vec::new();
             if !column.decl_type.is_empty() {
@@ -480,6 +361,7 @@ mod tests {
         generate(&Input {
             migrations,
             tables: &[],
+            ages: &Ages::default(),
             tracking_table: "_migrations",
             package_dir: Path::new("/p"),
             dir_display: "migrations",

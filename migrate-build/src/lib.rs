@@ -40,6 +40,7 @@ pub mod codegen;
 pub mod config;
 pub mod directives;
 pub mod file_name;
+pub mod naming;
 mod problem;
 pub mod scan;
 mod validate;
@@ -236,6 +237,7 @@ impl Builder {
         let source = codegen::generate(&codegen::Input {
             migrations: &checked.migrations,
             tables: &checked.tables,
+            ages: &checked.ages,
             tracking_table: &config.table,
             package_dir: &package_dir,
             dir_display: &scan::display_path(&dir, &package_dir),

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use migrate_runtime::schema::Table;
+use migrate_runtime::schema::{Schema, Table};
 use migrate_runtime::{Migration, Migrator};
 
 use crate::config::Config;
+use crate::naming::{Ages, has_collision};
 use crate::problem::{Error, Problem};
 use crate::scan::{Found, scan};
 
@@ -18,6 +19,9 @@ pub struct Checked {
     pub migrations: Vec<Found>,
     /// The tables after the last migration, with their columns.
     pub tables: Vec<Table>,
+    /// When each table and column appeared, where the final schema has a
+    /// naming collision (else empty); see [`crate::naming`].
+    pub ages: Ages,
     /// Warnings (checks that do not fail the build).
     pub warnings: Vec<Problem>,
     /// The migrations directory.
@@ -84,6 +88,14 @@ pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
         .validate_with(|conn, schema| schema.tables(conn));
     match replay {
         Ok((_, tables)) => Ok(Checked {
+            ages: if has_collision(&tables) {
+                ages(&runtime, &config.table).map_err(|e| {
+                    problems.push(to_problem(e, package_dir, config));
+                    Error::new(problems.clone())
+                })?
+            } else {
+                Ages::default()
+            },
             migrations,
             tables,
             warnings: problems,
@@ -98,6 +110,24 @@ pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
             Err(Error::new(problems))
         }
     }
+}
+
+/// The schema after each migration, replayed up only through the real
+/// runner into an in-memory database: when each table and column appeared.
+fn ages(migrations: &[Migration], table: &str) -> Result<Ages, migrate_runtime::Error> {
+    let mut conn =
+        migrate_runtime::rusqlite::Connection::open_in_memory().map_err(|cause| migrate_runtime::Error::Database {
+            doing: "opening an in-memory database".to_owned(),
+            cause,
+        })?;
+    let migrator = Migrator::new(migrations).table(table);
+    let mut ages = Ages::default();
+    for m in migrations {
+        migrator.migrate_to(&mut conn, m.version())?;
+        let schema = Schema::read(&conn, table)?;
+        ages.record(m.version(), &schema.tables(&conn)?);
+    }
+    Ok(ages)
 }
 
 fn to_problem(e: migrate_runtime::Error, package_dir: &Path, config: &Config) -> Problem {

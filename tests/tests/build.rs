@@ -352,3 +352,71 @@ fn builder_refuses_a_runtime_path_that_is_not_a_path() {
         .unwrap_err();
     assert!(err.to_string().contains("is not a path to the runtime crate"), "{err}");
 }
+
+/// The generated module of the package at `dir`, built without cargo.
+fn generate(dir: &Path) -> String {
+    let out = tests::scratch();
+    let built = migrate_build::Builder::new()
+        .package_dir(dir)
+        .out_dir(out.path())
+        .directives(std::io::sink())
+        .build()
+        .unwrap();
+    std::fs::read_to_string(built.path).unwrap()
+}
+
+/// The constant `name` in module `module` of the generated schema.
+fn schema_const(code: &str, module: &str, name: &str) -> Option<String> {
+    let start = code.find(&format!("    pub mod {module} {{\n"))?;
+    let body = &code[start..start + code[start..].find("\n    }\n")?];
+    let line = body
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("pub const {name}: &str = ")))?;
+    Some(line.split(" = ").nth(1)?.trim_end_matches(';').to_owned())
+}
+
+#[test]
+fn a_later_table_never_takes_an_existing_schema_name() {
+    let dir = tests::scratch();
+    let m = dir.path().join("migrations");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(m.join("0001_users.sql"), "CREATE TABLE user_s (full_name TEXT);\n").unwrap();
+    let code = generate(dir.path());
+    assert_eq!(
+        schema_const(&code, "user_s", "TABLE").as_deref(),
+        Some("\"user_s\""),
+        "{code}"
+    );
+    // `user-s` sorts before `user_s`, and `full name` comes first after the rebuild.
+    std::fs::write(
+        m.join("0002_more.sql"),
+        "CREATE TABLE \"user-s\" (x);\n\
+         CREATE TABLE new_user_s (\"full name\" TEXT, full_name TEXT);\n\
+         INSERT INTO new_user_s (full_name) SELECT full_name FROM user_s;\n\
+         DROP TABLE user_s;\n\
+         ALTER TABLE new_user_s RENAME TO user_s;\n",
+    )
+    .unwrap();
+    std::fs::write(m.join("0003_later.sql"), "ALTER TABLE \"user-s\" ADD COLUMN y;\n").unwrap();
+    let code = generate(dir.path());
+    assert_eq!(
+        schema_const(&code, "user_s", "TABLE").as_deref(),
+        Some("\"user_s\""),
+        "{code}"
+    );
+    assert_eq!(
+        schema_const(&code, "user_s_2", "TABLE").as_deref(),
+        Some("\"user-s\""),
+        "{code}"
+    );
+    assert_eq!(
+        schema_const(&code, "user_s", "FULL_NAME").as_deref(),
+        Some("\"full_name\""),
+        "{code}"
+    );
+    assert_eq!(
+        schema_const(&code, "user_s", "FULL_NAME_2").as_deref(),
+        Some("\"full name\""),
+        "{code}"
+    );
+}

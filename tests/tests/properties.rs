@@ -5,6 +5,7 @@ use std::path::Path;
 
 use migrate_build::Config;
 use migrate_build::codegen::{column_names, module_names, variant_names};
+use migrate_build::naming::Ages;
 use migrate_build::scan::{FileName, Kind, SqlFile, directives, parse_file_name, scan};
 use migrate_runtime::Checksum;
 use migrate_runtime::schema::{Column, Table};
@@ -137,12 +138,12 @@ proptest! {
                     .collect(),
             })
             .collect();
-        let modules = module_names(&tables);
+        let modules = module_names(&tables, &Ages::default());
         let unique: std::collections::BTreeSet<_> = modules.iter().collect();
         prop_assert_eq!(unique.len(), modules.len());
         for (m, t) in modules.iter().zip(&tables) {
             prop_assert!(is_identifier(m), "{:?} -> {}", t.name, m);
-            let columns = column_names(t);
+            let columns = column_names(t, &Ages::default());
             let unique: std::collections::BTreeSet<_> = columns.iter().collect();
             prop_assert_eq!(unique.len(), columns.len());
             for c in &columns {
