@@ -71,6 +71,38 @@ pub fn is_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Whether `version` looks like a timestamp, as sqlx, diesel and
+/// golang-migrate number migrations: 12 or 14 digits that read as a
+/// plausible `YYYYMMDDhhmm[ss]` (years 1970 to 2199).
+///
+/// # Examples
+///
+/// ```
+/// use migrate_build::file_name::is_timestamp;
+///
+/// assert!(is_timestamp(20240101120000));
+/// assert!(is_timestamp(202402150930));
+/// assert!(!is_timestamp(42));
+/// assert!(!is_timestamp(20241301120000)); // month 13
+/// ```
+#[must_use]
+pub fn is_timestamp(version: u64) -> bool {
+    let digits = version.to_string();
+    let seconds = match digits.len() {
+        12 => false,
+        14 => true,
+        _ => return false,
+    };
+    let field = |at: usize| digits[at..at + 2].parse::<u32>().unwrap_or(99);
+    let year: u32 = digits[..4].parse().unwrap_or(0);
+    (1970..2200).contains(&year)
+        && (1..=12).contains(&field(4))
+        && (1..=31).contains(&field(6))
+        && field(8) < 24
+        && field(10) < 60
+        && (!seconds || field(12) < 61)
+}
+
 /// The widest zero-padding: `i64::MAX` has 19 digits.
 pub const MAX_WIDTH: usize = 19;
 

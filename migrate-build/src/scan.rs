@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use migrate_runtime::{Checksum, Migration, Script};
 
 pub use crate::directives::{DIRECTIVES, directives};
+use crate::file_name::is_timestamp;
 pub use crate::file_name::{BadName, FileName, Kind, MAX_WIDTH, PATTERN, parse_file_name};
 use crate::problem::Problem;
 
@@ -222,6 +223,23 @@ pub fn scan(dir: &Path, base: &Path, width: usize) -> Scan {
             file,
         });
     }
+    if let Some(example) = by_version
+        .iter()
+        .find(|(v, _)| is_timestamp(**v))
+        .and_then(|(_, files)| files.iter().find(|n| n.name.kind != Kind::Down).or(files.first()))
+    {
+        scan.problems.push(
+            Problem::error(
+                &shown_dir,
+                0,
+                format!(
+                    "the versions look like timestamps (`{}`, sqlx/diesel style); cargo-migrate numbers migrations consecutively, 1, 2, 3, …",
+                    example.shown
+                ),
+            )
+            .hint("run `cargo migrate renumber --consecutive` to renumber them 0001, 0002, … in their current order"),
+        );
+    }
     pair(by_version, width, &mut scan);
     scan
 }
@@ -389,8 +407,11 @@ fn pair(by_version: BTreeMap<u64, Vec<Named>>, width: usize, scan: &mut Scan) {
             // Only downs: reported above.
             continue;
         };
+        // Timestamps were reported once for the directory, not as gaps.
         if let Some(prev) = previous
             && version > prev + 1
+            && !is_timestamp(version)
+            && !is_timestamp(prev)
         {
             let missing = if version == prev + 2 {
                 format!("version {} is missing", prev + 1)

@@ -420,3 +420,12 @@ fn a_later_table_never_takes_an_existing_schema_name() {
         "{code}"
     );
 }
+
+#[test]
+fn timestamp_versions_are_one_error_that_suggests_renumber_consecutive() {
+    let text = report(&fixtures_dir().join("timestamp_versions"));
+    assert_eq!(
+        text,
+        "1 problem in the migrations:\n  error: migrations: the versions look like timestamps (`migrations/20240101120000_a.up.sql`, sqlx/diesel style); cargo-migrate numbers migrations consecutively, 1, 2, 3, … (help: run `cargo migrate renumber --consecutive` to renumber them 0001, 0002, … in their current order)\n"
+    );
+}
