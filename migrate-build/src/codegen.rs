@@ -300,10 +300,11 @@ fn schema(tables: &[Table], ages: &Ages) -> String {
 }
 
 fn table_module(table: &Table, module: &str, ages: &Ages) -> String {
+    let names = column_names(table, ages);
     let columns: String = table
         .columns
         .iter()
-        .zip(column_names(table, ages))
+        .zip(&names)
         .map(|(column, name)| {
             let mut facts = Vec::new();
             if !column.decl_type.is_empty() {
@@ -326,15 +327,40 @@ fn table_module(table: &Table, module: &str, ages: &Ages) -> String {
             )
         })
         .collect();
+    let quoted: String = table
+        .columns
+        .iter()
+        .zip(&names)
+        .map(|(column, name)| {
+            let doc = literal(&format!("Column `{}`, quoted.", column.name));
+            format!(
+                "            #[doc = {doc}]\n{}",
+                assignment(12, &format!("pub const {name}: &str"), &literal(&quote(&column.name)))
+            )
+        })
+        .collect();
     format!(
         "    #[doc = {doc}]
     pub mod {module} {{
         /// The table's name.
-{table_const}{columns}    }}
+{table_const}{columns}
+        /// The same names quoted as SQL identifiers (`\"full name\"`), to put
+        /// into statements whatever they hold (spaces, keywords, quotes):
+        /// `format!(\"SELECT {{}} FROM {{}}\", sql::ID, sql::TABLE)`.
+        pub mod sql {{
+            /// The table's name, quoted.
+{table_quoted}{quoted}        }}
+    }}
 ",
         doc = literal(&format!("Table `{}`.", table.name)),
         table_const = assignment(8, "pub const TABLE: &str", &literal(&table.name)),
+        table_quoted = assignment(12, "pub const TABLE: &str", &literal(&quote(&table.name))),
     )
+}
+
+/// `name` as an SQL identifier: in double quotes, with quotes doubled.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -391,6 +417,35 @@ mod tests {
             ),
             "{default}"
         );
+    }
+
+    #[test]
+    fn schema_names_have_a_quoted_form() {
+        use migrate_runtime::schema::Column;
+        let column = |name: &str| Column {
+            name: name.to_owned(),
+            decl_type: String::new(),
+            not_null: false,
+            primary_key: 0,
+        };
+        let tables = [Table {
+            name: "user accounts".to_owned(),
+            columns: vec![column("full name"), column("say \"hi\"")],
+        }];
+        let code = schema(&tables, &Ages::default());
+        assert!(
+            code.contains("            pub const TABLE: &str = \"\\\"user accounts\\\"\";\n"),
+            "{code}"
+        );
+        assert!(
+            code.contains("            pub const FULL_NAME: &str = \"\\\"full name\\\"\";\n"),
+            "{code}"
+        );
+        assert!(
+            code.contains("            pub const SAY_HI: &str = \"\\\"say \\\"\\\"hi\\\"\\\"\\\"\";\n"),
+            "{code}"
+        );
+        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 
     #[test]

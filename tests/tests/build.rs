@@ -278,7 +278,7 @@ CREATE TABLE "9lives" ("*/ fn evil() {} /*" TEXT, """); panic!(""" TEXT);
     pkg.write("migrations/0006_add_email.sql", "SELECT 1;\n");
     let main = tests::MAIN_RS.replace(
         "fn main() {",
-        "#[allow(dead_code)]\nconst N: [&str; 6] = [\n    migrations::schema::type_::TABLE_,\n    migrations::schema::type_::FN,\n    migrations::schema::type_::C_1ST,\n    migrations::schema::t_9lives::TABLE,\n    migrations::schema::self_::X,\n    migrations::Version::V2fa.name(),\n];\n\nfn main() {",
+        "#[allow(dead_code)]\nconst N: [&str; 7] = [\n    migrations::schema::type_::sql::TABLE_,\n    migrations::schema::type_::TABLE_,\n    migrations::schema::type_::FN,\n    migrations::schema::type_::C_1ST,\n    migrations::schema::t_9lives::TABLE,\n    migrations::schema::self_::X,\n    migrations::Version::V2fa.name(),\n];\n\nfn main() {",
     )
     .replace("migrations::Version::V2fa.name()", "\"2fa\"");
     pkg.write("src/main.rs", &main);

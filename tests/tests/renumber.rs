@@ -44,7 +44,10 @@ fn consecutive_renumbers_timestamps_in_order_keeping_pairs() {
 
     let (code, o, e) = run(&pkg, &["renumber", "--consecutive", "--dry-run"]);
     assert_eq!(code, 0, "{e}");
-    assert!(o.contains("would rename migrations/20240101120000_a.up.sql → migrations/0001_a.up.sql"), "{o}");
+    assert!(
+        o.contains("would rename migrations/20240101120000_a.up.sql → migrations/0001_a.up.sql"),
+        "{o}"
+    );
     assert!(e.contains("nothing was renamed"), "{e}");
     assert!(files(&pkg).contains(&"20240215093000_b.sql".to_owned()));
 
@@ -65,7 +68,10 @@ fn consecutive_renumbers_timestamps_in_order_keeping_pairs() {
 
     let (code, _, e) = run(&pkg, &["renumber", "--consecutive"]);
     assert_eq!(code, 0, "{e}");
-    assert!(e.contains("nothing to renumber: the versions are already 1 to 2"), "{e}");
+    assert!(
+        e.contains("nothing to renumber: the versions are already 1 to 2"),
+        "{e}"
+    );
 }
 
 #[test]
