@@ -35,6 +35,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod checks;
 #[doc(hidden)]
 pub mod codegen;
 pub mod config;

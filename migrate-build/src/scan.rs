@@ -318,6 +318,7 @@ fn read_sql_file(path: &Path, shown: String, kind: Kind, problems: &mut Vec<Prob
             .hint("a forgotten template? write its SQL; if the no-op is intended, ignore this"),
         );
     }
+    crate::checks::warnings(text.trim_start_matches('\u{feff}'), &shown, no_transaction, problems);
     Some(SqlFile {
         path: path.to_owned(),
         display: shown,

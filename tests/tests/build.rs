@@ -429,3 +429,17 @@ fn timestamp_versions_are_one_error_that_suggests_renumber_consecutive() {
         "1 problem in the migrations:\n  error: migrations: the versions look like timestamps (`migrations/20240101120000_a.up.sql`, sqlx/diesel style); cargo-migrate numbers migrations consecutively, 1, 2, 3, … (help: run `cargo migrate renumber --consecutive` to renumber them 0001, 0002, … in their current order)\n"
     );
 }
+
+#[test]
+fn foreign_keys_off_in_a_transaction_is_a_warning_at_its_line() {
+    let text = report(&fixtures_dir().join("pragma_foreign_keys_off"));
+    assert!(text.starts_with("ok: 3 migrations\n"), "{text}");
+    let warnings: Vec<_> = text.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0]
+            .starts_with("warning: migrations/0002_rebuild_child.sql:2: `PRAGMA foreign_keys = OFF` does nothing here")
+            && warnings[0].contains("-- migrate:no-transaction"),
+        "{text}"
+    );
+}
