@@ -131,6 +131,9 @@ pub const PATTERN: &str = "{version}_{name}.up.sql, {version}_{name}.down.sql or
 /// ```
 pub fn parse_file_name(file_name: &str, width: usize) -> Result<FileName, BadName> {
     let width = width.min(MAX_WIDTH);
+    if let Some(bad) = other_conventions(file_name, width) {
+        return Err(bad);
+    }
     let (stem, kind) = if let Some(s) = file_name.strip_suffix(".up.sql") {
         (s, Kind::Up)
     } else if let Some(s) = file_name.strip_suffix(".down.sql") {
@@ -215,6 +218,56 @@ impl fmt::Display for BadName {
     }
 }
 
+/// Names that follow another convention, with the rename: an upper-case
+/// extension (`0001_a.SQL`), or refinery's and Flyway's `V1__name.sql` and
+/// `U1__name.sql`.
+fn other_conventions(file_name: &str, width: usize) -> Option<BadName> {
+    let lower = file_name.to_ascii_lowercase();
+    for suffix in [".up.sql", ".down.sql", ".sql"] {
+        if lower.ends_with(suffix) && !file_name.ends_with(suffix) {
+            let fixed = format!("{}{suffix}", &file_name[..file_name.len() - suffix.len()]);
+            let rename_to = match parse_file_name(&fixed, width) {
+                Ok(f) => Some(f.to_file_name(width)),
+                Err(bad) => bad.rename_to,
+            };
+            return Some(BadName::new(
+                format!("`{file_name}` has an upper-case extension: migration files end in `{suffix}`"),
+                rename_to,
+            ));
+        }
+    }
+    let stem = file_name.strip_suffix(".sql")?;
+    if stem.ends_with(".up") || stem.ends_with(".down") {
+        return None;
+    }
+    let (kind, rest) = match stem.split_at_checked(1)? {
+        ("V", rest) => (Kind::UpOnly, rest),
+        ("U", rest) => (Kind::Down, rest),
+        _ => return None,
+    };
+    let (digits, name) = rest.split_once("__")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let version = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|&v| v > 0 && i64::try_from(v).is_ok());
+    let name = heck::ToSnakeCase::to_snake_case(name);
+    let rename_to = version
+        .filter(|_| is_name(&name))
+        .map(|version| FileName { version, name, kind }.to_file_name(width));
+    let message = match kind {
+        Kind::Down => format!(
+            "`{file_name}` is a Flyway-style undo migration: cargo-migrate names them {{version}}_{{name}}.down.sql, and the V file of the same version {{version}}_{{name}}.up.sql"
+        ),
+        _ => format!(
+            "`{file_name}` is a refinery/Flyway-style name: cargo-migrate names migrations {{version}}_{{name}}.sql"
+        ),
+    };
+    Some(BadName::new(message, rename_to))
+}
+
 /// The name a malformed file name was probably meant to be.
 fn guess_name(stem: &str, kind: Kind, width: usize) -> Option<String> {
     let digits: String = stem.chars().take_while(char::is_ascii_digit).collect();
@@ -262,6 +315,33 @@ mod tests {
                 .contains("too large")
         );
         assert!(parse_file_name("0003_add_email.up.sql.bak", 4).is_err());
+    }
+
+    #[test]
+    fn suggests_renames_for_other_conventions() {
+        let guess = |name: &str| parse_file_name(name, 4).unwrap_err().rename_to;
+        assert_eq!(guess("0001_a.SQL").as_deref(), Some("0001_a.sql"));
+        assert_eq!(guess("0001_a.UP.SQL").as_deref(), Some("0001_a.up.sql"));
+        assert_eq!(guess("0001_a.down.Sql").as_deref(), Some("0001_a.down.sql"));
+        assert_eq!(guess("1-Add-Email.SQL").as_deref(), Some("0001_add_email.sql"));
+        assert_eq!(guess("V1__create_users.sql").as_deref(), Some("0001_create_users.sql"));
+        assert_eq!(guess("V12__AddEmail.sql").as_deref(), Some("0012_add_email.sql"));
+        assert_eq!(
+            guess("U1__create_users.sql").as_deref(),
+            Some("0001_create_users.down.sql")
+        );
+        let e = parse_file_name("U1__create_users.sql", 4).unwrap_err();
+        assert!(e.message.contains("the V file of the same version"), "{e}");
+        let e = parse_file_name("0001_a.SQL", 4).unwrap_err();
+        assert!(e.message.contains("upper-case extension"), "{e}");
+        // Not a refinery name: the usual messages.
+        assert!(guess("V0__x.sql").is_none());
+        assert!(
+            parse_file_name("Vx__y.sql", 4)
+                .unwrap_err()
+                .message
+                .contains("no version number")
+        );
     }
 
     #[test]

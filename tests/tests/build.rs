@@ -443,3 +443,16 @@ fn foreign_keys_off_in_a_transaction_is_a_warning_at_its_line() {
         "{text}"
     );
 }
+
+#[test]
+fn refinery_names_and_upper_case_extensions_get_a_rename() {
+    let text = report(&fixtures_dir().join("other_conventions"));
+    for expected in [
+        "migrations/U1__create_users.sql: `U1__create_users.sql` is a Flyway-style undo migration",
+        "(help: rename it to `0001_create_users.down.sql`)",
+        "migrations/V1__create_users.sql: `V1__create_users.sql` is a refinery/Flyway-style name: cargo-migrate names migrations {version}_{name}.sql (help: rename it to `0001_create_users.sql`)",
+        "migrations/V2__b.SQL: `V2__b.SQL` has an upper-case extension: migration files end in `.sql` (help: rename it to `0002_b.sql`)",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
+}

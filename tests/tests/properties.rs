@@ -168,7 +168,8 @@ proptest! {
             std::fs::write(m.join(name), text).unwrap();
         }
         let result = scan(&m, dir.path(), 4);
-        for name in files.keys().filter(|n| n.ends_with(".sql")) {
+        // Hidden files (`.sql`, an editor's `.x.sql`) are ignored by design.
+        for name in files.keys().filter(|n| n.ends_with(".sql") && !n.starts_with('.')) {
             let shown = format!("migrations/{name}");
             let in_migration = result.migrations.iter().any(|f| f.up.display == shown || f.down.as_ref().is_some_and(|d| d.display == shown));
             let in_problem = result.problems.iter().any(|p| p.file.to_string_lossy() == shown || p.message.contains(name.as_str()));
