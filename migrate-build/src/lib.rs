@@ -23,12 +23,16 @@
 //! ```
 //!
 //! Every problem is reported at once, as `cargo::error=path:line: message`
-//! lines that fail the build: bad file names, duplicate versions, gaps, a
-//! down without an up, empty files, files that are not UTF-8, unknown
+//! lines that fail the build: bad file names (with the rename, also for
+//! refinery's `V1__name.sql` and an upper-case `.SQL`), duplicate versions,
+//! gaps, versions that are timestamps, a down without an up, empty files,
+//! files that are not UTF-8, unknown
 //! `-- migrate:` directives, directories where files belong, SQL that does
 //! not run (every migration is replayed into an in-memory SQLite database
 //! through the real runner), and down migrations that do not restore the
-//! schema from before their up.
+//! schema from before their up. Warnings (`cargo::warning=`) do not fail
+//! it: an up with only comments, `PRAGMA foreign_keys = OFF` in a migration
+//! that runs in a transaction (where SQLite ignores it).
 
 #![warn(unreachable_pub)]
 
