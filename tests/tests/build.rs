@@ -321,10 +321,17 @@ CREATE TABLE "9lives" ("*/ fn evil() {} /*" TEXT, """); panic!(""" TEXT);
 #[test]
 fn testbox_renamed_runtime_dependency_with_runtime_path() {
     let pkg = Package::new();
+    // A package name of its own: testboxes share a target directory, and
+    // cargo gives same-named root packages the same build-script output
+    // directory, so another testbox's (default-path) module could be compiled.
     let manifest = pkg
         .read("Cargo.toml")
+        .replace("name = \"testbox\"", "name = \"testbox-renamed-runtime\"")
         .replace("migrate-runtime = { path", "rt = { package = \"migrate-runtime\", path");
-    assert!(manifest.contains("rt = { package"), "{manifest}");
+    assert!(
+        manifest.contains("rt = { package") && manifest.contains("testbox-renamed-runtime"),
+        "{manifest}"
+    );
     pkg.write("Cargo.toml", &manifest);
     pkg.write(
         "build.rs",
@@ -336,7 +343,11 @@ fn testbox_renamed_runtime_dependency_with_runtime_path() {
     assert!(ok, "{stderr}");
     let out = pkg.run(&["app.db"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("applied 1 create_users"), "{stdout}");
+    assert!(
+        stdout.contains("applied 1 create_users"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
