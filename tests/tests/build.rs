@@ -177,6 +177,21 @@ impl SharedBuf {
 
 // ---- real cargo builds of throw-away packages ----
 
+/// A testbox with a package name of its own. Testboxes share a target
+/// directory, and cargo gives root packages with the same name the same
+/// build-script output directory: a test that runs in parallel with another
+/// `testbox` could compile or run the other's generated module.
+fn testbox(name: &str) -> Package {
+    let pkg = Package::new();
+    let manifest = pkg.read("Cargo.toml");
+    assert!(manifest.contains("name = \"testbox\""), "{manifest}");
+    pkg.write(
+        "Cargo.toml",
+        manifest.replace("name = \"testbox\"", &format!("name = \"testbox-{name}\"")),
+    );
+    pkg
+}
+
 fn write_users(pkg: &Package) {
     pkg.write(
         "migrations/0001_create_users.up.sql",
@@ -187,7 +202,7 @@ fn write_users(pkg: &Package) {
 
 #[test]
 fn testbox_valid_set_builds_runs_and_picks_up_new_files() {
-    let pkg = Package::new();
+    let pkg = testbox("valid");
     write_users(&pkg);
     let (ok, stderr) = pkg.build();
     assert!(ok, "{stderr}");
@@ -220,7 +235,7 @@ fn testbox_valid_set_builds_runs_and_picks_up_new_files() {
 
 #[test]
 fn testbox_sql_error_fails_the_build_with_file_and_line() {
-    let pkg = Package::new();
+    let pkg = testbox("sql-error");
     write_users(&pkg);
     pkg.write(
         "migrations/0002_broken.sql",
@@ -236,7 +251,7 @@ fn testbox_sql_error_fails_the_build_with_file_and_line() {
 
 #[test]
 fn testbox_code_naming_a_dropped_column_stops_compiling() {
-    let pkg = Package::new();
+    let pkg = testbox("dropped-column");
     pkg.write(
         "migrations/0001_create_users.sql",
         "CREATE TABLE users (id INTEGER PRIMARY KEY, nickname TEXT);\n",
@@ -259,7 +274,7 @@ fn testbox_code_naming_a_dropped_column_stops_compiling() {
 
 #[test]
 fn testbox_hostile_names_generate_compiling_code() {
-    let pkg = Package::new();
+    let pkg = testbox("hostile-names");
     pkg.write(
         "migrations/0001_self.sql",
         r#"CREATE TABLE "type" ("table" TEXT, "fn" TEXT, "1st" TEXT, "quote""d" TEXT, "back\slash" TEXT, "sp ace" TEXT, "ünï" TEXT, "" TEXT);
@@ -320,13 +335,9 @@ CREATE TABLE "9lives" ("*/ fn evil() {} /*" TEXT, """); panic!(""" TEXT);
 
 #[test]
 fn testbox_renamed_runtime_dependency_with_runtime_path() {
-    let pkg = Package::new();
-    // A package name of its own: testboxes share a target directory, and
-    // cargo gives same-named root packages the same build-script output
-    // directory, so another testbox's (default-path) module could be compiled.
+    let pkg = testbox("renamed-runtime");
     let manifest = pkg
         .read("Cargo.toml")
-        .replace("name = \"testbox\"", "name = \"testbox-renamed-runtime\"")
         .replace("migrate-runtime = { path", "rt = { package = \"migrate-runtime\", path");
     assert!(
         manifest.contains("rt = { package") && manifest.contains("testbox-renamed-runtime"),
