@@ -29,6 +29,12 @@
 //! up-only replay through the real runner, see [`Ages`]), done only when the
 //! final schema has such a collision; tables that appeared in the same
 //! migration are taken in name order, columns in their table's order.
+//!
+//! The limit of that shortcut: when the final schema has no collision, no
+//! history is read, so a table whose identifier was taken by an older,
+//! since dropped table (`a-` was `schema::a_2` while `a` existed) gets the
+//! plain identifier once the other is gone, and code that still names the
+//! dropped table's module compiles against it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
