@@ -87,20 +87,26 @@ pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
         .table(&config.table)
         .validate_with(|conn, schema| schema.tables(conn));
     match replay {
-        Ok((_, tables)) => Ok(Checked {
-            ages: if has_collision(&tables) {
-                ages(&runtime, &config.table).map_err(|e| {
-                    problems.push(to_problem(e, package_dir, config));
-                    Error::new(problems.clone())
-                })?
+        Ok((_, tables)) => {
+            let ages = if has_collision(&tables) {
+                match ages(&runtime, &config.table) {
+                    Ok(ages) => ages,
+                    Err(e) => {
+                        problems.push(to_problem(e, package_dir, config));
+                        return Err(Error::new(problems));
+                    }
+                }
             } else {
                 Ages::default()
-            },
-            migrations,
-            tables,
-            warnings: problems,
-            dir: migrations_dir(package_dir, config),
-        }),
+            };
+            Ok(Checked {
+                ages,
+                migrations,
+                tables,
+                warnings: problems,
+                dir: migrations_dir(package_dir, config),
+            })
+        }
         Err(migrate_runtime::Error::Validation { problems: found }) => {
             problems.extend(found.into_iter().map(|e| to_problem(e, package_dir, config)));
             Err(Error::new(problems))
