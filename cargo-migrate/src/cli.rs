@@ -203,6 +203,9 @@ pub struct RenumberArgs {
     /// Say what would be renamed, and rename nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Renumber every migration 1, 2, 3, … in its current order (timestamp versions, gaps)
+    #[arg(long)]
+    pub consecutive: bool,
 }
 
 /// The arguments cargo passes, made to work when the binary is run directly

@@ -15,9 +15,9 @@ use crate::package::Package;
 /// When the scan finds an error (each problem is printed first).
 pub fn load(package: &Package) -> Result<Vec<Found>> {
     match migrate_build::load(&package.dir, &package.config) {
-        Ok((found, warnings)) => {
-            print_problems(&warnings);
-            Ok(found)
+        Ok(loaded) => {
+            print_problems(&loaded.warnings);
+            Ok(loaded.migrations)
         }
         Err(e) => Err(problems_error(e)),
     }

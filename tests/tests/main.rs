@@ -4,4 +4,5 @@ mod build;
 mod cli;
 mod properties;
 mod reliability;
+mod renumber;
 mod runtime;

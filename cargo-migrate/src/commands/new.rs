@@ -110,7 +110,7 @@ fn normalize(raw: &str, dir: &Path) -> Result<String> {
 /// still works from the file names, with a warning.
 fn existing(package: &Package, dir: &Path) -> Result<Vec<(u64, String)>> {
     match migrate_build::load(&package.dir, &package.config) {
-        Ok((found, _)) => Ok(found.into_iter().map(|f| (f.version, f.name)).collect()),
+        Ok(loaded) => Ok(loaded.migrations.into_iter().map(|f| (f.version, f.name)).collect()),
         Err(e) => {
             let errors = e.problems().iter().filter(|p| p.is_error()).count();
             eprintln!(
@@ -148,14 +148,14 @@ fn create_new(path: &Path, text: &str) -> Result<()> {
 /// rather than a silent no-op.
 fn template(version: &str, name: &str, kind: Kind) -> String {
     match kind {
-        Kind::Up | Kind::UpOnly => format!(
-            "-- Migration {version} {name}: write the SQL that changes the schema here.\n\
-             -- It runs in a transaction; to run it outside one (VACUUM), make its first\n\
-             -- line the directive `-- migrate:no-transaction`.\n\n"
-        ),
         Kind::Down => format!(
             "-- Undoes migration {version} {name}: the SQL that restores the schema\n\
              -- from before the up migration (`cargo build` checks that it does).\n\n"
+        ),
+        _ => format!(
+            "-- Migration {version} {name}: write the SQL that changes the schema here.\n\
+             -- It runs in a transaction; to run it outside one (VACUUM), make its first\n\
+             -- line the directive `-- migrate:no-transaction`.\n\n"
         ),
     }
 }

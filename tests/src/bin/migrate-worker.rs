@@ -29,12 +29,10 @@ fn main() -> ExitCode {
         .map_or(migrate_runtime::DEFAULT_LOCK_TIMEOUT, Duration::from_secs_f64);
     let grouped = args.iter().any(|a| a == "--grouped");
     let package = dir.parent().map(PathBuf::from).unwrap_or_default();
-    let config = Config {
-        dir: dir.file_name().map(PathBuf::from).unwrap_or_default(),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.dir = dir.file_name().map(PathBuf::from).unwrap_or_default();
     let found = match migrate_build::load(&package, &config) {
-        Ok((found, _)) => found,
+        Ok(loaded) => loaded.migrations,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
