@@ -26,7 +26,8 @@ pub enum Cli {
     after_help = "Database URLs: sqlite:PATH, sqlite://PATH, sqlite::memory: or a plain file path. \
         A relative path in --database or DATABASE_URL is relative to the current directory; \
         in [package.metadata.migrate] it is relative to the package. PostgreSQL is not supported yet.\n\n\
-        Exit status: 0 on success, 1 on error, 2 on a usage error."
+        Exit status: 0 on success, 1 on error, 2 on a usage error, \
+        3 from `status --exit-code` when the database is not up to date."
 )]
 pub struct Migrate {
     /// Path to the package's Cargo.toml [default: the package in the current directory]
@@ -132,7 +133,7 @@ pub struct StatusArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Exit with status 1 when a migration is pending, modified or unknown (for CI)
+    /// Exit with status 3 when a migration is pending, modified or unknown (for CI; 1 is a failure)
     #[arg(long)]
     pub exit_code: bool,
 }

@@ -79,14 +79,7 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
-/// `1 migration`, `2 migrations`.
-pub fn count(n: usize, one: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {one}s")
-    }
-}
+pub use crate::messages::count;
 
 #[cfg(test)]
 mod tests {
@@ -113,7 +106,5 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(3)), "3.0 ms");
         assert_eq!(duration(Duration::from_millis(42)), "42 ms");
         assert_eq!(duration(Duration::from_millis(1234)), "1.2 s");
-        assert_eq!(count(1, "migration"), "1 migration");
-        assert_eq!(count(0, "migration"), "0 migrations");
     }
 }

@@ -95,7 +95,7 @@ impl Package {
             .context("the package's manifest has no directory")?
             .to_owned();
         let config = Config::from_manifest(&manifest)
-            .map_err(|e| crate::migrations::problems_error_in(e, "[package.metadata.migrate]"))?;
+            .map_err(|e| crate::messages::Problems::new(&e, "[package.metadata.migrate]"))?;
         let build_script = found
             .targets
             .iter()

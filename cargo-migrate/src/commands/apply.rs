@@ -11,6 +11,7 @@ use migrate_runtime::{Migration, Report, State};
 use super::{Progress, applied_versions, describe_version, migrator, runtime_error};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
 use crate::database::{Database, Location, Mode};
+use crate::messages::{note, say};
 use crate::migrations;
 use crate::output::{count, duration};
 use crate::package::Package;
@@ -34,7 +35,7 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("cannot create the database `{}`", database.shown()))?;
     let mut conn = opened.conn;
     if opened.created {
-        eprintln!("created the database file {}", database.shown());
+        say!("created the database file {}", database.shown());
     }
     in_memory_note(database);
     let progress = Progress::new(package, database);
@@ -50,7 +51,7 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
         );
     }
     if runtime.is_empty() {
-        eprintln!(
+        say!(
             "nothing to do: there are no migrations in {} (create one with `cargo migrate new NAME`)",
             crate::package::show(&package.migrations_dir())
         );
@@ -63,9 +64,9 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
     let report = progress.finish(result)?;
     let now = describe_version(package, &runtime, top(&applied_versions(&migrator.status(&conn)?)));
     if report.is_empty() {
-        eprintln!("nothing to do: {now}, up to date");
+        say!("nothing to do: {now}, up to date");
     } else {
-        eprintln!(
+        say!(
             "applied {} in {}; {now}",
             count(report.applied().count(), "migration"),
             duration(total(&report))
@@ -82,8 +83,8 @@ fn dry_run(package: &Package, database: &Database, runtime: &[Migration], args: 
     let conn = match database.open(Mode::ReadOnly, timeout)? {
         Some(opened) => opened.conn,
         None => {
-            eprintln!(
-                "note: the database file {} does not exist yet: every migration is pending (`cargo migrate up` creates it)",
+            note!(
+                "the database file {} does not exist yet: every migration is pending (`cargo migrate up` creates it)",
                 database.shown()
             );
             Connection::open_in_memory()?
@@ -115,9 +116,9 @@ fn dry_run(package: &Package, database: &Database, runtime: &[Migration], args: 
     }
     out.flush()?;
     if pending.is_empty() {
-        eprintln!("dry run: nothing to apply, the database is up to date; nothing was changed");
+        say!("dry run: nothing to apply, the database is up to date; nothing was changed");
     } else {
-        eprintln!(
+        say!(
             "dry run: would apply {}; nothing was changed",
             count(pending.len(), "migration")
         );
@@ -136,7 +137,7 @@ pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
     let migrator = migrator(&runtime, package, &args.run).on_event(|e| progress.event(e));
     let applied = applied_versions(&migrator.status(&conn)?);
     let Some(&newest) = applied.last() else {
-        eprintln!("nothing to roll back: no migration is applied");
+        say!("nothing to roll back: no migration is applied");
         return Ok(());
     };
     let target = match (args.to, args.steps) {
@@ -151,12 +152,12 @@ pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
         }
     };
     if target == newest {
-        eprintln!("nothing to roll back: {}", describe_version(package, &runtime, newest));
+        say!("nothing to roll back: {}", describe_version(package, &runtime, newest));
         return Ok(());
     }
     let report = progress.finish(migrator.migrate_to(&mut conn, target))?;
     let now = describe_version(package, &runtime, top(&applied_versions(&migrator.status(&conn)?)));
-    eprintln!(
+    say!(
         "rolled back {} in {}; {now}",
         count(report.rolled_back().count(), "migration"),
         duration(total(&report))
@@ -190,8 +191,8 @@ pub fn redo(settings: &Settings, args: &RedoArgs) -> Result<()> {
         .iter()
         .any(|e| e.migration.version() != newest && e.state == State::Modified);
     if newest_modified && !others_modified && !args.run.allow_modified {
-        eprintln!(
-            "note: migration {} changed since it was applied; redoing it with the files as they are now",
+        note!(
+            "migration {} changed since it was applied; redoing it with the files as they are now",
             package.version(newest)
         );
     }
@@ -202,7 +203,7 @@ pub fn redo(settings: &Settings, args: &RedoArgs) -> Result<()> {
     let down = progress.finish(migrator.migrate_to(&mut conn, previous))?;
     let up = progress.finish(migrator.migrate_to(&mut conn, newest))?;
     let now = describe_version(package, &runtime, top(&applied_versions(&migrator.status(&conn)?)));
-    eprintln!(
+    say!(
         "redid {}: rolled back in {}, applied in {}; {now}",
         package.version(newest),
         duration(total(&down)),
@@ -226,7 +227,7 @@ fn open_existing(database: &Database, lock_timeout: u64, doing: &str) -> Result<
 
 fn in_memory_note(database: &Database) {
     if database.location == Location::Memory {
-        eprintln!("note: sqlite::memory: is an in-memory database: it is gone when this command ends");
+        note!("sqlite::memory: is an in-memory database: it is gone when this command ends");
     }
 }
 

@@ -10,6 +10,7 @@ use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
 
 use crate::cli::InitArgs;
 use crate::database::{Database, Source};
+use crate::messages::say;
 use crate::package::{Package, show};
 use crate::settings::Settings;
 
@@ -58,26 +59,26 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
     }
 
     if dir.is_dir() {
-        eprintln!("{} exists", show(&dir));
+        say!("{} exists", show(&dir));
     } else {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", show(&dir)))?;
-        eprintln!("created {}/", show(&dir));
+        say!("created {}/", show(&dir));
     }
 
     if let Some(text) = &edit.text {
         std::fs::write(&package.manifest, text).with_context(|| format!("cannot write {}", show(&package.manifest)))?;
     }
     for change in &edit.changes {
-        eprintln!("{}: {change}", show(&package.manifest));
+        say!("{}: {change}", show(&package.manifest));
     }
 
     match &package.build_script {
         Some(path) => {
             let text = std::fs::read_to_string(path).unwrap_or_default();
             if text.contains("migrate_build::") {
-                eprintln!("{} already calls migrate_build", show(path));
+                say!("{} already calls migrate_build", show(path));
             } else {
-                eprintln!(
+                say!(
                     "{} exists, so it was left as it is: add this line to its fn main():",
                     show(path)
                 );
@@ -88,7 +89,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
         None => {
             let path = package.dir.join("build.rs");
             if path.exists() {
-                eprintln!(
+                say!(
                     "{} exists but cargo does not run it (build = false in Cargo.toml?): make it the build script and add this line to its fn main():",
                     show(&path)
                 );
@@ -96,7 +97,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
                 out.flush()?;
             } else {
                 std::fs::write(&path, BUILD_RS).with_context(|| format!("cannot write {}", show(&path)))?;
-                eprintln!("created {}", show(&path));
+                say!("created {}", show(&path));
             }
         }
     }
@@ -114,7 +115,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
          }}"
     )?;
     out.flush()?;
-    eprintln!(
+    say!(
         "next: `cargo migrate new \"create users table\"`, write its SQL, then `cargo build` checks it and `cargo migrate up` applies it"
     );
     Ok(())

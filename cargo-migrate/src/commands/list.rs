@@ -6,6 +6,7 @@ use anyhow::Result;
 use migrate_build::scan::SqlFile;
 
 use crate::cli::{Format, ListArgs};
+use crate::messages::say;
 use crate::migrations;
 use crate::output::{columns, count, json, json_opt};
 use crate::settings::Settings;
@@ -70,9 +71,9 @@ pub fn run(settings: &Settings, args: &ListArgs) -> Result<()> {
     }
     out.flush()?;
     if found.is_empty() {
-        eprintln!("no migrations in {dir} yet; create one with `cargo migrate new NAME`");
+        say!("no migrations in {dir} yet; create one with `cargo migrate new NAME`");
     } else {
-        eprintln!("{} in {dir}", count(found.len(), "migration"));
+        say!("{} in {dir}", count(found.len(), "migration"));
     }
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! One module per command.
 
-use std::cell::Cell;
-use std::io::Write as _;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -9,6 +8,7 @@ use migrate_runtime::{Direction, Event, Migration, Migrator, Status};
 
 use crate::cli::{Command, RunArgs};
 use crate::database::Database;
+use crate::messages::{self, say};
 use crate::package::Package;
 use crate::settings::Settings;
 
@@ -25,18 +25,20 @@ mod status;
 /// # Errors
 ///
 /// Whatever the command reports.
-pub fn run(settings: &Settings) -> Result<()> {
-    match &settings.command {
+pub fn run(settings: &Settings) -> Result<ExitCode> {
+    let done = match &settings.command {
+        // The one command with an exit status of its own.
+        Command::Status(args) => return status::run(settings, args),
         Command::Init(args) => init::run(settings, args),
         Command::New(args) => new::run(settings, args),
         Command::List(args) => list::run(settings, args),
-        Command::Status(args) => status::run(settings, args),
         Command::Up(args) => apply::up(settings, args),
         Command::Down(args) => apply::down(settings, args),
         Command::Redo(args) => apply::redo(settings, args),
         Command::Check => check::run(settings),
         Command::Renumber(args) => renumber::run(settings, args),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// A migrator over `migrations` with the package's tracking table and the
@@ -80,23 +82,17 @@ fn describe_version(package: &Package, migrations: &[Migration], version: u64) -
 struct Progress<'a> {
     package: &'a Package,
     database: &'a Database,
-    line_open: Cell<bool>,
 }
 
 impl<'a> Progress<'a> {
     fn new(package: &'a Package, database: &'a Database) -> Self {
-        Self {
-            package,
-            database,
-            line_open: Cell::new(false),
-        }
+        Self { package, database }
     }
 
     fn event(&self, event: &Event<'_>) {
         match *event {
             Event::Waiting { timeout } => {
-                self.end_line("");
-                eprintln!(
+                say!(
                     "waiting up to {}s for another process's lock on the database …",
                     timeout.as_secs()
                 );
@@ -106,25 +102,16 @@ impl<'a> Progress<'a> {
                     Direction::Up => "applying",
                     Direction::Down => "rolling back",
                 };
-                eprint!(
-                    "{verb} {} {} … ",
+                messages::begin_progress(format_args!(
+                    "{verb} {} {}",
                     self.package.version(migration.version()),
                     migration.name()
-                );
-                let _ = std::io::stderr().flush();
-                self.line_open.set(true);
+                ));
             }
             Event::Finished { duration, .. } => {
-                self.line_open.set(false);
-                eprintln!("done in {}", crate::output::duration(duration));
+                messages::end_progress(format_args!("done in {}", crate::output::duration(duration)));
             }
             _ => {}
-        }
-    }
-
-    fn end_line(&self, word: &str) {
-        if self.line_open.replace(false) {
-            eprintln!("{word}");
         }
     }
 
@@ -132,7 +119,7 @@ impl<'a> Progress<'a> {
     /// timeout in the CLI's terms.
     fn finish<T>(&self, result: migrate_runtime::Result<T>) -> Result<T> {
         result.map_err(|e| {
-            self.end_line("failed");
+            messages::end_progress("failed");
             runtime_error(e, self.database)
         })
     }

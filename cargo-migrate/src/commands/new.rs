@@ -8,6 +8,7 @@ use heck::ToSnakeCase;
 use migrate_build::scan::{FileName, Kind, parse_file_name};
 
 use crate::cli::NewArgs;
+use crate::messages::{say, warning};
 use crate::package::{Package, show};
 use crate::settings::Settings;
 
@@ -33,8 +34,8 @@ pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
         .filter(|&v| i64::try_from(v).is_ok())
         .context("the next version would be above the largest SQLite integer; renumber the migrations")?;
     if let Some((v, _)) = existing.iter().find(|(_, n)| *n == name) {
-        eprintln!(
-            "warning: migration {} is also called `{name}`; both are kept (the generated Version enum tells them apart)",
+        warning!(
+            "migration {} is also called `{name}`; both are kept (the generated Version enum tells them apart)",
             package.version(*v)
         );
     }
@@ -71,7 +72,7 @@ pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
     } else {
         "write its SQL in the .up.sql file, and the SQL that undoes it in the .down.sql file"
     };
-    eprintln!("created migration {} {name}: {what}", package.version(version));
+    say!("created migration {} {name}: {what}", package.version(version));
     Ok(())
 }
 
@@ -113,8 +114,8 @@ fn existing(package: &Package, dir: &Path) -> Result<Vec<(u64, String)>> {
         Ok((found, _)) => Ok(found.into_iter().map(|f| (f.version, f.name)).collect()),
         Err(e) => {
             let errors = e.problems().iter().filter(|p| p.is_error()).count();
-            eprintln!(
-                "warning: the migrations have {} (see `cargo migrate check`); numbering after the highest version on disk",
+            warning!(
+                "the migrations have {} (see `cargo migrate check`); numbering after the highest version on disk",
                 crate::output::count(errors, "problem")
             );
             let mut out = Vec::new();

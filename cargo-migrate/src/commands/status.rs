@@ -3,11 +3,15 @@
 
 use std::io::Write as _;
 
-use anyhow::{Result, bail};
+use std::process::ExitCode;
+
+use anyhow::Result;
 use migrate_runtime::{DEFAULT_LOCK_TIMEOUT, Migrator, State};
 
 use crate::cli::{Format, StatusArgs};
 use crate::database::Mode;
+use crate::exit;
+use crate::messages::{note, say};
 use crate::migrations;
 use crate::output::{columns, json, json_opt};
 use crate::settings::Settings;
@@ -24,7 +28,10 @@ struct Row {
 }
 
 /// `status [--format text|json] [--exit-code]`.
-pub fn run(settings: &Settings, args: &StatusArgs) -> Result<()> {
+///
+/// With `--exit-code`, a database that is not up to date exits with
+/// [`exit::NOT_UP_TO_DATE`] (a result, not an error: no `error:` line).
+pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     let package = &settings.package;
     let database = settings.database()?;
     let found = migrations::load(package)?;
@@ -72,8 +79,8 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<()> {
             rows.sort_by_key(|r| r.version);
         }
         None => {
-            eprintln!(
-                "note: the database file {} does not exist yet: every migration is pending (`cargo migrate up` creates it)",
+            note!(
+                "the database file {} does not exist yet: every migration is pending (`cargo migrate up` creates it)",
                 database.shown()
             );
             rows.extend(runtime.iter().map(|m| Row {
@@ -148,17 +155,18 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<()> {
     }
     let summary = parts.join(", ");
     if up_to_date {
-        eprintln!("{}: up to date ({summary})", database.shown());
-        return Ok(());
+        say!("{}: up to date ({summary})", database.shown());
+        return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("{}: {summary}", database.shown());
-    if args.exit_code {
-        let hint = if modified + unknown == 0 {
-            "apply them with `cargo migrate up`"
-        } else {
-            "see the NOTE column: restore changed files, or run the build that knows the unknown migrations"
-        };
-        bail!("the database is not up to date ({summary}); {hint}");
+    say!("{}: {summary}", database.shown());
+    if !args.exit_code {
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(())
+    let hint = if modified + unknown == 0 {
+        "apply them with `cargo migrate up`"
+    } else {
+        "see the NOTE column: restore changed files, or run the build that knows the unknown migrations"
+    };
+    say!("not up to date (exit status {}); {hint}", exit::NOT_UP_TO_DATE);
+    Ok(exit::not_up_to_date())
 }

@@ -1,0 +1,185 @@
+//! Everything the CLI says on standard error, written from this one module:
+//! plain status lines, `note:`, `warning:` and `error:` lines, the problems
+//! of a migrations directory, and the progress of a running migration.
+//!
+//! A failed write to standard error is ignored (unlike `eprintln!`, which
+//! panics): there is nobody left to tell.
+
+use std::fmt;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use migrate_build::{Problem, Severity};
+
+/// Whether a progress line was begun and not ended yet.
+static LINE_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// The label in front of a line of standard error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Label {
+    /// `note: `: something worth knowing, nothing wrong.
+    Note,
+    /// `warning: `: probably a mistake, but the command goes on.
+    Warning,
+    /// `error: `: the command failed.
+    Error,
+}
+
+impl Label {
+    /// The word, as printed before the colon.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Note => "note",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+
+    /// The label of a problem's severity.
+    pub fn of(severity: Severity) -> Self {
+        match severity {
+            Severity::Error => Self::Error,
+            Severity::Warning => Self::Warning,
+        }
+    }
+}
+
+/// Writes one line to standard error, with `label: ` in front when given.
+/// A progress line left open is ended first.
+pub fn line(label: Option<Label>, text: impl fmt::Display) {
+    let mut err = std::io::stderr().lock();
+    if LINE_OPEN.swap(false, Ordering::Relaxed) {
+        let _ = writeln!(err);
+    }
+    let _ = match label {
+        Some(label) => writeln!(err, "{}: {text}", label.word()),
+        None => writeln!(err, "{text}"),
+    };
+}
+
+/// A plain status line on standard error: `applied 2 migrations in 3 ms`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::messages::line(None, format_args!($($arg)*))
+    };
+}
+
+/// A `note: …` line on standard error.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::messages::line(Some($crate::messages::Label::Note), format_args!($($arg)*))
+    };
+}
+
+/// A `warning: …` line on standard error.
+macro_rules! warning {
+    ($($arg:tt)*) => {
+        $crate::messages::line(Some($crate::messages::Label::Warning), format_args!($($arg)*))
+    };
+}
+
+pub(crate) use {note, say, warning};
+
+/// Prints each problem on a line of its own: `error: path:line: message (help: …)`.
+pub fn problems(problems: &[Problem]) {
+    for p in problems {
+        line(Some(Label::of(p.severity)), p);
+    }
+}
+
+/// The problems of a migrations directory (or of a config) that stop a
+/// command. The CLI prints each problem, then this error's one line:
+/// `error: 2 problems in the migrations`.
+#[derive(Debug)]
+pub struct Problems {
+    /// Every problem, errors and warnings, in file order.
+    pub problems: Vec<Problem>,
+    /// Where they were found: `the migrations`, `[package.metadata.migrate]`.
+    pub place: &'static str,
+}
+
+impl Problems {
+    /// The problems of `e`, found in `place`.
+    pub fn new(e: &migrate_build::Error, place: &'static str) -> Self {
+        Self {
+            problems: e.problems().to_vec(),
+            place,
+        }
+    }
+
+    /// The problems in the migrations directory.
+    pub fn in_migrations(e: migrate_build::Error) -> anyhow::Error {
+        Self::new(&e, "the migrations").into()
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self.problems.iter().filter(|p| p.is_error()).count();
+        write!(f, "{} in {}", count(errors, "problem"), self.place)
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Reports the error that ends the command: its problems first, when it
+/// carries some, then one `error: …` line (causes joined with `: `, line
+/// breaks folded, so it stays one line).
+pub fn error(e: &anyhow::Error) {
+    if let Some(p) = e.downcast_ref::<Problems>() {
+        problems(&p.problems);
+    }
+    line(Some(Label::Error), one_line(e));
+}
+
+/// The error and its causes on one line.
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', "; ")
+}
+
+/// Begins a progress line that a later [`end_progress`] completes:
+/// `applying 0001 create_users … `.
+pub fn begin_progress(text: impl fmt::Display) {
+    let mut err = std::io::stderr().lock();
+    if LINE_OPEN.swap(true, Ordering::Relaxed) {
+        let _ = writeln!(err);
+    }
+    let _ = write!(err, "{text} … ");
+    let _ = err.flush();
+}
+
+/// Ends the progress line begun by [`begin_progress`] with `text`
+/// (`done in 3 ms`, `failed`); does nothing when no line is open.
+pub fn end_progress(text: impl fmt::Display) {
+    if LINE_OPEN.swap(false, Ordering::Relaxed) {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+}
+
+/// `1 migration`, `2 migrations`: the one place the CLI pluralizes.
+pub fn count(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts() {
+        assert_eq!(count(1, "migration"), "1 migration");
+        assert_eq!(count(0, "migration"), "0 migrations");
+        assert_eq!(count(2, "problem"), "2 problems");
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(Label::of(Severity::Warning).word(), "warning");
+        assert_eq!(Label::of(Severity::Error).word(), "error");
+        assert_eq!(Label::Note.word(), "note");
+    }
+}
