@@ -53,6 +53,17 @@ pub struct Migrate {
     pub command: Command,
 }
 
+impl Migrate {
+    /// The output format the command was asked for: `--format` of `list`
+    /// and `status`, text for the others. Errors are written in it too.
+    pub fn format(&self) -> Format {
+        match &self.command {
+            Command::List(ListArgs { format }) | Command::Status(StatusArgs { format, .. }) => *format,
+            _ => Format::Text,
+        }
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -29,11 +29,16 @@ use settings::Settings;
 fn main() -> ExitCode {
     // Prints help, version and usage errors itself (usage errors exit 2).
     let Cli::Migrate(args) = Cli::parse_from(cli::normalize_args(std::env::args_os()));
+    let format = args.format();
     match run(args) {
         Ok(code) => code,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             messages::error(&e);
+            if format == cli::Format::Json {
+                // A script reading stdout gets a JSON document either way.
+                let _ = output::json(&output::Failure::of(&e));
+            }
             ExitCode::from(exit::FAILURE)
         }
     }
