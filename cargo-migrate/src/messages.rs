@@ -10,12 +10,15 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use migrate_build::{Problem, Severity};
+use serde::Serialize;
 
 /// Whether a progress line was begun and not ended yet.
 static LINE_OPEN: AtomicBool = AtomicBool::new(false);
 
-/// The label in front of a line of standard error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The label in front of a line of standard error (and the `severity` of
+/// a problem in JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Label {
     /// `note: `: something worth knowing, nothing wrong.
     Note,

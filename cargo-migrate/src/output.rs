@@ -9,7 +9,7 @@ use anyhow::Result;
 use migrate_build::Problem;
 use serde::Serialize;
 
-use crate::messages::Problems;
+use crate::messages::{Label, Problems};
 
 /// Whether `e` is a write to a closed pipe: the reader has all it wants.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -79,7 +79,7 @@ struct FailureBody {
 /// One problem of a migrations directory.
 #[derive(Debug, Serialize)]
 struct ProblemRow {
-    severity: Severity,
+    severity: Label,
     /// The file, relative to the package when inside it.
     file: String,
     /// 1-based, or `null` when the problem is about the whole file.
@@ -87,14 +87,6 @@ struct ProblemRow {
     message: String,
     /// What to do about it, or `null`.
     hint: Option<String>,
-}
-
-/// A problem's severity.
-#[derive(Clone, Copy, Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Severity {
-    Error,
-    Warning,
 }
 
 impl Failure {
@@ -116,11 +108,7 @@ impl Failure {
 impl ProblemRow {
     fn of(p: &Problem) -> Self {
         Self {
-            severity: if p.is_error() {
-                Severity::Error
-            } else {
-                Severity::Warning
-            },
+            severity: Label::of(p.severity),
             file: p.file.display().to_string(),
             line: (p.line > 0).then_some(p.line),
             message: p.message.clone(),

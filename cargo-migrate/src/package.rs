@@ -115,6 +115,23 @@ impl Package {
         migrate_build::migrations_dir(&self.dir, &self.config)
     }
 
+    /// The migrations directory, or an error saying how to create it when
+    /// it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// When the directory does not exist.
+    pub fn existing_migrations_dir(&self) -> Result<PathBuf> {
+        let dir = self.migrations_dir();
+        if !dir.is_dir() {
+            bail!(
+                "the migrations directory {} does not exist; create it with `cargo migrate init` (or set dir in [package.metadata.migrate])",
+                show(&dir)
+            );
+        }
+        Ok(dir)
+    }
+
     /// A version number zero-padded to the configured width: `0003`.
     pub fn version(&self, version: u64) -> String {
         format!("{version:0width$}", width = self.config.width)

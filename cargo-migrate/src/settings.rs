@@ -1,7 +1,7 @@
 //! The validated settings every command works from: the package, its
 //! config, and the database, resolved once from the raw arguments.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 
@@ -18,6 +18,8 @@ pub struct Settings {
     pub database: Option<Database>,
     /// `--database` as given (`init` writes it to the config).
     pub database_flag: Option<String>,
+    /// The current directory, which relative paths on the command line start from.
+    pub cwd: PathBuf,
     /// The command and its own options.
     pub command: Command,
 }
@@ -43,6 +45,7 @@ impl Settings {
             database,
             database_flag: args.database,
             command: args.command,
+            cwd,
         })
     }
 

@@ -36,12 +36,12 @@ fn built_from() -> PathBuf {
 pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
     let package = &settings.package;
     // --database is written to the config: check it first, before changing anything.
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cwd = &settings.cwd;
     // The flag is written as given: in the manifest a relative path is
     // relative to the package.
     let database = match settings.database_flag.as_deref() {
         Some(url) => {
-            Database::parse(url, Source::Flag, &cwd)?;
+            Database::parse(url, Source::Flag, cwd)?;
             url.to_owned()
         }
         None => DEFAULT_DATABASE.to_owned(),

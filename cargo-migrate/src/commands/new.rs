@@ -19,14 +19,8 @@ const MAX_NAME: usize = 100;
 /// `new NAME [--no-down]`.
 pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
     let package = &settings.package;
-    let dir = package.migrations_dir();
-    let name = normalize(&args.name, &dir)?;
-    if !dir.is_dir() {
-        bail!(
-            "the migrations directory {} does not exist; create it with `cargo migrate init` (or set dir in [package.metadata.migrate])",
-            show(&dir)
-        );
-    }
+    let name = normalize(&args.name, &package.migrations_dir())?;
+    let dir = package.existing_migrations_dir()?;
     let existing = existing(package, &dir)?;
     let latest = existing.iter().map(|(v, _)| *v).max().unwrap_or(0);
     let version = latest

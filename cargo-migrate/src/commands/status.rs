@@ -5,14 +5,14 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use migrate_runtime::{Checksum, DEFAULT_LOCK_TIMEOUT, Migration, Migrator, State};
+use migrate_runtime::{Checksum, DEFAULT_LOCK_TIMEOUT, Migration, State};
 use serde::Serialize;
 
+use super::Project;
 use crate::cli::{Format, StatusArgs};
 use crate::database::Mode;
 use crate::exit;
-use crate::messages::{note, say};
-use crate::migrations;
+use crate::messages::say;
 use crate::output::columns;
 use crate::settings::Settings;
 
@@ -128,12 +128,10 @@ struct Report {
 /// With `--exit-code`, a database that is not up to date exits with
 /// [`exit::NOT_UP_TO_DATE`] (a result, not an error: no `error:` line).
 pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
-    let package = &settings.package;
-    let database = settings.database()?;
-    let found = migrations::load(package)?;
-    let runtime = migrations::to_runtime(&found);
-    let migrator = Migrator::new(&runtime).table(&package.config.table);
-    let opened = database.open(Mode::ReadOnly, DEFAULT_LOCK_TIMEOUT)?;
+    let project = Project::load(settings)?;
+    let (package, database) = (project.package, project.database);
+    let migrator = project.migrator(None);
+    let opened = project.open(Mode::ReadOnly, DEFAULT_LOCK_TIMEOUT)?;
     let mut rows = Vec::new();
     match &opened {
         Some(opened) => {
@@ -176,11 +174,8 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
             rows.sort_by_key(|r| r.version);
         }
         None => {
-            note!(
-                "the database file {} does not exist yet: every migration is pending (`cargo migrate up` creates it)",
-                database.shown()
-            );
-            rows.extend(runtime.iter().map(Row::pending));
+            project.missing_note();
+            rows.extend(project.migrations.iter().map(Row::pending));
         }
     }
     let tally = |state: RowState| rows.iter().filter(|r| r.state == state).count();
