@@ -74,25 +74,30 @@ impl Database {
     /// after `?`.
     pub fn parse(url: &str, source: Source, base: &Path) -> Result<Self> {
         let from = source.describe();
+        // Every message shows the URL without its password.
+        let shown_url = redact(url);
         let path = if let Some(rest) = url.strip_prefix("sqlite:") {
             rest.strip_prefix("//").unwrap_or(rest)
         } else if let Some(scheme) = scheme(url) {
             match scheme.to_ascii_lowercase().as_str() {
                 "postgres" | "postgresql" => bail!(
-                    "PostgreSQL is not supported yet (SQLite only for now): `{url}` ({from}); use an SQLite database such as sqlite:app.db"
+                    "PostgreSQL is not supported yet (SQLite only for now): `{shown_url}` ({from}); use an SQLite database such as sqlite:app.db"
                 ),
                 _ => bail!(
-                    "unknown database URL scheme `{scheme}:` in `{url}` ({from}); use sqlite:PATH, sqlite::memory: or a file path"
+                    "unknown database URL scheme `{scheme}:` in `{shown_url}` ({from}); use sqlite:PATH, sqlite::memory: or a file path"
                 ),
             }
         } else {
             url
         };
         if path.is_empty() {
-            bail!("the database URL `{url}` ({from}) names no file; use sqlite:PATH, sqlite::memory: or a file path");
+            bail!("the database URL `{shown_url}` ({from}) names no file; use sqlite:PATH, sqlite::memory: or a file path");
         }
         if let Some((_, options)) = path.split_once('?') {
-            bail!("the database URL `{url}` ({from}) has options (`?{options}`), which are not supported; remove them");
+            bail!(
+                "the database URL `{shown_url}` ({from}) has options (`{}`), which are not supported; remove them",
+                redact(&format!("?{options}"))
+            );
         }
         let location = if path == ":memory:" {
             Location::Memory
@@ -189,6 +194,34 @@ pub fn locked(shown: &str, waited: Duration) -> anyhow::Error {
     )
 }
 
+/// `url` with its password replaced by `***`, to be shown in messages:
+/// `postgres://alice:***@host/db`. Both places a URL carries a password are
+/// covered: the user-info before `@` and a `password=` option.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let end = out[start..].find(['/', '?', '#']).map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(query) = out.find('?') {
+        let mut redacted = out[..=query].to_owned();
+        let options: Vec<String> = out[query + 1..]
+            .split('&')
+            .map(|option| match option.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => option.to_owned(),
+            })
+            .collect();
+        redacted.push_str(&options.join("&"));
+        out = redacted;
+    }
+    out
+}
+
 /// The scheme of `url` (`postgres` in `postgres://…`), if it has one. A
 /// single letter is a Windows drive (`C:\db\app.db`), not a scheme.
 fn scheme(url: &str) -> Option<&str> {
@@ -231,6 +264,20 @@ mod tests {
         assert!(err("sqlite:").contains("names no file"));
         assert!(err("").contains("names no file"));
         assert!(err("sqlite:app.db?mode=rwc").contains("not supported"));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://alice:s3cret@host/db"), "postgres://alice:***@host/db");
+        assert_eq!(redact("postgres://alice:p@ss:w@host:5432"), "postgres://alice:***@host:5432");
+        assert_eq!(redact("postgres://alice@host/db"), "postgres://alice@host/db");
+        assert_eq!(redact("postgres://host/db?user=a&password=x&sslmode=require"), "postgres://host/db?user=a&password=***&sslmode=require");
+        assert_eq!(redact("sqlite:app.db"), "sqlite:app.db");
+        assert_eq!(redact("sqlite://data/a:b@c.db"), "sqlite://data/a:b@c.db");
+        for url in ["postgres://alice:s3cret@host/db", "mysql://bob:s3cret@h/x", "pg://h/x?password=s3cret&a=1"] {
+            let e = parse(url).unwrap_err().to_string();
+            assert!(!e.contains("s3cret") && e.contains("***"), "{e}");
+        }
     }
 
     #[test]

@@ -1162,6 +1162,53 @@ fn database_errors() {
     assert!(!pkg.path().join("app.db").exists());
 }
 
+/// Issue 8, defect 5: a password in a database URL is never printed, by any
+/// command, wherever the URL came from.
+#[test]
+fn passwords_in_database_urls_are_redacted() {
+    let pkg = package(&[]);
+    let urls = [
+        "postgres://alice:s3cret@db.example/app",
+        "mysql://alice:s3cret@db.example/app",
+        "postgresql://db.example/app?user=alice&password=s3cret",
+        "sqlite:app.db?password=s3cret",
+    ];
+    let commands: [&[&str]; 7] = [
+        &["status"],
+        &["up"],
+        &["up", "--dry-run"],
+        &["down"],
+        &["redo"],
+        &["renumber"],
+        &["init"],
+    ];
+    for url in urls {
+        for command in commands {
+            // From the flag, and from DATABASE_URL.
+            let from_flag = pkg.migrate().args(command).args(["--database", url]).output().unwrap();
+            let from_env = pkg.migrate().args(command).env("DATABASE_URL", url).output().unwrap();
+            for (out, from) in [(from_flag, "--database"), (from_env, "DATABASE_URL")] {
+                let all = format!("{}{}", stdout(&out), stderr(&out));
+                if command != ["init"] || from == "--database" {
+                    assert_eq!(out.status.code(), Some(1), "{command:?} {from} {url}: {all}");
+                    assert!(all.contains("***"), "{command:?} {from} {url}: {all}");
+                }
+                assert!(!all.contains("s3cret"), "{command:?} {from} {url}: {all}");
+            }
+        }
+    }
+    // From the config (`init` above wrote one: start again).
+    let pkg = package(&[]);
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\ndatabase = \"postgres://alice:s3cret@db.example/app\"\n"),
+    );
+    let e = fail(&pkg, &["status"]);
+    assert!(e.contains("`postgres://alice:***@db.example/app`"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
 #[test]
 fn database_comes_from_the_flag_then_the_environment_then_the_config() {
     let pkg = package(&[]);
