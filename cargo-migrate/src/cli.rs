@@ -147,6 +147,10 @@ pub struct StatusArgs {
     /// Exit with status 3 when a migration is pending, modified or unknown (for CI; 1 is a failure)
     #[arg(long)]
     pub exit_code: bool,
+
+    /// How long to wait while another process commits a write to the database, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub lock_timeout: u64,
 }
 
 /// The options of the commands that change the database.

@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use migrate_runtime::rusqlite::{self, Connection, ErrorCode, OpenFlags};
 
+use crate::messages::note;
+
 /// Where the database URL came from, for messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -91,7 +93,9 @@ impl Database {
             url
         };
         if path.is_empty() {
-            bail!("the database URL `{shown_url}` ({from}) names no file; use sqlite:PATH, sqlite::memory: or a file path");
+            bail!(
+                "the database URL `{shown_url}` ({from}) names no file; use sqlite:PATH, sqlite::memory: or a file path"
+            );
         }
         if let Some((_, options)) = path.split_once('?') {
             bail!(
@@ -157,13 +161,57 @@ impl Database {
             Mode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| self.error(&e, lock_timeout))?;
-        conn.busy_timeout(lock_timeout)
-            .map_err(|e| self.error(&e, lock_timeout))?;
+        if mode == Mode::ReadOnly {
+            // A reader waits only while a writer commits (or holds an
+            // exclusive lock), and says so at once.
+            read_wait::install(&conn, self.shown(), lock_timeout).map_err(|e| self.error(&e, lock_timeout))?;
+        } else {
+            conn.busy_timeout(lock_timeout)
+                .map_err(|e| self.error(&e, lock_timeout))?;
+        }
         // SQLite reads the file lazily: read it now, so a file that is not a
         // database or is locked is reported as such rather than later.
-        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.error(&e, lock_timeout))?;
-        Ok(Some(Opened { conn, created: !exists }))
+        match probe(&conn) {
+            Ok(()) => Ok(Some(Opened { conn, created: !exists })),
+            Err(e) if mode == Mode::ReadOnly && is_hot_journal(&e) => {
+                drop(conn);
+                self.roll_back_interrupted_write(path, lock_timeout)?;
+                self.open(mode, lock_timeout)
+            }
+            Err(e) => Err(self.error(&e, lock_timeout)),
+        }
+    }
+
+    /// A process was killed while writing the database: its rollback
+    /// journal is "hot", and a read-only connection cannot roll it back.
+    /// A read-write connection does, as soon as it reads the file.
+    fn roll_back_interrupted_write(&self, path: &Path, lock_timeout: Duration) -> Result<()> {
+        let mut journal = path.as_os_str().to_owned();
+        journal.push("-journal");
+        let journal = crate::package::show(Path::new(&journal));
+        let rolled_back = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|conn| {
+            conn.busy_timeout(lock_timeout)?;
+            probe(&conn)
+        });
+        match rolled_back {
+            Ok(()) => {
+                note!(
+                    "a write to {} was interrupted (a process crashed or was killed while writing it); SQLite rolled it back from {journal}, so the database is as it was before that write",
+                    self.shown()
+                );
+                Ok(())
+            }
+            Err(e) if is_hot_journal(&e) || e.sqlite_error_code() == Some(ErrorCode::ReadOnly) => bail!(
+                "cannot read the database `{}` ({}): a write to it was interrupted (a process crashed or was killed while writing it), and its journal {journal} must be rolled back first, which needs write permission on the file and its directory; run this command (or the app) as a user who may write them",
+                self.shown(),
+                self.source.describe()
+            ),
+            Err(e) => Err(self.error(&e, lock_timeout)),
+        }
     }
 
     /// The message for a failure to open or read the database.
@@ -183,6 +231,81 @@ impl Database {
             _ => "check the path and the file",
         };
         anyhow!("cannot open the database `{shown}` ({from}): {e}; {hint}")
+    }
+}
+
+/// Reads the file now (SQLite opens lazily).
+fn probe(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+        .map(drop)
+}
+
+/// Whether `e` is SQLite's "a hot journal needs rolling back, and this
+/// connection cannot write" (`SQLITE_READONLY_ROLLBACK`).
+fn is_hot_journal(e: &rusqlite::Error) -> bool {
+    e.sqlite_error()
+        .is_some_and(|e| e.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
+}
+
+/// Waiting, on a read-only connection, for another process that is writing.
+///
+/// In rollback-journal mode readers are blocked only while a writer commits
+/// or holds an exclusive lock; a reader waits for that (up to the
+/// command's lock timeout) and says so the moment it starts waiting. SQLite
+/// takes a plain function as busy handler, so its state is process-wide:
+/// a command opens one database.
+mod read_wait {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use migrate_runtime::rusqlite::{self, Connection};
+
+    use crate::messages::note;
+
+    struct Wait {
+        shown: String,
+        limit: Duration,
+        since: Option<Instant>,
+        announced: bool,
+    }
+
+    static WAIT: Mutex<Option<Wait>> = Mutex::new(None);
+
+    /// Makes `conn` wait up to `limit` for a writer, announcing it once.
+    pub fn install(conn: &Connection, shown: String, limit: Duration) -> rusqlite::Result<()> {
+        *WAIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Wait {
+            shown,
+            limit,
+            since: None,
+            announced: false,
+        });
+        conn.busy_handler(Some(busy))
+    }
+
+    /// SQLite's busy handler: `true` to try again, `false` to give up (SQLITE_BUSY).
+    fn busy(attempt: i32) -> bool {
+        let mut guard = WAIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(wait) = guard.as_mut() else {
+            return false;
+        };
+        if attempt == 0 {
+            wait.since = Some(Instant::now());
+            if !wait.announced {
+                wait.announced = true;
+                note!(
+                    "{} is locked by another process that is writing to it; waiting up to {}s for the write to finish (--lock-timeout SECS) …",
+                    wait.shown,
+                    wait.limit.as_secs_f64().round()
+                );
+            }
+        }
+        let waited = wait.since.map_or(Duration::ZERO, |t| t.elapsed());
+        let Some(left) = wait.limit.checked_sub(waited).filter(|d| !d.is_zero()) else {
+            return false;
+        };
+        drop(guard);
+        std::thread::sleep(left.min(Duration::from_millis(20)));
+        true
     }
 }
 
@@ -268,13 +391,26 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://alice:s3cret@host/db"), "postgres://alice:***@host/db");
-        assert_eq!(redact("postgres://alice:p@ss:w@host:5432"), "postgres://alice:***@host:5432");
+        assert_eq!(
+            redact("postgres://alice:s3cret@host/db"),
+            "postgres://alice:***@host/db"
+        );
+        assert_eq!(
+            redact("postgres://alice:p@ss:w@host:5432"),
+            "postgres://alice:***@host:5432"
+        );
         assert_eq!(redact("postgres://alice@host/db"), "postgres://alice@host/db");
-        assert_eq!(redact("postgres://host/db?user=a&password=x&sslmode=require"), "postgres://host/db?user=a&password=***&sslmode=require");
+        assert_eq!(
+            redact("postgres://host/db?user=a&password=x&sslmode=require"),
+            "postgres://host/db?user=a&password=***&sslmode=require"
+        );
         assert_eq!(redact("sqlite:app.db"), "sqlite:app.db");
         assert_eq!(redact("sqlite://data/a:b@c.db"), "sqlite://data/a:b@c.db");
-        for url in ["postgres://alice:s3cret@host/db", "mysql://bob:s3cret@h/x", "pg://h/x?password=s3cret&a=1"] {
+        for url in [
+            "postgres://alice:s3cret@host/db",
+            "mysql://bob:s3cret@h/x",
+            "pg://h/x?password=s3cret&a=1",
+        ] {
             let e = parse(url).unwrap_err().to_string();
             assert!(!e.contains("s3cret") && e.contains("***"), "{e}");
         }

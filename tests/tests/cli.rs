@@ -1288,6 +1288,113 @@ fn locked_database_times_out_with_a_clear_error() {
     ok(&pkg, &["up", "--lock-timeout", "1", "--database", "app.db"]);
 }
 
+/// Issue 8, defect 4: after a process was killed in the middle of a write,
+/// `status` (which opens read-only) rolls the hot journal back instead of
+/// blaming the permissions.
+#[test]
+fn status_after_a_crash_during_a_write_rolls_the_journal_back() {
+    use std::io::BufRead as _;
+    let pkg = package(&["teams"]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    let mut writer = std::process::Command::new(env!("CARGO_BIN_EXE_migrate-worker"))
+        .args(["--interrupted-write", db.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(writer.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "writing\n");
+    writer.kill().unwrap(); // SIGKILL
+    writer.wait().unwrap();
+    let journal = pkg.path().join("app.db-journal");
+    assert!(
+        std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0),
+        "the kill left a hot journal"
+    );
+
+    let (o, e) = ok(&pkg, &["status", "--database", "app.db", "--exit-code"]);
+    assert!(o.contains("0002     create_teams  applied"), "{o}");
+    assert!(
+        e.contains("note: a write to app.db was interrupted (a process crashed or was killed while writing it); SQLite rolled it back from app.db-journal"),
+        "{e}"
+    );
+    assert!(e.contains("up to date"), "{e}");
+    assert!(!journal.exists(), "the journal is gone");
+    let rows: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM interrupted", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "the interrupted write was rolled back");
+}
+
+/// Issue 8, defect 9: `status` reads while another process holds a write
+/// transaction; when a writer holds the exclusive lock it says at once that
+/// it waits, accepts the --lock-timeout it suggests, and goes on when the
+/// writer is done.
+#[test]
+fn status_does_not_wait_for_a_writer_and_says_when_it_must() {
+    use std::io::Read as _;
+    let pkg = package(&[]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    let holder = Connection::open(&db).unwrap();
+
+    // A write in progress (not committing yet): readers are not blocked.
+    holder
+        .execute_batch("CREATE TABLE x (y); BEGIN IMMEDIATE; INSERT INTO x VALUES (1);")
+        .unwrap();
+    let start = std::time::Instant::now();
+    let (_, e) = ok(&pkg, &["status", "--database", "app.db"]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(4), "no wait: {e}");
+    assert!(!e.contains("waiting"), "{e}");
+    holder.execute_batch("COMMIT").unwrap();
+
+    // An exclusive lock: wait, say so at once, go on when it is released.
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; INSERT INTO x VALUES (2);")
+        .unwrap();
+    let mut child = std::process::Command::new(tests::bin("cargo-migrate"))
+        .args(["migrate", "status", "--database", "app.db", "--lock-timeout", "60"])
+        .current_dir(pkg.path())
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let mut said = Vec::new();
+    let mut byte = [0u8; 1];
+    while !said.ends_with(b"\n") && stderr_pipe.read(&mut byte).unwrap() == 1 {
+        said.push(byte[0]);
+    }
+    let said = String::from_utf8(said).unwrap();
+    assert_eq!(
+        said,
+        "note: app.db is locked by another process that is writing to it; waiting up to 60s for the write to finish (--lock-timeout SECS) …\n"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(stdout(&out).contains("create_users  applied"), "{}", stdout(&out));
+
+    // Held for longer than --lock-timeout: the error suggests the option status takes.
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; INSERT INTO x VALUES (3);")
+        .unwrap();
+    let start = std::time::Instant::now();
+    let e = fail(&pkg, &["status", "--database", "app.db", "--lock-timeout", "1"]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    assert!(e.contains("waiting up to 1s"), "{e}");
+    assert!(
+        e.contains("error: the database `app.db` is locked by another process: waited 1s for it; make sure no other program holds a long transaction on it, or raise --lock-timeout"),
+        "{e}"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+}
+
 // ---------------------------------------------------------------- packages and workspaces
 
 #[test]

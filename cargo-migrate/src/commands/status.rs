@@ -3,9 +3,10 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
-use migrate_runtime::{Checksum, DEFAULT_LOCK_TIMEOUT, Migration, State};
+use migrate_runtime::{Checksum, Migration, State};
 use serde::Serialize;
 
 use super::Project;
@@ -131,7 +132,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     let project = Project::load(settings)?;
     let (package, database) = (project.package, project.database);
     let migrator = project.migrator(None);
-    let opened = project.open(Mode::ReadOnly, DEFAULT_LOCK_TIMEOUT)?;
+    let opened = project.open(Mode::ReadOnly, Duration::from_secs(args.lock_timeout))?;
     let mut rows = Vec::new();
     match &opened {
         Some(opened) => {
