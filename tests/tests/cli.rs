@@ -752,7 +752,9 @@ fn up_history_checks_and_their_overrides() {
     std::fs::remove_file(pkg.path().join("migrations/0003_create_tags.down.sql")).unwrap();
     let e = fail(&pkg, &["up", "--database", "app.db"]);
     assert!(
-        e.contains("the database has applied migration this program does not know: 3 `create_tags`"),
+        e.contains(
+            "the database has applied 1 migration that is not in migrations: 3 `create_tags`; were the files deleted"
+        ),
         "{e}"
     );
     let (_, e) = ok(&pkg, &["up", "--database", "app.db", "--allow-unknown"]);
@@ -827,7 +829,12 @@ fn redo_runs_the_newest_down_and_up_again_with_its_new_text() {
         "migrations/0002_create_teams.up.sql",
         "CREATE TABLE teams (id INTEGER PRIMARY KEY, title TEXT);\n",
     );
-    let (_, e) = ok(&pkg, &["redo", "--database", "app.db"]);
+    let e = fail(&pkg, &["redo", "--database", "app.db"]);
+    assert!(
+        e.contains("`redo` would run its new down script against what its old up script did"),
+        "{e}"
+    );
+    let (_, e) = ok(&pkg, &["redo", "--database", "app.db", "--allow-modified"]);
     assert!(e.contains("note: migration 0002 changed since it was applied"), "{e}");
     assert!(e.contains("rolling back 0002 create_teams … done in"), "{e}");
     assert!(e.contains("applying 0002 create_teams … done in"), "{e}");
@@ -847,6 +854,214 @@ fn redo_runs_the_newest_down_and_up_again_with_its_new_text() {
         e.contains("migration 1 `create_users` was changed after it was applied"),
         "{e}"
     );
+}
+
+/// Issue 8, defect 10: the CLI's errors name its flags, not the API's
+/// options, and say what a missing file means.
+#[test]
+fn history_errors_name_the_cli_flags() {
+    let pkg = package(&["teams", "tags"]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    let mut texts = Vec::new();
+    // Modified, then renamed.
+    pkg.write("migrations/0001_create_users.up.sql", format!("{USERS_UP}-- edited\n"));
+    texts.push(fail(&pkg, &["up", "--database", "app.db"]));
+    pkg.write("migrations/0001_create_users.up.sql", USERS_UP);
+    for kind in ["up", "down"] {
+        std::fs::rename(
+            pkg.path().join(format!("migrations/0002_create_teams.{kind}.sql")),
+            pkg.path().join(format!("migrations/0002_make_teams.{kind}.sql")),
+        )
+        .unwrap();
+    }
+    texts.push(fail(&pkg, &["up", "--database", "app.db"]));
+    for kind in ["up", "down"] {
+        std::fs::rename(
+            pkg.path().join(format!("migrations/0002_make_teams.{kind}.sql")),
+            pkg.path().join(format!("migrations/0002_create_teams.{kind}.sql")),
+        )
+        .unwrap();
+    }
+    // Out of order.
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE teams; DELETE FROM _migrations WHERE version = 2;")
+        .unwrap();
+    texts.push(fail(&pkg, &["up", "--database", "app.db"]));
+    ok(&pkg, &["up", "--database", "app.db", "--allow-out-of-order"]);
+    // Unknown: the newest migration's files are gone.
+    std::fs::remove_file(pkg.path().join("migrations/0003_create_tags.up.sql")).unwrap();
+    std::fs::remove_file(pkg.path().join("migrations/0003_create_tags.down.sql")).unwrap();
+    texts.push(fail(&pkg, &["up", "--database", "app.db"]));
+    let all = texts.join("");
+    for flag in ["--allow-modified", "--allow-out-of-order", "--allow-unknown"] {
+        assert!(all.contains(flag), "{flag}: {all}");
+    }
+    for option in [
+        "(allow_modified)",
+        "(allow_unknown)",
+        "(allow_out_of_order)",
+        "this program",
+        "newer build",
+    ] {
+        assert!(!all.contains(option), "{option}: {all}");
+    }
+    insta::assert_snapshot!("history_errors", all);
+}
+
+/// Issue 8, defect 10: `down` when the newest applied migrations' files are
+/// not on disk names them and says what to do, instead of "there is no
+/// migration 6".
+#[test]
+fn down_names_the_applied_migrations_whose_files_are_missing() {
+    let pkg = package(&["teams", "tags", "labels"]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    for file in ["0003_create_tags", "0004_create_labels"] {
+        std::fs::remove_file(pkg.path().join(format!("migrations/{file}.up.sql"))).unwrap();
+        std::fs::remove_file(pkg.path().join(format!("migrations/{file}.down.sql"))).unwrap();
+    }
+    for args in [
+        &["down", "--database", "app.db"][..],
+        &["down", "--steps", "2", "--database", "app.db"],
+        &["down", "--to", "1", "--database", "app.db"],
+        &["redo", "--database", "app.db"],
+    ] {
+        let e = fail(&pkg, args);
+        assert!(!e.contains("there is no migration"), "{args:?}: {e}");
+        assert!(
+            e.contains("but their files are not in migrations") || e.contains("but its files are not in migrations"),
+            "{args:?}: {e}"
+        );
+        assert!(e.contains("Restore the files"), "{args:?}: {e}");
+    }
+    let e = fail(&pkg, &["down", "--steps", "2", "--database", "app.db"]);
+    assert!(
+        e.ends_with("error: cannot roll back 2 migrations: the database has applied 3 `create_tags`, 4 `create_labels` but their files are not in migrations, so there is no down script to run; nothing was rolled back. Restore the files (from version control, or the branch that added them) and run the command again\n"),
+        "{e}"
+    );
+    assert_eq!(applied(&db), [1, 2, 3, 4], "nothing was rolled back");
+}
+
+/// Issue 8, defect 3: `up` never records a migration whose up file is
+/// still the comment-only template of `new`.
+#[test]
+fn up_refuses_a_migration_whose_up_file_has_no_sql_yet() {
+    let pkg = package(&[]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    ok(&pkg, &["new", "create teams"]);
+    let e = fail(&pkg, &["up", "--database", "app.db"]);
+    assert!(
+        e.ends_with("error: migrations/0002_create_teams.up.sql: migration 2 `create_teams` has no SQL statement yet, only comments (the template of `cargo migrate new`?); applying it would record it as applied without changing anything, and SQL written into it later would never run. Write the migration — or, if it is meant to do nothing, put `SELECT 1;` in it; nothing was applied\n"),
+        "{e}"
+    );
+    let e = fail(&pkg, &["up", "--dry-run", "--database", "app.db"]);
+    assert!(e.contains("has no SQL statement yet"), "{e}");
+    assert_eq!(applied(&db), [1]);
+    // Written: the edit loop goes on.
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n",
+    );
+    pkg.write("migrations/0002_create_teams.down.sql", "DROP TABLE teams;\n");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    assert_eq!(applied(&db), [1, 2]);
+    // An intended no-op says so with a statement.
+    ok(&pkg, &["new", "nothing", "--no-down"]);
+    pkg.write("migrations/0003_nothing.sql", "-- on purpose\nSELECT 1;\n");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    assert_eq!(applied(&db), [1, 2, 3]);
+}
+
+/// Issue 8, defect 3: a template that an app (or an older `cargo migrate
+/// up`) recorded as applied before its SQL was written is applied again
+/// with its SQL by `up` and by `redo`, instead of being stuck as "modified".
+#[test]
+fn an_applied_empty_template_runs_its_sql_once_written() {
+    for command in ["up", "redo"] {
+        let pkg = package(&[]);
+        let db = pkg.path().join("app.db");
+        ok(&pkg, &["new", "create teams"]);
+        // The app at start-up applies the untouched template (the runtime does not refuse it).
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrate-worker"))
+            .args([pkg.path().join("migrations").to_str().unwrap(), db.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(applied(&db), [1, 2]);
+        pkg.write(
+            "migrations/0002_create_teams.up.sql",
+            "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n",
+        );
+        pkg.write("migrations/0002_create_teams.down.sql", "DROP TABLE teams;\n");
+        let (_, e) = ok(&pkg, &[command, "--database", "app.db"]);
+        assert!(
+            e.contains("note: migration 0002 `create_teams` was recorded as applied while its up file was still the empty template of `cargo migrate new`, which changed nothing; applying it now with the SQL written since"),
+            "{command}: {e}"
+        );
+        assert!(!e.contains("rolling back"), "{command}: nothing to roll back: {e}");
+        assert_eq!(tables(&db), ["_migrations", "teams", "users"], "{command}");
+        let (_, e) = ok(&pkg, &["status", "--database", "app.db", "--exit-code"]);
+        assert!(e.contains("up to date (2 applied, 0 pending)"), "{command}: {e}");
+    }
+}
+
+/// Issue 8, defect 3: the edit loop `new` → write → `up` → edit → `redo`.
+/// The new down may not undo the old up, so `redo` refuses and says what to
+/// do; `--allow-modified` runs the current down and up, and records the new
+/// checksum.
+#[test]
+fn redo_of_an_edited_migration_needs_allow_modified() {
+    let pkg = package(&[]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["new", "create teams"]);
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n",
+    );
+    pkg.write("migrations/0002_create_teams.down.sql", "DROP TABLE teams;\n");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    // The edit: a new column, and a down that drops it first (it would fail on the old table).
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY);\nCREATE INDEX teams_id ON teams (id);\n",
+    );
+    pkg.write(
+        "migrations/0002_create_teams.down.sql",
+        "DROP INDEX teams_id;\nDROP TABLE teams;\n",
+    );
+    let e = fail(&pkg, &["redo", "--database", "app.db"]);
+    assert!(
+        e.ends_with("error: migrations/0002_create_teams.up.sql: migration 0002 `create_teams` changed since it was applied, so `redo` would run its new down script against what its old up script did, which it may not undo; nothing was changed. If the new down does undo the applied version (say, it drops the table both versions create), run `cargo migrate redo --allow-modified`: it runs the current down, then the current up, and records the new checksum. Otherwise put the applied version of the file back (`git stash`), run `cargo migrate down`, bring the edit back and run `cargo migrate up`\n"),
+        "{e}"
+    );
+    // The way the message gives: the old files back, down, the edit again, up.
+    let (new_up, new_down) = (
+        pkg.read("migrations/0002_create_teams.up.sql"),
+        pkg.read("migrations/0002_create_teams.down.sql"),
+    );
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n",
+    );
+    pkg.write("migrations/0002_create_teams.down.sql", "DROP TABLE teams;\n");
+    ok(&pkg, &["down", "--database", "app.db"]);
+    pkg.write("migrations/0002_create_teams.up.sql", &new_up);
+    pkg.write("migrations/0002_create_teams.down.sql", &new_down);
+    ok(&pkg, &["up", "--database", "app.db"]);
+    // Another edit whose down does undo the applied version: --allow-modified.
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY, name TEXT);\nCREATE INDEX teams_id ON teams (id);\n",
+    );
+    let (_, e) = ok(&pkg, &["redo", "--database", "app.db", "--allow-modified"]);
+    assert!(e.contains("rolling back 0002 create_teams … done in"), "{e}");
+    assert!(e.contains("applying 0002 create_teams … done in"), "{e}");
+    let (_, e) = ok(&pkg, &["status", "--database", "app.db", "--exit-code"]);
+    assert!(e.contains("up to date"), "the new checksum is recorded: {e}");
+    assert_eq!(applied(&db), [1, 2]);
 }
 
 // ---------------------------------------------------------------- check

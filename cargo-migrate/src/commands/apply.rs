@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use migrate_runtime::rusqlite::Connection;
-use migrate_runtime::{Migration, Report, State};
+use migrate_runtime::{Migration, Migrator, Report, State};
 
 use super::{Progress, Project, applied_versions, runtime_error};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
@@ -35,7 +35,12 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
     project.in_memory_note();
     let progress = Progress::new(&project);
     let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+    let status = project.status(&migrator, &conn)?;
+    if let Some(m) = project.applied_template(&status) {
+        project.forget_template(&conn, m, &status)?;
+    }
     only_up(&project, project.top(&migrator, &conn)?, args.to)?;
+    project.refuse_unwritten(pending(&project, &migrator, &conn, args.to)?)?;
     if project.migrations.is_empty() {
         say!(
             "nothing to do: there are no migrations in {} (create one with `cargo migrate new NAME`)",
@@ -88,13 +93,8 @@ fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
         }
     };
     only_up(project, project.top(&migrator, &conn)?, args.to)?;
-    let limit = args.to.unwrap_or(u64::MAX);
-    let pending: Vec<&Migration> = migrator
-        .pending(&conn)
-        .map_err(|e| runtime_error(e, project.database))?
-        .into_iter()
-        .filter(|m| m.version() <= limit)
-        .collect();
+    let pending = pending(project, &migrator, &conn, args.to)?;
+    project.refuse_unwritten(pending.iter().copied())?;
     let mut out = std::io::stdout().lock();
     for m in &pending {
         let up = m.up();
@@ -116,13 +116,31 @@ fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `up` would apply, up to and including `to`, after the runtime's
+/// checks of the history.
+fn pending<'m>(
+    project: &Project<'_>,
+    migrator: &Migrator<'m>,
+    conn: &Connection,
+    to: Option<u64>,
+) -> Result<Vec<&'m Migration>> {
+    let limit = to.unwrap_or(u64::MAX);
+    Ok(migrator
+        .pending(conn)
+        .map_err(|e| runtime_error(e, project))?
+        .into_iter()
+        .filter(|m| m.version() <= limit)
+        .collect())
+}
+
 /// `down [--to V | --steps N]`.
 pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
     let project = Project::load(settings)?;
     let mut conn = project.open_existing(Duration::from_secs(args.run.lock_timeout), "roll back")?;
     let progress = Progress::new(&project);
     let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
-    let applied = applied_versions(&migrator.status(&conn)?);
+    let status = project.status(&migrator, &conn)?;
+    let applied = applied_versions(&status);
     let Some(&newest) = applied.last() else {
         say!("nothing to roll back: no migration is applied");
         return Ok(());
@@ -142,6 +160,7 @@ pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
         say!("nothing to roll back: {}", project.describe(newest));
         return Ok(());
     }
+    project.refuse_missing_files(&status, target)?;
     let report = progress.finish(migrator.migrate_to(&mut conn, target))?;
     let now = project.describe(project.top(&migrator, &conn)?);
     say!(
@@ -154,37 +173,56 @@ pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
 
 /// `redo`: rolls back the newest applied migration and applies it again.
 ///
-/// That migration's file may have changed since it was applied (that is
-/// what the edit-test loop is for), so its checksum is not held against it;
-/// a change to any other applied migration still is.
+/// When that migration changed since it was applied (the edit-test loop),
+/// its down script is the new one, which may not undo what the old up
+/// did: `redo` refuses unless `--allow-modified` says the new down is fine,
+/// and then runs the current down, the current up, and records the new
+/// checksum. A change to any other applied migration is refused as always.
 pub fn redo(settings: &Settings, args: &RedoArgs) -> Result<()> {
     let project = Project::load(settings)?;
     let mut conn = project.open_existing(Duration::from_secs(args.run.lock_timeout), "redo")?;
-    let status = project.migrator(Some(&args.run)).status(&conn)?;
+    let status = project.status(&project.migrator(Some(&args.run)), &conn)?;
     let applied = applied_versions(&status);
     let Some(&newest) = applied.last() else {
         bail!("nothing to redo: no migration is applied; apply the migrations with `cargo migrate up`");
     };
     let previous = applied.len().checked_sub(2).map_or(0, |i| applied[i]);
-    let newest_modified = status
-        .entries
-        .iter()
-        .any(|e| e.migration.version() == newest && e.state == State::Modified);
-    let others_modified = status
-        .entries
-        .iter()
-        .any(|e| e.migration.version() != newest && e.state == State::Modified);
-    if newest_modified && !others_modified && !args.run.allow_modified {
+    project.refuse_missing_files(&status, previous)?;
+    let entry = status.entries.iter().find(|e| e.migration.version() == newest);
+    if let Some(entry) = entry {
+        project.refuse_unwritten([entry.migration])?;
+    }
+    if let Some(m) = project.applied_template(&status) {
+        // What was applied did nothing: nothing to roll back.
+        project.forget_template(&conn, m, &status)?;
+        let progress = Progress::new(&project);
+        let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+        let up = progress.finish(migrator.migrate_to(&mut conn, newest))?;
+        let now = project.describe(project.top(&migrator, &conn)?);
+        say!(
+            "redid {}: applied in {}; {now}",
+            project.version(newest),
+            duration(total(&up))
+        );
+        return Ok(());
+    }
+    if let Some(entry) = entry.filter(|e| e.state == State::Modified) {
+        let m = entry.migration;
+        if !args.run.allow_modified {
+            bail!(
+                "{}: migration {} `{}` changed since it was applied, so `redo` would run its new down script against what its old up script did, which it may not undo; nothing was changed. If the new down does undo the applied version (say, it drops the table both versions create), run `cargo migrate redo --allow-modified`: it runs the current down, then the current up, and records the new checksum. Otherwise put the applied version of the file back (`git stash`), run `cargo migrate down`, bring the edit back and run `cargo migrate up`",
+                m.up().file(),
+                project.version(newest),
+                m.name()
+            );
+        }
         note!(
-            "migration {} changed since it was applied; redoing it with the files as they are now",
+            "migration {} changed since it was applied; redoing it with the files as they are now (--allow-modified)",
             project.version(newest)
         );
     }
     let progress = Progress::new(&project);
-    let migrator = project
-        .migrator(Some(&args.run))
-        .allow_modified(args.run.allow_modified || (newest_modified && !others_modified))
-        .on_event(|e| progress.event(e));
+    let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
     let down = progress.finish(migrator.migrate_to(&mut conn, previous))?;
     let up = progress.finish(migrator.migrate_to(&mut conn, newest))?;
     let now = project.describe(project.top(&migrator, &conn)?);

@@ -141,7 +141,7 @@ fn create_new(path: &Path, text: &str) -> Result<()> {
 
 /// The template: comments only, so an untouched file is a build warning
 /// rather than a silent no-op.
-fn template(version: &str, name: &str, kind: Kind) -> String {
+pub fn template(version: &str, name: &str, kind: Kind) -> String {
     match kind {
         Kind::Up | Kind::UpOnly => format!(
             "-- Migration {version} {name}: write the SQL that changes the schema here.\n\

@@ -136,7 +136,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     match &opened {
         Some(opened) => {
-            let status = migrator.status(&opened.conn)?;
+            let status = project.status(&migrator, &opened.conn)?;
             for e in &status.entries {
                 let m = e.migration;
                 let mut row = Row::pending(m);
