@@ -23,9 +23,10 @@ pub enum Cli {
         Migrations are SQL files in the package's migrations directory; `cargo build` checks \
         them and embeds them in the app, which applies them at start-up. These commands \
         work on the same files, with the same checks, tracking table and checksums.",
-    after_help = "Database URLs: sqlite:PATH, sqlite://PATH, sqlite::memory: or a plain file path. \
+    after_help = "Database URLs: sqlite:PATH, sqlite://PATH, sqlite::memory: or a plain file path; \
+        in sqlite: URLs %XX escapes are decoded and ?mode=ro|rw|rwc|memory is honoured. \
         A relative path in --database or DATABASE_URL is relative to the current directory; \
-        in [package.metadata.migrate] it is relative to the package. PostgreSQL is not supported yet.\n\n\
+        in a .env file or [package.metadata.migrate], to that file's directory. PostgreSQL is not supported yet.\n\n\
         Exit status: 0 on success, 1 on error, 2 on a usage error, \
         3 from `status --exit-code` when the database is not up to date."
 )]
@@ -44,7 +45,7 @@ pub struct Migrate {
     )]
     pub package: Option<String>,
 
-    /// The database [default: $DATABASE_URL, else `database` in [package.metadata.migrate]]
+    /// The database [default: $DATABASE_URL, else DATABASE_URL in .env, else `database` in [package.metadata.migrate]]
     #[arg(long, global = true, value_name = "URL", help_heading = "Package and database")]
     pub database: Option<String>,
 

@@ -17,6 +17,8 @@ pub enum Source {
     Env,
     /// `database` in `[package.metadata.migrate]`.
     Config,
+    /// `DATABASE_URL` in a `.env` file.
+    DotEnv,
 }
 
 impl Source {
@@ -25,6 +27,7 @@ impl Source {
             Self::Flag => "from --database",
             Self::Env => "from DATABASE_URL",
             Self::Config => "from `database` in [package.metadata.migrate]",
+            Self::DotEnv => "from DATABASE_URL in .env",
         }
     }
 }
@@ -38,6 +41,20 @@ pub enum Location {
     File(PathBuf),
 }
 
+/// What a `?mode=` option of an `sqlite:` URL allows (sqlx's names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Access {
+    /// No `mode`: each command opens as it needs (`up` creates the file).
+    #[default]
+    Any,
+    /// `mode=ro`: read only; commands that change the database refuse.
+    ReadOnly,
+    /// `mode=rw`: read and write, never create the file.
+    ReadWrite,
+    /// `mode=rwc`: read and write, creating the file (what `up` does anyway).
+    Create,
+}
+
 /// A parsed database URL.
 #[derive(Clone, Debug)]
 pub struct Database {
@@ -45,6 +62,8 @@ pub struct Database {
     pub source: Source,
     /// The database it names.
     pub location: Location,
+    /// What its URL's `?mode=` allows.
+    pub access: Access,
 }
 
 /// How to open a database.
@@ -70,16 +89,27 @@ impl Database {
     /// Parses `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:` or a plain
     /// path; a relative path is taken relative to `base`.
     ///
+    /// In an `sqlite:` URL, percent-escapes are decoded (`my%20app.db`) and
+    /// sqlx's `?mode=ro|rw|rwc|memory` is honoured; a plain path is taken
+    /// as it is.
+    ///
     /// # Errors
     ///
-    /// An empty URL, an unsupported scheme (PostgreSQL included), or options
-    /// after `?`.
+    /// An empty URL, an unsupported scheme (PostgreSQL included), a bad
+    /// percent-escape, or an option other than `mode`.
     pub fn parse(url: &str, source: Source, base: &Path) -> Result<Self> {
         let from = source.describe();
         // Every message shows the URL without its password.
         let shown_url = redact(url);
-        let path = if let Some(rest) = url.strip_prefix("sqlite:") {
-            rest.strip_prefix("//").unwrap_or(rest)
+        let (path, options) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let (path, options) = rest.split_once('?').unwrap_or((rest, ""));
+            let path = percent_decode(path).map_err(|e| {
+                anyhow!(
+                    "the database URL `{shown_url}` ({from}) has {e}; write a `%` as %25, or give a plain file path"
+                )
+            })?;
+            (path, options)
         } else if let Some(scheme) = scheme(url) {
             match scheme.to_ascii_lowercase().as_str() {
                 "postgres" | "postgresql" => bail!(
@@ -90,25 +120,40 @@ impl Database {
                 ),
             }
         } else {
-            url
+            (url.to_owned(), "")
         };
-        if path.is_empty() {
+        let mut access = Access::Any;
+        let mut memory = path == ":memory:";
+        for option in options.split('&').filter(|o| !o.is_empty()) {
+            match option.split_once('=') {
+                Some(("mode", "ro")) => access = Access::ReadOnly,
+                Some(("mode", "rw")) => access = Access::ReadWrite,
+                Some(("mode", "rwc")) => access = Access::Create,
+                Some(("mode", "memory")) => memory = true,
+                Some(("mode", other)) => bail!(
+                    "the database URL `{shown_url}` ({from}) has mode={other}; the modes are ro, rw, rwc and memory"
+                ),
+                _ => bail!(
+                    "the database URL `{shown_url}` ({from}) has the option `{}`, which is not supported; the only option is mode=ro|rw|rwc|memory: remove it",
+                    redact(&format!("?{option}")).trim_start_matches('?')
+                ),
+            }
+        }
+        if path.is_empty() && !memory {
             bail!(
                 "the database URL `{shown_url}` ({from}) names no file; use sqlite:PATH, sqlite::memory: or a file path"
             );
         }
-        if let Some((_, options)) = path.split_once('?') {
-            bail!(
-                "the database URL `{shown_url}` ({from}) has options (`{}`), which are not supported; remove them",
-                redact(&format!("?{options}"))
-            );
-        }
-        let location = if path == ":memory:" {
+        let location = if memory {
             Location::Memory
         } else {
             Location::File(base.join(path))
         };
-        Ok(Self { source, location })
+        Ok(Self {
+            source,
+            location,
+            access,
+        })
     }
 
     /// The database as shown in messages: its path relative to the current
@@ -137,6 +182,20 @@ impl Database {
             Location::File(path) => path,
         };
         let exists = path.exists();
+        if self.access == Access::ReadOnly && mode != Mode::ReadOnly {
+            bail!(
+                "the database `{}` ({}) is opened read-only by its URL's ?mode=ro, and this command changes it; remove ?mode=ro (or use mode=rw)",
+                self.shown(),
+                self.source.describe()
+            );
+        }
+        if !exists && self.access == Access::ReadWrite && mode == Mode::Create {
+            bail!(
+                "the database file {} does not exist, and its URL's ?mode=rw ({}) says not to create it; check the path, or use ?mode=rwc to create it",
+                self.shown(),
+                self.source.describe()
+            );
+        }
         if !exists && mode != Mode::Create {
             return Ok(None);
         }
@@ -232,6 +291,27 @@ impl Database {
         };
         anyhow!("cannot open the database `{shown}` ({from}): {e}; {hint}")
     }
+}
+
+/// `s` with its `%XX` escapes decoded.
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| format!("a `%` not followed by two hex digits at byte {i}"))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|e| e.to_string())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "percent-escapes that are not UTF-8".to_owned())
 }
 
 /// Reads the file now (SQLite opens lazily).
@@ -379,6 +459,29 @@ mod tests {
     }
 
     #[test]
+    fn percent_escapes_and_modes() {
+        let file = |p: &str| Location::File(PathBuf::from(p));
+        assert_eq!(parse("sqlite:my%20app.db").unwrap(), file("/pkg/my app.db"));
+        assert_eq!(parse("sqlite:///tmp/caf%C3%A9.db").unwrap(), file("/tmp/café.db"));
+        assert_eq!(
+            parse("my%20app.db").unwrap(),
+            file("/pkg/my%20app.db"),
+            "a plain path is literal"
+        );
+        let access = |url: &str| Database::parse(url, Source::Flag, Path::new("/pkg")).unwrap().access;
+        assert_eq!(access("sqlite:app.db"), Access::Any);
+        assert_eq!(access("sqlite:app.db?mode=ro"), Access::ReadOnly);
+        assert_eq!(access("sqlite://app.db?mode=rw"), Access::ReadWrite);
+        assert_eq!(access("sqlite:app.db?mode=rwc"), Access::Create);
+        assert_eq!(parse("sqlite:app.db?mode=memory").unwrap(), Location::Memory);
+        let err = |url: &str| parse(url).unwrap_err().to_string();
+        assert!(err("sqlite:a%2.db").contains("a `%` not followed by two hex digits"));
+        assert!(err("sqlite:a%ff.db").contains("not UTF-8"));
+        assert!(err("sqlite:app.db?mode=wr").contains("has mode=wr; the modes are ro, rw, rwc and memory"));
+        assert!(err("sqlite:app.db?cache=shared").contains("the option `cache=shared`, which is not supported"));
+    }
+
+    #[test]
     fn bad_urls() {
         let err = |url: &str| parse(url).unwrap_err().to_string();
         assert!(err("postgres://localhost/db").starts_with("PostgreSQL is not supported yet"));
@@ -386,7 +489,6 @@ mod tests {
         assert!(err("mysql://localhost/db").starts_with("unknown database URL scheme `mysql:`"));
         assert!(err("sqlite:").contains("names no file"));
         assert!(err("").contains("names no file"));
-        assert!(err("sqlite:app.db?mode=rwc").contains("not supported"));
     }
 
     #[test]

@@ -1365,7 +1365,9 @@ fn database_errors() {
         &["status", "--database", "postgres://localhost/app"],
         &["up", "--database", "postgresql://localhost/app"],
         &["up", "--database", "sqlite:"],
-        &["up", "--database", "sqlite:app.db?mode=rwc"],
+        &["up", "--database", "sqlite:app.db?cache=shared"],
+        &["up", "--database", "sqlite:app.db?mode=ro"],
+        &["up", "--database", "sqlite:app%.db"],
         &["up", "--database", "garbage.db"],
         &["status", "--database", "sqlite:garbage.db"],
         &["up", "--database", "adir"],
@@ -1422,6 +1424,77 @@ fn passwords_in_database_urls_are_redacted() {
     let e = fail(&pkg, &["status"]);
     assert!(e.contains("`postgres://alice:***@db.example/app`"), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
+}
+
+/// Issue 8, rough edges: percent-escapes in `sqlite:` URLs are decoded, and
+/// sqlx's `?mode=` is honoured.
+#[test]
+fn sqlite_urls_decode_escapes_and_honour_mode() {
+    let pkg = package(&[]);
+    let (_, e) = ok(&pkg, &["up", "--database", "sqlite:my%20app.db"]);
+    assert!(e.contains("created the database file my app.db"), "{e}");
+    assert_eq!(applied(&pkg.path().join("my app.db")), [1]);
+    let (o, _) = ok(&pkg, &["status", "--database", "sqlite:my%20app.db?mode=ro"]);
+    assert!(o.contains("create_users  applied"), "{o}");
+    let e = fail(&pkg, &["down", "--database", "sqlite:my%20app.db?mode=ro"]);
+    assert!(
+        e.contains("is opened read-only by its URL's ?mode=ro, and this command changes it"),
+        "{e}"
+    );
+    assert_eq!(applied(&pkg.path().join("my app.db")), [1]);
+    let e = fail(&pkg, &["up", "--database", "sqlite:rw.db?mode=rw"]);
+    assert!(
+        e.contains("the database file rw.db does not exist, and its URL's ?mode=rw"),
+        "{e}"
+    );
+    assert!(!pkg.path().join("rw.db").exists());
+    ok(&pkg, &["up", "--database", "sqlite:rw.db?mode=rwc"]);
+    ok(&pkg, &["down", "--database", "sqlite:rw.db?mode=rw"]);
+    let (_, e) = ok(&pkg, &["up", "--database", "sqlite:x.db?mode=memory"]);
+    assert!(e.contains("in-memory database"), "{e}");
+    assert!(!pkg.path().join("x.db").exists());
+}
+
+/// Issue 8, rough edges: `DATABASE_URL` is read from a `.env` file (the
+/// current directory's, else the package's) after the environment and
+/// before the config; a relative path in it is relative to the file.
+#[test]
+fn database_url_from_a_dotenv_file() {
+    let pkg = package(&[]);
+    let manifest = pkg.read("Cargo.toml") + "\n[package.metadata.migrate]\ndatabase = \"sqlite:config.db\"\n";
+    pkg.write("Cargo.toml", manifest);
+    pkg.write(".env", "# local settings\nOTHER=1\nDATABASE_URL=sqlite:dotenv.db\n");
+    std::fs::create_dir(pkg.path().join("src/sub")).unwrap();
+    let run = |dir: &str, args: &[&str], env: Option<&str>| {
+        let mut cmd = pkg.migrate();
+        cmd.args(args).current_dir(pkg.path().join(dir));
+        if let Some(url) = env {
+            cmd.env("DATABASE_URL", url);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run("src/sub", &["up"], None);
+    assert!(stderr(&out).contains("created the database file"), "{}", stderr(&out));
+    assert!(pkg.path().join("dotenv.db").exists(), "relative to the .env file");
+    assert!(!pkg.path().join("config.db").exists());
+    let out = run(".", &["up"], Some("sqlite:env.db"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pkg.path().join("env.db").exists(), "the environment wins");
+    // A .env in the current directory comes first.
+    pkg.write("src/sub/.env", "DATABASE_URL=sqlite:here.db\n");
+    let out = run("src/sub", &["up"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pkg.path().join("src/sub/here.db").exists());
+    // Errors say where the URL came from; a broken .env is an error.
+    pkg.write(".env", "DATABASE_URL=mysql://x/y\n");
+    let e = fail(&pkg, &["status"]);
+    assert!(e.contains("(from DATABASE_URL in .env)"), "{e}");
+    pkg.write(".env", "DATABASE_URL='unterminated\n");
+    let e = fail(&pkg, &["status"]);
+    assert!(e.contains("cannot read .env: it is not a valid .env file"), "{e}");
+    std::fs::remove_file(pkg.path().join(".env")).unwrap();
+    ok(&pkg, &["up"]);
+    assert!(pkg.path().join("config.db").exists(), "then the config");
 }
 
 #[test]
