@@ -611,6 +611,25 @@ fn errors_are_json_with_format_json() {
     assert_eq!(stdout(&out), "");
 }
 
+/// Issue 8, rough edges: with a duplicate version on disk (a merge),
+/// `status` prints the directory's problems and what the database applied.
+#[test]
+fn status_with_a_broken_directory_still_shows_the_database() {
+    let pkg = package(&["teams"]);
+    ok(&pkg, &["up", "--database", "app.db"]);
+    pkg.write("migrations/0002_add_phone.sql", "CREATE TABLE phones (x);\n");
+    let (o, e) = expect(&pkg, &["status", "--database", "app.db"], 1);
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(lines.len(), 3, "{o}");
+    assert!(lines[1].starts_with("0001     create_users  applied  20"), "{o}");
+    assert!(lines[2].starts_with("0002     create_teams  applied  20"), "{o}");
+    assert!(
+        e.starts_with("app.db: 2 applied, by its tracking table; not compared with the files, whose problems follow\nerror: migrations/0002_create_teams.up.sql: duplicate version 2: `migrations/0002_add_phone.sql` and"),
+        "{e}"
+    );
+    assert!(e.ends_with("error: 1 problem in the migrations\n"), "{e}");
+}
+
 #[test]
 fn status_exit_code_is_0_when_up_to_date() {
     let pkg = package(&[]);

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use migrate_runtime::{Checksum, Migration, State};
+use migrate_runtime::{Checksum, Migration, Migrator, State};
 use serde::Serialize;
 
 use super::Project;
 use crate::cli::{Format, StatusArgs};
 use crate::database::Mode;
 use crate::exit;
-use crate::messages::say;
+use crate::messages::{Problems, note, say};
 use crate::output::columns;
 use crate::settings::Settings;
 
@@ -129,7 +129,18 @@ struct Report {
 /// With `--exit-code`, a database that is not up to date exits with
 /// [`exit::NOT_UP_TO_DATE`] (a result, not an error: no `error:` line).
 pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
-    let project = Project::load(settings)?;
+    let project = match Project::load(settings) {
+        Ok(project) => project,
+        Err(e) if e.is::<Problems>() => {
+            // The files cannot be compared, but what the database applied
+            // is still worth seeing (the problems follow, from `main`).
+            if args.format == Format::Text {
+                history_only(settings, Duration::from_secs(args.lock_timeout))?;
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let (package, database) = (project.package, project.database);
     let migrator = project.migrator(None);
     let opened = project.open(Mode::ReadOnly, Duration::from_secs(args.lock_timeout))?;
@@ -245,4 +256,44 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     };
     say!("not up to date (exit status {}); {hint}", exit::NOT_UP_TO_DATE);
     Ok(exit::not_up_to_date())
+}
+
+/// The database's tracking table alone, for when the migrations directory
+/// has problems and cannot be compared with it.
+fn history_only(settings: &Settings, lock_timeout: Duration) -> Result<()> {
+    let database = settings.database()?;
+    let Some(opened) = database.open(Mode::ReadOnly, lock_timeout)? else {
+        note!("the database file {} does not exist yet", database.shown());
+        return Ok(());
+    };
+    // With no migrations, every applied one is "unknown": the whole history.
+    let history = Migrator::new(&[])
+        .table(&settings.package.config.table)
+        .status(&opened.conn)?
+        .unknown;
+    if !history.is_empty() {
+        let mut table = vec![vec![
+            "VERSION".to_owned(),
+            "NAME".to_owned(),
+            "STATE".to_owned(),
+            "APPLIED AT".to_owned(),
+        ]];
+        table.extend(history.iter().map(|a| {
+            vec![
+                settings.package.version(a.version),
+                a.name.clone(),
+                RowState::Applied.word().to_owned(),
+                a.applied_at.clone(),
+            ]
+        }));
+        let mut out = std::io::stdout().lock();
+        write!(out, "{}", columns(&table))?;
+        out.flush()?;
+    }
+    say!(
+        "{}: {} applied, by its tracking table; not compared with the files, whose problems follow",
+        database.shown(),
+        history.len()
+    );
+    Ok(())
 }
