@@ -162,6 +162,15 @@ fn new_user_session() {
     assert!(pkg.path().join("migrations").is_dir());
     let manifest = pkg.read("Cargo.toml");
     assert!(manifest.contains("database = \"sqlite:app.db\""), "{manifest}");
+    // The build script's SQLite is compiled optimized (issue 8, rough edges).
+    assert!(
+        manifest.contains("\n[profile.dev.package.libsqlite3-sys]\nopt-level = 2\n"),
+        "{manifest}"
+    );
+    assert!(
+        said.contains("Cargo.toml: added [profile.dev.package.libsqlite3-sys] opt-level = 2"),
+        "{said}"
+    );
 
     // The app as init tells the user to write it.
     let main = snippet
@@ -258,6 +267,7 @@ fn init_keeps_the_manifest_formatting_and_is_harmless_twice() {
     assert!(said.contains("build.rs already calls migrate_build"), "{said}");
     assert!(said.contains("migrate-runtime is already in [dependencies]"), "{said}");
     assert!(said.contains("[package.metadata.migrate] exists"), "{said}");
+    assert!(said.contains("[profile.dev.package.libsqlite3-sys] exists"), "{said}");
 }
 
 #[test]
@@ -339,6 +349,18 @@ fn init_in_a_workspace_uses_its_workspace_dependencies() {
     );
     assert!(ws.path().join("app/migrations").is_dir());
     assert!(ws.path().join("app/build.rs").is_file());
+    // Cargo reads profiles from the workspace's root manifest only.
+    assert!(!manifest.contains("[profile"), "{manifest}");
+    let root = std::fs::read_to_string(ws.path().join("Cargo.toml")).unwrap();
+    assert!(
+        root.ends_with("\n[profile.dev.package.libsqlite3-sys]\nopt-level = 2\n"),
+        "{root}"
+    );
+    assert!(
+        stderr(&out).contains("Cargo.toml: added [profile.dev.package.libsqlite3-sys] opt-level = 2"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ---------------------------------------------------------------- new

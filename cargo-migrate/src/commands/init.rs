@@ -49,7 +49,22 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
     let repo = args.path.as_ref().map(|p| cwd.join(p));
     let mut out = std::io::stdout().lock();
     // Everything that can be refused is decided before anything is written.
-    let edit = edit_manifest(package, repo.as_deref(), &database)?;
+    let mut edit = edit_manifest(package, repo.as_deref(), &database)?;
+    let root = package.workspace_root.join("Cargo.toml");
+    // Cargo reads profiles only from the workspace's root manifest.
+    let root_edit = if same_file(&root, &package.manifest) {
+        edit.profile(&root)?;
+        None
+    } else {
+        let text = std::fs::read_to_string(&root).with_context(|| format!("cannot read {}", show(&root)))?;
+        let mut root_edit = ManifestEdit {
+            doc: text.parse().with_context(|| format!("cannot parse {}", show(&root)))?,
+            text,
+            changes: Vec::new(),
+        };
+        root_edit.profile(&root)?;
+        Some(root_edit)
+    };
     let dir = package.migrations_dir();
     if dir.exists() && !dir.is_dir() {
         bail!(
@@ -65,11 +80,9 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
         say!("created {}/", show(&dir));
     }
 
-    if let Some(text) = &edit.text {
-        std::fs::write(&package.manifest, text).with_context(|| format!("cannot write {}", show(&package.manifest)))?;
-    }
-    for change in &edit.changes {
-        say!("{}: {change}", show(&package.manifest));
+    edit.write(&package.manifest)?;
+    if let Some(root_edit) = &root_edit {
+        root_edit.write(&root)?;
     }
 
     match &package.build_script {
@@ -133,13 +146,93 @@ fn app_file(url: &str) -> String {
     }
 }
 
-/// The manifest with the dependencies and the config section added where
-/// they are missing.
+/// A manifest with what `init` adds where it is missing, formatting kept.
 struct ManifestEdit {
-    /// The new text, when it changed.
-    text: Option<String>,
+    /// The text as read.
+    text: String,
+    /// The document, edited.
+    doc: DocumentMut,
     /// What changed or was there already, one line each.
     changes: Vec<String>,
+}
+
+impl ManifestEdit {
+    /// Adds `[profile.dev.package.libsqlite3-sys] opt-level = 2` when the
+    /// manifest (the workspace's root) has no such section: the build
+    /// script replays every migration on the bundled SQLite, which cargo
+    /// otherwise compiles unoptimized in dev builds. A package override is
+    /// what reaches the build script's copy too: build scripts and apps
+    /// share one optimized libsqlite3-sys (`[profile.dev.build-override]`
+    /// would compile SQLite twice, the app's copy still unoptimized).
+    fn profile(&mut self, manifest: &Path) -> Result<()> {
+        let present = self
+            .doc
+            .get("profile")
+            .and_then(|p| p.get("dev"))
+            .and_then(|d| d.get("package"))
+            .and_then(|p| p.get(SQLITE_PACKAGE))
+            .is_some();
+        if present {
+            self.changes
+                .push(format!("[profile.dev.package.{SQLITE_PACKAGE}] exists"));
+            return Ok(());
+        }
+        let implicit = |item: &mut Item| {
+            if item.is_none() {
+                let mut t = Table::new();
+                t.set_implicit(true);
+                *item = Item::Table(t);
+            }
+        };
+        let not_table = |what: &str| format!("{what} in {} is not a table", show(manifest));
+        let profile = &mut self.doc["profile"];
+        implicit(profile);
+        let dev = profile
+            .as_table_like_mut()
+            .with_context(|| not_table("[profile]"))?
+            .entry("dev")
+            .or_insert(Item::None);
+        implicit(dev);
+        let packages = dev
+            .as_table_like_mut()
+            .with_context(|| not_table("[profile.dev]"))?
+            .entry("package")
+            .or_insert(Item::None);
+        implicit(packages);
+        let mut sqlite = Table::new();
+        sqlite.insert("opt-level", toml_edit::value(2));
+        packages
+            .as_table_like_mut()
+            .with_context(|| not_table("[profile.dev.package]"))?
+            .insert(SQLITE_PACKAGE, Item::Table(sqlite));
+        self.changes.push(format!(
+            "added [profile.dev.package.{SQLITE_PACKAGE}] opt-level = 2, so the bundled SQLite that the build script checks the migrations with is compiled optimized"
+        ));
+        Ok(())
+    }
+
+    /// Writes the manifest when it changed, and says what changed.
+    fn write(&self, manifest: &Path) -> Result<()> {
+        let new_text = self.doc.to_string();
+        if new_text != self.text {
+            std::fs::write(manifest, new_text).with_context(|| format!("cannot write {}", show(manifest)))?;
+        }
+        for change in &self.changes {
+            say!("{}: {change}", show(manifest));
+        }
+        Ok(())
+    }
+}
+
+/// The package whose compilation `init`'s profile override speeds up.
+const SQLITE_PACKAGE: &str = "libsqlite3-sys";
+
+/// Whether `a` and `b` name the same file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 fn edit_manifest(package: &Package, repo: Option<&Path>, database: &str) -> Result<ManifestEdit> {
@@ -185,11 +278,7 @@ fn edit_manifest(package: &Package, repo: Option<&Path>, database: &str) -> Resu
             "added [package.metadata.migrate] with database = {database:?}, the database of `cargo migrate` commands"
         ));
     }
-    let new_text = doc.to_string();
-    Ok(ManifestEdit {
-        text: (new_text != text).then_some(new_text),
-        changes,
-    })
+    Ok(ManifestEdit { text, doc, changes })
 }
 
 /// Whether `[table]` has `krate`, by its name or renamed (`package = "…"`).
