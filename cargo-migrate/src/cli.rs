@@ -28,7 +28,7 @@ pub enum Cli {
         A relative path in --database or DATABASE_URL is relative to the current directory; \
         in a .env file or [package.metadata.migrate], to that file's directory. PostgreSQL is not supported yet.\n\n\
         Exit status: 0 on success, 1 on error, 2 on a usage error, \
-        3 from `status --exit-code` when the database is not up to date."
+        3 from `status --exit-code` when the database is not up to date, 130 on Ctrl-C."
 )]
 pub struct Migrate {
     /// Path to the package's Cargo.toml [default: the package in the current directory]

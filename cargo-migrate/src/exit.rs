@@ -16,6 +16,9 @@ pub const USAGE: u8 = 2;
 /// as `terraform plan -detailed-exitcode` does with its own 2.
 pub const NOT_UP_TO_DATE: u8 = 3;
 
+/// Ctrl-C ended the command (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
+
 /// [`NOT_UP_TO_DATE`] as an exit code.
 pub fn not_up_to_date() -> ExitCode {
     ExitCode::from(NOT_UP_TO_DATE)

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     // Prints help, version and usage errors itself (usage errors exit 2).
     let Cli::Migrate(args) = Cli::parse_from(cli::normalize_args(std::env::args_os()));
     let format = args.format();
+    messages::on_ctrl_c();
     match run(args) {
         Ok(code) => code,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,

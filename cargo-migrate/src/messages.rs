@@ -6,14 +6,13 @@
 //! panics): there is nobody left to tell.
 
 use std::fmt;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use migrate_build::{Problem, Severity};
 use serde::Serialize;
-
-/// Whether a progress line was begun and not ended yet.
-static LINE_OPEN: AtomicBool = AtomicBool::new(false);
 
 /// The label in front of a line of standard error (and the `severity` of
 /// a problem in JSON).
@@ -50,10 +49,10 @@ impl Label {
 /// Writes one line to standard error, with `label: ` in front when given.
 /// A progress line left open is ended first.
 pub fn line(label: Option<Label>, text: impl fmt::Display) {
-    let mut err = std::io::stderr().lock();
-    if LINE_OPEN.swap(false, Ordering::Relaxed) {
-        let _ = writeln!(err);
+    if let Some(open) = take_progress() {
+        open.end(None);
     }
+    let mut err = std::io::stderr().lock();
     let _ = match label {
         Some(label) => writeln!(err, "{}: {text}", label.word()),
         None => writeln!(err, "{text}"),
@@ -140,23 +139,115 @@ pub fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', "; ")
 }
 
-/// Begins a progress line that a later [`end_progress`] completes:
-/// `applying 0001 create_users … `.
-pub fn begin_progress(text: impl fmt::Display) {
-    let mut err = std::io::stderr().lock();
-    if LINE_OPEN.swap(true, Ordering::Relaxed) {
-        let _ = writeln!(err);
+/// The progress line being written: `applying 0002 big_insert … `.
+struct Progress {
+    text: String,
+    /// What to say when Ctrl-C ends the command during this step.
+    on_interrupt: String,
+    /// The thread that shows the elapsed time on a terminal.
+    ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    /// Whether the ticker rewrote the line (so it ends with `\r` first).
+    ticked: Arc<AtomicBool>,
+}
+
+static PROGRESS: Mutex<Option<Progress>> = Mutex::new(None);
+
+fn take_progress() -> Option<Progress> {
+    PROGRESS.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+impl Progress {
+    /// Stops the ticker and ends the line with `word`, or just the line.
+    fn end(mut self, word: Option<&dyn fmt::Display>) {
+        if let Some((stop, thread)) = self.ticker.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = match word {
+            Some(word) if self.ticked.load(Ordering::Relaxed) => {
+                // Rewrite the whole line; spaces cover the longest "… 12345 s".
+                writeln!(err, "\r{} … {word}        ", self.text)
+            }
+            Some(word) => writeln!(err, "{word}"),
+            None => writeln!(err),
+        };
     }
-    let _ = write!(err, "{text} … ");
-    let _ = err.flush();
+}
+
+/// Begins a progress line that a later [`end_progress`] completes:
+/// `applying 0001 create_users … `. On a terminal, a step that runs for a
+/// second or more shows its elapsed time (`… 12 s`), rewritten in place;
+/// piped, nothing more is written. `on_interrupt` is what Ctrl-C says
+/// during this step.
+pub fn begin_progress(text: String, on_interrupt: String) {
+    if let Some(open) = take_progress() {
+        open.end(None);
+    }
+    {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{text} … ");
+        let _ = err.flush();
+    }
+    let ticked = Arc::new(AtomicBool::new(false));
+    let ticker = std::io::stderr().is_terminal().then(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (stop, ticked, text) = (Arc::clone(&stop), Arc::clone(&ticked), text.clone());
+            std::thread::spawn(move || tick(&text, &stop, &ticked))
+        };
+        (stop, thread)
+    });
+    *PROGRESS.lock().unwrap_or_else(PoisonError::into_inner) = Some(Progress {
+        text,
+        on_interrupt,
+        ticker,
+        ticked,
+    });
+}
+
+/// Rewrites `text … N s` each second from the first second on, until stopped.
+fn tick(text: &str, stop: &AtomicBool, ticked: &AtomicBool) {
+    let start = Instant::now();
+    let mut shown = 0;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let seconds = start.elapsed().as_secs();
+        if seconds > shown && !stop.load(Ordering::Relaxed) {
+            shown = seconds;
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r{text} … {seconds} s");
+            let _ = err.flush();
+            ticked.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Ends the progress line begun by [`begin_progress`] with `text`
 /// (`done in 3 ms`, `failed`); does nothing when no line is open.
 pub fn end_progress(text: impl fmt::Display) {
-    if LINE_OPEN.swap(false, Ordering::Relaxed) {
-        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    if let Some(open) = take_progress() {
+        open.end(Some(&text));
     }
+}
+
+/// Makes Ctrl-C end the command with a line that says what became of the
+/// step in progress (SQLite rolls an uncommitted transaction back: a killed
+/// process leaves it to the next one that opens the database), and
+/// [`exit::INTERRUPTED`](crate::exit::INTERRUPTED).
+pub fn on_ctrl_c() {
+    let _ = ctrlc::set_handler(|| {
+        let said = match take_progress() {
+            Some(open) => {
+                let said = open.on_interrupt.clone();
+                open.end(Some(&"interrupted"));
+                said
+            }
+            None => "interrupted (Ctrl-C)".to_owned(),
+        };
+        line(None, said);
+        std::process::exit(i32::from(crate::exit::INTERRUPTED));
+    });
 }
 
 /// `1 migration`, `2 migrations`: the one place the CLI pluralizes.

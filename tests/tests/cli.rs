@@ -1886,6 +1886,88 @@ fn a_closed_stderr_is_not_a_crash() {
     assert_eq!(applied(&pkg.path().join("app.db")), [1, 2, 3]);
 }
 
+/// A migration that runs for seconds: `rows` rows made by a recursive query.
+fn slow_package(rows: u64) -> Package {
+    let pkg = package(&[]);
+    pkg.write(
+        "migrations/0002_slow.sql",
+        format!(
+            "CREATE TABLE big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) SELECT x FROM c;\n"
+        ),
+    );
+    pkg
+}
+
+/// Issue 8, rough edges: on a terminal a long migration shows its elapsed
+/// time, rewritten in place; piped, the line is written once.
+#[test]
+fn a_long_migration_shows_its_elapsed_time_on_a_terminal_only() {
+    let pkg = slow_package(6_000_000);
+    // `script` runs the command in a pseudo-terminal.
+    let command = format!("{} migrate up --database tty.db", tests::bin("cargo-migrate").display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(pkg.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("`script` (util-linux) runs the test in a pseudo-terminal");
+    let said = stdout(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("applying 0002 slow … \rapplying 0002 slow … 1 s"),
+        "{said:?}"
+    );
+    assert!(said.contains("\rapplying 0002 slow … done in "), "{said:?}");
+    assert_eq!(applied(&pkg.path().join("tty.db")), [1, 2]);
+
+    let (_, e) = ok(&pkg, &["up", "--database", "piped.db"]);
+    assert!(!e.contains('\r'), "{e:?}");
+    let lines: Vec<&str> = e.lines().collect();
+    assert!(
+        lines[2].starts_with("applying 0002 slow … done in ") && lines[2].ends_with(" s"),
+        "{e}"
+    );
+}
+
+/// Issue 8, rough edges: Ctrl-C during a migration says that it was not
+/// committed, and the next command finds it pending.
+#[test]
+fn ctrl_c_says_the_migration_was_rolled_back() {
+    use std::io::Read as _;
+    let pkg = slow_package(1_000_000_000);
+    let mut child = std::process::Command::new(tests::bin("cargo-migrate"))
+        .args(["migrate", "up", "--database", "app.db"])
+        .current_dir(pkg.path())
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let mut said = Vec::new();
+    let mut byte = [0u8; 1];
+    while !said.ends_with("applying 0002 slow … ".as_bytes()) && pipe.read(&mut byte).unwrap() == 1 {
+        said.push(byte[0]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    pipe.read_to_end(&mut said).unwrap();
+    let status = child.wait().unwrap();
+    let said = String::from_utf8(said).unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(
+        said.ends_with("applying 0002 slow … interrupted\ninterrupted (Ctrl-C) while applying migration 0002 slow: its transaction was not committed, so it is not applied (SQLite rolls it back; the next command that opens the database finishes that). The migrations before it are unchanged\n"),
+        "{said}"
+    );
+    let (o, _) = ok(&pkg, &["status", "--database", "app.db"]);
+    assert!(o.contains("0002     slow          pending"), "{o}");
+    assert_eq!(tables(&pkg.path().join("app.db")), ["_migrations", "users"]);
+}
+
 #[test]
 fn output_is_plain_text() {
     let pkg = package(&[]);

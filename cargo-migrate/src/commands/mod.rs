@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use migrate_runtime::rusqlite::Connection;
-use migrate_runtime::{Direction, Event, Migration, Migrator, State, Status};
+use migrate_runtime::{Direction, Event, Migration, Migrator, Script, State, Status};
 
 use crate::cli::{Command, RunArgs};
 use crate::database::{Database, Location, Mode, Opened};
@@ -261,15 +261,34 @@ impl<'a> Progress<'a> {
                 );
             }
             Event::Started { migration, direction } => {
-                let verb = match direction {
-                    Direction::Up => "applying",
-                    Direction::Down => "rolling back",
+                let (verb, script) = match direction {
+                    Direction::Up => ("applying", Some(migration.up())),
+                    Direction::Down => ("rolling back", migration.down()),
                 };
-                messages::begin_progress(format_args!(
+                let what = format!(
+                    "migration {} {}",
+                    self.project.version(migration.version()),
+                    migration.name()
+                );
+                let on_interrupt = if script.is_some_and(Script::no_transaction) {
+                    format!(
+                        "interrupted (Ctrl-C) while {verb} {what}, which runs outside a transaction (-- migrate:no-transaction): the statements that finished stay done, and it is not recorded; check the database before running it again. The migrations before it are unchanged"
+                    )
+                } else {
+                    let stays = match direction {
+                        Direction::Up => "not applied",
+                        Direction::Down => "still applied",
+                    };
+                    format!(
+                        "interrupted (Ctrl-C) while {verb} {what}: its transaction was not committed, so it is {stays} (SQLite rolls it back; the next command that opens the database finishes that). The migrations before it are unchanged"
+                    )
+                };
+                let text = format!(
                     "{verb} {} {}",
                     self.project.version(migration.version()),
                     migration.name()
-                ));
+                );
+                messages::begin_progress(text, on_interrupt);
             }
             Event::Finished { duration, .. } => {
                 messages::end_progress(format_args!("done in {}", crate::output::duration(duration)));
