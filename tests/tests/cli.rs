@@ -1968,11 +1968,47 @@ fn ctrl_c_says_the_migration_was_rolled_back() {
     assert_eq!(tables(&pkg.path().join("app.db")), ["_migrations", "users"]);
 }
 
+/// Runs `cargo-migrate migrate ARGS` in a pseudo-terminal (util-linux
+/// `script`), with or without `NO_COLOR`, and returns what the terminal got.
+fn in_terminal(pkg: &Package, args: &str, no_color: bool) -> String {
+    let command = format!("{} migrate {args}", tests::bin("cargo-migrate").display());
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .current_dir(pkg.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let out = cmd
+        .output()
+        .expect("`script` (util-linux) runs the test in a pseudo-terminal");
+    stdout(&out)
+}
+
+/// Our own messages are plain text even on a terminal; clap's help and
+/// usage errors are styled there, unless NO_COLOR is set. (Issue 9: the
+/// old version of this test ran in a pipe with NO_COLOR set, so it could
+/// not fail; on a terminal without NO_COLOR, clap's help does use escape
+/// codes, which shows that this one can.)
 #[test]
 fn output_is_plain_text() {
-    let pkg = package(&[]);
-    let e = fail(&pkg, &["status", "--database", "mysql://x"]);
-    assert!(!e.contains('\u{1b}'), "no escape codes: {e:?}");
-    let (o, _) = ok(&pkg, &["--help"]);
-    assert!(!o.contains('\u{1b}'), "no escape codes: {o:?}");
+    let pkg = package(&["teams"]);
+    for args in [
+        "status --database mysql://x",
+        "up --database app.db",
+        "status --database app.db",
+        "list",
+    ] {
+        let said = in_terminal(&pkg, args, false);
+        assert!(said.contains("0001") || said.contains("error:"), "{args}: {said:?}");
+        assert!(!said.contains('\u{1b}'), "no escape codes: {args}: {said:?}");
+    }
+    for args in ["--help", "status --help", "up --dtabase x"] {
+        assert!(!in_terminal(&pkg, args, true).contains('\u{1b}'), "NO_COLOR: {args}");
+    }
+    assert!(
+        in_terminal(&pkg, "--help", false).contains('\u{1b}'),
+        "without NO_COLOR, clap styles its help on a terminal"
+    );
 }
