@@ -1617,6 +1617,16 @@ fn locked_database_times_out_with_a_clear_error() {
     ok(&pkg, &["up", "--lock-timeout", "1", "--database", "app.db"]);
 }
 
+/// Reads `pipe` up to and including the first `end` (or to its end), as it comes.
+fn read_until(pipe: &mut impl std::io::Read, end: &str) -> String {
+    let mut said = Vec::new();
+    let mut byte = [0u8; 1];
+    while !said.ends_with(end.as_bytes()) && pipe.read(&mut byte).unwrap() == 1 {
+        said.push(byte[0]);
+    }
+    String::from_utf8(said).unwrap()
+}
+
 /// Issue 8, defect 4: after a process was killed in the middle of a write,
 /// `status` (which opens read-only) rolls the hot journal back instead of
 /// blaming the permissions.
@@ -1665,7 +1675,6 @@ fn status_after_a_crash_during_a_write_rolls_the_journal_back() {
 /// writer is done.
 #[test]
 fn status_does_not_wait_for_a_writer_and_says_when_it_must() {
-    use std::io::Read as _;
     let pkg = package(&[]);
     let db = pkg.path().join("app.db");
     ok(&pkg, &["up", "--database", "app.db"]);
@@ -1693,13 +1702,7 @@ fn status_does_not_wait_for_a_writer_and_says_when_it_must() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr_pipe = child.stderr.take().unwrap();
-    let mut said = Vec::new();
-    let mut byte = [0u8; 1];
-    while !said.ends_with(b"\n") && stderr_pipe.read(&mut byte).unwrap() == 1 {
-        said.push(byte[0]);
-    }
-    let said = String::from_utf8(said).unwrap();
+    let said = read_until(child.stderr.as_mut().unwrap(), "\n");
     assert_eq!(
         said,
         "note: app.db is locked by another process that is writing to it; waiting up to 60s for the write to finish (--lock-timeout SECS) …\n"
@@ -1903,16 +1906,7 @@ fn slow_package(rows: u64) -> Package {
 #[test]
 fn a_long_migration_shows_its_elapsed_time_on_a_terminal_only() {
     let pkg = slow_package(6_000_000);
-    // `script` runs the command in a pseudo-terminal.
-    let command = format!("{} migrate up --database tty.db", tests::bin("cargo-migrate").display());
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(pkg.path())
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("`script` (util-linux) runs the test in a pseudo-terminal");
-    let said = stdout(&out);
-    assert!(out.status.success(), "{said}");
+    let said = in_terminal(&pkg, "up --database tty.db", true);
     assert!(
         said.contains("applying 0002 slow … \rapplying 0002 slow … 1 s"),
         "{said:?}"
@@ -1944,11 +1938,7 @@ fn ctrl_c_says_the_migration_was_rolled_back() {
         .spawn()
         .unwrap();
     let mut pipe = child.stderr.take().unwrap();
-    let mut said = Vec::new();
-    let mut byte = [0u8; 1];
-    while !said.ends_with("applying 0002 slow … ".as_bytes()) && pipe.read(&mut byte).unwrap() == 1 {
-        said.push(byte[0]);
-    }
+    let mut said = read_until(&mut pipe, "applying 0002 slow … ").into_bytes();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
