@@ -20,6 +20,24 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Prints a table on stdout: `header`, then `rows`, aligned by
+/// [`columns`]; nothing at all when there are no rows.
+///
+/// # Errors
+///
+/// When stdout cannot be written.
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<()> {
+    let mut table = vec![header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
+    table.extend(rows);
+    if table.len() == 1 {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", columns(&table))?;
+    out.flush()?;
+    Ok(())
+}
+
 /// Rows aligned in columns two spaces apart; the last column is not padded.
 pub fn columns(rows: &[Vec<String>]) -> String {
     let count = rows.iter().map(Vec::len).max().unwrap_or(0);

@@ -184,26 +184,22 @@ impl ManifestEdit {
                 *item = Item::Table(t);
             }
         };
-        let not_table = |what: &str| format!("{what} in {} is not a table", show(manifest));
-        let profile = &mut self.doc["profile"];
-        implicit(profile);
-        let dev = profile
-            .as_table_like_mut()
-            .with_context(|| not_table("[profile]"))?
-            .entry("dev")
-            .or_insert(Item::None);
-        implicit(dev);
-        let packages = dev
-            .as_table_like_mut()
-            .with_context(|| not_table("[profile.dev]"))?
-            .entry("package")
-            .or_insert(Item::None);
-        implicit(packages);
+        let mut item = &mut self.doc["profile"];
+        let mut name = "profile".to_owned();
+        for key in ["dev", "package"] {
+            implicit(item);
+            item = item
+                .as_table_like_mut()
+                .with_context(|| format!("[{name}] in {} is not a table", show(manifest)))?
+                .entry(key)
+                .or_insert(Item::None);
+            name = format!("{name}.{key}");
+        }
+        implicit(item);
         let mut sqlite = Table::new();
         sqlite.insert("opt-level", toml_edit::value(2));
-        packages
-            .as_table_like_mut()
-            .with_context(|| not_table("[profile.dev.package]"))?
+        item.as_table_like_mut()
+            .with_context(|| format!("[{name}] in {} is not a table", show(manifest)))?
             .insert(SQLITE_PACKAGE, Item::Table(sqlite));
         self.changes.push(format!(
             "added [profile.dev.package.{SQLITE_PACKAGE}] opt-level = 2, so the bundled SQLite that the build script checks the migrations with is compiled optimized"

@@ -1,7 +1,5 @@
 //! `list`: the migrations on disk.
 
-use std::io::Write as _;
-
 use anyhow::Result;
 use migrate_build::scan::{Found, SqlFile};
 use serde::Serialize;
@@ -9,7 +7,7 @@ use serde::Serialize;
 use crate::cli::{Format, ListArgs};
 use crate::messages::{count, say};
 use crate::migrations;
-use crate::output::columns;
+use crate::output::table;
 use crate::settings::Settings;
 
 /// `list --format json`: one object on one line.
@@ -59,37 +57,27 @@ pub fn run(settings: &Settings, args: &ListArgs) -> Result<()> {
     let dir = crate::package::show(&package.migrations_dir());
     match args.format {
         Format::Text => {
-            if !found.is_empty() {
-                let file = |f: &SqlFile| {
-                    if f.no_transaction {
-                        format!("{} (no-transaction)", f.display)
-                    } else {
-                        f.display.clone()
-                    }
-                };
-                let mut table = vec![vec![
-                    "VERSION".to_owned(),
-                    "NAME".to_owned(),
-                    "REVERSIBLE".to_owned(),
-                    "FILES".to_owned(),
-                ]];
-                table.extend(found.iter().map(|m| {
-                    let files = std::iter::once(&m.up)
-                        .chain(&m.down)
-                        .map(file)
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    vec![
-                        package.version(m.version),
-                        m.name.clone(),
-                        if m.down.is_some() { "yes" } else { "no" }.to_owned(),
-                        files,
-                    ]
-                }));
-                let mut out = std::io::stdout().lock();
-                write!(out, "{}", columns(&table))?;
-                out.flush()?;
-            }
+            let file = |f: &SqlFile| {
+                if f.no_transaction {
+                    format!("{} (no-transaction)", f.display)
+                } else {
+                    f.display.clone()
+                }
+            };
+            let rows = found.iter().map(|m| {
+                let files = std::iter::once(&m.up)
+                    .chain(&m.down)
+                    .map(file)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                vec![
+                    package.version(m.version),
+                    m.name.clone(),
+                    if m.down.is_some() { "yes" } else { "no" }.to_owned(),
+                    files,
+                ]
+            });
+            table(&["VERSION", "NAME", "REVERSIBLE", "FILES"], rows)?;
         }
         Format::Json => crate::output::json(&Listing {
             dir: &dir,

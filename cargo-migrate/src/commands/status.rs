@@ -1,7 +1,6 @@
 //! `status`: which migrations a database has applied. Opens the database
 //! read-only, and not at all when its file does not exist.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use crate::cli::{Format, StatusArgs};
 use crate::database::Mode;
 use crate::exit;
 use crate::messages::{Problems, note, say};
-use crate::output::columns;
+use crate::output::table;
 use crate::settings::Settings;
 
 /// Where a migration stands: the runtime's [`State`], and `unknown` for a
@@ -200,27 +199,16 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     let up_to_date = pending + modified + unknown == 0;
     match args.format {
         Format::Text => {
-            if !rows.is_empty() {
-                let mut table = vec![vec![
-                    "VERSION".to_owned(),
-                    "NAME".to_owned(),
-                    "STATE".to_owned(),
-                    "APPLIED AT".to_owned(),
-                    "NOTE".to_owned(),
-                ]];
-                table.extend(rows.iter().map(|r| {
-                    vec![
-                        package.version(r.version),
-                        r.name.clone(),
-                        r.state.word().to_owned(),
-                        r.applied_at.clone().unwrap_or_default(),
-                        r.note(),
-                    ]
-                }));
-                let mut out = std::io::stdout().lock();
-                write!(out, "{}", columns(&table))?;
-                out.flush()?;
-            }
+            let lines = rows.iter().map(|r| {
+                vec![
+                    package.version(r.version),
+                    r.name.clone(),
+                    r.state.word().to_owned(),
+                    r.applied_at.clone().unwrap_or_default(),
+                    r.note(),
+                ]
+            });
+            table(&["VERSION", "NAME", "STATE", "APPLIED AT", "NOTE"], lines)?;
         }
         Format::Json => crate::output::json(&Report {
             database: database.shown(),
@@ -271,25 +259,15 @@ fn history_only(settings: &Settings, lock_timeout: Duration) -> Result<()> {
         .table(&settings.package.config.table)
         .status(&opened.conn)?
         .unknown;
-    if !history.is_empty() {
-        let mut table = vec![vec![
-            "VERSION".to_owned(),
-            "NAME".to_owned(),
-            "STATE".to_owned(),
-            "APPLIED AT".to_owned(),
-        ]];
-        table.extend(history.iter().map(|a| {
-            vec![
-                settings.package.version(a.version),
-                a.name.clone(),
-                RowState::Applied.word().to_owned(),
-                a.applied_at.clone(),
-            ]
-        }));
-        let mut out = std::io::stdout().lock();
-        write!(out, "{}", columns(&table))?;
-        out.flush()?;
-    }
+    let lines = history.iter().map(|a| {
+        vec![
+            settings.package.version(a.version),
+            a.name.clone(),
+            RowState::Applied.word().to_owned(),
+            a.applied_at.clone(),
+        ]
+    });
+    table(&["VERSION", "NAME", "STATE", "APPLIED AT"], lines)?;
     say!(
         "{}: {} applied, by its tracking table; not compared with the files, whose problems follow",
         database.shown(),
