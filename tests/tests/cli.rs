@@ -1037,6 +1037,15 @@ fn an_applied_empty_template_runs_its_sql_once_written() {
             "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n",
         );
         pkg.write("migrations/0002_create_teams.down.sql", "DROP TABLE teams;\n");
+        if command == "up" {
+            let (o, e) = ok(&pkg, &["up", "--dry-run", "--database", "app.db"]);
+            assert_eq!(
+                o,
+                "-- 0002 create_teams (migrations/0002_create_teams.up.sql)\nCREATE TABLE teams (id INTEGER PRIMARY KEY);\n\n"
+            );
+            assert!(e.contains("`up` applies it again with the SQL written since"), "{e}");
+            assert_eq!(applied(&db), [1, 2]);
+        }
         let (_, e) = ok(&pkg, &[command, "--database", "app.db"]);
         assert!(
             e.contains("note: migration 0002 `create_teams` was recorded as applied while its up file was still the empty template of `cargo migrate new`, which changed nothing; applying it now with the SQL written since"),

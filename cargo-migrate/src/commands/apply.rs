@@ -93,7 +93,21 @@ fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
         }
     };
     only_up(project, project.top(&migrator, &conn)?, args.to)?;
-    let pending = pending(project, &migrator, &conn, args.to)?;
+    // An applied empty template that `up` would apply again (when it is the
+    // only change to the history).
+    let status = project.status(&migrator, &conn)?;
+    let modified = status.entries.iter().filter(|e| e.state == State::Modified).count();
+    let template = project.applied_template(&status).filter(|_| modified == 1);
+    let mut pending = match template {
+        Some(m) => {
+            project.template_note(m, "`up` applies it again with the SQL written since");
+            let mut pending = pending(project, &migrator.allow_modified(true), &conn, args.to)?;
+            pending.insert(0, m);
+            pending
+        }
+        None => pending(project, &migrator, &conn, args.to)?,
+    };
+    pending.retain(|m| m.version() <= args.to.unwrap_or(u64::MAX));
     project.refuse_unwritten(pending.iter().copied())?;
     let mut out = std::io::stdout().lock();
     for m in &pending {

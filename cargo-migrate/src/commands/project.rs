@@ -169,12 +169,18 @@ impl<'s> Project<'s> {
             (version, &applied.checksum),
         )
         .with_context(|| format!("cannot update the tracking table `{}`", self.package.config.table))?;
+        self.template_note(m, "applying it now with the SQL written since");
+        Ok(())
+    }
+
+    /// Says that `m` was recorded while still the empty template, and `now`
+    /// what becomes of it.
+    pub(super) fn template_note(&self, m: &Migration, now: &str) {
         note!(
-            "migration {} `{}` was recorded as applied while its up file was still the empty template of `cargo migrate new`, which changed nothing; applying it now with the SQL written since",
+            "migration {} `{}` was recorded as applied while its up file was still the empty template of `cargo migrate new`, which changed nothing; {now}",
             self.version(m.version()),
             m.name()
         );
-        Ok(())
     }
 
     /// `up` never records a migration whose up file has no statement yet
