@@ -37,11 +37,13 @@ impl Label {
         }
     }
 
-    /// The label of a problem's severity.
+    /// The label of a problem's severity (anything that does not fail the
+    /// build is a warning).
     pub fn of(severity: Severity) -> Self {
-        match severity {
-            Severity::Error => Self::Error,
-            Severity::Warning => Self::Warning,
+        if severity == Severity::Error {
+            Self::Error
+        } else {
+            Self::Warning
         }
     }
 }
