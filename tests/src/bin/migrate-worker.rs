@@ -5,6 +5,11 @@
 //! [--max-pages N]`: prints
 //! `waited MS` when it had to wait for another process, `applied V` for each
 //! migration it applied, and `error: …` (exit 1) on failure.
+//!
+//! `migrate-worker --interrupted-write DB`: begins a write transaction on DB
+//! (rollback journal) big enough that SQLite writes pages to the database
+//! file before the commit, prints `writing` and waits to be killed: SIGKILL
+//! leaves a hot journal, as a crash in the middle of a migration does.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +21,11 @@ use migrate_runtime::rusqlite::Connection;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, db] = args.as_slice()
+        && flag == "--interrupted-write"
+    {
+        return interrupted_write(db);
+    }
     let (Some(dir), Some(db)) = (args.first(), args.get(1)) else {
         eprintln!("usage: migrate-worker DIR DB [--lock-timeout SECS] [--grouped]");
         return ExitCode::from(2);
@@ -71,6 +81,33 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to `db` without committing, and waits to be killed.
+fn interrupted_write(db: &str) -> ExitCode {
+    let write = || -> migrate_runtime::rusqlite::Result<()> {
+        let conn = Connection::open(db)?;
+        // A small cache makes SQLite spill changed pages into the database
+        // file (after syncing the journal) before the commit.
+        conn.execute_batch(
+            "PRAGMA journal_mode = DELETE; PRAGMA cache_size = 4;
+             CREATE TABLE IF NOT EXISTS interrupted (x BLOB);
+             BEGIN;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO interrupted SELECT randomblob(1000) FROM n;",
+        )?;
+        println!("writing");
+        std::io::Write::flush(&mut std::io::stdout()).ok();
+        std::thread::sleep(Duration::from_secs(600));
+        Ok(())
+    };
+    match write() {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
