@@ -59,7 +59,10 @@ impl Migrate {
     /// and `status`, text for the others. Errors are written in it too.
     pub fn format(&self) -> Format {
         match &self.command {
-            Command::List(ListArgs { format }) | Command::Status(StatusArgs { format, .. }) => *format,
+            Command::List(ListArgs { format })
+            | Command::Status(StatusArgs { format, .. })
+            | Command::Diff(DiffArgs { format, .. }) => *format,
+            Command::Schema(SchemaArgs { format, .. }) if *format == SchemaFormat::Json => Format::Json,
             _ => Format::Text,
         }
     }
@@ -95,6 +98,67 @@ pub enum Command {
         (by git history, else by modification time) moves."
     )]
     Renumber(RenumberArgs),
+    /// Compare the database's schema with what its applied migrations make (drift)
+    #[command(
+        long_about = "Compare the database's schema with what its applied migrations make (drift).\n\n\
+        The expected schema is the replay, in memory, of exactly the migrations the database's \
+        tracking table records. One line per difference, grouped by table; a column dropped and \
+        another added at the same position with the same type is reported as a likely rename. \
+        Exit status 0: no drift; 1: drift (or an error, whose last line starts with `error:`). \
+        Reads the database only, except `--emit`, which records the migration it writes as applied.",
+        after_help = "Tables matching the config's `ignore` patterns are left out."
+    )]
+    Diff(DiffArgs),
+    /// Print the schema after the last migration (or of a live database with --database)
+    Schema(SchemaArgs),
+}
+
+/// `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Output format (of the differences; not of --sql or --emit)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Print the SQL that would bring the database back to its migrations' schema, and run nothing
+    #[arg(long, conflicts_with_all = ["emit", "format"])]
+    pub sql: bool,
+
+    /// Adopt the hand changes: write the next migration NAME that makes them, and record it as applied in the database
+    #[arg(long, value_name = "NAME", conflicts_with = "format")]
+    pub emit: Option<String>,
+
+    /// Write DROP statements (and table rebuilds that lose columns) as live SQL instead of commented out
+    #[arg(long)]
+    pub allow_drop: bool,
+
+    /// How long to wait while another process commits a write to the database, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub lock_timeout: u64,
+}
+
+/// Formats of `schema`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum SchemaFormat {
+    // The CREATE statements that recreate it.
+    #[default]
+    Sql,
+    // The schema model.
+    Json,
+    // A Mermaid erDiagram.
+    Mermaid,
+}
+
+/// `schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = SchemaFormat::Sql)]
+    pub format: SchemaFormat,
+
+    /// Write the schema snapshot file (config `snapshot`) instead of printing
+    #[arg(long, conflicts_with = "format")]
+    pub write: bool,
 }
 
 /// `init`.
@@ -172,6 +236,10 @@ pub struct RunArgs {
     /// How long to wait for another process's lock on the database, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub lock_timeout: u64,
+
+    /// Go on when the database's schema is not what its applied migrations make (the differences are printed as warnings)
+    #[arg(long)]
+    pub allow_drift: bool,
 }
 
 /// `up`.

@@ -6,6 +6,12 @@ use std::process::ExitCode;
 /// The command failed; the last line of standard error says why.
 pub const FAILURE: u8 = 1;
 
+/// `diff`: the database's schema is not what its applied migrations make
+/// (drift). The same status as [`FAILURE`], as the design fixes it (CI
+/// fails either way); a failure's last line of standard error starts with
+/// `error:`, drift's does not.
+pub const DRIFT: u8 = 1;
+
 /// The command line was wrong (clap's own usage errors exit with it).
 #[cfg(test)]
 pub const USAGE: u8 = 2;

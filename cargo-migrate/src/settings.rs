@@ -66,8 +66,14 @@ impl Settings {
 
 fn uses_database(command: &Command) -> bool {
     match command {
-        Command::Status(_) | Command::Up(_) | Command::Down(_) | Command::Redo(_) | Command::Renumber(_) => true,
-        Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check => false,
+        Command::Status(_)
+        | Command::Up(_)
+        | Command::Down(_)
+        | Command::Redo(_)
+        | Command::Renumber(_)
+        | Command::Diff(_) => true,
+        // `schema` reads a live database only when --database says so.
+        Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check | Command::Schema(_) => false,
     }
 }
 

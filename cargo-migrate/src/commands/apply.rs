@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{Migration, Migrator, Report, State};
 
-use super::{Progress, Project, applied_versions, runtime_error};
+use super::{Progress, Project, applied_versions, drift, runtime_error};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
 use crate::database::Mode;
 use crate::messages::{count, note, say};
@@ -41,6 +41,7 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
     }
     only_up(&project, project.top(&migrator, &conn)?, args.to)?;
     project.refuse_unwritten(pending(&project, &migrator, &conn, args.to)?)?;
+    drift::before_running(&project, &migrator, &conn, args.run.allow_drift)?;
     if project.migrations.is_empty() {
         say!(
             "nothing to do: there are no migrations in {} (create one with `cargo migrate new NAME`)",
@@ -175,6 +176,7 @@ pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
         return Ok(());
     }
     project.refuse_missing_files(&status, target)?;
+    drift::before_running(&project, &migrator, &conn, args.run.allow_drift)?;
     let report = progress.finish(migrator.migrate_to(&mut conn, target))?;
     let now = project.describe(project.top(&migrator, &conn)?);
     say!(
@@ -206,6 +208,12 @@ pub fn redo(settings: &Settings, args: &RedoArgs) -> Result<()> {
     if let Some(entry) = entry {
         project.refuse_unwritten([entry.migration])?;
     }
+    drift::before_running(
+        &project,
+        &project.migrator(Some(&args.run)),
+        &conn,
+        args.run.allow_drift,
+    )?;
     if let Some(m) = project.applied_template(&status) {
         // What was applied did nothing: nothing to roll back.
         project.forget_template(&conn, m, &status)?;

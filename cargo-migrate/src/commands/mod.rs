@@ -9,12 +9,16 @@ use crate::settings::Settings;
 
 mod apply;
 mod check;
+mod diff;
+mod drift;
 mod init;
 mod list;
 mod new;
 mod progress;
 mod project;
 mod renumber;
+mod schema;
+mod sqlgen;
 mod status;
 
 use progress::Progress;
@@ -27,8 +31,10 @@ use project::{Project, applied_versions, runtime_error};
 /// Whatever the command reports.
 pub fn run(settings: &Settings) -> Result<ExitCode> {
     let done = match &settings.command {
-        // The one command with an exit status of its own.
+        // The commands with an exit status of their own.
         Command::Status(args) => return status::run(settings, args),
+        Command::Diff(args) => return diff::run(settings, args),
+        Command::Schema(args) => schema::run(settings, args),
         Command::Init(args) => init::run(settings, args),
         Command::New(args) => new::run(settings, args),
         Command::List(args) => list::run(settings, args),

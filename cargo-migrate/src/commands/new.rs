@@ -20,42 +20,12 @@ const MAX_NAME: usize = 100;
 pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
     let package = &settings.package;
     let name = normalize(&args.name, &package.migrations_dir())?;
-    let dir = package.existing_migrations_dir()?;
-    let existing = existing(package, &dir)?;
-    let latest = existing.iter().map(|(v, _)| *v).max().unwrap_or(0);
-    let version = latest
-        .checked_add(1)
-        .filter(|&v| i64::try_from(v).is_ok())
-        .context("the next version would be above the largest SQLite integer; renumber the migrations")?;
-    if let Some((v, _)) = existing.iter().find(|(_, n)| *n == name) {
-        warning!(
-            "migration {} is also called `{name}`; both are kept (the generated Version enum tells them apart)",
-            package.version(*v)
-        );
-    }
     let kinds: &[Kind] = if args.no_down {
         &[Kind::UpOnly]
     } else {
         &[Kind::Up, Kind::Down]
     };
-    let mut created: Vec<PathBuf> = Vec::new();
-    for &kind in kinds {
-        let file = FileName {
-            version,
-            name: name.clone(),
-            kind,
-        };
-        let path = dir.join(file.to_file_name(package.config.width));
-        let text = template(&package.version(version), &name, kind);
-        if let Err(e) = create_new(&path, &text) {
-            // Leave nothing half made.
-            for p in &created {
-                let _ = std::fs::remove_file(p);
-            }
-            return Err(e);
-        }
-        created.push(path);
-    }
+    let (version, created) = create(package, &name, kinds, |version, kind| template(version, &name, kind))?;
     let mut out = std::io::stdout().lock();
     for path in &created {
         writeln!(out, "{}", show(path))?;
@@ -70,9 +40,77 @@ pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
     Ok(())
 }
 
+/// The next migration's version in the package's migrations directory.
+///
+/// # Errors
+///
+/// When the directory is missing or the next version is out of range.
+pub fn next_version(package: &Package) -> Result<u64> {
+    let dir = package.existing_migrations_dir()?;
+    let latest = existing(package, &dir)?.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    latest
+        .checked_add(1)
+        .filter(|&v| i64::try_from(v).is_ok())
+        .context("the next version would be above the largest SQLite integer; renumber the migrations")
+}
+
+/// Whether a migration in the package's directory is called `name`: its version.
+///
+/// # Errors
+///
+/// When the directory cannot be read.
+pub fn named(package: &Package, name: &str) -> Result<Option<u64>> {
+    let dir = package.existing_migrations_dir()?;
+    Ok(existing(package, &dir)?
+        .into_iter()
+        .find(|(_, n)| n == name)
+        .map(|(v, _)| v))
+}
+
+/// Writes the next migration called `name` (already normalized): one file
+/// per kind, with `text(version, kind)`, never overwriting one and leaving
+/// nothing half made. Returns its version and the paths.
+///
+/// # Errors
+///
+/// When the directory is missing or a file cannot be written.
+pub fn create(
+    package: &Package,
+    name: &str,
+    kinds: &[Kind],
+    text: impl Fn(&str, Kind) -> String,
+) -> Result<(u64, Vec<PathBuf>)> {
+    let dir = package.existing_migrations_dir()?;
+    let version = next_version(package)?;
+    if let Some(v) = named(package, name)? {
+        warning!(
+            "migration {} is also called `{name}`; both are kept (the generated Version enum tells them apart)",
+            package.version(v)
+        );
+    }
+    let mut created: Vec<PathBuf> = Vec::new();
+    for &kind in kinds {
+        let file = FileName {
+            version,
+            name: name.to_owned(),
+            kind,
+        };
+        let path = dir.join(file.to_file_name(package.config.width));
+        if let Err(e) = create_new(&path, &text(&package.version(version), kind)) {
+            // Leave nothing half made.
+            for p in &created {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        created.push(path);
+    }
+    Ok((version, created))
+}
+
 /// The name in snake_case (`"Create Users Table"` → `create_users_table`),
 /// or an error when it cannot be a migration name.
-fn normalize(raw: &str, dir: &Path) -> Result<String> {
+pub fn normalize(raw: &str, dir: &Path) -> Result<String> {
     if raw.contains(['/', '\\']) {
         bail!(
             "the name `{raw}` contains a path separator; a migration name is a few words such as \"add email to users\", and the file always goes in {}",

@@ -45,6 +45,11 @@ impl<'s> Project<'s> {
         match run {
             None => migrator,
             Some(run) => migrator
+                .drift(if run.allow_drift {
+                    migrate_runtime::DriftPolicy::Warn
+                } else {
+                    migrate_runtime::DriftPolicy::Error
+                })
                 .allow_out_of_order(run.allow_out_of_order)
                 .allow_unknown(run.allow_unknown)
                 .allow_modified(run.allow_modified)

@@ -12,7 +12,7 @@ use super::Project;
 use crate::cli::{Format, StatusArgs};
 use crate::database::Mode;
 use crate::exit;
-use crate::messages::{Problems, note, say};
+use crate::messages::{Problems, note, say, warning};
 use crate::output::table;
 use crate::settings::Settings;
 
@@ -121,6 +121,11 @@ struct Report {
     unknown: usize,
     /// By version.
     migrations: Vec<Row>,
+    /// How the schema differs from what the applied migrations make (see
+    /// `cargo migrate diff`), one line each; `null` when it cannot be
+    /// compared (no database, nothing applied, a modified or unknown
+    /// migration).
+    drift: Option<Vec<String>>,
 }
 
 /// `status [--format text|json] [--exit-code]`.
@@ -144,9 +149,21 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     let migrator = project.migrator(None);
     let opened = project.open(Mode::ReadOnly, Duration::from_secs(args.lock_timeout))?;
     let mut rows = Vec::new();
+    let mut drift = None;
     match &opened {
         Some(opened) => {
             let status = project.status(&migrator, &opened.conn)?;
+            // The replay of what is applied, when the history can be replayed.
+            if let Ok(filter) = super::drift::filter(package)
+                && let Ok(diff) = migrator.schema_diff(&opened.conn, &filter)
+            {
+                drift = Some(
+                    super::drift::sorted(&diff.differences)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>(),
+                );
+            }
             for e in &status.entries {
                 let m = e.migration;
                 let mut row = Row::pending(m);
@@ -219,7 +236,14 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
             modified,
             unknown,
             migrations: rows,
+            drift: drift.clone(),
         })?,
+    }
+    let drifted = drift.as_ref().is_some_and(|d| !d.is_empty());
+    if drifted && args.format == Format::Text {
+        for d in drift.iter().flatten() {
+            warning!("drift: {d}");
+        }
     }
     let mut parts = vec![format!("{applied} applied"), format!("{pending} pending")];
     if modified > 0 {
@@ -227,6 +251,12 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     }
     if unknown > 0 {
         parts.push(format!("{unknown} unknown"));
+    }
+    if let Some(d) = drift.as_ref().filter(|d| !d.is_empty()) {
+        parts.push(format!(
+            "drift: {} (see `cargo migrate diff`)",
+            crate::messages::count(d.len(), "difference")
+        ));
     }
     let summary = parts.join(", ");
     if up_to_date {

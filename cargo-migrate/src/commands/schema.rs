@@ -1,0 +1,70 @@
+//! `schema`: the schema after the last migration (a replay of every
+//! migration, in memory), or of a live database with `--database`, as SQL,
+//! JSON (the runtime's model) or a Mermaid `erDiagram`.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use migrate_runtime::model::{self, Model};
+use migrate_runtime::{Migration, Migrator};
+
+use super::drift::filter;
+use crate::cli::{SchemaArgs, SchemaFormat};
+use crate::database::{Database, Mode, Source};
+use crate::migrations;
+use crate::settings::Settings;
+
+/// `schema [--database URL] [--format sql|json|mermaid] [--write]`.
+pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
+    let package = &settings.package;
+    let filter = filter(package)?;
+    if args.write {
+        if settings.database_flag.is_some() {
+            bail!(
+                "--write writes the schema the migrations make, not a database's; drop --database (`cargo migrate schema --database URL` prints a live database's schema)"
+            );
+        }
+        bail!("no snapshot configured (help: set snapshot = \"migrations/schema.sql\" in [package.metadata.migrate])");
+    }
+    let (conn, source) = match &settings.database_flag {
+        Some(url) => {
+            let database = Database::parse(url, Source::Flag, &settings.cwd)?;
+            let Some(opened) = database.open(Mode::ReadOnly, Duration::from_secs(5))? else {
+                bail!(
+                    "the database file {} does not exist; check the path given to --database",
+                    database.shown()
+                );
+            };
+            (opened.conn, database.shown())
+        }
+        None => {
+            let found = migrations::load(package)?;
+            let all: Vec<Migration> = migrations::to_runtime(&found);
+            let versions: Vec<u64> = all.iter().map(Migration::version).collect();
+            let conn = Migrator::new(&all)
+                .table(&package.config.table)
+                .replay_versions(&versions)?;
+            let dir = crate::package::show(&package.migrations_dir());
+            let what = match all.last() {
+                Some(m) => format!(
+                    "the schema after migration {} {} ({dir})",
+                    package.version(m.version()),
+                    m.name()
+                ),
+                None => format!("the empty schema: there are no migrations in {dir}"),
+            };
+            (conn, what)
+        }
+    };
+    let text = match args.format {
+        SchemaFormat::Sql => model::schema_sql(&conn, &filter)?,
+        SchemaFormat::Json => format!("{}\n", serde_json::to_string(&Model::read(&conn, &filter)?)?),
+        SchemaFormat::Mermaid => Model::read(&conn, &filter)?.mermaid(),
+    };
+    let mut out = std::io::stdout().lock();
+    write!(out, "{text}")?;
+    out.flush()?;
+    crate::messages::say!("{source}");
+    Ok(())
+}
