@@ -27,7 +27,7 @@ pub enum Cli {
         in sqlite: URLs %XX escapes are decoded and ?mode=ro|rw|rwc|memory is honoured. \
         A relative path in --database or DATABASE_URL is relative to the current directory; \
         in a .env file or [package.metadata.migrate], to that file's directory. PostgreSQL is not supported yet.\n\n\
-        Exit status: 0 on success, 1 on error, 2 on a usage error, \
+        Exit status: 0 on success, 1 on error (and from `diff` on drift), 2 on a usage error, \
         3 from `status --exit-code` when the database is not up to date, 130 on Ctrl-C."
 )]
 pub struct Migrate {
@@ -110,6 +110,13 @@ pub enum Command {
     )]
     Diff(DiffArgs),
     /// Print the schema after the last migration (or of a live database with --database)
+    #[command(
+        long_about = "Print the schema after the last migration (or of a live database with --database).\n\n\
+        Without --database, the schema the migrations make: every migration on disk replayed in an \
+        in-memory database (DATABASE_URL and the config's `database` are not used). With --database, \
+        that database's schema, read only. As SQL that recreates it (no sqlite3 binary needed), as \
+        JSON (the schema model), or as a Mermaid erDiagram, which GitHub renders."
+    )]
     Schema(SchemaArgs),
 }
 

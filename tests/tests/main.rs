@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod drift;
 mod properties;
 mod reliability;
 mod renumber;

@@ -353,7 +353,7 @@ fn emit(
     }
     out.flush()?;
     for h in &up.held {
-        warning!("held back (commented out in the up file; pass --allow-drop to write it): {h}");
+        warning!("held back (see the up file; pass --allow-drop to write it): {h}");
     }
     say!(
         "wrote migration {} {name} ({}) and recorded it as applied in {db}, which has those changes already; other databases get them when they apply it{}",

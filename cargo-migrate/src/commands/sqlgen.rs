@@ -898,6 +898,21 @@ fn rebuild(
             s.live(&sql);
         }
     }
+    // Indexes only `from` has went with the old table: re-created unless --allow-drop.
+    for (name, d, recreated) in &c.drop_indexes {
+        if *recreated {
+            continue;
+        }
+        if allow_drop {
+            s.comment(&format!("index {name} is not re-created (--allow-drop)"));
+        } else {
+            s.comment(&format!(
+                "index {name} is re-created as it was (held back: pass --allow-drop to drop it)"
+            ));
+            s.live(&create_sql(from.conn, "index", name)?);
+            s.held.push(d.to_string());
+        }
+    }
     Ok(())
 }
 
