@@ -593,3 +593,172 @@ fn schema_as_sql_and_json_from_the_migrations_or_a_database() {
         "error: no snapshot configured (help: set snapshot = \"migrations/schema.sql\" in [package.metadata.migrate])"
     );
 }
+
+// ---------------------------------------------------------------- every kind of hand change
+
+/// Hand changes of every kind the model knows. For each: `diff` sees it;
+/// `--sql --allow-drop` run on a copy brings the copy back (no drift);
+/// `--emit --allow-drop` adopts it (no drift, `check` passes, the data is
+/// untouched); `--emit` alone leaves exactly the held-back drops.
+#[test]
+fn every_kind_of_hand_change_is_undone_by_sql_and_adopted_by_emit() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "column added",
+            "ALTER TABLE recruits ADD COLUMN cohort TEXT DEFAULT 'C25 Data Eng';",
+        ),
+        (
+            "column renamed",
+            "ALTER TABLE recruits RENAME COLUMN chatname TO rocketchat_user;",
+        ),
+        ("column dropped", "ALTER TABLE recruits DROP COLUMN id_number;"),
+        ("index dropped", "DROP INDEX recruits_name;"),
+        (
+            "index added",
+            "CREATE UNIQUE INDEX recruits_id_number ON recruits (id_number) WHERE id_number IS NOT NULL;",
+        ),
+        (
+            "expression index",
+            "CREATE INDEX recruits_lower_name ON recruits (lower(name));",
+        ),
+        (
+            "index changed",
+            "DROP INDEX recruits_name; CREATE INDEX recruits_name ON recruits (name DESC, id);",
+        ),
+        (
+            "trigger added",
+            "CREATE TRIGGER recruits_touch AFTER UPDATE ON recruits BEGIN UPDATE cohorts SET title = title; END;",
+        ),
+        ("view added", "CREATE VIEW named AS SELECT id, name FROM recruits;"),
+        (
+            "table added",
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, recruit_id INTEGER REFERENCES recruits (id) ON DELETE CASCADE, body TEXT); INSERT INTO notes VALUES (1, 1, 'x');",
+        ),
+        ("table dropped", "DROP TABLE cohorts;"),
+        ("table renamed", "ALTER TABLE cohorts RENAME TO intakes;"),
+        (
+            "type changed",
+            "CREATE TABLE r (id INTEGER PRIMARY KEY, name TEXT NOT NULL, chatname TEXT, id_number INTEGER);\
+             INSERT INTO r SELECT * FROM recruits; DROP TABLE recruits; ALTER TABLE r RENAME TO recruits;\
+             CREATE INDEX recruits_name ON recruits (name);",
+        ),
+        (
+            "not null, unique, check and foreign key added",
+            "CREATE TABLE r (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE CHECK (name <> ''), chatname TEXT NOT NULL DEFAULT '', id_number TEXT, cohort_id INTEGER REFERENCES cohorts (id));\
+             INSERT INTO r (id, name, chatname, id_number) SELECT id, name, coalesce(chatname, ''), id_number FROM recruits;\
+             DROP TABLE recruits; ALTER TABLE r RENAME TO recruits; CREATE INDEX recruits_name ON recruits (name);",
+        ),
+        (
+            "strict, with a view on it",
+            "CREATE VIEW titles AS SELECT title FROM cohorts;\
+             CREATE TABLE c (id INTEGER PRIMARY KEY, title TEXT NOT NULL) STRICT; INSERT INTO c SELECT * FROM cohorts;\
+             DROP VIEW titles; DROP TABLE cohorts; ALTER TABLE c RENAME TO cohorts;\
+             CREATE VIEW titles AS SELECT title FROM cohorts;",
+        ),
+        (
+            "rebuilt, with a trigger added on it and one elsewhere naming it",
+            "CREATE TABLE r (id INTEGER PRIMARY KEY, name TEXT NOT NULL, chatname TEXT, id_number INTEGER);\
+             INSERT INTO r SELECT * FROM recruits; DROP TABLE recruits; ALTER TABLE r RENAME TO recruits;\
+             CREATE INDEX recruits_name ON recruits (name);\
+             CREATE TRIGGER recruits_touch AFTER UPDATE ON recruits BEGIN SELECT 1; END;\
+             CREATE TRIGGER cohorts_count AFTER INSERT ON cohorts BEGIN UPDATE recruits SET name = name WHERE 0; END;",
+        ),
+        ("S3, all three", HAND_CHANGES),
+    ];
+    let mut failures = Vec::new();
+    for (what, change) in cases {
+        let (pkg, db) = story();
+        sql(&db, change);
+        let mut check = |ok: bool, message: String| {
+            if !ok {
+                failures.push(format!("{what}: {message}"));
+            }
+            ok
+        };
+        let out = run(&pkg, &["diff"]);
+        let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !check(
+            out.status.code() == Some(1) && !listed.is_empty(),
+            format!("diff sees it: {listed}"),
+        ) {
+            continue;
+        }
+        // --sql --allow-drop on a copy: back to the migrations' schema.
+        let out = run(&pkg, &["diff", "--sql", "--allow-drop"]);
+        let script = String::from_utf8_lossy(&out.stdout).into_owned();
+        let copy = pkg.path().join("copy.db");
+        std::fs::copy(&db, &copy).unwrap();
+        let ran = Connection::open(&copy).unwrap().execute_batch(&script);
+        if check(ran.is_ok(), format!("--sql runs: {ran:?}\n{script}")) {
+            let out = run(&pkg, &["diff", "--database", copy.to_str().unwrap()]);
+            check(
+                out.status.code() == Some(0),
+                format!(
+                    "after --sql: {}{}\n{script}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            );
+        }
+        // --sql alone runs too, and leaves only what it held back (added by hand).
+        let out = run(&pkg, &["diff", "--sql"]);
+        let script = String::from_utf8_lossy(&out.stdout).into_owned();
+        std::fs::copy(&db, &copy).unwrap();
+        let ran = Connection::open(&copy).unwrap().execute_batch(&script);
+        if check(ran.is_ok(), format!("--sql runs: {ran:?}\n{script}")) {
+            let out = run(&pkg, &["diff", "--database", copy.to_str().unwrap()]);
+            let left = String::from_utf8_lossy(&out.stdout).into_owned();
+            check(
+                left.lines().all(|l| l.contains(" added")),
+                format!("after --sql, only what was added by hand is left: {left}\n{script}"),
+            );
+        }
+        // --emit without --allow-drop: only held-back drops are left.
+        let rows = contents(&db);
+        let held = pkg.path().join("held.db");
+        std::fs::copy(&db, &held).unwrap();
+        let out = run(&pkg, &["diff", "--emit", "adopt", "--database", held.to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.code() == Some(0) {
+            let out = run(&pkg, &["diff", "--database", held.to_str().unwrap()]);
+            let left = String::from_utf8_lossy(&out.stdout).into_owned();
+            check(
+                left.lines().all(|l| l.ends_with(" removed")),
+                format!("after --emit, only drops are left: {left}"),
+            );
+            check(contents(&held) == rows, "--emit left the data alone".to_owned());
+            for f in files(&pkg).iter().filter(|f| f.starts_with("0003_")) {
+                std::fs::remove_file(pkg.path().join("migrations").join(f)).unwrap();
+            }
+        } else {
+            check(said.contains("every difference is a drop"), format!("--emit: {said}"));
+        }
+        // --emit --allow-drop: adopted exactly.
+        let out = run(&pkg, &["diff", "--emit", "adopt", "--allow-drop"]);
+        if !check(
+            out.status.code() == Some(0),
+            format!("--emit --allow-drop: {}", String::from_utf8_lossy(&out.stderr)),
+        ) {
+            continue;
+        }
+        check(
+            contents(&db) == rows,
+            "--emit --allow-drop left the data alone".to_owned(),
+        );
+        let out = run(&pkg, &["diff"]);
+        check(
+            out.status.code() == Some(0),
+            format!("after --emit --allow-drop: {}", String::from_utf8_lossy(&out.stdout)),
+        );
+        let out = run(&pkg, &["check"]);
+        check(
+            out.status.code() == Some(0),
+            format!(
+                "check: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                pkg.read("migrations/0003_adopt.up.sql")
+            ),
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -157,7 +157,8 @@ fn sql(
     )?;
     writeln!(
         out,
-        "-- Written by `cargo migrate diff --sql`; nothing was run. Review it, back the database up, then run it."
+        "-- Written by `cargo migrate diff --sql`; nothing was run. Review it, back the database up, then run it:\n\
+         -- `sqlite3 -bail {db} < this.sql` (-bail stops at the first error, and the transaction is not committed)."
     )?;
     if script.statements == 0 {
         if !script.sql.is_empty() {

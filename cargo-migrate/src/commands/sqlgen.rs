@@ -462,24 +462,39 @@ pub(super) fn transform(from: Side<'_>, to: Side<'_>, allow_drop: bool) -> Resul
     let mut recreate_views: BTreeSet<String> = BTreeSet::new();
     let mut recreate_triggers: BTreeSet<String> = BTreeSet::new();
 
-    // 1. Views: removed, changed, or naming a rebuilt table.
+    // Held-back views and triggers that a rebuild would break or take
+    // with it: re-created as they are, from `from`.
+    let mut keep: Vec<String> = Vec::new();
+    // 1. Views: removed, changed, or naming a rebuilt table (SQLite's
+    // procedure drops those and re-creates them after the rebuild).
     for (k, v) in &from.model.views {
         let difference = views.iter().find(|d| key(&d.name) == *k);
+        let touches = touched.iter().any(|t| mentions(&v.sql, t));
         match difference.map(|d| &d.change) {
             Some(Change::Removed) => {
                 let d = difference.expect("found");
-                s.drop(
-                    allow_drop,
-                    &format!("drops view {}", v.name),
-                    &format!("DROP VIEW {}", quote(&v.name)),
-                    d,
-                );
+                if touches && !allow_drop {
+                    s.comment(&format!(
+                        "view {} is dropped and re-created as it is around the rebuild (held back: pass --allow-drop to drop it)",
+                        v.name
+                    ));
+                    s.live(&format!("DROP VIEW {}", quote(&v.name)));
+                    keep.push(create_sql(from.conn, "view", &v.name)?);
+                    s.held.push(d.to_string());
+                } else {
+                    s.drop(
+                        allow_drop,
+                        &format!("drops view {}", v.name),
+                        &format!("DROP VIEW {}", quote(&v.name)),
+                        d,
+                    );
+                }
             }
             Some(Change::Changed(_)) => {
                 s.live(&format!("DROP VIEW {}", quote(&v.name)));
                 recreate_views.insert(k.clone());
             }
-            _ if touched.iter().any(|t| mentions(&v.sql, t)) && to.model.views.contains_key(k) => {
+            _ if touches && to.model.views.contains_key(k) => {
                 s.live(&format!("DROP VIEW {}", quote(&v.name)));
                 recreate_views.insert(k.clone());
             }
@@ -496,18 +511,30 @@ pub(super) fn transform(from: Side<'_>, to: Side<'_>, allow_drop: bool) -> Resul
     for (k, t) in &from.model.triggers {
         let difference = triggers.iter().find(|d| key(&d.name) == *k);
         let on_rebuilt = rebuilt.contains(&key(&t.table));
+        let touches = touched.iter().any(|tb| mentions(&t.sql, tb));
         match difference.map(|d| &d.change) {
             Some(Change::Removed) => {
                 let d = difference.expect("found");
-                if on_rebuilt && allow_drop {
-                    continue; // goes with its table
+                if (on_rebuilt || touches) && !allow_drop {
+                    s.comment(&format!(
+                        "trigger {} is re-created as it is after the rebuild (held back: pass --allow-drop to drop it)",
+                        t.name
+                    ));
+                    if !on_rebuilt {
+                        s.live(&format!("DROP TRIGGER {}", quote(&t.name)));
+                    }
+                    keep.push(create_sql(from.conn, "trigger", &t.name)?);
+                    s.held.push(d.to_string());
+                } else if on_rebuilt {
+                    s.comment(&format!("drops trigger {} (with its table)", t.name));
+                } else {
+                    s.drop(
+                        allow_drop,
+                        &format!("drops trigger {} on {}", t.name, t.table),
+                        &format!("DROP TRIGGER {}", quote(&t.name)),
+                        d,
+                    );
                 }
-                s.drop(
-                    allow_drop,
-                    &format!("drops trigger {} on {}", t.name, t.table),
-                    &format!("DROP TRIGGER {}", quote(&t.name)),
-                    d,
-                );
             }
             Some(Change::Changed(_)) => {
                 if !on_rebuilt {
@@ -518,7 +545,7 @@ pub(super) fn transform(from: Side<'_>, to: Side<'_>, allow_drop: bool) -> Resul
             _ if on_rebuilt => {
                 recreate_triggers.insert(k.clone());
             }
-            _ if touched.iter().any(|tb| mentions(&t.sql, tb)) && to.model.triggers.contains_key(k) => {
+            _ if touches && to.model.triggers.contains_key(k) => {
                 s.live(&format!("DROP TRIGGER {}", quote(&t.name)));
                 recreate_triggers.insert(k.clone());
             }
@@ -678,6 +705,7 @@ pub(super) fn transform(from: Side<'_>, to: Side<'_>, allow_drop: bool) -> Resul
             tail.push(create_sql(to.conn, "trigger", &t.name)?);
         }
     }
+    tail.extend(keep);
     if !tail.is_empty() {
         s.blank();
         for sql in tail {
