@@ -36,7 +36,7 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
                     database.shown()
                 );
             };
-            (opened.conn, database.shown())
+            (opened.conn, format!("the schema of {}", database.shown()))
         }
         None => {
             let found = migrations::load(package)?;
