@@ -122,6 +122,7 @@ pub enum Command {
 
 /// `diff`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").args(["sql", "emit"])))]
 pub struct DiffArgs {
     /// Output format (of the differences; not of --sql or --emit)
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -135,8 +136,8 @@ pub struct DiffArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "format")]
     pub emit: Option<String>,
 
-    /// Write DROP statements (and table rebuilds that lose columns) as live SQL instead of commented out
-    #[arg(long)]
+    /// With --sql or --emit: write DROP statements (and table rebuilds that lose columns) as live SQL instead of commented out
+    #[arg(long, requires = "action")]
     pub allow_drop: bool,
 
     /// How long to wait while another process commits a write to the database, in seconds

@@ -119,6 +119,9 @@ fn usage_errors_exit_2() {
     expect(&pkg, &["down", "--steps", "0"], 2);
     expect(&pkg, &["status", "--format", "xml"], 2);
     expect(&pkg, &["new"], 2);
+    expect(&pkg, &["diff", "--allow-drop"], 2);
+    expect(&pkg, &["diff", "--sql", "--emit", "x"], 2);
+    expect(&pkg, &["schema", "--format", "png"], 2);
     let (o, _) = ok(&pkg, &["--version"]);
     assert!(o.contains(env!("CARGO_PKG_VERSION")), "{o}");
 }
