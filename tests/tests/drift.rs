@@ -99,9 +99,7 @@ fn contents(db: &Path) -> String {
             continue;
         }
         out.push_str(&format!("{table}:\n"));
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"))
-            .unwrap();
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
         let n = stmt.column_count();
         let rows = stmt
             .query_map([], |r| {
@@ -113,8 +111,10 @@ fn contents(db: &Path) -> String {
                     .collect::<Result<Vec<_>, _>>()
             })
             .unwrap();
+        let mut rows: Vec<String> = rows.map(|r| r.unwrap().join(" | ")).collect();
+        rows.sort();
         for row in rows {
-            out.push_str(&format!("  {}\n", row.unwrap().join(" | ")));
+            out.push_str(&format!("  {row}\n"));
         }
     }
     out
@@ -662,6 +662,18 @@ fn every_kind_of_hand_change_is_undone_by_sql_and_adopted_by_emit() {
              CREATE INDEX recruits_name ON recruits (name);\
              CREATE TRIGGER recruits_touch AFTER UPDATE ON recruits BEGIN SELECT 1; END;\
              CREATE TRIGGER cohorts_count AFTER INSERT ON cohorts BEGIN UPDATE recruits SET name = name WHERE 0; END;",
+        ),
+        (
+            "virtual table added",
+            "CREATE VIRTUAL TABLE docs USING fts5(body); INSERT INTO docs VALUES ('hello');",
+        ),
+        (
+            "generated column added",
+            "ALTER TABLE recruits ADD COLUMN upper_name TEXT GENERATED ALWAYS AS (upper(name)) VIRTUAL;",
+        ),
+        (
+            "without rowid table added",
+            "CREATE TABLE tags (name TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID; INSERT INTO tags VALUES ('a', 1);",
         ),
         ("S3, all three", HAND_CHANGES),
     ];
