@@ -257,8 +257,12 @@ fn column_added_renamed_and_dropped() {
     assert_eq!(tests::applied_versions(&Connection::open(&db).unwrap()), [1, 2, 3]);
 
     // Only the held-back drop is left.
-    let (o, _) = drift(&pkg, &["diff"]);
+    let (o, e) = drift(&pkg, &["diff"]);
     assert_eq!(o, "table recruits: column id_number removed\n");
+    assert!(
+        e.contains("adopt them with `cargo migrate diff --emit NAME --allow-drop` (they are drops)"),
+        "{e}"
+    );
     ok(&pkg, &["check"]);
     let (_, e) = ok(&pkg, &["status"]);
     assert!(e.contains("3 applied, 0 pending"), "{e}");
@@ -773,4 +777,22 @@ fn every_kind_of_hand_change_is_undone_by_sql_and_adopted_by_emit() {
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_table_renamed_by_hand_is_named_a_likely_rename() {
+    let (pkg, db) = story();
+    sql(&db, "ALTER TABLE cohorts RENAME TO intakes;");
+    let (o, e) = drift(&pkg, &["diff"]);
+    assert_eq!(o, "table cohorts removed\ntable intakes added (2 columns)\n");
+    assert!(
+        e.contains("note: table cohorts removed and table intakes added have the same columns: likely renamed"),
+        "{e}"
+    );
+    let (o, _) = read_only(&pkg, &db, &["diff", "--sql"], 1);
+    assert!(o.contains("\nALTER TABLE intakes RENAME TO cohorts;\n"), "{o}");
+    emit(&pkg, &db, &["rename cohorts"]);
+    let up = pkg.read("migrations/0003_rename_cohorts.up.sql");
+    assert!(up.contains("\nALTER TABLE cohorts RENAME TO intakes;\n"), "{up}");
+    read_only(&pkg, &db, &["diff"], 0);
 }

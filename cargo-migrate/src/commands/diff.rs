@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use migrate_build::scan::Kind;
-use migrate_runtime::model::{Difference, Model};
+use migrate_runtime::model::{Change, Difference, Model};
 use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{Checksum, DriftPolicy, Migration, Migrator, SchemaDiff, Script, State};
 use serde::Serialize;
@@ -19,7 +19,7 @@ use super::{Project, new};
 use crate::cli::{DiffArgs, Format};
 use crate::database::Mode;
 use crate::exit;
-use crate::messages::{count, say, warning};
+use crate::messages::{count, note, say, warning};
 use crate::package::show;
 use crate::settings::Settings;
 
@@ -85,6 +85,11 @@ pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
                 .collect(),
         })?,
     }
+    for (old, new) in sqlgen::renamed_tables(&diff.expected, &diff.actual, &diff.differences) {
+        note!(
+            "table {old} removed and table {new} added have the same columns: likely renamed (`--sql` and `--emit` write ALTER TABLE … RENAME TO)"
+        );
+    }
     summary(&project, &diff);
     Ok(exit_status(&diff))
 }
@@ -114,10 +119,16 @@ fn summary(project: &Project<'_>, diff: &SchemaDiff) {
             at(project, diff)
         );
     } else {
+        let drops = diff.differences.iter().all(|d| d.change == Change::Removed);
+        let adopt = if drops {
+            "`cargo migrate diff --emit NAME --allow-drop` (they are drops)"
+        } else {
+            "`cargo migrate diff --emit NAME`"
+        };
         say!(
-            "{db}: drift: {} from what its applied migrations {} make; adopt them with `cargo migrate diff --emit NAME`, or see the SQL that undoes them with `cargo migrate diff --sql`",
+            "{db}: drift: {} from what its applied migrations {} make; adopt them with {adopt}, or see the SQL that undoes them with `cargo migrate diff --sql`",
             count(diff.differences.len(), "difference"),
-            at(project, diff)
+            at(project, diff),
         );
     }
 }

@@ -372,28 +372,7 @@ pub(super) fn transform(from: Side<'_>, to: Side<'_>, allow_drop: bool) -> Resul
     let mut s = Script::default();
     let mut differences = from.model.diff(to.model);
 
-    // Tables renamed: one only in `from` and one only in `to` with the same columns.
-    let mut renamed_tables: Vec<(String, String)> = Vec::new();
-    let removed_tables: Vec<&Table> = differences
-        .iter()
-        .filter(|d| d.object == Object::Table && d.change == Change::Removed)
-        .filter_map(|d| from.model.tables.get(&key(&d.name)))
-        .collect();
-    for old in removed_tables {
-        let candidate = differences
-            .iter()
-            .filter(|d| d.object == Object::Table && matches!(d.change, Change::Added(_)))
-            .filter_map(|d| to.model.tables.get(&key(&d.name)))
-            .find(|new| {
-                new.columns == old.columns
-                    && new.foreign_keys == old.foreign_keys
-                    && new.checks == old.checks
-                    && !renamed_tables.iter().any(|(_, n)| n.eq_ignore_ascii_case(&new.name))
-            });
-        if let Some(new) = candidate {
-            renamed_tables.push((old.name.clone(), new.name.clone()));
-        }
-    }
+    let renamed_tables = renamed_tables(from.model, to.model, &differences);
     let mut from_model: Model = from.model.clone();
     if !renamed_tables.is_empty() {
         for (old, new) in &renamed_tables {
@@ -720,6 +699,32 @@ pub(super) fn transform(from: Side<'_>, to: Side<'_>, allow_drop: bool) -> Resul
         s.sql.pop();
     }
     Ok(s)
+}
+
+/// Tables likely renamed: one only in `from` and one only in `to`, with the
+/// same columns, foreign keys and CHECK constraints. `(old, new)` names.
+pub(super) fn renamed_tables(from: &Model, to: &Model, differences: &[Difference]) -> Vec<(String, String)> {
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    let removed = differences
+        .iter()
+        .filter(|d| d.object == Object::Table && d.change == Change::Removed)
+        .filter_map(|d| from.tables.get(&key(&d.name)));
+    for old in removed {
+        let candidate = differences
+            .iter()
+            .filter(|d| d.object == Object::Table && matches!(d.change, Change::Added(_)))
+            .filter_map(|d| to.tables.get(&key(&d.name)))
+            .find(|new| {
+                new.columns == old.columns
+                    && new.foreign_keys == old.foreign_keys
+                    && new.checks == old.checks
+                    && !renamed.iter().any(|(_, n)| n.eq_ignore_ascii_case(&new.name))
+            });
+        if let Some(new) = candidate {
+            renamed.push((old.name.clone(), new.name.clone()));
+        }
+    }
+    renamed
 }
 
 /// Sorts one difference of a table both sides have into `c`.
