@@ -3,6 +3,7 @@
 mod build;
 mod cli;
 mod properties;
+mod readme;
 mod reliability;
 mod renumber;
 mod runtime;
