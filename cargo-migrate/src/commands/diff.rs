@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use migrate_build::scan::Kind;
 use migrate_runtime::model::{Change, Difference, Model};
 use migrate_runtime::rusqlite::Connection;
-use migrate_runtime::{Checksum, DriftPolicy, Migration, Migrator, SchemaDiff, Script, State};
+use migrate_runtime::{DriftPolicy, Migration, Migrator, SchemaDiff, Script, State};
 use serde::Serialize;
 
 use super::drift::{applied, compare, filter, sorted};
@@ -434,7 +434,7 @@ fn check_and_record(
         name,
         Script::__from_static("SELECT 1;", file, false),
         None,
-        Checksum::parse(&written.checksum().to_string()).context("checksum")?,
+        written.checksum(),
     );
     let mut all: Vec<Migration> = migrator.migrations().to_vec();
     all.push(stand_in);
