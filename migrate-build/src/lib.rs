@@ -48,10 +48,12 @@ pub mod file_name;
 pub mod naming;
 mod problem;
 pub mod scan;
+mod template;
 mod validate;
 
 pub use config::Config;
 pub use problem::{Error, Problem, Severity};
+pub use template::template;
 pub use validate::{Checked, Loaded, check, load, migrations_dir};
 
 /// The name of the generated file in the output directory.
