@@ -253,6 +253,25 @@ pub enum Error {
         problems: Vec<Error>,
     },
 
+    /// A setting this backend cannot honour.
+    #[error("{what} is not supported: {instead}")]
+    Unsupported {
+        /// What was asked for, and where.
+        what: String,
+        /// Why, and what to do instead.
+        instead: &'static str,
+    },
+
+    /// Any other PostgreSQL error (connecting, the tracking table, the lock).
+    #[cfg(feature = "postgres")]
+    #[error("{doing}: {}; {}", crate::pg::message_of(cause), postgres_hint(cause))]
+    Postgres {
+        /// What we were doing.
+        doing: String,
+        /// The driver's error.
+        cause: ::postgres::Error,
+    },
+
     /// Any other database error.
     #[error("{doing}: {}{}", message_of(cause), cause.sqlite_error_code().and_then(Error::hint_for).map(|h| format!("; {h}")).unwrap_or_default())]
     Database {
@@ -337,6 +356,21 @@ impl Error {
             Self::Locked { .. } => Some(rusqlite::ErrorCode::DatabaseBusy),
             _ => None,
         }
+    }
+}
+
+/// What to do about a PostgreSQL error outside a migration's statements.
+#[cfg(feature = "postgres")]
+fn postgres_hint(cause: &::postgres::Error) -> &'static str {
+    match cause.as_db_error().map(|d| d.code().code()) {
+        Some("42501") => {
+            "the role lacks a privilege: grant it (CREATE on the schema or database), or connect as the owner"
+        }
+        Some("3D000") => "the database does not exist: create it (createdb) or check the URL",
+        Some("28P01" | "28000") => "authentication failed: check the user and password in the URL",
+        Some(_) => "check the server's message above",
+        None if cause.is_closed() => "the connection to the server was lost: check that it runs and run again",
+        None => "check the URL and that the server runs",
     }
 }
 

@@ -65,6 +65,7 @@
 #![warn(unreachable_pub)]
 
 mod apply;
+mod backend;
 mod drift;
 mod error;
 mod foreign_keys;
@@ -72,6 +73,8 @@ mod history;
 mod migration;
 mod migrator;
 pub mod model;
+#[cfg(feature = "postgres")]
+mod pg;
 mod plan;
 mod report;
 pub mod schema;
@@ -84,7 +87,7 @@ pub use drift::{DriftPolicy, SchemaDiff};
 pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
-pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Migrator};
+pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 pub use report::{Entry, Event, Report, State, Status, Step};
 pub use validate::{Validated, Warning};
 
@@ -103,6 +106,11 @@ pub fn statement_lines(sql: &str) -> Vec<usize> {
 /// The `rusqlite` this crate is built with: use it, so your connection type
 /// matches.
 pub use rusqlite;
+
+/// The `postgres` crate (the sync driver) this crate is built with
+/// (feature `postgres`): use it, so your `Client` type matches.
+#[cfg(feature = "postgres")]
+pub use ::postgres;
 
 /// Builds a `static` [`Migration`]; used by the code `migrate-build`
 /// generates, not meant to be written by hand.

@@ -18,6 +18,54 @@ pub const DEFAULT_TABLE: &str = "_migrations";
 /// migration).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How concurrent runs against one PostgreSQL database exclude each
+/// other ([`Migrator::lock`]; config `lock = "advisory" | "table"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lock {
+    /// `pg_advisory_xact_lock` on a key derived from the tracking table's
+    /// qualified name: released by the server when the transaction ends.
+    #[default]
+    Advisory,
+    /// A row of the table `{table}_lock`, taken with `SELECT … FOR
+    /// UPDATE`: for PostgreSQL-compatible servers without advisory locks
+    /// (CockroachDB and other distributed engines). `-- migrate:no-transaction`
+    /// scripts are refused in this mode (a row lock lasts one transaction).
+    Table,
+}
+
+impl Lock {
+    /// The config's spelling: `advisory` or `table`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::Lock::Table.as_str(), "table");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Advisory => "advisory",
+            Self::Table => "table",
+        }
+    }
+}
+
+impl std::str::FromStr for Lock {
+    type Err = String;
+
+    /// Parses the config's spelling.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "advisory" => Ok(Self::Advisory),
+            "table" => Ok(Self::Table),
+            other => Err(format!(
+                "unknown lock mode `{other}`: expected \"advisory\" or \"table\""
+            )),
+        }
+    }
+}
+
 type Observer<'m> = Box<dyn Fn(&Event<'_>) + 'm>;
 
 /// Applies, rolls back and checks a list of migrations against SQLite
@@ -45,6 +93,8 @@ pub struct Migrator<'m> {
     pub(crate) policy: Policy,
     pub(crate) grouped: bool,
     pub(crate) lock_timeout: Duration,
+    pub(crate) schema: Option<String>,
+    pub(crate) lock: Lock,
     observer: Option<Observer<'m>>,
 }
 
@@ -58,6 +108,8 @@ impl fmt::Debug for Migrator<'_> {
             .field("allow_modified", &self.policy.allow_modified)
             .field("grouped", &self.grouped)
             .field("lock_timeout", &self.lock_timeout)
+            .field("schema", &self.schema)
+            .field("lock", &self.lock)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +125,8 @@ impl<'m> Migrator<'m> {
             policy: Policy::default(),
             grouped: false,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            schema: None,
+            lock: Lock::Advisory,
             observer: None,
         }
     }
@@ -120,6 +174,26 @@ impl<'m> Migrator<'m> {
     #[must_use]
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+
+    /// PostgreSQL: the schema of the tracking table, created when missing,
+    /// and put first in the connection's `search_path` while migrations
+    /// run (restored after), so their unqualified names land in it and
+    /// several apps can share one database. Unset by default (the
+    /// connection's own `search_path` decides). SQLite refuses it.
+    #[must_use]
+    pub fn schema(mut self, schema: &str) -> Self {
+        self.schema = Some(schema.to_owned());
+        self
+    }
+
+    /// PostgreSQL: how concurrent runs exclude each other (default
+    /// [`Lock::Advisory`]). SQLite always uses its write lock and refuses
+    /// [`Lock::Table`].
+    #[must_use]
+    pub fn lock(mut self, lock: Lock) -> Self {
+        self.lock = lock;
         self
     }
 
@@ -203,13 +277,35 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migrate_to(&self, conn: &mut Connection, target: u64) -> Result<Report> {
+        self.check_target(target)?;
+        self.run(conn, Some(target))
+    }
+
+    pub(crate) fn check_target(&self, target: u64) -> Result<()> {
         if target != 0 && plan::find(self.migrations, target).is_none() {
             return Err(Error::UnknownTarget {
                 target,
                 known: self.migrations.iter().map(Migration::version).collect(),
             });
         }
-        self.run(conn, Some(target))
+        Ok(())
+    }
+
+    /// Refuses the settings SQLite has no meaning for.
+    pub(crate) fn check_sqlite(&self) -> Result<()> {
+        if let Some(schema) = &self.schema {
+            return Err(Error::Unsupported {
+                what: format!("schema `{schema}` (Migrator::schema) on SQLite"),
+                instead: "SQLite has no schemas in PostgreSQL's sense; leave it unset for SQLite databases",
+            });
+        }
+        if self.lock == Lock::Table {
+            return Err(Error::Unsupported {
+                what: "lock = \"table\" (Migrator::lock) on SQLite".to_owned(),
+                instead: "SQLite's write lock (BEGIN IMMEDIATE) is always used; leave the lock mode at its default for SQLite databases",
+            });
+        }
+        Ok(())
     }
 
     /// Every migration's state in `conn`'s database, and the applied
@@ -220,7 +316,13 @@ impl<'m> Migrator<'m> {
     /// When the tracking table cannot be read.
     pub fn status(&self, conn: &Connection) -> Result<Status<'m>> {
         self.check_set()?;
+        self.check_sqlite()?;
         let history = self.table.read(conn)?;
+        Ok(self.status_of(&history))
+    }
+
+    /// The state of every migration, given the history.
+    pub(crate) fn status_of(&self, history: &[crate::Applied]) -> Status<'m> {
         let mut entries = Vec::with_capacity(self.migrations.len());
         let mut applied = history.iter().peekable();
         let mut unknown = Vec::new();
@@ -241,7 +343,7 @@ impl<'m> Migrator<'m> {
             });
         }
         unknown.extend(applied.cloned());
-        Ok(Status { entries, unknown })
+        Status { entries, unknown }
     }
 
     /// The migrations that [`apply`](Self::apply) would run, after the same
@@ -252,6 +354,7 @@ impl<'m> Migrator<'m> {
     /// As [`apply`](Self::apply)'s checks.
     pub fn pending(&self, conn: &Connection) -> Result<Vec<&'m Migration>> {
         self.check_set()?;
+        self.check_sqlite()?;
         let history = self.table.read(conn)?;
         Ok(self.plan(&history, None)?.into_iter().map(|p| p.migration).collect())
     }
