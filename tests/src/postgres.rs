@@ -128,7 +128,10 @@ pub fn database(test: &str) -> Option<Database> {
                 std::env::var_os("MIGRATE_REQUIRE_POSTGRES").is_none_or(|v| v != "1"),
                 "{message} (MIGRATE_REQUIRE_POSTGRES=1)"
             );
-            eprintln!("\n!!!!! SKIPPED {test}: {message} !!!!!\n");
+            // Straight to the process's stderr, past the test harness's
+            // capture, so that a passing run still shows it.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "\n!!!!! SKIPPED {test}: {message} !!!!!\n");
             return None;
         }
     };
