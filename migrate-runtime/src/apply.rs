@@ -5,14 +5,17 @@
 
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
 use crate::backend::Backend;
 use crate::plan::{Planned, irreversible};
+#[cfg(feature = "rusqlite")]
 use crate::session::{Session, Sqlite};
 use crate::{Error, Event, Migrator, Report, Result, Script, Step};
 
 impl<'m> Migrator<'m> {
+    #[cfg(feature = "rusqlite")]
     pub(crate) fn run(&self, conn: &mut Connection, target: Option<u64>) -> Result<Report> {
         self.check_set()?;
         self.check_sqlite()?;
@@ -144,6 +147,7 @@ impl<'m> Migrator<'m> {
     }
 
     /// [`step`](Self::step) on SQLite in a transaction of its own, committed.
+    #[cfg(feature = "rusqlite")]
     pub(crate) fn step_committed(&self, session: &Session<'_>, step: Planned<'m>) -> Result<Duration> {
         let mut waited = None;
         let mut db = Sqlite::new(session);

@@ -63,32 +63,48 @@
 //! 3339) and `duration_ms INTEGER`.
 
 #![warn(unreachable_pub)]
+// Built with no backend at all, only the types and the plan are of use.
+#![cfg_attr(
+    not(any(feature = "rusqlite", feature = "postgres")),
+    allow(dead_code, unused_imports)
+)]
 
 mod apply;
 mod backend;
+#[cfg(feature = "rusqlite")]
 mod drift;
 mod error;
+#[cfg(feature = "rusqlite")]
 mod foreign_keys;
 mod history;
 mod migration;
 mod migrator;
+#[cfg(feature = "rusqlite")]
 pub mod model;
 #[cfg(feature = "postgres")]
 mod pg;
 mod plan;
 mod report;
+#[cfg(feature = "rusqlite")]
 pub mod schema;
+#[cfg(feature = "rusqlite")]
 mod scratch;
+#[cfg(feature = "rusqlite")]
 mod session;
 mod sql;
+#[cfg(feature = "rusqlite")]
 mod validate;
 
+#[cfg(feature = "rusqlite")]
 pub use drift::{DriftPolicy, SchemaDiff};
+#[cfg(not(feature = "rusqlite"))]
+pub use error::SqliteCode;
 pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 pub use report::{Entry, Event, Report, State, Status, Step};
+#[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
 
 /// The 1-based line of each statement in `sql`, as the runner splits it
@@ -105,6 +121,7 @@ pub fn statement_lines(sql: &str) -> Vec<usize> {
 
 /// The `rusqlite` this crate is built with: use it, so your connection type
 /// matches.
+#[cfg(feature = "rusqlite")]
 pub use rusqlite;
 
 /// The `postgres` crate (the sync driver) this crate is built with

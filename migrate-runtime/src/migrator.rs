@@ -4,11 +4,14 @@
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
+#[cfg(feature = "rusqlite")]
+use crate::Report;
 use crate::history::Table;
 use crate::plan::{self, Policy};
-use crate::{Entry, Error, Event, Migration, Report, Result, State, Status};
+use crate::{Entry, Error, Event, Migration, Result, State, Status};
 
 /// The default tracking table.
 pub const DEFAULT_TABLE: &str = "_migrations";
@@ -246,6 +249,7 @@ impl<'m> Migrator<'m> {
     /// print!("{report}"); // applied 1 t (0 ms)
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "rusqlite")]
     pub fn apply(&self, conn: &mut Connection) -> Result<Report> {
         self.run(conn, None)
     }
@@ -276,6 +280,7 @@ impl<'m> Migrator<'m> {
     /// assert_eq!(report.rolled_back().count(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "rusqlite")]
     pub fn migrate_to(&self, conn: &mut Connection, target: u64) -> Result<Report> {
         self.check_target(target)?;
         self.run(conn, Some(target))
@@ -292,6 +297,7 @@ impl<'m> Migrator<'m> {
     }
 
     /// Refuses the settings SQLite has no meaning for.
+    #[cfg(feature = "rusqlite")]
     pub(crate) fn check_sqlite(&self) -> Result<()> {
         if let Some(schema) = &self.schema {
             return Err(Error::Unsupported {
@@ -314,6 +320,7 @@ impl<'m> Migrator<'m> {
     /// # Errors
     ///
     /// When the tracking table cannot be read.
+    #[cfg(feature = "rusqlite")]
     pub fn status(&self, conn: &Connection) -> Result<Status<'m>> {
         self.check_set()?;
         self.check_sqlite()?;
@@ -352,6 +359,7 @@ impl<'m> Migrator<'m> {
     /// # Errors
     ///
     /// As [`apply`](Self::apply)'s checks.
+    #[cfg(feature = "rusqlite")]
     pub fn pending(&self, conn: &Connection) -> Result<Vec<&'m Migration>> {
         self.check_set()?;
         self.check_sqlite()?;
