@@ -46,7 +46,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! migrate-runtime = { version = "0.1", default-features = false }
+//! migrate-runtime = { version = "0.1", default-features = false, features = ["rusqlite"] }
 //! # SQLCipher instead of the system library:
 //! # rusqlite = { version = "0.37", features = ["bundled-sqlcipher"] }
 //! ```
@@ -55,6 +55,15 @@
 //! build turns it on. A system SQLite must be 3.37 or newer (the
 //! foreign-key check reads `pragma_table_list`). `migrate-build` and
 //! `cargo-migrate` keep the bundled SQLite for the build-time replay.
+//!
+//! # PostgreSQL
+//!
+//! With the feature `postgres`, `Migrator::apply_postgres`,
+//! `migrate_to_postgres`, `status_postgres` and `pending_postgres` do the
+//! same on a `postgres::Client` (the driver is re-exported as
+//! `migrate_runtime::postgres`), with [`Migrator::schema`] and
+//! [`Migrator::lock`] for PostgreSQL's schemas and lock modes. Without the
+//! default feature `rusqlite`, no SQLite is compiled.
 //!
 //! # The tracking table
 //!
