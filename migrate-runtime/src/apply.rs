@@ -25,6 +25,7 @@ impl<'m> Migrator<'m> {
         // Fast path, without the write lock: most starts have nothing to do,
         // and the whole history is verified in one allocation-free pass.
         if target.is_none() && self.table.matches_exactly(conn, self.migrations) {
+            self.check_drift_all_applied(conn)?;
             return Ok(Report::default());
         }
         let history = self.table.read(conn)?;
@@ -68,6 +69,7 @@ impl<'m> Migrator<'m> {
         let mut seen: Option<(i64, Option<u64>)> = None;
         let mut plan: Vec<Planned<'m>> = Vec::new();
         let mut created = false;
+        let mut checked = false;
         loop {
             db.begin(self, &mut report.waited)?;
             if !created {
@@ -77,6 +79,12 @@ impl<'m> Migrator<'m> {
             let summary = db.summary(self)?;
             if summary.is_none() || seen != summary {
                 let history = db.read(self)?;
+                if !checked {
+                    // Under the lock, before anything runs: is the schema
+                    // what the applied migrations made?
+                    db.check_drift(self, &history)?;
+                    checked = true;
+                }
                 plan = self.plan(&history, target)?;
                 plan.reverse(); // pop() takes the next step
             }

@@ -31,6 +31,14 @@ pub(crate) trait Backend {
     /// Every applied migration, oldest first.
     fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>>;
 
+    /// Under the lock, before anything runs: refuses (or reports) a schema
+    /// that is not what the applied migrations in `history` made, as the
+    /// migrator's drift policy says. Backends without a schema model
+    /// (PostgreSQL, for now) do not check.
+    fn check_drift(&mut self, _migrator: &Migrator<'_>, _history: &[Applied]) -> Result<()> {
+        Ok(())
+    }
+
     /// Runs a script inside the open transaction.
     fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()>;
 

@@ -6,8 +6,8 @@
 
 use rusqlite::Connection;
 
-use crate::model::{Difference, Filter, Model};
-use crate::{Error, Migration, Migrator, Result, State};
+use crate::model::{self, Difference, Filter, Model};
+use crate::{Applied, Error, Event, Migration, Migrator, Result, State};
 
 /// What to do when a database's schema is not what its migrations made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,6 +69,7 @@ impl<'m> Migrator<'m> {
         Migrator::new(&subset)
             .table(self.table_name())
             .allow_out_of_order(true)
+            .drift(DriftPolicy::Off)
             .apply(&mut conn)?;
         Model::read(&conn, filter)
     }
@@ -148,6 +149,66 @@ impl<'m> Migrator<'m> {
     }
 }
 
+impl Migrator<'_> {
+    /// The start-up drift check: when every applied migration is one of
+    /// ours, unmodified, and the newest has a recorded schema fingerprint,
+    /// compares it with the database's. A different fingerprint is looked
+    /// at closely (the models compared): only a real difference is drift.
+    pub(crate) fn check_drift(&self, conn: &Connection, history: &[Applied]) -> Result<()> {
+        if self.drift == DriftPolicy::Off {
+            return Ok(());
+        }
+        let Some(newest) = history.last() else {
+            return Ok(());
+        };
+        let known = history
+            .iter()
+            .all(|a| crate::plan::find(self.migrations, a.version).is_some_and(|m| crate::plan::matches(m, a)));
+        let Some(expected) = crate::plan::find(self.migrations, newest.version).and_then(Migration::schema_fingerprint)
+        else {
+            return Ok(());
+        };
+        if !known {
+            return Ok(());
+        }
+        self.compare_fingerprint(conn, expected)
+    }
+
+    /// The fast path's check: every migration is applied and unmodified.
+    pub(crate) fn check_drift_all_applied(&self, conn: &Connection) -> Result<()> {
+        if self.drift == DriftPolicy::Off {
+            return Ok(());
+        }
+        match self.migrations.last().and_then(Migration::schema_fingerprint) {
+            Some(expected) => self.compare_fingerprint(conn, expected),
+            None => Ok(()),
+        }
+    }
+
+    fn compare_fingerprint(&self, conn: &Connection, expected: &str) -> Result<()> {
+        let filter = self.filter()?;
+        if model::fingerprint(conn, &filter)? == expected {
+            return Ok(());
+        }
+        let diff = self.schema_diff(conn, &filter)?;
+        if diff.is_clean() {
+            return Ok(());
+        }
+        match self.drift {
+            DriftPolicy::Warn => {
+                self.notify(Event::Drift {
+                    differences: &diff.differences,
+                });
+                Ok(())
+            }
+            _ => Err(Error::Drift {
+                version: diff.version,
+                differences: diff.differences.iter().map(ToString::to_string).collect(),
+            }),
+        }
+    }
+}
+
 fn has_table(conn: &Connection, name: &str) -> Result<bool> {
     conn.query_row(
         "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
@@ -156,4 +217,166 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool> {
     )
     .map(|n| n > 0)
     .map_err(Error::db("reading the schema"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::{Event, Script};
+
+    /// Migrations with the fingerprints the build records, as generated code has them.
+    fn recorded(migrations: &[Migration]) -> Vec<Migration> {
+        let validated = Migrator::new(migrations).check().unwrap();
+        migrations
+            .iter()
+            .zip(&validated.fingerprints)
+            .map(|(m, (v, fp))| {
+                assert_eq!(m.version(), *v);
+                m.clone().with_schema_fingerprint(String::leak(fp.clone()))
+            })
+            .collect()
+    }
+
+    fn story() -> Vec<Migration> {
+        recorded(&[
+            Migration::new(
+                1,
+                "recruits",
+                Script::new(
+                    "CREATE TABLE recruits (id INTEGER PRIMARY KEY, name TEXT NOT NULL, chatname TEXT, id_number TEXT);\n\
+                     INSERT INTO recruits (name, chatname, id_number) VALUES ('Ada', 'ada', 'A1');",
+                    "0001_recruits.sql",
+                ),
+            ),
+            Migration::new(
+                2,
+                "index",
+                Script::new("CREATE INDEX recruits_name ON recruits (name);", "0002_index.sql"),
+            ),
+            Migration::new(
+                3,
+                "notes",
+                Script::new(
+                    "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);",
+                    "0003_notes.sql",
+                ),
+            ),
+        ])
+    }
+
+    #[test]
+    fn the_build_records_one_fingerprint_per_migration() {
+        let ms = story();
+        assert!(ms.iter().all(|m| m.schema_fingerprint().is_some_and(|f| f.len() == 64)));
+        assert_ne!(ms[0].schema_fingerprint(), ms[1].schema_fingerprint());
+    }
+
+    #[test]
+    fn a_clean_database_starts_and_a_drifted_one_is_refused_with_its_differences() {
+        let ms = story();
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrator::new(&ms).apply(&mut conn).unwrap();
+        assert!(
+            Migrator::new(&ms).apply(&mut conn).unwrap().is_empty(),
+            "clean: nothing to do, no error"
+        );
+        conn.execute_batch(
+            "ALTER TABLE recruits ADD COLUMN cohort TEXT DEFAULT 'C25 Data Eng';\
+             ALTER TABLE recruits RENAME COLUMN chatname TO rocketchat_user;\
+             ALTER TABLE recruits DROP COLUMN id_number;",
+        )
+        .unwrap();
+        let e = Migrator::new(&ms).apply(&mut conn).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("not what its applied migrations (up to 3) make (drift)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("table recruits: column chatname renamed to rocketchat_user"),
+            "{text}"
+        );
+        assert!(text.contains("table recruits: column id_number removed"), "{text}");
+        assert!(text.contains("table recruits: column cohort added"), "{text}");
+        assert!(text.contains("cargo migrate diff"), "{text}");
+        // Warn: goes on, and says so through the events.
+        let seen = RefCell::new(Vec::new());
+        Migrator::new(&ms)
+            .drift(DriftPolicy::Warn)
+            .on_event(|e| {
+                if let Event::Drift { differences } = e {
+                    seen.borrow_mut().extend(differences.iter().map(ToString::to_string));
+                }
+            })
+            .apply(&mut conn)
+            .unwrap();
+        assert_eq!(seen.borrow().len(), 3, "{:?}", seen.borrow());
+        Migrator::new(&ms).drift(DriftPolicy::Off).apply(&mut conn).unwrap();
+        // Data untouched throughout.
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM recruits WHERE rocketchat_user = 'ada'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn drift_is_refused_before_pending_migrations_run() {
+        let ms = story();
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrator::new(&ms[..2]).apply(&mut conn).unwrap();
+        conn.execute_batch("DROP INDEX recruits_name;").unwrap();
+        let e = Migrator::new(&ms).apply(&mut conn).unwrap_err();
+        assert!(e.to_string().contains("up to 2"), "{e}");
+        assert!(
+            e.to_string().contains("table recruits: index recruits_name removed"),
+            "{e}"
+        );
+        let notes: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema WHERE name = 'notes'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(notes, 0, "migration 3 did not run");
+    }
+
+    #[test]
+    fn another_spelling_of_the_same_schema_and_ignored_tables_are_not_drift() {
+        let ms = story();
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrator::new(&ms).apply(&mut conn).unwrap();
+        // Rebuilt with other spacing and quoting: the fingerprint differs, the model does not.
+        conn.execute_batch(
+            "CREATE TABLE \"notes_new\"(  id INTEGER   PRIMARY KEY,body TEXT);\
+             DROP TABLE notes; ALTER TABLE notes_new RENAME TO notes;\
+             CREATE TABLE cache_pages (k, v);",
+        )
+        .unwrap();
+        assert!(
+            Migrator::new(&ms).apply(&mut conn).is_err(),
+            "cache_pages is drift unless ignored"
+        );
+        Migrator::new(&ms).ignore(&["cache_*"]).apply(&mut conn).unwrap();
+        let e = Migrator::new(&ms).ignore(&["[x"]).apply(&mut conn).unwrap_err();
+        assert!(e.to_string().contains("ignore pattern `[x` is not valid"), "{e}");
+    }
+
+    #[test]
+    fn schema_diff_refuses_what_it_cannot_compare() {
+        let ms = story();
+        let conn = Connection::open_in_memory().unwrap();
+        let m = Migrator::new(&ms);
+        let e = m.schema_diff(&conn, &m.filter().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("has no tracking table `_migrations`"), "{e}");
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrator::new(&ms).apply(&mut conn).unwrap();
+        let e = Migrator::new(&ms[..1])
+            .schema_diff(&conn, &m.filter().unwrap())
+            .unwrap_err();
+        assert!(matches!(e, Error::UnknownApplied { .. }), "{e}");
+        assert!(m.schema_diff(&conn, &m.filter().unwrap()).unwrap().is_clean());
+    }
 }

@@ -222,6 +222,7 @@ pub struct Migration {
     up: Script,
     down: Option<Script>,
     checksum: Checksum,
+    schema: Option<&'static str>,
 }
 
 impl Migration {
@@ -244,6 +245,7 @@ impl Migration {
             up,
             down: None,
             checksum,
+            schema: None,
         }
     }
 
@@ -269,7 +271,45 @@ impl Migration {
             up,
             down,
             checksum,
+            schema: None,
         }
+    }
+
+    /// Adds the fingerprint ([`model::fingerprint`](crate::model::fingerprint))
+    /// of the schema right after this migration, which the build computes
+    /// in its replay: at start-up, [`Migrator::apply`](crate::Migrator::apply)
+    /// compares the database's schema at its newest applied version with it
+    /// and notices drift.
+    #[must_use]
+    pub fn with_schema_fingerprint(mut self, fingerprint: &'static str) -> Self {
+        self.schema = Some(fingerprint);
+        self
+    }
+
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn __from_static_with_schema(
+        version: u64,
+        name: &'static str,
+        up: Script,
+        down: Option<Script>,
+        checksum: Checksum,
+        schema: &'static str,
+    ) -> Self {
+        Self {
+            version,
+            name: Cow::Borrowed(name),
+            up,
+            down,
+            checksum,
+            schema: Some(schema),
+        }
+    }
+
+    /// The fingerprint of the schema right after this migration, when the
+    /// build recorded it.
+    pub fn schema_fingerprint(&self) -> Option<&'static str> {
+        self.schema
     }
 
     /// The version number (1, 2, …).

@@ -8,8 +8,12 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 #[cfg(feature = "rusqlite")]
+use crate::DriftPolicy;
+#[cfg(feature = "rusqlite")]
 use crate::Report;
 use crate::history::Table;
+#[cfg(feature = "rusqlite")]
+use crate::model::Filter;
 use crate::plan::{self, Policy};
 use crate::{Entry, Error, Event, Migration, Result, State, Status};
 
@@ -98,20 +102,26 @@ pub struct Migrator<'m> {
     pub(crate) lock_timeout: Duration,
     pub(crate) schema: Option<String>,
     pub(crate) lock: Lock,
+    #[cfg(feature = "rusqlite")]
+    pub(crate) drift: DriftPolicy,
+    #[cfg(feature = "rusqlite")]
+    pub(crate) ignore: Vec<String>,
     observer: Option<Observer<'m>>,
 }
 
 impl fmt::Debug for Migrator<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Migrator")
-            .field("migrations", &self.migrations.len())
+        let mut d = f.debug_struct("Migrator");
+        d.field("migrations", &self.migrations.len())
             .field("table", &self.table.name)
             .field("allow_out_of_order", &self.policy.allow_out_of_order)
             .field("allow_unknown", &self.policy.allow_unknown)
             .field("allow_modified", &self.policy.allow_modified)
             .field("grouped", &self.grouped)
-            .field("lock_timeout", &self.lock_timeout)
-            .field("schema", &self.schema)
+            .field("lock_timeout", &self.lock_timeout);
+        #[cfg(feature = "rusqlite")]
+        d.field("drift", &self.drift).field("ignore", &self.ignore);
+        d.field("schema", &self.schema)
             .field("lock", &self.lock)
             .finish_non_exhaustive()
     }
@@ -130,6 +140,10 @@ impl<'m> Migrator<'m> {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             schema: None,
             lock: Lock::Advisory,
+            #[cfg(feature = "rusqlite")]
+            drift: DriftPolicy::default(),
+            #[cfg(feature = "rusqlite")]
+            ignore: Vec::new(),
             observer: None,
         }
     }
@@ -198,6 +212,48 @@ impl<'m> Migrator<'m> {
     pub fn lock(mut self, lock: Lock) -> Self {
         self.lock = lock;
         self
+    }
+
+    /// What to do when the database's schema is not what its applied
+    /// migrations made (drift): [`DriftPolicy::Error`] (the default)
+    /// refuses to migrate and lists the differences, [`DriftPolicy::Warn`]
+    /// reports them through [`Event::Drift`] and goes on,
+    /// [`DriftPolicy::Off`] does not look. The check needs the schema
+    /// fingerprints the build records (generated code has them); it costs
+    /// one read of `sqlite_schema` per start.
+    ///
+    /// Refusing is the default because migrations written for one schema
+    /// and run on another are how data gets lost (a table rebuild drops the
+    /// column someone added by hand); adopt the change with a migration,
+    /// or leave tables out with [`ignore`](Self::ignore).
+    #[must_use]
+    #[cfg(feature = "rusqlite")]
+    pub fn drift(mut self, policy: DriftPolicy) -> Self {
+        self.drift = policy;
+        self
+    }
+
+    /// Tables (and their indexes and triggers), views and triggers to leave
+    /// out of the drift check: names matching one of `patterns` (`*` any
+    /// characters, `?` one), such as the shadow tables of a full-text
+    /// index or another tool's tables. An invalid pattern is an error when
+    /// the migrator runs.
+    #[must_use]
+    #[cfg(feature = "rusqlite")]
+    pub fn ignore<S: AsRef<str>>(mut self, patterns: &[S]) -> Self {
+        self.ignore = patterns.iter().map(|p| p.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// What the drift check and [`schema_diff`](Self::schema_diff) leave
+    /// out: the tracking table and the [`ignore`](Self::ignore) patterns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSet`] for an invalid pattern.
+    #[cfg(feature = "rusqlite")]
+    pub fn filter(&self) -> Result<Filter> {
+        Filter::new(&self.table.name).ignore(&self.ignore)
     }
 
     /// Calls `observer` as migrations start and finish, for progress output.

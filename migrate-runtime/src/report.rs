@@ -31,6 +31,13 @@ pub enum Event<'a> {
         /// How long it took.
         duration: Duration,
     },
+    /// The database's schema is not what its applied migrations made, and
+    /// the [drift policy](crate::Migrator::drift) is to warn (SQLite).
+    #[cfg(feature = "rusqlite")]
+    Drift {
+        /// How it differs, grouped by table.
+        differences: &'a [crate::model::Difference],
+    },
 }
 
 /// One migration applied or rolled back by a call.

@@ -317,6 +317,10 @@ impl Backend for Sqlite<'_, '_> {
         migrator.table.read(self.session.conn)
     }
 
+    fn check_drift(&mut self, migrator: &Migrator<'_>, history: &[crate::Applied]) -> Result<()> {
+        migrator.check_drift(self.session.conn, history)
+    }
+
     fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
         step_in_tx(self.session, m, direction, script)
     }

@@ -34,6 +34,10 @@ pub struct Validated {
     pub schema: Schema,
     /// Things accepted with a warning, in migration order.
     pub warnings: Vec<Warning>,
+    /// The [fingerprint](crate::model::fingerprint) of the schema right
+    /// after each migration, oldest first: what the generated code records
+    /// for the start-up drift check.
+    pub fingerprints: Vec<(u64, String)>,
 }
 
 /// Something the replay accepted but that deserves a look, such as a down
@@ -71,6 +75,8 @@ const REORDERED_HINT: &str = "a down that re-adds a dropped column with ALTER TA
 struct Findings {
     problems: Vec<Error>,
     warnings: Vec<Warning>,
+    /// The schema fingerprint after each migration's plain up, by version.
+    fingerprints: std::collections::BTreeMap<u64, String>,
 }
 
 /// How the replay goes on after a migration.
@@ -178,6 +184,7 @@ impl<'m> Migrator<'m> {
         let validated = Validated {
             schema,
             warnings: found.warnings,
+            fingerprints: found.fingerprints.into_iter().collect(),
         };
         Ok((validated, extra))
     }
@@ -187,8 +194,16 @@ impl<'m> Migrator<'m> {
     fn replay(&self, conn: &Connection, from: usize, found: &mut Findings) -> Result<Next> {
         let session = Session::start_replay(conn, self.lock_timeout)?;
         self.table.create(conn)?;
+        let filter = self.filter()?;
         let mut next = Next::Go;
         for (i, m) in self.migrations.iter().enumerate().skip(from) {
+            // Here the database holds the plain ups of every migration
+            // before this one: the schema right after the previous.
+            if let Some(previous) = i.checked_sub(1).map(|p| &self.migrations[p]) {
+                found
+                    .fingerprints
+                    .insert(previous.version(), crate::model::fingerprint(conn, &filter)?);
+            }
             if m.down().is_some() {
                 let passed = matches!(self.round_trip_in_scratch(conn, m), Ok(true));
                 // Finding the tables it names used an authorizer of its own.
@@ -208,6 +223,11 @@ impl<'m> Migrator<'m> {
                 next = Next::Stop;
                 break;
             }
+        }
+        if let (Next::Go, Some(last)) = (&next, self.migrations.last()) {
+            found
+                .fingerprints
+                .insert(last.version(), crate::model::fingerprint(conn, &filter)?);
         }
         session.end()?;
         Ok(next)
