@@ -36,8 +36,10 @@ pub enum Lock {
     Advisory,
     /// A row of the table `{table}_lock`, taken with `SELECT … FOR
     /// UPDATE`: for PostgreSQL-compatible servers without advisory locks
-    /// (CockroachDB and other distributed engines). `-- migrate:no-transaction`
-    /// scripts are refused in this mode (a row lock lasts one transaction).
+    /// (CockroachDB and other distributed engines). While a
+    /// `-- migrate:no-transaction` script runs (a row lock lasts one
+    /// transaction), the row holds a lease naming the session, which the
+    /// others wait for as long as that session exists.
     Table,
 }
 

@@ -484,18 +484,74 @@ fn pg_lock_table_mode_uses_a_row_lock() {
     assert!(free);
     holder.batch_execute("COMMIT").unwrap();
     assert_eq!(all.apply_postgres(&mut client).unwrap().applied().count(), 1);
-    // A no-transaction script cannot keep a row lock: refused clearly.
+    // A no-transaction script runs under the lease, which is cleared after
+    // it, and after a failure too.
     let nt = [
         ms[0].clone(),
         ms[1].clone(),
         no_tx(up(3, "idx", "CREATE INDEX CONCURRENTLY ai ON a (x);")),
     ];
-    let err = Migrator::new(&nt)
+    Migrator::new(&nt)
+        .lock(Lock::Table)
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert_eq!(versions(&mut client), [1, 2, 3]);
+    let lease = |client: &mut Client| -> Option<String> {
+        client
+            .query_one("SELECT holder FROM _migrations_lock WHERE id = 1", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(lease(&mut client), None);
+    let bad = [
+        nt[0].clone(),
+        nt[1].clone(),
+        nt[2].clone(),
+        no_tx(up(4, "bad", "CREATE INDEX CONCURRENTLY bi ON a (nope);")),
+    ];
+    let err = Migrator::new(&bad)
         .lock(Lock::Table)
         .apply_postgres(&mut client)
         .unwrap_err();
-    assert!(err.to_string().contains("lock = \"table\""), "{err}");
-    assert_eq!(versions(&mut client), [1, 2]);
+    assert!(
+        matches!(
+            err,
+            Error::Sql {
+                version: 4,
+                line: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(lease(&mut client), None, "the lease is cleared after a failure");
+    // A lease of a session that still exists keeps others waiting; one of a
+    // session that is gone does not.
+    let mut holder = db.client();
+    let me: String = holder
+        .query_one("SELECT pg_backend_pid()::text || '/' || backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    client
+        .execute("UPDATE _migrations_lock SET holder = $1 WHERE id = 1", &[&me])
+        .unwrap();
+    let four = [
+        bad[0].clone(),
+        bad[1].clone(),
+        bad[2].clone(),
+        up(4, "d", "CREATE TABLE d (x integer);"),
+    ];
+    let waiting = Migrator::new(&four)
+        .lock(Lock::Table)
+        .lock_timeout(Duration::from_millis(300));
+    assert!(matches!(waiting.apply_postgres(&mut client), Err(Error::Locked { .. })));
+    drop(holder);
+    std::thread::sleep(Duration::from_millis(300));
+    let report = Migrator::new(&four)
+        .lock(Lock::Table)
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert_eq!(report.applied().count(), 1, "a dead session's lease is ignored");
 }
 
 #[test]
@@ -623,6 +679,51 @@ fn pg_eight_processes_start_at_once_and_each_migration_is_applied_once() {
     assert_eq!(applied, ["1", "2", "3", "4", "5", "6"], "each applied exactly once");
     let mut client = db.client();
     assert_eq!(versions(&mut client), [1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn pg_eight_processes_in_lock_table_mode_with_a_no_transaction_migration() {
+    let Some(db) = pg_database!() else { return };
+    let dir = slow_dir(4);
+    let migrations = dir.path().join("migrations");
+    // Not safe to run twice: a second run would fail on the existing index.
+    std::fs::write(
+        migrations.join("0005_index.sql"),
+        "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY step_1_x ON step_1 (x);\nSELECT pg_sleep(0.3);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        migrations.join("0006_after.sql"),
+        "CREATE TABLE after_index (x integer);\n",
+    )
+    .unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(worker())
+                .arg(&migrations)
+                .args(["--postgres", &db.url, "--lock", "table", "--schema", "app"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        applied.extend(
+            stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix("applied "))
+                .map(str::to_owned),
+        );
+    }
+    applied.sort_by_key(|v| v.parse::<u64>().unwrap());
+    assert_eq!(applied, ["1", "2", "3", "4", "5", "6"], "each applied exactly once");
+    let mut client = db.client();
+    assert_eq!(versions_in(&mut client, "app._migrations"), [1, 2, 3, 4, 5, 6]);
 }
 
 /// A small deterministic generator (no dependency): xorshift.

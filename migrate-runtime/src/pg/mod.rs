@@ -221,6 +221,9 @@ pub(crate) struct Postgres<'c> {
     table: String,
     /// The lock table (`Lock::Table`): `"schema"."table_lock"`.
     lock_table: String,
+    /// This session, as the lock table's lease names it:
+    /// `pid/backend_start` (`Lock::Table`).
+    me: String,
     /// The schema, when one is set.
     schema: Option<String>,
     lock: Lock,
@@ -239,6 +242,7 @@ impl<'c> Postgres<'c> {
             client,
             table: format!("{prefix}{}", quote(&migrator.table.name)),
             lock_table: format!("{prefix}{}", quote(&format!("{}_lock", migrator.table.name))),
+            me: String::new(),
             schema,
             lock: migrator.lock,
             key: None,
@@ -278,6 +282,16 @@ impl<'c> Postgres<'c> {
         }
         if self.lock == Lock::Table {
             self.create_lock_table()?;
+            let rows = self
+                .query(
+                    "SELECT pg_backend_pid()::text || '/' || coalesce((SELECT backend_start::text \
+                     FROM pg_stat_activity WHERE pid = pg_backend_pid()), '')",
+                )
+                .map_err(pg("reading the session's id"))?;
+            self.me = rows
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .unwrap_or_default();
         }
         Ok(())
     }
@@ -308,7 +322,7 @@ impl<'c> Postgres<'c> {
     /// not atomic), so that is retried.
     fn create_lock_table(&mut self) -> Result<()> {
         let sql = format!(
-            "{}CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY, locked_at timestamptz);\n\
+            "{}CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY, holder text, since timestamptz);\n\
              INSERT INTO {} (id) VALUES (1) ON CONFLICT (id) DO NOTHING",
             self.create_schema_sql(),
             self.lock_table,
@@ -354,22 +368,76 @@ impl<'c> Postgres<'c> {
         Ok(key)
     }
 
-    /// The statement that takes the lock at once or not at all, returning
-    /// a row whose first column is `t` when it got it.
-    fn try_lock_sql(&self, key: i64) -> String {
-        match self.lock {
-            Lock::Advisory => format!("SELECT pg_try_advisory_xact_lock({key})"),
-            Lock::Table => format!(
-                "SELECT 't' FROM {} WHERE id = 1 FOR UPDATE SKIP LOCKED",
-                self.lock_table
+    /// The statement that takes the lock (`wait`: up to lock_timeout;
+    /// else at once or not at all). Its row, when it got the lock: `t`,
+    /// and whether the lease of [`Lock::Table`] is held by another session
+    /// that still exists (`t`/`f`). No row, or `f` first: not got.
+    fn lock_sql(&self, key: i64, wait: bool) -> String {
+        match (self.lock, wait) {
+            (Lock::Advisory, false) => format!("SELECT pg_try_advisory_xact_lock({key}), false"),
+            (Lock::Advisory, true) => {
+                format!("SELECT true, false FROM (SELECT pg_advisory_xact_lock({key})) AS locked")
+            }
+            (Lock::Table, wait) => format!(
+                "SELECT true, l.holder IS NOT NULL AND l.holder <> {me} AND EXISTS (\
+                 SELECT 1 FROM pg_stat_activity a WHERE a.pid::text = split_part(l.holder, '/', 1) \
+                 AND (a.backend_start IS NULL OR a.backend_start::text = split_part(l.holder, '/', 2))) \
+                 FROM {table} AS l WHERE l.id = 1 FOR UPDATE OF l{skip}",
+                me = literal(&self.me),
+                table = self.lock_table,
+                skip = if wait { "" } else { " SKIP LOCKED" },
             ),
         }
     }
 
-    fn wait_lock_sql(&self, key: i64) -> String {
-        match self.lock {
-            Lock::Advisory => format!("SELECT pg_advisory_xact_lock({key})"),
-            Lock::Table => format!("SELECT 't' FROM {} WHERE id = 1 FOR UPDATE", self.lock_table),
+    /// Begins a transaction and takes the lock in it, waiting up to
+    /// `timeout`. Returns whether the lock table's lease is held by another
+    /// live session (then the caller waits and tries again).
+    fn lock_once(
+        &mut self,
+        migrator: &Migrator<'_>,
+        timeout: Duration,
+        waited: &mut Option<Duration>,
+        announced: &mut bool,
+    ) -> Result<bool> {
+        self.rollback()?;
+        let key = self.key(migrator)?;
+        let first = format!(
+            "BEGIN;\nSELECT current_setting('lock_timeout');\n{}",
+            self.lock_sql(key, false)
+        );
+        self.in_transaction = true;
+        let rows = self.query(&first).map_err(pg("starting a transaction"))?;
+        let cell = |rows: &[Vec<Option<String>>], row: usize, col: usize| {
+            rows.get(row).and_then(|r| r.get(col).cloned().flatten())
+        };
+        let old_timeout = cell(&rows, 0, 0).unwrap_or_default();
+        if cell(&rows, 1, 0).as_deref() == Some("t") {
+            return Ok(cell(&rows, 1, 1).as_deref() == Some("t"));
+        }
+        if !std::mem::replace(announced, true) {
+            migrator.notify(Event::Waiting {
+                timeout: migrator.lock_timeout,
+            });
+        }
+        let start = Instant::now();
+        // lock_timeout 0 would mean "wait for ever".
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+        let wait = format!(
+            "SET LOCAL lock_timeout = {ms};\n{};\nSELECT set_config('lock_timeout', {}, true)",
+            self.lock_sql(key, true),
+            literal(&old_timeout)
+        );
+        let result = self.query(&wait);
+        let spent = start.elapsed();
+        *waited = Some(waited.unwrap_or_default() + spent);
+        match result {
+            Ok(rows) => Ok(cell(&rows, 0, 1).as_deref() == Some("t")),
+            Err(e) if state(&e) == Some(sqlstate::LOCK_NOT_AVAILABLE) => {
+                self.rollback()?;
+                Err(Error::Locked { waited: spent })
+            }
+            Err(e) => Err(pg("waiting for the migration lock")(e)),
         }
     }
 
@@ -409,6 +477,46 @@ impl<'c> Postgres<'c> {
             .into_iter()
             .find(|s| self.client.batch_execute(s.text).is_err())
             .map(|s| s.line)
+    }
+
+    /// [`Lock::Table`]'s way to keep others out while a no-transaction
+    /// script runs: a row lock lasts one transaction, so the lock row
+    /// records this session as the holder of a lease (committed), which
+    /// others wait for as long as this session exists; it is cleared with
+    /// the tracking row, or at once on failure. A killed holder's lease is
+    /// ignored (its session is gone from `pg_stat_activity`).
+    fn run_under_lease(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+        waited: &mut Option<Duration>,
+    ) -> Result<()> {
+        let set = format!(
+            "UPDATE {} SET holder = {}, since = now() WHERE id = 1",
+            self.lock_table,
+            literal(&self.me)
+        );
+        self.query(&set).map_err(pg("taking the lock table's lease"))?;
+        let ran = self
+            .commit()
+            .and_then(|()| self.run_each(m, direction, script))
+            .and_then(|()| self.begin(migrator, waited));
+        let clear = format!(
+            "UPDATE {} SET holder = NULL, since = NULL WHERE id = 1 AND holder = {}",
+            self.lock_table,
+            literal(&self.me)
+        );
+        // In the transaction that records the migration, or on its own.
+        if ran.is_err() {
+            let _ = self.rollback();
+        }
+        let cleared = self
+            .query(&clear)
+            .map(drop)
+            .map_err(pg("releasing the lock table's lease"));
+        ran.and(cleared)
     }
 
     /// Runs `script` one statement at a time, in autocommit.
@@ -468,41 +576,26 @@ fn sql_error(
 
 impl Backend for Postgres<'_> {
     fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
-        self.rollback()?;
-        let key = self.key(migrator)?;
-        let first = format!(
-            "BEGIN;\nSELECT current_setting('lock_timeout');\n{}",
-            self.try_lock_sql(key)
-        );
-        self.in_transaction = true;
-        let rows = self.query(&first).map_err(pg("starting a transaction"))?;
-        let old_timeout = rows
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
-            .unwrap_or_default();
-        if rows.get(1).and_then(|r| r.first().cloned().flatten()).as_deref() == Some("t") {
-            return Ok(());
-        }
-        let timeout = migrator.lock_timeout;
-        migrator.notify(Event::Waiting { timeout });
         let start = Instant::now();
-        // lock_timeout 0 would mean "wait for ever".
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-        let wait = format!(
-            "SET LOCAL lock_timeout = {ms};\n{};\nSELECT set_config('lock_timeout', {}, true)",
-            self.wait_lock_sql(key),
-            literal(&old_timeout)
-        );
-        let result = self.query(&wait);
-        let spent = start.elapsed();
-        *waited = Some(waited.unwrap_or_default() + spent);
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if state(&e) == Some(sqlstate::LOCK_NOT_AVAILABLE) => {
-                self.rollback()?;
-                Err(Error::Locked { waited: spent })
+        let timeout = migrator.lock_timeout;
+        let mut announced = false;
+        loop {
+            let remaining = timeout.saturating_sub(start.elapsed());
+            let leased = self.lock_once(migrator, remaining, waited, &mut announced)?;
+            if !leased {
+                return Ok(());
             }
-            Err(e) => Err(pg("waiting for the migration lock")(e)),
+            // Lock::Table: another live session runs a no-transaction
+            // script under the lease; wait for it to clear.
+            self.rollback()?;
+            if start.elapsed() >= timeout {
+                return Err(Error::Locked {
+                    waited: start.elapsed(),
+                });
+            }
+            let pause = Duration::from_millis(50).min(remaining);
+            std::thread::sleep(pause);
+            *waited = Some(waited.unwrap_or_default() + pause);
         }
     }
 
@@ -616,15 +709,7 @@ impl Backend for Postgres<'_> {
         waited: &mut Option<Duration>,
     ) -> Result<()> {
         if self.lock == Lock::Table {
-            return Err(Error::Unsupported {
-                what: format!(
-                    "{}: migration {} `{}` runs outside a transaction (-- migrate:no-transaction) with lock = \"table\"",
-                    script.file(),
-                    m.version(),
-                    m.name()
-                ),
-                instead: "a row lock lasts one transaction; use lock = \"advisory\" (the default) for this migration, or make it transactional",
-            });
+            return self.run_under_lease(migrator, m, direction, script, waited);
         }
         let key = self.key(migrator)?;
         // Taken at once: this session holds the transaction-level lock.
