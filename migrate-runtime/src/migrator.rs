@@ -408,7 +408,11 @@ impl<'m> Migrator<'m> {
             });
         }
         unknown.extend(applied.cloned());
-        Status { entries, unknown }
+        Status {
+            entries,
+            unknown,
+            invalid_indexes: Vec::new(),
+        }
     }
 
     /// The migrations that [`apply`](Self::apply) would run, after the same

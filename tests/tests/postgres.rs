@@ -627,6 +627,40 @@ SELECT no_such_function();
     assert_eq!(notes, 2);
 }
 
+#[test]
+fn pg_an_index_left_invalid_by_a_failed_concurrent_build_is_named_and_reported_at_the_next_run_and_by_status() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "t", "CREATE TABLE t (x integer);\nINSERT INTO t VALUES (1), (1);"),
+        no_tx(up(2, "unique_x", "CREATE UNIQUE INDEX CONCURRENTLY t_x ON t (x);")),
+    ];
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("could not create unique index \"t_x\""), "{text}");
+    assert!(
+        text.contains("it left public.t_x INVALID: drop it with DROP INDEX CONCURRENTLY before running again"),
+        "{text}"
+    );
+    let status = Migrator::new(&ms).status_postgres(&mut client).unwrap();
+    assert_eq!(status.invalid_indexes, ["public.t_x"]);
+    let seen = std::cell::RefCell::new(Vec::new());
+    let only_first = &ms[..1];
+    let report = Migrator::new(only_first)
+        .on_event(|e| {
+            if let migrate_runtime::Event::InvalidIndexes { indexes } = e {
+                seen.borrow_mut().extend(indexes.iter().cloned());
+            }
+        })
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert!(report.is_empty());
+    assert_eq!(*seen.borrow(), ["public.t_x"], "reported at the next start-up");
+    client.batch_execute("DROP INDEX CONCURRENTLY t_x").unwrap();
+    let status = Migrator::new(&ms).status_postgres(&mut client).unwrap();
+    assert!(status.invalid_indexes.is_empty());
+}
+
 fn worker() -> &'static str {
     env!("CARGO_BIN_EXE_migrate-worker")
 }

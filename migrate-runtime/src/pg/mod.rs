@@ -119,8 +119,11 @@ impl<'m> Migrator<'m> {
     /// ```
     pub fn status_postgres(&self, client: &mut Client) -> Result<Status<'m>> {
         self.check_set()?;
-        let history = Postgres::new(client, self)?.read(self)?;
-        Ok(self.status_of(&history))
+        let mut db = Postgres::new(client, self)?;
+        let history = db.read(self)?;
+        let mut status = self.status_of(&history);
+        status.invalid_indexes = std::mem::take(&mut db.invalid);
+        Ok(status)
     }
 
     /// [`pending`](Self::pending) on PostgreSQL. Changes nothing.
@@ -148,6 +151,9 @@ impl<'m> Migrator<'m> {
         self.check_set()?;
         let mut db = Postgres::new(client, self)?;
         let history = db.read(self)?;
+        if !db.invalid.is_empty() {
+            self.notify(Event::InvalidIndexes { indexes: &db.invalid });
+        }
         if !self.needs_lock(&history, target)? {
             return Ok(Report::default());
         }
@@ -224,6 +230,9 @@ pub(crate) struct Postgres<'c> {
     /// This session, as the lock table's lease names it:
     /// `pid/backend_start` (`Lock::Table`).
     me: String,
+    /// INVALID indexes in the migrations' schemas, found by the first
+    /// read of the history.
+    invalid: Vec<String>,
     /// The schema, when one is set.
     schema: Option<String>,
     lock: Lock,
@@ -243,12 +252,44 @@ impl<'c> Postgres<'c> {
             table: format!("{prefix}{}", quote(&migrator.table.name)),
             lock_table: format!("{prefix}{}", quote(&format!("{}_lock", migrator.table.name))),
             me: String::new(),
+            invalid: Vec::new(),
             schema,
             lock: migrator.lock,
             key: None,
             in_transaction: false,
             search_path: None,
         })
+    }
+
+    /// The INVALID indexes in the migrations' schemas (the schema, or the
+    /// connection's `search_path`).
+    fn invalid_indexes_sql(&self) -> String {
+        let scope = match &self.schema {
+            Some(schema) => format!("n.nspname = {}", literal(schema)),
+            None => "n.nspname = ANY (current_schemas(false))".to_owned(),
+        };
+        format!(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT i.indisvalid AND {scope} ORDER BY 1"
+        )
+    }
+
+    /// Runs `sql` (several statements) as one simple query, returning the
+    /// rows' text of each statement that returns rows.
+    fn query_sets(&mut self, sql: &str) -> std::result::Result<Vec<Vec<Vec<Option<String>>>>, postgres::Error> {
+        let mut sets = Vec::new();
+        let mut rows = Vec::new();
+        for message in self.client.simple_query(sql)? {
+            match message {
+                SimpleQueryMessage::Row(row) => {
+                    rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
+                }
+                SimpleQueryMessage::CommandComplete(_) => sets.push(std::mem::take(&mut rows)),
+                _ => {}
+            }
+        }
+        Ok(sets)
     }
 
     /// Runs `sql` as one simple query, returning the rows' text.
@@ -479,6 +520,33 @@ impl<'c> Postgres<'c> {
             .map(|s| s.line)
     }
 
+    /// After a statement outside a transaction failed: the INVALID indexes
+    /// it may have left (a failed `CREATE INDEX CONCURRENTLY` does), named
+    /// in the message with what to do.
+    fn name_invalid_indexes(&mut self, error: &mut Error) {
+        let Error::Sql { statement, message, .. } = error else {
+            return;
+        };
+        if !statement.to_ascii_uppercase().contains("CONCURRENTLY") {
+            return;
+        }
+        let sql = self.invalid_indexes_sql();
+        let Ok(rows) = self.query(&sql) else {
+            return;
+        };
+        let names: Vec<String> = rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        if !names.is_empty() {
+            message.push_str(&format!(
+                "; it left {} INVALID: drop {} with DROP INDEX CONCURRENTLY before running again",
+                names.join(", "),
+                if names.len() == 1 { "it" } else { "them" }
+            ));
+        }
+    }
+
     /// [`Lock::Table`]'s way to keep others out while a no-transaction
     /// script runs: a row lock lasts one transaction, so the lock row
     /// records this session as the holder of a lease (committed), which
@@ -530,7 +598,9 @@ impl<'c> Postgres<'c> {
                     }
                     _ => line,
                 };
-                return Err(sql_error(m, direction, script, line, text.to_owned(), &e, false));
+                let mut error = sql_error(m, direction, script, line, text.to_owned(), &e, false);
+                self.name_invalid_indexes(&mut error);
+                return Err(error);
             }
         }
         Ok(())
@@ -645,8 +715,23 @@ impl Backend for Postgres<'_> {
              FROM {} ORDER BY version",
             self.table
         );
-        let rows = match self.query(&sql) {
-            Ok(rows) => rows,
+        // The first read also looks for INVALID indexes, in the same round trip.
+        let first = !self.in_transaction;
+        let sql = if first {
+            format!("{sql};\n{}", self.invalid_indexes_sql())
+        } else {
+            sql
+        };
+        let rows = match self.query_sets(&sql) {
+            Ok(mut sets) => {
+                if first && let Some(invalid) = sets.get_mut(1) {
+                    self.invalid = invalid
+                        .drain(..)
+                        .filter_map(|r| r.into_iter().next().flatten())
+                        .collect();
+                }
+                sets.into_iter().next().unwrap_or_default()
+            }
             Err(e)
                 if !self.in_transaction
                     && matches!(
