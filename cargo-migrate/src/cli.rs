@@ -23,10 +23,12 @@ pub enum Cli {
         Migrations are SQL files in the package's migrations directory; `cargo build` checks \
         them and embeds them in the app, which applies them at start-up. These commands \
         work on the same files, with the same checks, tracking table and checksums.",
-    after_help = "Database URLs: sqlite:PATH, sqlite://PATH, sqlite::memory: or a plain file path. \
+    after_help = "Database URLs: sqlite:PATH, sqlite://PATH, sqlite::memory: or a plain file path; \
+        in sqlite: URLs %XX escapes are decoded and ?mode=ro|rw|rwc|memory is honoured. \
         A relative path in --database or DATABASE_URL is relative to the current directory; \
-        in [package.metadata.migrate] it is relative to the package. PostgreSQL is not supported yet.\n\n\
-        Exit status: 0 on success, 1 on error, 2 on a usage error."
+        in a .env file or [package.metadata.migrate], to that file's directory. PostgreSQL is not supported yet.\n\n\
+        Exit status: 0 on success, 1 on error, 2 on a usage error, \
+        3 from `status --exit-code` when the database is not up to date, 130 on Ctrl-C."
 )]
 pub struct Migrate {
     /// Path to the package's Cargo.toml [default: the package in the current directory]
@@ -43,13 +45,24 @@ pub struct Migrate {
     )]
     pub package: Option<String>,
 
-    /// The database [default: $DATABASE_URL, else `database` in [package.metadata.migrate]]
+    /// The database [default: $DATABASE_URL, else DATABASE_URL in .env, else `database` in [package.metadata.migrate]]
     #[arg(long, global = true, value_name = "URL", help_heading = "Package and database")]
     pub database: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Migrate {
+    /// The output format the command was asked for: `--format` of `list`
+    /// and `status`, text for the others. Errors are written in it too.
+    pub fn format(&self) -> Format {
+        match &self.command {
+            Command::List(ListArgs { format }) | Command::Status(StatusArgs { format, .. }) => *format,
+            _ => Format::Text,
+        }
+    }
 }
 
 /// The commands.
@@ -132,9 +145,13 @@ pub struct StatusArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Exit with status 1 when a migration is pending, modified or unknown (for CI)
+    /// Exit with status 3 when a migration is pending, modified or unknown (for CI; 1 is a failure)
     #[arg(long)]
     pub exit_code: bool,
+
+    /// How long to wait while another process commits a write to the database, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub lock_timeout: u64,
 }
 
 /// The options of the commands that change the database.
@@ -203,6 +220,9 @@ pub struct RenumberArgs {
     /// Say what would be renamed, and rename nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Renumber every migration 1, 2, 3, … in its current order (timestamp versions, gaps)
+    #[arg(long)]
+    pub consecutive: bool,
 }
 
 /// The arguments cargo passes, made to work when the binary is run directly

@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use migrate_runtime::rusqlite::{self, Connection, ErrorCode, OpenFlags};
 
+use crate::messages::note;
+
 /// Where the database URL came from, for messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -15,6 +17,8 @@ pub enum Source {
     Env,
     /// `database` in `[package.metadata.migrate]`.
     Config,
+    /// `DATABASE_URL` in a `.env` file.
+    DotEnv,
 }
 
 impl Source {
@@ -23,6 +27,7 @@ impl Source {
             Self::Flag => "from --database",
             Self::Env => "from DATABASE_URL",
             Self::Config => "from `database` in [package.metadata.migrate]",
+            Self::DotEnv => "from DATABASE_URL in .env",
         }
     }
 }
@@ -36,6 +41,20 @@ pub enum Location {
     File(PathBuf),
 }
 
+/// What a `?mode=` option of an `sqlite:` URL allows (sqlx's names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Access {
+    /// No `mode`: each command opens as it needs (`up` creates the file).
+    #[default]
+    Any,
+    /// `mode=ro`: read only; commands that change the database refuse.
+    ReadOnly,
+    /// `mode=rw`: read and write, never create the file.
+    ReadWrite,
+    /// `mode=rwc`: read and write, creating the file (what `up` does anyway).
+    Create,
+}
+
 /// A parsed database URL.
 #[derive(Clone, Debug)]
 pub struct Database {
@@ -43,6 +62,8 @@ pub struct Database {
     pub source: Source,
     /// The database it names.
     pub location: Location,
+    /// What its URL's `?mode=` allows.
+    pub access: Access,
 }
 
 /// How to open a database.
@@ -68,38 +89,71 @@ impl Database {
     /// Parses `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:` or a plain
     /// path; a relative path is taken relative to `base`.
     ///
+    /// In an `sqlite:` URL, percent-escapes are decoded (`my%20app.db`) and
+    /// sqlx's `?mode=ro|rw|rwc|memory` is honoured; a plain path is taken
+    /// as it is.
+    ///
     /// # Errors
     ///
-    /// An empty URL, an unsupported scheme (PostgreSQL included), or options
-    /// after `?`.
+    /// An empty URL, an unsupported scheme (PostgreSQL included), a bad
+    /// percent-escape, or an option other than `mode`.
     pub fn parse(url: &str, source: Source, base: &Path) -> Result<Self> {
         let from = source.describe();
-        let path = if let Some(rest) = url.strip_prefix("sqlite:") {
-            rest.strip_prefix("//").unwrap_or(rest)
+        // Every message shows the URL without its password.
+        let shown_url = redact(url);
+        let (path, options) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let (path, options) = rest.split_once('?').unwrap_or((rest, ""));
+            let path = percent_decode(path).map_err(|e| {
+                anyhow!(
+                    "the database URL `{shown_url}` ({from}) has {e}; write a `%` as %25, or give a plain file path"
+                )
+            })?;
+            (path, options)
         } else if let Some(scheme) = scheme(url) {
             match scheme.to_ascii_lowercase().as_str() {
                 "postgres" | "postgresql" => bail!(
-                    "PostgreSQL is not supported yet (SQLite only for now): `{url}` ({from}); use an SQLite database such as sqlite:app.db"
+                    "PostgreSQL is not supported yet (SQLite only for now): `{shown_url}` ({from}); use an SQLite database such as sqlite:app.db"
                 ),
                 _ => bail!(
-                    "unknown database URL scheme `{scheme}:` in `{url}` ({from}); use sqlite:PATH, sqlite::memory: or a file path"
+                    "unknown database URL scheme `{scheme}:` in `{shown_url}` ({from}); use sqlite:PATH, sqlite::memory: or a file path"
                 ),
             }
         } else {
-            url
+            (url.to_owned(), "")
         };
-        if path.is_empty() {
-            bail!("the database URL `{url}` ({from}) names no file; use sqlite:PATH, sqlite::memory: or a file path");
+        let mut access = Access::Any;
+        let mut memory = path == ":memory:";
+        for option in options.split('&').filter(|o| !o.is_empty()) {
+            match option.split_once('=') {
+                Some(("mode", "ro")) => access = Access::ReadOnly,
+                Some(("mode", "rw")) => access = Access::ReadWrite,
+                Some(("mode", "rwc")) => access = Access::Create,
+                Some(("mode", "memory")) => memory = true,
+                Some(("mode", other)) => bail!(
+                    "the database URL `{shown_url}` ({from}) has mode={other}; the modes are ro, rw, rwc and memory"
+                ),
+                _ => bail!(
+                    "the database URL `{shown_url}` ({from}) has the option `{}`, which is not supported; the only option is mode=ro|rw|rwc|memory: remove it",
+                    redact(&format!("?{option}")).trim_start_matches('?')
+                ),
+            }
         }
-        if let Some((_, options)) = path.split_once('?') {
-            bail!("the database URL `{url}` ({from}) has options (`?{options}`), which are not supported; remove them");
+        if path.is_empty() && !memory {
+            bail!(
+                "the database URL `{shown_url}` ({from}) names no file; use sqlite:PATH, sqlite::memory: or a file path"
+            );
         }
-        let location = if path == ":memory:" {
+        let location = if memory {
             Location::Memory
         } else {
             Location::File(base.join(path))
         };
-        Ok(Self { source, location })
+        Ok(Self {
+            source,
+            location,
+            access,
+        })
     }
 
     /// The database as shown in messages: its path relative to the current
@@ -128,6 +182,20 @@ impl Database {
             Location::File(path) => path,
         };
         let exists = path.exists();
+        if self.access == Access::ReadOnly && mode != Mode::ReadOnly {
+            bail!(
+                "the database `{}` ({}) is opened read-only by its URL's ?mode=ro, and this command changes it; remove ?mode=ro (or use mode=rw)",
+                self.shown(),
+                self.source.describe()
+            );
+        }
+        if !exists && self.access == Access::ReadWrite && mode == Mode::Create {
+            bail!(
+                "the database file {} does not exist, and its URL's ?mode=rw ({}) says not to create it; check the path, or use ?mode=rwc to create it",
+                self.shown(),
+                self.source.describe()
+            );
+        }
         if !exists && mode != Mode::Create {
             return Ok(None);
         }
@@ -152,13 +220,57 @@ impl Database {
             Mode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| self.error(&e, lock_timeout))?;
-        conn.busy_timeout(lock_timeout)
-            .map_err(|e| self.error(&e, lock_timeout))?;
+        if mode == Mode::ReadOnly {
+            // A reader waits only while a writer commits (or holds an
+            // exclusive lock), and says so at once.
+            read_wait::install(&conn, self.shown(), lock_timeout).map_err(|e| self.error(&e, lock_timeout))?;
+        } else {
+            conn.busy_timeout(lock_timeout)
+                .map_err(|e| self.error(&e, lock_timeout))?;
+        }
         // SQLite reads the file lazily: read it now, so a file that is not a
         // database or is locked is reported as such rather than later.
-        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.error(&e, lock_timeout))?;
-        Ok(Some(Opened { conn, created: !exists }))
+        match probe(&conn) {
+            Ok(()) => Ok(Some(Opened { conn, created: !exists })),
+            Err(e) if mode == Mode::ReadOnly && is_hot_journal(&e) => {
+                drop(conn);
+                self.roll_back_interrupted_write(path, lock_timeout)?;
+                self.open(mode, lock_timeout)
+            }
+            Err(e) => Err(self.error(&e, lock_timeout)),
+        }
+    }
+
+    /// A process was killed while writing the database: its rollback
+    /// journal is "hot", and a read-only connection cannot roll it back.
+    /// A read-write connection does, as soon as it reads the file.
+    fn roll_back_interrupted_write(&self, path: &Path, lock_timeout: Duration) -> Result<()> {
+        let mut journal = path.as_os_str().to_owned();
+        journal.push("-journal");
+        let journal = crate::package::show(Path::new(&journal));
+        let rolled_back = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|conn| {
+            conn.busy_timeout(lock_timeout)?;
+            probe(&conn)
+        });
+        match rolled_back {
+            Ok(()) => {
+                note!(
+                    "a write to {} was interrupted (a process crashed or was killed while writing it); SQLite rolled it back from {journal}, so the database is as it was before that write",
+                    self.shown()
+                );
+                Ok(())
+            }
+            Err(e) if is_hot_journal(&e) || e.sqlite_error_code() == Some(ErrorCode::ReadOnly) => bail!(
+                "cannot read the database `{}` ({}): a write to it was interrupted (a process crashed or was killed while writing it), and its journal {journal} must be rolled back first, which needs write permission on the file and its directory; run this command (or the app) as a user who may write them",
+                self.shown(),
+                self.source.describe()
+            ),
+            Err(e) => Err(self.error(&e, lock_timeout)),
+        }
     }
 
     /// The message for a failure to open or read the database.
@@ -181,12 +293,136 @@ impl Database {
     }
 }
 
+/// `s` with its `%XX` escapes decoded.
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| format!("a `%` not followed by two hex digits at byte {i}"))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|e| e.to_string())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "percent-escapes that are not UTF-8".to_owned())
+}
+
+/// Reads the file now (SQLite opens lazily).
+fn probe(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+        .map(drop)
+}
+
+/// Whether `e` is SQLite's "a hot journal needs rolling back, and this
+/// connection cannot write" (`SQLITE_READONLY_ROLLBACK`).
+fn is_hot_journal(e: &rusqlite::Error) -> bool {
+    e.sqlite_error()
+        .is_some_and(|e| e.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
+}
+
+/// Waiting, on a read-only connection, for another process that is writing.
+///
+/// In rollback-journal mode readers are blocked only while a writer commits
+/// or holds an exclusive lock; a reader waits for that (up to the
+/// command's lock timeout) and says so the moment it starts waiting. SQLite
+/// takes a plain function as busy handler, so its state is process-wide:
+/// a command opens one database.
+mod read_wait {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use migrate_runtime::rusqlite::{self, Connection};
+
+    use crate::messages::note;
+
+    struct Wait {
+        shown: String,
+        limit: Duration,
+        since: Option<Instant>,
+        announced: bool,
+    }
+
+    static WAIT: Mutex<Option<Wait>> = Mutex::new(None);
+
+    /// Makes `conn` wait up to `limit` for a writer, announcing it once.
+    pub fn install(conn: &Connection, shown: String, limit: Duration) -> rusqlite::Result<()> {
+        *WAIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Wait {
+            shown,
+            limit,
+            since: None,
+            announced: false,
+        });
+        conn.busy_handler(Some(busy))
+    }
+
+    /// SQLite's busy handler: `true` to try again, `false` to give up (SQLITE_BUSY).
+    fn busy(attempt: i32) -> bool {
+        let mut guard = WAIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(wait) = guard.as_mut() else {
+            return false;
+        };
+        if attempt == 0 {
+            wait.since = Some(Instant::now());
+            if !wait.announced {
+                wait.announced = true;
+                note!(
+                    "{} is locked by another process that is writing to it; waiting up to {}s for the write to finish (--lock-timeout SECS) …",
+                    wait.shown,
+                    wait.limit.as_secs_f64().round()
+                );
+            }
+        }
+        let waited = wait.since.map_or(Duration::ZERO, |t| t.elapsed());
+        let Some(left) = wait.limit.checked_sub(waited).filter(|d| !d.is_zero()) else {
+            return false;
+        };
+        drop(guard);
+        std::thread::sleep(left.min(Duration::from_millis(20)));
+        true
+    }
+}
+
 /// The message for a database that stayed locked.
 pub fn locked(shown: &str, waited: Duration) -> anyhow::Error {
     anyhow!(
         "the database `{shown}` is locked by another process: waited {}s for it; make sure no other program holds a long transaction on it, or raise --lock-timeout",
         waited.as_secs_f64().round()
     )
+}
+
+/// `url` with its password replaced by `***`, to be shown in messages:
+/// `postgres://alice:***@host/db`. Both places a URL carries a password are
+/// covered: the user-info before `@` and a `password=` option.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let end = out[start..].find(['/', '?', '#']).map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(query) = out.find('?') {
+        let mut redacted = out[..=query].to_owned();
+        let options: Vec<String> = out[query + 1..]
+            .split('&')
+            .map(|option| match option.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => option.to_owned(),
+            })
+            .collect();
+        redacted.push_str(&options.join("&"));
+        out = redacted;
+    }
+    out
 }
 
 /// The scheme of `url` (`postgres` in `postgres://…`), if it has one. A
@@ -223,6 +459,29 @@ mod tests {
     }
 
     #[test]
+    fn percent_escapes_and_modes() {
+        let file = |p: &str| Location::File(PathBuf::from(p));
+        assert_eq!(parse("sqlite:my%20app.db").unwrap(), file("/pkg/my app.db"));
+        assert_eq!(parse("sqlite:///tmp/caf%C3%A9.db").unwrap(), file("/tmp/café.db"));
+        assert_eq!(
+            parse("my%20app.db").unwrap(),
+            file("/pkg/my%20app.db"),
+            "a plain path is literal"
+        );
+        let access = |url: &str| Database::parse(url, Source::Flag, Path::new("/pkg")).unwrap().access;
+        assert_eq!(access("sqlite:app.db"), Access::Any);
+        assert_eq!(access("sqlite:app.db?mode=ro"), Access::ReadOnly);
+        assert_eq!(access("sqlite://app.db?mode=rw"), Access::ReadWrite);
+        assert_eq!(access("sqlite:app.db?mode=rwc"), Access::Create);
+        assert_eq!(parse("sqlite:app.db?mode=memory").unwrap(), Location::Memory);
+        let err = |url: &str| parse(url).unwrap_err().to_string();
+        assert!(err("sqlite:a%2.db").contains("a `%` not followed by two hex digits"));
+        assert!(err("sqlite:a%ff.db").contains("not UTF-8"));
+        assert!(err("sqlite:app.db?mode=wr").contains("has mode=wr; the modes are ro, rw, rwc and memory"));
+        assert!(err("sqlite:app.db?cache=shared").contains("the option `cache=shared`, which is not supported"));
+    }
+
+    #[test]
     fn bad_urls() {
         let err = |url: &str| parse(url).unwrap_err().to_string();
         assert!(err("postgres://localhost/db").starts_with("PostgreSQL is not supported yet"));
@@ -230,7 +489,33 @@ mod tests {
         assert!(err("mysql://localhost/db").starts_with("unknown database URL scheme `mysql:`"));
         assert!(err("sqlite:").contains("names no file"));
         assert!(err("").contains("names no file"));
-        assert!(err("sqlite:app.db?mode=rwc").contains("not supported"));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://alice:s3cret@host/db"),
+            "postgres://alice:***@host/db"
+        );
+        assert_eq!(
+            redact("postgres://alice:p@ss:w@host:5432"),
+            "postgres://alice:***@host:5432"
+        );
+        assert_eq!(redact("postgres://alice@host/db"), "postgres://alice@host/db");
+        assert_eq!(
+            redact("postgres://host/db?user=a&password=x&sslmode=require"),
+            "postgres://host/db?user=a&password=***&sslmode=require"
+        );
+        assert_eq!(redact("sqlite:app.db"), "sqlite:app.db");
+        assert_eq!(redact("sqlite://data/a:b@c.db"), "sqlite://data/a:b@c.db");
+        for url in [
+            "postgres://alice:s3cret@host/db",
+            "mysql://bob:s3cret@h/x",
+            "pg://h/x?password=s3cret&a=1",
+        ] {
+            let e = parse(url).unwrap_err().to_string();
+            assert!(!e.contains("s3cret") && e.contains("***"), "{e}");
+        }
     }
 
     #[test]

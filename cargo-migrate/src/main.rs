@@ -6,9 +6,8 @@
 //! and checks of the build script) and applied through `migrate-runtime`
 //! (the runner the app links), so the app and this tool always agree.
 //!
-//! Data goes to standard output, messages and `error: …` lines to standard
-//! error. The exit status is 0 on success, 1 on an error, 2 on a usage
-//! error (clap's own).
+//! Data goes to standard output; everything said to the user goes to
+//! standard error through [`messages`]. The exit statuses are in [`exit`].
 
 use std::process::ExitCode;
 
@@ -17,6 +16,8 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod database;
+mod exit;
+mod messages;
 mod migrations;
 mod output;
 mod package;
@@ -28,19 +29,25 @@ use settings::Settings;
 fn main() -> ExitCode {
     // Prints help, version and usage errors itself (usage errors exit 2).
     let Cli::Migrate(args) = Cli::parse_from(cli::normalize_args(std::env::args_os()));
+    let format = args.format();
+    messages::on_ctrl_c();
     match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line per error: the message carries the hint.
-            let message = format!("{e:#}").replace('\n', "; ");
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
+            messages::error(&e);
+            if format == cli::Format::Json {
+                // A script reading stdout gets a JSON document either way.
+                let _ = output::json(&output::Failure::of(&e));
+            }
+            ExitCode::from(exit::FAILURE)
         }
     }
 }
 
-fn run(args: cli::Migrate) -> anyhow::Result<()> {
+/// Runs the command; `Ok` carries its exit status (success, or "not up to
+/// date" for `status --exit-code`), `Err` is a failure.
+fn run(args: cli::Migrate) -> anyhow::Result<ExitCode> {
     let settings = Settings::new(args)?;
     commands::run(&settings)
 }

@@ -1,8 +1,15 @@
-//! Writing data: aligned columns, JSON strings, durations, and a broken
+//! Writing data: aligned columns, JSON, durations, and a broken
 //! pipe that is not an error (`cargo migrate list | head -1`).
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::Duration;
+
+use anyhow::Result;
+use migrate_build::Problem;
+use serde::Serialize;
+
+use crate::messages::{Label, Problems};
 
 /// Whether `e` is a write to a closed pipe: the reader has all it wants.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -11,6 +18,24 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Prints a table on stdout: `header`, then `rows`, aligned by
+/// [`columns`]; nothing at all when there are no rows.
+///
+/// # Errors
+///
+/// When stdout cannot be written.
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<()> {
+    let mut table = vec![header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
+    table.extend(rows);
+    if table.len() == 1 {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", columns(&table))?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Rows aligned in columns two spaces apart; the last column is not padded.
@@ -41,30 +66,73 @@ pub fn columns(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `s` as a JSON string literal.
-pub fn json(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// Writes `value` to stdout as JSON on one line: the `--format json` output.
+///
+/// # Errors
+///
+/// When stdout cannot be written (a closed pipe is reported as such, and
+/// is not an error for `main`).
+pub fn json(value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string(value)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
 }
 
-/// `s` as a JSON string, or `null`.
-pub fn json_opt(s: Option<&str>) -> String {
-    s.map_or_else(|| "null".to_owned(), json)
+/// A failed command in `--format json`: `{"error":{"message":…,"problems":[…]}}`.
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    error: FailureBody,
+}
+
+#[derive(Debug, Serialize)]
+struct FailureBody {
+    /// The `error:` line's text.
+    message: String,
+    /// The problems of the migrations directory (or config), when that is what failed.
+    problems: Vec<ProblemRow>,
+}
+
+/// One problem of a migrations directory.
+#[derive(Debug, Serialize)]
+struct ProblemRow {
+    severity: Label,
+    /// The file, relative to the package when inside it.
+    file: String,
+    /// 1-based, or `null` when the problem is about the whole file.
+    line: Option<usize>,
+    message: String,
+    /// What to do about it, or `null`.
+    hint: Option<String>,
+}
+
+impl Failure {
+    /// The JSON of the error that ends the command.
+    pub fn of(e: &anyhow::Error) -> Self {
+        let problems = e
+            .downcast_ref::<Problems>()
+            .map(|p| p.problems.iter().map(ProblemRow::of).collect())
+            .unwrap_or_default();
+        Self {
+            error: FailureBody {
+                message: crate::messages::one_line(e),
+                problems,
+            },
+        }
+    }
+}
+
+impl ProblemRow {
+    fn of(p: &Problem) -> Self {
+        Self {
+            severity: Label::of(p.severity),
+            file: p.file.display().to_string(),
+            line: (p.line > 0).then_some(p.line),
+            message: p.message.clone(),
+            hint: p.hint.clone(),
+        }
+    }
 }
 
 /// `0.4 ms`, `3 ms`, or `1.2 s` from a second on.
@@ -79,14 +147,7 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
-/// `1 migration`, `2 migrations`.
-pub fn count(n: usize, one: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {one}s")
-    }
-}
+pub use crate::messages::count;
 
 #[cfg(test)]
 mod tests {
@@ -102,18 +163,10 @@ mod tests {
     }
 
     #[test]
-    fn json_strings() {
-        assert_eq!(json("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
-        assert_eq!(json_opt(None), "null");
-    }
-
-    #[test]
     fn durations() {
         assert_eq!(duration(Duration::from_micros(420)), "0.4 ms");
         assert_eq!(duration(Duration::from_millis(3)), "3.0 ms");
         assert_eq!(duration(Duration::from_millis(42)), "42 ms");
         assert_eq!(duration(Duration::from_millis(1234)), "1.2 s");
-        assert_eq!(count(1, "migration"), "1 migration");
-        assert_eq!(count(0, "migration"), "0 migrations");
     }
 }

@@ -95,7 +95,7 @@ impl Package {
             .context("the package's manifest has no directory")?
             .to_owned();
         let config = Config::from_manifest(&manifest)
-            .map_err(|e| crate::migrations::problems_error_in(e, "[package.metadata.migrate]"))?;
+            .map_err(|e| crate::messages::Problems::new(&e, "[package.metadata.migrate]"))?;
         let build_script = found
             .targets
             .iter()
@@ -113,6 +113,23 @@ impl Package {
     /// The migrations directory.
     pub fn migrations_dir(&self) -> PathBuf {
         migrate_build::migrations_dir(&self.dir, &self.config)
+    }
+
+    /// The migrations directory, or an error saying how to create it when
+    /// it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// When the directory does not exist.
+    pub fn existing_migrations_dir(&self) -> Result<PathBuf> {
+        let dir = self.migrations_dir();
+        if !dir.is_dir() {
+            bail!(
+                "the migrations directory {} does not exist; create it with `cargo migrate init` (or set dir in [package.metadata.migrate])",
+                show(&dir)
+            );
+        }
+        Ok(dir)
     }
 
     /// A version number zero-padded to the configured width: `0003`.

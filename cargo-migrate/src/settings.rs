@@ -1,7 +1,7 @@
 //! The validated settings every command works from: the package, its
 //! config, and the database, resolved once from the raw arguments.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 
@@ -18,6 +18,8 @@ pub struct Settings {
     pub database: Option<Database>,
     /// `--database` as given (`init` writes it to the config).
     pub database_flag: Option<String>,
+    /// The current directory, which relative paths on the command line start from.
+    pub cwd: PathBuf,
     /// The command and its own options.
     pub command: Command,
 }
@@ -43,6 +45,7 @@ impl Settings {
             database,
             database_flag: args.database,
             command: args.command,
+            cwd,
         })
     }
 
@@ -68,19 +71,47 @@ fn uses_database(command: &Command) -> bool {
     }
 }
 
+/// The database URL: `--database`, else `DATABASE_URL` in the environment,
+/// else in a `.env` file (the current directory's, else the package's, as
+/// sqlx-cli and diesel_cli read it), else the config's `database`.
+///
 /// Relative paths on the command line and in the environment are relative
-/// to the current directory, like every path given to a command; in the
-/// manifest they are relative to the package, like `dir`.
+/// to the current directory, like every path given to a command; in a file
+/// (the manifest, a `.env`) they are relative to that file's directory.
 fn database(flag: Option<&str>, package: &Package, cwd: &Path) -> Result<Option<Database>> {
     let env = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
     let (url, source, base) = if let Some(url) = flag {
-        (url.to_owned(), Source::Flag, cwd)
+        (url.to_owned(), Source::Flag, cwd.to_owned())
     } else if let Some(url) = env {
-        (url, Source::Env, cwd)
+        (url, Source::Env, cwd.to_owned())
+    } else if let Some((url, dir)) = dotenv_url(&[cwd, &package.dir])? {
+        (url, Source::DotEnv, dir)
     } else if let Some(url) = &package.config.database {
-        (url.clone(), Source::Config, package.dir.as_path())
+        (url.clone(), Source::Config, package.dir.clone())
     } else {
         return Ok(None);
     };
-    Database::parse(&url, source, base).map(Some)
+    Database::parse(&url, source, &base).map(Some)
+}
+
+/// `DATABASE_URL` from the first `.env` file in `dirs` that sets it, and
+/// that file's directory.
+fn dotenv_url(dirs: &[&Path]) -> Result<Option<(String, PathBuf)>> {
+    for dir in dirs {
+        let path = dir.join(".env");
+        if !path.is_file() {
+            continue;
+        }
+        let shown = crate::package::show(&path);
+        let entries = dotenvy::from_path_iter(&path).with_context(|| format!("cannot read {shown}"))?;
+        for entry in entries {
+            let (key, value) = entry.with_context(|| {
+                format!("cannot read {shown}: it is not a valid .env file; fix it, or pass --database URL")
+            })?;
+            if key == "DATABASE_URL" && !value.is_empty() {
+                return Ok(Some((value, dir.to_path_buf())));
+            }
+        }
+    }
+    Ok(None)
 }

@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
                 Kind::Up => ".up.sql",
                 Kind::Down => ".down.sql",
                 Kind::UpOnly => ".sql",
+                other => panic!("a kind this target does not know: {other:?}"),
             };
             assert!(name.ends_with(suffix), "kind of {name:?}: {f:?}");
         }

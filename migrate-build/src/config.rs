@@ -15,7 +15,11 @@ use crate::problem::{Error, Problem};
 /// table = "_migrations"         # tracking table
 /// width = 4                     # zero-padding of new versions
 /// ```
+///
+/// New keys will come (`#[non_exhaustive]`): start from
+/// [`Config::default`] and set fields.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// The migrations directory, relative to the package.
@@ -75,7 +79,9 @@ impl Config {
         }
         let manifest_value: Manifest = toml::from_str(text).map_err(|e| {
             let lines = text.lines().count().max(1);
-            let line = e.span().map_or(0, |s| crate::line_at(text, s.start).min(lines));
+            let line = e
+                .span()
+                .map_or(0, |s| crate::line_at(text.as_bytes(), s.start).min(lines));
             Error::new(vec![
                 Problem::error(
                     manifest,

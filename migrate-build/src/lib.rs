@@ -23,25 +23,36 @@
 //! ```
 //!
 //! Every problem is reported at once, as `cargo::error=path:line: message`
-//! lines that fail the build: bad file names, duplicate versions, gaps, a
-//! down without an up, empty files, files that are not UTF-8, unknown
+//! lines that fail the build: bad file names (with the rename, also for
+//! refinery's `V1__name.sql` and an upper-case `.SQL`), duplicate versions,
+//! gaps, versions that are timestamps, a down without an up, empty files,
+//! files that are not UTF-8, unknown
 //! `-- migrate:` directives, directories where files belong, SQL that does
 //! not run (every migration is replayed into an in-memory SQLite database
 //! through the real runner), and down migrations that do not restore the
-//! schema from before their up.
+//! schema from before their up. Warnings (`cargo::warning=`) do not fail
+//! it: an up with only comments, `PRAGMA foreign_keys = OFF` in a migration
+//! that runs in a transaction (where SQLite ignores it).
+
+#![warn(unreachable_pub)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod checks;
+#[doc(hidden)]
 pub mod codegen;
 pub mod config;
+pub mod directives;
+pub mod file_name;
+pub mod naming;
 mod problem;
 pub mod scan;
 mod validate;
 
 pub use config::Config;
 pub use problem::{Error, Problem, Severity};
-pub use validate::{Checked, check, load, migrations_dir};
+pub use validate::{Checked, Loaded, check, load, migrations_dir};
 
 /// The name of the generated file in the output directory.
 pub const OUTPUT_FILE: &str = "migrations.rs";
@@ -59,6 +70,7 @@ pub fn build() -> Result<Built, Error> {
 
 /// What [`Builder::build`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Built {
     /// The generated file.
     pub path: PathBuf,
@@ -86,6 +98,7 @@ pub struct Builder {
     out_dir: Option<PathBuf>,
     package_dir: Option<PathBuf>,
     config: Option<Config>,
+    runtime_path: String,
     directives: Box<dyn Write>,
 }
 
@@ -102,6 +115,7 @@ impl std::fmt::Debug for Builder {
             .field("out_dir", &self.out_dir)
             .field("package_dir", &self.package_dir)
             .field("config", &self.config)
+            .field("runtime_path", &self.runtime_path)
             .finish_non_exhaustive()
     }
 }
@@ -110,12 +124,14 @@ impl Builder {
     /// Defaults: the package is `CARGO_MANIFEST_DIR`, its settings come
     /// from its `Cargo.toml`, output goes to `OUT_DIR`, and cargo
     /// directives to standard output.
+    #[must_use]
     pub fn new() -> Self {
         Self {
             dir: None,
             out_dir: None,
             package_dir: None,
             config: None,
+            runtime_path: codegen::DEFAULT_RUNTIME_PATH.to_owned(),
             directives: Box::new(std::io::stdout()),
         }
     }
@@ -149,6 +165,27 @@ impl Builder {
         self
     }
 
+    /// The path of the runtime crate in the generated code (default
+    /// `::migrate_runtime`), for an app that renamed the dependency
+    /// (`rt = { package = "migrate-runtime", … }` → `"::rt"`) or re-exports
+    /// it (`"crate::deps::migrate_runtime"`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // build.rs of an app whose Cargo.toml says
+    /// // `rt = { package = "migrate-runtime", version = "0.1" }`
+    /// fn main() -> Result<(), migrate_build::Error> {
+    ///     migrate_build::Builder::new().runtime_path("::rt").build()?;
+    ///     Ok(())
+    /// }
+    /// ```
+    #[must_use]
+    pub fn runtime_path(mut self, path: impl Into<String>) -> Self {
+        self.runtime_path = path.into();
+        self
+    }
+
     /// Where `cargo::` directives are written (default: standard output,
     /// where cargo reads them). Tests pass a buffer.
     #[must_use]
@@ -165,6 +202,19 @@ impl Builder {
     /// `cargo::error=` directive), or a failure to read the manifest or to
     /// write the output.
     pub fn build(mut self) -> Result<Built, Error> {
+        let runtime_path = std::mem::take(&mut self.runtime_path);
+        if !codegen::is_runtime_path(&runtime_path) {
+            let problems = vec![
+                Problem::error(
+                    "build.rs",
+                    0,
+                    format!("`{runtime_path}` is not a path to the runtime crate"),
+                )
+                .hint("give Builder::runtime_path a Rust path such as \"::migrate_runtime\" or \"crate::deps::rt\""),
+            ];
+            self.report(&problems);
+            return Err(Error::new(problems));
+        }
         let package_dir = match self.package_dir.take() {
             Some(d) => d,
             None => env_path("CARGO_MANIFEST_DIR")?,
@@ -192,9 +242,11 @@ impl Builder {
         let source = codegen::generate(&codegen::Input {
             migrations: &checked.migrations,
             tables: &checked.tables,
+            ages: &checked.ages,
             tracking_table: &config.table,
             package_dir: &package_dir,
             dir_display: &scan::display_path(&dir, &package_dir),
+            runtime_path: &runtime_path,
         });
         let path = out_dir.join(OUTPUT_FILE);
         let changed = write_if_changed(&path, source.as_bytes())?;
@@ -242,11 +294,9 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// 1-based line of byte `offset` in `text`.
-pub(crate) fn line_at(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// 1-based line of byte `offset` in `text` (bytes, so that a file that is
+/// not UTF-8 can be pointed into). `migrate_runtime` has its own copy in
+/// `sql.rs`, private to it; this one serves the whole build crate.
+pub(crate) fn line_at(text: &[u8], offset: usize) -> usize {
+    text[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }

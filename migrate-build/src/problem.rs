@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// How bad a problem is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Severity {
     /// Fails the build.
     Error,
@@ -13,7 +14,10 @@ pub enum Severity {
 }
 
 /// One problem: where it is, what it is, and what to do about it.
+///
+/// Built with [`Problem::error`] or [`Problem::warning`], and [`Problem::hint`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Problem {
     /// Error or warning.
     pub severity: Severity,
@@ -29,6 +33,7 @@ pub struct Problem {
 
 impl Problem {
     /// An error at `file:line`.
+    #[must_use]
     pub fn error(file: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Error,
@@ -40,6 +45,7 @@ impl Problem {
     }
 
     /// A warning at `file:line`.
+    #[must_use]
     pub fn warning(file: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Warning,

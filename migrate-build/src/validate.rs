@@ -3,20 +3,25 @@
 
 use std::path::{Path, PathBuf};
 
-use migrate_runtime::schema::Table;
+use migrate_runtime::schema::{Schema, Table};
 use migrate_runtime::{Migration, Migrator};
 
 use crate::config::Config;
+use crate::naming::{Ages, has_collision};
 use crate::problem::{Error, Problem};
 use crate::scan::{Found, scan};
 
 /// A migrations directory that passed every check.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Checked {
     /// The migrations, oldest first.
     pub migrations: Vec<Found>,
     /// The tables after the last migration, with their columns.
     pub tables: Vec<Table>,
+    /// When each table and column appeared, where the final schema has a
+    /// naming collision (else empty); see [`crate::naming`].
+    pub ages: Ages,
     /// Warnings (checks that do not fail the build).
     pub warnings: Vec<Problem>,
     /// The migrations directory.
@@ -24,6 +29,7 @@ pub struct Checked {
 }
 
 /// The migrations directory of a package: `config.dir` relative to `package_dir`.
+#[must_use]
 pub fn migrations_dir(package_dir: &Path, config: &Config) -> PathBuf {
     package_dir.join(&config.dir)
 }
@@ -35,13 +41,30 @@ pub fn migrations_dir(package_dir: &Path, config: &Config) -> PathBuf {
 ///
 /// Every problem the scan finds (names, duplicates, gaps, pairing,
 /// encodings, directives, empty files).
-pub fn load(package_dir: &Path, config: &Config) -> Result<(Vec<Found>, Vec<Problem>), Error> {
+pub fn load(package_dir: &Path, config: &Config) -> Result<Loaded, Error> {
     let dir = migrations_dir(package_dir, config);
     let scan = scan(&dir, package_dir, config.width);
     if scan.has_errors() {
         return Err(Error::new(scan.problems));
     }
-    Ok((scan.migrations, scan.problems))
+    Ok(Loaded {
+        migrations: scan.migrations,
+        warnings: scan.problems,
+        dir,
+    })
+}
+
+/// A migrations directory that was read without errors (not replayed): what
+/// [`load`] returns.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The migrations, oldest first.
+    pub migrations: Vec<Found>,
+    /// Warnings (checks that do not fail the build).
+    pub warnings: Vec<Problem>,
+    /// The migrations directory.
+    pub dir: PathBuf,
 }
 
 /// Runs every check on a package's migrations: the scan, then a replay of
@@ -54,18 +77,36 @@ pub fn load(package_dir: &Path, config: &Config) -> Result<(Vec<Found>, Vec<Prob
 /// Every problem found, warnings included; a failing statement stops the
 /// replay, so migrations after it are not replayed.
 pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
-    let (migrations, mut problems) = load(package_dir, config)?;
+    let Loaded {
+        migrations,
+        warnings: mut problems,
+        ..
+    } = load(package_dir, config)?;
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
     let replay = Migrator::new(&runtime)
         .table(&config.table)
         .validate_with(|conn, schema| schema.tables(conn));
     match replay {
-        Ok((_, tables)) => Ok(Checked {
-            migrations,
-            tables,
-            warnings: problems,
-            dir: migrations_dir(package_dir, config),
-        }),
+        Ok((_, tables)) => {
+            let ages = if has_collision(&tables) {
+                match ages(&runtime, &config.table) {
+                    Ok(ages) => ages,
+                    Err(e) => {
+                        problems.push(to_problem(e, package_dir, config));
+                        return Err(Error::new(problems));
+                    }
+                }
+            } else {
+                Ages::default()
+            };
+            Ok(Checked {
+                ages,
+                migrations,
+                tables,
+                warnings: problems,
+                dir: migrations_dir(package_dir, config),
+            })
+        }
         Err(migrate_runtime::Error::Validation { problems: found }) => {
             problems.extend(found.into_iter().map(|e| to_problem(e, package_dir, config)));
             Err(Error::new(problems))
@@ -75,6 +116,24 @@ pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
             Err(Error::new(problems))
         }
     }
+}
+
+/// The schema after each migration, replayed up only through the real
+/// runner into an in-memory database: when each table and column appeared.
+fn ages(migrations: &[Migration], table: &str) -> Result<Ages, migrate_runtime::Error> {
+    let mut conn =
+        migrate_runtime::rusqlite::Connection::open_in_memory().map_err(|cause| migrate_runtime::Error::Database {
+            doing: "opening an in-memory database".to_owned(),
+            cause,
+        })?;
+    let migrator = Migrator::new(migrations).table(table);
+    let mut ages = Ages::default();
+    for m in migrations {
+        migrator.migrate_to(&mut conn, m.version())?;
+        let schema = Schema::read(&conn, table)?;
+        ages.record(m.version(), &schema.tables(&conn)?);
+    }
+    Ok(ages)
 }
 
 fn to_problem(e: migrate_runtime::Error, package_dir: &Path, config: &Config) -> Problem {

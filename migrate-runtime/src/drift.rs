@@ -44,24 +44,21 @@ impl SchemaDiff {
 }
 
 impl<'m> Migrator<'m> {
-    /// The schema that the migrations numbered `versions` make, replayed
-    /// into a new in-memory database through this runner.
+    /// A new in-memory database holding what the migrations numbered
+    /// `versions` make, replayed through this runner (for
+    /// [`model::schema_sql`] or [`Model::read`]).
     ///
     /// # Errors
     ///
     /// [`Error::UnknownTarget`] for a version the code does not have; the
     /// replay's errors when a migration fails.
-    pub fn schema_after(&self, versions: &[u64], filter: &Filter) -> Result<Model> {
+    pub fn replay_versions(&self, versions: &[u64]) -> Result<Connection> {
         let mut subset: Vec<Migration> = Vec::with_capacity(versions.len());
         for &v in versions {
-            let m = self
-                .migrations()
-                .iter()
-                .find(|m| m.version() == v)
-                .ok_or_else(|| Error::UnknownTarget {
-                    target: v,
-                    known: self.migrations().iter().map(Migration::version).collect(),
-                })?;
+            let m = crate::plan::find(self.migrations(), v).ok_or_else(|| Error::UnknownTarget {
+                target: v,
+                known: self.migrations().iter().map(Migration::version).collect(),
+            })?;
             subset.push(m.clone());
         }
         subset.sort_by_key(Migration::version);
@@ -71,7 +68,17 @@ impl<'m> Migrator<'m> {
             .allow_out_of_order(true)
             .drift(DriftPolicy::Off)
             .apply(&mut conn)?;
-        Model::read(&conn, filter)
+        Ok(conn)
+    }
+
+    /// The schema that the migrations numbered `versions` make: the
+    /// [`replay_versions`](Self::replay_versions)'s model.
+    ///
+    /// # Errors
+    ///
+    /// As [`replay_versions`](Self::replay_versions).
+    pub fn schema_after(&self, versions: &[u64], filter: &Filter) -> Result<Model> {
+        Model::read(&self.replay_versions(versions)?, filter)
     }
 
     /// Compares `conn`'s schema with the one its applied migrations make.

@@ -177,6 +177,21 @@ impl SharedBuf {
 
 // ---- real cargo builds of throw-away packages ----
 
+/// A testbox with a package name of its own. Testboxes share a target
+/// directory, and cargo gives root packages with the same name the same
+/// build-script output directory: a test that runs in parallel with another
+/// `testbox` could compile or run the other's generated module.
+fn testbox(name: &str) -> Package {
+    let pkg = Package::new();
+    let manifest = pkg.read("Cargo.toml");
+    assert!(manifest.contains("name = \"testbox\""), "{manifest}");
+    pkg.write(
+        "Cargo.toml",
+        manifest.replace("name = \"testbox\"", &format!("name = \"testbox-{name}\"")),
+    );
+    pkg
+}
+
 fn write_users(pkg: &Package) {
     pkg.write(
         "migrations/0001_create_users.up.sql",
@@ -187,7 +202,7 @@ fn write_users(pkg: &Package) {
 
 #[test]
 fn testbox_valid_set_builds_runs_and_picks_up_new_files() {
-    let pkg = Package::new();
+    let pkg = testbox("valid");
     write_users(&pkg);
     let (ok, stderr) = pkg.build();
     assert!(ok, "{stderr}");
@@ -220,7 +235,7 @@ fn testbox_valid_set_builds_runs_and_picks_up_new_files() {
 
 #[test]
 fn testbox_sql_error_fails_the_build_with_file_and_line() {
-    let pkg = Package::new();
+    let pkg = testbox("sql-error");
     write_users(&pkg);
     pkg.write(
         "migrations/0002_broken.sql",
@@ -236,7 +251,7 @@ fn testbox_sql_error_fails_the_build_with_file_and_line() {
 
 #[test]
 fn testbox_code_naming_a_dropped_column_stops_compiling() {
-    let pkg = Package::new();
+    let pkg = testbox("dropped-column");
     pkg.write(
         "migrations/0001_create_users.sql",
         "CREATE TABLE users (id INTEGER PRIMARY KEY, nickname TEXT);\n",
@@ -259,7 +274,7 @@ fn testbox_code_naming_a_dropped_column_stops_compiling() {
 
 #[test]
 fn testbox_hostile_names_generate_compiling_code() {
-    let pkg = Package::new();
+    let pkg = testbox("hostile-names");
     pkg.write(
         "migrations/0001_self.sql",
         r#"CREATE TABLE "type" ("table" TEXT, "fn" TEXT, "1st" TEXT, "quote""d" TEXT, "back\slash" TEXT, "sp ace" TEXT, "ünï" TEXT, "" TEXT);
@@ -278,9 +293,8 @@ CREATE TABLE "9lives" ("*/ fn evil() {} /*" TEXT, """); panic!(""" TEXT);
     pkg.write("migrations/0006_add_email.sql", "SELECT 1;\n");
     let main = tests::MAIN_RS.replace(
         "fn main() {",
-        "#[allow(dead_code)]\nconst N: [&str; 6] = [\n    migrations::schema::type_::TABLE_,\n    migrations::schema::type_::FN,\n    migrations::schema::type_::C_1ST,\n    migrations::schema::t_9lives::TABLE,\n    migrations::schema::self_::X,\n    migrations::Version::V2fa.name(),\n];\n\nfn main() {",
-    )
-    .replace("migrations::Version::V2fa.name()", "\"2fa\"");
+        "#[allow(dead_code)]\nconst N: [&str; 6] = [\n    migrations::schema::type_::sql::TABLE_,\n    migrations::schema::type_::TABLE_,\n    migrations::schema::type_::FN,\n    migrations::schema::type_::C_1ST,\n    migrations::schema::t_9lives::TABLE,\n    migrations::schema::self_::X,\n];\n\n// The variant of `0003_2fa.sql`, compiled.\n#[allow(dead_code)]\nconst V2FA: u64 = migrations::Version::V2fa.number();\n\nfn main() {",
+    );
     pkg.write("src/main.rs", &main);
     let (ok, stderr) = pkg.build();
     assert!(ok, "{stderr}");
@@ -317,4 +331,149 @@ CREATE TABLE "9lives" ("*/ fn evil() {} /*" TEXT, """); panic!(""" TEXT);
         code.contains("pub const FN_EVIL: &str = \"*/ fn evil() {} /*\";"),
         "{code}"
     );
+}
+
+#[test]
+fn testbox_renamed_runtime_dependency_with_runtime_path() {
+    let pkg = testbox("renamed-runtime");
+    let manifest = pkg
+        .read("Cargo.toml")
+        .replace("migrate-runtime = { path", "rt = { package = \"migrate-runtime\", path");
+    assert!(
+        manifest.contains("rt = { package") && manifest.contains("testbox-renamed-runtime"),
+        "{manifest}"
+    );
+    pkg.write("Cargo.toml", &manifest);
+    pkg.write(
+        "build.rs",
+        "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::Builder::new().runtime_path(\"::rt\").build()?;\n    Ok(())\n}\n",
+    );
+    pkg.write("src/main.rs", tests::MAIN_RS.replace("migrate_runtime::", "rt::"));
+    write_users(&pkg);
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    let out = pkg.run(&["app.db"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("applied 1 create_users"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn builder_refuses_a_runtime_path_that_is_not_a_path() {
+    let out = tests::scratch();
+    let err = migrate_build::Builder::new()
+        .package_dir(fixtures_dir().join("valid"))
+        .out_dir(out.path())
+        .runtime_path("::rt; fn evil() {}")
+        .directives(std::io::sink())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("is not a path to the runtime crate"), "{err}");
+}
+
+/// The generated module of the package at `dir`, built without cargo.
+fn generate(dir: &Path) -> String {
+    let out = tests::scratch();
+    let built = migrate_build::Builder::new()
+        .package_dir(dir)
+        .out_dir(out.path())
+        .directives(std::io::sink())
+        .build()
+        .unwrap();
+    std::fs::read_to_string(built.path).unwrap()
+}
+
+/// The constant `name` in module `module` of the generated schema.
+fn schema_const(code: &str, module: &str, name: &str) -> Option<String> {
+    let start = code.find(&format!("    pub mod {module} {{\n"))?;
+    let body = &code[start..start + code[start..].find("\n    }\n")?];
+    let line = body
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("pub const {name}: &str = ")))?;
+    Some(line.split(" = ").nth(1)?.trim_end_matches(';').to_owned())
+}
+
+#[test]
+fn a_later_table_never_takes_an_existing_schema_name() {
+    let dir = tests::scratch();
+    let m = dir.path().join("migrations");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(m.join("0001_users.sql"), "CREATE TABLE user_s (full_name TEXT);\n").unwrap();
+    let code = generate(dir.path());
+    assert_eq!(
+        schema_const(&code, "user_s", "TABLE").as_deref(),
+        Some("\"user_s\""),
+        "{code}"
+    );
+    // `user-s` sorts before `user_s`, and `full name` comes first after the rebuild.
+    std::fs::write(
+        m.join("0002_more.sql"),
+        "CREATE TABLE \"user-s\" (x);\n\
+         CREATE TABLE new_user_s (\"full name\" TEXT, full_name TEXT);\n\
+         INSERT INTO new_user_s (full_name) SELECT full_name FROM user_s;\n\
+         DROP TABLE user_s;\n\
+         ALTER TABLE new_user_s RENAME TO user_s;\n",
+    )
+    .unwrap();
+    std::fs::write(m.join("0003_later.sql"), "ALTER TABLE \"user-s\" ADD COLUMN y;\n").unwrap();
+    let code = generate(dir.path());
+    assert_eq!(
+        schema_const(&code, "user_s", "TABLE").as_deref(),
+        Some("\"user_s\""),
+        "{code}"
+    );
+    assert_eq!(
+        schema_const(&code, "user_s_2", "TABLE").as_deref(),
+        Some("\"user-s\""),
+        "{code}"
+    );
+    assert_eq!(
+        schema_const(&code, "user_s", "FULL_NAME").as_deref(),
+        Some("\"full_name\""),
+        "{code}"
+    );
+    assert_eq!(
+        schema_const(&code, "user_s", "FULL_NAME_2").as_deref(),
+        Some("\"full name\""),
+        "{code}"
+    );
+}
+
+#[test]
+fn timestamp_versions_are_one_error_that_suggests_renumber_consecutive() {
+    let text = report(&fixtures_dir().join("timestamp_versions"));
+    assert_eq!(
+        text,
+        "1 problem in the migrations:\n  error: migrations: the versions look like timestamps (`migrations/20240101120000_a.up.sql`, sqlx/diesel style); cargo-migrate numbers migrations consecutively, 1, 2, 3, … (help: run `cargo migrate renumber --consecutive` to renumber them 0001, 0002, … in their current order)\n"
+    );
+}
+
+#[test]
+fn foreign_keys_off_in_a_transaction_is_a_warning_at_its_line() {
+    let text = report(&fixtures_dir().join("pragma_foreign_keys_off"));
+    assert!(text.starts_with("ok: 3 migrations\n"), "{text}");
+    let warnings: Vec<_> = text.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0]
+            .starts_with("warning: migrations/0002_rebuild_child.sql:2: `PRAGMA foreign_keys = OFF` does nothing here")
+            && warnings[0].contains("-- migrate:no-transaction"),
+        "{text}"
+    );
+}
+
+#[test]
+fn refinery_names_and_upper_case_extensions_get_a_rename() {
+    let text = report(&fixtures_dir().join("other_conventions"));
+    for expected in [
+        "migrations/U1__create_users.sql: `U1__create_users.sql` is a Flyway-style undo migration",
+        "(help: rename it to `0001_create_users.down.sql`)",
+        "migrations/V1__create_users.sql: `V1__create_users.sql` is a refinery/Flyway-style name: cargo-migrate names migrations {version}_{name}.sql (help: rename it to `0001_create_users.sql`)",
+        "migrations/V2__b.SQL: `V2__b.SQL` has an upper-case extension: migration files end in `.sql` (help: rename it to `0002_b.sql`)",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
 }

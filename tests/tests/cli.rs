@@ -12,6 +12,9 @@ use tests::Package;
 const USERS_UP: &str = "CREATE TABLE users (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    username TEXT NOT NULL UNIQUE,\n    email TEXT NOT NULL UNIQUE,\n    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP\n);\n";
 const USERS_DOWN: &str = "DROP TABLE users;\n";
 
+/// The exit status of `status --exit-code` on a database that is not up to date.
+const NOT_UP_TO_DATE: i32 = 3;
+
 /// A package with `migrations/0001_create_users` and, for each further
 /// name, a reversible migration creating a table of that name.
 fn package(tables: &[&str]) -> Package {
@@ -159,6 +162,15 @@ fn new_user_session() {
     assert!(pkg.path().join("migrations").is_dir());
     let manifest = pkg.read("Cargo.toml");
     assert!(manifest.contains("database = \"sqlite:app.db\""), "{manifest}");
+    // The build script's SQLite is compiled optimized (issue 8, rough edges).
+    assert!(
+        manifest.contains("\n[profile.dev.package.libsqlite3-sys]\nopt-level = 2\n"),
+        "{manifest}"
+    );
+    assert!(
+        said.contains("Cargo.toml: added [profile.dev.package.libsqlite3-sys] opt-level = 2"),
+        "{said}"
+    );
 
     // The app as init tells the user to write it.
     let main = snippet
@@ -255,6 +267,7 @@ fn init_keeps_the_manifest_formatting_and_is_harmless_twice() {
     assert!(said.contains("build.rs already calls migrate_build"), "{said}");
     assert!(said.contains("migrate-runtime is already in [dependencies]"), "{said}");
     assert!(said.contains("[package.metadata.migrate] exists"), "{said}");
+    assert!(said.contains("[profile.dev.package.libsqlite3-sys] exists"), "{said}");
 }
 
 #[test]
@@ -336,6 +349,18 @@ fn init_in_a_workspace_uses_its_workspace_dependencies() {
     );
     assert!(ws.path().join("app/migrations").is_dir());
     assert!(ws.path().join("app/build.rs").is_file());
+    // Cargo reads profiles from the workspace's root manifest only.
+    assert!(!manifest.contains("[profile"), "{manifest}");
+    let root = std::fs::read_to_string(ws.path().join("Cargo.toml")).unwrap();
+    assert!(
+        root.ends_with("\n[profile.dev.package.libsqlite3-sys]\nopt-level = 2\n"),
+        "{root}"
+    );
+    assert!(
+        stderr(&out).contains("Cargo.toml: added [profile.dev.package.libsqlite3-sys] opt-level = 2"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ---------------------------------------------------------------- new
@@ -447,10 +472,8 @@ fn list_text_and_json() {
     insta::assert_snapshot!("list", o);
     assert_eq!(e, "3 migrations in migrations\n");
     let (o, _) = ok(&pkg, &["list", "--format", "json"]);
-    assert!(o.starts_with("{\"dir\":\"migrations\",\"migrations\":[{\"version\":1,\"name\":\"create_users\",\"up\":\"migrations/0001_create_users.up.sql\",\"down\":\"migrations/0001_create_users.down.sql\",\"reversible\":true,"), "{o}");
-    assert!(o.contains("{\"version\":3,\"name\":\"vacuum\",\"up\":\"migrations/0003_vacuum.sql\",\"down\":null,\"reversible\":false,\"up_no_transaction\":true,"), "{o}");
-    assert_eq!(o.lines().count(), 1);
-    assert!(o.trim_end().ends_with("}]}"), "{o}");
+    assert_eq!(o.lines().count(), 1, "one line: {o}");
+    insta::assert_snapshot!("list_json", pretty(&o));
 
     let empty = Package::new();
     let (o, e) = ok(&empty, &["list"]);
@@ -475,17 +498,20 @@ fn status_shows_applied_pending_modified_and_unknown() {
     assert!(lines[3].starts_with("0003     create_tags   pending"), "{o}");
     assert_eq!(e, "app.db: 2 applied, 1 pending\n");
 
-    let (_, e) = expect(&pkg, &["status", "--database", "app.db", "--exit-code"], 1);
-    assert!(
-        e.ends_with(
-            "error: the database is not up to date (2 applied, 1 pending); apply them with `cargo migrate up`\n"
-        ),
-        "{e}"
+    // Not up to date is a result, not a failure: its own exit status, no `error:` line.
+    let (_, e) = expect(&pkg, &["status", "--database", "app.db", "--exit-code"], NOT_UP_TO_DATE);
+    assert_eq!(
+        e,
+        "app.db: 2 applied, 1 pending\nnot up to date (exit status 3); apply them with `cargo migrate up`\n"
     );
 
     let (o, _) = ok(&pkg, &["status", "--database", "app.db", "--format", "json"]);
-    assert!(o.starts_with("{\"database\":\"app.db\",\"exists\":true,\"up_to_date\":false,\"applied\":2,\"pending\":1,\"modified\":0,\"unknown\":0,\"migrations\":[{\"version\":1,\"name\":\"create_users\",\"state\":\"applied\",\"applied_at\":\"20"), "{o}");
-    assert!(o.contains("{\"version\":3,\"name\":\"create_tags\",\"state\":\"pending\",\"applied_at\":null,\"file\":\"migrations/0003_create_tags.up.sql\""), "{o}");
+    let json: serde_json::Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(json["up_to_date"], false);
+    assert_eq!((json["applied"].as_u64(), json["pending"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(json["migrations"][0]["state"], "applied");
+    assert_eq!(json["migrations"][2]["state"], "pending");
+    assert_eq!(json["migrations"][2]["file"], "migrations/0003_create_tags.up.sql");
 
     // Modified: an applied file edited. Unknown: an applied file deleted.
     pkg.write("migrations/0001_create_users.up.sql", format!("{USERS_UP}-- edited\n"));
@@ -499,11 +525,131 @@ fn status_shows_applied_pending_modified_and_unknown() {
     assert!(o.contains("0002     create_teams  unknown   20"), "{o}");
     assert!(o.contains("applied, but not on disk"), "{o}");
     assert_eq!(e, "app.db: 0 applied, 0 pending, 1 modified, 1 unknown\n");
-    let (_, e) = expect(&pkg, &["status", "--database", "app.db", "--exit-code"], 1);
+    let (_, e) = expect(&pkg, &["status", "--database", "app.db", "--exit-code"], NOT_UP_TO_DATE);
+    assert!(e.contains("not up to date (exit status 3); see the NOTE column"), "{e}");
+    assert!(!e.contains("error:"), "{e}");
+}
+
+/// `--format json` output, pretty and with the times of day replaced, for a snapshot.
+fn pretty(json: &str) -> String {
+    fn redact(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if k == "applied_at" && v.is_string() {
+                        *v = "[time]".into();
+                    } else {
+                        redact(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    redact(&mut v);
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
+/// The JSON of every state, and of a modified migration's reasons with both checksums.
+#[test]
+fn status_json_shape() {
+    let pkg = package(&["teams", "tags", "labels", "notes", "extra"]);
+    ok(&pkg, &["up", "--database", "app.db"]);
+    // 0002 changed, 0003 renamed, 0004 renamed and changed, 0005 pending
+    // (rolled back by hand), 0006 deleted (unknown).
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY, x);\n",
+    );
+    let mv = |from: &str, to: &str| {
+        for kind in ["up", "down"] {
+            std::fs::rename(
+                pkg.path().join(format!("migrations/{from}.{kind}.sql")),
+                pkg.path().join(format!("migrations/{to}.{kind}.sql")),
+            )
+            .unwrap();
+        }
+    };
+    mv("0003_create_tags", "0003_make_tags");
+    mv("0004_create_labels", "0004_make_labels");
+    pkg.write(
+        "migrations/0004_make_labels.up.sql",
+        "CREATE TABLE labels (id INTEGER PRIMARY KEY, y);\n",
+    );
+    Connection::open(pkg.path().join("app.db"))
+        .unwrap()
+        .execute_batch("DROP TABLE notes; DELETE FROM _migrations WHERE version = 5;")
+        .unwrap();
+    std::fs::remove_file(pkg.path().join("migrations/0006_create_extra.up.sql")).unwrap();
+    std::fs::remove_file(pkg.path().join("migrations/0006_create_extra.down.sql")).unwrap();
+    let (o, _) = ok(&pkg, &["status", "--database", "app.db", "--format", "json"]);
+    assert_eq!(o.lines().count(), 1, "one line: {o}");
+    insta::assert_snapshot!("status_json", pretty(&o));
+    let (o, _) = ok(&pkg, &["status", "--database", "app.db"]);
+    assert!(o.contains("0003     make_tags     modified  20"), "{o}");
     assert!(
-        e.contains("error: the database is not up to date (0 applied, 0 pending, 1 modified, 1 unknown)"),
+        o.contains("applied as `create_tags`: the migration was renamed\n"),
+        "{o}"
+    );
+    assert!(
+        o.contains("applied as `create_labels`: the migration was renamed, and its file changed\n"),
+        "{o}"
+    );
+}
+
+/// With `--format json` a failure is a JSON document on stdout too (and the
+/// `error:` line on stderr), the problems of the migrations included.
+#[test]
+fn errors_are_json_with_format_json() {
+    let pkg = package(&["teams"]);
+    let out = migrate(
+        &pkg,
+        &["status", "--format", "json", "--database", "mysql://localhost/x"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("error: unknown database URL scheme"),
+        "{}",
+        stderr(&out)
+    );
+    let mut texts = vec![pretty(&stdout(&out))];
+    pkg.write("migrations/0002_dup.sql", "CREATE TABLE dup (x);\n");
+    pkg.write("migrations/3-bad.sql", "SELECT 1;\n");
+    for args in [
+        &["list", "--format", "json"][..],
+        &["status", "--format", "json", "--database", "app.db"],
+    ] {
+        let out = migrate(&pkg, args);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(stdout(&out).lines().count(), 1, "one line: {}", stdout(&out));
+        texts.push(pretty(&stdout(&out)));
+    }
+    assert_eq!(texts[1], texts[2], "the same problems, whatever the command");
+    insta::assert_snapshot!("errors_json", texts[..2].join("\n"));
+    // Without --format json, stdout stays empty.
+    let out = migrate(&pkg, &["list"]);
+    assert_eq!(stdout(&out), "");
+}
+
+/// Issue 8, rough edges: with a duplicate version on disk (a merge),
+/// `status` prints the directory's problems and what the database applied.
+#[test]
+fn status_with_a_broken_directory_still_shows_the_database() {
+    let pkg = package(&["teams"]);
+    ok(&pkg, &["up", "--database", "app.db"]);
+    pkg.write("migrations/0002_add_phone.sql", "CREATE TABLE phones (x);\n");
+    let (o, e) = expect(&pkg, &["status", "--database", "app.db"], 1);
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(lines.len(), 3, "{o}");
+    assert!(lines[1].starts_with("0001     create_users  applied  20"), "{o}");
+    assert!(lines[2].starts_with("0002     create_teams  applied  20"), "{o}");
+    assert!(
+        e.starts_with("app.db: 2 applied, by its tracking table; not compared with the files, whose problems follow\nerror: migrations/0002_create_teams.up.sql: duplicate version 2: `migrations/0002_add_phone.sql` and"),
         "{e}"
     );
+    assert!(e.ends_with("error: 1 problem in the migrations\n"), "{e}");
 }
 
 #[test]
@@ -528,7 +674,13 @@ fn status_of_a_missing_database_does_not_create_it() {
     let (o, _) = ok(&pkg, &["status", "--database", "missing.db", "--format", "json"]);
     assert!(o.contains("\"exists\":false"), "{o}");
     assert!(!pkg.path().join("missing.db").exists());
-    expect(&pkg, &["status", "--database", "missing.db", "--exit-code"], 1);
+    expect(
+        &pkg,
+        &["status", "--database", "missing.db", "--exit-code"],
+        NOT_UP_TO_DATE,
+    );
+    // A failure is still 1, so CI tells "run `cargo migrate up`" from "broken".
+    fail(&pkg, &["status", "--database", "mysql://x", "--exit-code"]);
 }
 
 // ---------------------------------------------------------------- up
@@ -641,7 +793,9 @@ fn up_history_checks_and_their_overrides() {
     std::fs::remove_file(pkg.path().join("migrations/0003_create_tags.down.sql")).unwrap();
     let e = fail(&pkg, &["up", "--database", "app.db"]);
     assert!(
-        e.contains("the database has applied a migration this program does not know: 3 `create_tags`"),
+        e.contains(
+            "the database has applied 1 migration that is not in migrations: 3 `create_tags`; were the files deleted"
+        ),
         "{e}"
     );
     let (_, e) = ok(&pkg, &["up", "--database", "app.db", "--allow-unknown"]);
@@ -716,7 +870,12 @@ fn redo_runs_the_newest_down_and_up_again_with_its_new_text() {
         "migrations/0002_create_teams.up.sql",
         "CREATE TABLE teams (id INTEGER PRIMARY KEY, title TEXT);\n",
     );
-    let (_, e) = ok(&pkg, &["redo", "--database", "app.db"]);
+    let e = fail(&pkg, &["redo", "--database", "app.db"]);
+    assert!(
+        e.contains("`redo` would run its new down script against what its old up script did"),
+        "{e}"
+    );
+    let (_, e) = ok(&pkg, &["redo", "--database", "app.db", "--allow-modified"]);
     assert!(e.contains("note: migration 0002 changed since it was applied"), "{e}");
     assert!(e.contains("rolling back 0002 create_teams … done in"), "{e}");
     assert!(e.contains("applying 0002 create_teams … done in"), "{e}");
@@ -736,6 +895,223 @@ fn redo_runs_the_newest_down_and_up_again_with_its_new_text() {
         e.contains("migration 1 `create_users` was changed after it was applied"),
         "{e}"
     );
+}
+
+/// Issue 8, defect 10: the CLI's errors name its flags, not the API's
+/// options, and say what a missing file means.
+#[test]
+fn history_errors_name_the_cli_flags() {
+    let pkg = package(&["teams", "tags"]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    let mut texts = Vec::new();
+    // Modified, then renamed.
+    pkg.write("migrations/0001_create_users.up.sql", format!("{USERS_UP}-- edited\n"));
+    texts.push(fail(&pkg, &["up", "--database", "app.db"]));
+    pkg.write("migrations/0001_create_users.up.sql", USERS_UP);
+    for kind in ["up", "down"] {
+        std::fs::rename(
+            pkg.path().join(format!("migrations/0002_create_teams.{kind}.sql")),
+            pkg.path().join(format!("migrations/0002_make_teams.{kind}.sql")),
+        )
+        .unwrap();
+    }
+    texts.push(fail(&pkg, &["up", "--database", "app.db"]));
+    for kind in ["up", "down"] {
+        std::fs::rename(
+            pkg.path().join(format!("migrations/0002_make_teams.{kind}.sql")),
+            pkg.path().join(format!("migrations/0002_create_teams.{kind}.sql")),
+        )
+        .unwrap();
+    }
+    // Out of order.
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE teams; DELETE FROM _migrations WHERE version = 2;")
+        .unwrap();
+    texts.push(fail(&pkg, &["up", "--database", "app.db"]));
+    ok(&pkg, &["up", "--database", "app.db", "--allow-out-of-order"]);
+    // Unknown: the newest migration's files are gone.
+    std::fs::remove_file(pkg.path().join("migrations/0003_create_tags.up.sql")).unwrap();
+    std::fs::remove_file(pkg.path().join("migrations/0003_create_tags.down.sql")).unwrap();
+    texts.push(fail(&pkg, &["up", "--database", "app.db"]));
+    let all = texts.join("");
+    for flag in ["--allow-modified", "--allow-out-of-order", "--allow-unknown"] {
+        assert!(all.contains(flag), "{flag}: {all}");
+    }
+    for option in [
+        "(allow_modified)",
+        "(allow_unknown)",
+        "(allow_out_of_order)",
+        "this program",
+        "newer build",
+    ] {
+        assert!(!all.contains(option), "{option}: {all}");
+    }
+    insta::assert_snapshot!("history_errors", all);
+}
+
+/// Issue 8, defect 10: `down` when the newest applied migrations' files are
+/// not on disk names them and says what to do, instead of "there is no
+/// migration 6".
+#[test]
+fn down_names_the_applied_migrations_whose_files_are_missing() {
+    let pkg = package(&["teams", "tags", "labels"]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    for file in ["0003_create_tags", "0004_create_labels"] {
+        std::fs::remove_file(pkg.path().join(format!("migrations/{file}.up.sql"))).unwrap();
+        std::fs::remove_file(pkg.path().join(format!("migrations/{file}.down.sql"))).unwrap();
+    }
+    for args in [
+        &["down", "--database", "app.db"][..],
+        &["down", "--steps", "2", "--database", "app.db"],
+        &["down", "--to", "1", "--database", "app.db"],
+        &["redo", "--database", "app.db"],
+    ] {
+        let e = fail(&pkg, args);
+        assert!(!e.contains("there is no migration"), "{args:?}: {e}");
+        assert!(
+            e.contains("but their files are not in migrations") || e.contains("but its files are not in migrations"),
+            "{args:?}: {e}"
+        );
+        assert!(e.contains("Restore the files"), "{args:?}: {e}");
+    }
+    let e = fail(&pkg, &["down", "--steps", "2", "--database", "app.db"]);
+    assert!(
+        e.ends_with("error: cannot roll back 2 migrations: the database has applied 3 `create_tags`, 4 `create_labels` but their files are not in migrations, so there is no down script to run; nothing was rolled back. Restore the files (from version control, or the branch that added them) and run the command again\n"),
+        "{e}"
+    );
+    assert_eq!(applied(&db), [1, 2, 3, 4], "nothing was rolled back");
+}
+
+/// Issue 8, defect 3: `up` never records a migration whose up file is
+/// still the comment-only template of `new`.
+#[test]
+fn up_refuses_a_migration_whose_up_file_has_no_sql_yet() {
+    let pkg = package(&[]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    ok(&pkg, &["new", "create teams"]);
+    let e = fail(&pkg, &["up", "--database", "app.db"]);
+    assert!(
+        e.ends_with("error: migrations/0002_create_teams.up.sql: migration 2 `create_teams` has no SQL statement yet, only comments (the template of `cargo migrate new`?); applying it would record it as applied without changing anything, and SQL written into it later would never run. Write the migration — or, if it is meant to do nothing, put `SELECT 1;` in it; nothing was applied\n"),
+        "{e}"
+    );
+    let e = fail(&pkg, &["up", "--dry-run", "--database", "app.db"]);
+    assert!(e.contains("has no SQL statement yet"), "{e}");
+    assert_eq!(applied(&db), [1]);
+    // Written: the edit loop goes on.
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n",
+    );
+    pkg.write("migrations/0002_create_teams.down.sql", "DROP TABLE teams;\n");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    assert_eq!(applied(&db), [1, 2]);
+    // An intended no-op says so with a statement.
+    ok(&pkg, &["new", "nothing", "--no-down"]);
+    pkg.write("migrations/0003_nothing.sql", "-- on purpose\nSELECT 1;\n");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    assert_eq!(applied(&db), [1, 2, 3]);
+}
+
+/// Issue 8, defect 3: a template that an app (or an older `cargo migrate
+/// up`) recorded as applied before its SQL was written is applied again
+/// with its SQL by `up` and by `redo`, instead of being stuck as "modified".
+#[test]
+fn an_applied_empty_template_runs_its_sql_once_written() {
+    for command in ["up", "redo"] {
+        let pkg = package(&[]);
+        let db = pkg.path().join("app.db");
+        ok(&pkg, &["new", "create teams"]);
+        // The app at start-up applies the untouched template (the runtime does not refuse it).
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrate-worker"))
+            .args([pkg.path().join("migrations").to_str().unwrap(), db.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(applied(&db), [1, 2]);
+        pkg.write(
+            "migrations/0002_create_teams.up.sql",
+            "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n",
+        );
+        pkg.write("migrations/0002_create_teams.down.sql", "DROP TABLE teams;\n");
+        if command == "up" {
+            let (o, e) = ok(&pkg, &["up", "--dry-run", "--database", "app.db"]);
+            assert_eq!(
+                o,
+                "-- 0002 create_teams (migrations/0002_create_teams.up.sql)\nCREATE TABLE teams (id INTEGER PRIMARY KEY);\n\n"
+            );
+            assert!(e.contains("`up` applies it again with the SQL written since"), "{e}");
+            assert_eq!(applied(&db), [1, 2]);
+        }
+        let (_, e) = ok(&pkg, &[command, "--database", "app.db"]);
+        assert!(
+            e.contains("note: migration 0002 `create_teams` was recorded as applied while its up file was still the empty template of `cargo migrate new`, which changed nothing; applying it now with the SQL written since"),
+            "{command}: {e}"
+        );
+        assert!(!e.contains("rolling back"), "{command}: nothing to roll back: {e}");
+        assert_eq!(tables(&db), ["_migrations", "teams", "users"], "{command}");
+        let (_, e) = ok(&pkg, &["status", "--database", "app.db", "--exit-code"]);
+        assert!(e.contains("up to date (2 applied, 0 pending)"), "{command}: {e}");
+    }
+}
+
+/// Issue 8, defect 3: the edit loop `new` → write → `up` → edit → `redo`.
+/// The new down may not undo the old up, so `redo` refuses and says what to
+/// do; `--allow-modified` runs the current down and up, and records the new
+/// checksum.
+#[test]
+fn redo_of_an_edited_migration_needs_allow_modified() {
+    let pkg = package(&[]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["new", "create teams"]);
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n",
+    );
+    pkg.write("migrations/0002_create_teams.down.sql", "DROP TABLE teams;\n");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    // The edit: a new column, and a down that drops it first (it would fail on the old table).
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY);\nCREATE INDEX teams_id ON teams (id);\n",
+    );
+    pkg.write(
+        "migrations/0002_create_teams.down.sql",
+        "DROP INDEX teams_id;\nDROP TABLE teams;\n",
+    );
+    let e = fail(&pkg, &["redo", "--database", "app.db"]);
+    assert!(
+        e.ends_with("error: migrations/0002_create_teams.up.sql: migration 0002 `create_teams` changed since it was applied, so `redo` would run its new down script against what its old up script did, which it may not undo; nothing was changed. If the new down does undo the applied version (say, it drops the table both versions create), run `cargo migrate redo --allow-modified`: it runs the current down, then the current up, and records the new checksum. Otherwise put the applied version of the file back (`git stash`), run `cargo migrate down`, bring the edit back and run `cargo migrate up`\n"),
+        "{e}"
+    );
+    // The way the message gives: the old files back, down, the edit again, up.
+    let (new_up, new_down) = (
+        pkg.read("migrations/0002_create_teams.up.sql"),
+        pkg.read("migrations/0002_create_teams.down.sql"),
+    );
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n",
+    );
+    pkg.write("migrations/0002_create_teams.down.sql", "DROP TABLE teams;\n");
+    ok(&pkg, &["down", "--database", "app.db"]);
+    pkg.write("migrations/0002_create_teams.up.sql", &new_up);
+    pkg.write("migrations/0002_create_teams.down.sql", &new_down);
+    ok(&pkg, &["up", "--database", "app.db"]);
+    // Another edit whose down does undo the applied version: --allow-modified.
+    pkg.write(
+        "migrations/0002_create_teams.up.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY, name TEXT);\nCREATE INDEX teams_id ON teams (id);\n",
+    );
+    let (_, e) = ok(&pkg, &["redo", "--database", "app.db", "--allow-modified"]);
+    assert!(e.contains("rolling back 0002 create_teams … done in"), "{e}");
+    assert!(e.contains("applying 0002 create_teams … done in"), "{e}");
+    let (_, e) = ok(&pkg, &["status", "--database", "app.db", "--exit-code"]);
+    assert!(e.contains("up to date"), "the new checksum is recorded: {e}");
+    assert_eq!(applied(&db), [1, 2]);
 }
 
 // ---------------------------------------------------------------- check
@@ -1039,7 +1415,9 @@ fn database_errors() {
         &["status", "--database", "postgres://localhost/app"],
         &["up", "--database", "postgresql://localhost/app"],
         &["up", "--database", "sqlite:"],
-        &["up", "--database", "sqlite:app.db?mode=rwc"],
+        &["up", "--database", "sqlite:app.db?cache=shared"],
+        &["up", "--database", "sqlite:app.db?mode=ro"],
+        &["up", "--database", "sqlite:app%.db"],
         &["up", "--database", "garbage.db"],
         &["status", "--database", "sqlite:garbage.db"],
         &["up", "--database", "adir"],
@@ -1049,6 +1427,124 @@ fn database_errors() {
     }
     insta::assert_snapshot!("database_errors", texts.join("\n"));
     assert!(!pkg.path().join("app.db").exists());
+}
+
+/// Issue 8, defect 5: a password in a database URL is never printed, by any
+/// command, wherever the URL came from.
+#[test]
+fn passwords_in_database_urls_are_redacted() {
+    let pkg = package(&[]);
+    let urls = [
+        "postgres://alice:s3cret@db.example/app",
+        "mysql://alice:s3cret@db.example/app",
+        "postgresql://db.example/app?user=alice&password=s3cret",
+        "sqlite:app.db?password=s3cret",
+    ];
+    let commands: [&[&str]; 7] = [
+        &["status"],
+        &["up"],
+        &["up", "--dry-run"],
+        &["down"],
+        &["redo"],
+        &["renumber"],
+        &["init"],
+    ];
+    for url in urls {
+        for command in commands {
+            // From the flag, and from DATABASE_URL.
+            let from_flag = pkg.migrate().args(command).args(["--database", url]).output().unwrap();
+            let from_env = pkg.migrate().args(command).env("DATABASE_URL", url).output().unwrap();
+            for (out, from) in [(from_flag, "--database"), (from_env, "DATABASE_URL")] {
+                let all = format!("{}{}", stdout(&out), stderr(&out));
+                if command != ["init"] || from == "--database" {
+                    assert_eq!(out.status.code(), Some(1), "{command:?} {from} {url}: {all}");
+                    assert!(all.contains("***"), "{command:?} {from} {url}: {all}");
+                }
+                assert!(!all.contains("s3cret"), "{command:?} {from} {url}: {all}");
+            }
+        }
+    }
+    // From the config (`init` above wrote one: start again).
+    let pkg = package(&[]);
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\ndatabase = \"postgres://alice:s3cret@db.example/app\"\n"),
+    );
+    let e = fail(&pkg, &["status"]);
+    assert!(e.contains("`postgres://alice:***@db.example/app`"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+/// Issue 8, rough edges: percent-escapes in `sqlite:` URLs are decoded, and
+/// sqlx's `?mode=` is honoured.
+#[test]
+fn sqlite_urls_decode_escapes_and_honour_mode() {
+    let pkg = package(&[]);
+    let (_, e) = ok(&pkg, &["up", "--database", "sqlite:my%20app.db"]);
+    assert!(e.contains("created the database file my app.db"), "{e}");
+    assert_eq!(applied(&pkg.path().join("my app.db")), [1]);
+    let (o, _) = ok(&pkg, &["status", "--database", "sqlite:my%20app.db?mode=ro"]);
+    assert!(o.contains("create_users  applied"), "{o}");
+    let e = fail(&pkg, &["down", "--database", "sqlite:my%20app.db?mode=ro"]);
+    assert!(
+        e.contains("is opened read-only by its URL's ?mode=ro, and this command changes it"),
+        "{e}"
+    );
+    assert_eq!(applied(&pkg.path().join("my app.db")), [1]);
+    let e = fail(&pkg, &["up", "--database", "sqlite:rw.db?mode=rw"]);
+    assert!(
+        e.contains("the database file rw.db does not exist, and its URL's ?mode=rw"),
+        "{e}"
+    );
+    assert!(!pkg.path().join("rw.db").exists());
+    ok(&pkg, &["up", "--database", "sqlite:rw.db?mode=rwc"]);
+    ok(&pkg, &["down", "--database", "sqlite:rw.db?mode=rw"]);
+    let (_, e) = ok(&pkg, &["up", "--database", "sqlite:x.db?mode=memory"]);
+    assert!(e.contains("in-memory database"), "{e}");
+    assert!(!pkg.path().join("x.db").exists());
+}
+
+/// Issue 8, rough edges: `DATABASE_URL` is read from a `.env` file (the
+/// current directory's, else the package's) after the environment and
+/// before the config; a relative path in it is relative to the file.
+#[test]
+fn database_url_from_a_dotenv_file() {
+    let pkg = package(&[]);
+    let manifest = pkg.read("Cargo.toml") + "\n[package.metadata.migrate]\ndatabase = \"sqlite:config.db\"\n";
+    pkg.write("Cargo.toml", manifest);
+    pkg.write(".env", "# local settings\nOTHER=1\nDATABASE_URL=sqlite:dotenv.db\n");
+    std::fs::create_dir(pkg.path().join("src/sub")).unwrap();
+    let run = |dir: &str, args: &[&str], env: Option<&str>| {
+        let mut cmd = pkg.migrate();
+        cmd.args(args).current_dir(pkg.path().join(dir));
+        if let Some(url) = env {
+            cmd.env("DATABASE_URL", url);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run("src/sub", &["up"], None);
+    assert!(stderr(&out).contains("created the database file"), "{}", stderr(&out));
+    assert!(pkg.path().join("dotenv.db").exists(), "relative to the .env file");
+    assert!(!pkg.path().join("config.db").exists());
+    let out = run(".", &["up"], Some("sqlite:env.db"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pkg.path().join("env.db").exists(), "the environment wins");
+    // A .env in the current directory comes first.
+    pkg.write("src/sub/.env", "DATABASE_URL=sqlite:here.db\n");
+    let out = run("src/sub", &["up"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pkg.path().join("src/sub/here.db").exists());
+    // Errors say where the URL came from; a broken .env is an error.
+    pkg.write(".env", "DATABASE_URL=mysql://x/y\n");
+    let e = fail(&pkg, &["status"]);
+    assert!(e.contains("(from DATABASE_URL in .env)"), "{e}");
+    pkg.write(".env", "DATABASE_URL='unterminated\n");
+    let e = fail(&pkg, &["status"]);
+    assert!(e.contains("cannot read .env: it is not a valid .env file"), "{e}");
+    std::fs::remove_file(pkg.path().join(".env")).unwrap();
+    ok(&pkg, &["up"]);
+    assert!(pkg.path().join("config.db").exists(), "then the config");
 }
 
 #[test]
@@ -1128,6 +1624,116 @@ fn locked_database_times_out_with_a_clear_error() {
     );
     holder.execute_batch("COMMIT").unwrap();
     ok(&pkg, &["up", "--lock-timeout", "1", "--database", "app.db"]);
+}
+
+/// Reads `pipe` up to and including the first `end` (or to its end), as it comes.
+fn read_until(pipe: &mut impl std::io::Read, end: &str) -> String {
+    let mut said = Vec::new();
+    let mut byte = [0u8; 1];
+    while !said.ends_with(end.as_bytes()) && pipe.read(&mut byte).unwrap() == 1 {
+        said.push(byte[0]);
+    }
+    String::from_utf8(said).unwrap()
+}
+
+/// Issue 8, defect 4: after a process was killed in the middle of a write,
+/// `status` (which opens read-only) rolls the hot journal back instead of
+/// blaming the permissions.
+#[test]
+fn status_after_a_crash_during_a_write_rolls_the_journal_back() {
+    use std::io::BufRead as _;
+    let pkg = package(&["teams"]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    let mut writer = std::process::Command::new(env!("CARGO_BIN_EXE_migrate-worker"))
+        .args(["--interrupted-write", db.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(writer.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "writing\n");
+    writer.kill().unwrap(); // SIGKILL
+    writer.wait().unwrap();
+    let journal = pkg.path().join("app.db-journal");
+    assert!(
+        std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0),
+        "the kill left a hot journal"
+    );
+
+    let (o, e) = ok(&pkg, &["status", "--database", "app.db", "--exit-code"]);
+    assert!(o.contains("0002     create_teams  applied"), "{o}");
+    assert!(
+        e.contains("note: a write to app.db was interrupted (a process crashed or was killed while writing it); SQLite rolled it back from app.db-journal"),
+        "{e}"
+    );
+    assert!(e.contains("up to date"), "{e}");
+    assert!(!journal.exists(), "the journal is gone");
+    let rows: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM interrupted", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "the interrupted write was rolled back");
+}
+
+/// Issue 8, defect 9: `status` reads while another process holds a write
+/// transaction; when a writer holds the exclusive lock it says at once that
+/// it waits, accepts the --lock-timeout it suggests, and goes on when the
+/// writer is done.
+#[test]
+fn status_does_not_wait_for_a_writer_and_says_when_it_must() {
+    let pkg = package(&[]);
+    let db = pkg.path().join("app.db");
+    ok(&pkg, &["up", "--database", "app.db"]);
+    let holder = Connection::open(&db).unwrap();
+
+    // A write in progress (not committing yet): readers are not blocked.
+    holder
+        .execute_batch("CREATE TABLE x (y); BEGIN IMMEDIATE; INSERT INTO x VALUES (1);")
+        .unwrap();
+    let start = std::time::Instant::now();
+    let (_, e) = ok(&pkg, &["status", "--database", "app.db"]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(4), "no wait: {e}");
+    assert!(!e.contains("waiting"), "{e}");
+    holder.execute_batch("COMMIT").unwrap();
+
+    // An exclusive lock: wait, say so at once, go on when it is released.
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; INSERT INTO x VALUES (2);")
+        .unwrap();
+    let mut child = std::process::Command::new(tests::bin("cargo-migrate"))
+        .args(["migrate", "status", "--database", "app.db", "--lock-timeout", "60"])
+        .current_dir(pkg.path())
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = read_until(child.stderr.as_mut().unwrap(), "\n");
+    assert_eq!(
+        said,
+        "note: app.db is locked by another process that is writing to it; waiting up to 60s for the write to finish (--lock-timeout SECS) …\n"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(stdout(&out).contains("create_users  applied"), "{}", stdout(&out));
+
+    // Held for longer than --lock-timeout: the error suggests the option status takes.
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; INSERT INTO x VALUES (3);")
+        .unwrap();
+    let start = std::time::Instant::now();
+    let e = fail(&pkg, &["status", "--database", "app.db", "--lock-timeout", "1"]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    assert!(e.contains("waiting up to 1s"), "{e}");
+    assert!(
+        e.contains("error: the database `app.db` is locked by another process: waited 1s for it; make sure no other program holds a long transaction on it, or raise --lock-timeout"),
+        "{e}"
+    );
+    holder.execute_batch("COMMIT").unwrap();
 }
 
 // ---------------------------------------------------------------- packages and workspaces
@@ -1268,10 +1874,140 @@ fn a_closed_pipe_is_not_an_error() {
 }
 
 #[test]
-fn output_is_plain_text() {
+fn a_closed_stderr_is_not_a_crash() {
+    let pkg = package(&["a", "b"]);
+    for args in [
+        &["up", "--database", "app.db"][..],
+        &["list"],
+        &["status", "--database", "nope://x"],
+    ] {
+        let mut child = std::process::Command::new(tests::bin("cargo-migrate"))
+            .arg("migrate")
+            .args(args)
+            .current_dir(pkg.path())
+            .env_remove("DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        let out = child.wait_with_output().unwrap();
+        // 0 or 1 as the command goes, never a panic (101) over a message nobody reads.
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{args:?}: {:?}", out.status);
+    }
+    assert_eq!(applied(&pkg.path().join("app.db")), [1, 2, 3]);
+}
+
+/// A migration that runs for seconds: `rows` rows made by a recursive query.
+fn slow_package(rows: u64) -> Package {
     let pkg = package(&[]);
-    let e = fail(&pkg, &["status", "--database", "mysql://x"]);
-    assert!(!e.contains('\u{1b}'), "no escape codes: {e:?}");
-    let (o, _) = ok(&pkg, &["--help"]);
-    assert!(!o.contains('\u{1b}'), "no escape codes: {o:?}");
+    pkg.write(
+        "migrations/0002_slow.sql",
+        format!(
+            "CREATE TABLE big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) SELECT x FROM c;\n"
+        ),
+    );
+    pkg
+}
+
+/// Issue 8, rough edges: on a terminal a long migration shows its elapsed
+/// time, rewritten in place; piped, the line is written once.
+#[test]
+fn a_long_migration_shows_its_elapsed_time_on_a_terminal_only() {
+    let pkg = slow_package(6_000_000);
+    let said = in_terminal(&pkg, "up --database tty.db", true);
+    assert!(
+        said.contains("applying 0002 slow … \rapplying 0002 slow … 1 s"),
+        "{said:?}"
+    );
+    assert!(said.contains("\rapplying 0002 slow … done in "), "{said:?}");
+    assert_eq!(applied(&pkg.path().join("tty.db")), [1, 2]);
+
+    let (_, e) = ok(&pkg, &["up", "--database", "piped.db"]);
+    assert!(!e.contains('\r'), "{e:?}");
+    let lines: Vec<&str> = e.lines().collect();
+    assert!(
+        lines[2].starts_with("applying 0002 slow … done in ") && lines[2].ends_with(" s"),
+        "{e}"
+    );
+}
+
+/// Issue 8, rough edges: Ctrl-C during a migration says that it was not
+/// committed, and the next command finds it pending.
+#[test]
+fn ctrl_c_says_the_migration_was_rolled_back() {
+    use std::io::Read as _;
+    let pkg = slow_package(1_000_000_000);
+    let mut child = std::process::Command::new(tests::bin("cargo-migrate"))
+        .args(["migrate", "up", "--database", "app.db"])
+        .current_dir(pkg.path())
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let mut said = read_until(&mut pipe, "applying 0002 slow … ").into_bytes();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    pipe.read_to_end(&mut said).unwrap();
+    let status = child.wait().unwrap();
+    let said = String::from_utf8(said).unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(
+        said.ends_with("applying 0002 slow … interrupted\ninterrupted (Ctrl-C) while applying migration 0002 slow: its transaction was not committed, so it is not applied (SQLite rolls it back; the next command that opens the database finishes that). The migrations before it are unchanged\n"),
+        "{said}"
+    );
+    let (o, _) = ok(&pkg, &["status", "--database", "app.db"]);
+    assert!(o.contains("0002     slow          pending"), "{o}");
+    assert_eq!(tables(&pkg.path().join("app.db")), ["_migrations", "users"]);
+}
+
+/// Runs `cargo-migrate migrate ARGS` in a pseudo-terminal (util-linux
+/// `script`), with or without `NO_COLOR`, and returns what the terminal got.
+fn in_terminal(pkg: &Package, args: &str, no_color: bool) -> String {
+    let command = format!("{} migrate {args}", tests::bin("cargo-migrate").display());
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .current_dir(pkg.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let out = cmd
+        .output()
+        .expect("`script` (util-linux) runs the test in a pseudo-terminal");
+    stdout(&out)
+}
+
+/// Our own messages are plain text even on a terminal; clap's help and
+/// usage errors are styled there, unless NO_COLOR is set. (Issue 9: the
+/// old version of this test ran in a pipe with NO_COLOR set, so it could
+/// not fail; on a terminal without NO_COLOR, clap's help does use escape
+/// codes, which shows that this one can.)
+#[test]
+fn output_is_plain_text() {
+    let pkg = package(&["teams"]);
+    for args in [
+        "status --database mysql://x",
+        "up --database app.db",
+        "status --database app.db",
+        "list",
+    ] {
+        let said = in_terminal(&pkg, args, false);
+        assert!(said.contains("0001") || said.contains("error:"), "{args}: {said:?}");
+        assert!(!said.contains('\u{1b}'), "no escape codes: {args}: {said:?}");
+    }
+    for args in ["--help", "status --help", "up --dtabase x"] {
+        assert!(!in_terminal(&pkg, args, true).contains('\u{1b}'), "NO_COLOR: {args}");
+    }
+    assert!(
+        in_terminal(&pkg, "--help", false).contains('\u{1b}'),
+        "without NO_COLOR, clap styles its help on a terminal"
+    );
 }

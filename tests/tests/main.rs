@@ -5,4 +5,5 @@ mod cli;
 mod postgres;
 mod properties;
 mod reliability;
+mod renumber;
 mod runtime;

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use migrate_build::Config;
 use migrate_build::codegen::{column_names, module_names, variant_names};
+use migrate_build::naming::Ages;
 use migrate_build::scan::{FileName, Kind, SqlFile, directives, parse_file_name, scan};
 use migrate_runtime::Checksum;
 use migrate_runtime::schema::{Column, Table};
@@ -31,18 +32,12 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn found(version: u64, name: &str) -> migrate_build::scan::Found {
-    let file = SqlFile {
-        path: format!("/p/migrations/{version:04}_{name}.sql").into(),
-        display: format!("migrations/{version:04}_{name}.sql"),
-        text: "SELECT 1;".into(),
-        no_transaction: false,
-    };
-    migrate_build::scan::Found {
-        version,
-        name: name.to_owned(),
-        up: file,
-        down: None,
-    }
+    let file = SqlFile::new(
+        format!("/p/migrations/{version:04}_{name}.sql"),
+        format!("migrations/{version:04}_{name}.sql"),
+        "SELECT 1;",
+    );
+    migrate_build::scan::Found::new(version, name, file, None)
 }
 
 proptest! {
@@ -137,12 +132,12 @@ proptest! {
             .into_iter()
             .map(|(name, columns)| Table::new(name, columns.into_iter().map(|c| Column::new(c, "")).collect()))
             .collect();
-        let modules = module_names(&tables);
+        let modules = module_names(&tables, &Ages::default());
         let unique: std::collections::BTreeSet<_> = modules.iter().collect();
         prop_assert_eq!(unique.len(), modules.len());
         for (m, t) in modules.iter().zip(&tables) {
             prop_assert!(is_identifier(m), "{:?} -> {}", t.name, m);
-            let columns = column_names(t);
+            let columns = column_names(t, &Ages::default());
             let unique: std::collections::BTreeSet<_> = columns.iter().collect();
             prop_assert_eq!(unique.len(), columns.len());
             for c in &columns {
@@ -167,7 +162,8 @@ proptest! {
             std::fs::write(m.join(name), text).unwrap();
         }
         let result = scan(&m, dir.path(), 4);
-        for name in files.keys().filter(|n| n.ends_with(".sql")) {
+        // Hidden files (`.sql`, an editor's `.x.sql`) are ignored by design.
+        for name in files.keys().filter(|n| n.ends_with(".sql") && !n.starts_with('.')) {
             let shown = format!("migrations/{name}");
             let in_migration = result.migrations.iter().any(|f| f.up.display == shown || f.down.as_ref().is_some_and(|d| d.display == shown));
             let in_problem = result.problems.iter().any(|p| p.file.to_string_lossy() == shown || p.message.contains(name.as_str()));

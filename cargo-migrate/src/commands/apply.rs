@@ -6,53 +6,45 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use migrate_runtime::rusqlite::Connection;
-use migrate_runtime::{Migration, Report, State};
+use migrate_runtime::{Migration, Migrator, Report, State};
 
-use super::{Progress, applied_versions, describe_version, migrator, runtime_error};
+use super::{Progress, Project, applied_versions, runtime_error};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
-use crate::database::{Database, Location, Mode};
-use crate::migrations;
-use crate::output::{count, duration};
-use crate::package::Package;
+use crate::database::Mode;
+use crate::messages::{count, note, say};
+use crate::output::duration;
 use crate::settings::Settings;
 
 /// `up [--to V] [--dry-run]`.
 pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
-    let package = &settings.package;
-    let database = settings.database()?;
-    let found = migrations::load(package)?;
-    let runtime = migrations::to_runtime(&found);
+    let project = Project::load(settings)?;
     if let Some(to) = args.to {
-        known_target(&runtime, to)?;
+        known_target(&project.migrations, to)?;
     }
     if args.dry_run {
-        return dry_run(package, database, &runtime, args);
+        return dry_run(&project, args);
     }
     let timeout = Duration::from_secs(args.run.lock_timeout);
-    let opened = database
+    let opened = project
         .open(Mode::Create, timeout)?
-        .ok_or_else(|| anyhow!("cannot create the database `{}`", database.shown()))?;
+        .ok_or_else(|| anyhow!("cannot create the database `{}`", project.database.shown()))?;
     let mut conn = opened.conn;
     if opened.created {
-        eprintln!("created the database file {}", database.shown());
+        say!("created the database file {}", project.database.shown());
     }
-    in_memory_note(database);
-    let progress = Progress::new(package, database);
-    let migrator = migrator(&runtime, package, &args.run).on_event(|e| progress.event(e));
-    let before = top(&applied_versions(&migrator.status(&conn)?));
-    if let Some(to) = args.to
-        && before > to
-    {
-        bail!(
-            "the database is at version {}, above {}: `up` only applies migrations; to roll back, run `cargo migrate down --to {to}`",
-            package.version(before),
-            package.version(to)
-        );
+    project.in_memory_note();
+    let progress = Progress::new(&project);
+    let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+    let status = project.status(&migrator, &conn)?;
+    if let Some(m) = project.applied_template(&status) {
+        project.forget_template(&conn, m, &status)?;
     }
-    if runtime.is_empty() {
-        eprintln!(
+    only_up(&project, project.top(&migrator, &conn)?, args.to)?;
+    project.refuse_unwritten(pending(&project, &migrator, &conn, args.to)?)?;
+    if project.migrations.is_empty() {
+        say!(
             "nothing to do: there are no migrations in {} (create one with `cargo migrate new NAME`)",
-            crate::package::show(&package.migrations_dir())
+            crate::package::show(&project.package.migrations_dir())
         );
         return Ok(());
     }
@@ -61,11 +53,11 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
         None => migrator.apply(&mut conn),
     };
     let report = progress.finish(result)?;
-    let now = describe_version(package, &runtime, top(&applied_versions(&migrator.status(&conn)?)));
+    let now = project.describe(project.top(&migrator, &conn)?);
     if report.is_empty() {
-        eprintln!("nothing to do: {now}, up to date");
+        say!("nothing to do: {now}, up to date");
     } else {
-        eprintln!(
+        say!(
             "applied {} in {}; {now}",
             count(report.applied().count(), "migration"),
             duration(total(&report))
@@ -74,40 +66,53 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
     Ok(())
 }
 
+/// `up` never rolls back: refuses a `--to` below what the database has applied.
+fn only_up(project: &Project<'_>, applied: u64, to: Option<u64>) -> Result<()> {
+    if let Some(to) = to
+        && applied > to
+    {
+        bail!(
+            "the database is at version {}, above {}: `up` only applies migrations; to roll back, run `cargo migrate down --to {to}`",
+            project.version(applied),
+            project.version(to)
+        );
+    }
+    Ok(())
+}
+
 /// `up --dry-run`: the SQL that would run, on stdout. Opens the database
 /// read-only, and not at all when the file does not exist.
-fn dry_run(package: &Package, database: &Database, runtime: &[Migration], args: &UpArgs) -> Result<()> {
+fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
     let timeout = Duration::from_secs(args.run.lock_timeout);
-    let migrator = migrator(runtime, package, &args.run);
-    let conn = match database.open(Mode::ReadOnly, timeout)? {
+    let migrator = project.migrator(Some(&args.run));
+    let conn = match project.open(Mode::ReadOnly, timeout)? {
         Some(opened) => opened.conn,
         None => {
-            eprintln!(
-                "note: the database file {} does not exist yet: every migration is pending (`cargo migrate up` creates it)",
-                database.shown()
-            );
+            project.missing_note();
             Connection::open_in_memory()?
         }
     };
-    let before = top(&applied_versions(&migrator.status(&conn)?));
-    let limit = args.to.unwrap_or(u64::MAX);
-    if before > limit {
-        bail!(
-            "the database is at version {}, above {}: `up` only applies migrations; to roll back, run `cargo migrate down --to {limit}`",
-            package.version(before),
-            package.version(limit)
-        );
-    }
-    let pending: Vec<&Migration> = migrator
-        .pending(&conn)
-        .map_err(|e| runtime_error(e, database))?
-        .into_iter()
-        .filter(|m| m.version() <= limit)
-        .collect();
+    only_up(project, project.top(&migrator, &conn)?, args.to)?;
+    // An applied empty template that `up` would apply again (when it is the
+    // only change to the history).
+    let status = project.status(&migrator, &conn)?;
+    let modified = status.entries.iter().filter(|e| e.state == State::Modified).count();
+    let template = project.applied_template(&status).filter(|_| modified == 1);
+    let mut pending = match template {
+        Some(m) => {
+            project.template_note(m, "`up` applies it again with the SQL written since");
+            let mut pending = pending(project, &migrator.allow_modified(true), &conn, args.to)?;
+            pending.insert(0, m);
+            pending
+        }
+        None => pending(project, &migrator, &conn, args.to)?,
+    };
+    pending.retain(|m| m.version() <= args.to.unwrap_or(u64::MAX));
+    project.refuse_unwritten(pending.iter().copied())?;
     let mut out = std::io::stdout().lock();
     for m in &pending {
         let up = m.up();
-        writeln!(out, "-- {} {} ({})", package.version(m.version()), m.name(), up.file())?;
+        writeln!(out, "-- {} {} ({})", project.version(m.version()), m.name(), up.file())?;
         if up.no_transaction() {
             writeln!(out, "-- runs outside a transaction (-- migrate:no-transaction)")?;
         }
@@ -115,9 +120,9 @@ fn dry_run(package: &Package, database: &Database, runtime: &[Migration], args: 
     }
     out.flush()?;
     if pending.is_empty() {
-        eprintln!("dry run: nothing to apply, the database is up to date; nothing was changed");
+        say!("dry run: nothing to apply, the database is up to date; nothing was changed");
     } else {
-        eprintln!(
+        say!(
             "dry run: would apply {}; nothing was changed",
             count(pending.len(), "migration")
         );
@@ -125,24 +130,39 @@ fn dry_run(package: &Package, database: &Database, runtime: &[Migration], args: 
     Ok(())
 }
 
+/// What `up` would apply, up to and including `to`, after the runtime's
+/// checks of the history.
+fn pending<'m>(
+    project: &Project<'_>,
+    migrator: &Migrator<'m>,
+    conn: &Connection,
+    to: Option<u64>,
+) -> Result<Vec<&'m Migration>> {
+    let limit = to.unwrap_or(u64::MAX);
+    Ok(migrator
+        .pending(conn)
+        .map_err(|e| runtime_error(e, project))?
+        .into_iter()
+        .filter(|m| m.version() <= limit)
+        .collect())
+}
+
 /// `down [--to V | --steps N]`.
 pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
-    let package = &settings.package;
-    let database = settings.database()?;
-    let found = migrations::load(package)?;
-    let runtime = migrations::to_runtime(&found);
-    let mut conn = open_existing(database, args.run.lock_timeout, "roll back")?;
-    let progress = Progress::new(package, database);
-    let migrator = migrator(&runtime, package, &args.run).on_event(|e| progress.event(e));
-    let applied = applied_versions(&migrator.status(&conn)?);
+    let project = Project::load(settings)?;
+    let mut conn = project.open_existing(Duration::from_secs(args.run.lock_timeout), "roll back")?;
+    let progress = Progress::new(&project);
+    let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+    let status = project.status(&migrator, &conn)?;
+    let applied = applied_versions(&status);
     let Some(&newest) = applied.last() else {
-        eprintln!("nothing to roll back: no migration is applied");
+        say!("nothing to roll back: no migration is applied");
         return Ok(());
     };
     let target = match (args.to, args.steps) {
         (Some(to), _) if to > newest => bail!(
             "the database is at version {}; --to {to} is above it: `down` only rolls back; to apply, run `cargo migrate up --to {to}`",
-            package.version(newest)
+            project.version(newest)
         ),
         (Some(to), _) => to,
         (None, steps) => {
@@ -151,12 +171,13 @@ pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
         }
     };
     if target == newest {
-        eprintln!("nothing to roll back: {}", describe_version(package, &runtime, newest));
+        say!("nothing to roll back: {}", project.describe(newest));
         return Ok(());
     }
+    project.refuse_missing_files(&status, target)?;
     let report = progress.finish(migrator.migrate_to(&mut conn, target))?;
-    let now = describe_version(package, &runtime, top(&applied_versions(&migrator.status(&conn)?)));
-    eprintln!(
+    let now = project.describe(project.top(&migrator, &conn)?);
+    say!(
         "rolled back {} in {}; {now}",
         count(report.rolled_back().count(), "migration"),
         duration(total(&report))
@@ -166,68 +187,66 @@ pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
 
 /// `redo`: rolls back the newest applied migration and applies it again.
 ///
-/// That migration's file may have changed since it was applied (that is
-/// what the edit-test loop is for), so its checksum is not held against it;
-/// a change to any other applied migration still is.
+/// When that migration changed since it was applied (the edit-test loop),
+/// its down script is the new one, which may not undo what the old up
+/// did: `redo` refuses unless `--allow-modified` says the new down is fine,
+/// and then runs the current down, the current up, and records the new
+/// checksum. A change to any other applied migration is refused as always.
 pub fn redo(settings: &Settings, args: &RedoArgs) -> Result<()> {
-    let package = &settings.package;
-    let database = settings.database()?;
-    let found = migrations::load(package)?;
-    let runtime = migrations::to_runtime(&found);
-    let mut conn = open_existing(database, args.run.lock_timeout, "redo")?;
-    let status = migrator(&runtime, package, &args.run).status(&conn)?;
+    let project = Project::load(settings)?;
+    let mut conn = project.open_existing(Duration::from_secs(args.run.lock_timeout), "redo")?;
+    let status = project.status(&project.migrator(Some(&args.run)), &conn)?;
     let applied = applied_versions(&status);
     let Some(&newest) = applied.last() else {
         bail!("nothing to redo: no migration is applied; apply the migrations with `cargo migrate up`");
     };
     let previous = applied.len().checked_sub(2).map_or(0, |i| applied[i]);
-    let newest_modified = status
-        .entries
-        .iter()
-        .any(|e| e.migration.version() == newest && e.state == State::Modified);
-    let others_modified = status
-        .entries
-        .iter()
-        .any(|e| e.migration.version() != newest && e.state == State::Modified);
-    if newest_modified && !others_modified && !args.run.allow_modified {
-        eprintln!(
-            "note: migration {} changed since it was applied; redoing it with the files as they are now",
-            package.version(newest)
+    project.refuse_missing_files(&status, previous)?;
+    let entry = status.entries.iter().find(|e| e.migration.version() == newest);
+    if let Some(entry) = entry {
+        project.refuse_unwritten([entry.migration])?;
+    }
+    if let Some(m) = project.applied_template(&status) {
+        // What was applied did nothing: nothing to roll back.
+        project.forget_template(&conn, m, &status)?;
+        let progress = Progress::new(&project);
+        let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+        let up = progress.finish(migrator.migrate_to(&mut conn, newest))?;
+        let now = project.describe(project.top(&migrator, &conn)?);
+        say!(
+            "redid {}: applied in {}; {now}",
+            project.version(newest),
+            duration(total(&up))
+        );
+        return Ok(());
+    }
+    if let Some(entry) = entry.filter(|e| e.state == State::Modified) {
+        let m = entry.migration;
+        if !args.run.allow_modified {
+            bail!(
+                "{}: migration {} `{}` changed since it was applied, so `redo` would run its new down script against what its old up script did, which it may not undo; nothing was changed. If the new down does undo the applied version (say, it drops the table both versions create), run `cargo migrate redo --allow-modified`: it runs the current down, then the current up, and records the new checksum. Otherwise put the applied version of the file back (`git stash`), run `cargo migrate down`, bring the edit back and run `cargo migrate up`",
+                m.up().file(),
+                project.version(newest),
+                m.name()
+            );
+        }
+        note!(
+            "migration {} changed since it was applied; redoing it with the files as they are now (--allow-modified)",
+            project.version(newest)
         );
     }
-    let progress = Progress::new(package, database);
-    let migrator = migrator(&runtime, package, &args.run)
-        .allow_modified(args.run.allow_modified || (newest_modified && !others_modified))
-        .on_event(|e| progress.event(e));
+    let progress = Progress::new(&project);
+    let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
     let down = progress.finish(migrator.migrate_to(&mut conn, previous))?;
     let up = progress.finish(migrator.migrate_to(&mut conn, newest))?;
-    let now = describe_version(package, &runtime, top(&applied_versions(&migrator.status(&conn)?)));
-    eprintln!(
+    let now = project.describe(project.top(&migrator, &conn)?);
+    say!(
         "redid {}: rolled back in {}, applied in {}; {now}",
-        package.version(newest),
+        project.version(newest),
         duration(total(&down)),
         duration(total(&up))
     );
     Ok(())
-}
-
-/// Opens a database that must exist already (never creates one).
-fn open_existing(database: &Database, lock_timeout: u64, doing: &str) -> Result<Connection> {
-    let opened = database.open(Mode::ReadWrite, Duration::from_secs(lock_timeout))?;
-    let Some(opened) = opened else {
-        bail!(
-            "the database file {} does not exist, so there is nothing to {doing}; check the path (--database, DATABASE_URL or database in [package.metadata.migrate])",
-            database.shown()
-        );
-    };
-    in_memory_note(database);
-    Ok(opened.conn)
-}
-
-fn in_memory_note(database: &Database) {
-    if database.location == Location::Memory {
-        eprintln!("note: sqlite::memory: is an in-memory database: it is gone when this command ends");
-    }
 }
 
 /// The runtime's error for a version no migration has (0 is fine: before every migration).
@@ -240,10 +259,6 @@ fn known_target(migrations: &[Migration], target: u64) -> Result<()> {
         known: migrations.iter().map(Migration::version).collect(),
     }
     .into())
-}
-
-fn top(versions: &[u64]) -> u64 {
-    versions.last().copied().unwrap_or(0)
 }
 
 fn total(report: &Report) -> Duration {

@@ -2,22 +2,21 @@
 
 use anyhow::Result;
 
-use crate::migrations::{print_problems, problems_error};
-use crate::output::count;
+use crate::messages::{self, Problems, count, say};
 use crate::settings::Settings;
 
 /// `check`: scans and replays the migrations as `cargo build` does, and
 /// prints every problem, warnings included.
 pub fn run(settings: &Settings) -> Result<()> {
     let package = &settings.package;
-    let checked = migrate_build::check(&package.dir, &package.config).map_err(problems_error)?;
-    print_problems(&checked.warnings);
+    let checked = migrate_build::check(&package.dir, &package.config).map_err(Problems::in_migrations)?;
+    messages::problems(&checked.warnings);
     let warnings = if checked.warnings.is_empty() {
         String::new()
     } else {
         format!(" ({})", count(checked.warnings.len(), "warning"))
     };
-    eprintln!(
+    say!(
         "checked {} in {}: ok{warnings}",
         count(checked.migrations.len(), "migration"),
         crate::package::show(&checked.dir)

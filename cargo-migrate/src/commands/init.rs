@@ -10,6 +10,7 @@ use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
 
 use crate::cli::InitArgs;
 use crate::database::{Database, Source};
+use crate::messages::say;
 use crate::package::{Package, show};
 use crate::settings::Settings;
 
@@ -35,12 +36,12 @@ fn built_from() -> PathBuf {
 pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
     let package = &settings.package;
     // --database is written to the config: check it first, before changing anything.
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cwd = &settings.cwd;
     // The flag is written as given: in the manifest a relative path is
     // relative to the package.
     let database = match settings.database_flag.as_deref() {
         Some(url) => {
-            Database::parse(url, Source::Flag, &cwd)?;
+            Database::parse(url, Source::Flag, cwd)?;
             url.to_owned()
         }
         None => DEFAULT_DATABASE.to_owned(),
@@ -48,7 +49,22 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
     let repo = args.path.as_ref().map(|p| cwd.join(p));
     let mut out = std::io::stdout().lock();
     // Everything that can be refused is decided before anything is written.
-    let edit = edit_manifest(package, repo.as_deref(), &database)?;
+    let mut edit = edit_manifest(package, repo.as_deref(), &database)?;
+    let root = package.workspace_root.join("Cargo.toml");
+    // Cargo reads profiles only from the workspace's root manifest.
+    let root_edit = if same_file(&root, &package.manifest) {
+        edit.profile(&root)?;
+        None
+    } else {
+        let text = std::fs::read_to_string(&root).with_context(|| format!("cannot read {}", show(&root)))?;
+        let mut root_edit = ManifestEdit {
+            doc: text.parse().with_context(|| format!("cannot parse {}", show(&root)))?,
+            text,
+            changes: Vec::new(),
+        };
+        root_edit.profile(&root)?;
+        Some(root_edit)
+    };
     let dir = package.migrations_dir();
     if dir.exists() && !dir.is_dir() {
         bail!(
@@ -58,26 +74,24 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
     }
 
     if dir.is_dir() {
-        eprintln!("{} exists", show(&dir));
+        say!("{} exists", show(&dir));
     } else {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", show(&dir)))?;
-        eprintln!("created {}/", show(&dir));
+        say!("created {}/", show(&dir));
     }
 
-    if let Some(text) = &edit.text {
-        std::fs::write(&package.manifest, text).with_context(|| format!("cannot write {}", show(&package.manifest)))?;
-    }
-    for change in &edit.changes {
-        eprintln!("{}: {change}", show(&package.manifest));
+    edit.write(&package.manifest)?;
+    if let Some(root_edit) = &root_edit {
+        root_edit.write(&root)?;
     }
 
     match &package.build_script {
         Some(path) => {
             let text = std::fs::read_to_string(path).unwrap_or_default();
             if text.contains("migrate_build::") {
-                eprintln!("{} already calls migrate_build", show(path));
+                say!("{} already calls migrate_build", show(path));
             } else {
-                eprintln!(
+                say!(
                     "{} exists, so it was left as it is: add this line to its fn main():",
                     show(path)
                 );
@@ -88,7 +102,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
         None => {
             let path = package.dir.join("build.rs");
             if path.exists() {
-                eprintln!(
+                say!(
                     "{} exists but cargo does not run it (build = false in Cargo.toml?): make it the build script and add this line to its fn main():",
                     show(&path)
                 );
@@ -96,7 +110,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
                 out.flush()?;
             } else {
                 std::fs::write(&path, BUILD_RS).with_context(|| format!("cannot write {}", show(&path)))?;
-                eprintln!("created {}", show(&path));
+                say!("created {}", show(&path));
             }
         }
     }
@@ -114,7 +128,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
          }}"
     )?;
     out.flush()?;
-    eprintln!(
+    say!(
         "next: `cargo migrate new \"create users table\"`, write its SQL, then `cargo build` checks it and `cargo migrate up` applies it"
     );
     Ok(())
@@ -132,13 +146,89 @@ fn app_file(url: &str) -> String {
     }
 }
 
-/// The manifest with the dependencies and the config section added where
-/// they are missing.
+/// A manifest with what `init` adds where it is missing, formatting kept.
 struct ManifestEdit {
-    /// The new text, when it changed.
-    text: Option<String>,
+    /// The text as read.
+    text: String,
+    /// The document, edited.
+    doc: DocumentMut,
     /// What changed or was there already, one line each.
     changes: Vec<String>,
+}
+
+impl ManifestEdit {
+    /// Adds `[profile.dev.package.libsqlite3-sys] opt-level = 2` when the
+    /// manifest (the workspace's root) has no such section: the build
+    /// script replays every migration on the bundled SQLite, which cargo
+    /// otherwise compiles unoptimized in dev builds. A package override is
+    /// what reaches the build script's copy too: build scripts and apps
+    /// share one optimized libsqlite3-sys (`[profile.dev.build-override]`
+    /// would compile SQLite twice, the app's copy still unoptimized).
+    fn profile(&mut self, manifest: &Path) -> Result<()> {
+        let present = self
+            .doc
+            .get("profile")
+            .and_then(|p| p.get("dev"))
+            .and_then(|d| d.get("package"))
+            .and_then(|p| p.get(SQLITE_PACKAGE))
+            .is_some();
+        if present {
+            self.changes
+                .push(format!("[profile.dev.package.{SQLITE_PACKAGE}] exists"));
+            return Ok(());
+        }
+        let implicit = |item: &mut Item| {
+            if item.is_none() {
+                let mut t = Table::new();
+                t.set_implicit(true);
+                *item = Item::Table(t);
+            }
+        };
+        let mut item = &mut self.doc["profile"];
+        let mut name = "profile".to_owned();
+        for key in ["dev", "package"] {
+            implicit(item);
+            item = item
+                .as_table_like_mut()
+                .with_context(|| format!("[{name}] in {} is not a table", show(manifest)))?
+                .entry(key)
+                .or_insert(Item::None);
+            name = format!("{name}.{key}");
+        }
+        implicit(item);
+        let mut sqlite = Table::new();
+        sqlite.insert("opt-level", toml_edit::value(2));
+        item.as_table_like_mut()
+            .with_context(|| format!("[{name}] in {} is not a table", show(manifest)))?
+            .insert(SQLITE_PACKAGE, Item::Table(sqlite));
+        self.changes.push(format!(
+            "added [profile.dev.package.{SQLITE_PACKAGE}] opt-level = 2, so the bundled SQLite that the build script checks the migrations with is compiled optimized"
+        ));
+        Ok(())
+    }
+
+    /// Writes the manifest when it changed, and says what changed.
+    fn write(&self, manifest: &Path) -> Result<()> {
+        let new_text = self.doc.to_string();
+        if new_text != self.text {
+            std::fs::write(manifest, new_text).with_context(|| format!("cannot write {}", show(manifest)))?;
+        }
+        for change in &self.changes {
+            say!("{}: {change}", show(manifest));
+        }
+        Ok(())
+    }
+}
+
+/// The package whose compilation `init`'s profile override speeds up.
+const SQLITE_PACKAGE: &str = "libsqlite3-sys";
+
+/// Whether `a` and `b` name the same file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 fn edit_manifest(package: &Package, repo: Option<&Path>, database: &str) -> Result<ManifestEdit> {
@@ -184,11 +274,7 @@ fn edit_manifest(package: &Package, repo: Option<&Path>, database: &str) -> Resu
             "added [package.metadata.migrate] with database = {database:?}, the database of `cargo migrate` commands"
         ));
     }
-    let new_text = doc.to_string();
-    Ok(ManifestEdit {
-        text: (new_text != text).then_some(new_text),
-        changes,
-    })
+    Ok(ManifestEdit { text, doc, changes })
 }
 
 /// Whether `[table]` has `krate`, by its name or renamed (`package = "…"`).

@@ -8,6 +8,7 @@ use heck::ToSnakeCase;
 use migrate_build::scan::{FileName, Kind, parse_file_name};
 
 use crate::cli::NewArgs;
+use crate::messages::{say, warning};
 use crate::package::{Package, show};
 use crate::settings::Settings;
 
@@ -18,14 +19,8 @@ const MAX_NAME: usize = 100;
 /// `new NAME [--no-down]`.
 pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
     let package = &settings.package;
-    let dir = package.migrations_dir();
-    let name = normalize(&args.name, &dir)?;
-    if !dir.is_dir() {
-        bail!(
-            "the migrations directory {} does not exist; create it with `cargo migrate init` (or set dir in [package.metadata.migrate])",
-            show(&dir)
-        );
-    }
+    let name = normalize(&args.name, &package.migrations_dir())?;
+    let dir = package.existing_migrations_dir()?;
     let existing = existing(package, &dir)?;
     let latest = existing.iter().map(|(v, _)| *v).max().unwrap_or(0);
     let version = latest
@@ -33,8 +28,8 @@ pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
         .filter(|&v| i64::try_from(v).is_ok())
         .context("the next version would be above the largest SQLite integer; renumber the migrations")?;
     if let Some((v, _)) = existing.iter().find(|(_, n)| *n == name) {
-        eprintln!(
-            "warning: migration {} is also called `{name}`; both are kept (the generated Version enum tells them apart)",
+        warning!(
+            "migration {} is also called `{name}`; both are kept (the generated Version enum tells them apart)",
             package.version(*v)
         );
     }
@@ -71,7 +66,7 @@ pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
     } else {
         "write its SQL in the .up.sql file, and the SQL that undoes it in the .down.sql file"
     };
-    eprintln!("created migration {} {name}: {what}", package.version(version));
+    say!("created migration {} {name}: {what}", package.version(version));
     Ok(())
 }
 
@@ -110,11 +105,11 @@ fn normalize(raw: &str, dir: &Path) -> Result<String> {
 /// still works from the file names, with a warning.
 fn existing(package: &Package, dir: &Path) -> Result<Vec<(u64, String)>> {
     match migrate_build::load(&package.dir, &package.config) {
-        Ok((found, _)) => Ok(found.into_iter().map(|f| (f.version, f.name)).collect()),
+        Ok(loaded) => Ok(loaded.migrations.into_iter().map(|f| (f.version, f.name)).collect()),
         Err(e) => {
             let errors = e.problems().iter().filter(|p| p.is_error()).count();
-            eprintln!(
-                "warning: the migrations have {} (see `cargo migrate check`); numbering after the highest version on disk",
+            warning!(
+                "the migrations have {} (see `cargo migrate check`); numbering after the highest version on disk",
                 crate::output::count(errors, "problem")
             );
             let mut out = Vec::new();
@@ -146,16 +141,16 @@ fn create_new(path: &Path, text: &str) -> Result<()> {
 
 /// The template: comments only, so an untouched file is a build warning
 /// rather than a silent no-op.
-fn template(version: &str, name: &str, kind: Kind) -> String {
+pub fn template(version: &str, name: &str, kind: Kind) -> String {
     match kind {
-        Kind::Up | Kind::UpOnly => format!(
-            "-- Migration {version} {name}: write the SQL that changes the schema here.\n\
-             -- It runs in a transaction; to run it outside one (VACUUM), make its first\n\
-             -- line the directive `-- migrate:no-transaction`.\n\n"
-        ),
         Kind::Down => format!(
             "-- Undoes migration {version} {name}: the SQL that restores the schema\n\
              -- from before the up migration (`cargo build` checks that it does).\n\n"
+        ),
+        _ => format!(
+            "-- Migration {version} {name}: write the SQL that changes the schema here.\n\
+             -- It runs in a transaction; to run it outside one (VACUUM), make its first\n\
+             -- line the directive `-- migrate:no-transaction`.\n\n"
         ),
     }
 }

@@ -17,6 +17,12 @@
 //!   that was added no earlier than it: the later branch's migrations, in
 //!   their order.
 //!
+//! With `--consecutive`, every migration is renumbered 1, 2, 3, … in its
+//! current order (versions that are timestamps, as sqlx and diesel write
+//! them, or a sequence with gaps); both files of a pair move together. With
+//! a database that has applied any migration that would get a new version,
+//! nothing is renamed: the database would see its history as unknown.
+//!
 //! Moved migrations take the versions after the highest one that stays, so
 //! the sequence has no gaps; when staying put would leave a gap (a pending
 //! migration below an applied one, with nothing to fill its place), nothing
@@ -74,6 +80,9 @@ pub fn run(settings: &Settings, args: &RenumberArgs) -> Result<()> {
             e.applied = applied.iter().any(|a| a.version == e.version && a.name == e.name);
         }
     }
+    if args.consecutive {
+        return consecutive(package, &dir, git.as_ref(), &entries, history.as_ref(), args.dry_run);
+    }
     let Some(plan) = plan(&entries, history.as_ref().map(|(_, h)| h.as_slice()), package)? else {
         eprintln!(
             "nothing to renumber: no two migrations share a version{}",
@@ -85,20 +94,8 @@ pub fn run(settings: &Settings, args: &RenumberArgs) -> Result<()> {
         );
         return Ok(());
     };
-    let renames = renames(&plan, package, &dir)?;
-    let mut out = std::io::stdout().lock();
-    let verb = if args.dry_run { "would rename" } else { "renamed" };
-    for r in &renames {
-        let how = match (&git, args.dry_run) {
-            (Some(g), _) if g.tracks(&r.from) => " (git mv)",
-            _ => "",
-        };
-        if !args.dry_run {
-            rename(git.as_ref(), &r.from, &r.to)?;
-        }
-        writeln!(out, "{verb} {} → {}{how}", show(&r.from), show(&r.to))?;
-    }
-    out.flush()?;
+    let renames = renames(&plan, package, &dir, Order::Descending)?;
+    perform(&renames, git.as_ref(), args.dry_run)?;
     let basis = match &history {
         Some((shown, _)) => format!("not applied in {shown}"),
         None => "added later, by git history or file times".to_owned(),
@@ -116,6 +113,78 @@ pub fn run(settings: &Settings, args: &RenumberArgs) -> Result<()> {
     } else {
         eprintln!(
             "moved {} ({basis}) to the end: {}; check the result with `cargo migrate check`",
+            count(plan.len(), "migration"),
+            moved.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Renames (or, in a dry run, lists) the files.
+fn perform(renames: &[Rename], git: Option<&Git>, dry_run: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let verb = if dry_run { "would rename" } else { "renamed" };
+    for r in renames {
+        let how = match git {
+            Some(g) if g.tracks(&r.from) => " (git mv)",
+            _ => "",
+        };
+        if !dry_run {
+            rename(git, &r.from, &r.to)?;
+        }
+        writeln!(out, "{verb} {} → {}{how}", show(&r.from), show(&r.to))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `renumber --consecutive`: every migration gets 1, 2, 3, … in its
+/// current order, unless the database has applied one that would move.
+fn consecutive(
+    package: &Package,
+    dir: &Path,
+    git: Option<&Git>,
+    entries: &[Entry],
+    history: Option<&(String, Vec<Applied>)>,
+    dry_run: bool,
+) -> Result<()> {
+    let mut ordered: Vec<&Entry> = entries.iter().collect();
+    ordered.sort_by(|a, b| a.key().cmp(&b.key()));
+    let plan: Vec<(&Entry, u64)> = ordered.into_iter().zip(1..).filter(|(e, v)| e.version != *v).collect();
+    if plan.is_empty() {
+        eprintln!("nothing to renumber: the versions are already 1 to {}", entries.len());
+        return Ok(());
+    }
+    if let Some((shown, applied)) = history {
+        let moving: Vec<String> = plan
+            .iter()
+            .filter(|(e, _)| applied.iter().any(|a| a.version == e.version))
+            .map(|(e, _)| format!("{} {}", package.version(e.version), e.name))
+            .collect();
+        if !moving.is_empty() {
+            bail!(
+                "{shown} has applied {} under {} current versions ({}), so renumbering would make its history unknown to the code; nothing was renamed. Renumber where no database has applied them (delete a throw-away development database, renumber, then `cargo migrate up`), or after renaming update that database's tracking table to the new versions in the same order",
+                count(moving.len(), "migration"),
+                if moving.len() == 1 { "its" } else { "their" },
+                moving.join(", ")
+            );
+        }
+    }
+    let renames = renames(&plan, package, dir, Order::Ascending)?;
+    perform(&renames, git, dry_run)?;
+    let moved: Vec<String> = plan
+        .iter()
+        .map(|(e, v)| format!("{} {} → {}", e.version, e.name, package.version(*v)))
+        .collect();
+    if dry_run {
+        eprintln!(
+            "dry run: would renumber {} consecutively, in their current order: {}; nothing was renamed",
+            count(plan.len(), "migration"),
+            moved.join(", ")
+        );
+    } else {
+        eprintln!(
+            "renumbered {} consecutively, in their current order: {}; check the result with `cargo migrate check`",
             count(plan.len(), "migration"),
             moved.join(", ")
         );
@@ -280,11 +349,23 @@ struct Rename {
     to: PathBuf,
 }
 
-/// The renames of `plan`, highest new version first, checked so that no
-/// file is overwritten.
-fn renames(plan: &[(&Entry, u64)], package: &Package, dir: &Path) -> Result<Vec<Rename>> {
+/// In which order of new versions files are renamed: away from the
+/// versions they move towards, so that no file is in the way.
+#[derive(Clone, Copy)]
+enum Order {
+    /// Highest new version first (migrations move up, to the end).
+    Descending,
+    /// Lowest new version first (migrations move down, `--consecutive`).
+    Ascending,
+}
+
+/// The renames of `plan` in `order`, checked so that no file is overwritten.
+fn renames(plan: &[(&Entry, u64)], package: &Package, dir: &Path, order: Order) -> Result<Vec<Rename>> {
     let mut ordered: Vec<&(&Entry, u64)> = plan.iter().collect();
-    ordered.sort_by_key(|(_, v)| std::cmp::Reverse(*v));
+    match order {
+        Order::Descending => ordered.sort_by_key(|(_, v)| std::cmp::Reverse(*v)),
+        Order::Ascending => ordered.sort_by_key(|(_, v)| *v),
+    }
     let mut out = Vec::new();
     let mut vacated = BTreeSet::new();
     let mut taken = BTreeSet::new();

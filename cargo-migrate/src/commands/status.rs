@@ -1,145 +1,226 @@
 //! `status`: which migrations a database has applied. Opens the database
 //! read-only, and not at all when its file does not exist.
 
-use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{Result, bail};
-use migrate_runtime::{DEFAULT_LOCK_TIMEOUT, Migrator, State};
+use anyhow::Result;
+use migrate_runtime::{Checksum, Migration, Migrator, State};
+use serde::Serialize;
 
+use super::Project;
 use crate::cli::{Format, StatusArgs};
 use crate::database::Mode;
-use crate::migrations;
-use crate::output::{columns, json, json_opt};
+use crate::exit;
+use crate::messages::{Problems, note, say};
+use crate::output::table;
 use crate::settings::Settings;
 
+/// Where a migration stands: the runtime's [`State`], and `unknown` for a
+/// migration the database applied that is not on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum RowState {
+    /// Applied, and the files are the ones that were applied.
+    Applied,
+    /// Not applied yet.
+    Pending,
+    /// Applied, but renamed or changed since.
+    Modified,
+    /// Applied, and not on disk.
+    Unknown,
+}
+
+impl RowState {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Modified => "modified",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Why a migration is modified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Change {
+    /// Its name differs from the name it was applied with.
+    Renamed,
+    /// Its up file's checksum differs from the one recorded.
+    Changed,
+}
+
 /// One line of the status: a migration on disk, in the database, or both.
+#[derive(Debug, Serialize)]
 struct Row {
     version: u64,
+    /// The name on disk (for an unknown migration: the name it was applied with).
     name: String,
-    state: &'static str,
+    state: RowState,
+    /// For a modified migration: renamed, changed, or both; else empty.
+    why: Vec<Change>,
+    /// When it was applied (UTC, RFC 3339), or `null`.
     applied_at: Option<String>,
+    /// The name it was applied with, or `null` when not applied.
+    applied_name: Option<String>,
+    /// The up file, or `null` for an unknown migration.
     file: Option<String>,
+    /// SHA-256 of the up file on disk, or `null` for an unknown migration.
     checksum: Option<String>,
-    note: String,
+    /// The checksum recorded when it was applied, or `null` when not applied.
+    applied_checksum: Option<String>,
+}
+
+impl Row {
+    fn pending(m: &Migration) -> Self {
+        Self {
+            version: m.version(),
+            name: m.name().to_owned(),
+            state: RowState::Pending,
+            why: Vec::new(),
+            applied_at: None,
+            applied_name: None,
+            file: Some(m.up().file().to_owned()),
+            checksum: Some(m.checksum().to_string()),
+            applied_checksum: None,
+        }
+    }
+
+    /// The text's NOTE column.
+    fn note(&self) -> String {
+        let renamed = || {
+            format!(
+                "applied as `{}`: the migration was renamed",
+                self.applied_name.as_deref().unwrap_or("")
+            )
+        };
+        match self.why.as_slice() {
+            [Change::Renamed] => renamed(),
+            [Change::Changed] => "the file changed since it was applied".to_owned(),
+            [_, _] => format!("{}, and its file changed", renamed()),
+            _ if self.state == RowState::Unknown => "applied, but not on disk".to_owned(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// `status --format json`: one object on one line.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// The database, as shown to the user.
+    database: String,
+    /// Whether its file exists (`false`: every migration is pending).
+    exists: bool,
+    /// Nothing pending, modified or unknown.
+    up_to_date: bool,
+    applied: usize,
+    pending: usize,
+    modified: usize,
+    unknown: usize,
+    /// By version.
+    migrations: Vec<Row>,
 }
 
 /// `status [--format text|json] [--exit-code]`.
-pub fn run(settings: &Settings, args: &StatusArgs) -> Result<()> {
-    let package = &settings.package;
-    let database = settings.database()?;
-    let found = migrations::load(package)?;
-    let runtime = migrations::to_runtime(&found);
-    let migrator = Migrator::new(&runtime).table(&package.config.table);
-    let opened = database.open(Mode::ReadOnly, DEFAULT_LOCK_TIMEOUT)?;
+///
+/// With `--exit-code`, a database that is not up to date exits with
+/// [`exit::NOT_UP_TO_DATE`] (a result, not an error: no `error:` line).
+pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
+    let project = match Project::load(settings) {
+        Ok(project) => project,
+        Err(e) if e.is::<Problems>() => {
+            // The files cannot be compared, but what the database applied
+            // is still worth seeing (the problems follow, from `main`).
+            if args.format == Format::Text {
+                history_only(settings, Duration::from_secs(args.lock_timeout))?;
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let (package, database) = (project.package, project.database);
+    let migrator = project.migrator(None);
+    let opened = project.open(Mode::ReadOnly, Duration::from_secs(args.lock_timeout))?;
     let mut rows = Vec::new();
     match &opened {
         Some(opened) => {
-            let status = migrator.status(&opened.conn)?;
+            let status = project.status(&migrator, &opened.conn)?;
             for e in &status.entries {
                 let m = e.migration;
-                let note = match (&e.state, &e.applied) {
-                    (State::Modified, Some(a)) if a.name != m.name() => {
-                        format!("applied as `{}`: the migration was renamed", a.name)
+                let mut row = Row::pending(m);
+                if let Some(a) = &e.applied {
+                    row.state = match e.state {
+                        State::Modified => RowState::Modified,
+                        _ => RowState::Applied,
+                    };
+                    if row.state == RowState::Modified {
+                        if a.name != m.name() {
+                            row.why.push(Change::Renamed);
+                        }
+                        if Checksum::parse(&a.checksum) != Some(m.checksum()) {
+                            row.why.push(Change::Changed);
+                        }
                     }
-                    (State::Modified, Some(_)) => "the file changed since it was applied".to_owned(),
-                    _ => String::new(),
-                };
-                rows.push(Row {
-                    version: m.version(),
-                    name: m.name().to_owned(),
-                    state: match e.state {
-                        State::Applied => "applied",
-                        State::Pending => "pending",
-                        State::Modified => "modified",
-                        other => other.as_str(),
-                    },
-                    applied_at: e.applied.as_ref().map(|a| a.applied_at.clone()),
-                    file: Some(m.up().file().to_owned()),
-                    checksum: Some(m.checksum().to_string()),
-                    note,
-                });
+                    row.applied_at = Some(a.applied_at.clone());
+                    row.applied_name = Some(a.name.clone());
+                    row.applied_checksum = Some(a.checksum.clone());
+                }
+                rows.push(row);
             }
             for a in &status.unknown {
                 rows.push(Row {
                     version: a.version,
                     name: a.name.clone(),
-                    state: "unknown",
+                    state: RowState::Unknown,
+                    why: Vec::new(),
                     applied_at: Some(a.applied_at.clone()),
+                    applied_name: Some(a.name.clone()),
                     file: None,
-                    checksum: Some(a.checksum.clone()),
-                    note: "applied, but not on disk".to_owned(),
+                    checksum: None,
+                    applied_checksum: Some(a.checksum.clone()),
                 });
             }
             rows.sort_by_key(|r| r.version);
         }
         None => {
-            eprintln!(
-                "note: the database file {} does not exist yet: every migration is pending (`cargo migrate up` creates it)",
-                database.shown()
-            );
-            rows.extend(runtime.iter().map(|m| Row {
-                version: m.version(),
-                name: m.name().to_owned(),
-                state: "pending",
-                applied_at: None,
-                file: Some(m.up().file().to_owned()),
-                checksum: Some(m.checksum().to_string()),
-                note: String::new(),
-            }));
+            project.missing_note();
+            rows.extend(project.migrations.iter().map(Row::pending));
         }
     }
-    let tally = |state: &str| rows.iter().filter(|r| r.state == state).count();
-    let (applied, pending, modified, unknown) =
-        (tally("applied"), tally("pending"), tally("modified"), tally("unknown"));
+    let tally = |state: RowState| rows.iter().filter(|r| r.state == state).count();
+    let (applied, pending, modified, unknown) = (
+        tally(RowState::Applied),
+        tally(RowState::Pending),
+        tally(RowState::Modified),
+        tally(RowState::Unknown),
+    );
     let up_to_date = pending + modified + unknown == 0;
-    let mut out = std::io::stdout().lock();
     match args.format {
         Format::Text => {
-            if !rows.is_empty() {
-                let mut table = vec![vec![
-                    "VERSION".to_owned(),
-                    "NAME".to_owned(),
-                    "STATE".to_owned(),
-                    "APPLIED AT".to_owned(),
-                    "NOTE".to_owned(),
-                ]];
-                table.extend(rows.iter().map(|r| {
-                    vec![
-                        package.version(r.version),
-                        r.name.clone(),
-                        r.state.to_owned(),
-                        r.applied_at.clone().unwrap_or_default(),
-                        r.note.clone(),
-                    ]
-                }));
-                write!(out, "{}", columns(&table))?;
-            }
+            let lines = rows.iter().map(|r| {
+                vec![
+                    package.version(r.version),
+                    r.name.clone(),
+                    r.state.word().to_owned(),
+                    r.applied_at.clone().unwrap_or_default(),
+                    r.note(),
+                ]
+            });
+            table(&["VERSION", "NAME", "STATE", "APPLIED AT", "NOTE"], lines)?;
         }
-        Format::Json => {
-            let items: Vec<String> = rows
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{{\"version\":{},\"name\":{},\"state\":{},\"applied_at\":{},\"file\":{},\"checksum\":{}}}",
-                        r.version,
-                        json(&r.name),
-                        json(r.state),
-                        json_opt(r.applied_at.as_deref()),
-                        json_opt(r.file.as_deref()),
-                        json_opt(r.checksum.as_deref()),
-                    )
-                })
-                .collect();
-            writeln!(
-                out,
-                "{{\"database\":{},\"exists\":{},\"up_to_date\":{up_to_date},\"applied\":{applied},\"pending\":{pending},\"modified\":{modified},\"unknown\":{unknown},\"migrations\":[{}]}}",
-                json(&database.shown()),
-                opened.is_some(),
-                items.join(",")
-            )?;
-        }
+        Format::Json => crate::output::json(&Report {
+            database: database.shown(),
+            exists: opened.is_some(),
+            up_to_date,
+            applied,
+            pending,
+            modified,
+            unknown,
+            migrations: rows,
+        })?,
     }
-    out.flush()?;
     let mut parts = vec![format!("{applied} applied"), format!("{pending} pending")];
     if modified > 0 {
         parts.push(format!("{modified} modified"));
@@ -149,17 +230,48 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<()> {
     }
     let summary = parts.join(", ");
     if up_to_date {
-        eprintln!("{}: up to date ({summary})", database.shown());
+        say!("{}: up to date ({summary})", database.shown());
+        return Ok(ExitCode::SUCCESS);
+    }
+    say!("{}: {summary}", database.shown());
+    if !args.exit_code {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let hint = if modified + unknown == 0 {
+        "apply them with `cargo migrate up`"
+    } else {
+        "see the NOTE column: restore changed files, or run the build that knows the unknown migrations"
+    };
+    say!("not up to date (exit status {}); {hint}", exit::NOT_UP_TO_DATE);
+    Ok(exit::not_up_to_date())
+}
+
+/// The database's tracking table alone, for when the migrations directory
+/// has problems and cannot be compared with it.
+fn history_only(settings: &Settings, lock_timeout: Duration) -> Result<()> {
+    let database = settings.database()?;
+    let Some(opened) = database.open(Mode::ReadOnly, lock_timeout)? else {
+        note!("the database file {} does not exist yet", database.shown());
         return Ok(());
-    }
-    eprintln!("{}: {summary}", database.shown());
-    if args.exit_code {
-        let hint = if modified + unknown == 0 {
-            "apply them with `cargo migrate up`"
-        } else {
-            "see the NOTE column: restore changed files, or run the build that knows the unknown migrations"
-        };
-        bail!("the database is not up to date ({summary}); {hint}");
-    }
+    };
+    // With no migrations, every applied one is "unknown": the whole history.
+    let history = Migrator::new(&[])
+        .table(&settings.package.config.table)
+        .status(&opened.conn)?
+        .unknown;
+    let lines = history.iter().map(|a| {
+        vec![
+            settings.package.version(a.version),
+            a.name.clone(),
+            RowState::Applied.word().to_owned(),
+            a.applied_at.clone(),
+        ]
+    });
+    table(&["VERSION", "NAME", "STATE", "APPLIED AT"], lines)?;
+    say!(
+        "{}: {} applied, by its tracking table; not compared with the files, whose problems follow",
+        database.shown(),
+        history.len()
+    );
     Ok(())
 }

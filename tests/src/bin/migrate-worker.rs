@@ -6,6 +6,11 @@
 //! SECS] [--grouped] [--lock table] [--schema NAME]`: prints
 //! `waited MS` when it had to wait for another process, `applied V` for each
 //! migration it applied, and `error: …` (exit 1) on failure.
+//!
+//! `migrate-worker --interrupted-write DB`: begins a write transaction on DB
+//! (rollback journal) big enough that SQLite writes pages to the database
+//! file before the commit, prints `writing` and waits to be killed: SIGKILL
+//! leaves a hot journal, as a crash in the middle of a migration does.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +22,11 @@ use migrate_runtime::rusqlite::Connection;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, db] = args.as_slice()
+        && flag == "--interrupted-write"
+    {
+        return interrupted_write(db);
+    }
     let (Some(dir), Some(db)) = (args.first(), args.get(1)) else {
         eprintln!("usage: migrate-worker DIR DB [--lock-timeout SECS] [--grouped]");
         return ExitCode::from(2);
@@ -30,12 +40,10 @@ fn main() -> ExitCode {
         .map_or(migrate_runtime::DEFAULT_LOCK_TIMEOUT, Duration::from_secs_f64);
     let grouped = args.iter().any(|a| a == "--grouped");
     let package = dir.parent().map(PathBuf::from).unwrap_or_default();
-    let config = Config {
-        dir: dir.file_name().map(PathBuf::from).unwrap_or_default(),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.dir = dir.file_name().map(PathBuf::from).unwrap_or_default();
     let found = match migrate_build::load(&package, &config) {
-        Ok((found, _)) => found,
+        Ok(loaded) => loaded.migrations,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -96,6 +104,33 @@ fn report(result: migrate_runtime::Result<migrate_runtime::Report>) -> ExitCode 
             }
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to `db` without committing, and waits to be killed.
+fn interrupted_write(db: &str) -> ExitCode {
+    let write = || -> migrate_runtime::rusqlite::Result<()> {
+        let conn = Connection::open(db)?;
+        // A small cache makes SQLite spill changed pages into the database
+        // file (after syncing the journal) before the commit.
+        conn.execute_batch(
+            "PRAGMA journal_mode = DELETE; PRAGMA cache_size = 4;
+             CREATE TABLE IF NOT EXISTS interrupted (x BLOB);
+             BEGIN;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO interrupted SELECT randomblob(1000) FROM n;",
+        )?;
+        println!("writing");
+        std::io::Write::flush(&mut std::io::stdout()).ok();
+        std::thread::sleep(Duration::from_secs(600));
+        Ok(())
+    };
+    match write() {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -1,0 +1,76 @@
+//! The progress of `up`, `down` and `redo`, as the runtime reports it.
+
+use anyhow::Result;
+use migrate_runtime::{Direction, Event, Script};
+
+use super::project::{Project, runtime_error};
+use crate::messages::{self, say};
+
+/// Prints each migration as it starts and how long it took, on stderr:
+/// `applying 0001 create_users … done in 3 ms`.
+pub(super) struct Progress<'a> {
+    project: &'a Project<'a>,
+}
+
+impl<'a> Progress<'a> {
+    /// Progress of the migrations of `project`.
+    pub(super) fn new(project: &'a Project<'a>) -> Self {
+        Self { project }
+    }
+
+    /// Says what the runtime reports: waiting for a lock, a migration
+    /// started (with what Ctrl-C would leave), a migration finished.
+    pub(super) fn event(&self, event: &Event<'_>) {
+        match *event {
+            Event::Waiting { timeout } => {
+                say!(
+                    "waiting up to {}s for another process's lock on the database …",
+                    timeout.as_secs()
+                );
+            }
+            Event::Started { migration, direction } => {
+                let (verb, script) = match direction {
+                    Direction::Up => ("applying", Some(migration.up())),
+                    Direction::Down => ("rolling back", migration.down()),
+                };
+                let what = format!(
+                    "migration {} {}",
+                    self.project.version(migration.version()),
+                    migration.name()
+                );
+                let on_interrupt = if script.is_some_and(Script::no_transaction) {
+                    format!(
+                        "interrupted (Ctrl-C) while {verb} {what}, which runs outside a transaction (-- migrate:no-transaction): the statements that finished stay done, and it is not recorded; check the database before running it again. The migrations before it are unchanged"
+                    )
+                } else {
+                    let stays = match direction {
+                        Direction::Up => "not applied",
+                        Direction::Down => "still applied",
+                    };
+                    format!(
+                        "interrupted (Ctrl-C) while {verb} {what}: its transaction was not committed, so it is {stays} (SQLite rolls it back; the next command that opens the database finishes that). The migrations before it are unchanged"
+                    )
+                };
+                let text = format!(
+                    "{verb} {} {}",
+                    self.project.version(migration.version()),
+                    migration.name()
+                );
+                messages::begin_progress(text, on_interrupt);
+            }
+            Event::Finished { duration, .. } => {
+                messages::end_progress(format_args!("done in {}", crate::output::duration(duration)));
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends a line left open by a failed migration, and words a lock
+    /// timeout in the CLI's terms.
+    pub(super) fn finish<T>(&self, result: migrate_runtime::Result<T>) -> Result<T> {
+        result.map_err(|e| {
+            messages::end_progress("failed");
+            runtime_error(e, self.project)
+        })
+    }
+}
