@@ -423,7 +423,10 @@ mod tests {
     fn schema_names_have_a_quoted_form() {
         use migrate_runtime::schema::Column;
         let column = |name: &str| Column::new(name, "");
-        let tables = [Table::new("user accounts", vec![column("full name"), column("say \"hi\"")])];
+        let tables = [Table::new(
+            "user accounts",
+            vec![column("full name"), column("say \"hi\"")],
+        )];
         let code = schema(&tables, &Ages::default());
         assert!(
             code.contains("            pub const TABLE: &str = \"\\\"user accounts\\\"\";\n"),
