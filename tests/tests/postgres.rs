@@ -661,6 +661,98 @@ fn pg_an_index_left_invalid_by_a_failed_concurrent_build_is_named_and_reported_a
     assert!(status.invalid_indexes.is_empty());
 }
 
+/// `cargo migrate ARGS` in `pkg` against `url` (DATABASE_URL): (exit
+/// code, stdout, stderr).
+fn cli(pkg: &tests::Package, url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = pkg.migrate().args(args).env("DATABASE_URL", url).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pg_cli_status_up_down_redo() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::new();
+    pkg.write(
+        "migrations/0001_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n",
+    );
+    pkg.write("migrations/0001_users.down.sql", "DROP TABLE users;\n");
+    pkg.write(
+        "migrations/0002_posts.up.sql",
+        "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users);\n",
+    );
+    pkg.write("migrations/0002_posts.down.sql", "DROP TABLE posts;\n");
+    // The URL with a password, which is never shown.
+    let url = db
+        .url
+        .replacen("postgres://postgres@", "postgres://postgres:s3cret@", 1);
+    let (code, out, err) = cli(&pkg, &url, &["status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pending"), "{out}");
+    assert!(
+        err.contains("postgres://postgres:***@") && !err.contains("s3cret"),
+        "{err}"
+    );
+    assert!(err.contains("0 applied, 2 pending"), "{err}");
+
+    let (code, out, _) = cli(&pkg, &url, &["up", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("CREATE TABLE posts"), "{out}");
+    let mut client = db.client();
+    assert!(tables(&mut client, "public").is_empty(), "a dry run changes nothing");
+
+    let (code, _, err) = cli(&pkg, &url, &["up", "--to", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(versions(&mut client), [1]);
+    let (code, _, err) = cli(&pkg, &url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("applied 1 migration"), "{err}");
+    assert!(err.contains("the database is at version 0002 posts"), "{err}");
+    assert_eq!(versions(&mut client), [1, 2]);
+
+    let (code, out, err) = cli(&pkg, &url, &["status", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"up_to_date\":true"), "{out}");
+
+    let (code, _, err) = cli(&pkg, &url, &["redo"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("redid 0002"), "{err}");
+    assert_eq!(versions(&mut client), [1, 2]);
+
+    let (code, _, err) = cli(&pkg, &url, &["down", "--steps", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("rolled back 2 migrations"), "{err}");
+    assert!(versions(&mut client).is_empty());
+    assert_eq!(tables(&mut client, "public"), ["_migrations"]);
+
+    // A failing migration: file, line and the server's message; exit 1.
+    pkg.write(
+        "migrations/0003_bad.up.sql",
+        "CREATE TABLE ok (x integer);\nSELECT nope FROM ok;\n",
+    );
+    pkg.write("migrations/0003_bad.down.sql", "DROP TABLE ok;\n");
+    let (code, _, err) = cli(&pkg, &url, &["up"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("migrations/0003_bad.up.sql:2: up migration 3 `bad` failed: column \"nope\" does not exist"),
+        "{err}"
+    );
+    assert_eq!(versions(&mut client), [1, 2]);
+
+    // A database that does not exist, and a server that is not there.
+    let missing = db.server().url_for("no_such_database");
+    let (code, _, err) = cli(&pkg, &missing, &["status"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("does not exist") && err.contains("create it (createdb)"),
+        "{err}"
+    );
+}
+
 fn worker() -> &'static str {
     env!("CARGO_BIN_EXE_migrate-worker")
 }
