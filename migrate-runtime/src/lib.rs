@@ -92,6 +92,7 @@ mod migrator;
 pub mod model;
 #[cfg(feature = "postgres")]
 mod pg;
+mod pgsql;
 mod plan;
 mod report;
 #[cfg(feature = "rusqlite")]
@@ -126,6 +127,32 @@ pub use validate::{Validated, Warning};
 /// ```
 pub fn statement_lines(sql: &str) -> Vec<usize> {
     sql::statements(sql).iter().map(|s| s.line).collect()
+}
+
+/// The 1-based line of each statement of a PostgreSQL script, as the
+/// PostgreSQL backend splits it (`;` outside strings, `E''` strings, quoted
+/// names, nested comments, `$tag$` dollar quotes and `BEGIN ATOMIC`
+/// bodies); or the line and kind of a construct the script opens and
+/// never closes. Needs no server and no feature: `migrate-build` checks
+/// PostgreSQL migrations with it.
+///
+/// # Errors
+///
+/// The line where an unterminated string, quoted name, comment, dollar
+/// quote or `BEGIN ATOMIC` body starts, and what it is.
+///
+/// # Examples
+///
+/// ```
+/// let sql = "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\nSELECT f();";
+/// assert_eq!(migrate_runtime::postgres_statement_lines(sql), Ok(vec![1, 2]));
+/// assert!(migrate_runtime::postgres_statement_lines("SELECT 'oops;").is_err());
+/// ```
+pub fn postgres_statement_lines(sql: &str) -> std::result::Result<Vec<usize>, (usize, &'static str)> {
+    match pgsql::unterminated(sql) {
+        Some(open) => Err(open),
+        None => Ok(pgsql::statements(sql).iter().map(|s| s.line).collect()),
+    }
 }
 
 /// The `rusqlite` this crate is built with: use it, so your connection type

@@ -31,8 +31,6 @@
 //!   transaction level, which lets the run keep the lock from the
 //!   transaction before the script to the one that records it.
 
-mod split;
-
 use std::time::{Duration, Instant};
 
 use postgres::{Client, SimpleQueryMessage};
@@ -43,7 +41,7 @@ use crate::history::quote;
 use crate::sql::{Statement, line_at};
 use crate::{Applied, Direction, Error, Event, Lock, Migration, Migrator, Report, Result, Script, Status};
 
-pub(crate) use split::statements;
+use crate::pgsql::{self as split, statements};
 
 impl<'m> Migrator<'m> {
     /// [`apply`](Self::apply) on PostgreSQL: applies every pending

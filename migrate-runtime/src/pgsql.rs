@@ -1,4 +1,5 @@
-//! Splitting a PostgreSQL script into statements, following the lexical
+//! Splitting a PostgreSQL script into statements (no server, no driver:
+//! compiled with or without the feature `postgres`), following the lexical
 //! rules of PostgreSQL's documentation ("Lexical Structure", section 4.1 of
 //! the manual): `--` and nested `/* … */` comments, `'…'` strings with `''`,
 //! `E'…'` strings with backslash escapes, `"…"` names, `$tag$…$tag$`
@@ -16,7 +17,18 @@ use crate::sql::Statement;
 /// Splits `sql` into statements; each includes its `;` (the last may have
 /// none). Text with only white space and comments is no statement.
 pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
+    split(sql).0
+}
+
+/// A string, quoted name, comment, dollar quote or `BEGIN ATOMIC` body
+/// that the script opens and never closes: its 1-based line and what it is.
+pub(crate) fn unterminated(sql: &str) -> Option<(usize, &'static str)> {
+    split(sql).1
+}
+
+fn split(sql: &str) -> (Vec<Statement<'_>>, Option<(usize, &'static str)>) {
     let b = sql.as_bytes();
+    let mut open: Option<(usize, &'static str)> = None;
     let mut out = Vec::new();
     let mut i = 0;
     let mut line = 1;
@@ -25,6 +37,7 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
     let mut first_words: Vec<String> = Vec::new();
     let mut prev_word = String::new();
     let mut atomic_depth = 0usize;
+    let mut atomic_line = 0usize;
 
     while i < b.len() {
         let c = b[i];
@@ -45,6 +58,7 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
             continue;
         }
         if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            let opened = line;
             let mut depth = 0usize;
             while i < b.len() {
                 if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
@@ -62,6 +76,9 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
                     }
                     i += 1;
                 }
+            }
+            if depth > 0 {
+                open = Some((opened, "a /* comment */ that is never closed"));
             }
             continue;
         }
@@ -85,15 +102,29 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
             }
             b'\'' => {
                 let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !is_ident(b[i - 2]));
-                i = skip_quoted(b, i, b'\'', escapes, &mut line);
+                let opened = line;
+                let closed;
+                (i, closed) = skip_quoted(b, i, b'\'', escapes, &mut line);
+                if !closed {
+                    open = Some((opened, "a 'string' that is never closed"));
+                }
             }
-            b'"' => i = skip_quoted(b, i, b'"', false, &mut line),
+            b'"' => {
+                let opened = line;
+                let closed;
+                (i, closed) = skip_quoted(b, i, b'"', false, &mut line);
+                if !closed {
+                    open = Some((opened, "a \"quoted name\" that is never closed"));
+                }
+            }
             b'$' if i == 0 || !is_ident(b[i - 1]) => match dollar_tag(b, i) {
                 Some(tag_len) => {
                     let tag = &b[i..i + tag_len];
+                    let opened = line;
                     let mut j = i + tag_len;
                     loop {
                         if j >= b.len() {
+                            open = Some((opened, "a $$ dollar quote $$ that is never closed"));
                             i = j;
                             break;
                         }
@@ -123,6 +154,7 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
                     }
                 } else if word == "ATOMIC" && prev_word == "BEGIN" && defines_routine(&first_words) {
                     atomic_depth = 1;
+                    atomic_line = line;
                 }
                 if first_words.len() < 6 {
                     first_words.push(word.clone());
@@ -139,7 +171,10 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
             offset,
         });
     }
-    out
+    if open.is_none() && atomic_depth > 0 {
+        open = Some((atomic_line, "a BEGIN ATOMIC body without its END"));
+    }
+    (out, open)
 }
 
 /// Whether a statement starting with `words` creates a function or a
@@ -166,8 +201,8 @@ fn is_ident(c: u8) -> bool {
 }
 
 /// Skips a quoted string or name starting at `i` (its opening quote);
-/// returns the index after its closing quote.
-fn skip_quoted(b: &[u8], mut i: usize, quote: u8, backslash_escapes: bool, line: &mut usize) -> usize {
+/// returns the index after its closing quote, and whether there was one.
+fn skip_quoted(b: &[u8], mut i: usize, quote: u8, backslash_escapes: bool, line: &mut usize) -> (usize, bool) {
     i += 1;
     while i < b.len() {
         match b[i] {
@@ -176,7 +211,7 @@ fn skip_quoted(b: &[u8], mut i: usize, quote: u8, backslash_escapes: bool, line:
                 if b.get(i + 1) == Some(&quote) {
                     i += 2;
                 } else {
-                    return i + 1;
+                    return (i + 1, true);
                 }
             }
             c => {
@@ -187,7 +222,7 @@ fn skip_quoted(b: &[u8], mut i: usize, quote: u8, backslash_escapes: bool, line:
             }
         }
     }
-    i
+    (b.len(), false)
 }
 
 /// The length of the dollar-quote tag (`$$`, `$body$`) starting at `i`;
@@ -205,6 +240,7 @@ fn dollar_tag(b: &[u8], i: usize) -> Option<usize> {
 
 /// The byte offset in `text` of PostgreSQL's error position `position`
 /// (1-based, counted in characters).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn byte_offset(text: &str, position: u32) -> usize {
     let index = usize::try_from(position.saturating_sub(1)).unwrap_or(usize::MAX);
     text.char_indices().nth(index).map_or(text.len(), |(o, _)| o)
@@ -268,6 +304,31 @@ mod tests {
         assert_eq!(texts(sql)[1], ("SELECT add(1, 2);", 6));
         // A transaction's BEGIN is not a body.
         assert_eq!(texts("BEGIN;\nSELECT 1;\nCOMMIT;").len(), 3);
+    }
+
+    #[test]
+    fn unterminated_constructs_name_their_line() {
+        assert_eq!(
+            unterminated("SELECT 1;\nSELECT 'a;\n"),
+            Some((2, "a 'string' that is never closed"))
+        );
+        assert_eq!(
+            unterminated("SELECT 1;\n/* a /* b */\nSELECT 2;"),
+            Some((2, "a /* comment */ that is never closed"))
+        );
+        assert_eq!(
+            unterminated("\n\nDO $x$ BEGIN END $y$;"),
+            Some((3, "a $$ dollar quote $$ that is never closed"))
+        );
+        assert_eq!(
+            unterminated("SELECT \"a;"),
+            Some((1, "a \"quoted name\" that is never closed"))
+        );
+        assert_eq!(
+            unterminated("CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n SELECT 1;\n"),
+            Some((2, "a BEGIN ATOMIC body without its END"))
+        );
+        assert_eq!(unterminated("SELECT E'\\'';\nSELECT $$a$$;"), None);
     }
 
     #[test]
