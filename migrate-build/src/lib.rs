@@ -50,7 +50,7 @@ mod problem;
 pub mod scan;
 mod validate;
 
-pub use config::Config;
+pub use config::{Backend, Config};
 pub use problem::{Error, Problem, Severity};
 pub use validate::{Checked, Loaded, check, load, migrations_dir};
 
@@ -247,6 +247,10 @@ impl Builder {
             package_dir: &package_dir,
             dir_display: &scan::display_path(&dir, &package_dir),
             runtime_path: &runtime_path,
+            backend: config.backend(),
+            schema: config.schema.as_deref(),
+            lock: config.lock,
+            lock_timeout: config.lock_timeout,
         });
         let path = out_dir.join(OUTPUT_FILE);
         let changed = write_if_changed(&path, source.as_bytes())?;
