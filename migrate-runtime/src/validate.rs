@@ -18,10 +18,11 @@ use std::fmt;
 
 use rusqlite::Connection;
 
+use crate::backend::Backend;
 use crate::plan::Planned;
 use crate::schema::Schema;
 use crate::scratch::{copy_tables, tables_named};
-use crate::session::{Session, replay_connection};
+use crate::session::{Session, Sqlite, replay_connection};
 use crate::{Error, Migration, Migrator, Result};
 
 /// What [`Migrator::check`] found in migrations that replay cleanly: the
@@ -267,14 +268,16 @@ impl<'m> Migrator<'m> {
         let problems_before = found.problems.len();
         let in_transaction = !m.up().no_transaction() && !down.no_transaction();
         let mut waited = None;
-        let mut tx = if in_transaction {
-            Some(session.begin(self, &mut waited)?)
-        } else {
-            None
-        };
-        let mut run = |step: Planned<'m>| match tx.as_mut() {
-            Some(tx) => self.step(session, tx, step, &mut waited),
-            None => self.step_committed(session, step),
+        let mut tx = Sqlite::new(session);
+        if in_transaction {
+            tx.begin(self, &mut waited)?;
+        }
+        let mut run = |step: Planned<'m>| {
+            if in_transaction {
+                self.step(&mut tx, step, &mut waited)
+            } else {
+                self.step_committed(session, step)
+            }
         };
         match run(Planned::down(m)) {
             Err(e) => found.problems.push(e),
@@ -307,11 +310,13 @@ impl<'m> Migrator<'m> {
                 }
             }
         }
-        match tx {
+        if in_transaction {
             // Back to the state after the plain up, whatever the down did.
-            Some(mut tx) => tx.rollback().map(|()| Next::Go),
-            None if found.problems.len() > problems_before => Ok(Next::Rebuild(0)),
-            None => Ok(Next::Go),
+            tx.rollback().map(|()| Next::Go)
+        } else if found.problems.len() > problems_before {
+            Ok(Next::Rebuild(0))
+        } else {
+            Ok(Next::Go)
         }
     }
 

@@ -1446,8 +1446,9 @@ fn database_errors() {
     for args in [
         &["status"][..],
         &["status", "--database", "mysql://localhost/app"],
-        &["status", "--database", "postgres://localhost/app"],
-        &["up", "--database", "postgresql://localhost/app"],
+        // A server that is not there; a URL the driver rejects.
+        &["status", "--database", "postgres://127.0.0.1:1/app"],
+        &["up", "--database", "postgresql://localhost:port/app"],
         &["up", "--database", "sqlite:"],
         &["up", "--database", "sqlite:app.db?cache=shared"],
         &["up", "--database", "sqlite:app.db?mode=ro"],

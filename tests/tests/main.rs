@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod postgres;
 mod properties;
 mod readme;
 mod reliability;
