@@ -51,7 +51,7 @@ pub mod scan;
 mod template;
 mod validate;
 
-pub use config::Config;
+pub use config::{Backend, Config};
 pub use problem::{Error, Problem, Severity};
 pub use template::template;
 pub use validate::{Checked, Loaded, check, load, migrations_dir};
@@ -249,6 +249,10 @@ impl Builder {
             package_dir: &package_dir,
             dir_display: &scan::display_path(&dir, &package_dir),
             runtime_path: &runtime_path,
+            backend: config.backend(),
+            schema: config.schema.as_deref(),
+            lock: config.lock,
+            lock_timeout: config.lock_timeout,
         });
         let path = out_dir.join(OUTPUT_FILE);
         let changed = write_if_changed(&path, source.as_bytes())?;

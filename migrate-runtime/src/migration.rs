@@ -80,6 +80,7 @@ impl Checksum {
 
     /// Whether `hex` (64 hex digits, either case) spells this checksum;
     /// compares without decoding, for the start-up check of every row.
+    #[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
     pub(crate) fn eq_hex(&self, hex: &[u8]) -> bool {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         hex.len() == 64

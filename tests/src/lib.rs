@@ -2,6 +2,8 @@
 //! and throw-away cargo packages with a real `build.rs` ("testboxes") that
 //! share one target directory, so SQLite is compiled once.
 
+pub mod postgres;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

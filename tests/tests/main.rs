@@ -3,6 +3,7 @@
 mod build;
 mod cli;
 mod drift;
+mod postgres;
 mod properties;
 mod readme;
 mod reliability;

@@ -47,6 +47,12 @@ struct Row<'a> {
 /// `diff [--format text|json] [--sql | --emit NAME [--allow-drop]]`.
 pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
     let project = Project::load(settings)?;
+    if project.database.postgres_url().is_some() {
+        bail!(
+            "`cargo migrate diff` compares SQLite databases only for now, and `{}` is a PostgreSQL database (the schema model reads SQLite's catalog; PostgreSQL's is to come); nothing was compared",
+            project.database.shown()
+        );
+    }
     let timeout = Duration::from_secs(args.lock_timeout);
     let Some(opened) = project.open(Mode::ReadOnly, timeout)? else {
         bail!(

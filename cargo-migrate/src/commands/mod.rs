@@ -14,6 +14,7 @@ mod drift;
 mod init;
 mod list;
 mod new;
+mod postgres;
 mod progress;
 mod project;
 mod renumber;

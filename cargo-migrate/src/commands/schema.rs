@@ -30,6 +30,12 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
     let (conn, source) = match &settings.database_flag {
         Some(url) => {
             let database = Database::parse(url, Source::Flag, &settings.cwd)?;
+            if database.postgres_url().is_some() {
+                bail!(
+                    "`cargo migrate schema --database` reads SQLite databases only for now, and `{}` is a PostgreSQL database; without --database it prints the schema the migrations make",
+                    database.shown()
+                );
+            }
             let Some(opened) = database.open(Mode::ReadOnly, Duration::from_secs(5))? else {
                 bail!(
                     "the database file {} does not exist; check the path given to --database",
