@@ -422,16 +422,11 @@ mod tests {
     #[test]
     fn schema_names_have_a_quoted_form() {
         use migrate_runtime::schema::Column;
-        let column = |name: &str| Column {
-            name: name.to_owned(),
-            decl_type: String::new(),
-            not_null: false,
-            primary_key: 0,
-        };
-        let tables = [Table {
-            name: "user accounts".to_owned(),
-            columns: vec![column("full name"), column("say \"hi\"")],
-        }];
+        let column = |name: &str| Column::new(name, "");
+        let tables = [Table::new(
+            "user accounts",
+            vec![column("full name"), column("say \"hi\"")],
+        )];
         let code = schema(&tables, &Ages::default());
         assert!(
             code.contains("            pub const TABLE: &str = \"\\\"user accounts\\\"\";\n"),

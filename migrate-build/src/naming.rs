@@ -246,18 +246,7 @@ mod tests {
     use super::*;
 
     fn table(name: &str, columns: &[&str]) -> Table {
-        Table {
-            name: name.to_owned(),
-            columns: columns
-                .iter()
-                .map(|c| Column {
-                    name: (*c).to_owned(),
-                    decl_type: String::new(),
-                    not_null: false,
-                    primary_key: 0,
-                })
-                .collect(),
-        }
+        Table::new(name, columns.iter().map(|c| Column::new(*c, "")).collect())
     }
 
     /// The schema after each migration (tables in name order, as the
