@@ -14,6 +14,9 @@ use crate::problem::{Error, Problem};
 /// database = "sqlite:app.db"    # default for CLI commands
 /// table = "_migrations"         # tracking table
 /// width = 4                     # zero-padding of new versions
+/// drift = "error"               # at start-up: "error" | "warn" | "off"
+/// ignore = ["fts_*"]            # tables left out of drift and snapshot
+/// snapshot = "migrations/schema.sql"  # the schema as a reviewed file
 /// ```
 ///
 /// New keys will come (`#[non_exhaustive]`): start from
@@ -31,6 +34,45 @@ pub struct Config {
     pub table: String,
     /// How many digits new versions get (zero-padded).
     pub width: usize,
+    /// What the app does at start-up when its database's schema is not
+    /// what its applied migrations make (drift).
+    pub drift: Drift,
+    /// Names of tables, views and triggers left out of the drift check and
+    /// the schema snapshot (`*` any run of characters, `?` one, letter
+    /// case ignored): FTS shadow tables, other tools' tables.
+    pub ignore: Vec<String>,
+    /// The schema snapshot, relative to the package: when set, the build
+    /// fails unless this file holds the schema the migrations make, as
+    /// [`crate::schema_snapshot`] writes it.
+    pub snapshot: Option<PathBuf>,
+}
+
+/// `drift = "error" | "warn" | "off"`: what the app does at start-up when
+/// its database's schema differs from what its applied migrations make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Drift {
+    /// Refuse to migrate, listing the differences (the default: a database
+    /// changed by hand is found before a migration runs on it).
+    #[default]
+    Error,
+    /// Report the differences through the migrator's events and go on.
+    Warn,
+    /// Do not check.
+    Off,
+}
+
+impl Drift {
+    /// The runtime's policy.
+    #[must_use]
+    pub fn policy(self) -> migrate_runtime::DriftPolicy {
+        match self {
+            Self::Error => migrate_runtime::DriftPolicy::Error,
+            Self::Warn => migrate_runtime::DriftPolicy::Warn,
+            Self::Off => migrate_runtime::DriftPolicy::Off,
+        }
+    }
 }
 
 impl Default for Config {
@@ -40,6 +82,9 @@ impl Default for Config {
             database: None,
             table: migrate_runtime::DEFAULT_TABLE.to_owned(),
             width: 4,
+            drift: Drift::default(),
+            ignore: Vec::new(),
+            snapshot: None,
         }
     }
 }
@@ -88,7 +133,7 @@ impl Config {
                     line,
                     format!("invalid [package.metadata.migrate]: {}", e.message()),
                 )
-                .hint("the keys are dir (string), database (string), table (string) and width (integer)"),
+                .hint(KEYS_HINT),
             ])
         })?;
         let config = manifest_value
@@ -96,13 +141,11 @@ impl Config {
             .and_then(|p| p.metadata)
             .and_then(|m| m.migrate)
             .unwrap_or_default();
-        let bad = |message: String| {
-            let line = text
-                .lines()
-                .position(|l| l.trim_start().starts_with("[package.metadata.migrate]"))
-                .map_or(0, |i| i + 1);
-            Err(Error::new(vec![Problem::error(manifest, line, message)]))
-        };
+        let section = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("[package.metadata.migrate]"))
+            .map_or(0, |i| i + 1);
+        let bad = |message: String| Err(Error::new(vec![Problem::error(manifest, section, message)]));
         if !(1..=19).contains(&config.width) {
             return bad(format!(
                 "width = {} is out of range (help: versions are zero-padded to 1 to 19 digits; the default is 4)",
@@ -112,8 +155,56 @@ impl Config {
         if config.table.trim().is_empty() {
             return bad("table is empty (help: name the tracking table, e.g. table = \"_migrations\")".to_owned());
         }
+        if let Some(bad_pattern) = config
+            .ignore
+            .iter()
+            .find(|p| migrate_runtime::model::Filter::new(&config.table).ignore(&[p]).is_err())
+        {
+            let line = key_line(text, section, "ignore", Some(bad_pattern));
+            return Err(Error::new(vec![
+                Problem::error(
+                    manifest,
+                    line,
+                    format!("ignore pattern {bad_pattern:?} is not valid"),
+                )
+                .hint("a pattern is a table name with `*` for any run of characters and `?` for one, such as \"fts_*\""),
+            ]));
+        }
+        if config.snapshot.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            let line = key_line(text, section, "snapshot", None);
+            return Err(Error::new(vec![
+                Problem::error(manifest, line, "snapshot is empty")
+                    .hint("name the schema file relative to the package, e.g. snapshot = \"migrations/schema.sql\", or remove the key"),
+            ]));
+        }
         Ok(config)
     }
+}
+
+/// The keys and their types, for a manifest that does not parse.
+const KEYS_HINT: &str = "the keys are dir (string), database (string), table (string), width (integer), \
+     drift (\"error\", \"warn\" or \"off\"), ignore (array of strings) and snapshot (string)";
+
+/// The 1-based line, at or after the section's line, of `key` — or of the
+/// string `value` when given and found (a pattern in a multi-line array);
+/// the section's line when neither is found.
+fn key_line(text: &str, section: usize, key: &str, value: Option<&str>) -> usize {
+    let after = || text.lines().enumerate().skip(section.saturating_sub(1));
+    let key_at = after()
+        .find(|(_, l)| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i);
+    let value_at = value.and_then(|v| {
+        let (double, single) = (format!("{v:?}"), format!("'{v}'"));
+        after()
+            .skip_while(|(i, _)| key_at.is_some_and(|k| *i < k))
+            .find(|(_, l)| l.contains(&double) || l.contains(&single))
+            .map(|(i, _)| i)
+    });
+    value_at.or(key_at).map_or(section, |i| i + 1)
 }
 
 #[cfg(test)]
@@ -151,6 +242,44 @@ mod tests {
         // fuzz/regressions/config/error-line-past-the-end
         let e = parse("\"\"\"\n").unwrap_err();
         assert_eq!(e.problems()[0].line, 1);
+    }
+
+    #[test]
+    fn drift_ignore_and_snapshot() {
+        let c = parse("[package.metadata.migrate]\ndrift = \"warn\"\nignore = [\"fts_*\", \"cache_?\"]\nsnapshot = \"migrations/schema.sql\"\n").unwrap();
+        assert_eq!(c.drift, Drift::Warn);
+        assert_eq!(c.drift.policy(), migrate_runtime::DriftPolicy::Warn);
+        assert_eq!(c.ignore, ["fts_*", "cache_?"]);
+        assert_eq!(c.snapshot.as_deref(), Some(Path::new("migrations/schema.sql")));
+        let d = Config::default();
+        assert_eq!((d.drift, d.ignore.len(), d.snapshot), (Drift::Error, 0, None));
+        assert_eq!(parse("[package.metadata.migrate]\ndrift = \"off\"\n").unwrap().drift, Drift::Off);
+    }
+
+    #[test]
+    fn unknown_drift_value_is_an_error_at_its_line() {
+        let e = parse("[package]\nname = \"x\"\n[package.metadata.migrate]\ndrift = \"warning\"\n").unwrap_err();
+        let p = &e.problems()[0];
+        assert_eq!(p.line, 4, "{p}");
+        assert!(p.message.contains("unknown variant `warning`"), "{p}");
+        assert!(p.hint.as_deref().unwrap_or_default().contains("drift (\"error\", \"warn\" or \"off\")"), "{p}");
+    }
+
+    #[test]
+    fn invalid_ignore_pattern_is_an_error_at_its_line_with_a_hint() {
+        let e = parse(
+            "[package]\nname = \"x\"\n\n[package.metadata.migrate]\ntable = \"t\"\nignore = [\n  \"fts_*\",\n  \"[abc]\",\n]\n",
+        )
+        .unwrap_err();
+        let p = &e.problems()[0];
+        assert_eq!(
+            p.to_string(),
+            "Cargo.toml:8: ignore pattern \"[abc]\" is not valid (help: a pattern is a table name with `*` for any run of characters and `?` for one, such as \"fts_*\")"
+        );
+        let e = parse("[package.metadata.migrate]\nignore = [\"\"]\n").unwrap_err();
+        assert_eq!(e.problems()[0].line, 2, "{e}");
+        let e = parse("[package.metadata.migrate]\nsnapshot = \"\"\n").unwrap_err();
+        assert_eq!(e.problems()[0].to_string().split(" (help").next(), Some("Cargo.toml:2: snapshot is empty"));
     }
 
     #[test]

@@ -50,7 +50,7 @@ mod problem;
 pub mod scan;
 mod validate;
 
-pub use config::Config;
+pub use config::{Config, Drift};
 pub use problem::{Error, Problem, Severity};
 pub use validate::{Checked, Loaded, check, load, migrations_dir};
 
