@@ -162,12 +162,9 @@ impl Config {
         {
             let line = key_line(text, section, "ignore", Some(bad_pattern));
             return Err(Error::new(vec![
-                Problem::error(
-                    manifest,
-                    line,
-                    format!("ignore pattern {bad_pattern:?} is not valid"),
-                )
-                .hint("a pattern is a table name with `*` for any run of characters and `?` for one, such as \"fts_*\""),
+                Problem::error(manifest, line, format!("ignore pattern {bad_pattern:?} is not valid")).hint(
+                    "a pattern is a table name with `*` for any run of characters and `?` for one, such as \"fts_*\"",
+                ),
             ]));
         }
         if config.snapshot.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
@@ -253,7 +250,10 @@ mod tests {
         assert_eq!(c.snapshot.as_deref(), Some(Path::new("migrations/schema.sql")));
         let d = Config::default();
         assert_eq!((d.drift, d.ignore.len(), d.snapshot), (Drift::Error, 0, None));
-        assert_eq!(parse("[package.metadata.migrate]\ndrift = \"off\"\n").unwrap().drift, Drift::Off);
+        assert_eq!(
+            parse("[package.metadata.migrate]\ndrift = \"off\"\n").unwrap().drift,
+            Drift::Off
+        );
     }
 
     #[test]
@@ -262,7 +262,13 @@ mod tests {
         let p = &e.problems()[0];
         assert_eq!(p.line, 4, "{p}");
         assert!(p.message.contains("unknown variant `warning`"), "{p}");
-        assert!(p.hint.as_deref().unwrap_or_default().contains("drift (\"error\", \"warn\" or \"off\")"), "{p}");
+        assert!(
+            p.hint
+                .as_deref()
+                .unwrap_or_default()
+                .contains("drift (\"error\", \"warn\" or \"off\")"),
+            "{p}"
+        );
     }
 
     #[test]
@@ -279,7 +285,10 @@ mod tests {
         let e = parse("[package.metadata.migrate]\nignore = [\"\"]\n").unwrap_err();
         assert_eq!(e.problems()[0].line, 2, "{e}");
         let e = parse("[package.metadata.migrate]\nsnapshot = \"\"\n").unwrap_err();
-        assert_eq!(e.problems()[0].to_string().split(" (help").next(), Some("Cargo.toml:2: snapshot is empty"));
+        assert_eq!(
+            e.problems()[0].to_string().split(" (help").next(),
+            Some("Cargo.toml:2: snapshot is empty")
+        );
     }
 
     #[test]

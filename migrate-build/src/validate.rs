@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use migrate_runtime::model;
 use migrate_runtime::schema::{Schema, Table};
 use migrate_runtime::{Migration, Migrator};
 
@@ -22,10 +23,20 @@ pub struct Checked {
     /// When each table and column appeared, where the final schema has a
     /// naming collision (else empty); see [`crate::naming`].
     pub ages: Ages,
-    /// Warnings (checks that do not fail the build).
+    /// Warnings (checks that do not fail the build): the scan's, then the
+    /// replay's (a down that gives back a table with its columns in another
+    /// order).
     pub warnings: Vec<Problem>,
     /// The migrations directory.
     pub dir: PathBuf,
+    /// The [fingerprint](migrate_runtime::model::fingerprint) of the schema
+    /// right after each migration, oldest first: what the generated code
+    /// records for the start-up drift check.
+    pub fingerprints: Vec<(u64, String)>,
+    /// The schema after the last migration as SQL that recreates it
+    /// ([`migrate_runtime::model::schema_sql`], without the tracking table
+    /// and the `ignore` patterns' tables): what the `snapshot` file holds.
+    pub schema_sql: String,
 }
 
 /// The migrations directory of a package: `config.dir` relative to `package_dir`.
@@ -77,17 +88,28 @@ pub struct Loaded {
 /// Every problem found, warnings included; a failing statement stops the
 /// replay, so migrations after it are not replayed.
 pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
+    replay(package_dir, config)
+}
+
+/// The scan and the replay.
+fn replay(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
     let Loaded {
         migrations,
         warnings: mut problems,
         ..
     } = load(package_dir, config)?;
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
-    let replay = Migrator::new(&runtime)
-        .table(&config.table)
-        .validate_with(|conn, schema| schema.tables(conn));
+    let migrator = Migrator::new(&runtime).table(&config.table).ignore(&config.ignore);
+    // The runtime's filter, so the fingerprints are the ones it compares.
+    let replay = migrator.filter().and_then(|filter| {
+        migrator.check_with(|conn, schema| Ok((schema.tables(conn)?, model::schema_sql(conn, &filter)?)))
+    });
     match replay {
-        Ok((_, tables)) => {
+        Ok((validated, (tables, schema_sql))) => {
+            problems.extend(validated.warnings.into_iter().map(|w| {
+                let hint = w.hint;
+                Problem::warning(w.file, w.line, w.message).hint(hint)
+            }));
             let ages = if has_collision(&tables) {
                 match ages(&runtime, &config.table) {
                     Ok(ages) => ages,
@@ -105,6 +127,8 @@ pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
                 tables,
                 warnings: problems,
                 dir: migrations_dir(package_dir, config),
+                fingerprints: validated.fingerprints,
+                schema_sql,
             })
         }
         Err(migrate_runtime::Error::Validation { problems: found }) => {

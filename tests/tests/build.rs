@@ -477,3 +477,52 @@ fn refinery_names_and_upper_case_extensions_get_a_rename() {
         assert!(text.contains(expected), "{expected}\n{text}");
     }
 }
+
+/// The replay's warnings (here: a down that gives a table back with its
+/// columns in another order) reach `cargo build` as `cargo::warning=` at
+/// the down file with their hint, and `cargo migrate check` prints the same
+/// line (both call `migrate_build::check`).
+#[test]
+fn replay_warnings_are_build_warnings_in_build_and_check_alike() {
+    const EXPECTED: &str = "migrations/0002_drop_email.down.sql:1: down migration 2 `drop_email` gives back table `users` with its columns in another order: (id, email, name) before, (id, name, email) after (help: a down that re-adds a dropped column with ALTER TABLE … ADD COLUMN puts it last;";
+    let fixture = fixtures_dir().join("down_reorders_columns");
+    let sink = SharedBuf::default();
+    let out = tests::scratch();
+    let built = migrate_build::Builder::new()
+        .package_dir(&fixture)
+        .out_dir(out.path())
+        .directives(sink.clone())
+        .build()
+        .unwrap();
+    assert_eq!(built.warnings.len(), 1, "{:?}", built.warnings);
+    let directives = sink.text();
+    let warnings: Vec<_> = directives
+        .lines()
+        .filter_map(|l| l.strip_prefix("cargo::warning="))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{directives}");
+    assert!(warnings[0].starts_with(EXPECTED), "{directives}");
+
+    let pkg = testbox("reordered-down");
+    for name in ["0001_users.sql", "0002_drop_email.up.sql", "0002_drop_email.down.sql"] {
+        pkg.write(
+            &format!("migrations/{name}"),
+            std::fs::read(fixture.join("migrations").join(name)).unwrap(),
+        );
+    }
+    // Not --quiet: it would hide the build script's warnings.
+    let out = pkg.cargo(&["build"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let from_build: Vec<_> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("warning: testbox-reordered-down@0.0.0: "))
+        .collect();
+    let check = pkg.migrate().arg("check").output().unwrap();
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{check_err}");
+    let from_check: Vec<_> = check_err.lines().filter_map(|l| l.strip_prefix("warning: ")).collect();
+    assert_eq!(from_build.len(), 1, "{stderr}");
+    assert!(from_build[0].starts_with(EXPECTED), "{stderr}");
+    assert_eq!(from_build, from_check, "cargo build and cargo migrate check disagree");
+}
