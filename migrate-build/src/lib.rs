@@ -247,6 +247,9 @@ impl Builder {
             package_dir: &package_dir,
             dir_display: &scan::display_path(&dir, &package_dir),
             runtime_path: &runtime_path,
+            fingerprints: &checked.fingerprints,
+            drift: config.drift,
+            ignore: &config.ignore,
         });
         let path = out_dir.join(OUTPUT_FILE);
         let changed = write_if_changed(&path, source.as_bytes())?;

@@ -526,3 +526,92 @@ fn replay_warnings_are_build_warnings_in_build_and_check_alike() {
     assert!(from_build[0].starts_with(EXPECTED), "{stderr}");
     assert_eq!(from_build, from_check, "cargo build and cargo migrate check disagree");
 }
+
+/// Issue 10, start-up drift: the generated code records each migration's
+/// schema fingerprint, so an app refuses a database changed by hand; the
+/// config's `drift` and `ignore` reach the generated `migrator()`.
+#[test]
+fn testbox_drift_refuses_a_hand_changed_database_unless_configured() {
+    use migrate_runtime::rusqlite::Connection;
+    let pkg = testbox("drift");
+    write_users(&pkg);
+    let run = |db: &str| {
+        let out = pkg.run(&[db]);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let hand = |db: &str, sql: &str| {
+        Connection::open(pkg.path().join(db))
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    };
+    let (ok, out) = run("app.db");
+    assert!(ok && out.contains("applied 1 create_users"), "{out}");
+    let (ok, out) = run("app.db");
+    assert!(ok, "a clean database starts: {out}");
+
+    hand("app.db", "ALTER TABLE users ADD COLUMN nickname TEXT;");
+    let (ok, out) = run("app.db");
+    assert!(!ok, "a drifted database must be refused: {out}");
+    assert!(out.contains("column nickname added"), "{out}");
+    assert!(out.contains("cargo migrate diff"), "{out}");
+
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\ndrift = \"warn\"\n"),
+    );
+    let (ok, out) = run("app.db");
+    assert!(ok, "drift = \"warn\" starts: {out}");
+
+    // A table added by hand, left out by `ignore`.
+    pkg.write("Cargo.toml", format!("{manifest}\n[package.metadata.migrate]\n"));
+    let (ok, out) = run("other.db");
+    assert!(ok, "{out}");
+    hand("other.db", "CREATE TABLE cache_pages (k TEXT PRIMARY KEY, v BLOB);");
+    let (ok, out) = run("other.db");
+    assert!(!ok && out.contains("cache_pages"), "{out}");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nignore = [\"cache_*\"]\n"),
+    );
+    let (ok, out) = run("other.db");
+    assert!(ok, "ignore = [\"cache_*\"] starts: {out}");
+}
+
+/// The runtime's `__migration!` takes an optional `schema:` last; code
+/// generated before it existed (no `schema:`) still compiles.
+#[test]
+fn migration_macro_with_and_without_a_schema_fingerprint() {
+    static WITHOUT: migrate_runtime::Migration = migrate_runtime::__migration! {
+        version: 1,
+        name: "a",
+        checksum: "0000000000000000000000000000000000000000000000000000000000000000",
+        up: "CREATE TABLE a (x);",
+        up_file: "migrations/0001_a.up.sql",
+        up_no_transaction: false,
+        down: "DROP TABLE a;",
+        down_file: "migrations/0001_a.down.sql",
+        down_no_transaction: false,
+    };
+    static WITH: migrate_runtime::Migration = migrate_runtime::__migration! {
+        version: 2,
+        name: "b",
+        checksum: "0000000000000000000000000000000000000000000000000000000000000000",
+        up: "CREATE TABLE b (x);",
+        up_file: "migrations/0002_b.sql",
+        up_no_transaction: false,
+        schema: "ab",
+    };
+    assert_eq!(WITHOUT.schema_fingerprint(), None);
+    assert!(WITHOUT.down().is_some());
+    assert_eq!(WITH.schema_fingerprint(), Some("ab"));
+    assert!(WITH.down().is_none());
+}
