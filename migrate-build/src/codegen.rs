@@ -333,8 +333,8 @@ fn string_array(items: &[String], indent: usize) -> String {
     const SHORT: usize = 10;
     let literals: Vec<String> = items.iter().map(|s| literal(s)).collect();
     let one_line = format!("[{}]", literals.join(", "));
-    // `.ignore(&` before, `)` after.
-    if one_line.len() <= ARRAY_WIDTH && indent + 9 + one_line.len() + 1 <= MAX_WIDTH {
+    // `.ignore(&` (9) before, `)` after.
+    if one_line.len() <= ARRAY_WIDTH && indent + 9 + one_line.len() < MAX_WIDTH {
         return one_line;
     }
     let pad = " ".repeat(indent + 4);

@@ -615,3 +615,146 @@ fn migration_macro_with_and_without_a_schema_fingerprint() {
     assert_eq!(WITH.schema_fingerprint(), Some("ab"));
     assert!(WITH.down().is_none());
 }
+
+// ---- the schema snapshot (issue 10) ----
+
+/// A package in a scratch directory with two migrations and
+/// `snapshot = "migrations/schema.sql"`.
+fn snapshot_package() -> (tempfile::TempDir, Config) {
+    let dir = tests::scratch();
+    let m = dir.path().join("migrations");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("0001_users.sql"),
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("0002_email.sql"),
+        "ALTER TABLE users ADD COLUMN email TEXT;\nCREATE INDEX users_email ON users (email);\n",
+    )
+    .unwrap();
+    let config = Config::from_manifest_str(
+        "[package]\nname = \"x\"\n[package.metadata.migrate]\nsnapshot = \"migrations/schema.sql\"\n",
+        Path::new("Cargo.toml"),
+    )
+    .unwrap();
+    (dir, config)
+}
+
+#[test]
+fn snapshot_fresh_crlf_stale_and_missing() {
+    let (dir, config) = snapshot_package();
+    let snapshot = dir.path().join("migrations/schema.sql");
+    // Missing: an error, and nothing is written.
+    let e = check(dir.path(), &config).unwrap_err();
+    assert_eq!(
+        e.problems().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["migrations/schema.sql: schema snapshot is missing (help: run `cargo migrate schema --write` to create it)"]
+    );
+    assert!(!snapshot.exists(), "the check never writes the snapshot");
+
+    // Fresh: what schema_snapshot returns, also with CRLF line endings; the
+    // file in migrations/ is not taken for a migration.
+    let text = migrate_build::schema_snapshot(dir.path(), &config).unwrap();
+    assert_eq!(
+        text,
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n\nCREATE INDEX users_email ON users (email);\n"
+    );
+    std::fs::write(&snapshot, &text).unwrap();
+    let checked = check(dir.path(), &config).unwrap();
+    assert_eq!(checked.migrations.len(), 2);
+    assert_eq!(checked.schema_sql, text);
+    std::fs::write(&snapshot, text.replace('\n', "\r\n")).unwrap();
+    check(dir.path(), &config).expect("CRLF line endings are not a difference");
+
+    // Stale: a migration changed the schema; the first differing line is named.
+    std::fs::write(
+        dir.path().join("migrations/0003_age.sql"),
+        "ALTER TABLE users ADD COLUMN age INTEGER;\n",
+    )
+    .unwrap();
+    let e = check(dir.path(), &config).unwrap_err();
+    let problems: Vec<_> = e.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "migrations/schema.sql:1: schema snapshot is stale: line 1 reads `…NOT NULL, email TEXT);`, the migrations make `…NOT NULL, email TEXT, age INTEGER);` (help: run `cargo migrate schema --write`)"
+        ]
+    );
+    // schema_snapshot still answers (for `schema --write`), with the new column.
+    let text = migrate_build::schema_snapshot(dir.path(), &config).unwrap();
+    assert!(text.contains("email TEXT, age INTEGER)"), "{text}");
+    std::fs::write(&snapshot, &text).unwrap();
+    check(dir.path(), &config).unwrap();
+    // A line the migrations do not make.
+    std::fs::write(&snapshot, format!("{text}\nCREATE TABLE extra (x);\n")).unwrap();
+    let e = check(dir.path(), &config).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("migrations/schema.sql:5: schema snapshot is stale: line 5 `CREATE TABLE extra (x);` is not in the schema the migrations make"),
+        "{e}"
+    );
+    // Without `snapshot`, schema.sql in migrations/ is a misnamed migration again.
+    let e = check(dir.path(), &Config::default()).unwrap_err();
+    assert!(e.to_string().contains("migrations/schema.sql"), "{e}");
+}
+
+#[test]
+fn testbox_snapshot_fails_the_build_when_stale_and_passes_when_fresh() {
+    let pkg = testbox("snapshot");
+    write_users(&pkg);
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nsnapshot = \"migrations/schema.sql\"\n"),
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(!ok, "a missing snapshot fails the build");
+    assert!(
+        stderr.contains(
+            "migrations/schema.sql: schema snapshot is missing (help: run `cargo migrate schema --write` to create it)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !pkg.path().join("migrations/schema.sql").exists(),
+        "the build never writes it"
+    );
+    let config = Config::from_manifest(&pkg.path().join("Cargo.toml")).unwrap();
+    pkg.write(
+        "migrations/schema.sql",
+        migrate_build::schema_snapshot(pkg.path(), &config).unwrap(),
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    // A new migration without the snapshot updated: the build reruns and fails.
+    pkg.write(
+        "migrations/0002_add_email.sql",
+        "ALTER TABLE users ADD COLUMN email TEXT;\n",
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "migrations/schema.sql:4: schema snapshot is stale: line 4 reads `);`, the migrations make `, email TEXT);`"
+        ) && stderr.contains("(help: run `cargo migrate schema --write`)"),
+        "{stderr}"
+    );
+    // `cargo migrate check` says the same.
+    let check = pkg.migrate().arg("check").output().unwrap();
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{check_err}");
+    assert!(
+        check_err.contains("migrations/schema.sql:4: schema snapshot is stale"),
+        "{check_err}"
+    );
+    // Updated: passes; editing only the snapshot also reruns the build.
+    let fresh = migrate_build::schema_snapshot(pkg.path(), &config).unwrap();
+    pkg.write("migrations/schema.sql", &fresh);
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    pkg.write("migrations/schema.sql", format!("{fresh}-- edited\n"));
+    let (ok, _) = pkg.build();
+    assert!(!ok, "an edit of the snapshot alone reruns the check");
+}
