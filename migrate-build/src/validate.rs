@@ -124,7 +124,8 @@ pub fn schema_snapshot(package_dir: &Path, config: &Config) -> Result<String, Er
 }
 
 /// What is wrong with the snapshot file at `path`, if anything: missing,
-/// unreadable, or not `expected` (CRLF line endings do not count).
+/// unreadable, or not `expected` (CRLF line endings and newlines at the
+/// end do not count).
 fn compare_snapshot(path: &Path, package_dir: &Path, expected: &str) -> Option<Problem> {
     const HINT: &str = "run `cargo migrate schema --write`";
     let shown = display_path(path, package_dir);
@@ -141,7 +142,8 @@ fn compare_snapshot(path: &Path, package_dir: &Path, expected: &str) -> Option<P
         }
     };
     let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
-    if text == expected {
+    // Line endings, and newlines at the end (an editor's), do not count.
+    if text.trim_end_matches('\n') == expected.trim_end_matches('\n') {
         return None;
     }
     let (mut have, mut want) = (text.split('\n'), expected.split('\n'));

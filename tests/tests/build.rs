@@ -667,6 +667,10 @@ fn snapshot_fresh_crlf_stale_and_missing() {
     assert_eq!(checked.schema_sql, text);
     std::fs::write(&snapshot, text.replace('\n', "\r\n")).unwrap();
     check(dir.path(), &config).expect("CRLF line endings are not a difference");
+    std::fs::write(&snapshot, format!("{}\n\n", text.trim_end())).unwrap();
+    check(dir.path(), &config).expect("newlines at the end are not a difference");
+    std::fs::write(&snapshot, text.trim_end()).unwrap();
+    check(dir.path(), &config).expect("nor is a missing last newline");
 
     // Stale: a migration changed the schema; the first differing line is named.
     std::fs::write(
