@@ -1,4 +1,5 @@
-//! Database URLs, and opening SQLite databases with errors that say what to do.
+//! Database URLs, and opening SQLite databases and connecting to
+//! PostgreSQL servers with errors that say what to do.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,13 +33,15 @@ impl Source {
     }
 }
 
-/// Where an SQLite database lives.
+/// Where a database lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
     /// `sqlite::memory:`: a database that lives as long as the command.
     Memory,
     /// A database file.
     File(PathBuf),
+    /// A PostgreSQL database: its `postgres://` or `postgresql://` URL.
+    Postgres(String),
 }
 
 /// What a `?mode=` option of an `sqlite:` URL allows (sqlx's names).
@@ -112,9 +115,20 @@ impl Database {
             (path, options)
         } else if let Some(scheme) = scheme(url) {
             match scheme.to_ascii_lowercase().as_str() {
-                "postgres" | "postgresql" => bail!(
-                    "PostgreSQL is not supported yet (SQLite only for now): `{shown_url}` ({from}); use an SQLite database such as sqlite:app.db"
-                ),
+                "postgres" | "postgresql" => {
+                    if let Err(e) = url.parse::<migrate_runtime::postgres::Config>() {
+                        let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |c| format!("{e}: {c}"));
+                        bail!(
+                            "the database URL `{shown_url}` ({from}) is not a valid PostgreSQL URL: {}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                            redact(&why)
+                        );
+                    }
+                    return Ok(Self {
+                        source,
+                        location: Location::Postgres(url.to_owned()),
+                        access: Access::Any,
+                    });
+                }
                 _ => bail!(
                     "unknown database URL scheme `{scheme}:` in `{shown_url}` ({from}); use sqlite:PATH, sqlite::memory: or a file path"
                 ),
@@ -161,6 +175,7 @@ impl Database {
     pub fn shown(&self) -> String {
         match &self.location {
             Location::Memory => ":memory:".to_owned(),
+            Location::Postgres(url) => redact(url),
             Location::File(path) => crate::package::show(path),
         }
     }
@@ -180,6 +195,11 @@ impl Database {
                 return Ok(Some(Opened { conn, created: false }));
             }
             Location::File(path) => path,
+            Location::Postgres(_) => bail!(
+                "this command works on SQLite databases only, and `{}` ({}) is a PostgreSQL database",
+                self.shown(),
+                self.source.describe()
+            ),
         };
         let exists = path.exists();
         if self.access == Access::ReadOnly && mode != Mode::ReadOnly {
@@ -290,6 +310,45 @@ impl Database {
             _ => "check the path and the file",
         };
         anyhow!("cannot open the database `{shown}` ({from}): {e}; {hint}")
+    }
+}
+
+impl Database {
+    /// The PostgreSQL URL, when this is a PostgreSQL database.
+    pub fn postgres_url(&self) -> Option<&str> {
+        match &self.location {
+            Location::Postgres(url) => Some(url),
+            _ => None,
+        }
+    }
+
+    /// Connects to the PostgreSQL database.
+    ///
+    /// # Errors
+    ///
+    /// A server that cannot be reached, a wrong password, a database that
+    /// does not exist: each with what to do.
+    pub fn connect(&self) -> Result<migrate_runtime::postgres::Client> {
+        use migrate_runtime::postgres::{Client, NoTls};
+        let url = self.postgres_url().unwrap_or_default();
+        Client::connect(url, NoTls).map_err(|e| {
+            let hint = match e.as_db_error().map(|d| d.code().code()) {
+                Some("3D000") => "the database does not exist: create it (createdb), or check its name in the URL",
+                Some("28P01" | "28000") => "authentication failed: check the user and the password in the URL",
+                Some(_) => "check the URL",
+                None => "check that the server runs and that the URL's host and port are right",
+            };
+            let message = match (e.as_db_error(), std::error::Error::source(&e)) {
+                (Some(db), _) => db.message().to_owned(),
+                (None, Some(cause)) => format!("{e}: {cause}"),
+                (None, None) => e.to_string(),
+            };
+            anyhow!(
+                "cannot connect to the database `{}` ({}): {message}; {hint}",
+                self.shown(),
+                self.source.describe()
+            )
+        })
     }
 }
 
@@ -484,8 +543,16 @@ mod tests {
     #[test]
     fn bad_urls() {
         let err = |url: &str| parse(url).unwrap_err().to_string();
-        assert!(err("postgres://localhost/db").starts_with("PostgreSQL is not supported yet"));
-        assert!(err("postgresql://localhost/db").starts_with("PostgreSQL is not supported yet"));
+        let pg = |url: &str| Database::parse(url, Source::Flag, Path::new("/pkg")).unwrap();
+        assert_eq!(
+            pg("postgres://localhost/db").location,
+            Location::Postgres("postgres://localhost/db".to_owned())
+        );
+        assert_eq!(
+            pg("postgresql://a:s3cret@h:5432/db").shown(),
+            "postgresql://a:***@h:5432/db"
+        );
+        assert!(err("postgres://h:notaport/db").contains("is not a valid PostgreSQL URL"));
         assert!(err("mysql://localhost/db").starts_with("unknown database URL scheme `mysql:`"));
         assert!(err("sqlite:").contains("names no file"));
         assert!(err("").contains("names no file"));
@@ -509,7 +576,7 @@ mod tests {
         assert_eq!(redact("sqlite:app.db"), "sqlite:app.db");
         assert_eq!(redact("sqlite://data/a:b@c.db"), "sqlite://data/a:b@c.db");
         for url in [
-            "postgres://alice:s3cret@host/db",
+            "postgres://alice:s3cret@host:x/db",
             "mysql://bob:s3cret@h/x",
             "pg://h/x?password=s3cret&a=1",
         ] {

@@ -9,9 +9,12 @@
 //! Identifiers are made by the rules of [`crate::naming`].
 
 use std::path::Path;
+use std::time::Duration;
 
+use migrate_runtime::Lock;
 use migrate_runtime::schema::Table;
 
+use crate::Backend;
 use crate::config::Drift;
 pub use crate::naming::{Ages, column_names, module_names, variant_names};
 use crate::scan::{Found, SqlFile};
@@ -37,6 +40,14 @@ pub struct Input<'a> {
     /// The path of the runtime crate in the app ([`DEFAULT_RUNTIME_PATH`]
     /// unless the app renamed the dependency).
     pub runtime_path: &'a str,
+    /// The database `apply` and `migrate_to` take a connection to.
+    pub backend: Backend,
+    /// PostgreSQL: the schema `migrator()` sets, if any.
+    pub schema: Option<&'a str>,
+    /// PostgreSQL: the lock mode `migrator()` sets, if any.
+    pub lock: Option<Lock>,
+    /// The lock timeout `migrator()` sets, if any.
+    pub lock_timeout: Option<Duration>,
     /// The schema fingerprint after each migration, by version (a
     /// migration without one gets no `schema:` field).
     pub fingerprints: &'a [(u64, String)],
@@ -252,9 +263,55 @@ fn version_name() -> &'static str {
 "
 }
 
+/// The body of `migrator()`: the tracking table and the config's settings.
+fn migrator_body(input: &Input<'_>) -> String {
+    let rt = input.runtime_path;
+    let mut calls = vec!["table(TRACKING_TABLE)".to_owned()];
+    if let Some(schema) = input.schema {
+        calls.push(format!("schema({})", literal(schema)));
+    }
+    match input.lock {
+        Some(Lock::Table) => calls.push(format!("lock({rt}::Lock::Table)")),
+        Some(_) => calls.push(format!("lock({rt}::Lock::Advisory)")),
+        None => {}
+    }
+    if let Some(timeout) = input.lock_timeout {
+        calls.push(format!(
+            "lock_timeout(::core::time::Duration::from_millis({}))",
+            timeout.as_millis()
+        ));
+    }
+    // The drift settings exist with the runtime's SQLite backend only (the
+    // config refuses them for PostgreSQL).
+    if input.backend != Backend::Postgres {
+        match input.drift {
+            Drift::Error => {}
+            Drift::Warn => calls.push(format!("drift({rt}::DriftPolicy::Warn)")),
+            Drift::Off => calls.push(format!("drift({rt}::DriftPolicy::Off)")),
+        }
+        if !input.ignore.is_empty() {
+            calls.push(format!("ignore(&{})", string_array(input.ignore, 8)));
+        }
+    }
+    if calls.len() == 1 {
+        return format!("{rt}::Migrator::new(MIGRATIONS).table(TRACKING_TABLE)");
+    }
+    format!(
+        "{rt}::Migrator::new(MIGRATIONS)\n        .{}",
+        calls.join("\n        .")
+    )
+}
+
 fn functions(input: &Input<'_>) -> String {
     let rt = input.runtime_path;
-    let connection = format!("conn: &mut {rt}::rusqlite::Connection");
+    let (connection, apply_fn, migrate_to_fn) = match input.backend {
+        Backend::Postgres => (
+            format!("conn: &mut {rt}::postgres::Client"),
+            "apply_postgres",
+            "migrate_to_postgres",
+        ),
+        _ => (format!("conn: &mut {rt}::rusqlite::Connection"), "apply", "migrate_to"),
+    };
     let report = format!("{rt}::Result<{rt}::Report>");
     format!(
         "/// The tracking table of this package's migrations.
@@ -264,10 +321,11 @@ fn functions(input: &Input<'_>) -> String {
 /// control (lock timeout, grouped mode, progress events, …).
 #[allow(dead_code)]
 pub fn migrator() -> {rt}::Migrator<'static> {{
-{migrator}}}
+    {body}
+}}
 
 /// Applies every pending migration, oldest first, each in its own
-/// transaction; see [`{rt}::Migrator::apply`].
+/// transaction; see [`{rt}::Migrator::{apply_fn}`].
 ///
 /// # Errors
 ///
@@ -275,53 +333,26 @@ pub fn migrator() -> {rt}::Migrator<'static> {{
 /// fails; see [`{rt}::Error`].
 #[allow(dead_code)]
 {apply}
-    migrator().apply(conn)
+    migrator().{apply_fn}(conn)
 }}
 
 /// Migrates up or down to `target`; see
-/// [`{rt}::Migrator::migrate_to`].
+/// [`{rt}::Migrator::{migrate_to_fn}`].
 ///
 /// # Errors
 ///
 /// As [`apply`], and when a migration to roll back has no down script.
 #[allow(dead_code)]
 {migrate_to}
-    migrator().migrate_to(conn, target.number())
+    migrator().{migrate_to_fn}(conn, target.number())
 }}
 
 ",
         tracking_table = assignment(0, "pub const TRACKING_TABLE: &str", &literal(input.tracking_table)),
-        migrator = migrator_body(input),
+        body = migrator_body(input),
         apply = signature("apply", &[&connection], &report),
         migrate_to = signature("migrate_to", &[&connection, "target: Version"], &report),
     )
-}
-
-/// The body of `migrator()`: the migrator with the tracking table, and the
-/// drift policy and ignore patterns when they are not the defaults, one
-/// call per line then (as rustfmt breaks such a chain).
-fn migrator_body(input: &Input<'_>) -> String {
-    let rt = input.runtime_path;
-    let mut calls = Vec::new();
-    let policy = match input.drift {
-        Drift::Error => None,
-        Drift::Warn => Some("Warn"),
-        Drift::Off => Some("Off"),
-    };
-    if let Some(policy) = policy {
-        calls.push(format!(".drift({rt}::DriftPolicy::{policy})"));
-    }
-    if !input.ignore.is_empty() {
-        calls.push(format!(".ignore(&{})", string_array(input.ignore, 8)));
-    }
-    if calls.is_empty() {
-        return format!("    {rt}::Migrator::new(MIGRATIONS).table(TRACKING_TABLE)\n");
-    }
-    let mut out = format!("    {rt}::Migrator::new(MIGRATIONS)\n        .table(TRACKING_TABLE)\n");
-    for call in calls {
-        out.push_str(&format!("        {call}\n"));
-    }
-    out
 }
 
 /// `["a", "b"]` laid out as rustfmt lays out an array argument at
@@ -475,10 +506,58 @@ mod tests {
             package_dir: Path::new("/p"),
             dir_display: "migrations",
             runtime_path,
+            backend: Backend::Sqlite,
+            schema: None,
+            lock: None,
+            lock_timeout: None,
             fingerprints: &[],
             drift: Drift::Error,
             ignore: &[],
         })
+    }
+
+    #[test]
+    fn postgres_functions_and_the_configs_migrator_settings() {
+        let ms = [found(1, "a", true)];
+        let code = generate(&Input {
+            migrations: &ms,
+            tables: &[],
+            ages: &Ages::default(),
+            tracking_table: "_migrations",
+            package_dir: Path::new("/p"),
+            dir_display: "migrations",
+            runtime_path: DEFAULT_RUNTIME_PATH,
+            backend: Backend::Postgres,
+            schema: Some("app"),
+            lock: Some(Lock::Table),
+            lock_timeout: Some(Duration::from_secs(5)),
+            fingerprints: &[],
+            drift: Drift::Error,
+            ignore: &[],
+        });
+        assert!(
+            code.contains("conn: &mut ::migrate_runtime::postgres::Client"),
+            "{code}"
+        );
+        assert!(code.contains("migrator().apply_postgres(conn)"), "{code}");
+        assert!(
+            code.contains("migrator().migrate_to_postgres(conn, target.number())"),
+            "{code}"
+        );
+        assert!(!code.contains("rusqlite"), "{code}");
+        assert!(
+            code.contains(
+                "::migrate_runtime::Migrator::new(MIGRATIONS)\n        .table(TRACKING_TABLE)\n        .schema(\"app\")\n        .lock(::migrate_runtime::Lock::Table)\n        .lock_timeout(::core::time::Duration::from_millis(5000))"
+            ),
+            "{code}"
+        );
+        // SQLite without settings: as before.
+        let plain = generate_with(DEFAULT_RUNTIME_PATH, &ms);
+        assert!(
+            plain.contains("::migrate_runtime::Migrator::new(MIGRATIONS).table(TRACKING_TABLE)\n"),
+            "{plain}"
+        );
+        assert!(plain.contains("migrator().apply(conn)"), "{plain}");
     }
 
     #[test]
@@ -568,6 +647,10 @@ mod tests {
                 package_dir: Path::new("/p"),
                 dir_display: "migrations",
                 runtime_path: rt,
+                backend: Backend::Sqlite,
+                schema: None,
+                lock: None,
+                lock_timeout: None,
                 fingerprints: &fingerprints,
                 drift,
                 ignore,
@@ -619,13 +702,17 @@ mod tests {
                     package_dir: Path::new("/p"),
                     dir_display: "migrations",
                     runtime_path: DEFAULT_RUNTIME_PATH,
+                    backend: Backend::Sqlite,
+                    schema: None,
+                    lock: None,
+                    lock_timeout: None,
                     fingerprints: &[],
                     drift: Drift::Error,
                     ignore,
                 })
             })
             .enumerate()
-            .map(|(i, body)| format!("pub fn m{i}() -> ::migrate_runtime::Migrator<'static> {{\n{body}}}\n"))
+            .map(|(i, body)| format!("pub fn m{i}() -> ::migrate_runtime::Migrator<'static> {{\n    {body}\n}}\n"))
             .collect::<Vec<_>>()
             .join("\n");
         if let Some(clean) = rustfmt_clean(&code) {

@@ -1,8 +1,10 @@
 //! `[package.metadata.migrate]` in the package's `Cargo.toml`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
+use migrate_runtime::Lock;
+use serde::{Deserialize, Deserializer};
 
 use crate::problem::{Error, Problem};
 
@@ -14,6 +16,10 @@ use crate::problem::{Error, Problem};
 /// database = "sqlite:app.db"    # default for CLI commands
 /// table = "_migrations"         # tracking table
 /// width = 4                     # zero-padding of new versions
+/// backend = "postgres"          # "sqlite" or "postgres"; inferred from `database`
+/// schema = "app"                # PostgreSQL: schema of the tracking table and the migrations
+/// lock = "advisory"             # PostgreSQL: "advisory" or "table"
+/// lock_timeout = "60s"          # how long to wait for another process's migration lock
 /// drift = "error"               # at start-up: "error" | "warn" | "off"
 /// ignore = ["fts_*"]            # tables left out of drift and snapshot
 /// snapshot = "migrations/schema.sql"  # the schema as a reviewed file
@@ -34,6 +40,21 @@ pub struct Config {
     pub table: String,
     /// How many digits new versions get (zero-padded).
     pub width: usize,
+    /// The database the migrations are written for; `None`: inferred
+    /// from `database` (see [`Config::backend`]).
+    pub backend: Option<Backend>,
+    /// PostgreSQL: the schema of the tracking table (created if missing),
+    /// first in `search_path` while migrations run
+    /// ([`migrate_runtime::Migrator::schema`]).
+    pub schema: Option<String>,
+    /// PostgreSQL: how concurrent runs exclude each other, `"advisory"`
+    /// (the default) or `"table"` ([`migrate_runtime::Migrator::lock`]).
+    #[serde(deserialize_with = "lock")]
+    pub lock: Option<Lock>,
+    /// How long a run waits for another process's migration lock
+    /// (`"500ms"`, `"60s"`, `"2m"`; [`migrate_runtime::Migrator::lock_timeout`]).
+    #[serde(deserialize_with = "duration", rename = "lock_timeout", alias = "lock-timeout")]
+    pub lock_timeout: Option<Duration>,
     /// What the app does at start-up when its database's schema is not
     /// what its applied migrations make (drift).
     pub drift: Drift,
@@ -45,6 +66,43 @@ pub struct Config {
     /// fails unless this file holds the schema the migrations make, as
     /// [`crate::schema_snapshot`] writes it.
     pub snapshot: Option<PathBuf>,
+}
+
+/// The database a package's migrations are written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// SQLite: the build replays every migration in memory.
+    Sqlite,
+    /// PostgreSQL: the build checks what needs no server.
+    #[serde(alias = "postgresql")]
+    Postgres,
+}
+
+fn lock<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Lock>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// `"500ms"`, `"60s"`, `"2m"` (a whole number and a unit).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad =
+        || format!("`{text}` is not a duration: write a whole number and a unit, as \"500ms\", \"60s\" or \"2m\"");
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" | "min" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(bad()),
+    }
 }
 
 /// `drift = "error" | "warn" | "off"`: what the app does at start-up when
@@ -82,6 +140,10 @@ impl Default for Config {
             database: None,
             table: migrate_runtime::DEFAULT_TABLE.to_owned(),
             width: 4,
+            backend: None,
+            schema: None,
+            lock: None,
+            lock_timeout: None,
             drift: Drift::default(),
             ignore: Vec::new(),
             snapshot: None,
@@ -90,6 +152,32 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The database the migrations are written for: `backend`, else
+    /// PostgreSQL when `database` is a `postgres://` or `postgresql://`
+    /// URL, else SQLite.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_build::{Backend, Config};
+    /// let mut config = Config::default();
+    /// assert_eq!(config.backend(), Backend::Sqlite);
+    /// config.database = Some("postgres://app@localhost/app".into());
+    /// assert_eq!(config.backend(), Backend::Postgres);
+    /// ```
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        if let Some(backend) = self.backend {
+            return backend;
+        }
+        let url = self.database.as_deref().unwrap_or_default().to_ascii_lowercase();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
     /// Reads `[package.metadata.migrate]` from a `Cargo.toml`; the defaults
     /// when the section is absent.
     ///
@@ -152,6 +240,36 @@ impl Config {
                 config.width
             ));
         }
+        if config.backend() == Backend::Sqlite {
+            if let Some(schema) = &config.schema {
+                return bad(format!(
+                    "schema = {schema:?} is for PostgreSQL, and these migrations are for SQLite (help: remove it, or set backend = \"postgres\")"
+                ));
+            }
+            if config.lock == Some(Lock::Table) {
+                return bad(
+                    "lock = \"table\" is for PostgreSQL, and these migrations are for SQLite (help: remove it; SQLite always uses its write lock)".to_owned(),
+                );
+            }
+        }
+        if config.backend() == Backend::Postgres {
+            let set = [
+                ("drift", config.drift != Drift::Error),
+                ("ignore", !config.ignore.is_empty()),
+                ("snapshot", config.snapshot.is_some()),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, set)| *set) {
+                let line = key_line(text, section, key, None);
+                return Err(Error::new(vec![
+                    Problem::error(
+                        manifest,
+                        line,
+                        format!("{key} is for SQLite for now, and these migrations are for PostgreSQL: the drift check and the schema snapshot need a schema model, which PostgreSQL does not have yet"),
+                    )
+                    .hint(format!("remove {key}")),
+                ]));
+            }
+        }
         if config.table.trim().is_empty() {
             return bad("table is empty (help: name the tracking table, e.g. table = \"_migrations\")".to_owned());
         }
@@ -179,8 +297,9 @@ impl Config {
 }
 
 /// The keys and their types, for a manifest that does not parse.
-const KEYS_HINT: &str = "the keys are dir (string), database (string), table (string), width (integer), \
-     drift (\"error\", \"warn\" or \"off\"), ignore (array of strings) and snapshot (string)";
+const KEYS_HINT: &str = "the keys are dir, database, table, backend (\"sqlite\" or \"postgres\"), schema, \
+     lock (\"advisory\" or \"table\"), lock_timeout (\"60s\"), drift (\"error\", \"warn\" or \"off\"), snapshot — strings — \
+     width (integer) and ignore (array of strings)";
 
 /// The 1-based line, at or after the section's line, of `key` — or of the
 /// string `value` when given and found (a pattern in a multi-line array);
@@ -289,6 +408,32 @@ mod tests {
             e.problems()[0].to_string().split(" (help").next(),
             Some("Cargo.toml:2: snapshot is empty")
         );
+    }
+
+    #[test]
+    fn postgres_keys() {
+        let c = parse("[package.metadata.migrate]\ndatabase = \"postgresql://h/db\"\nschema = \"app\"\nlock = \"table\"\nlock_timeout = \"500ms\"\n").unwrap();
+        assert_eq!(c.backend(), Backend::Postgres);
+        assert_eq!(c.schema.as_deref(), Some("app"));
+        assert_eq!(c.lock, Some(Lock::Table));
+        assert_eq!(c.lock_timeout, Some(Duration::from_millis(500)));
+        let c = parse("[package.metadata.migrate]\nbackend = \"postgres\"\nlock_timeout = \"2m\"\n").unwrap();
+        assert_eq!(c.backend(), Backend::Postgres);
+        assert_eq!(c.lock_timeout, Some(Duration::from_secs(120)));
+        let e = parse("[package.metadata.migrate]\nlock = \"row\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown lock mode `row`"), "{e}");
+        let e = parse("[package.metadata.migrate]\nlock_timeout = \"5 seconds\"\n").unwrap_err();
+        assert!(e.to_string().contains("is not a duration"), "{e}");
+        let e = parse("[package.metadata.migrate]\nschema = \"app\"\n").unwrap_err();
+        assert!(e.to_string().contains("schema = \"app\" is for PostgreSQL"), "{e}");
+        for key in ["drift = \"warn\"", "ignore = [\"x\"]", "snapshot = \"s.sql\""] {
+            let e = parse(&format!("[package.metadata.migrate]\nbackend = \"postgres\"\n{key}\n")).unwrap_err();
+            let p = &e.problems()[0];
+            assert_eq!(p.line, 3, "{p}");
+            assert!(p.message.contains("is for SQLite for now"), "{p}");
+        }
+        let e = parse("[package.metadata.migrate]\nbackend = \"mysql\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown variant `mysql`"), "{e}");
     }
 
     #[test]

@@ -56,10 +56,12 @@ pub mod file_name;
 pub mod naming;
 mod problem;
 pub mod scan;
+mod template;
 mod validate;
 
-pub use config::{Config, Drift};
+pub use config::{Backend, Config, Drift};
 pub use problem::{Error, Problem, Severity};
+pub use template::template;
 pub use validate::{Checked, Loaded, check, load, migrations_dir, schema_snapshot, snapshot_path};
 
 /// The name of the generated file in the output directory.
@@ -258,6 +260,10 @@ impl Builder {
             package_dir: &package_dir,
             dir_display: &scan::display_path(&dir, &package_dir),
             runtime_path: &runtime_path,
+            backend: config.backend(),
+            schema: config.schema.as_deref(),
+            lock: config.lock,
+            lock_timeout: config.lock_timeout,
             fingerprints: &checked.fingerprints,
             drift: config.drift,
             ignore: &config.ignore,

@@ -1,19 +1,24 @@
 //! The locked apply loop, and the one function that runs a planned step:
 //! the production loop and the build-time replay ([`Migrator::validate`])
-//! both go through [`Migrator::step`].
+//! both go through [`Migrator::step`]. Both are written against the
+//! [`Backend`] seam, so every database runs migrations the same way.
 
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
-use crate::foreign_keys::step_in_tx;
+use crate::backend::Backend;
 use crate::plan::{Planned, irreversible};
-use crate::session::{Session, Tx};
-use crate::{Direction, Error, Event, Migration, Migrator, Report, Result, Script, Step};
+#[cfg(feature = "rusqlite")]
+use crate::session::{Session, Sqlite};
+use crate::{Error, Event, Migrator, Report, Result, Script, Step};
 
 impl<'m> Migrator<'m> {
+    #[cfg(feature = "rusqlite")]
     pub(crate) fn run(&self, conn: &mut Connection, target: Option<u64>) -> Result<Report> {
         self.check_set()?;
+        self.check_sqlite()?;
         if !conn.is_autocommit() {
             return Err(Error::InTransaction);
         }
@@ -24,10 +29,21 @@ impl<'m> Migrator<'m> {
             return Ok(Report::default());
         }
         let history = self.table.read(conn)?;
-        let plan = self.plan(&history, target)?;
-        if plan.is_empty() {
+        if !self.needs_lock(&history, target)? {
             return Ok(Report::default());
         }
+        let session = Session::start(conn, self.lock_timeout)?;
+        let mut report = Report::default();
+        let result = self.run_locked(&mut Sqlite::new(&session), target, &mut report);
+        let restored = session.end();
+        result.and(restored).map(|()| report)
+    }
+
+    /// Plans from the history read without the lock: `false` when there is
+    /// nothing to do; refuses what the history refuses, and a grouped run
+    /// with a script that cannot run in a transaction.
+    pub(crate) fn needs_lock(&self, history: &[crate::Applied], target: Option<u64>) -> Result<bool> {
+        let plan = self.plan(history, target)?;
         if self.grouped
             && let Some(p) = plan.iter().find(|p| p.script().is_some_and(Script::no_transaction))
         {
@@ -37,39 +53,43 @@ impl<'m> Migrator<'m> {
                 file: p.script().map(|s| s.file().to_owned()).unwrap_or_default(),
             });
         }
-        let session = Session::start(conn, self.lock_timeout)?;
-        let mut report = Report::default();
-        let result = self.run_locked(&session, target, &mut report);
-        let restored = session.end();
-        result.and(restored).map(|()| report)
+        Ok(!plan.is_empty())
     }
 
     /// Applies the plan one locked transaction at a time, re-reading the
-    /// history under the lock whenever another process changed it.
-    fn run_locked(&self, session: &Session<'_>, target: Option<u64>, report: &mut Report) -> Result<()> {
-        let conn = session.conn;
+    /// history under the lock whenever another process changed it. Leaves
+    /// no transaction open, whatever happens.
+    pub(crate) fn run_locked(&self, db: &mut impl Backend, target: Option<u64>, report: &mut Report) -> Result<()> {
+        let result = self.run_locked_inner(db, target, report);
+        let ended = db.rollback();
+        result.and(ended)
+    }
+
+    fn run_locked_inner(&self, db: &mut impl Backend, target: Option<u64>, report: &mut Report) -> Result<()> {
         let mut seen: Option<(i64, Option<u64>)> = None;
         let mut plan: Vec<Planned<'m>> = Vec::new();
         let mut created = false;
+        let mut checked = false;
         loop {
-            let mut tx = session.begin(self, &mut report.waited)?;
+            db.begin(self, &mut report.waited)?;
             if !created {
-                self.table.create(conn)?;
+                db.create_table(self)?;
                 created = true;
             }
-            let summary = self.table.summary(conn)?;
-            if seen != Some(summary) {
-                let history = self.table.read(conn)?;
-                if seen.is_none() {
+            let summary = db.summary(self)?;
+            if summary.is_none() || seen != summary {
+                let history = db.read(self)?;
+                if !checked {
                     // Under the lock, before anything runs: is the schema
                     // what the applied migrations made?
-                    self.check_drift(conn, &history)?;
+                    db.check_drift(self, &history)?;
+                    checked = true;
                 }
                 plan = self.plan(&history, target)?;
                 plan.reverse(); // pop() takes the next step
             }
             let Some(next) = plan.pop() else {
-                return tx.rollback();
+                return db.rollback();
             };
             let steps: Vec<Planned<'m>> = if self.grouped {
                 std::iter::once(next).chain(plan.drain(..).rev()).collect()
@@ -78,10 +98,10 @@ impl<'m> Migrator<'m> {
             };
             for step in steps {
                 let (m, direction) = (step.migration, step.direction);
-                let duration = self.step(session, &mut tx, step, &mut report.waited)?;
+                let duration = self.step(db, step, &mut report.waited)?;
                 if !self.grouped {
-                    seen = Some(self.table.summary(conn)?);
-                    tx.commit()?;
+                    seen = db.summary(self)?;
+                    db.commit()?;
                 }
                 self.notify(Event::Finished {
                     migration: m,
@@ -96,25 +116,24 @@ impl<'m> Migrator<'m> {
                 });
             }
             if self.grouped {
-                seen = Some(self.table.summary(conn)?);
-                tx.commit()?;
+                seen = db.summary(self)?;
+                db.commit()?;
             }
         }
     }
 
-    /// Runs one planned step inside the open transaction `tx`: announces
-    /// it, runs its script (with the foreign-key guard; a
-    /// `-- migrate:no-transaction` script outside `tx`, which is then begun
-    /// again) and records it in the tracking table. The caller commits (or
-    /// rolls back). Returns how long it took.
+    /// Runs one planned step inside the open transaction: announces it,
+    /// runs its script (a `-- migrate:no-transaction` script outside the
+    /// transaction, which is then begun again) and records it in the
+    /// tracking table. The caller commits (or rolls back). Returns how long
+    /// it took.
     ///
     /// The one step path: [`apply`](Self::apply),
-    /// [`migrate_to`](Self::migrate_to) and [`validate`](Self::validate)
-    /// all run migrations through it.
-    pub(crate) fn step<'c>(
+    /// [`migrate_to`](Self::migrate_to) and [`validate`](Self::validate),
+    /// on every backend, all run migrations through it.
+    pub(crate) fn step(
         &self,
-        session: &Session<'c>,
-        tx: &mut Tx<'c>,
+        db: &mut impl Backend,
         step: Planned<'m>,
         waited: &mut Option<Duration>,
     ) -> Result<Duration> {
@@ -126,37 +145,23 @@ impl<'m> Migrator<'m> {
         });
         let script = step.script().ok_or_else(|| irreversible(m))?;
         if script.no_transaction() {
-            // Outside a transaction: release the lock, run, then record.
-            tx.rollback()?;
-            session.run_script(m, direction, script, false)?;
-            *tx = session.begin(self, waited)?;
+            db.run_outside_transaction(self, m, direction, script, waited)?;
         } else {
-            step_in_tx(session, m, direction, script)?;
+            db.run_in_transaction(m, direction, script)?;
         }
         let duration = start.elapsed();
-        self.record(session.conn, m, direction, duration)?;
+        db.record(self, m, direction, duration)?;
         Ok(duration)
     }
 
-    /// [`step`](Self::step) in a transaction of its own, committed.
+    /// [`step`](Self::step) on SQLite in a transaction of its own, committed.
+    #[cfg(feature = "rusqlite")]
     pub(crate) fn step_committed(&self, session: &Session<'_>, step: Planned<'m>) -> Result<Duration> {
         let mut waited = None;
-        let mut tx = session.begin(self, &mut waited)?;
-        let duration = self.step(session, &mut tx, step, &mut waited)?;
-        tx.commit()?;
+        let mut db = Sqlite::new(session);
+        db.begin(self, &mut waited)?;
+        let duration = self.step(&mut db, step, &mut waited)?;
+        db.commit()?;
         Ok(duration)
-    }
-
-    fn record(&self, conn: &Connection, m: &Migration, direction: Direction, duration: Duration) -> Result<()> {
-        match direction {
-            Direction::Up => self.table.insert(
-                conn,
-                m.version_i64(),
-                m.name(),
-                &m.checksum().to_string(),
-                i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-            ),
-            Direction::Down => self.table.delete(conn, m.version_i64()),
-        }
     }
 }

@@ -3,6 +3,21 @@
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "rusqlite")]
+use rusqlite::ErrorCode as SqliteCode;
+
+/// Stands for SQLite's error code (the type of [`Error::Sql`]'s `code`)
+/// when the runtime is built without SQLite (feature `rusqlite` off): it
+/// has no value, the field is always `None`.
+#[cfg(not(feature = "rusqlite"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SqliteCode {}
+
+#[cfg(feature = "rusqlite")]
+use crate::session::UNCHECKABLE_ATTACH;
+#[cfg(not(feature = "rusqlite"))]
+const UNCHECKABLE_ATTACH: &str = "\u{0}never";
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -55,7 +70,7 @@ pub enum Error {
         /// SQLite's message.
         message: String,
         /// SQLite's error code, when there is one.
-        code: Option<rusqlite::ErrorCode>,
+        code: Option<SqliteCode>,
         /// Whether the migration's transaction was rolled back (false only for
         /// `-- migrate:no-transaction` scripts, whose earlier statements stay applied).
         rolled_back: bool,
@@ -253,7 +268,27 @@ pub enum Error {
         problems: Vec<Error>,
     },
 
-    /// Any other database error.
+    /// A setting this backend cannot honour.
+    #[error("{what} is not supported: {instead}")]
+    Unsupported {
+        /// What was asked for, and where.
+        what: String,
+        /// Why, and what to do instead.
+        instead: &'static str,
+    },
+
+    /// Any other PostgreSQL error (connecting, the tracking table, the lock).
+    #[cfg(feature = "postgres")]
+    #[error("{doing}: {}; {}", crate::pg::message_of(cause), postgres_hint(cause))]
+    Postgres {
+        /// What we were doing.
+        doing: String,
+        /// The driver's error.
+        cause: ::postgres::Error,
+    },
+
+    /// Any other SQLite error.
+    #[cfg(feature = "rusqlite")]
     #[error("{doing}: {}{}", message_of(cause), cause.sqlite_error_code().and_then(Error::hint_for).map(|h| format!("; {h}")).unwrap_or_default())]
     Database {
         /// What we were doing.
@@ -272,6 +307,7 @@ impl fmt::Debug for Error {
 }
 
 impl Error {
+    #[cfg(feature = "rusqlite")]
     pub(crate) fn db(doing: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Self {
         let doing = doing.into();
         move |cause| Self::Database { doing, cause }
@@ -313,6 +349,7 @@ impl Error {
     /// assert_eq!(Error::hint_for(ErrorCode::ConstraintViolation), None);
     /// ```
     #[must_use]
+    #[cfg(feature = "rusqlite")]
     pub fn hint_for(code: rusqlite::ErrorCode) -> Option<&'static str> {
         use rusqlite::ErrorCode as C;
         Some(match code {
@@ -330,6 +367,7 @@ impl Error {
 
     /// SQLite's error code behind this error, if any (for example
     /// [`rusqlite::ErrorCode::DiskFull`]).
+    #[cfg(feature = "rusqlite")]
     pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
         match self {
             Self::Sql { code, .. } => *code,
@@ -337,6 +375,21 @@ impl Error {
             Self::Locked { .. } => Some(rusqlite::ErrorCode::DatabaseBusy),
             _ => None,
         }
+    }
+}
+
+/// What to do about a PostgreSQL error outside a migration's statements.
+#[cfg(feature = "postgres")]
+fn postgres_hint(cause: &::postgres::Error) -> &'static str {
+    match cause.as_db_error().map(|d| d.code().code()) {
+        Some("42501") => {
+            "the role lacks a privilege: grant it (CREATE on the schema or database), or connect as the owner"
+        }
+        Some("3D000") => "the database does not exist: create it (createdb) or check the URL",
+        Some("28P01" | "28000") => "authentication failed: check the user and password in the URL",
+        Some(_) => "check the server's message above",
+        None if cause.is_closed() => "the connection to the server was lost: check that it runs and run again",
+        None => "check the URL and that the server runs",
     }
 }
 
@@ -390,7 +443,7 @@ const LOCKED_HINT: &str = "make sure no other program holds a long transaction o
 /// What to do about rows a migration left without their parent.
 const FOREIGN_KEY_HINT: &str = "Delete or fix those rows in the migration, or fix the table rebuild";
 
-fn sql_hint(rolled_back: bool, code: Option<rusqlite::ErrorCode>, message: &str) -> String {
+fn sql_hint(rolled_back: bool, code: Option<SqliteCode>, message: &str) -> String {
     let done = if rolled_back {
         "it was rolled back, nothing of this migration is applied"
     } else {
@@ -400,10 +453,10 @@ fn sql_hint(rolled_back: bool, code: Option<rusqlite::ErrorCode>, message: &str)
 }
 
 /// What to do about a failing statement.
-fn sql_advice(code: Option<rusqlite::ErrorCode>, message: &str) -> &'static str {
-    if let Some(hint) = code.and_then(Error::hint_for) {
+fn sql_advice(code: Option<SqliteCode>, message: &str) -> &'static str {
+    if let Some(hint) = code_hint(code) {
         hint
-    } else if message.contains(crate::session::UNCHECKABLE_ATTACH) {
+    } else if message.contains(UNCHECKABLE_ATTACH) {
         "attach by a plain file name (ATTACH 'side.db' AS side): the replay attaches it in memory, the app opens the file"
     } else if message.contains("VACUUM") {
         "mark the script `-- migrate:no-transaction` at its top"
@@ -414,8 +467,19 @@ fn sql_advice(code: Option<rusqlite::ErrorCode>, message: &str) -> &'static str 
     }
 }
 
+#[cfg(feature = "rusqlite")]
+fn code_hint(code: Option<SqliteCode>) -> Option<&'static str> {
+    code.and_then(Error::hint_for)
+}
+
+#[cfg(not(feature = "rusqlite"))]
+fn code_hint(code: Option<SqliteCode>) -> Option<&'static str> {
+    code.map(|never| match never {})
+}
+
 /// SQLite's own message, without rusqlite's decorations (the SQL text and
 /// offset of an input error).
+#[cfg(feature = "rusqlite")]
 pub(crate) fn message_of(e: &rusqlite::Error) -> String {
     match e {
         rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
@@ -424,7 +488,7 @@ pub(crate) fn message_of(e: &rusqlite::Error) -> String {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rusqlite"))]
 mod tests {
     use super::*;
     use rusqlite::ErrorCode as C;

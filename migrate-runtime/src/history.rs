@@ -1,7 +1,9 @@
 //! The tracking table: which migrations a database has applied.
 
+#[cfg(feature = "rusqlite")]
 use rusqlite::{Connection, OptionalExtension, params};
 
+#[cfg(feature = "rusqlite")]
 use crate::{Error, Result};
 
 /// One row of the tracking table: a migration the database has applied.
@@ -26,6 +28,7 @@ pub(crate) fn quote(name: &str) -> String {
 }
 
 /// The table's SQL text, for the statements that name it.
+#[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
 pub(crate) struct Table {
     pub(crate) name: String,
     select: String,
@@ -61,7 +64,10 @@ impl Table {
             compact: format!("SELECT version, name, checksum FROM {q} ORDER BY version"),
         }
     }
+}
 
+#[cfg(feature = "rusqlite")]
+impl Table {
     fn shape_error(&self, message: impl Into<String>) -> Error {
         Error::TrackingTable {
             table: self.name.clone(),

@@ -46,7 +46,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! migrate-runtime = { version = "0.1", default-features = false }
+//! migrate-runtime = { version = "0.1", default-features = false, features = ["rusqlite"] }
 //! # SQLCipher instead of the system library:
 //! # rusqlite = { version = "0.37", features = ["bundled-sqlcipher"] }
 //! ```
@@ -56,6 +56,15 @@
 //! foreign-key check reads `pragma_table_list`). `migrate-build` and
 //! `cargo-migrate` keep the bundled SQLite for the build-time replay.
 //!
+//! # PostgreSQL
+//!
+//! With the feature `postgres`, `Migrator::apply_postgres`,
+//! `migrate_to_postgres`, `status_postgres` and `pending_postgres` do the
+//! same on a `postgres::Client` (the driver is re-exported as
+//! `migrate_runtime::postgres`), with [`Migrator::schema`] and
+//! [`Migrator::lock`] for PostgreSQL's schemas and lock modes. Without the
+//! default feature `rusqlite`, no SQLite is compiled.
+//!
 //! # The tracking table
 //!
 //! `_migrations` by default: `version INTEGER PRIMARY KEY, name TEXT,
@@ -63,29 +72,49 @@
 //! 3339) and `duration_ms INTEGER`.
 
 #![warn(unreachable_pub)]
+// Built with no backend at all, only the types and the plan are of use.
+#![cfg_attr(
+    not(any(feature = "rusqlite", feature = "postgres")),
+    allow(dead_code, unused_imports)
+)]
 
 mod apply;
+mod backend;
+#[cfg(feature = "rusqlite")]
 mod drift;
 mod error;
+#[cfg(feature = "rusqlite")]
 mod foreign_keys;
 mod history;
 mod migration;
 mod migrator;
+#[cfg(feature = "rusqlite")]
 pub mod model;
+#[cfg(feature = "postgres")]
+mod pg;
+mod pgsql;
 mod plan;
 mod report;
+#[cfg(feature = "rusqlite")]
 pub mod schema;
+#[cfg(feature = "rusqlite")]
 mod scratch;
+#[cfg(feature = "rusqlite")]
 mod session;
 mod sql;
+#[cfg(feature = "rusqlite")]
 mod validate;
 
+#[cfg(feature = "rusqlite")]
 pub use drift::{DriftPolicy, SchemaDiff};
+#[cfg(not(feature = "rusqlite"))]
+pub use error::SqliteCode;
 pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
-pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Migrator};
+pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 pub use report::{Entry, Event, Report, State, Status, Step};
+#[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
 
 /// The 1-based line of each statement in `sql`, as the runner splits it
@@ -100,9 +129,41 @@ pub fn statement_lines(sql: &str) -> Vec<usize> {
     sql::statements(sql).iter().map(|s| s.line).collect()
 }
 
+/// The 1-based line of each statement of a PostgreSQL script, as the
+/// PostgreSQL backend splits it (`;` outside strings, `E''` strings, quoted
+/// names, nested comments, `$tag$` dollar quotes and `BEGIN ATOMIC`
+/// bodies); or the line and kind of a construct the script opens and
+/// never closes. Needs no server and no feature: `migrate-build` checks
+/// PostgreSQL migrations with it.
+///
+/// # Errors
+///
+/// The line where an unterminated string, quoted name, comment, dollar
+/// quote or `BEGIN ATOMIC` body starts, and what it is.
+///
+/// # Examples
+///
+/// ```
+/// let sql = "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\nSELECT f();";
+/// assert_eq!(migrate_runtime::postgres_statement_lines(sql), Ok(vec![1, 2]));
+/// assert!(migrate_runtime::postgres_statement_lines("SELECT 'oops;").is_err());
+/// ```
+pub fn postgres_statement_lines(sql: &str) -> std::result::Result<Vec<usize>, (usize, &'static str)> {
+    match pgsql::unterminated(sql) {
+        Some(open) => Err(open),
+        None => Ok(pgsql::statements(sql).iter().map(|s| s.line).collect()),
+    }
+}
+
 /// The `rusqlite` this crate is built with: use it, so your connection type
 /// matches.
+#[cfg(feature = "rusqlite")]
 pub use rusqlite;
+
+/// The `postgres` crate (the sync driver) this crate is built with
+/// (feature `postgres`): use it, so your `Client` type matches.
+#[cfg(feature = "postgres")]
+pub use ::postgres;
 
 /// Builds a `static` [`Migration`]; used by the code `migrate-build`
 /// generates, not meant to be written by hand. `schema:` (optional, last)

@@ -80,6 +80,7 @@ impl Checksum {
 
     /// Whether `hex` (64 hex digits, either case) spells this checksum;
     /// compares without decoding, for the start-up check of every row.
+    #[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
     pub(crate) fn eq_hex(&self, hex: &[u8]) -> bool {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         hex.len() == 64
@@ -264,14 +265,7 @@ impl Migration {
         down: Option<Script>,
         checksum: Checksum,
     ) -> Self {
-        Self {
-            version,
-            name: Cow::Borrowed(name),
-            up,
-            down,
-            checksum,
-            schema: None,
-        }
+        Self::from_static(version, name, up, down, checksum, None)
     }
 
     /// Adds the fingerprint ([`model::fingerprint`](crate::model::fingerprint))
@@ -295,13 +289,24 @@ impl Migration {
         checksum: Checksum,
         schema: &'static str,
     ) -> Self {
+        Self::from_static(version, name, up, down, checksum, Some(schema))
+    }
+
+    const fn from_static(
+        version: u64,
+        name: &'static str,
+        up: Script,
+        down: Option<Script>,
+        checksum: Checksum,
+        schema: Option<&'static str>,
+    ) -> Self {
         Self {
             version,
             name: Cow::Borrowed(name),
             up,
             down,
             checksum,
-            schema: Some(schema),
+            schema,
         }
     }
 

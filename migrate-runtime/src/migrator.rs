@@ -4,12 +4,18 @@
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
+#[cfg(feature = "rusqlite")]
+use crate::DriftPolicy;
+#[cfg(feature = "rusqlite")]
+use crate::Report;
 use crate::history::Table;
+#[cfg(feature = "rusqlite")]
 use crate::model::Filter;
 use crate::plan::{self, Policy};
-use crate::{DriftPolicy, Entry, Error, Event, Migration, Report, Result, State, Status};
+use crate::{Entry, Error, Event, Migration, Result, State, Status};
 
 /// The default tracking table.
 pub const DEFAULT_TABLE: &str = "_migrations";
@@ -18,6 +24,56 @@ pub const DEFAULT_TABLE: &str = "_migrations";
 /// holds the write lock (for example another instance applying a long
 /// migration).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How concurrent runs against one PostgreSQL database exclude each
+/// other ([`Migrator::lock`]; config `lock = "advisory" | "table"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lock {
+    /// `pg_advisory_xact_lock` on a key derived from the tracking table's
+    /// qualified name: released by the server when the transaction ends.
+    #[default]
+    Advisory,
+    /// A row of the table `{table}_lock`, taken with `SELECT … FOR
+    /// UPDATE`: for PostgreSQL-compatible servers without advisory locks
+    /// (CockroachDB and other distributed engines). While a
+    /// `-- migrate:no-transaction` script runs (a row lock lasts one
+    /// transaction), the row holds a lease naming the session, which the
+    /// others wait for as long as that session exists.
+    Table,
+}
+
+impl Lock {
+    /// The config's spelling: `advisory` or `table`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::Lock::Table.as_str(), "table");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Advisory => "advisory",
+            Self::Table => "table",
+        }
+    }
+}
+
+impl std::str::FromStr for Lock {
+    type Err = String;
+
+    /// Parses the config's spelling.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "advisory" => Ok(Self::Advisory),
+            "table" => Ok(Self::Table),
+            other => Err(format!(
+                "unknown lock mode `{other}`: expected \"advisory\" or \"table\""
+            )),
+        }
+    }
+}
 
 type Observer<'m> = Box<dyn Fn(&Event<'_>) + 'm>;
 
@@ -46,23 +102,34 @@ pub struct Migrator<'m> {
     pub(crate) policy: Policy,
     pub(crate) grouped: bool,
     pub(crate) lock_timeout: Duration,
+    pub(crate) schema: Option<String>,
+    pub(crate) lock: Lock,
+    #[cfg(feature = "rusqlite")]
     pub(crate) drift: DriftPolicy,
+    #[cfg(feature = "rusqlite")]
     pub(crate) ignore: Vec<String>,
+    #[cfg(feature = "rusqlite")]
+    replay_setup: Option<ReplaySetup<'m>>,
     observer: Option<Observer<'m>>,
 }
 
+#[cfg(feature = "rusqlite")]
+type ReplaySetup<'m> = Box<dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()> + 'm>;
+
 impl fmt::Debug for Migrator<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Migrator")
-            .field("migrations", &self.migrations.len())
+        let mut d = f.debug_struct("Migrator");
+        d.field("migrations", &self.migrations.len())
             .field("table", &self.table.name)
             .field("allow_out_of_order", &self.policy.allow_out_of_order)
             .field("allow_unknown", &self.policy.allow_unknown)
             .field("allow_modified", &self.policy.allow_modified)
             .field("grouped", &self.grouped)
-            .field("lock_timeout", &self.lock_timeout)
-            .field("drift", &self.drift)
-            .field("ignore", &self.ignore)
+            .field("lock_timeout", &self.lock_timeout);
+        #[cfg(feature = "rusqlite")]
+        d.field("drift", &self.drift).field("ignore", &self.ignore);
+        d.field("schema", &self.schema)
+            .field("lock", &self.lock)
             .finish_non_exhaustive()
     }
 }
@@ -78,8 +145,14 @@ impl<'m> Migrator<'m> {
             policy: Policy::default(),
             grouped: false,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            schema: None,
+            lock: Lock::Advisory,
+            #[cfg(feature = "rusqlite")]
             drift: DriftPolicy::default(),
+            #[cfg(feature = "rusqlite")]
             ignore: Vec::new(),
+            #[cfg(feature = "rusqlite")]
+            replay_setup: None,
             observer: None,
         }
     }
@@ -130,6 +203,26 @@ impl<'m> Migrator<'m> {
         self
     }
 
+    /// PostgreSQL: the schema of the tracking table, created when missing,
+    /// and put first in the connection's `search_path` while migrations
+    /// run (restored after), so their unqualified names land in it and
+    /// several apps can share one database. Unset by default (the
+    /// connection's own `search_path` decides). SQLite refuses it.
+    #[must_use]
+    pub fn schema(mut self, schema: &str) -> Self {
+        self.schema = Some(schema.to_owned());
+        self
+    }
+
+    /// PostgreSQL: how concurrent runs exclude each other (default
+    /// [`Lock::Advisory`]). SQLite always uses its write lock and refuses
+    /// [`Lock::Table`].
+    #[must_use]
+    pub fn lock(mut self, lock: Lock) -> Self {
+        self.lock = lock;
+        self
+    }
+
     /// What to do when the database's schema is not what its applied
     /// migrations made (drift): [`DriftPolicy::Error`] (the default)
     /// refuses to migrate and lists the differences, [`DriftPolicy::Warn`]
@@ -143,6 +236,7 @@ impl<'m> Migrator<'m> {
     /// column someone added by hand); adopt the change with a migration,
     /// or leave tables out with [`ignore`](Self::ignore).
     #[must_use]
+    #[cfg(feature = "rusqlite")]
     pub fn drift(mut self, policy: DriftPolicy) -> Self {
         self.drift = policy;
         self
@@ -154,6 +248,7 @@ impl<'m> Migrator<'m> {
     /// index or another tool's tables. An invalid pattern is an error when
     /// the migrator runs.
     #[must_use]
+    #[cfg(feature = "rusqlite")]
     pub fn ignore<S: AsRef<str>>(mut self, patterns: &[S]) -> Self {
         self.ignore = patterns.iter().map(|p| p.as_ref().to_owned()).collect();
         self
@@ -165,8 +260,49 @@ impl<'m> Migrator<'m> {
     /// # Errors
     ///
     /// [`Error::InvalidSet`] for an invalid pattern.
+    #[cfg(feature = "rusqlite")]
     pub fn filter(&self) -> Result<Filter> {
         Filter::new(&self.table.name).ignore(&self.ignore)
+    }
+
+    /// Calls `setup` with every database the build-time replay
+    /// ([`validate`](Self::validate), [`check`](Self::check),
+    /// [`replay_versions`](Self::replay_versions)) opens, before anything
+    /// runs in it: register there the SQL functions and collations your app
+    /// registers on its connections (`normalize`, `BIN2B64`, …), so that
+    /// migrations calling them can be replayed. Register the same ones on
+    /// the app's connection before [`apply`](Self::apply).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::{Migration, Migrator, Script};
+    /// use migrate_runtime::rusqlite::functions::FunctionFlags;
+    /// let migrations = [Migration::new(1, "t", Script::new(
+    ///     "CREATE TABLE t (x); INSERT INTO t VALUES (normalize(' A '));", "0001_t.sql"))];
+    /// let normalize = |conn: &migrate_runtime::rusqlite::Connection| {
+    ///     conn.create_scalar_function("normalize", 1, FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
+    ///         Ok(ctx.get::<String>(0)?.trim().to_lowercase())
+    ///     })
+    /// };
+    /// assert!(Migrator::new(&migrations).validate().is_err(), "no such function: normalize");
+    /// Migrator::new(&migrations).replay_setup(normalize).validate()?;
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    #[cfg(feature = "rusqlite")]
+    #[must_use]
+    pub fn replay_setup(mut self, setup: impl Fn(&rusqlite::Connection) -> rusqlite::Result<()> + 'm) -> Self {
+        self.replay_setup = Some(Box::new(setup));
+        self
+    }
+
+    /// Runs the [`replay_setup`](Self::replay_setup) on a replay database.
+    #[cfg(feature = "rusqlite")]
+    pub(crate) fn set_up_replay(&self, conn: &rusqlite::Connection) -> Result<()> {
+        match &self.replay_setup {
+            Some(setup) => setup(conn).map_err(Error::db("setting up the replay database (replay_setup)")),
+            None => Ok(()),
+        }
     }
 
     /// Calls `observer` as migrations start and finish, for progress output.
@@ -218,6 +354,7 @@ impl<'m> Migrator<'m> {
     /// print!("{report}"); // applied 1 t (0 ms)
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "rusqlite")]
     pub fn apply(&self, conn: &mut Connection) -> Result<Report> {
         self.run(conn, None)
     }
@@ -248,14 +385,38 @@ impl<'m> Migrator<'m> {
     /// assert_eq!(report.rolled_back().count(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "rusqlite")]
     pub fn migrate_to(&self, conn: &mut Connection, target: u64) -> Result<Report> {
+        self.check_target(target)?;
+        self.run(conn, Some(target))
+    }
+
+    pub(crate) fn check_target(&self, target: u64) -> Result<()> {
         if target != 0 && plan::find(self.migrations, target).is_none() {
             return Err(Error::UnknownTarget {
                 target,
                 known: self.migrations.iter().map(Migration::version).collect(),
             });
         }
-        self.run(conn, Some(target))
+        Ok(())
+    }
+
+    /// Refuses the settings SQLite has no meaning for.
+    #[cfg(feature = "rusqlite")]
+    pub(crate) fn check_sqlite(&self) -> Result<()> {
+        if let Some(schema) = &self.schema {
+            return Err(Error::Unsupported {
+                what: format!("schema `{schema}` (Migrator::schema) on SQLite"),
+                instead: "SQLite has no schemas in PostgreSQL's sense; leave it unset for SQLite databases",
+            });
+        }
+        if self.lock == Lock::Table {
+            return Err(Error::Unsupported {
+                what: "lock = \"table\" (Migrator::lock) on SQLite".to_owned(),
+                instead: "SQLite's write lock (BEGIN IMMEDIATE) is always used; leave the lock mode at its default for SQLite databases",
+            });
+        }
+        Ok(())
     }
 
     /// Every migration's state in `conn`'s database, and the applied
@@ -264,9 +425,16 @@ impl<'m> Migrator<'m> {
     /// # Errors
     ///
     /// When the tracking table cannot be read.
+    #[cfg(feature = "rusqlite")]
     pub fn status(&self, conn: &Connection) -> Result<Status<'m>> {
         self.check_set()?;
+        self.check_sqlite()?;
         let history = self.table.read(conn)?;
+        Ok(self.status_of(&history))
+    }
+
+    /// The state of every migration, given the history.
+    pub(crate) fn status_of(&self, history: &[crate::Applied]) -> Status<'m> {
         let mut entries = Vec::with_capacity(self.migrations.len());
         let mut applied = history.iter().peekable();
         let mut unknown = Vec::new();
@@ -287,7 +455,11 @@ impl<'m> Migrator<'m> {
             });
         }
         unknown.extend(applied.cloned());
-        Ok(Status { entries, unknown })
+        Status {
+            entries,
+            unknown,
+            invalid_indexes: Vec::new(),
+        }
     }
 
     /// The migrations that [`apply`](Self::apply) would run, after the same
@@ -296,8 +468,10 @@ impl<'m> Migrator<'m> {
     /// # Errors
     ///
     /// As [`apply`](Self::apply)'s checks.
+    #[cfg(feature = "rusqlite")]
     pub fn pending(&self, conn: &Connection) -> Result<Vec<&'m Migration>> {
         self.check_set()?;
+        self.check_sqlite()?;
         let history = self.table.read(conn)?;
         Ok(self.plan(&history, None)?.into_iter().map(|p| p.migration).collect())
     }

@@ -31,8 +31,17 @@ pub enum Event<'a> {
         /// How long it took.
         duration: Duration,
     },
+    /// PostgreSQL: indexes left INVALID, usually by a `CREATE INDEX
+    /// CONCURRENTLY` that failed or was interrupted (or one being built by
+    /// another session right now). They take writes but answer no query;
+    /// drop each (`DROP INDEX CONCURRENTLY name`) and build it again.
+    InvalidIndexes {
+        /// The indexes, schema-qualified.
+        indexes: &'a [String],
+    },
     /// The database's schema is not what its applied migrations made, and
-    /// the [drift policy](crate::Migrator::drift) is to warn.
+    /// the [drift policy](crate::Migrator::drift) is to warn (SQLite).
+    #[cfg(feature = "rusqlite")]
     Drift {
         /// How it differs, grouped by table.
         differences: &'a [crate::model::Difference],
@@ -162,6 +171,9 @@ pub struct Status<'m> {
     pub entries: Vec<Entry<'m>>,
     /// Applied migrations the code does not have.
     pub unknown: Vec<Applied>,
+    /// PostgreSQL: indexes left INVALID in the migrations' schemas (see
+    /// [`Event::InvalidIndexes`]); always empty on SQLite.
+    pub invalid_indexes: Vec<String>,
 }
 
 impl Status<'_> {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
-use crate::foreign_keys::written_table;
+use crate::backend::Backend;
+use crate::foreign_keys::{step_in_tx, written_table};
 use crate::sql::{line_at, statements};
 use crate::{Direction, Error, Event, Migration, Migrator, Result, Script};
 
@@ -267,5 +268,96 @@ impl Tx<'_> {
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
         let _ = self.rollback();
+    }
+}
+
+/// The SQLite [`Backend`]: a session and its open transaction, if any
+/// (rolled back when dropped).
+pub(crate) struct Sqlite<'s, 'c> {
+    session: &'s Session<'c>,
+    tx: Option<Tx<'c>>,
+}
+
+impl<'s, 'c> Sqlite<'s, 'c> {
+    pub(crate) fn new(session: &'s Session<'c>) -> Self {
+        Self { session, tx: None }
+    }
+}
+
+impl Backend for Sqlite<'_, '_> {
+    fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
+        self.rollback()?;
+        self.tx = Some(self.session.begin(migrator, waited)?);
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        match self.tx.take() {
+            Some(mut tx) => tx.commit(),
+            None => Ok(()),
+        }
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        match self.tx.take() {
+            Some(mut tx) => tx.rollback(),
+            None => Ok(()),
+        }
+    }
+
+    fn create_table(&mut self, migrator: &Migrator<'_>) -> Result<()> {
+        migrator.table.create(self.session.conn)
+    }
+
+    fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
+        migrator.table.summary(self.session.conn).map(Some)
+    }
+
+    fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<crate::Applied>> {
+        migrator.table.read(self.session.conn)
+    }
+
+    fn check_drift(&mut self, migrator: &Migrator<'_>, history: &[crate::Applied]) -> Result<()> {
+        migrator.check_drift(self.session.conn, history)
+    }
+
+    fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+        step_in_tx(self.session, m, direction, script)
+    }
+
+    fn run_outside_transaction(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+        waited: &mut Option<Duration>,
+    ) -> Result<()> {
+        // SQLite has no lock that outlives a transaction: release it
+        // (committing the tracking table, when this run created it), run,
+        // then lock again to record.
+        self.commit()?;
+        self.session.run_script(m, direction, script, false)?;
+        self.begin(migrator, waited)
+    }
+
+    fn record(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        duration: Duration,
+    ) -> Result<()> {
+        let conn = self.session.conn;
+        match direction {
+            Direction::Up => migrator.table.insert(
+                conn,
+                m.version_i64(),
+                m.name(),
+                &m.checksum().to_string(),
+                i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+            ),
+            Direction::Down => migrator.table.delete(conn, m.version_i64()),
+        }
     }
 }

@@ -18,10 +18,11 @@ use std::fmt;
 
 use rusqlite::Connection;
 
+use crate::backend::Backend;
 use crate::plan::Planned;
 use crate::schema::Schema;
 use crate::scratch::{copy_tables, tables_named};
-use crate::session::{Session, replay_connection};
+use crate::session::{Session, Sqlite, replay_connection};
 use crate::{Error, Migration, Migrator, Result};
 
 /// What [`Migrator::check`] found in migrations that replay cleanly: the
@@ -159,13 +160,13 @@ impl<'m> Migrator<'m> {
     pub fn check_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Validated, T)> {
         self.check_set()?;
         let mut found = Findings::default();
-        let mut conn = fresh_replay()?;
+        let mut conn = self.fresh_replay()?;
         let mut from = 0;
         loop {
             match self.replay(&conn, from, &mut found)? {
                 Next::Go | Next::Stop => break,
                 Next::Rebuild(at) => {
-                    conn = fresh_replay()?;
+                    conn = self.fresh_replay()?;
                     if !self.replay_ups(&conn, &self.migrations[..=at], &mut found)? {
                         break;
                     }
@@ -267,14 +268,16 @@ impl<'m> Migrator<'m> {
         let problems_before = found.problems.len();
         let in_transaction = !m.up().no_transaction() && !down.no_transaction();
         let mut waited = None;
-        let mut tx = if in_transaction {
-            Some(session.begin(self, &mut waited)?)
-        } else {
-            None
-        };
-        let mut run = |step: Planned<'m>| match tx.as_mut() {
-            Some(tx) => self.step(session, tx, step, &mut waited),
-            None => self.step_committed(session, step),
+        let mut tx = Sqlite::new(session);
+        if in_transaction {
+            tx.begin(self, &mut waited)?;
+        }
+        let mut run = |step: Planned<'m>| {
+            if in_transaction {
+                self.step(&mut tx, step, &mut waited)
+            } else {
+                self.step_committed(session, step)
+            }
         };
         match run(Planned::down(m)) {
             Err(e) => found.problems.push(e),
@@ -307,11 +310,13 @@ impl<'m> Migrator<'m> {
                 }
             }
         }
-        match tx {
+        if in_transaction {
             // Back to the state after the plain up, whatever the down did.
-            Some(mut tx) => tx.rollback().map(|()| Next::Go),
-            None if found.problems.len() > problems_before => Ok(Next::Rebuild(0)),
-            None => Ok(Next::Go),
+            tx.rollback().map(|()| Next::Go)
+        } else if found.problems.len() > problems_before {
+            Ok(Next::Rebuild(0))
+        } else {
+            Ok(Next::Go)
         }
     }
 
@@ -323,6 +328,7 @@ impl<'m> Migrator<'m> {
         };
         let named = tables_named(main, &[m.up(), down]);
         let scratch = replay_connection()?;
+        self.set_up_replay(&scratch)?;
         scratch
             .execute_batch("PRAGMA foreign_keys = OFF")
             .map_err(Error::db("setting up a scratch database"))?;
@@ -342,12 +348,16 @@ impl<'m> Migrator<'m> {
     }
 }
 
-/// A new replay database with foreign keys on, as an app's would be.
-fn fresh_replay() -> Result<Connection> {
-    let conn = replay_connection()?;
-    conn.execute_batch("PRAGMA foreign_keys = ON")
-        .map_err(Error::db("enabling foreign keys"))?;
-    Ok(conn)
+impl Migrator<'_> {
+    /// A new replay database with foreign keys on, as an app's would be,
+    /// and the [`replay_setup`](Self::replay_setup) run on it.
+    fn fresh_replay(&self) -> Result<Connection> {
+        let conn = replay_connection()?;
+        conn.execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(Error::db("enabling foreign keys"))?;
+        self.set_up_replay(&conn)?;
+        Ok(conn)
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 
 mod build;
 mod cli;
+mod postgres;
 mod properties;
+mod readme;
 mod reliability;
 mod renumber;
 mod runtime;

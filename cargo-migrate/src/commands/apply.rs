@@ -21,6 +21,9 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
     if let Some(to) = args.to {
         known_target(&project.migrations, to)?;
     }
+    if project.database.postgres_url().is_some() {
+        return super::postgres::up(&project, args);
+    }
     if args.dry_run {
         return dry_run(&project, args);
     }
@@ -67,7 +70,7 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
 }
 
 /// `up` never rolls back: refuses a `--to` below what the database has applied.
-fn only_up(project: &Project<'_>, applied: u64, to: Option<u64>) -> Result<()> {
+pub(super) fn only_up(project: &Project<'_>, applied: u64, to: Option<u64>) -> Result<()> {
     if let Some(to) = to
         && applied > to
     {
@@ -150,6 +153,9 @@ fn pending<'m>(
 /// `down [--to V | --steps N]`.
 pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
     let project = Project::load(settings)?;
+    if project.database.postgres_url().is_some() {
+        return super::postgres::down(&project, args);
+    }
     let mut conn = project.open_existing(Duration::from_secs(args.run.lock_timeout), "roll back")?;
     let progress = Progress::new(&project);
     let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
@@ -194,6 +200,9 @@ pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
 /// checksum. A change to any other applied migration is refused as always.
 pub fn redo(settings: &Settings, args: &RedoArgs) -> Result<()> {
     let project = Project::load(settings)?;
+    if project.database.postgres_url().is_some() {
+        return super::postgres::redo(&project, args);
+    }
     let mut conn = project.open_existing(Duration::from_secs(args.run.lock_timeout), "redo")?;
     let status = project.status(&project.migrator(Some(&args.run)), &conn)?;
     let applied = applied_versions(&status);
@@ -261,6 +270,6 @@ fn known_target(migrations: &[Migration], target: u64) -> Result<()> {
     .into())
 }
 
-fn total(report: &Report) -> Duration {
+pub(super) fn total(report: &Report) -> Duration {
     report.steps.iter().map(|s| s.duration).sum()
 }

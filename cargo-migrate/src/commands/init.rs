@@ -41,7 +41,13 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
     // relative to the package.
     let database = match settings.database_flag.as_deref() {
         Some(url) => {
-            Database::parse(url, Source::Flag, cwd)?;
+            let parsed = Database::parse(url, Source::Flag, cwd)?;
+            if parsed.postgres_url().is_some() && crate::database::redact(url) != url {
+                bail!(
+                    "the database URL `{}` (from --database) has a password, and `init` writes the URL into Cargo.toml, which is committed; pass it without the password, and put the full URL in DATABASE_URL (or in a .env file that is not committed)",
+                    crate::database::redact(url)
+                );
+            }
             url.to_owned()
         }
         None => DEFAULT_DATABASE.to_owned(),
@@ -115,7 +121,27 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
         }
     }
 
-    let file = app_file(package.config.database.as_deref().unwrap_or(&database));
+    let configured = package.config.database.as_deref().unwrap_or(&database);
+    if is_postgres(configured) {
+        writeln!(
+            out,
+            "// In src/main.rs: the module generated from the migrations, applied at start-up.\n\
+             mod migrations {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/migrations.rs\"));\n}}\n\
+             \n\
+             fn main() -> Result<(), Box<dyn std::error::Error>> {{\n    \
+                 use migrate_runtime::postgres::{{Client, NoTls}};\n    \
+                 let mut client = Client::connect(&std::env::var(\"DATABASE_URL\")?, NoTls)?;\n    \
+                 migrations::migrator().apply_postgres(&mut client)?;\n    \
+                 Ok(())\n\
+             }}"
+        )?;
+        out.flush()?;
+        say!(
+            "next: `cargo migrate new \"create users table\"`, write its SQL, then `cargo build` checks it and `cargo migrate up` applies it"
+        );
+        return Ok(());
+    }
+    let file = app_file(configured);
     writeln!(
         out,
         "// In src/main.rs: the module generated from the migrations, applied at start-up.\n\
@@ -132,6 +158,12 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
         "next: `cargo migrate new \"create users table\"`, write its SQL, then `cargo build` checks it and `cargo migrate up` applies it"
     );
     Ok(())
+}
+
+/// Whether `url` names a PostgreSQL database.
+fn is_postgres(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
 /// The file name the app opens, from the configured database URL.
@@ -257,6 +289,11 @@ fn edit_manifest(package: &Package, repo: Option<&Path>, database: &str) -> Resu
             value.insert("path", path.display().to_string().into());
             format!("path = {}", path.display())
         };
+        if krate == "migrate-runtime" && is_postgres(database) {
+            let mut features = toml_edit::Array::new();
+            features.push("postgres");
+            value.insert("features", Value::Array(features));
+        }
         value.fmt();
         let deps = doc
             .entry(table)

@@ -12,6 +12,7 @@ mod check;
 mod init;
 mod list;
 mod new;
+mod postgres;
 mod progress;
 mod project;
 mod renumber;

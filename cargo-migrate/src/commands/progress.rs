@@ -4,7 +4,7 @@ use anyhow::Result;
 use migrate_runtime::{Direction, Event, Script};
 
 use super::project::{Project, runtime_error};
-use crate::messages::{self, say};
+use crate::messages::{self, note, say};
 
 /// Prints each migration as it starts and how long it took, on stderr:
 /// `applying 0001 create_users … done in 3 ms`.
@@ -47,8 +47,13 @@ impl<'a> Progress<'a> {
                         Direction::Up => "not applied",
                         Direction::Down => "still applied",
                     };
+                    let rolls_back = if self.project.database.postgres_url().is_some() {
+                        "the server rolls it back"
+                    } else {
+                        "SQLite rolls it back; the next command that opens the database finishes that"
+                    };
                     format!(
-                        "interrupted (Ctrl-C) while {verb} {what}: its transaction was not committed, so it is {stays} (SQLite rolls it back; the next command that opens the database finishes that). The migrations before it are unchanged"
+                        "interrupted (Ctrl-C) while {verb} {what}: its transaction was not committed, so it is {stays} ({rolls_back}). The migrations before it are unchanged"
                     )
                 };
                 let text = format!(
@@ -57,6 +62,12 @@ impl<'a> Progress<'a> {
                     migration.name()
                 );
                 messages::begin_progress(text, on_interrupt);
+            }
+            Event::InvalidIndexes { indexes } => {
+                note!(
+                    "{} INVALID (a CREATE INDEX CONCURRENTLY failed or was interrupted, or one is being built right now): it takes writes but answers no query; drop it with DROP INDEX CONCURRENTLY and build it again",
+                    indexes.join(", ")
+                );
             }
             Event::Finished { duration, .. } => {
                 messages::end_progress(format_args!("done in {}", crate::output::duration(duration)));

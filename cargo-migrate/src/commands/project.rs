@@ -41,7 +41,18 @@ impl<'s> Project<'s> {
     /// A migrator with the package's tracking table and, for the commands
     /// that change the database, the command's options.
     pub(super) fn migrator(&self, run: Option<&RunArgs>) -> Migrator<'_> {
-        let migrator = Migrator::new(&self.migrations).table(&self.package.config.table);
+        let config = &self.package.config;
+        let mut migrator = Migrator::new(&self.migrations).table(&config.table);
+        if self.database.postgres_url().is_some() {
+            // The config's PostgreSQL settings, as the app's generated
+            // `migrator()` applies them.
+            if let Some(schema) = &config.schema {
+                migrator = migrator.schema(schema);
+            }
+            if let Some(lock) = config.lock {
+                migrator = migrator.lock(lock);
+            }
+        }
         match run {
             None => migrator,
             Some(run) => migrator

@@ -142,11 +142,18 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     };
     let (package, database) = (project.package, project.database);
     let migrator = project.migrator(None);
-    let opened = project.open(Mode::ReadOnly, Duration::from_secs(args.lock_timeout))?;
+    let status = if database.postgres_url().is_some() {
+        Some(super::postgres::status(&project, &migrator)?)
+    } else {
+        match project.open(Mode::ReadOnly, Duration::from_secs(args.lock_timeout))? {
+            Some(opened) => Some(project.status(&migrator, &opened.conn)?),
+            None => None,
+        }
+    };
+    let exists = status.is_some();
     let mut rows = Vec::new();
-    match &opened {
-        Some(opened) => {
-            let status = project.status(&migrator, &opened.conn)?;
+    match &status {
+        Some(status) => {
             for e in &status.entries {
                 let m = e.migration;
                 let mut row = Row::pending(m);
@@ -212,7 +219,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
         }
         Format::Json => crate::output::json(&Report {
             database: database.shown(),
-            exists: opened.is_some(),
+            exists,
             up_to_date,
             applied,
             pending,
@@ -250,15 +257,17 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
 /// has problems and cannot be compared with it.
 fn history_only(settings: &Settings, lock_timeout: Duration) -> Result<()> {
     let database = settings.database()?;
-    let Some(opened) = database.open(Mode::ReadOnly, lock_timeout)? else {
-        note!("the database file {} does not exist yet", database.shown());
-        return Ok(());
-    };
     // With no migrations, every applied one is "unknown": the whole history.
-    let history = Migrator::new(&[])
-        .table(&settings.package.config.table)
-        .status(&opened.conn)?
-        .unknown;
+    let migrator = Migrator::new(&[]).table(&settings.package.config.table);
+    let history = if database.postgres_url().is_some() {
+        migrator.status_postgres(&mut database.connect()?)?.unknown
+    } else {
+        let Some(opened) = database.open(Mode::ReadOnly, lock_timeout)? else {
+            note!("the database file {} does not exist yet", database.shown());
+            return Ok(());
+        };
+        migrator.status(&opened.conn)?.unknown
+    };
     let lines = history.iter().map(|a| {
         vec![
             settings.package.version(a.version),

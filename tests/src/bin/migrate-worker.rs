@@ -2,7 +2,8 @@
 //! does at start-up: used by the concurrency and crash tests.
 //!
 //! `migrate-worker DIR DB [--lock-timeout SECS] [--grouped] [--wal]
-//! [--max-pages N]`: prints
+//! [--max-pages N]`, or `migrate-worker DIR --postgres URL [--lock-timeout
+//! SECS] [--grouped] [--lock table] [--schema NAME]`: prints
 //! `waited MS` when it had to wait for another process, `applied V` for each
 //! migration it applied, and `error: …` (exit 1) on failure.
 //!
@@ -49,6 +50,25 @@ fn main() -> ExitCode {
         }
     };
     let migrations: Vec<_> = found.iter().map(migrate_build::scan::Found::to_migration).collect();
+    let mut migrator = Migrator::new(&migrations).lock_timeout(timeout).grouped(grouped);
+    if db == "--postgres" {
+        let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+        if option("--lock").is_some_and(|l| l == "table") {
+            migrator = migrator.lock(migrate_runtime::Lock::Table);
+        }
+        if let Some(schema) = option("--schema") {
+            migrator = migrator.schema(schema);
+        }
+        let url = args.get(2).map_or("", String::as_str);
+        let mut client = match migrate_runtime::postgres::Client::connect(url, migrate_runtime::postgres::NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: cannot connect to {url}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return report(migrator.apply_postgres(&mut client));
+    }
     let mut conn = match Connection::open(db) {
         Ok(c) => c,
         Err(e) => {
@@ -70,8 +90,11 @@ fn main() -> ExitCode {
     {
         let _ = conn.pragma_update(None, "max_page_count", pages);
     }
-    let migrator = Migrator::new(&migrations).lock_timeout(timeout).grouped(grouped);
-    match migrator.apply(&mut conn) {
+    report(migrator.apply(&mut conn))
+}
+
+fn report(result: migrate_runtime::Result<migrate_runtime::Report>) -> ExitCode {
+    match result {
         Ok(report) => {
             if let Some(w) = report.waited {
                 println!("waited {}", w.as_millis());

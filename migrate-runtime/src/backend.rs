@@ -1,0 +1,66 @@
+//! The narrow seam between the backend-neutral runner (the plan and the
+//! apply loop in `apply.rs`) and a database: begin a transaction under the
+//! migration lock, read and change the tracking table, run a script.
+//! SQLite implements it in `session.rs`, PostgreSQL in `postgres/`.
+
+use std::time::Duration;
+
+use crate::{Applied, Direction, Migration, Migrator, Result, Script};
+
+/// One database, for the duration of one run of the migrator.
+pub(crate) trait Backend {
+    /// Begins a transaction and takes the migration lock inside it, before
+    /// any history is read, waiting up to the migrator's lock timeout (and
+    /// adding the time waited to `waited`).
+    fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()>;
+
+    /// Commits the open transaction (which releases the lock).
+    fn commit(&mut self) -> Result<()>;
+
+    /// Rolls the open transaction back, if there is one.
+    fn rollback(&mut self) -> Result<()>;
+
+    /// Creates the tracking table when it is missing, in the open transaction.
+    fn create_table(&mut self, migrator: &Migrator<'_>) -> Result<()>;
+
+    /// A cheap token that changes when another process changed the
+    /// history; `None` when the backend has none (the history is then
+    /// read again each time).
+    fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>>;
+
+    /// Every applied migration, oldest first.
+    fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>>;
+
+    /// Under the lock, before anything runs: refuses (or reports) a schema
+    /// that is not what the applied migrations in `history` made, as the
+    /// migrator's drift policy says. Backends without a schema model
+    /// (PostgreSQL, for now) do not check.
+    fn check_drift(&mut self, _migrator: &Migrator<'_>, _history: &[Applied]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs a script inside the open transaction.
+    fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()>;
+
+    /// Runs a `-- migrate:no-transaction` script: ends the open
+    /// transaction, runs the script outside one, and begins (and locks)
+    /// again, so the caller records it in a transaction as usual.
+    fn run_outside_transaction(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+        waited: &mut Option<Duration>,
+    ) -> Result<()>;
+
+    /// Records that `m` ran in `direction`: inserts (up) or deletes (down)
+    /// its tracking row, in the open transaction.
+    fn record(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        duration: Duration,
+    ) -> Result<()>;
+}

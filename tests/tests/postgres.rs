@@ -1,0 +1,989 @@
+//! The runtime's rules on PostgreSQL, against a real server (a throw-away
+//! cluster per test process, or `MIGRATE_TEST_POSTGRES_URL`; see
+//! `tests::postgres`): order, tracking, atomicity with file:line errors,
+//! history checks, rolling back, grouped and no-transaction migrations,
+//! both lock modes, schemas, and several processes at once, killed or not.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use migrate_runtime::postgres::Client;
+use migrate_runtime::{Direction, Error, Lock, Migration, Migrator, Script, State};
+use tests::pg_database;
+
+fn up(version: u64, name: &str, sql: &str) -> Migration {
+    Migration::new(
+        version,
+        name.to_owned(),
+        Script::new(sql.to_owned(), format!("migrations/{version:04}_{name}.up.sql")),
+    )
+}
+
+fn updown(version: u64, name: &str, sql: &str, down: &str) -> Migration {
+    up(version, name, sql).with_down(Script::new(
+        down.to_owned(),
+        format!("migrations/{version:04}_{name}.down.sql"),
+    ))
+}
+
+fn no_tx(m: Migration) -> Migration {
+    let up = m.up().clone().with_no_transaction(true);
+    let mut out = Migration::new(m.version(), m.name().to_owned(), up);
+    if let Some(down) = m.down() {
+        out = out.with_down(down.clone());
+    }
+    out
+}
+
+fn versions_in(client: &mut Client, table: &str) -> Vec<i64> {
+    client
+        .query(&format!("SELECT version FROM {table} ORDER BY version"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn versions(client: &mut Client) -> Vec<i64> {
+    versions_in(client, "_migrations")
+}
+
+fn tables(client: &mut Client, schema: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Whether another session can take the migration lock right now.
+fn lock_is_free(db: &tests::postgres::Database, table: &str) -> bool {
+    let mut other = db.client();
+    let schema: String = other.query_one("SELECT current_schema()::text", &[]).unwrap().get(0);
+    let key = advisory_key(&format!("{schema}.{table}"));
+    let row = other.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).unwrap();
+    let free: bool = row.get(0);
+    if free {
+        other.execute("SELECT pg_advisory_unlock($1)", &[&key]).unwrap();
+    }
+    free
+}
+
+/// The advisory-lock key the runtime documents: the first 8 bytes of the
+/// SHA-256 of `schema.table`, big-endian.
+fn advisory_key(qualified: &str) -> i64 {
+    let digest = migrate_runtime::Checksum::of(qualified);
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest.as_bytes()[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+#[test]
+fn pg_applies_in_numeric_order_records_each_and_reruns_as_a_no_op() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "log", "CREATE TABLE log (v integer);"),
+        up(9, "nine", "INSERT INTO log VALUES (9);"),
+        up(10, "ten", "INSERT INTO log VALUES (10);"),
+    ];
+    let report = Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [1, 9, 10]);
+    let logged: Vec<i32> = client
+        .query("SELECT v FROM log ORDER BY ctid", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(logged, [9, 10]);
+    assert_eq!(versions(&mut client), [1, 9, 10]);
+    let row = client
+        .query_one(
+            "SELECT name, checksum, applied_at, duration_ms, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY') FROM _migrations WHERE version = 9",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "nine");
+    assert_eq!(row.get::<_, String>(1), ms[1].checksum().to_string());
+    assert!(row.get::<_, i64>(3) >= 0);
+    let status = Migrator::new(&ms).status_postgres(&mut client).unwrap();
+    let applied = &status.entries[1].applied.as_ref().unwrap().applied_at;
+    assert!(applied.ends_with('Z') && applied.contains('T'), "{applied}");
+    // Again: nothing to do, nothing changed.
+    let again = Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    assert!(again.is_empty());
+    assert_eq!(versions(&mut client), [1, 9, 10]);
+    // The connection is left as it was found: no transaction, usable.
+    client.batch_execute("BEGIN; SELECT 1; COMMIT").unwrap();
+}
+
+#[test]
+fn pg_failure_rolls_back_that_migration_only_and_names_file_line_and_server_message() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        up(
+            2,
+            "b",
+            "CREATE TABLE b (x integer);\nINSERT INTO a VALUES (1);\n\nSELECT nope FROM a;\n",
+        ),
+        up(3, "c", "CREATE TABLE c (x integer);"),
+    ];
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "migrations/0002_b.up.sql:4: up migration 2 `b` failed: column \"nope\" does not exist (SQLSTATE 42703)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("it was rolled back"), "{text}");
+    assert!(
+        matches!(
+            err,
+            Error::Sql {
+                version: 2,
+                line: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(versions(&mut client), [1]);
+    assert_eq!(tables(&mut client, "public"), ["_migrations", "a"]);
+    let rows: i64 = client.query_one("SELECT count(*) FROM a", &[]).unwrap().get(0);
+    assert_eq!(rows, 0, "the failed migration's insert is rolled back");
+    // The connection goes on working, and the lock is not kept.
+    assert!(lock_is_free(&db, "_migrations"));
+    client.batch_execute("SELECT 1").unwrap();
+}
+
+#[test]
+fn pg_errors_without_a_position_name_the_statement_line_and_detail_and_hint() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [up(
+        1,
+        "dup",
+        "CREATE TABLE t (x integer PRIMARY KEY);\nINSERT INTO t VALUES (1);\n-- a comment\nINSERT INTO t\n  VALUES (1);\n",
+    )];
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("migrations/0001_dup.up.sql:4: up migration 1 `dup` failed: duplicate key value violates unique constraint \"t_pkey\" (SQLSTATE 23505); detail: Key (x)=(1) already exists."), "{text}");
+    let hinted = [up(
+        1,
+        "hint",
+        "CREATE TABLE t (x integer);\nSELECT * FROM t WHERE x = 1;\nSELECT lower(1, 2);\n",
+    )];
+    let err = Migrator::new(&hinted).apply_postgres(&mut client).unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("migrations/0001_hint.up.sql:"), "{text}");
+    assert!(
+        text.contains("server hint: No function matches the given name and argument types"),
+        "{text}"
+    );
+    assert!(matches!(err, Error::Sql { line: 3, .. }), "{text}");
+    assert!(tables(&mut client, "public").is_empty());
+}
+
+#[test]
+fn pg_history_refusals_modified_renamed_unknown_out_of_order() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        up(3, "c", "CREATE TABLE c (x integer);"),
+    ];
+    Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+
+    let edited = [up(1, "a", "CREATE TABLE a (x bigint);"), ms[1].clone()];
+    let err = Migrator::new(&edited).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Modified { version: 1, .. }), "{err}");
+    assert!(
+        Migrator::new(&edited)
+            .allow_modified(true)
+            .apply_postgres(&mut client)
+            .unwrap()
+            .is_empty()
+    );
+
+    let renamed = [up(1, "b", "CREATE TABLE a (x integer);"), ms[1].clone()];
+    let err = Migrator::new(&renamed).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Renamed { version: 1, .. }), "{err}");
+
+    let older = [ms[0].clone()];
+    let err = Migrator::new(&older).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::UnknownApplied { .. }), "{err}");
+    assert!(
+        Migrator::new(&older)
+            .allow_unknown(true)
+            .apply_postgres(&mut client)
+            .unwrap()
+            .is_empty()
+    );
+
+    let merged = [ms[0].clone(), up(2, "b", "CREATE TABLE b (x integer);"), ms[1].clone()];
+    let err = Migrator::new(&merged).apply_postgres(&mut client).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OutOfOrder {
+                version: 2,
+                latest_applied: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(versions(&mut client), [1, 3], "refusals change nothing");
+    let report = Migrator::new(&merged)
+        .allow_out_of_order(true)
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [2]);
+    let status = Migrator::new(&merged).status_postgres(&mut client).unwrap();
+    assert!(status.entries.iter().all(|e| e.state == State::Applied));
+    assert!(Migrator::new(&merged).pending_postgres(&mut client).unwrap().is_empty());
+}
+
+#[test]
+fn pg_status_and_pending_on_a_fresh_database_change_nothing() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [up(1, "a", "CREATE TABLE a (x integer);")];
+    let status = Migrator::new(&ms).status_postgres(&mut client).unwrap();
+    assert_eq!(status.pending().count(), 1);
+    assert_eq!(Migrator::new(&ms).pending_postgres(&mut client).unwrap().len(), 1);
+    assert!(tables(&mut client, "public").is_empty(), "reading creates nothing");
+}
+
+#[test]
+fn pg_migrate_to_goes_down_newest_first_and_refuses_irreversible_before_touching_anything() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        updown(2, "b", "CREATE TABLE b (x integer);", "DROP TABLE b;"),
+        updown(3, "c", "CREATE TABLE c (x integer);", "DROP TABLE c;"),
+    ];
+    let m = Migrator::new(&ms);
+    m.apply_postgres(&mut client).unwrap();
+    let report = m.migrate_to_postgres(&mut client, 1).unwrap();
+    let down: Vec<_> = report.rolled_back().map(|s| s.version).collect();
+    assert_eq!(down, [3, 2]);
+    assert!(report.steps.iter().all(|s| s.direction == Direction::Down));
+    assert_eq!(versions(&mut client), [1]);
+    assert_eq!(tables(&mut client, "public"), ["_migrations", "a"]);
+    let err = m.migrate_to_postgres(&mut client, 0).unwrap_err();
+    assert!(matches!(err, Error::Irreversible { version: 1, .. }), "{err}");
+    assert_eq!(versions(&mut client), [1]);
+    let report = m.migrate_to_postgres(&mut client, 3).unwrap();
+    assert_eq!(report.applied().count(), 2);
+    assert!(matches!(
+        m.migrate_to_postgres(&mut client, 7),
+        Err(Error::UnknownTarget { .. })
+    ));
+}
+
+#[test]
+fn pg_grouped_mode_is_all_or_nothing() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        up(2, "b", "CREATE TABLE b (x integer);"),
+        up(3, "bad", "CREATE TABLE c (x nosuchtype);"),
+    ];
+    let err = Migrator::new(&ms)
+        .grouped(true)
+        .apply_postgres(&mut client)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Sql {
+                version: 3,
+                line: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(tables(&mut client, "public").is_empty(), "nothing of the group stays");
+    let ok = &ms[..2];
+    let report = Migrator::new(ok).grouped(true).apply_postgres(&mut client).unwrap();
+    assert_eq!(report.applied().count(), 2);
+    assert_eq!(versions(&mut client), [1, 2]);
+    let with_nt = [
+        ms[0].clone(),
+        ms[1].clone(),
+        no_tx(up(3, "idx", "CREATE INDEX CONCURRENTLY i ON a (x);")),
+    ];
+    let err = Migrator::new(&with_nt)
+        .grouped(true)
+        .apply_postgres(&mut client)
+        .unwrap_err();
+    assert!(matches!(err, Error::NoTransactionInGroup { version: 3, .. }), "{err}");
+}
+
+#[test]
+fn pg_create_index_concurrently_runs_outside_a_transaction_under_a_released_session_lock() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(
+            1,
+            "a",
+            "CREATE TABLE a (x integer, y text);\nINSERT INTO a SELECT g, g::text FROM generate_series(1, 1000) g;",
+        ),
+        no_tx(up(
+            2,
+            "index_a",
+            "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY a_x ON a (x);\n\nCREATE INDEX CONCURRENTLY a_y ON a (y);\n",
+        )),
+        up(3, "after", "CREATE TABLE b (x integer);"),
+    ];
+    let report = Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    assert_eq!(report.applied().count(), 3);
+    let indexes: i64 = client
+        .query_one("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname IN ('a_x', 'a_y') AND i.indisvalid", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(indexes, 2);
+    assert_eq!(versions(&mut client), [1, 2, 3]);
+    assert!(lock_is_free(&db, "_migrations"));
+
+    // A failing statement: the ones before it stay, the line is named,
+    // the session lock is released and the connection is usable.
+    let bad = [
+        ms[0].clone(),
+        ms[1].clone(),
+        ms[2].clone(),
+        no_tx(up(
+            4,
+            "bad_index",
+            "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY b_x ON b (x);\nCREATE INDEX CONCURRENTLY b_z ON b (z);\n",
+        )),
+    ];
+    let err = Migrator::new(&bad).apply_postgres(&mut client).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "migrations/0004_bad_index.up.sql:3: up migration 4 `bad_index` failed: column \"z\" does not exist"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("outside a transaction"), "{text}");
+    assert!(
+        lock_is_free(&db, "_migrations"),
+        "the session lock is released after an error"
+    );
+    assert_eq!(versions(&mut client), [1, 2, 3]);
+    client.batch_execute("SELECT 1").unwrap();
+    let held: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 0);
+}
+
+#[test]
+fn pg_a_failed_migration_on_a_reused_connection_does_not_keep_the_lock() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let bad = [up(1, "bad", "CREATE TABLE t (x integer);\nSELECT 1/0;")];
+    Migrator::new(&bad).apply_postgres(&mut client).unwrap_err();
+    // The app keeps the connection open and goes on; another process
+    // migrates at once, without waiting.
+    let good = [up(1, "good", "CREATE TABLE t (x integer);")];
+    let mut other = db.client();
+    let start = Instant::now();
+    let report = Migrator::new(&good)
+        .lock_timeout(Duration::from_secs(5))
+        .apply_postgres(&mut other)
+        .unwrap();
+    assert_eq!(report.waited, None, "the other process did not wait");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    client.batch_execute("SELECT 1").unwrap();
+}
+
+#[test]
+fn pg_waits_for_the_lock_and_times_out_clearly() {
+    let Some(db) = pg_database!() else { return };
+    let mut holder = db.client();
+    let key = advisory_key("public._migrations");
+    holder.execute("SELECT pg_advisory_lock($1)", &[&key]).unwrap();
+    let ms = [up(1, "a", "CREATE TABLE a (x integer);")];
+    let mut client = db.client();
+    let err = Migrator::new(&ms)
+        .lock_timeout(Duration::from_millis(300))
+        .apply_postgres(&mut client)
+        .unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("raise the lock timeout"), "{err}");
+    assert!(
+        tables(&mut client, "public").is_empty(),
+        "nothing is created while locked out"
+    );
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        holder.execute("SELECT pg_advisory_unlock($1)", &[&key]).unwrap();
+    });
+    let report = Migrator::new(&ms)
+        .lock_timeout(Duration::from_secs(10))
+        .apply_postgres(&mut client)
+        .unwrap();
+    release.join().unwrap();
+    assert!(
+        report.waited.is_some_and(|w| w >= Duration::from_millis(200)),
+        "{report:?}"
+    );
+    assert_eq!(report.applied().count(), 1);
+    // The connection's own lock_timeout is as it was.
+    let timeout: String = client.query_one("SHOW lock_timeout", &[]).unwrap().get(0);
+    assert_eq!(timeout, "0");
+}
+
+#[test]
+fn pg_lock_table_mode_uses_a_row_lock() {
+    let Some(db) = pg_database!() else { return };
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        up(2, "b", "CREATE TABLE b (x integer);"),
+    ];
+    let mut client = db.client();
+    let m = Migrator::new(&ms[..1])
+        .lock(Lock::Table)
+        .lock_timeout(Duration::from_millis(300));
+    m.apply_postgres(&mut client).unwrap();
+    assert_eq!(tables(&mut client, "public"), ["_migrations", "_migrations_lock", "a"]);
+    // Another session holds the lock row: the run waits, then times out.
+    let mut holder = db.client();
+    holder
+        .batch_execute("BEGIN; SELECT * FROM _migrations_lock WHERE id = 1 FOR UPDATE")
+        .unwrap();
+    let all = Migrator::new(&ms)
+        .lock(Lock::Table)
+        .lock_timeout(Duration::from_millis(300));
+    let err = all.apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    // No advisory lock is involved.
+    let advisory = advisory_key("public._migrations");
+    let free: bool = holder
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&advisory])
+        .unwrap()
+        .get(0);
+    assert!(free);
+    holder.batch_execute("COMMIT").unwrap();
+    assert_eq!(all.apply_postgres(&mut client).unwrap().applied().count(), 1);
+    // A no-transaction script runs under the lease, which is cleared after
+    // it, and after a failure too.
+    let nt = [
+        ms[0].clone(),
+        ms[1].clone(),
+        no_tx(up(3, "idx", "CREATE INDEX CONCURRENTLY ai ON a (x);")),
+    ];
+    Migrator::new(&nt)
+        .lock(Lock::Table)
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert_eq!(versions(&mut client), [1, 2, 3]);
+    let lease = |client: &mut Client| -> Option<String> {
+        client
+            .query_one("SELECT holder FROM _migrations_lock WHERE id = 1", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(lease(&mut client), None);
+    let bad = [
+        nt[0].clone(),
+        nt[1].clone(),
+        nt[2].clone(),
+        no_tx(up(4, "bad", "CREATE INDEX CONCURRENTLY bi ON a (nope);")),
+    ];
+    let err = Migrator::new(&bad)
+        .lock(Lock::Table)
+        .apply_postgres(&mut client)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Sql {
+                version: 4,
+                line: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(lease(&mut client), None, "the lease is cleared after a failure");
+    // A lease of a session that still exists keeps others waiting; one of a
+    // session that is gone does not.
+    let mut holder = db.client();
+    let me: String = holder
+        .query_one("SELECT pg_backend_pid()::text || '/' || backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    client
+        .execute("UPDATE _migrations_lock SET holder = $1 WHERE id = 1", &[&me])
+        .unwrap();
+    let four = [
+        bad[0].clone(),
+        bad[1].clone(),
+        bad[2].clone(),
+        up(4, "d", "CREATE TABLE d (x integer);"),
+    ];
+    let waiting = Migrator::new(&four)
+        .lock(Lock::Table)
+        .lock_timeout(Duration::from_millis(300));
+    assert!(matches!(waiting.apply_postgres(&mut client), Err(Error::Locked { .. })));
+    drop(holder);
+    std::thread::sleep(Duration::from_millis(300));
+    let report = Migrator::new(&four)
+        .lock(Lock::Table)
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert_eq!(report.applied().count(), 1, "a dead session's lease is ignored");
+}
+
+#[test]
+fn pg_schema_holds_the_tracking_table_and_the_migrations_objects() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        updown(2, "b", "CREATE TABLE b (x integer);", "DROP TABLE b;"),
+    ];
+    let m = Migrator::new(&ms).schema("app");
+    m.apply_postgres(&mut client).unwrap();
+    assert_eq!(tables(&mut client, "app"), ["_migrations", "a", "b"]);
+    assert!(tables(&mut client, "public").is_empty());
+    assert_eq!(versions_in(&mut client, "app._migrations"), [1, 2]);
+    let path: String = client.query_one("SHOW search_path", &[]).unwrap().get(0);
+    assert_eq!(path, "\"$user\", public", "search_path is restored");
+    // A second app in the same database has its own history and lock.
+    let other = [up(1, "other", "CREATE TABLE other (x integer);")];
+    Migrator::new(&other)
+        .schema("billing")
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert_eq!(tables(&mut client, "billing"), ["_migrations", "other"]);
+    assert!(m.apply_postgres(&mut client).unwrap().is_empty());
+    m.migrate_to_postgres(&mut client, 1).unwrap();
+    assert_eq!(tables(&mut client, "app"), ["_migrations", "a"]);
+    // Also in lock table mode, with the lock table in the schema.
+    let third = [up(1, "t", "CREATE TABLE t (x integer);")];
+    Migrator::new(&third)
+        .schema("third")
+        .lock(Lock::Table)
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert_eq!(tables(&mut client, "third"), ["_migrations", "_migrations_lock", "t"]);
+    // SQLite refuses the PostgreSQL-only settings.
+    let mut sqlite = migrate_runtime::rusqlite::Connection::open_in_memory().unwrap();
+    let err = Migrator::new(&ms).schema("app").apply(&mut sqlite).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    let err = Migrator::new(&ms).lock(Lock::Table).apply(&mut sqlite).unwrap_err();
+    assert!(err.to_string().contains("not supported"), "{err}");
+}
+
+#[test]
+fn pg_splitting_dollar_quotes_escape_strings_comments_and_atomic_bodies() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    // Run outside a transaction, so statement by statement through the splitter.
+    let script = r#"-- migrate:no-transaction
+/* a /* nested; */ comment; */
+CREATE TABLE notes (body text);
+CREATE FUNCTION shout(t text) RETURNS text LANGUAGE plpgsql AS $fn$
+BEGIN
+    RETURN upper(t) || '; ' || $$!$$;
+END;
+$fn$;
+INSERT INTO notes VALUES (E'it\'s; fine'), ('C:\');
+CREATE FUNCTION add(a integer, b integer) RETURNS integer LANGUAGE sql
+BEGIN ATOMIC
+    SELECT CASE WHEN a > 0 THEN a ELSE 0 END + b;
+END;
+CREATE INDEX CONCURRENTLY notes_body ON notes (body);
+SELECT no_such_function();
+"#;
+    let ms = [no_tx(up(1, "mixed", script))];
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Sql { line: 15, .. }), "{err}");
+    let shout: String = client.query_one("SELECT shout('a')", &[]).unwrap().get(0);
+    assert_eq!(shout, "A; !");
+    let sum: i32 = client.query_one("SELECT add(2, 3)", &[]).unwrap().get(0);
+    assert_eq!(sum, 5);
+    let notes: i64 = client.query_one("SELECT count(*) FROM notes", &[]).unwrap().get(0);
+    assert_eq!(notes, 2);
+}
+
+#[test]
+fn pg_an_index_left_invalid_by_a_failed_concurrent_build_is_named_and_reported_at_the_next_run_and_by_status() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "t", "CREATE TABLE t (x integer);\nINSERT INTO t VALUES (1), (1);"),
+        no_tx(up(2, "unique_x", "CREATE UNIQUE INDEX CONCURRENTLY t_x ON t (x);")),
+    ];
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("could not create unique index \"t_x\""), "{text}");
+    assert!(
+        text.contains("it left public.t_x INVALID: drop it with DROP INDEX CONCURRENTLY before running again"),
+        "{text}"
+    );
+    let status = Migrator::new(&ms).status_postgres(&mut client).unwrap();
+    assert_eq!(status.invalid_indexes, ["public.t_x"]);
+    let seen = std::cell::RefCell::new(Vec::new());
+    let only_first = &ms[..1];
+    let report = Migrator::new(only_first)
+        .on_event(|e| {
+            if let migrate_runtime::Event::InvalidIndexes { indexes } = e {
+                seen.borrow_mut().extend(indexes.iter().cloned());
+            }
+        })
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert!(report.is_empty());
+    assert_eq!(*seen.borrow(), ["public.t_x"], "reported at the next start-up");
+    client.batch_execute("DROP INDEX CONCURRENTLY t_x").unwrap();
+    let status = Migrator::new(&ms).status_postgres(&mut client).unwrap();
+    assert!(status.invalid_indexes.is_empty());
+}
+
+/// `cargo migrate ARGS` in `pkg` against `url` (DATABASE_URL): (exit
+/// code, stdout, stderr).
+fn cli(pkg: &tests::Package, url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = pkg.migrate().args(args).env("DATABASE_URL", url).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pg_cli_status_up_down_redo() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::new();
+    pkg.write(
+        "migrations/0001_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n",
+    );
+    pkg.write("migrations/0001_users.down.sql", "DROP TABLE users;\n");
+    pkg.write(
+        "migrations/0002_posts.up.sql",
+        "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users);\n",
+    );
+    pkg.write("migrations/0002_posts.down.sql", "DROP TABLE posts;\n");
+    // The URL with a password, which is never shown.
+    let url = db
+        .url
+        .replacen("postgres://postgres@", "postgres://postgres:s3cret@", 1);
+    let (code, out, err) = cli(&pkg, &url, &["status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pending"), "{out}");
+    assert!(
+        err.contains("postgres://postgres:***@") && !err.contains("s3cret"),
+        "{err}"
+    );
+    assert!(err.contains("0 applied, 2 pending"), "{err}");
+
+    let (code, out, _) = cli(&pkg, &url, &["up", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("CREATE TABLE posts"), "{out}");
+    let mut client = db.client();
+    assert!(tables(&mut client, "public").is_empty(), "a dry run changes nothing");
+
+    let (code, _, err) = cli(&pkg, &url, &["up", "--to", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(versions(&mut client), [1]);
+    let (code, _, err) = cli(&pkg, &url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("applied 1 migration"), "{err}");
+    assert!(err.contains("the database is at version 0002 posts"), "{err}");
+    assert_eq!(versions(&mut client), [1, 2]);
+
+    let (code, out, err) = cli(&pkg, &url, &["status", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"up_to_date\":true"), "{out}");
+
+    let (code, _, err) = cli(&pkg, &url, &["redo"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("redid 0002"), "{err}");
+    assert_eq!(versions(&mut client), [1, 2]);
+
+    let (code, _, err) = cli(&pkg, &url, &["down", "--steps", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("rolled back 2 migrations"), "{err}");
+    assert!(versions(&mut client).is_empty());
+    assert_eq!(tables(&mut client, "public"), ["_migrations"]);
+
+    // A failing migration: file, line and the server's message; exit 1.
+    pkg.write(
+        "migrations/0003_bad.up.sql",
+        "CREATE TABLE ok (x integer);\nSELECT nope FROM ok;\n",
+    );
+    pkg.write("migrations/0003_bad.down.sql", "DROP TABLE ok;\n");
+    let (code, _, err) = cli(&pkg, &url, &["up"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("migrations/0003_bad.up.sql:2: up migration 3 `bad` failed: column \"nope\" does not exist"),
+        "{err}"
+    );
+    assert_eq!(versions(&mut client), [1, 2]);
+
+    // A database that does not exist, and a server that is not there.
+    let missing = db.server().url_for("no_such_database");
+    let (code, _, err) = cli(&pkg, &missing, &["status"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("does not exist") && err.contains("create it (createdb)"),
+        "{err}"
+    );
+}
+
+fn worker() -> &'static str {
+    env!("CARGO_BIN_EXE_migrate-worker")
+}
+
+/// A migrations directory of `n` migrations, each slow enough that the
+/// workers overlap.
+fn slow_dir(n: u64) -> tempfile::TempDir {
+    let dir = tests::scratch();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    for v in 1..=n {
+        std::fs::write(
+            migrations.join(format!("{v:04}_step_{v}.sql")),
+            format!("CREATE TABLE step_{v} (x integer);\nINSERT INTO step_{v} SELECT g FROM generate_series(1, 20000) g;\nSELECT pg_sleep(0.05);\n"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn pg_eight_processes_start_at_once_and_each_migration_is_applied_once() {
+    let Some(db) = pg_database!() else { return };
+    let dir = slow_dir(6);
+    let migrations = dir.path().join("migrations");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(worker())
+                .arg(&migrations)
+                .args(["--postgres", &db.url])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        applied.extend(
+            stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix("applied "))
+                .map(str::to_owned),
+        );
+    }
+    applied.sort_by_key(|v| v.parse::<u64>().unwrap());
+    assert_eq!(applied, ["1", "2", "3", "4", "5", "6"], "each applied exactly once");
+    let mut client = db.client();
+    assert_eq!(versions(&mut client), [1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn pg_eight_processes_in_lock_table_mode_with_a_no_transaction_migration() {
+    let Some(db) = pg_database!() else { return };
+    let dir = slow_dir(4);
+    let migrations = dir.path().join("migrations");
+    // Not safe to run twice: a second run would fail on the existing index.
+    std::fs::write(
+        migrations.join("0005_index.sql"),
+        "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY step_1_x ON step_1 (x);\nSELECT pg_sleep(0.3);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        migrations.join("0006_after.sql"),
+        "CREATE TABLE after_index (x integer);\n",
+    )
+    .unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(worker())
+                .arg(&migrations)
+                .args(["--postgres", &db.url, "--lock", "table", "--schema", "app"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        applied.extend(
+            stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix("applied "))
+                .map(str::to_owned),
+        );
+    }
+    applied.sort_by_key(|v| v.parse::<u64>().unwrap());
+    assert_eq!(applied, ["1", "2", "3", "4", "5", "6"], "each applied exactly once");
+    let mut client = db.client();
+    assert_eq!(versions_in(&mut client, "app._migrations"), [1, 2, 3, 4, 5, 6]);
+}
+
+/// A small deterministic generator (no dependency): xorshift.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn pg_sigkill_of_the_migrating_client_at_random_moments_keeps_the_database_consistent() {
+    let Some(db) = pg_database!() else { return };
+    let rounds: u64 = std::env::var("MIGRATE_PG_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let dir = tests::scratch();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    let n = 5u64;
+    for v in 1..=n {
+        let body = if v == 3 {
+            // A no-transaction migration among them, with one statement.
+            // Safe to run again after a kill, as such a script must be.
+            format!(
+                "-- migrate:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS idx_{v};\nCREATE INDEX CONCURRENTLY idx_{v} ON t1 (x);\n"
+            )
+        } else {
+            format!(
+                "CREATE TABLE t{v} (x integer);\nINSERT INTO t{v} SELECT g FROM generate_series(1, 30000) g;\nCREATE INDEX t{v}_x ON t{v} (x);\n"
+            )
+        };
+        std::fs::write(migrations.join(format!("{v:04}_m{v}.sql")), body).unwrap();
+    }
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut client = db.client();
+    let mut partial = 0;
+    for round in 0..rounds {
+        let mut child = Command::new(worker())
+            .arg(&migrations)
+            .args(["--postgres", &db.url, "--lock-timeout", "30"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(next(&mut seed) % 120));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Integrity: every recorded migration's table exists, nothing
+        // unrecorded left behind by a transactional migration, no lock kept
+        // once the server notices the dead client.
+        wait_for_other_sessions(&mut client, round);
+        let recorded = versions_or_empty(&mut client);
+        for v in 1..=n {
+            if v == 3 {
+                continue;
+            }
+            let exists: bool = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("t{v}")])
+                .unwrap()
+                .get(0);
+            assert_eq!(
+                exists,
+                recorded.contains(&i64::try_from(v).unwrap()),
+                "round {round}: t{v} vs history {recorded:?}"
+            );
+            if exists {
+                let rows: i64 = client
+                    .query_one(&format!("SELECT count(*) FROM t{v}"), &[])
+                    .unwrap()
+                    .get(0);
+                assert_eq!(rows, 30000, "round {round}: t{v} is whole");
+            }
+        }
+        let expected: Vec<i64> = (1..=i64::try_from(recorded.len()).unwrap()).collect();
+        assert_eq!(recorded, expected, "round {round}: applied in order without gaps");
+        if (1..5).contains(&recorded.len()) {
+            partial += 1;
+        }
+        if recorded.len() == 5 {
+            // Start over for the next round.
+            client
+                .batch_execute("DROP TABLE IF EXISTS t1, t2, t4, t5, _migrations CASCADE")
+                .unwrap();
+        }
+    }
+    assert!(
+        partial * 5 >= rounds,
+        "only {partial} of {rounds} kills landed mid-way: adjust the timing"
+    );
+    eprintln!("{rounds} kills, {partial} mid-way through the migrations");
+    // A run that completes after all that.
+    let out = Command::new(worker())
+        .arg(&migrations)
+        .args(["--postgres", &db.url, "--lock-timeout", "30"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(versions(&mut client), [1, 2, 3, 4, 5]);
+    let valid: i64 = client
+        .query_one("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'idx_3' AND i.indisvalid", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(valid, 1);
+}
+
+fn versions_or_empty(client: &mut Client) -> Vec<i64> {
+    match client.query("SELECT version FROM _migrations ORDER BY version", &[]) {
+        Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Waits until the server has ended the killed client's session (at once
+/// when it was idle, at the end of its statement when busy): its
+/// transaction is then rolled back and its locks are released.
+fn wait_for_other_sessions(client: &mut Client, round: u64) {
+    let start = Instant::now();
+    loop {
+        let others: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if others == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "round {round}: the killed client's session did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
