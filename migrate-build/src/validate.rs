@@ -137,7 +137,7 @@ fn check_postgres(migrations: Vec<Found>, mut problems: Vec<Problem>, dir: PathB
                         line,
                         format!("{what}: PostgreSQL would read the rest of the file as part of it"),
                     )
-                    .hint("close it (a dollar quote ends with the same $tag$ it starts with)"),
+                    .hint("close it; a dollar quote ends with the same $tag$ it starts with"),
                 );
             }
         }

@@ -753,6 +753,111 @@ fn pg_cli_status_up_down_redo() {
     );
 }
 
+/// The `main.rs` of a PostgreSQL testbox: applies the generated module to
+/// `DATABASE_URL` and prints the report.
+const PG_MAIN_RS: &str = r#"mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+fn main() {
+    use migrate_runtime::postgres::{Client, NoTls};
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let mut client = Client::connect(&url, NoTls).expect("connect");
+    match migrations::apply(&mut client) {
+        Ok(report) => print!("{report}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+"#;
+
+#[test]
+fn pg_testbox_a_postgres_only_app_is_checked_at_build_time_without_a_server_and_migrates_at_start_up() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::bare();
+    let ws = tests::workspace_dir();
+    pkg.write(
+        "Cargo.toml",
+        format!(
+            r#"[package]
+name = "testbox"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[workspace]
+
+[dependencies]
+migrate-runtime = {{ path = {runtime:?}, default-features = false, features = ["postgres"] }}
+
+[build-dependencies]
+migrate-build = {{ path = {build:?} }}
+
+[package.metadata.migrate]
+database = "postgres://localhost/app"
+schema = "app"
+"#,
+            runtime = ws.join("migrate-runtime").display().to_string(),
+            build = ws.join("migrate-build").display().to_string(),
+        ),
+    );
+    pkg.write(
+        "build.rs",
+        "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::build()?;\n    Ok(())\n}\n",
+    );
+    pkg.write("src/main.rs", PG_MAIN_RS);
+    pkg.write(
+        "migrations/0001_users.up.sql",
+        "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL);\nCREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    RETURN NEW;\nEND;\n$$;\n",
+    );
+    pkg.write(
+        "migrations/0001_users.down.sql",
+        "DROP TABLE users;\nDROP FUNCTION touch();\n",
+    );
+    pkg.write(
+        "migrations/0002_users_email.sql",
+        "-- migrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY users_email ON users (email);\n",
+    );
+    // A dollar quote left open fails the build, with its file and line.
+    pkg.write(
+        "migrations/0003_broken.sql",
+        "SELECT 1;\nDO $body$ BEGIN PERFORM 1; END $bodi$;\n",
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("migrations/0003_broken.sql:2: a $$ dollar quote $$ that is never closed"),
+        "{stderr}"
+    );
+    std::fs::remove_file(pkg.path().join("migrations/0003_broken.sql")).unwrap();
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    // PostgreSQL only: the app compiles no SQLite.
+    let tree = pkg.cargo(&["tree", "-e", "normal", "--prefix", "none"]);
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    assert!(tree.contains("postgres v") && !tree.contains("sqlite"), "{tree}");
+    let exe = tests::testbox_target().join("debug").join("testbox");
+    let run = |url: &str| Command::new(&exe).env("DATABASE_URL", url).output().unwrap();
+    let out = run(&db.url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("applied 1 users") && stdout.contains("applied 2 users_email"),
+        "{stdout}"
+    );
+    let mut client = db.client();
+    assert_eq!(versions_in(&mut client, "app._migrations"), [1, 2]);
+    assert_eq!(
+        tables(&mut client, "app"),
+        ["_migrations", "users"],
+        "the config's schema"
+    );
+    let again = run(&db.url);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
+}
+
 fn worker() -> &'static str {
     env!("CARGO_BIN_EXE_migrate-worker")
 }
