@@ -48,6 +48,8 @@ pub mod file_name;
 pub mod naming;
 mod problem;
 pub mod scan;
+#[cfg(feature = "postgres")]
+mod server;
 mod validate;
 
 pub use config::{Backend, Config};
@@ -232,6 +234,9 @@ impl Builder {
         self.emit(&format!("rerun-if-changed={}", dir.display()));
         if manifest.exists() {
             self.emit(&format!("rerun-if-changed={}", manifest.display()));
+        }
+        if config.backend() == Backend::Postgres {
+            self.emit("rerun-if-env-changed=MIGRATE_CHECK_DATABASE_URL");
         }
         let checked = check(&package_dir, &config).inspect_err(|e| self.report(e.problems()))?;
         self.report(&checked.warnings);

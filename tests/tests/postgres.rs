@@ -793,7 +793,7 @@ publish = false
 migrate-runtime = {{ path = {runtime:?}, default-features = false, features = ["postgres"] }}
 
 [build-dependencies]
-migrate-build = {{ path = {build:?} }}
+migrate-build = {{ path = {build:?}, features = ["postgres"] }}
 
 [package.metadata.migrate]
 database = "postgres://localhost/app"
@@ -856,6 +856,48 @@ schema = "app"
     );
     let again = run(&db.url);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
+
+    // With a check server, every migration and round trip is replayed in a
+    // scratch database that is dropped afterwards.
+    let server = db.server().url_for("postgres");
+    let check = |pkg: &tests::Package| {
+        let out = pkg.cargo_env(&["build", "--quiet"], &[("MIGRATE_CHECK_DATABASE_URL", &server)]);
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    pkg.write(
+        "migrations/0003_posts.up.sql",
+        "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint NOT NULL);\nCREATE INDEX posts_user ON posts (user_id);\n",
+    );
+    pkg.write("migrations/0003_posts.down.sql", "DROP INDEX posts_user;\n");
+    let (ok, stderr) = check(&pkg);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("migrations/0003_posts.down.sql:1: the down migration does not undo its up: it leaves column app.posts.id bigint NO"),
+        "{stderr}"
+    );
+    pkg.write("migrations/0003_posts.down.sql", "DROP TABLE posts;\n");
+    pkg.write(
+        "migrations/0004_bad.sql",
+        "SELECT 1;\n\nALTER TABLE nope ADD COLUMN x integer;\n",
+    );
+    let (ok, stderr) = check(&pkg);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("migrations/0004_bad.sql:3: up migration 4 `bad` fails: relation \"nope\" does not exist"),
+        "{stderr}"
+    );
+    std::fs::remove_file(pkg.path().join("migrations/0004_bad.sql")).unwrap();
+    let (ok, stderr) = check(&pkg);
+    assert!(ok, "{stderr}");
+    let mut admin = migrate_runtime::postgres::Client::connect(&server, migrate_runtime::postgres::NoTls).unwrap();
+    let left: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'migrate\\_check\\_%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the scratch databases are dropped");
 }
 
 fn worker() -> &'static str {
