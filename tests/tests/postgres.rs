@@ -900,6 +900,42 @@ schema = "app"
     assert_eq!(left, 0, "the scratch databases are dropped");
 }
 
+#[test]
+fn pg_no_permission_for_the_tracking_table_or_schema_is_a_clear_error_and_changes_nothing() {
+    let Some(db) = pg_database!() else { return };
+    if db.server().dir.is_none() {
+        // Needs a role of its own on a trust-authenticated server.
+        return;
+    }
+    let role = format!("r_{}", db.name);
+    let mut owner = db.client();
+    owner.batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN")).unwrap();
+    let url = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let mut client = migrate_runtime::postgres::Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+    let ms = [up(1, "a", "CREATE TABLE a (x integer);")];
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Postgres { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("creating the tracking table \"_migrations\": permission denied for schema public (SQLSTATE 42501); the role lacks a privilege"),
+        "{text}"
+    );
+    let err = Migrator::new(&ms)
+        .schema("app")
+        .apply_postgres(&mut client)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("permission denied for database"), "{text}");
+    assert!(tables(&mut owner, "public").is_empty());
+    client.batch_execute("SELECT 1").unwrap();
+    drop(client);
+    owner
+        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
+        .unwrap();
+}
+
 fn worker() -> &'static str {
     env!("CARGO_BIN_EXE_migrate-worker")
 }
