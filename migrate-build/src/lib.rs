@@ -50,10 +50,12 @@ mod problem;
 pub mod scan;
 #[cfg(feature = "postgres")]
 mod server;
+mod template;
 mod validate;
 
 pub use config::{Backend, Config};
 pub use problem::{Error, Problem, Severity};
+pub use template::template;
 pub use validate::{Checked, Loaded, check, load, migrations_dir};
 
 /// The name of the generated file in the output directory.

@@ -299,6 +299,18 @@ fn read_sql_file(path: &Path, shown: String, kind: Kind, problems: &mut Vec<Prob
     let no_transaction = directives(&text, &shown, problems)?;
     if migrate_runtime::statement_lines(text.trim_start_matches('\u{feff}')).is_empty() {
         let what = if kind == Kind::Down { "down" } else { "up" };
+        let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        if crate::template::is_untouched(&file_name, &text, kind) {
+            problems.push(
+                Problem::error(&shown, 1, format!("the {what} migration is still the template of `cargo migrate new`"))
+                    .hint(if kind == Kind::Down {
+                        "write the SQL that undoes the up migration, or delete the file to make the migration irreversible"
+                    } else {
+                        "write the migration's SQL (it would otherwise be recorded as applied and the SQL written later would never run); put `SELECT 1;` in it if it is meant to do nothing"
+                    }),
+            );
+            return None;
+        }
         if text.trim_start_matches('\u{feff}').trim().is_empty() {
             problems.push(
                 Problem::error(&shown, 0, format!("the {what} migration is empty")).hint(if kind == Kind::Down {

@@ -62,7 +62,9 @@ impl<'m> Migrator<'m> {
             subset.push(m.clone());
         }
         subset.sort_by_key(Migration::version);
-        let mut conn = Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
+        // In memory, attached databases too, with the app's functions.
+        let mut conn = crate::session::replay_connection()?;
+        self.set_up_replay(&conn)?;
         Migrator::new(&subset)
             .table(self.table_name())
             .allow_out_of_order(true)

@@ -265,14 +265,7 @@ impl Migration {
         down: Option<Script>,
         checksum: Checksum,
     ) -> Self {
-        Self {
-            version,
-            name: Cow::Borrowed(name),
-            up,
-            down,
-            checksum,
-            schema: None,
-        }
+        Self::from_static(version, name, up, down, checksum, None)
     }
 
     /// Adds the fingerprint ([`model::fingerprint`](crate::model::fingerprint))
@@ -296,13 +289,24 @@ impl Migration {
         checksum: Checksum,
         schema: &'static str,
     ) -> Self {
+        Self::from_static(version, name, up, down, checksum, Some(schema))
+    }
+
+    const fn from_static(
+        version: u64,
+        name: &'static str,
+        up: Script,
+        down: Option<Script>,
+        checksum: Checksum,
+        schema: Option<&'static str>,
+    ) -> Self {
         Self {
             version,
             name: Cow::Borrowed(name),
             up,
             down,
             checksum,
-            schema: Some(schema),
+            schema,
         }
     }
 

@@ -108,8 +108,13 @@ pub struct Migrator<'m> {
     pub(crate) drift: DriftPolicy,
     #[cfg(feature = "rusqlite")]
     pub(crate) ignore: Vec<String>,
+    #[cfg(feature = "rusqlite")]
+    replay_setup: Option<ReplaySetup<'m>>,
     observer: Option<Observer<'m>>,
 }
+
+#[cfg(feature = "rusqlite")]
+type ReplaySetup<'m> = Box<dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()> + 'm>;
 
 impl fmt::Debug for Migrator<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,6 +151,8 @@ impl<'m> Migrator<'m> {
             drift: DriftPolicy::default(),
             #[cfg(feature = "rusqlite")]
             ignore: Vec::new(),
+            #[cfg(feature = "rusqlite")]
+            replay_setup: None,
             observer: None,
         }
     }
@@ -256,6 +263,46 @@ impl<'m> Migrator<'m> {
     #[cfg(feature = "rusqlite")]
     pub fn filter(&self) -> Result<Filter> {
         Filter::new(&self.table.name).ignore(&self.ignore)
+    }
+
+    /// Calls `setup` with every database the build-time replay
+    /// ([`validate`](Self::validate), [`check`](Self::check),
+    /// [`replay_versions`](Self::replay_versions)) opens, before anything
+    /// runs in it: register there the SQL functions and collations your app
+    /// registers on its connections (`normalize`, `BIN2B64`, …), so that
+    /// migrations calling them can be replayed. Register the same ones on
+    /// the app's connection before [`apply`](Self::apply).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::{Migration, Migrator, Script};
+    /// use migrate_runtime::rusqlite::functions::FunctionFlags;
+    /// let migrations = [Migration::new(1, "t", Script::new(
+    ///     "CREATE TABLE t (x); INSERT INTO t VALUES (normalize(' A '));", "0001_t.sql"))];
+    /// let normalize = |conn: &migrate_runtime::rusqlite::Connection| {
+    ///     conn.create_scalar_function("normalize", 1, FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
+    ///         Ok(ctx.get::<String>(0)?.trim().to_lowercase())
+    ///     })
+    /// };
+    /// assert!(Migrator::new(&migrations).validate().is_err(), "no such function: normalize");
+    /// Migrator::new(&migrations).replay_setup(normalize).validate()?;
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    #[cfg(feature = "rusqlite")]
+    #[must_use]
+    pub fn replay_setup(mut self, setup: impl Fn(&rusqlite::Connection) -> rusqlite::Result<()> + 'm) -> Self {
+        self.replay_setup = Some(Box::new(setup));
+        self
+    }
+
+    /// Runs the [`replay_setup`](Self::replay_setup) on a replay database.
+    #[cfg(feature = "rusqlite")]
+    pub(crate) fn set_up_replay(&self, conn: &rusqlite::Connection) -> Result<()> {
+        match &self.replay_setup {
+            Some(setup) => setup(conn).map_err(Error::db("setting up the replay database (replay_setup)")),
+            None => Ok(()),
+        }
     }
 
     /// Calls `observer` as migrations start and finish, for progress output.

@@ -160,13 +160,13 @@ impl<'m> Migrator<'m> {
     pub fn check_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Validated, T)> {
         self.check_set()?;
         let mut found = Findings::default();
-        let mut conn = fresh_replay()?;
+        let mut conn = self.fresh_replay()?;
         let mut from = 0;
         loop {
             match self.replay(&conn, from, &mut found)? {
                 Next::Go | Next::Stop => break,
                 Next::Rebuild(at) => {
-                    conn = fresh_replay()?;
+                    conn = self.fresh_replay()?;
                     if !self.replay_ups(&conn, &self.migrations[..=at], &mut found)? {
                         break;
                     }
@@ -328,6 +328,7 @@ impl<'m> Migrator<'m> {
         };
         let named = tables_named(main, &[m.up(), down]);
         let scratch = replay_connection()?;
+        self.set_up_replay(&scratch)?;
         scratch
             .execute_batch("PRAGMA foreign_keys = OFF")
             .map_err(Error::db("setting up a scratch database"))?;
@@ -347,12 +348,16 @@ impl<'m> Migrator<'m> {
     }
 }
 
-/// A new replay database with foreign keys on, as an app's would be.
-fn fresh_replay() -> Result<Connection> {
-    let conn = replay_connection()?;
-    conn.execute_batch("PRAGMA foreign_keys = ON")
-        .map_err(Error::db("enabling foreign keys"))?;
-    Ok(conn)
+impl Migrator<'_> {
+    /// A new replay database with foreign keys on, as an app's would be,
+    /// and the [`replay_setup`](Self::replay_setup) run on it.
+    fn fresh_replay(&self) -> Result<Connection> {
+        let conn = replay_connection()?;
+        conn.execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(Error::db("enabling foreign keys"))?;
+        self.set_up_replay(&conn)?;
+        Ok(conn)
+    }
 }
 
 #[cfg(test)]

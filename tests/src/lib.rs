@@ -69,6 +69,14 @@ pub fn bin(name: &str) -> PathBuf {
     dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// A package name no other testbox of any test process uses now: the
+/// process id and a counter.
+fn unique_name() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 /// The target directory that every testbox shares.
 pub fn testbox_target() -> PathBuf {
     target_dir().join("testbox")
@@ -115,8 +123,12 @@ fn main() {
 
 impl Package {
     /// A package with `build.rs`, `src/main.rs` ([`MAIN_RS`]) and an empty
-    /// `migrations/`.
+    /// `migrations/`, named `testbox-<n>` with a number of its own.
     pub fn new() -> Self {
+        Self::named(&unique_name())
+    }
+
+    fn unnamed() -> Self {
         let p = Self::bare();
         p.write(
             "build.rs",
@@ -125,6 +137,40 @@ impl Package {
         p.write("src/main.rs", MAIN_RS);
         std::fs::create_dir_all(p.path().join("migrations")).expect("create migrations/");
         p
+    }
+
+    /// [`Package::new`] with a package name of its own, `testbox-{name}`.
+    /// Testboxes share a target directory, and cargo gives root packages
+    /// of one name one build-script output directory and one binary: tests
+    /// that run at the same time need different names.
+    pub fn named(name: &str) -> Self {
+        let p = Self::unnamed();
+        let manifest = p.read("Cargo.toml");
+        p.write(
+            "Cargo.toml",
+            manifest.replacen("name = \"testbox\"", &format!("name = \"testbox-{name}\""), 1),
+        );
+        p
+    }
+
+    /// The package's name (`testbox-…`), as cargo prints it in
+    /// `error: testbox-…@0.0.0: …` lines of a failed build script.
+    pub fn name(&self) -> String {
+        let manifest = self.read("Cargo.toml");
+        manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .expect("the manifest names the package")
+            .to_owned()
+    }
+
+    /// The package's binary after [`build`](Self::build).
+    pub fn binary(&self) -> PathBuf {
+        let name = self.name();
+        testbox_target()
+            .join("debug")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
     }
 
     /// A package with only `Cargo.toml` (with the dependencies) and a hello-world `src/main.rs`.
@@ -266,4 +312,23 @@ pub fn migrations_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
         std::fs::write(dir.path().join(name), contents).expect("write migration");
     }
     dir
+}
+
+/// The opt-out for machines without rustfmt or clippy (a minimal
+/// toolchain): the checks that use them are skipped, said on stderr.
+pub const NO_TOOL_CHECKS: &str = "MIGRATE_TEST_NO_TOOL_CHECKS";
+
+/// A tool a test needs is missing: a failure naming it and the opt-out,
+/// or, with [`NO_TOOL_CHECKS`] set, a skip said on stderr.
+///
+/// # Panics
+///
+/// Unless [`NO_TOOL_CHECKS`] is set.
+pub fn tool_missing(tool: &str, cause: &str) {
+    let opted_out = std::env::var_os(NO_TOOL_CHECKS).is_some_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        opted_out,
+        "{tool} is not available ({cause}): install it (rustup component add {tool}), or set {NO_TOOL_CHECKS}=1 to skip the checks that use it"
+    );
+    eprintln!("skipped ({NO_TOOL_CHECKS} is set): {tool} is not available: {cause}");
 }

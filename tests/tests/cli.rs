@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Output;
 
 use migrate_runtime::rusqlite::Connection;
+use migrate_runtime::{Migration, Migrator, Script};
 use tests::Package;
 
 const USERS_UP: &str = "CREATE TABLE users (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    username TEXT NOT NULL UNIQUE,\n    email TEXT NOT NULL UNIQUE,\n    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP\n);\n";
@@ -405,10 +406,26 @@ fn new_numbers_after_the_highest_version() {
         "migrations/0011_add_email.up.sql\nmigrations/0011_add_email.down.sql\n"
     );
     assert!(e.contains("warning: migration 0010 is also called `add_email`"), "{e}");
-    // The new files are warnings (comments only), not errors, for the build.
+    // Untouched templates are errors for the build: their SQL is not written.
+    let e = fail(&pkg, &["check"]);
+    assert!(
+        e.contains(
+            "error: migrations/0011_add_email.up.sql:1: the up migration is still the template of `cargo migrate new`"
+        ),
+        "{e}"
+    );
+    // Edited to other comments only, a file is a warning (an intended no-op?).
+    pkg.write("migrations/0010_add_email.sql", "-- nothing to do here\n");
+    pkg.write("migrations/0011_add_email.up.sql", "SELECT 1;\n");
+    pkg.write("migrations/0011_add_email.down.sql", "SELECT 1;\n");
+    pkg.write(
+        "migrations/0001_create_users_table.up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+    );
+    pkg.write("migrations/0001_create_users_table.down.sql", "DROP TABLE users;\n");
     let (_, e) = ok(&pkg, &["check"]);
     assert!(
-        e.contains("warning: migrations/0011_add_email.up.sql:1: the up migration has only comments"),
+        e.contains("warning: migrations/0010_add_email.sql:1: the up migration has only comments"),
         "{e}"
     );
 }
@@ -1012,6 +1029,15 @@ fn up_refuses_a_migration_whose_up_file_has_no_sql_yet() {
     let db = pkg.path().join("app.db");
     ok(&pkg, &["up", "--database", "app.db"]);
     ok(&pkg, &["new", "create teams"]);
+    // The untouched template: an error of the scan, as in `cargo build`.
+    let e = fail(&pkg, &["up", "--database", "app.db"]);
+    assert!(
+        e.contains("error: migrations/0002_create_teams.up.sql:1: the up migration is still the template of `cargo migrate new` (help: write the migration's SQL"),
+        "{e}"
+    );
+    // Edited, but still only comments: `up` refuses too.
+    pkg.write("migrations/0002_create_teams.up.sql", "-- teams, to do\n");
+    pkg.write("migrations/0002_create_teams.down.sql", "-- later\n");
     let e = fail(&pkg, &["up", "--database", "app.db"]);
     assert!(
         e.ends_with("error: migrations/0002_create_teams.up.sql: migration 2 `create_teams` has no SQL statement yet, only comments (the template of `cargo migrate new`?); applying it would record it as applied without changing anything, and SQL written into it later would never run. Write the migration — or, if it is meant to do nothing, put `SELECT 1;` in it; nothing was applied\n"),
@@ -1044,12 +1070,20 @@ fn an_applied_empty_template_runs_its_sql_once_written() {
         let pkg = package(&[]);
         let db = pkg.path().join("app.db");
         ok(&pkg, &["new", "create teams"]);
-        // The app at start-up applies the untouched template (the runtime does not refuse it).
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_migrate-worker"))
-            .args([pkg.path().join("migrations").to_str().unwrap(), db.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        // An app built by an older version (whose build let an untouched
+        // template through) applied it at start-up.
+        let files = ["0001_create_users.up.sql", "0002_create_teams.up.sql"].map(|f| {
+            let path = format!("migrations/{f}");
+            Script::new(pkg.read(&path), path)
+        });
+        let [users, teams] = files;
+        let old_build = [
+            Migration::new(1, "create_users", users),
+            Migration::new(2, "create_teams", teams),
+        ];
+        let mut conn = Connection::open(&db).unwrap();
+        Migrator::new(&old_build).apply(&mut conn).unwrap();
+        drop(conn);
         assert_eq!(applied(&db), [1, 2]);
         pkg.write(
             "migrations/0002_create_teams.up.sql",

@@ -4,6 +4,7 @@ mod build;
 mod cli;
 mod postgres;
 mod properties;
+mod readme;
 mod reliability;
 mod renumber;
 mod runtime;

@@ -489,7 +489,7 @@ fn a_foreign_tracking_table_and_a_non_sqlite_file_are_clear_errors() {
 // ---- the bad-input corpus: `cargo build` and `cargo migrate check` agree ----
 
 /// The problems in cargo's output for a failed build script
-/// (`error: testbox@0.0.0: <problem>`), and in `cargo migrate check`'s
+/// (`error: testbox-corpus@0.0.0: <problem>`), and in `cargo migrate check`'s
 /// (`error: <problem>`).
 fn problem_lines(text: &str, prefix: &str) -> Vec<String> {
     let mut lines: Vec<String> = text
@@ -523,7 +523,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn every_bad_fixture_is_rejected_by_cargo_build_and_by_check_with_the_same_messages() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let pkg = tests::Package::new();
+    let pkg = tests::Package::named("corpus");
     let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(&fixtures)
         .unwrap()
         .map(|e| {
@@ -564,7 +564,7 @@ fn every_bad_fixture_is_rejected_by_cargo_build_and_by_check_with_the_same_messa
         }
         rejected += 1;
         assert_eq!(check.status.code(), Some(1), "{name}: check must fail:\n{check_err}");
-        let from_build = problem_lines(&stderr, "error: testbox@0.0.0: ");
+        let from_build = problem_lines(&stderr, &format!("error: {}@0.0.0: ", pkg.name()));
         let from_check = problem_lines(&check_err, "error: ");
         assert!(!from_build.is_empty(), "{name}: no problem lines in:\n{stderr}");
         assert_eq!(
@@ -630,7 +630,7 @@ fn watch_stderr(
 
 #[test]
 fn apps_and_the_cli_migrating_one_database_at_once_apply_each_migration_once() {
-    let pkg = tests::Package::new();
+    let pkg = tests::Package::named("concurrent");
     pkg.write("src/main.rs", WAITING_MAIN_RS);
     for i in 1..=4 {
         pkg.write(
@@ -644,7 +644,7 @@ fn apps_and_the_cli_migrating_one_database_at_once_apply_each_migration_once() {
     }
     let (ok, stderr) = pkg.build();
     assert!(ok, "{stderr}");
-    let app = tests::testbox_target().join("debug/testbox");
+    let app = pkg.binary();
     let dir = tests::scratch();
     let db = dir.path().join("shared.db");
     let url = format!("sqlite:{}", db.display());

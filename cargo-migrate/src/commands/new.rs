@@ -139,21 +139,9 @@ fn create_new(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("cannot write {}", show(path)))
 }
 
-/// The template: comments only, so an untouched file is a build warning
-/// rather than a silent no-op.
-pub fn template(version: &str, name: &str, kind: Kind) -> String {
-    match kind {
-        Kind::Down => format!(
-            "-- Undoes migration {version} {name}: the SQL that restores the schema\n\
-             -- from before the up migration (`cargo build` checks that it does).\n\n"
-        ),
-        _ => format!(
-            "-- Migration {version} {name}: write the SQL that changes the schema here.\n\
-             -- It runs in a transaction; to run it outside one (VACUUM), make its first\n\
-             -- line the directive `-- migrate:no-transaction`.\n\n"
-        ),
-    }
-}
+/// The template: comments only; an untouched one is a build error, so
+/// that no migration is recorded before its SQL is written.
+pub use migrate_build::template;
 
 #[cfg(test)]
 mod tests {
