@@ -1035,6 +1035,83 @@ fn pg_eight_processes_in_lock_table_mode_with_a_no_transaction_migration() {
     assert_eq!(versions_in(&mut client, "app._migrations"), [1, 2, 3, 4, 5, 6]);
 }
 
+#[test]
+fn pg_the_server_stopped_immediately_mid_migration_leaves_each_migration_all_or_nothing() {
+    let Some(db) = pg_database!() else { return };
+    if db.server().dir.is_none() {
+        // MIGRATE_TEST_POSTGRES_URL: not a server to stop.
+        return;
+    }
+    let server = tests::postgres::private_server().expect("a cluster of its own");
+    let url = server.url_for("postgres");
+    let dir = tests::scratch();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    let n = 4u64;
+    for v in 1..=n {
+        std::fs::write(
+            migrations.join(format!("{v:04}_m{v}.sql")),
+            format!("CREATE TABLE t{v} (x integer);\nINSERT INTO t{v} SELECT g FROM generate_series(1, 200000) g;\nCREATE INDEX t{v}_x ON t{v} (x);\n"),
+        )
+        .unwrap();
+    }
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut mid_way = 0;
+    for round in 0..6 {
+        let mut child = Command::new(worker())
+            .arg(&migrations)
+            .args(["--postgres", &url, "--lock-timeout", "30"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50 + next(&mut seed) % 900));
+        assert!(server.stop_immediately(), "round {round}: pg_ctl stop -m immediate");
+        let _ = child.wait();
+        assert!(
+            server.start(),
+            "round {round}: the server starts again (crash recovery)"
+        );
+        let mut client = migrate_runtime::postgres::Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+        let recorded = versions_or_empty(&mut client);
+        let expected: Vec<i64> = (1..=i64::try_from(recorded.len()).unwrap()).collect();
+        assert_eq!(recorded, expected, "round {round}: applied in order without gaps");
+        for v in 1..=n {
+            let exists: bool = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("t{v}")])
+                .unwrap()
+                .get(0);
+            assert_eq!(
+                exists,
+                recorded.contains(&i64::try_from(v).unwrap()),
+                "round {round}: t{v} vs {recorded:?}"
+            );
+            if exists {
+                let rows: i64 = client
+                    .query_one(&format!("SELECT count(*) FROM t{v}"), &[])
+                    .unwrap()
+                    .get(0);
+                assert_eq!(rows, 200_000, "round {round}: t{v} is whole");
+            }
+        }
+        if (1..4).contains(&recorded.len()) {
+            mid_way += 1;
+        }
+        if recorded.len() == 4 {
+            client.batch_execute("DROP TABLE t1, t2, t3, t4, _migrations").unwrap();
+        }
+    }
+    eprintln!("6 immediate stops, {mid_way} mid-way through the migrations");
+    let out = Command::new(worker())
+        .arg(&migrations)
+        .args(["--postgres", &url, "--lock-timeout", "30"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut client = migrate_runtime::postgres::Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+    assert_eq!(versions(&mut client), [1, 2, 3, 4]);
+}
+
 /// A small deterministic generator (no dependency): xorshift.
 fn next(seed: &mut u64) -> u64 {
     *seed ^= *seed << 13;
