@@ -936,6 +936,33 @@ fn pg_no_permission_for_the_tracking_table_or_schema_is_a_clear_error_and_change
         .unwrap();
 }
 
+#[test]
+fn pg_cli_renumber_keeps_what_the_database_applied() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::new();
+    pkg.write(
+        "migrations/0001_users.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    pkg.write(
+        "migrations/0002_teams.sql",
+        "CREATE TABLE teams (id bigint PRIMARY KEY);\n",
+    );
+    let (code, _, err) = cli(&pkg, &db.url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    // Another branch's 0002, merged after 0002 was applied.
+    pkg.write(
+        "migrations/0002_add_email.sql",
+        "ALTER TABLE users ADD COLUMN email text;\n",
+    );
+    let (code, _, err) = cli(&pkg, &db.url, &["renumber"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0002 add_email → 0003"), "{err}");
+    let (code, _, err) = cli(&pkg, &db.url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(versions(&mut db.client()), [1, 2, 3]);
+}
+
 fn worker() -> &'static str {
     env!("CARGO_BIN_EXE_migrate-worker")
 }
