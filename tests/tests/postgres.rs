@@ -963,6 +963,66 @@ fn pg_cli_renumber_keeps_what_the_database_applied() {
     assert_eq!(versions(&mut db.client()), [1, 2, 3]);
 }
 
+#[test]
+fn pg_a_migration_queued_behind_a_long_query_times_out_retries_and_says_so() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let base = [up(1, "t", "CREATE TABLE t (x integer);")];
+    Migrator::new(&base).apply_postgres(&mut client).unwrap();
+    // A long read holds a lock that ALTER TABLE must wait for.
+    let mut reader = db.client();
+    reader.batch_execute("BEGIN; SELECT * FROM t").unwrap();
+    let ms = [
+        base[0].clone(),
+        up(
+            2,
+            "add_y",
+            "CREATE TABLE other (x integer);\nALTER TABLE t ADD COLUMN y integer;\n",
+        ),
+    ];
+    let start = Instant::now();
+    let err = Migrator::new(&ms)
+        .table_lock_timeout(Duration::from_millis(100), 2)
+        .apply_postgres(&mut client)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("migrations/0002_add_y.up.sql:2: up migration 2 `add_y` failed: canceling statement due to lock timeout (SQLSTATE 55P03)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a lock timeout: tried 3 times, waiting 100 ms each time"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("run it when the table is quiet, or allow more time or tries"),
+        "{text}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(versions(&mut client), [1]);
+    assert_eq!(tables(&mut client, "public"), ["_migrations", "t"], "rolled back whole");
+    // The reader finishes during the retries: the migration goes through.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(250));
+        reader.batch_execute("COMMIT").unwrap();
+    });
+    let report = Migrator::new(&ms)
+        .table_lock_timeout(Duration::from_millis(100), 10)
+        .apply_postgres(&mut client)
+        .unwrap();
+    release.join().unwrap();
+    assert_eq!(report.applied().count(), 1);
+    // The connection's own lock_timeout is untouched.
+    let timeout: String = client.query_one("SHOW lock_timeout", &[]).unwrap().get(0);
+    assert_eq!(timeout, "0");
+    let mut sqlite = migrate_runtime::rusqlite::Connection::open_in_memory().unwrap();
+    let err = Migrator::new(&ms)
+        .table_lock_timeout(Duration::from_secs(1), 1)
+        .apply(&mut sqlite)
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+}
+
 fn worker() -> &'static str {
     env!("CARGO_BIN_EXE_migrate-worker")
 }
