@@ -86,6 +86,29 @@ pub fn ours(set: &[Generated]) -> Vec<Migration> {
         .collect()
 }
 
+/// [`ours`] with each migration's schema fingerprint, computed by the
+/// build's replay ([`migrate_runtime::Migrator::check`]) as the generated
+/// module records them: with these, `apply` runs the start-up drift check.
+///
+/// # Panics
+///
+/// When the replay fails (the generated migrations are valid).
+pub fn ours_with_fingerprints(set: &[Generated]) -> Vec<Migration> {
+    let plain = ours(set);
+    let validated = migrate_runtime::Migrator::new(&plain)
+        .check()
+        .expect("the generated migrations replay");
+    plain
+        .into_iter()
+        .zip(validated.fingerprints)
+        .map(|(m, (version, fingerprint))| {
+            assert_eq!(m.version(), version);
+            // Generated code has them as `&'static str` literals.
+            m.with_schema_fingerprint(String::leak(fingerprint))
+        })
+        .collect()
+}
+
 /// The floor's tracking table: what plain rusqlite records per migration.
 pub const FLOOR_TABLE: &str = "CREATE TABLE floor_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)";
 

@@ -19,11 +19,11 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use migrate_runtime::rusqlite::Connection;
-use migrate_runtime::{Migration, Migrator};
+use migrate_runtime::{DriftPolicy, Migration, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions as _, Connection as _};
 
-use crate::{Generated, app_query, floor_apply, generate, ours, remove_db, write_dir};
+use crate::{Generated, app_query, floor_apply, generate, ours_with_fingerprints, remove_db, write_dir};
 
 /// Where a fresh apply runs.
 #[derive(Clone, Copy, Debug)]
@@ -100,8 +100,12 @@ impl Apply {
 pub enum Startup {
     /// Open, the app's query, close: no migration check.
     Floor,
-    /// cargo-migrate: open, `apply`, query, close.
+    /// cargo-migrate: open, `apply`, query, close. The migrations carry
+    /// their schema fingerprints, as generated code does, so `apply` runs
+    /// the start-up drift check (on by default).
     Ours,
+    /// The same with the drift check off (`.drift(DriftPolicy::Off)`).
+    OursDriftOff,
     /// refinery: open, `runner().run`, query, close.
     Refinery,
     /// rusqlite_migration: open, `to_latest`, query, close.
@@ -111,8 +115,11 @@ pub enum Startup {
     /// sqlx's own floor: connect, query, close (sqlx's connection costs
     /// more than rusqlite's: a worker thread and its `PRAGMA`s).
     SqlxFloor,
-    /// cargo-migrate's migration call alone: open, `apply`, close.
+    /// cargo-migrate's migration call alone: open, `apply`, close (drift
+    /// check on).
     OursCall,
+    /// The same with the drift check off.
+    OursCallDriftOff,
     /// refinery's migration call alone.
     RefineryCall,
     /// rusqlite_migration's migration call alone.
@@ -123,14 +130,16 @@ pub enum Startup {
 
 impl Startup {
     /// Every contender, in the order the harness alternates them.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::Floor,
         Self::Ours,
+        Self::OursDriftOff,
         Self::Refinery,
         Self::RusqliteMigration,
         Self::Sqlx,
         Self::SqlxFloor,
         Self::OursCall,
+        Self::OursCallDriftOff,
         Self::RefineryCall,
         Self::RusqliteMigrationCall,
         Self::SqlxCall,
@@ -141,11 +150,13 @@ impl Startup {
         match self {
             Self::Floor => "floor-open-query-close",
             Self::Ours => "ours+query",
+            Self::OursDriftOff => "ours+query-drift-off",
             Self::Refinery => "refinery+query",
             Self::RusqliteMigration => "rusqlite_migration+query",
             Self::Sqlx => "sqlx+query",
             Self::SqlxFloor => "sqlx-open-query-close",
             Self::OursCall => "ours-call",
+            Self::OursCallDriftOff => "ours-call-drift-off",
             Self::RefineryCall => "refinery-call",
             Self::RusqliteMigrationCall => "rusqlite_migration-call",
             Self::SqlxCall => "sqlx-call",
@@ -155,7 +166,13 @@ impl Startup {
     fn query(self) -> bool {
         matches!(
             self,
-            Self::Floor | Self::Ours | Self::Refinery | Self::RusqliteMigration | Self::Sqlx | Self::SqlxFloor
+            Self::Floor
+                | Self::Ours
+                | Self::OursDriftOff
+                | Self::Refinery
+                | Self::RusqliteMigration
+                | Self::Sqlx
+                | Self::SqlxFloor
         )
     }
 }
@@ -190,7 +207,7 @@ impl Fixture {
             .expect("sqlx reads the migrations");
         assert_eq!(sqlx.iter().filter(|m| m.migration_type.is_up_migration()).count(), n);
         Self {
-            ours: ours(&set),
+            ours: ours_with_fingerprints(&set),
             refinery: set
                 .iter()
                 .map(|m| (format!("V{}__{}", m.version, m.name), m.up.clone()))
@@ -335,7 +352,7 @@ impl Fixture {
             _ => {
                 let path = match who {
                     Startup::Floor => &dbs.floor,
-                    Startup::Ours | Startup::OursCall => &dbs.ours,
+                    Startup::Ours | Startup::OursCall | Startup::OursDriftOff | Startup::OursCallDriftOff => &dbs.ours,
                     Startup::Refinery | Startup::RefineryCall => &dbs.refinery,
                     _ => &dbs.rusqlite_migration,
                 };
@@ -344,6 +361,13 @@ impl Fixture {
                 match who {
                     Startup::Ours | Startup::OursCall => {
                         let report = Migrator::new(&self.ours).apply(&mut conn).expect("ours");
+                        assert!(report.is_empty());
+                    }
+                    Startup::OursDriftOff | Startup::OursCallDriftOff => {
+                        let report = Migrator::new(&self.ours)
+                            .drift(DriftPolicy::Off)
+                            .apply(&mut conn)
+                            .expect("ours");
                         assert!(report.is_empty());
                     }
                     Startup::Refinery | Startup::RefineryCall => {

@@ -15,6 +15,7 @@ use migrate_runtime::Lock;
 use migrate_runtime::schema::Table;
 
 use crate::Backend;
+use crate::config::Drift;
 pub use crate::naming::{Ages, column_names, module_names, variant_names};
 use crate::scan::{Found, SqlFile};
 
@@ -47,6 +48,13 @@ pub struct Input<'a> {
     pub lock: Option<Lock>,
     /// The lock timeout `migrator()` sets, if any.
     pub lock_timeout: Option<Duration>,
+    /// The schema fingerprint after each migration, by version (a
+    /// migration without one gets no `schema:` field).
+    pub fingerprints: &'a [(u64, String)],
+    /// The start-up drift policy (`migrator()` sets it unless the default).
+    pub drift: Drift,
+    /// The ignore patterns (`migrator()` sets them unless empty).
+    pub ignore: &'a [String],
 }
 
 /// The runtime crate's path in generated code, unless the app renamed it.
@@ -145,6 +153,13 @@ pub static MIGRATIONS: &[{rt}::Migration] = &[
 }
 
 fn migration(m: &Found, input: &Input<'_>) -> String {
+    let schema = input
+        .fingerprints
+        .binary_search_by_key(&m.version, |(v, _)| *v)
+        .map_or_else(
+            |_| String::new(),
+            |i| format!("        schema: {},\n", literal(&input.fingerprints[i].1)),
+        );
     let down = m.down.as_ref().map_or_else(String::new, |down| {
         format!(
             "        down: {include},
@@ -164,7 +179,7 @@ fn migration(m: &Found, input: &Input<'_>) -> String {
         up: {include},
         up_file: {file},
         up_no_transaction: {no_transaction},
-{down}    }},
+{down}{schema}    }},
 ",
         rt = input.runtime_path,
         version = m.version,
@@ -266,6 +281,18 @@ fn migrator_body(input: &Input<'_>) -> String {
             timeout.as_millis()
         ));
     }
+    // The drift settings exist with the runtime's SQLite backend only (the
+    // config refuses them for PostgreSQL).
+    if input.backend != Backend::Postgres {
+        match input.drift {
+            Drift::Error => {}
+            Drift::Warn => calls.push(format!("drift({rt}::DriftPolicy::Warn)")),
+            Drift::Off => calls.push(format!("drift({rt}::DriftPolicy::Off)")),
+        }
+        if !input.ignore.is_empty() {
+            calls.push(format!("ignore(&{})", string_array(input.ignore, 8)));
+        }
+    }
     if calls.len() == 1 {
         return format!("{rt}::Migrator::new(MIGRATIONS).table(TRACKING_TABLE)");
     }
@@ -326,6 +353,47 @@ pub fn migrator() -> {rt}::Migrator<'static> {{
         apply = signature("apply", &[&connection], &report),
         migrate_to = signature("migrate_to", &[&connection, "target: Version"], &report),
     )
+}
+
+/// `["a", "b"]` laid out as rustfmt lays out an array argument at
+/// `indent`: on one line when short, else several short literals to a line
+/// (rustfmt's "mixed" layout, for literals of at most 10 characters), else
+/// one a line.
+fn string_array(items: &[String], indent: usize) -> String {
+    const ARRAY_WIDTH: usize = 60;
+    const SHORT: usize = 10;
+    let literals: Vec<String> = items.iter().map(|s| literal(s)).collect();
+    let one_line = format!("[{}]", literals.join(", "));
+    // `.ignore(&` (9) before, `)` after.
+    if one_line.len() <= ARRAY_WIDTH && indent + 9 + one_line.len() < MAX_WIDTH {
+        return one_line;
+    }
+    let pad = " ".repeat(indent + 4);
+    let mut out = String::from("[\n");
+    if literals.iter().all(|l| l.len() <= SHORT) {
+        let mut line = String::new();
+        for (i, l) in literals.iter().enumerate() {
+            // rustfmt counts each item with the ", " after it; the last
+            // one with its ",".
+            let after = if i + 1 == literals.len() { 1 } else { 2 };
+            if !line.is_empty() && pad.len() + line.len() + 2 + l.len() + after > MAX_WIDTH {
+                out.push_str(&format!("{pad}{line},\n"));
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push_str(", ");
+            }
+            line.push_str(l);
+        }
+        out.push_str(&format!("{pad}{line},\n"));
+    } else {
+        for l in &literals {
+            out.push_str(&format!("{pad}{l},\n"));
+        }
+    }
+    out.push_str(&" ".repeat(indent));
+    out.push(']');
+    out
 }
 
 fn schema(tables: &[Table], ages: &Ages) -> String {
@@ -442,6 +510,9 @@ mod tests {
             schema: None,
             lock: None,
             lock_timeout: None,
+            fingerprints: &[],
+            drift: Drift::Error,
+            ignore: &[],
         })
     }
 
@@ -460,6 +531,9 @@ mod tests {
             schema: Some("app"),
             lock: Some(Lock::Table),
             lock_timeout: Some(Duration::from_secs(5)),
+            fingerprints: &[],
+            drift: Drift::Error,
+            ignore: &[],
         });
         assert!(
             code.contains("conn: &mut ::migrate_runtime::postgres::Client"),
@@ -532,6 +606,118 @@ mod tests {
             "{code}"
         );
         assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    /// `rustfmt --check` with its default settings on `code`, in a
+    /// directory outside the workspace (whose rustfmt.toml would apply);
+    /// `None` when rustfmt is not installed.
+    fn rustfmt_clean(code: &str) -> Option<bool> {
+        let dir = std::env::temp_dir().join(format!("migrate-build-codegen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("m{}.rs", code.len()));
+        std::fs::write(&file, code).unwrap();
+        let status = std::process::Command::new("rustfmt")
+            .args(["--edition", "2024", "--check", "--config", "max_width=100"])
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_file(&file);
+        status.ok().map(|s| s.success())
+    }
+
+    #[test]
+    fn fingerprints_drift_and_ignore_are_generated_rustfmt_clean() {
+        let ms = [found(1, "a", true), found(2, "b", false)];
+        let fingerprints = [(1, "a".repeat(64)), (2, "b".repeat(64))];
+        let short: Vec<String> = (0..30).map(|i| format!("t{i}_*")).collect();
+        let long: Vec<String> = vec!["fts_*".into(), "a_rather_long_table_name_*".into(), "x\"y".into()];
+        let cases: [(&str, Drift, &[String]); 5] = [
+            ("::migrate_runtime", Drift::Error, &[]),
+            ("::migrate_runtime", Drift::Warn, &["fts_*".to_owned()]),
+            ("::rt", Drift::Off, &short),
+            ("::migrate_runtime", Drift::Error, &long),
+            ("::rt", Drift::Error, &short[..3]),
+        ];
+        for (rt, drift, ignore) in cases {
+            let code = generate(&Input {
+                migrations: &ms,
+                tables: &[],
+                ages: &Ages::default(),
+                tracking_table: "_migrations",
+                package_dir: Path::new("/p"),
+                dir_display: "migrations",
+                runtime_path: rt,
+                backend: Backend::Sqlite,
+                schema: None,
+                lock: None,
+                lock_timeout: None,
+                fingerprints: &fingerprints,
+                drift,
+                ignore,
+            });
+            assert!(
+                code.contains(&format!("        schema: \"{}\",\n    }},", "b".repeat(64))),
+                "{code}"
+            );
+            assert!(
+                code.contains(&format!(
+                    "        down_no_transaction: false,\n        schema: \"{}\",",
+                    "a".repeat(64)
+                )),
+                "{code}"
+            );
+            match drift {
+                Drift::Error => assert!(!code.contains(".drift("), "{code}"),
+                _ => assert!(
+                    code.contains(&format!(".drift({rt}::DriftPolicy::{drift:?})")),
+                    "{code}"
+                ),
+            }
+            assert_eq!(code.contains(".ignore(&["), !ignore.is_empty(), "{code}");
+            assert!(!code.contains("x\"y"), "escaped: {code}");
+            if let Some(clean) = rustfmt_clean(&code) {
+                assert!(clean, "rustfmt would reformat:\n{code}");
+            }
+        }
+    }
+
+    /// The array layout at every length around the line breaks.
+    #[test]
+    fn ignore_lists_of_every_length_are_rustfmt_clean() {
+        let mut lists: Vec<Vec<String>> = Vec::new();
+        for n in 1..=16 {
+            lists.push((0..n).map(|i| format!("t{i}_*")).collect());
+            lists.push((0..n).map(|i| format!("c{i}_{}", "x".repeat(i % 5))).collect());
+            lists.push((0..n).map(|i| format!("cache_table_{i}_*")).collect());
+        }
+        let ms = [found(1, "a", false)];
+        let code: String = lists
+            .iter()
+            .map(|ignore| {
+                migrator_body(&Input {
+                    migrations: &ms,
+                    tables: &[],
+                    ages: &Ages::default(),
+                    tracking_table: "_migrations",
+                    package_dir: Path::new("/p"),
+                    dir_display: "migrations",
+                    runtime_path: DEFAULT_RUNTIME_PATH,
+                    backend: Backend::Sqlite,
+                    schema: None,
+                    lock: None,
+                    lock_timeout: None,
+                    fingerprints: &[],
+                    drift: Drift::Error,
+                    ignore,
+                })
+            })
+            .enumerate()
+            .map(|(i, body)| format!("pub fn m{i}() -> ::migrate_runtime::Migrator<'static> {{\n    {body}\n}}\n"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(clean) = rustfmt_clean(&code) {
+            assert!(clean, "rustfmt would reformat:\n{code}");
+        }
     }
 
     #[test]

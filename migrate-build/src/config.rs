@@ -20,6 +20,9 @@ use crate::problem::{Error, Problem};
 /// schema = "app"                # PostgreSQL: schema of the tracking table and the migrations
 /// lock = "advisory"             # PostgreSQL: "advisory" or "table"
 /// lock_timeout = "60s"          # how long to wait for another process's migration lock
+/// drift = "error"               # at start-up: "error" | "warn" | "off"
+/// ignore = ["fts_*"]            # tables left out of drift and snapshot
+/// snapshot = "migrations/schema.sql"  # the schema as a reviewed file
 /// ```
 ///
 /// New keys will come (`#[non_exhaustive]`): start from
@@ -52,6 +55,17 @@ pub struct Config {
     /// (`"500ms"`, `"60s"`, `"2m"`; [`migrate_runtime::Migrator::lock_timeout`]).
     #[serde(deserialize_with = "duration", rename = "lock_timeout", alias = "lock-timeout")]
     pub lock_timeout: Option<Duration>,
+    /// What the app does at start-up when its database's schema is not
+    /// what its applied migrations make (drift).
+    pub drift: Drift,
+    /// Names of tables, views and triggers left out of the drift check and
+    /// the schema snapshot (`*` any run of characters, `?` one, letter
+    /// case ignored): FTS shadow tables, other tools' tables.
+    pub ignore: Vec<String>,
+    /// The schema snapshot, relative to the package: when set, the build
+    /// fails unless this file holds the schema the migrations make, as
+    /// [`crate::schema_snapshot`] writes it.
+    pub snapshot: Option<PathBuf>,
 }
 
 /// The database a package's migrations are written for.
@@ -91,6 +105,34 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// `drift = "error" | "warn" | "off"`: what the app does at start-up when
+/// its database's schema differs from what its applied migrations make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Drift {
+    /// Refuse to migrate, listing the differences (the default: a database
+    /// changed by hand is found before a migration runs on it).
+    #[default]
+    Error,
+    /// Report the differences through the migrator's events and go on.
+    Warn,
+    /// Do not check.
+    Off,
+}
+
+impl Drift {
+    /// The runtime's policy.
+    #[must_use]
+    pub fn policy(self) -> migrate_runtime::DriftPolicy {
+        match self {
+            Self::Error => migrate_runtime::DriftPolicy::Error,
+            Self::Warn => migrate_runtime::DriftPolicy::Warn,
+            Self::Off => migrate_runtime::DriftPolicy::Off,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -102,6 +144,9 @@ impl Default for Config {
             schema: None,
             lock: None,
             lock_timeout: None,
+            drift: Drift::default(),
+            ignore: Vec::new(),
+            snapshot: None,
         }
     }
 }
@@ -176,7 +221,7 @@ impl Config {
                     line,
                     format!("invalid [package.metadata.migrate]: {}", e.message()),
                 )
-                .hint("the keys are dir, database, table, backend (\"sqlite\" or \"postgres\"), schema, lock (\"advisory\" or \"table\"), lock_timeout (\"60s\") — strings — and width (integer)"),
+                .hint(KEYS_HINT),
             ])
         })?;
         let config = manifest_value
@@ -184,13 +229,11 @@ impl Config {
             .and_then(|p| p.metadata)
             .and_then(|m| m.migrate)
             .unwrap_or_default();
-        let bad = |message: String| {
-            let line = text
-                .lines()
-                .position(|l| l.trim_start().starts_with("[package.metadata.migrate]"))
-                .map_or(0, |i| i + 1);
-            Err(Error::new(vec![Problem::error(manifest, line, message)]))
-        };
+        let section = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("[package.metadata.migrate]"))
+            .map_or(0, |i| i + 1);
+        let bad = |message: String| Err(Error::new(vec![Problem::error(manifest, section, message)]));
         if !(1..=19).contains(&config.width) {
             return bad(format!(
                 "width = {} is out of range (help: versions are zero-padded to 1 to 19 digits; the default is 4)",
@@ -209,11 +252,75 @@ impl Config {
                 );
             }
         }
+        if config.backend() == Backend::Postgres {
+            let set = [
+                ("drift", config.drift != Drift::Error),
+                ("ignore", !config.ignore.is_empty()),
+                ("snapshot", config.snapshot.is_some()),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, set)| *set) {
+                let line = key_line(text, section, key, None);
+                return Err(Error::new(vec![
+                    Problem::error(
+                        manifest,
+                        line,
+                        format!("{key} is for SQLite for now, and these migrations are for PostgreSQL: the drift check and the schema snapshot need a schema model, which PostgreSQL does not have yet"),
+                    )
+                    .hint(format!("remove {key}")),
+                ]));
+            }
+        }
         if config.table.trim().is_empty() {
             return bad("table is empty (help: name the tracking table, e.g. table = \"_migrations\")".to_owned());
         }
+        if let Some(bad_pattern) = config
+            .ignore
+            .iter()
+            .find(|p| migrate_runtime::model::Filter::new(&config.table).ignore(&[p]).is_err())
+        {
+            let line = key_line(text, section, "ignore", Some(bad_pattern));
+            return Err(Error::new(vec![
+                Problem::error(manifest, line, format!("ignore pattern {bad_pattern:?} is not valid")).hint(
+                    "a pattern is a table name with `*` for any run of characters and `?` for one, such as \"fts_*\"",
+                ),
+            ]));
+        }
+        if config.snapshot.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            let line = key_line(text, section, "snapshot", None);
+            return Err(Error::new(vec![
+                Problem::error(manifest, line, "snapshot is empty")
+                    .hint("name the schema file relative to the package, e.g. snapshot = \"migrations/schema.sql\", or remove the key"),
+            ]));
+        }
         Ok(config)
     }
+}
+
+/// The keys and their types, for a manifest that does not parse.
+const KEYS_HINT: &str = "the keys are dir, database, table, backend (\"sqlite\" or \"postgres\"), schema, \
+     lock (\"advisory\" or \"table\"), lock_timeout (\"60s\"), drift (\"error\", \"warn\" or \"off\"), snapshot — strings — \
+     width (integer) and ignore (array of strings)";
+
+/// The 1-based line, at or after the section's line, of `key` — or of the
+/// string `value` when given and found (a pattern in a multi-line array);
+/// the section's line when neither is found.
+fn key_line(text: &str, section: usize, key: &str, value: Option<&str>) -> usize {
+    let after = || text.lines().enumerate().skip(section.saturating_sub(1));
+    let key_at = after()
+        .find(|(_, l)| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i);
+    let value_at = value.and_then(|v| {
+        let (double, single) = (format!("{v:?}"), format!("'{v}'"));
+        after()
+            .skip_while(|(i, _)| key_at.is_some_and(|k| *i < k))
+            .find(|(_, l)| l.contains(&double) || l.contains(&single))
+            .map(|(i, _)| i)
+    });
+    value_at.or(key_at).map_or(section, |i| i + 1)
 }
 
 #[cfg(test)]
@@ -254,6 +361,56 @@ mod tests {
     }
 
     #[test]
+    fn drift_ignore_and_snapshot() {
+        let c = parse("[package.metadata.migrate]\ndrift = \"warn\"\nignore = [\"fts_*\", \"cache_?\"]\nsnapshot = \"migrations/schema.sql\"\n").unwrap();
+        assert_eq!(c.drift, Drift::Warn);
+        assert_eq!(c.drift.policy(), migrate_runtime::DriftPolicy::Warn);
+        assert_eq!(c.ignore, ["fts_*", "cache_?"]);
+        assert_eq!(c.snapshot.as_deref(), Some(Path::new("migrations/schema.sql")));
+        let d = Config::default();
+        assert_eq!((d.drift, d.ignore.len(), d.snapshot), (Drift::Error, 0, None));
+        assert_eq!(
+            parse("[package.metadata.migrate]\ndrift = \"off\"\n").unwrap().drift,
+            Drift::Off
+        );
+    }
+
+    #[test]
+    fn unknown_drift_value_is_an_error_at_its_line() {
+        let e = parse("[package]\nname = \"x\"\n[package.metadata.migrate]\ndrift = \"warning\"\n").unwrap_err();
+        let p = &e.problems()[0];
+        assert_eq!(p.line, 4, "{p}");
+        assert!(p.message.contains("unknown variant `warning`"), "{p}");
+        assert!(
+            p.hint
+                .as_deref()
+                .unwrap_or_default()
+                .contains("drift (\"error\", \"warn\" or \"off\")"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn invalid_ignore_pattern_is_an_error_at_its_line_with_a_hint() {
+        let e = parse(
+            "[package]\nname = \"x\"\n\n[package.metadata.migrate]\ntable = \"t\"\nignore = [\n  \"fts_*\",\n  \"[abc]\",\n]\n",
+        )
+        .unwrap_err();
+        let p = &e.problems()[0];
+        assert_eq!(
+            p.to_string(),
+            "Cargo.toml:8: ignore pattern \"[abc]\" is not valid (help: a pattern is a table name with `*` for any run of characters and `?` for one, such as \"fts_*\")"
+        );
+        let e = parse("[package.metadata.migrate]\nignore = [\"\"]\n").unwrap_err();
+        assert_eq!(e.problems()[0].line, 2, "{e}");
+        let e = parse("[package.metadata.migrate]\nsnapshot = \"\"\n").unwrap_err();
+        assert_eq!(
+            e.problems()[0].to_string().split(" (help").next(),
+            Some("Cargo.toml:2: snapshot is empty")
+        );
+    }
+
+    #[test]
     fn postgres_keys() {
         let c = parse("[package.metadata.migrate]\ndatabase = \"postgresql://h/db\"\nschema = \"app\"\nlock = \"table\"\nlock_timeout = \"500ms\"\n").unwrap();
         assert_eq!(c.backend(), Backend::Postgres);
@@ -269,6 +426,12 @@ mod tests {
         assert!(e.to_string().contains("is not a duration"), "{e}");
         let e = parse("[package.metadata.migrate]\nschema = \"app\"\n").unwrap_err();
         assert!(e.to_string().contains("schema = \"app\" is for PostgreSQL"), "{e}");
+        for key in ["drift = \"warn\"", "ignore = [\"x\"]", "snapshot = \"s.sql\""] {
+            let e = parse(&format!("[package.metadata.migrate]\nbackend = \"postgres\"\n{key}\n")).unwrap_err();
+            let p = &e.problems()[0];
+            assert_eq!(p.line, 3, "{p}");
+            assert!(p.message.contains("is for SQLite for now"), "{p}");
+        }
         let e = parse("[package.metadata.migrate]\nbackend = \"mysql\"\n").unwrap_err();
         assert!(e.to_string().contains("unknown variant `mysql`"), "{e}");
     }

@@ -30,9 +30,17 @@
 //! `-- migrate:` directives, directories where files belong, SQL that does
 //! not run (every migration is replayed into an in-memory SQLite database
 //! through the real runner), and down migrations that do not restore the
-//! schema from before their up. Warnings (`cargo::warning=`) do not fail
-//! it: an up with only comments, `PRAGMA foreign_keys = OFF` in a migration
-//! that runs in a transaction (where SQLite ignores it).
+//! schema from before their up, and — with `snapshot` set in
+//! `[package.metadata.migrate]` — a schema snapshot file that is missing or
+//! stale (see [`schema_snapshot`]; the build never writes it). Warnings
+//! (`cargo::warning=`) do not fail it: an up with only comments, `PRAGMA
+//! foreign_keys = OFF` in a migration that runs in a transaction (where
+//! SQLite ignores it), a down that gives a table back with its columns in
+//! another order.
+//!
+//! The generated code records each migration's schema fingerprint, so that
+//! the app refuses a database changed by hand at start-up (`drift` and
+//! `ignore` in the config).
 
 #![warn(unreachable_pub)]
 
@@ -53,10 +61,10 @@ mod server;
 mod template;
 mod validate;
 
-pub use config::{Backend, Config};
+pub use config::{Backend, Config, Drift};
 pub use problem::{Error, Problem, Severity};
 pub use template::template;
-pub use validate::{Checked, Loaded, check, load, migrations_dir};
+pub use validate::{Checked, Loaded, check, load, migrations_dir, schema_snapshot, snapshot_path};
 
 /// The name of the generated file in the output directory.
 pub const OUTPUT_FILE: &str = "migrations.rs";
@@ -240,6 +248,9 @@ impl Builder {
         if config.backend() == Backend::Postgres {
             self.emit("rerun-if-env-changed=MIGRATE_CHECK_DATABASE_URL");
         }
+        if let Some(snapshot) = snapshot_path(&package_dir, &config) {
+            self.emit(&format!("rerun-if-changed={}", snapshot.display()));
+        }
         let checked = check(&package_dir, &config).inspect_err(|e| self.report(e.problems()))?;
         self.report(&checked.warnings);
         let out_dir = match self.out_dir.take() {
@@ -258,6 +269,9 @@ impl Builder {
             schema: config.schema.as_deref(),
             lock: config.lock,
             lock_timeout: config.lock_timeout,
+            fingerprints: &checked.fingerprints,
+            drift: config.drift,
+            ignore: &config.ignore,
         });
         let path = out_dir.join(OUTPUT_FILE);
         let changed = write_if_changed(&path, source.as_bytes())?;

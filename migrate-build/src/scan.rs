@@ -134,6 +134,12 @@ fn meant_as_migration(name: &str) -> bool {
 /// Every `.sql` file must follow the [`PATTERN`]; other files (a README, a
 /// `.gitkeep`) are ignored. All problems are collected.
 pub fn scan(dir: &Path, base: &Path, width: usize) -> Scan {
+    scan_except(dir, base, width, None)
+}
+
+/// [`scan`], leaving out the file at `skip` (the schema snapshot, which may
+/// live in the migrations directory).
+pub(crate) fn scan_except(dir: &Path, base: &Path, width: usize, skip: Option<&Path>) -> Scan {
     let mut scan = Scan::default();
     let shown_dir = display_path(dir, base);
     match std::fs::metadata(dir) {
@@ -164,6 +170,9 @@ pub fn scan(dir: &Path, base: &Path, width: usize) -> Scan {
             }
         };
         let path = entry.path();
+        if skip.is_some_and(|skip| skip == path) {
+            continue;
+        }
         let shown = display_path(path, base);
         let Some(file_name) = entry.file_name().to_str() else {
             if meant_as_migration(&entry.file_name().to_string_lossy()) {

@@ -3,13 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+use migrate_runtime::model;
 use migrate_runtime::schema::{Schema, Table};
 use migrate_runtime::{Migration, Migrator};
 
 use crate::config::Config;
 use crate::naming::{Ages, has_collision};
 use crate::problem::{Error, Problem};
-use crate::scan::{Found, scan};
+use crate::scan::{Found, display_path, scan_except};
 
 /// A migrations directory that passed every check.
 #[derive(Clone, Debug)]
@@ -22,10 +23,20 @@ pub struct Checked {
     /// When each table and column appeared, where the final schema has a
     /// naming collision (else empty); see [`crate::naming`].
     pub ages: Ages,
-    /// Warnings (checks that do not fail the build).
+    /// Warnings (checks that do not fail the build): the scan's, then the
+    /// replay's (a down that gives back a table with its columns in another
+    /// order).
     pub warnings: Vec<Problem>,
     /// The migrations directory.
     pub dir: PathBuf,
+    /// The [fingerprint](migrate_runtime::model::fingerprint) of the schema
+    /// right after each migration, oldest first: what the generated code
+    /// records for the start-up drift check.
+    pub fingerprints: Vec<(u64, String)>,
+    /// The schema after the last migration as SQL that recreates it
+    /// ([`migrate_runtime::model::schema_sql`], without the tracking table
+    /// and the `ignore` patterns' tables): what the `snapshot` file holds.
+    pub schema_sql: String,
 }
 
 /// The migrations directory of a package: `config.dir` relative to `package_dir`.
@@ -43,7 +54,8 @@ pub fn migrations_dir(package_dir: &Path, config: &Config) -> PathBuf {
 /// encodings, directives, empty files).
 pub fn load(package_dir: &Path, config: &Config) -> Result<Loaded, Error> {
     let dir = migrations_dir(package_dir, config);
-    let scan = scan(&dir, package_dir, config.width);
+    let snapshot = snapshot_path(package_dir, config);
+    let scan = scan_except(&dir, package_dir, config.width, snapshot.as_deref());
     if scan.has_errors() {
         return Err(Error::new(scan.problems));
     }
@@ -77,6 +89,101 @@ pub struct Loaded {
 /// Every problem found, warnings included; a failing statement stops the
 /// replay, so migrations after it are not replayed.
 pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
+    let checked = replay(package_dir, config)?;
+    if let Some(stale) =
+        snapshot_path(package_dir, config).and_then(|path| compare_snapshot(&path, package_dir, &checked.schema_sql))
+    {
+        let mut problems = checked.warnings;
+        problems.push(stale);
+        return Err(Error::new(problems));
+    }
+    Ok(checked)
+}
+
+/// The schema snapshot's path (`snapshot` in `[package.metadata.migrate]`,
+/// relative to the package), when the package has one.
+#[must_use]
+pub fn snapshot_path(package_dir: &Path, config: &Config) -> Option<PathBuf> {
+    config.snapshot.as_ref().map(|p| package_dir.join(p))
+}
+
+/// The text the schema snapshot must hold: the schema that the package's
+/// migrations make, as SQL that recreates it
+/// ([`migrate_runtime::model::schema_sql`] of the build's replay, without
+/// the tracking table and the `ignore` patterns' tables). `cargo build` and
+/// `cargo migrate check` compare the `snapshot` file with exactly this
+/// (line endings aside); `cargo migrate schema --write` writes it. Does
+/// not read the snapshot file, so it works when the file is stale or
+/// missing.
+///
+/// # Errors
+///
+/// Every problem [`check`] finds in the migrations (but a stale snapshot).
+pub fn schema_snapshot(package_dir: &Path, config: &Config) -> Result<String, Error> {
+    replay(package_dir, config).map(|c| c.schema_sql)
+}
+
+/// What is wrong with the snapshot file at `path`, if anything: missing,
+/// unreadable, or not `expected` (CRLF line endings and newlines at the
+/// end do not count).
+fn compare_snapshot(path: &Path, package_dir: &Path, expected: &str) -> Option<Problem> {
+    const HINT: &str = "run `cargo migrate schema --write`";
+    let shown = display_path(path, package_dir);
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(Problem::error(shown, 0, "schema snapshot is missing").hint(format!("{HINT} to create it")));
+        }
+        Err(e) => {
+            return Some(
+                Problem::error(shown, 0, format!("cannot read the schema snapshot: {e}"))
+                    .hint(format!("make it readable, or {HINT} to write it again")),
+            );
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
+    // Line endings, and newlines at the end (an editor's), do not count.
+    if text.trim_end_matches('\n') == expected.trim_end_matches('\n') {
+        return None;
+    }
+    let (mut have, mut want) = (text.split('\n'), expected.split('\n'));
+    let mut line = 1;
+    let detail = loop {
+        match (have.next(), want.next()) {
+            (Some(h), Some(w)) if h == w => line += 1,
+            (Some(h), Some(w)) => {
+                // From a little before the first difference, so it shows.
+                let at = h
+                    .char_indices()
+                    .zip(w.chars())
+                    .find(|((_, a), b)| a != b)
+                    .map_or_else(|| h.len().min(w.len()), |((i, _), _)| i);
+                let from = h[..at].char_indices().rev().nth(19).map_or(0, |(i, _)| i);
+                let cut = |s: &str| {
+                    let dots = if from > 0 { "…" } else { "" };
+                    format!("{dots}{}", short(&s[from..]))
+                };
+                break format!("line {line} reads `{}`, the migrations make `{}`", cut(h), cut(w));
+            }
+            (None, Some(w)) => break format!("the file ends before `{}`", short(w)),
+            (Some(h), None) => break format!("line {line} `{}` is not in the schema the migrations make", short(h)),
+            (None, None) => break "it differs".to_owned(),
+        }
+    };
+    Some(Problem::error(shown, line, format!("schema snapshot is stale: {detail}")).hint(HINT))
+}
+
+/// A line cut to a readable length.
+fn short(line: &str) -> String {
+    const MAX: usize = 60;
+    match line.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_owned(),
+    }
+}
+
+/// The scan and the replay.
+fn replay(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
     let Loaded {
         migrations,
         warnings: mut problems,
@@ -86,11 +193,17 @@ pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
         return check_postgres(migrations, problems, migrations_dir(package_dir, config), config);
     }
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
-    let replay = Migrator::new(&runtime)
-        .table(&config.table)
-        .validate_with(|conn, schema| schema.tables(conn));
+    let migrator = Migrator::new(&runtime).table(&config.table).ignore(&config.ignore);
+    // The runtime's filter, so the fingerprints are the ones it compares.
+    let replay = migrator.filter().and_then(|filter| {
+        migrator.check_with(|conn, schema| Ok((schema.tables(conn)?, model::schema_sql(conn, &filter)?)))
+    });
     match replay {
-        Ok((_, tables)) => {
+        Ok((validated, (tables, schema_sql))) => {
+            problems.extend(validated.warnings.into_iter().map(|w| {
+                let hint = w.hint;
+                Problem::warning(w.file, w.line, w.message).hint(hint)
+            }));
             let ages = if has_collision(&tables) {
                 match ages(&runtime, &config.table) {
                     Ok(ages) => ages,
@@ -108,6 +221,8 @@ pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
                 tables,
                 warnings: problems,
                 dir: migrations_dir(package_dir, config),
+                fingerprints: validated.fingerprints,
+                schema_sql,
             })
         }
         Err(migrate_runtime::Error::Validation { problems: found }) => {
@@ -166,6 +281,10 @@ fn check_postgres(
         tables: Vec::new(),
         warnings: problems,
         dir,
+        // No replay, no schema model for PostgreSQL yet: the config
+        // refuses `drift`, `ignore` and `snapshot` for it.
+        fingerprints: Vec::new(),
+        schema_sql: String::new(),
     })
 }
 
@@ -248,7 +367,7 @@ fn to_problem(e: migrate_runtime::Error, package_dir: &Path, config: &Config) ->
         )
         .hint("delete or fix those rows in the migration, or fix the table rebuild"),
         other => Problem::error(
-            crate::scan::display_path(&migrations_dir(package_dir, config), package_dir),
+            display_path(&migrations_dir(package_dir, config), package_dir),
             0,
             other.to_string(),
         ),

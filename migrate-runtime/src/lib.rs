@@ -166,7 +166,9 @@ pub use rusqlite;
 pub use ::postgres;
 
 /// Builds a `static` [`Migration`]; used by the code `migrate-build`
-/// generates, not meant to be written by hand.
+/// generates, not meant to be written by hand. `schema:` (optional, last)
+/// is the [fingerprint](model::fingerprint) of the schema right after the
+/// migration, for the start-up drift check.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __migration {
@@ -178,14 +180,23 @@ macro_rules! __migration {
         up_file: $up_file:expr,
         up_no_transaction: $up_nt:expr,
         $(down: $down:expr, down_file: $down_file:expr, down_no_transaction: $down_nt:expr,)?
+        $(schema: $schema:expr,)?
     ) => {
-        $crate::Migration::__from_static(
+        $crate::__migration!(
+            @build
             $version,
             $name,
             $crate::Script::__from_static($up, $up_file, $up_nt),
             $crate::__migration!(@down $($down, $down_file, $down_nt)?),
-            $crate::Checksum::from_hex($checksum),
+            $crate::Checksum::from_hex($checksum);
+            $($schema)?
         )
+    };
+    (@build $version:expr, $name:expr, $up:expr, $down:expr, $checksum:expr;) => {
+        $crate::Migration::__from_static($version, $name, $up, $down, $checksum)
+    };
+    (@build $version:expr, $name:expr, $up:expr, $down:expr, $checksum:expr; $schema:expr) => {
+        $crate::Migration::__from_static_with_schema($version, $name, $up, $down, $checksum, $schema)
     };
     (@down) => {
         ::core::option::Option::None

@@ -474,3 +474,288 @@ fn refinery_names_and_upper_case_extensions_get_a_rename() {
         assert!(text.contains(expected), "{expected}\n{text}");
     }
 }
+
+/// The replay's warnings (here: a down that gives a table back with its
+/// columns in another order) reach `cargo build` as `cargo::warning=` at
+/// the down file with their hint, and `cargo migrate check` prints the same
+/// line (both call `migrate_build::check`).
+#[test]
+fn replay_warnings_are_build_warnings_in_build_and_check_alike() {
+    const EXPECTED: &str = "migrations/0002_drop_email.down.sql:1: down migration 2 `drop_email` gives back table `users` with its columns in another order: (id, email, name) before, (id, name, email) after (help: a down that re-adds a dropped column with ALTER TABLE … ADD COLUMN puts it last;";
+    let fixture = fixtures_dir().join("down_reorders_columns");
+    let sink = SharedBuf::default();
+    let out = tests::scratch();
+    let built = migrate_build::Builder::new()
+        .package_dir(&fixture)
+        .out_dir(out.path())
+        .directives(sink.clone())
+        .build()
+        .unwrap();
+    assert_eq!(built.warnings.len(), 1, "{:?}", built.warnings);
+    let directives = sink.text();
+    let warnings: Vec<_> = directives
+        .lines()
+        .filter_map(|l| l.strip_prefix("cargo::warning="))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{directives}");
+    assert!(warnings[0].starts_with(EXPECTED), "{directives}");
+
+    let pkg = testbox("reordered-down");
+    for name in ["0001_users.sql", "0002_drop_email.up.sql", "0002_drop_email.down.sql"] {
+        pkg.write(
+            &format!("migrations/{name}"),
+            std::fs::read(fixture.join("migrations").join(name)).unwrap(),
+        );
+    }
+    // Not --quiet: it would hide the build script's warnings.
+    let out = pkg.cargo(&["build"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let from_build: Vec<_> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("warning: testbox-reordered-down@0.0.0: "))
+        .collect();
+    let check = pkg.migrate().arg("check").output().unwrap();
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{check_err}");
+    let from_check: Vec<_> = check_err.lines().filter_map(|l| l.strip_prefix("warning: ")).collect();
+    assert_eq!(from_build.len(), 1, "{stderr}");
+    assert!(from_build[0].starts_with(EXPECTED), "{stderr}");
+    assert_eq!(from_build, from_check, "cargo build and cargo migrate check disagree");
+}
+
+/// Issue 10, start-up drift: the generated code records each migration's
+/// schema fingerprint, so an app refuses a database changed by hand; the
+/// config's `drift` and `ignore` reach the generated `migrator()`.
+#[test]
+fn testbox_drift_refuses_a_hand_changed_database_unless_configured() {
+    use migrate_runtime::rusqlite::Connection;
+    let pkg = testbox("drift");
+    write_users(&pkg);
+    let run = |db: &str| {
+        let out = pkg.run(&[db]);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let hand = |db: &str, sql: &str| {
+        Connection::open(pkg.path().join(db))
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    };
+    let (ok, out) = run("app.db");
+    assert!(ok && out.contains("applied 1 create_users"), "{out}");
+    let (ok, out) = run("app.db");
+    assert!(ok, "a clean database starts: {out}");
+
+    hand("app.db", "ALTER TABLE users ADD COLUMN nickname TEXT;");
+    let (ok, out) = run("app.db");
+    assert!(!ok, "a drifted database must be refused: {out}");
+    assert!(out.contains("column nickname added"), "{out}");
+    assert!(out.contains("cargo migrate diff"), "{out}");
+
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\ndrift = \"warn\"\n"),
+    );
+    let (ok, out) = run("app.db");
+    assert!(ok, "drift = \"warn\" starts: {out}");
+
+    // A table added by hand, left out by `ignore`.
+    pkg.write("Cargo.toml", format!("{manifest}\n[package.metadata.migrate]\n"));
+    let (ok, out) = run("other.db");
+    assert!(ok, "{out}");
+    hand("other.db", "CREATE TABLE cache_pages (k TEXT PRIMARY KEY, v BLOB);");
+    let (ok, out) = run("other.db");
+    assert!(!ok && out.contains("cache_pages"), "{out}");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nignore = [\"cache_*\"]\n"),
+    );
+    let (ok, out) = run("other.db");
+    assert!(ok, "ignore = [\"cache_*\"] starts: {out}");
+}
+
+/// The runtime's `__migration!` takes an optional `schema:` last; code
+/// generated before it existed (no `schema:`) still compiles.
+#[test]
+fn migration_macro_with_and_without_a_schema_fingerprint() {
+    static WITHOUT: migrate_runtime::Migration = migrate_runtime::__migration! {
+        version: 1,
+        name: "a",
+        checksum: "0000000000000000000000000000000000000000000000000000000000000000",
+        up: "CREATE TABLE a (x);",
+        up_file: "migrations/0001_a.up.sql",
+        up_no_transaction: false,
+        down: "DROP TABLE a;",
+        down_file: "migrations/0001_a.down.sql",
+        down_no_transaction: false,
+    };
+    static WITH: migrate_runtime::Migration = migrate_runtime::__migration! {
+        version: 2,
+        name: "b",
+        checksum: "0000000000000000000000000000000000000000000000000000000000000000",
+        up: "CREATE TABLE b (x);",
+        up_file: "migrations/0002_b.sql",
+        up_no_transaction: false,
+        schema: "ab",
+    };
+    assert_eq!(WITHOUT.schema_fingerprint(), None);
+    assert!(WITHOUT.down().is_some());
+    assert_eq!(WITH.schema_fingerprint(), Some("ab"));
+    assert!(WITH.down().is_none());
+}
+
+// ---- the schema snapshot (issue 10) ----
+
+/// A package in a scratch directory with two migrations and
+/// `snapshot = "migrations/schema.sql"`.
+fn snapshot_package() -> (tempfile::TempDir, Config) {
+    let dir = tests::scratch();
+    let m = dir.path().join("migrations");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("0001_users.sql"),
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("0002_email.sql"),
+        "ALTER TABLE users ADD COLUMN email TEXT;\nCREATE INDEX users_email ON users (email);\n",
+    )
+    .unwrap();
+    let config = Config::from_manifest_str(
+        "[package]\nname = \"x\"\n[package.metadata.migrate]\nsnapshot = \"migrations/schema.sql\"\n",
+        Path::new("Cargo.toml"),
+    )
+    .unwrap();
+    (dir, config)
+}
+
+#[test]
+fn snapshot_fresh_crlf_stale_and_missing() {
+    let (dir, config) = snapshot_package();
+    let snapshot = dir.path().join("migrations/schema.sql");
+    // Missing: an error, and nothing is written.
+    let e = check(dir.path(), &config).unwrap_err();
+    assert_eq!(
+        e.problems().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["migrations/schema.sql: schema snapshot is missing (help: run `cargo migrate schema --write` to create it)"]
+    );
+    assert!(!snapshot.exists(), "the check never writes the snapshot");
+
+    // Fresh: what schema_snapshot returns, also with CRLF line endings; the
+    // file in migrations/ is not taken for a migration.
+    let text = migrate_build::schema_snapshot(dir.path(), &config).unwrap();
+    assert_eq!(
+        text,
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n\nCREATE INDEX users_email ON users (email);\n"
+    );
+    std::fs::write(&snapshot, &text).unwrap();
+    let checked = check(dir.path(), &config).unwrap();
+    assert_eq!(checked.migrations.len(), 2);
+    assert_eq!(checked.schema_sql, text);
+    std::fs::write(&snapshot, text.replace('\n', "\r\n")).unwrap();
+    check(dir.path(), &config).expect("CRLF line endings are not a difference");
+    std::fs::write(&snapshot, format!("{}\n\n", text.trim_end())).unwrap();
+    check(dir.path(), &config).expect("newlines at the end are not a difference");
+    std::fs::write(&snapshot, text.trim_end()).unwrap();
+    check(dir.path(), &config).expect("nor is a missing last newline");
+
+    // Stale: a migration changed the schema; the first differing line is named.
+    std::fs::write(
+        dir.path().join("migrations/0003_age.sql"),
+        "ALTER TABLE users ADD COLUMN age INTEGER;\n",
+    )
+    .unwrap();
+    let e = check(dir.path(), &config).unwrap_err();
+    let problems: Vec<_> = e.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "migrations/schema.sql:1: schema snapshot is stale: line 1 reads `…NOT NULL, email TEXT);`, the migrations make `…NOT NULL, email TEXT, age INTEGER);` (help: run `cargo migrate schema --write`)"
+        ]
+    );
+    // schema_snapshot still answers (for `schema --write`), with the new column.
+    let text = migrate_build::schema_snapshot(dir.path(), &config).unwrap();
+    assert!(text.contains("email TEXT, age INTEGER)"), "{text}");
+    std::fs::write(&snapshot, &text).unwrap();
+    check(dir.path(), &config).unwrap();
+    // A line the migrations do not make.
+    std::fs::write(&snapshot, format!("{text}\nCREATE TABLE extra (x);\n")).unwrap();
+    let e = check(dir.path(), &config).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("migrations/schema.sql:5: schema snapshot is stale: line 5 `CREATE TABLE extra (x);` is not in the schema the migrations make"),
+        "{e}"
+    );
+    // Without `snapshot`, schema.sql in migrations/ is a misnamed migration again.
+    let e = check(dir.path(), &Config::default()).unwrap_err();
+    assert!(e.to_string().contains("migrations/schema.sql"), "{e}");
+}
+
+#[test]
+fn testbox_snapshot_fails_the_build_when_stale_and_passes_when_fresh() {
+    let pkg = testbox("snapshot");
+    write_users(&pkg);
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nsnapshot = \"migrations/schema.sql\"\n"),
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(!ok, "a missing snapshot fails the build");
+    assert!(
+        stderr.contains(
+            "migrations/schema.sql: schema snapshot is missing (help: run `cargo migrate schema --write` to create it)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !pkg.path().join("migrations/schema.sql").exists(),
+        "the build never writes it"
+    );
+    let config = Config::from_manifest(&pkg.path().join("Cargo.toml")).unwrap();
+    pkg.write(
+        "migrations/schema.sql",
+        migrate_build::schema_snapshot(pkg.path(), &config).unwrap(),
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    // A new migration without the snapshot updated: the build reruns and fails.
+    pkg.write(
+        "migrations/0002_add_email.sql",
+        "ALTER TABLE users ADD COLUMN email TEXT;\n",
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "migrations/schema.sql:4: schema snapshot is stale: line 4 reads `);`, the migrations make `, email TEXT);`"
+        ) && stderr.contains("(help: run `cargo migrate schema --write`)"),
+        "{stderr}"
+    );
+    // `cargo migrate check` says the same.
+    let check = pkg.migrate().arg("check").output().unwrap();
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{check_err}");
+    assert!(
+        check_err.contains("migrations/schema.sql:4: schema snapshot is stale"),
+        "{check_err}"
+    );
+    // Updated: passes; editing only the snapshot also reruns the build.
+    let fresh = migrate_build::schema_snapshot(pkg.path(), &config).unwrap();
+    pkg.write("migrations/schema.sql", &fresh);
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    pkg.write("migrations/schema.sql", format!("{fresh}-- edited\n"));
+    let (ok, _) = pkg.build();
+    assert!(!ok, "an edit of the snapshot alone reruns the check");
+}

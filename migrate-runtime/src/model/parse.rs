@@ -112,6 +112,7 @@ pub(super) fn tokens(sql: &str) -> Vec<Tok> {
     out
 }
 
+#[cfg(test)]
 fn join(toks: &[Tok]) -> String {
     let mut s = String::new();
     for (i, t) in toks.iter().enumerate() {
@@ -136,6 +137,162 @@ fn join(toks: &[Tok]) -> String {
 /// uniform, so two spellings of one statement compare equal. String
 /// literals are kept as written.
 pub fn normalize(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    normalize_into(sql, &mut out);
+    out
+}
+
+/// [`normalize`], appended to `out`, without allocating per token (the
+/// start-up drift check normalizes every `CREATE` statement of the
+/// database). Tokenizes as [`tokens`] does; [`normalize_by_tokens`], in the
+/// tests, is the definition it is checked against.
+pub(super) fn normalize_into(sql: &str, out: &mut String) {
+    let b = sql.as_bytes();
+    let start = out.len();
+    // Whether the previous token was `(` or `.` (no space after them), and
+    // where a `;` just written began (a final one is dropped).
+    let mut after_open = true;
+    let mut semicolon_at: Option<usize> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() || c == b'\x0b' {
+            i += 1;
+            continue;
+        }
+        if c == b'-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                i += 1;
+            }
+            i = (i + 2).min(b.len());
+            continue;
+        }
+        let space = |out: &mut String, tight: bool| {
+            if out.len() > start && !tight {
+                out.push(' ');
+            }
+        };
+        if matches!(c, b'\'' | b'"' | b'`' | b'[') {
+            let close = if c == b'[' { b']' } else { c };
+            let from = i;
+            i += 1;
+            while i < b.len() {
+                if b[i] == close {
+                    if close != b']' && b.get(i + 1) == Some(&close) {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            let end = (i + 1).min(b.len());
+            let inner = &sql[from + 1..i.min(b.len())];
+            i = end;
+            space(out, after_open);
+            if c == b'\'' {
+                out.push_str(&sql[from..end]);
+            } else {
+                push_quoted(inner, c, out);
+            }
+        } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+            let from = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
+                i += 1;
+            }
+            space(out, after_open);
+            push_lower(&sql[from..i], out);
+        } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+            let from = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
+                i += 1;
+            }
+            space(out, after_open);
+            out.extend(sql[from..i].chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            let two = sql.get(i..i + 2).unwrap_or("");
+            let len = if matches!(two, "<=" | ">=" | "<>" | "!=" | "==" | "||" | "<<" | ">>" | "->") {
+                2
+            } else {
+                sql[i..].chars().next().map_or(1, char::len_utf8)
+            };
+            let p = &sql[i..i + len];
+            i += len;
+            // No space before these, nor after `(` and `.`.
+            space(out, after_open || matches!(p, ")" | "," | ";" | "." | "("));
+            semicolon_at = (p == ";").then_some(out.len());
+            out.push_str(p);
+            after_open = matches!(p, "(" | ".");
+            continue;
+        }
+        semicolon_at = None;
+        after_open = false;
+    }
+    if let Some(at) = semicolon_at {
+        out.truncate(at);
+    }
+}
+
+/// A quoted name's content (`inner`, quoted by `quote`), unescaped and
+/// lower-cased: bare when it is a plain name (quoting does not change
+/// it), else in double quotes.
+fn push_quoted(inner: &str, quote: u8, out: &mut String) {
+    let doubled = match quote {
+        b'"' => Some("\"\""),
+        b'`' => Some("``"),
+        _ => None,
+    };
+    let plain = !inner.is_empty()
+        && !inner.as_bytes()[0].is_ascii_digit()
+        && inner
+            .bytes()
+            .all(|c| c.is_ascii_alphabetic() || c.is_ascii_digit() || c == b'_');
+    if plain {
+        // Upper-case ASCII lower-cases to a plain name as well.
+        push_lower(inner, out);
+        return;
+    }
+    let content = match doubled {
+        Some(d) if inner.contains(d) => inner.replace(d, &d[..1]),
+        _ => inner.to_owned(),
+    }
+    .to_lowercase();
+    let plain = !content.is_empty()
+        && !content.as_bytes()[0].is_ascii_digit()
+        && content
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+    if plain {
+        out.push_str(&content);
+    } else {
+        out.push('"');
+        out.push_str(&content.replace('"', "\"\""));
+        out.push('"');
+    }
+}
+
+/// `word` lower-cased (Unicode, as `str::to_lowercase`), appended.
+fn push_lower(word: &str, out: &mut String) {
+    if word.is_ascii() {
+        let from = out.len();
+        out.push_str(word);
+        out[from..].make_ascii_lowercase();
+    } else {
+        out.push_str(&word.to_lowercase());
+    }
+}
+
+/// The definition [`normalize_into`] is tested against: tokens, then the
+/// joining rules.
+#[cfg(test)]
+pub(super) fn normalize_by_tokens(sql: &str) -> String {
     let mut toks = tokens(sql);
     if toks.last().is_some_and(|t| t.is(";")) {
         toks.pop();

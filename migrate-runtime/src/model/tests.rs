@@ -291,3 +291,96 @@ mod sequences {
         }
     }
 }
+
+/// The allocation-free normalizer the fingerprint uses gives exactly what
+/// the token-based definition gives.
+#[test]
+fn normalize_into_matches_the_token_definition() {
+    let cases = [
+        RECRUITS,
+        "CREATE TABLE \"Users\" ( \"id\" INTEGER PRIMARY KEY , [Name] TEXT, `x``y` BLOB, \"a\"\"b\" TEXT, \"9x\" INT, \"\" TEXT);",
+        "create  table t(a -- comment\n, b /* block */ , c DEFAULT 'It''s', d DEFAULT .5e3, e DEFAULT 0X1F, f CHECK (a<=b AND b<>c OR a->>'$'));",
+        "CREATE VIEW v AS SELECT t.a, t.\"B\" FROM main.t WHERE a || 'x' = 'y';;",
+        "CREATE TRIGGER tr AFTER UPDATE ON t BEGIN UPDATE t SET a = a + 1; END;",
+        "CREATE TABLE ünï (Ärger TEXT, \"ÄRGER2\" TEXT, \"\u{212a}elvin\" TEXT);",
+        ";",
+        "; ;",
+        "",
+        "  ",
+        "'unterminated",
+        "\"unterminated",
+        "[unterminated",
+        "/* unterminated",
+        "x = -1 - -2",
+        "SELECT $a, ?1, :b, @c FROM t",
+    ];
+    for sql in cases {
+        assert_eq!(normalize(sql), parse::normalize_by_tokens(sql), "{sql:?}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn normalize_into_matches_the_token_definition_on_any_text(sql in "[ a-zA-Z0-9_'\"`\\[\\]().,;*/<>=!|-]{0,40}|\\PC{0,30}") {
+        proptest::prop_assert_eq!(normalize(&sql), parse::normalize_by_tokens(&sql));
+    }
+}
+
+#[test]
+fn fingerprint_sees_every_change_but_not_the_order_of_rows() {
+    let conn = Connection::open_in_memory().unwrap();
+    let filter = Filter::new("_MIGRATIONS");
+    conn.execute_batch("CREATE TABLE t (x); CREATE INDEX t_x ON t (x); CREATE TABLE _migrations (v);")
+        .unwrap();
+    let first = fingerprint(&conn, &filter).unwrap();
+    assert_eq!(first.len(), 64);
+    assert!(first.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    // The tracking table and SQLite's own tables do not count.
+    conn.execute_batch("INSERT INTO _migrations VALUES (1); ANALYZE;")
+        .unwrap();
+    assert_eq!(fingerprint(&conn, &filter).unwrap(), first);
+    // The same objects made in another order: the same fingerprint.
+    let other = Connection::open_in_memory().unwrap();
+    other
+        .execute_batch("CREATE TABLE _migrations (v); CREATE TABLE t (x); CREATE INDEX t_x ON t (x);")
+        .unwrap();
+    assert_eq!(fingerprint(&other, &filter).unwrap(), first);
+    // Any change to a statement, a name or the set of objects: another one.
+    let mut seen = std::collections::BTreeSet::from([first]);
+    for change in [
+        "ALTER TABLE t ADD COLUMN y",
+        "DROP INDEX t_x",
+        "CREATE INDEX t_y ON t (y)",
+        "CREATE VIEW v AS SELECT x FROM t",
+        "ALTER TABLE t RENAME COLUMN y TO z",
+        "ALTER TABLE t RENAME TO u",
+    ] {
+        conn.execute_batch(change).unwrap();
+        assert!(seen.insert(fingerprint(&conn, &filter).unwrap()), "{change}");
+    }
+    // Ignored tables, and their indexes, do not count.
+    let ignoring = Filter::new("_migrations").ignore(&["cache_*"]).unwrap();
+    let before = fingerprint(&conn, &ignoring).unwrap();
+    conn.execute_batch("CREATE TABLE Cache_Pages (k); CREATE INDEX cp_k ON cache_pages (k);")
+        .unwrap();
+    assert_eq!(fingerprint(&conn, &ignoring).unwrap(), before);
+    assert_ne!(fingerprint(&conn, &filter).unwrap(), before);
+}
+
+#[test]
+fn row_hashes_differ_in_any_one_byte() {
+    let base = b"CREATE TABLE recruits (id INTEGER PRIMARY KEY, name TEXT NOT NULL)".to_vec();
+    let hash = |bytes: &[u8]| {
+        let mut h = RowHash::default();
+        h.write(b"table");
+        h.write(bytes);
+        h.finish()
+    };
+    let mut seen = std::collections::BTreeSet::from([hash(&base)]);
+    for i in 0..base.len() {
+        let mut changed = base.clone();
+        changed[i] ^= 0x20;
+        assert!(seen.insert(hash(&changed)), "byte {i}");
+    }
+    assert!(seen.insert(hash(&base[..base.len() - 1])), "shorter");
+}
