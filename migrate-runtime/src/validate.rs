@@ -195,14 +195,21 @@ impl<'m> Migrator<'m> {
         let session = Session::start_replay(conn, self.lock_timeout)?;
         self.table.create(conn)?;
         let filter = self.filter()?;
+        // The fingerprints read again only the rows of `sqlite_schema`
+        // that the statements run since the last one may have changed.
+        let mut fingerprints = crate::model::FingerprintCache::default();
+        let mut fingerprint = |previous: Option<&Migration>| {
+            let touched = session.take_schema_touched();
+            let all = touched.all || previous.is_none_or(touches_all);
+            fingerprints.fingerprint(conn, &filter, (!all).then_some(&touched.tables))
+        };
         let mut next = Next::Go;
         for (i, m) in self.migrations.iter().enumerate().skip(from) {
             // Here the database holds the plain ups of every migration
             // before this one: the schema right after the previous.
             if let Some(previous) = i.checked_sub(1).map(|p| &self.migrations[p]) {
-                found
-                    .fingerprints
-                    .insert(previous.version(), crate::model::fingerprint(conn, &filter)?);
+                let hex = fingerprint(i.checked_sub(from + 1).map(|_| previous))?;
+                found.fingerprints.insert(previous.version(), hex);
             }
             if m.down().is_some() {
                 let passed = matches!(self.round_trip_in_scratch(conn, m), Ok(true));
@@ -225,9 +232,8 @@ impl<'m> Migrator<'m> {
             }
         }
         if let (Next::Go, Some(last)) = (&next, self.migrations.last()) {
-            found
-                .fingerprints
-                .insert(last.version(), crate::model::fingerprint(conn, &filter)?);
+            let previous = (self.migrations.len() > from + 1).then_some(last);
+            found.fingerprints.insert(last.version(), fingerprint(previous)?);
         }
         session.end()?;
         Ok(next)
@@ -346,6 +352,19 @@ impl<'m> Migrator<'m> {
         session.end()?;
         Ok(passed)
     }
+}
+
+/// Whether a migration's scripts may change rows of `sqlite_schema`
+/// other than those of the tables they name: `ALTER TABLE … RENAME`
+/// rewrites the statements of every object that names the table or column,
+/// and `PRAGMA writable_schema` lets a script write the rows directly. A
+/// plain search of the text (in comments and strings too): when in doubt,
+/// the whole schema is read again.
+fn touches_all(m: &Migration) -> bool {
+    let says = |sql: &str, word: &[u8]| sql.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word));
+    std::iter::once(m.up())
+        .chain(m.down())
+        .any(|s| says(s.sql(), b"rename") || says(s.sql(), b"writable_schema"))
 }
 
 impl Migrator<'_> {

@@ -315,6 +315,11 @@ pub fn fingerprint(conn: &Connection, filter: &Filter) -> Result<String> {
         h.write(get(1));
         hashes.push(h.finish());
     }
+    Ok(digest(hashes))
+}
+
+/// The fingerprint of row hashes: SHA-256 of them, sorted, as hex.
+fn digest(mut hashes: Vec<u64>) -> String {
     hashes.sort_unstable();
     let mut sha = Sha256::new();
     for h in hashes {
@@ -325,7 +330,95 @@ pub fn fingerprint(conn: &Connection, filter: &Filter) -> Result<String> {
         hex.push(char::from(HEX[usize::from(b >> 4)]));
         hex.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-    Ok(hex)
+    hex
+}
+
+/// The row hashes of a schema, by `tbl_name` (ASCII lower case), kept by
+/// the build's replay between migrations: [`FingerprintCache::fingerprint`]
+/// reads again only the rows of the tables a migration touched, instead of
+/// every row of `sqlite_schema` after every migration (which made the
+/// replay quadratic in the number of migrations).
+#[derive(Default)]
+pub(crate) struct FingerprintCache {
+    by_table: std::collections::HashMap<Vec<u8>, Vec<u64>>,
+    filled: bool,
+}
+
+impl FingerprintCache {
+    /// [`fingerprint`] of `conn`'s schema, reading only the rows whose
+    /// `tbl_name` is in `touched` (ASCII lower case) when the cache holds
+    /// the rest, else (`touched` is `None`, or the first time) every row.
+    /// The caller vouches that no other row changed since the last call.
+    pub(crate) fn fingerprint(
+        &mut self,
+        conn: &Connection,
+        filter: &Filter,
+        touched: Option<&std::collections::BTreeSet<String>>,
+    ) -> Result<String> {
+        let read = |stmt: &mut rusqlite::CachedStatement<'_>,
+                    params: &[&dyn rusqlite::ToSql],
+                    out: &mut std::collections::HashMap<Vec<u8>, Vec<u64>>|
+         -> Result<()> {
+            let mut rows = stmt.query(params).map_err(db_err("reading the schema"))?;
+            while let Some(row) = rows.next().map_err(db_err("reading the schema"))? {
+                let get = |i| row.get_ref(i).ok().and_then(|v| v.as_bytes().ok()).unwrap_or_default();
+                let (name, table) = (get(0), get(2));
+                if row_excluded(filter, name, table) {
+                    continue;
+                }
+                let mut h = RowHash::default();
+                h.write(get(1));
+                out.entry(table.to_ascii_lowercase()).or_default().push(h.finish());
+            }
+            Ok(())
+        };
+        match touched {
+            Some(tables) if self.filled => {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT name, sql, tbl_name FROM sqlite_schema WHERE sql IS NOT NULL AND tbl_name = ?1 COLLATE NOCASE",
+                    )
+                    .map_err(db_err("reading the schema"))?;
+                for t in tables {
+                    self.by_table.remove(t.as_bytes());
+                    read(&mut stmt, &[t], &mut self.by_table)?;
+                }
+            }
+            _ => {
+                self.by_table.clear();
+                let mut stmt = conn
+                    .prepare_cached("SELECT name, sql, tbl_name FROM sqlite_schema WHERE sql IS NOT NULL")
+                    .map_err(db_err("reading the schema"))?;
+                read(&mut stmt, &[], &mut self.by_table)?;
+                self.filled = true;
+            }
+        }
+        let hex = digest(self.by_table.values().flatten().copied().collect());
+        #[cfg(debug_assertions)]
+        {
+            // Tests run in debug: every incremental fingerprint is checked
+            // against reading the whole schema.
+            let full = fingerprint(conn, filter)?;
+            assert_eq!(
+                hex, full,
+                "incremental schema fingerprint differs (touched: {touched:?})"
+            );
+        }
+        Ok(hex)
+    }
+}
+
+/// Whether [`fingerprint`] leaves out the row of object `name` on table
+/// `table`.
+fn row_excluded(filter: &Filter, name: &[u8], table: &[u8]) -> bool {
+    if filter.ignore.is_empty() {
+        // SQLite allows no index or trigger on its own tables.
+        table.eq_ignore_ascii_case(filter.tracking_table.as_bytes())
+            || name.get(..7).is_some_and(|p| p.eq_ignore_ascii_case(b"sqlite_"))
+    } else {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        filter.excludes_bytes(name, text) || filter.excludes_bytes(table, text)
+    }
 }
 
 /// A fast 64-bit hash of one row's fields, stable across platforms and
