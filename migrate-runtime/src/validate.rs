@@ -357,14 +357,15 @@ impl<'m> Migrator<'m> {
 /// Whether a migration's scripts may change rows of `sqlite_schema`
 /// other than those of the tables they name: `ALTER TABLE … RENAME`
 /// rewrites the statements of every object that names the table or column,
-/// and `PRAGMA writable_schema` lets a script write the rows directly. A
+/// `PRAGMA writable_schema` lets a script write the rows directly, and
+/// `VACUUM` may renumber them. A
 /// plain search of the text (in comments and strings too): when in doubt,
 /// the whole schema is read again.
 fn touches_all(m: &Migration) -> bool {
     let says = |sql: &str, word: &[u8]| sql.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word));
     std::iter::once(m.up())
         .chain(m.down())
-        .any(|s| says(s.sql(), b"rename") || says(s.sql(), b"writable_schema"))
+        .any(|s| says(s.sql(), b"rename") || says(s.sql(), b"writable_schema") || says(s.sql(), b"vacuum"))
 }
 
 impl Migrator<'_> {

@@ -333,67 +333,84 @@ fn digest(mut hashes: Vec<u64>) -> String {
     hex
 }
 
-/// The row hashes of a schema, by `tbl_name` (ASCII lower case), kept by
-/// the build's replay between migrations: [`FingerprintCache::fingerprint`]
-/// reads again only the rows of the tables a migration touched, instead of
-/// every row of `sqlite_schema` after every migration (which made the
-/// replay quadratic in the number of migrations).
+/// The rows of a schema, by rowid, kept by the build's replay between
+/// migrations: [`FingerprintCache::fingerprint`] reads again only the rows
+/// of the tables a migration touched (by rowid) and the rows added since
+/// (rowids above the largest known: SQLite gives a new row the largest
+/// rowid plus one, so a lower one is one a dropped, touched table freed),
+/// instead of every row of `sqlite_schema` after every migration, which
+/// made the replay quadratic in the number of migrations.
 #[derive(Default)]
 pub(crate) struct FingerprintCache {
-    by_table: std::collections::HashMap<Vec<u8>, Vec<u64>>,
+    /// rowid → (`tbl_name` in ASCII lower case, the row's hash unless the
+    /// fingerprint leaves it out).
+    rows: BTreeMap<i64, (Vec<u8>, Option<u64>)>,
     filled: bool,
 }
 
 impl FingerprintCache {
-    /// [`fingerprint`] of `conn`'s schema, reading only the rows whose
-    /// `tbl_name` is in `touched` (ASCII lower case) when the cache holds
-    /// the rest, else (`touched` is `None`, or the first time) every row.
-    /// The caller vouches that no other row changed since the last call.
+    /// [`fingerprint`] of `conn`'s schema, reading only the rows of the
+    /// tables in `touched` (ASCII lower case) and the new rows when the
+    /// cache holds the rest, else (`touched` is `None`, or the first time)
+    /// every row. The caller vouches that no row of another table changed
+    /// since the last call, and that the rowids of `sqlite_schema` were not
+    /// renumbered (`VACUUM`).
     pub(crate) fn fingerprint(
         &mut self,
         conn: &Connection,
         filter: &Filter,
         touched: Option<&std::collections::BTreeSet<String>>,
     ) -> Result<String> {
-        let read = |stmt: &mut rusqlite::CachedStatement<'_>,
-                    params: &[&dyn rusqlite::ToSql],
-                    out: &mut std::collections::HashMap<Vec<u8>, Vec<u64>>|
-         -> Result<()> {
-            let mut rows = stmt.query(params).map_err(db_err("reading the schema"))?;
-            while let Some(row) = rows.next().map_err(db_err("reading the schema"))? {
-                let get = |i| row.get_ref(i).ok().and_then(|v| v.as_bytes().ok()).unwrap_or_default();
-                let (name, table) = (get(0), get(2));
-                if row_excluded(filter, name, table) {
-                    continue;
-                }
+        let entry = |row: &rusqlite::Row<'_>| {
+            let get = |i| row.get_ref(i).ok().and_then(|v| v.as_bytes().ok()).unwrap_or_default();
+            let (name, table) = (get(1), get(3));
+            let sql = row.get_ref(2).ok().and_then(|v| v.as_bytes().ok());
+            let hash = sql.filter(|_| !row_excluded(filter, name, table)).map(|sql| {
                 let mut h = RowHash::default();
-                h.write(get(1));
-                out.entry(table.to_ascii_lowercase()).or_default().push(h.finish());
-            }
-            Ok(())
+                h.write(sql);
+                h.finish()
+            });
+            (table.to_ascii_lowercase(), hash)
         };
-        match touched {
+        let mut after = conn
+            .prepare_cached("SELECT rowid, name, sql, tbl_name FROM sqlite_schema WHERE rowid > ?1")
+            .map_err(db_err("reading the schema"))?;
+        let from = match touched {
             Some(tables) if self.filled => {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT name, sql, tbl_name FROM sqlite_schema WHERE sql IS NOT NULL AND tbl_name = ?1 COLLATE NOCASE",
-                    )
+                let again: Vec<i64> = self
+                    .rows
+                    .iter()
+                    .filter(|(_, (t, _))| tables.iter().any(|n| n.as_bytes() == t.as_slice()))
+                    .map(|(r, _)| *r)
+                    .collect();
+                let mut one = conn
+                    .prepare_cached("SELECT rowid, name, sql, tbl_name FROM sqlite_schema WHERE rowid = ?1")
                     .map_err(db_err("reading the schema"))?;
-                for t in tables {
-                    self.by_table.remove(t.as_bytes());
-                    read(&mut stmt, &[t], &mut self.by_table)?;
+                for rowid in again {
+                    let mut rows = one.query([rowid]).map_err(db_err("reading the schema"))?;
+                    match rows.next().map_err(db_err("reading the schema"))? {
+                        Some(row) => {
+                            self.rows.insert(rowid, entry(row));
+                        }
+                        None => {
+                            self.rows.remove(&rowid);
+                        }
+                    }
                 }
+                self.rows.last_key_value().map_or(i64::MIN, |(r, _)| *r)
             }
             _ => {
-                self.by_table.clear();
-                let mut stmt = conn
-                    .prepare_cached("SELECT name, sql, tbl_name FROM sqlite_schema WHERE sql IS NOT NULL")
-                    .map_err(db_err("reading the schema"))?;
-                read(&mut stmt, &[], &mut self.by_table)?;
+                self.rows.clear();
                 self.filled = true;
+                i64::MIN
             }
+        };
+        let mut rows = after.query([from]).map_err(db_err("reading the schema"))?;
+        while let Some(row) = rows.next().map_err(db_err("reading the schema"))? {
+            let rowid: i64 = row.get(0).map_err(db_err("reading the schema"))?;
+            self.rows.insert(rowid, entry(row));
         }
-        let hex = digest(self.by_table.values().flatten().copied().collect());
+        let hex = digest(self.rows.values().filter_map(|(_, h)| *h).collect());
         #[cfg(debug_assertions)]
         {
             // Tests run in debug: every incremental fingerprint is checked
