@@ -23,6 +23,7 @@ use crate::problem::{Error, Problem};
 /// drift = "error"               # at start-up: "error" | "warn" | "off"
 /// ignore = ["fts_*"]            # tables left out of drift and snapshot
 /// snapshot = "migrations/schema.sql"  # the schema as a reviewed file
+/// functions = ["normalize/1"]   # app-defined SQL functions, stubbed in the build's replay
 /// ```
 ///
 /// New keys will come (`#[non_exhaustive]`): start from
@@ -66,6 +67,73 @@ pub struct Config {
     /// fails unless this file holds the schema the migrations make, as
     /// [`crate::schema_snapshot`] writes it.
     pub snapshot: Option<PathBuf>,
+    /// SQL functions the app registers on its connection, which the
+    /// migrations call: `"name"` (any number of arguments) or `"name/N"`
+    /// (exactly `N`). The build's replay registers a stub for each
+    /// ([`Function`]); `Builder::replay_setup` can register the real one.
+    pub functions: Vec<String>,
+}
+
+/// One entry of `functions`: an app-defined SQL function that the build's
+/// replay registers as a deterministic stub, which returns its first
+/// argument (NULL when called without arguments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Function {
+    /// The function's name, as the migrations call it (SQLite ignores its
+    /// letter case).
+    pub name: String,
+    /// How many arguments it takes; `None`: any number.
+    pub args: Option<u8>,
+}
+
+/// The most arguments an entry of `functions` may declare (SQLite's
+/// default limit).
+const MAX_FUNCTION_ARGS: u8 = 127;
+
+impl Function {
+    /// Parses an entry of `functions`: a name (letters, digits and `_`, not
+    /// starting with a digit), then optionally `/N` with `N` from 0 to 127.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_build::config::Function;
+    /// let f = Function::parse("normalize/1").unwrap();
+    /// assert_eq!((f.name.as_str(), f.args), ("normalize", Some(1)));
+    /// assert_eq!(Function::parse("json_patch_x").unwrap().args, None);
+    /// assert!(Function::parse("bad name").is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What is wrong with the entry.
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let (name, args) = match entry.split_once('/') {
+            Some((name, n)) => (name, Some(n)),
+            None => (entry, None),
+        };
+        let name_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            return Err(format!("function {entry:?} is not a function name"));
+        }
+        let args = match args {
+            None => None,
+            Some(n) => match n.parse::<u8>() {
+                Ok(count) if count <= MAX_FUNCTION_ARGS && n.bytes().all(|b| b.is_ascii_digit()) => Some(count),
+                _ => {
+                    return Err(format!(
+                        "function {entry:?} has no valid argument count after `/` (0 to {MAX_FUNCTION_ARGS})"
+                    ));
+                }
+            },
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            args,
+        })
+    }
 }
 
 /// The database a package's migrations are written for.
@@ -147,6 +215,7 @@ impl Default for Config {
             drift: Drift::default(),
             ignore: Vec::new(),
             snapshot: None,
+            functions: Vec::new(),
         }
     }
 }
@@ -176,6 +245,13 @@ impl Config {
         } else {
             Backend::Sqlite
         }
+    }
+
+    /// The entries of `functions`, parsed (entries that do not parse are
+    /// left out: [`from_manifest`](Self::from_manifest) refuses them).
+    #[must_use]
+    pub fn function_stubs(&self) -> Vec<Function> {
+        self.functions.iter().filter_map(|f| Function::parse(f).ok()).collect()
     }
 
     /// Reads `[package.metadata.migrate]` from a `Cargo.toml`; the defaults
@@ -285,6 +361,14 @@ impl Config {
                 ),
             ]));
         }
+        for entry in &config.functions {
+            if let Err(message) = Function::parse(entry) {
+                let line = key_line(text, section, "functions", Some(entry));
+                return Err(Error::new(vec![Problem::error(manifest, line, message).hint(
+                    "write the function's SQL name, optionally with its number of arguments: \"normalize/1\", \"json_patch_x\" (any number)",
+                )]));
+            }
+        }
         if config.snapshot.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             let line = key_line(text, section, "snapshot", None);
             return Err(Error::new(vec![
@@ -299,7 +383,7 @@ impl Config {
 /// The keys and their types, for a manifest that does not parse.
 const KEYS_HINT: &str = "the keys are dir, database, table, backend (\"sqlite\" or \"postgres\"), schema, \
      lock (\"advisory\" or \"table\"), lock_timeout (\"60s\"), drift (\"error\", \"warn\" or \"off\"), snapshot — strings — \
-     width (integer) and ignore (array of strings)";
+     width (integer), ignore and functions (\"normalize/1\") — arrays of strings";
 
 /// The 1-based line, at or after the section's line, of `key` — or of the
 /// string `value` when given and found (a pattern in a multi-line array);
@@ -434,6 +518,42 @@ mod tests {
         }
         let e = parse("[package.metadata.migrate]\nbackend = \"mysql\"\n").unwrap_err();
         assert!(e.to_string().contains("unknown variant `mysql`"), "{e}");
+    }
+
+    #[test]
+    fn functions_entries() {
+        let c = parse(
+            "[package.metadata.migrate]\nfunctions = [\"normalize/1\", \"BIN2B64/1\", \"json_patch_x\", \"now/0\"]\n",
+        )
+        .unwrap();
+        let stubs: Vec<_> = c.function_stubs().into_iter().map(|f| (f.name, f.args)).collect();
+        assert_eq!(
+            stubs,
+            [
+                ("normalize".to_owned(), Some(1)),
+                ("BIN2B64".to_owned(), Some(1)),
+                ("json_patch_x".to_owned(), None),
+                ("now".to_owned(), Some(0)),
+            ]
+        );
+        for (bad, what) in [
+            ("normalize/", "no valid argument count"),
+            ("normalize/+1", "no valid argument count"),
+            ("normalize/200", "no valid argument count"),
+            ("bad name", "is not a function name"),
+            ("1st", "is not a function name"),
+            ("", "is not a function name"),
+            ("a/1/2", "no valid argument count"),
+        ] {
+            let e = parse(&format!(
+                "[package]\nname = \"x\"\n[package.metadata.migrate]\nfunctions = [\n  \"ok\",\n  {bad:?},\n]\n"
+            ))
+            .unwrap_err();
+            let p = &e.problems()[0];
+            assert_eq!(p.line, 6, "{bad:?}: {p}");
+            assert!(p.message.contains(what), "{bad:?}: {p}");
+            assert!(p.hint.as_deref().unwrap_or_default().contains("normalize/1"), "{p}");
+        }
     }
 
     #[test]

@@ -63,8 +63,13 @@ mod validate;
 
 pub use config::{Backend, Config, Drift};
 pub use problem::{Error, Problem, Severity};
+/// The rusqlite the replay runs on (with its `functions` feature), for
+/// [`Builder::replay_setup`] closures.
+pub use rusqlite;
 pub use template::template;
-pub use validate::{Checked, Loaded, check, load, migrations_dir, schema_snapshot, snapshot_path};
+pub use validate::{
+    Checked, Loaded, ReplaySetup, check, check_with_setup, load, migrations_dir, schema_snapshot, snapshot_path,
+};
 
 /// The name of the generated file in the output directory.
 pub const OUTPUT_FILE: &str = "migrations.rs";
@@ -112,6 +117,7 @@ pub struct Builder {
     config: Option<Config>,
     runtime_path: String,
     directives: Box<dyn Write>,
+    replay_setup: Option<Box<ReplaySetup>>,
 }
 
 impl Default for Builder {
@@ -145,6 +151,7 @@ impl Builder {
             config: None,
             runtime_path: codegen::DEFAULT_RUNTIME_PATH.to_owned(),
             directives: Box::new(std::io::stdout()),
+            replay_setup: None,
         }
     }
 
@@ -206,6 +213,35 @@ impl Builder {
         self
     }
 
+    /// Runs `setup` on every database of the build's replay, after the
+    /// stubs of `functions` in `[package.metadata.migrate]`: register there
+    /// the real implementation of a SQL function the migrations call
+    /// (the one the app registers on its connection), so the replay
+    /// computes what the app will.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // build.rs
+    /// use migrate_build::rusqlite::functions::FunctionFlags;
+    ///
+    /// fn main() -> Result<(), migrate_build::Error> {
+    ///     migrate_build::Builder::new()
+    ///         .replay_setup(|conn| {
+    ///             conn.create_scalar_function("normalize", 1, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
+    ///                 Ok(ctx.get::<String>(0)?.trim().to_lowercase())
+    ///             })
+    ///         })
+    ///         .build()?;
+    ///     Ok(())
+    /// }
+    /// ```
+    #[must_use]
+    pub fn replay_setup(mut self, setup: impl Fn(&rusqlite::Connection) -> rusqlite::Result<()> + 'static) -> Self {
+        self.replay_setup = Some(Box::new(setup));
+        self
+    }
+
     /// Checks the migrations and writes the generated module.
     ///
     /// # Errors
@@ -251,7 +287,9 @@ impl Builder {
         if let Some(snapshot) = snapshot_path(&package_dir, &config) {
             self.emit(&format!("rerun-if-changed={}", snapshot.display()));
         }
-        let checked = check(&package_dir, &config).inspect_err(|e| self.report(e.problems()))?;
+        let setup = self.replay_setup.take();
+        let checked =
+            check_with_setup(&package_dir, &config, setup.as_deref()).inspect_err(|e| self.report(e.problems()))?;
         self.report(&checked.warnings);
         let out_dir = match self.out_dir.take() {
             Some(d) => d,

@@ -7,7 +7,7 @@ use migrate_runtime::model;
 use migrate_runtime::schema::{Schema, Table};
 use migrate_runtime::{Migration, Migrator};
 
-use crate::config::Config;
+use crate::config::{Config, Function};
 use crate::naming::{Ages, has_collision};
 use crate::problem::{Error, Problem};
 use crate::scan::{Found, display_path, scan_except};
@@ -89,7 +89,23 @@ pub struct Loaded {
 /// Every problem found, warnings included; a failing statement stops the
 /// replay, so migrations after it are not replayed.
 pub fn check(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
-    let checked = replay(package_dir, config)?;
+    check_with_setup(package_dir, config, None)
+}
+
+/// What `Builder::replay_setup` runs on every replay database, after the
+/// `functions` stubs: registers the app's own SQL functions (or anything
+/// else a connection needs before the migrations can run).
+pub type ReplaySetup = dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()>;
+
+/// [`check`], running `setup` on every replay database after the
+/// `functions` stubs (so a real implementation replaces a stub).
+///
+/// # Errors
+///
+/// As [`check`].
+#[doc(hidden)]
+pub fn check_with_setup(package_dir: &Path, config: &Config, setup: Option<&ReplaySetup>) -> Result<Checked, Error> {
+    let checked = replay(package_dir, config, setup)?;
     if let Some(stale) =
         snapshot_path(package_dir, config).and_then(|path| compare_snapshot(&path, package_dir, &checked.schema_sql))
     {
@@ -120,7 +136,7 @@ pub fn snapshot_path(package_dir: &Path, config: &Config) -> Option<PathBuf> {
 ///
 /// Every problem [`check`] finds in the migrations (but a stale snapshot).
 pub fn schema_snapshot(package_dir: &Path, config: &Config) -> Result<String, Error> {
-    replay(package_dir, config).map(|c| c.schema_sql)
+    replay(package_dir, config, None).map(|c| c.schema_sql)
 }
 
 /// What is wrong with the snapshot file at `path`, if anything: missing,
@@ -183,7 +199,7 @@ fn short(line: &str) -> String {
 }
 
 /// The scan and the replay.
-fn replay(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
+fn replay(package_dir: &Path, config: &Config, user_setup: Option<&ReplaySetup>) -> Result<Checked, Error> {
     let Loaded {
         migrations,
         warnings: mut problems,
@@ -193,7 +209,17 @@ fn replay(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
         return check_postgres(migrations, problems, migrations_dir(package_dir, config), config);
     }
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
-    let migrator = Migrator::new(&runtime).table(&config.table).ignore(&config.ignore);
+    let stubs = config.function_stubs();
+    let setup = |conn: &rusqlite::Connection| {
+        for f in &stubs {
+            register_stub(conn, f)?;
+        }
+        user_setup.map_or(Ok(()), |user| user(conn))
+    };
+    let migrator = Migrator::new(&runtime)
+        .table(&config.table)
+        .ignore(&config.ignore)
+        .replay_setup(setup);
     // The runtime's filter, so the fingerprints are the ones it compares.
     let replay = migrator.filter().and_then(|filter| {
         migrator.check_with(|conn, schema| Ok((schema.tables(conn)?, model::schema_sql(conn, &filter)?)))
@@ -205,7 +231,7 @@ fn replay(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
                 Problem::warning(w.file, w.line, w.message).hint(hint)
             }));
             let ages = if has_collision(&tables) {
-                match ages(&runtime, &config.table) {
+                match ages(&runtime, &config.table, &setup) {
                     Ok(ages) => ages,
                     Err(e) => {
                         problems.push(to_problem(e, package_dir, config));
@@ -314,12 +340,18 @@ pub(crate) fn sql_problem(e: migrate_runtime::Error) -> Problem {
 
 /// The schema after each migration, replayed up only through the real
 /// runner into an in-memory database: when each table and column appeared.
-fn ages(migrations: &[Migration], table: &str) -> Result<Ages, migrate_runtime::Error> {
+fn ages(
+    migrations: &[Migration],
+    table: &str,
+    setup: &dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()>,
+) -> Result<Ages, migrate_runtime::Error> {
+    let db_error = |doing: &str| {
+        let doing = doing.to_owned();
+        move |cause| migrate_runtime::Error::Database { doing, cause }
+    };
     let mut conn =
-        migrate_runtime::rusqlite::Connection::open_in_memory().map_err(|cause| migrate_runtime::Error::Database {
-            doing: "opening an in-memory database".to_owned(),
-            cause,
-        })?;
+        migrate_runtime::rusqlite::Connection::open_in_memory().map_err(db_error("opening an in-memory database"))?;
+    setup(&conn).map_err(db_error("setting up the replay database (functions, replay_setup)"))?;
     let migrator = Migrator::new(migrations).table(table);
     let mut ages = Ages::default();
     for m in migrations {
@@ -328,6 +360,26 @@ fn ages(migrations: &[Migration], table: &str) -> Result<Ages, migrate_runtime::
         ages.record(m.version(), &schema.tables(&conn)?);
     }
     Ok(ages)
+}
+
+/// Registers the stub of an app-defined function: deterministic, returns
+/// its first argument (NULL without arguments).
+fn register_stub(conn: &rusqlite::Connection, f: &Function) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::Value;
+    let args = f.args.map_or(-1, i32::from);
+    conn.create_scalar_function(
+        f.name.as_str(),
+        args,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            if ctx.is_empty() {
+                Ok(Value::Null)
+            } else {
+                ctx.get::<Value>(0)
+            }
+        },
+    )
 }
 
 fn to_problem(e: migrate_runtime::Error, package_dir: &Path, config: &Config) -> Problem {
@@ -342,8 +394,14 @@ fn to_problem(e: migrate_runtime::Error, package_dir: &Path, config: &Config) ->
             line,
             message,
             ..
-        } => Problem::error(file, line, format!("{direction} migration {version} `{name}` fails: {message}"))
-            .hint(advice.unwrap_or("fix the statement")),
+        } => {
+            let hint = if message.starts_with("no such function: ") {
+                "if the app registers this function on its connection, list it in `functions` in [package.metadata.migrate] (e.g. functions = [\"name/1\"]), or register it with Builder::replay_setup in build.rs"
+            } else {
+                advice.unwrap_or("fix the statement")
+            };
+            Problem::error(file, line, format!("{direction} migration {version} `{name}` fails: {message}")).hint(hint)
+        }
         E::NotReversible { file, difference, .. } => {
             Problem::error(file, 1, format!("the down migration does not undo its up: {difference}")).hint(
                 "make the down script restore exactly the schema from before the up, or delete it to make the migration irreversible",

@@ -31,6 +31,21 @@ pub(crate) struct Session<'c> {
     /// The database name an `ATTACH` of the replay was refused for (a URI
     /// or an expression, which could name a real file).
     refused_attach: Arc<Mutex<Option<String>>>,
+    /// The replay only: the tables, views and indexes' tables whose
+    /// definitions statements prepared since it was last taken may change
+    /// (ASCII lower case), and whether one may change any (a virtual
+    /// table, `ANALYZE`): which rows of `sqlite_schema` the next
+    /// fingerprint has to read again.
+    schema_touched: Arc<Mutex<SchemaTouched>>,
+}
+
+/// See [`Session::take_schema_touched`].
+#[derive(Default)]
+pub(crate) struct SchemaTouched {
+    /// Names whose `sqlite_schema` rows (`tbl_name`) may have changed.
+    pub(crate) tables: BTreeSet<String>,
+    /// Any row may have changed.
+    pub(crate) all: bool,
 }
 
 impl<'c> Session<'c> {
@@ -68,6 +83,7 @@ impl<'c> Session<'c> {
             written: Arc::default(),
             replay,
             refused_attach: Arc::default(),
+            schema_touched: Arc::default(),
         };
         session.watch_writes();
         Ok(session)
@@ -83,12 +99,22 @@ impl<'c> Session<'c> {
         let (foreign_keys, replay) = (self.foreign_keys, self.replay);
         let sink = Arc::clone(&self.written);
         let refused = Arc::clone(&self.refused_attach);
+        let touched = Arc::clone(&self.schema_touched);
         self.conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             if replay && let Some(name) = attach_leaving_memory(&ctx.action) {
                 if let Ok(mut slot) = refused.lock() {
                     *slot = Some(name);
                 }
                 return Authorization::Deny;
+            }
+            if replay && let Ok(mut t) = touched.lock() {
+                match schema_object(&ctx.action) {
+                    Some(Some(name)) => {
+                        t.tables.insert(name.to_ascii_lowercase());
+                    }
+                    Some(None) => t.all = true,
+                    None => {}
+                }
             }
             if foreign_keys
                 && let Some(table) = written_table(&ctx.action)
@@ -98,6 +124,20 @@ impl<'c> Session<'c> {
             }
             Authorization::Allow
         }));
+    }
+
+    /// The replay only: empties the record of which `sqlite_schema` rows
+    /// statements prepared since the last call may have changed, and
+    /// returns it. Only statements prepared while this session's
+    /// authorizer was installed are recorded.
+    pub(crate) fn take_schema_touched(&self) -> SchemaTouched {
+        self.schema_touched
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or(SchemaTouched {
+                tables: BTreeSet::new(),
+                all: true,
+            })
     }
 
     /// Empties the written tables and returns what they were.
@@ -217,6 +257,36 @@ pub(crate) fn replay_connection() -> Result<Connection> {
     use rusqlite::OpenFlags as F;
     let flags = F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_CREATE | F::SQLITE_OPEN_MEMORY | F::SQLITE_OPEN_NO_MUTEX;
     Connection::open_in_memory_with_flags(flags).map_err(Error::db("opening an in-memory database"))
+}
+
+/// Whose `sqlite_schema` rows a statement's action may change: `Some(Some(
+/// tbl_name))` for the rows of that table (or view), `Some(None)` for any
+/// row, `None` for none. `ALTER TABLE … RENAME` also rewrites other
+/// objects' statements that name the table or column: the replay reads the
+/// whole schema again for scripts that say `rename` (see
+/// `validate::touches_all`), as for `writable_schema`.
+fn schema_object<'a>(action: &AuthAction<'a>) -> Option<Option<&'a str>> {
+    match *action {
+        AuthAction::CreateTable { table_name }
+        | AuthAction::CreateTempTable { table_name }
+        | AuthAction::DropTable { table_name }
+        | AuthAction::DropTempTable { table_name }
+        | AuthAction::AlterTable { table_name, .. }
+        | AuthAction::CreateIndex { table_name, .. }
+        | AuthAction::CreateTempIndex { table_name, .. }
+        | AuthAction::DropIndex { table_name, .. }
+        | AuthAction::DropTempIndex { table_name, .. }
+        | AuthAction::CreateTrigger { table_name, .. }
+        | AuthAction::CreateTempTrigger { table_name, .. }
+        | AuthAction::DropTrigger { table_name, .. }
+        | AuthAction::DropTempTrigger { table_name, .. } => Some(Some(table_name)),
+        AuthAction::CreateView { view_name }
+        | AuthAction::CreateTempView { view_name }
+        | AuthAction::DropView { view_name }
+        | AuthAction::DropTempView { view_name } => Some(Some(view_name)),
+        AuthAction::CreateVtable { .. } | AuthAction::DropVtable { .. } | AuthAction::Analyze { .. } => Some(None),
+        _ => None,
+    }
 }
 
 /// The database an `ATTACH` names when it could leave memory: a URI

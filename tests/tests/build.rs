@@ -759,3 +759,116 @@ fn testbox_snapshot_fails_the_build_when_stale_and_passes_when_fresh() {
     let (ok, _) = pkg.build();
     assert!(!ok, "an edit of the snapshot alone reruns the check");
 }
+
+/// Migrations that call a SQL function the app registers on its
+/// connection: the build's replay cannot run them until `functions` names
+/// the function (a stub is registered), and `cargo migrate check`, which
+/// shares the checks, agrees.
+#[test]
+fn testbox_app_defined_function_needs_the_functions_key() {
+    let pkg = testbox("functions");
+    write_users(&pkg);
+    pkg.write(
+        "migrations/0002_normalize_names.sql",
+        "UPDATE users SET name = normalize(name);\n",
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(
+            "migrations/0002_normalize_names.sql:1: up migration 2 `normalize_names` fails: no such function: normalize"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("list it in `functions`"), "{stderr}");
+    let out = pkg.migrate().arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("no such function: normalize"), "{text}");
+
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!(
+            "{manifest}\n[package.metadata.migrate]\nfunctions = [\"normalize/1\", \"bin2b64/1\", \"json_patch_x\"]\n"
+        ),
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    let out = pkg.migrate().arg("check").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A bad entry is a config error at its line.
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nfunctions = [\n  \"normalize/x\",\n]\n"),
+    );
+    let out = pkg.migrate().arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("Cargo.toml:"), "{text}");
+    assert!(
+        text.contains("function \"normalize/x\" has no valid argument count"),
+        "{text}"
+    );
+}
+
+/// `functions` stubs return their first argument; `Builder::replay_setup`
+/// registers a real implementation instead, which the replay then runs.
+#[test]
+fn functions_stub_and_builder_replay_setup() {
+    let dir = tests::scratch();
+    let out = tests::scratch();
+    std::fs::create_dir_all(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/0001_a.sql"),
+        "CREATE TABLE a (x TEXT NOT NULL);\nINSERT INTO a VALUES (normalize(' Hi '));\n",
+    )
+    .unwrap();
+    // The CHECK holds only for the real normalize, not for the stub.
+    std::fs::write(
+        dir.path().join("migrations/0002_b.sql"),
+        "CREATE TABLE b (y CHECK (y = 'hi'));\nINSERT INTO b SELECT x FROM a;\n",
+    )
+    .unwrap();
+    let builder = || {
+        migrate_build::Builder::new()
+            .package_dir(dir.path())
+            .out_dir(out.path())
+            .directives(std::io::sink())
+    };
+    let e = builder().build().unwrap_err();
+    assert!(e.to_string().contains("no such function: normalize"), "{e}");
+    let mut config = Config::default();
+    config.functions = vec!["normalize/1".to_owned()];
+    let e = builder().config(config.clone()).build().unwrap_err();
+    assert!(
+        e.to_string().contains("CHECK constraint failed"),
+        "the stub returns its argument unchanged: {e}"
+    );
+    builder()
+        .config(config)
+        .replay_setup(|conn| {
+            use migrate_build::rusqlite::functions::FunctionFlags;
+            conn.create_scalar_function(
+                "normalize",
+                1,
+                FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+                |ctx| Ok(ctx.get::<String>(0)?.trim().to_lowercase()),
+            )
+        })
+        .build()
+        .unwrap();
+    // Without the key, the Builder's function alone is enough.
+    builder()
+        .replay_setup(|conn| {
+            conn.create_scalar_function(
+                "normalize",
+                1,
+                migrate_build::rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+                |ctx| Ok(ctx.get::<String>(0)?.trim().to_lowercase()),
+            )
+        })
+        .build()
+        .unwrap();
+}

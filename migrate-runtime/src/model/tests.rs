@@ -384,3 +384,20 @@ fn row_hashes_differ_in_any_one_byte() {
     }
     assert!(seen.insert(hash(&base[..base.len() - 1])), "shorter");
 }
+
+#[test]
+fn schema_sql_leaves_out_shadow_tables_and_keeps_the_order() {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(
+        "CREATE TABLE b (x);\
+         CREATE VIRTUAL TABLE fts_docs USING fts5(body);\
+         CREATE INDEX b_x ON b (x);\
+         CREATE TABLE a (y);",
+    )
+    .unwrap();
+    let sql = super::schema_sql(&conn, &Filter::new("_migrations")).unwrap();
+    assert_eq!(
+        sql,
+        "CREATE TABLE b (x);\n\nCREATE VIRTUAL TABLE fts_docs USING fts5(body);\n\nCREATE TABLE a (y);\n\nCREATE INDEX b_x ON b (x);\n"
+    );
+}
