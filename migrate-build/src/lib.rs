@@ -56,6 +56,8 @@ pub mod file_name;
 pub mod naming;
 mod problem;
 pub mod scan;
+#[cfg(feature = "postgres")]
+mod server;
 mod template;
 mod validate;
 
@@ -242,6 +244,9 @@ impl Builder {
         self.emit(&format!("rerun-if-changed={}", dir.display()));
         if manifest.exists() {
             self.emit(&format!("rerun-if-changed={}", manifest.display()));
+        }
+        if config.backend() == Backend::Postgres {
+            self.emit("rerun-if-env-changed=MIGRATE_CHECK_DATABASE_URL");
         }
         if let Some(snapshot) = snapshot_path(&package_dir, &config) {
             self.emit(&format!("rerun-if-changed={}", snapshot.display()));

@@ -190,7 +190,7 @@ fn replay(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
         ..
     } = load(package_dir, config)?;
     if config.backend() == crate::Backend::Postgres {
-        return check_postgres(migrations, problems, migrations_dir(package_dir, config));
+        return check_postgres(migrations, problems, migrations_dir(package_dir, config), config);
     }
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
     let migrator = Migrator::new(&runtime).table(&config.table).ignore(&config.ignore);
@@ -242,7 +242,15 @@ fn replay(package_dir: &Path, config: &Config) -> Result<Checked, Error> {
 /// name, comment, dollar quote or `BEGIN ATOMIC` body left open. The SQL
 /// itself is not run (there is no SQLite replay for PostgreSQL's dialect),
 /// so the generated `schema` module is empty.
-fn check_postgres(migrations: Vec<Found>, mut problems: Vec<Problem>, dir: PathBuf) -> Result<Checked, Error> {
+///
+/// With `MIGRATE_CHECK_DATABASE_URL` set, every migration and round trip
+/// is also replayed on that server (feature `postgres`).
+fn check_postgres(
+    migrations: Vec<Found>,
+    mut problems: Vec<Problem>,
+    dir: PathBuf,
+    config: &Config,
+) -> Result<Checked, Error> {
     for m in &migrations {
         for file in std::iter::once(&m.up).chain(m.down.as_ref()) {
             if let Err((line, what)) = migrate_runtime::postgres_statement_lines(&file.text) {
@@ -252,10 +260,17 @@ fn check_postgres(migrations: Vec<Found>, mut problems: Vec<Problem>, dir: PathB
                         line,
                         format!("{what}: PostgreSQL would read the rest of the file as part of it"),
                     )
-                    .hint("close it (a dollar quote ends with the same $tag$ it starts with)"),
+                    .hint("close it; a dollar quote ends with the same $tag$ it starts with"),
                 );
             }
         }
+    }
+    if !problems.iter().any(Problem::is_error)
+        && let Some(url) = std::env::var("MIGRATE_CHECK_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    {
+        problems.extend(replay_on_server(&url, &migrations, config));
     }
     if problems.iter().any(Problem::is_error) {
         return Err(Error::new(problems));
@@ -271,6 +286,30 @@ fn check_postgres(migrations: Vec<Found>, mut problems: Vec<Problem>, dir: PathB
         fingerprints: Vec::new(),
         schema_sql: String::new(),
     })
+}
+
+#[cfg(feature = "postgres")]
+fn replay_on_server(url: &str, migrations: &[Found], config: &Config) -> Vec<Problem> {
+    let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
+    crate::server::replay(url, &runtime, config)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn replay_on_server(_url: &str, _migrations: &[Found], _config: &Config) -> Vec<Problem> {
+    vec![
+        Problem::error(
+            "MIGRATE_CHECK_DATABASE_URL",
+            0,
+            "MIGRATE_CHECK_DATABASE_URL is set, but migrate-build was built without its `postgres` feature, so it cannot replay the migrations on that server",
+        )
+        .hint("add features = [\"postgres\"] to migrate-build in [build-dependencies], or unset MIGRATE_CHECK_DATABASE_URL"),
+    ]
+}
+
+/// A runtime error of the server replay as a problem at its file and line.
+#[cfg(feature = "postgres")]
+pub(crate) fn sql_problem(e: migrate_runtime::Error) -> Problem {
+    to_problem(e, Path::new("."), &Config::default())
 }
 
 /// The schema after each migration, replayed up only through the real

@@ -458,6 +458,8 @@ fn sql_advice(code: Option<SqliteCode>, message: &str) -> &'static str {
         hint
     } else if message.contains(UNCHECKABLE_ATTACH) {
         "attach by a plain file name (ATTACH 'side.db' AS side): the replay attaches it in memory, the app opens the file"
+    } else if message.contains("Migrator::table_lock_timeout") {
+        "another transaction holds a lock this migration needs (a long query on the table?): run it when the table is quiet, or allow more time or tries"
     } else if message.contains("VACUUM") {
         "mark the script `-- migrate:no-transaction` at its top"
     } else if message.contains("within a transaction") || message.contains("no transaction is active") {

@@ -104,6 +104,7 @@ pub struct Migrator<'m> {
     pub(crate) lock_timeout: Duration,
     pub(crate) schema: Option<String>,
     pub(crate) lock: Lock,
+    pub(crate) table_lock_timeout: Option<(Duration, u32)>,
     #[cfg(feature = "rusqlite")]
     pub(crate) drift: DriftPolicy,
     #[cfg(feature = "rusqlite")]
@@ -130,6 +131,7 @@ impl fmt::Debug for Migrator<'_> {
         d.field("drift", &self.drift).field("ignore", &self.ignore);
         d.field("schema", &self.schema)
             .field("lock", &self.lock)
+            .field("table_lock_timeout", &self.table_lock_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +149,7 @@ impl<'m> Migrator<'m> {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             schema: None,
             lock: Lock::Advisory,
+            table_lock_timeout: None,
             #[cfg(feature = "rusqlite")]
             drift: DriftPolicy::default(),
             #[cfg(feature = "rusqlite")]
@@ -305,6 +308,20 @@ impl<'m> Migrator<'m> {
         }
     }
 
+    /// PostgreSQL: how long each migration's statements wait for a lock on
+    /// a table (the server's `lock_timeout`, set for the migration only),
+    /// and how many more times a migration that timed out is tried, after a
+    /// pause, before it fails. Without it (the default) a migration waits
+    /// as long as the connection's `lock_timeout` says (for ever, by
+    /// default): an `ALTER TABLE` queued behind a long query then blocks
+    /// every other query on that table too. A timeout that remains is an
+    /// [`Error::Sql`] saying so. SQLite refuses it.
+    #[must_use]
+    pub fn table_lock_timeout(mut self, timeout: Duration, retries: u32) -> Self {
+        self.table_lock_timeout = Some((timeout, retries));
+        self
+    }
+
     /// Calls `observer` as migrations start and finish, for progress output.
     #[must_use]
     pub fn on_event(mut self, observer: impl Fn(&Event<'_>) + 'm) -> Self {
@@ -408,6 +425,12 @@ impl<'m> Migrator<'m> {
             return Err(Error::Unsupported {
                 what: format!("schema `{schema}` (Migrator::schema) on SQLite"),
                 instead: "SQLite has no schemas in PostgreSQL's sense; leave it unset for SQLite databases",
+            });
+        }
+        if self.table_lock_timeout.is_some() {
+            return Err(Error::Unsupported {
+                what: "a table lock timeout (Migrator::table_lock_timeout) on SQLite".to_owned(),
+                instead: "SQLite locks the whole database, and waits as long as Migrator::lock_timeout says; leave it unset for SQLite databases",
             });
         }
         if self.lock == Lock::Table {

@@ -237,6 +237,22 @@ migrate-build = {{ path = {build:?} }}
             .expect("run cargo")
     }
 
+    /// [`cargo`](Self::cargo) with environment variables set.
+    pub fn cargo_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let (command, rest) = args.split_first().expect("a cargo subcommand");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.arg(command)
+            .arg("--offline")
+            .args(rest)
+            .current_dir(self.path())
+            .env("CARGO_TARGET_DIR", testbox_target())
+            .env_remove("RUSTFLAGS");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        cmd.output().expect("run cargo")
+    }
+
     /// `cargo build`, returning (success, stderr).
     pub fn build(&self) -> (bool, String) {
         let out = self.cargo(&["build", "--quiet"]);

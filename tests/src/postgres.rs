@@ -167,6 +167,41 @@ fn start() -> Result<Server, String> {
         });
     }
     remove_stale_clusters();
+    start_own()
+}
+
+/// A cluster of its own, for a test that stops and starts its server
+/// (the shared one serves the other tests meanwhile): stopped and removed
+/// when dropped, or by the watchdog when the test process dies first.
+#[derive(Debug)]
+pub struct PrivateServer(Server);
+
+impl std::ops::Deref for PrivateServer {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.0
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        if let (Some(dir), Some(pg_ctl)) = (&self.0.dir, &self.0.pg_ctl) {
+            let _ = Command::new("sh").args(["-c", &stop_command(dir, pg_ctl)]).status();
+        }
+    }
+}
+
+/// Starts a [`PrivateServer`] from the machine's PostgreSQL binaries.
+///
+/// # Errors
+///
+/// When the binaries are missing or the cluster does not start.
+pub fn private_server() -> Result<PrivateServer, String> {
+    start_own().map(PrivateServer)
+}
+
+fn start_own() -> Result<Server, String> {
     let bindir = Command::new("pg_config")
         .arg("--bindir")
         .output()

@@ -323,9 +323,27 @@ fn init_path_points_the_dependencies_elsewhere() {
     let ws = tests::workspace_dir();
     ok(&pkg, &["init", "--path", ws.to_str().unwrap()]);
     assert!(pkg.read("Cargo.toml").contains("migrate-build = { path = "));
-    // PostgreSQL URLs are accepted now (the runtime's backend), but not with a password.
+    // A PostgreSQL URL with a password is not written into Cargo.toml.
     let e = fail(&pkg, &["init", "--database", "postgres://alice:s3cret@x/y"]);
     assert!(e.contains("has a password") && !e.contains("s3cret"), "{e}");
+    // A new package with a PostgreSQL database: the runtime's `postgres`
+    // feature, and the PostgreSQL start-up code.
+    let pg = Package::bare();
+    pg.write(
+        "Cargo.toml",
+        "[package]\nname = \"testbox\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[workspace]\n",
+    );
+    let (o, _) = ok(
+        &pg,
+        &["init", "--path", ws.to_str().unwrap(), "--database", "postgres://x/y"],
+    );
+    assert!(
+        o.contains("migrations::migrator().apply_postgres(&mut client)?;"),
+        "{o}"
+    );
+    let manifest = pg.read("Cargo.toml");
+    assert!(manifest.contains("features = [\"postgres\"]"), "{manifest}");
+    assert!(manifest.contains("database = \"postgres://x/y\""), "{manifest}");
 }
 
 #[test]

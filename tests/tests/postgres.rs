@@ -753,6 +753,276 @@ fn pg_cli_status_up_down_redo() {
     );
 }
 
+/// The `main.rs` of a PostgreSQL testbox: applies the generated module to
+/// `DATABASE_URL` and prints the report.
+const PG_MAIN_RS: &str = r#"mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+fn main() {
+    use migrate_runtime::postgres::{Client, NoTls};
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let mut client = Client::connect(&url, NoTls).expect("connect");
+    match migrations::apply(&mut client) {
+        Ok(report) => print!("{report}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+"#;
+
+#[test]
+fn pg_testbox_a_postgres_only_app_is_checked_at_build_time_without_a_server_and_migrates_at_start_up() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::bare();
+    let ws = tests::workspace_dir();
+    pkg.write(
+        "Cargo.toml",
+        format!(
+            r#"[package]
+name = "testbox"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[workspace]
+
+[dependencies]
+migrate-runtime = {{ path = {runtime:?}, default-features = false, features = ["postgres"] }}
+
+[build-dependencies]
+migrate-build = {{ path = {build:?}, features = ["postgres"] }}
+
+[package.metadata.migrate]
+database = "postgres://localhost/app"
+schema = "app"
+"#,
+            runtime = ws.join("migrate-runtime").display().to_string(),
+            build = ws.join("migrate-build").display().to_string(),
+        ),
+    );
+    pkg.write(
+        "build.rs",
+        "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::build()?;\n    Ok(())\n}\n",
+    );
+    pkg.write("src/main.rs", PG_MAIN_RS);
+    pkg.write(
+        "migrations/0001_users.up.sql",
+        "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL);\nCREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    RETURN NEW;\nEND;\n$$;\n",
+    );
+    pkg.write(
+        "migrations/0001_users.down.sql",
+        "DROP TABLE users;\nDROP FUNCTION touch();\n",
+    );
+    pkg.write(
+        "migrations/0002_users_email.sql",
+        "-- migrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY users_email ON users (email);\n",
+    );
+    // A dollar quote left open fails the build, with its file and line.
+    pkg.write(
+        "migrations/0003_broken.sql",
+        "SELECT 1;\nDO $body$ BEGIN PERFORM 1; END $bodi$;\n",
+    );
+    let (ok, stderr) = pkg.build();
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("migrations/0003_broken.sql:2: a $$ dollar quote $$ that is never closed"),
+        "{stderr}"
+    );
+    std::fs::remove_file(pkg.path().join("migrations/0003_broken.sql")).unwrap();
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    // PostgreSQL only: the app compiles no SQLite.
+    let tree = pkg.cargo(&["tree", "-e", "normal", "--prefix", "none"]);
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    assert!(tree.contains("postgres v") && !tree.contains("sqlite"), "{tree}");
+    let exe = tests::testbox_target().join("debug").join("testbox");
+    let run = |url: &str| Command::new(&exe).env("DATABASE_URL", url).output().unwrap();
+    let out = run(&db.url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("applied 1 users") && stdout.contains("applied 2 users_email"),
+        "{stdout}"
+    );
+    let mut client = db.client();
+    assert_eq!(versions_in(&mut client, "app._migrations"), [1, 2]);
+    assert_eq!(
+        tables(&mut client, "app"),
+        ["_migrations", "users"],
+        "the config's schema"
+    );
+    let again = run(&db.url);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
+
+    // With a check server, every migration and round trip is replayed in a
+    // scratch database that is dropped afterwards.
+    let server = db.server().url_for("postgres");
+    let check = |pkg: &tests::Package| {
+        let out = pkg.cargo_env(&["build", "--quiet"], &[("MIGRATE_CHECK_DATABASE_URL", &server)]);
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    pkg.write(
+        "migrations/0003_posts.up.sql",
+        "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint NOT NULL);\nCREATE INDEX posts_user ON posts (user_id);\n",
+    );
+    pkg.write("migrations/0003_posts.down.sql", "DROP INDEX posts_user;\n");
+    let (ok, stderr) = check(&pkg);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("migrations/0003_posts.down.sql:1: the down migration does not undo its up: it leaves column app.posts.id bigint NO"),
+        "{stderr}"
+    );
+    pkg.write("migrations/0003_posts.down.sql", "DROP TABLE posts;\n");
+    pkg.write(
+        "migrations/0004_bad.sql",
+        "SELECT 1;\n\nALTER TABLE nope ADD COLUMN x integer;\n",
+    );
+    let (ok, stderr) = check(&pkg);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("migrations/0004_bad.sql:3: up migration 4 `bad` fails: relation \"nope\" does not exist"),
+        "{stderr}"
+    );
+    std::fs::remove_file(pkg.path().join("migrations/0004_bad.sql")).unwrap();
+    let (ok, stderr) = check(&pkg);
+    assert!(ok, "{stderr}");
+    let mut admin = migrate_runtime::postgres::Client::connect(&server, migrate_runtime::postgres::NoTls).unwrap();
+    let left: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'migrate\\_check\\_%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the scratch databases are dropped");
+}
+
+#[test]
+fn pg_no_permission_for_the_tracking_table_or_schema_is_a_clear_error_and_changes_nothing() {
+    let Some(db) = pg_database!() else { return };
+    if db.server().dir.is_none() {
+        // Needs a role of its own on a trust-authenticated server.
+        return;
+    }
+    let role = format!("r_{}", db.name);
+    let mut owner = db.client();
+    owner.batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN")).unwrap();
+    let url = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let mut client = migrate_runtime::postgres::Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+    let ms = [up(1, "a", "CREATE TABLE a (x integer);")];
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Postgres { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("creating the tracking table \"_migrations\": permission denied for schema public (SQLSTATE 42501); the role lacks a privilege"),
+        "{text}"
+    );
+    let err = Migrator::new(&ms)
+        .schema("app")
+        .apply_postgres(&mut client)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("permission denied for database"), "{text}");
+    assert!(tables(&mut owner, "public").is_empty());
+    client.batch_execute("SELECT 1").unwrap();
+    drop(client);
+    owner
+        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
+        .unwrap();
+}
+
+#[test]
+fn pg_cli_renumber_keeps_what_the_database_applied() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::new();
+    pkg.write(
+        "migrations/0001_users.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    pkg.write(
+        "migrations/0002_teams.sql",
+        "CREATE TABLE teams (id bigint PRIMARY KEY);\n",
+    );
+    let (code, _, err) = cli(&pkg, &db.url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    // Another branch's 0002, merged after 0002 was applied.
+    pkg.write(
+        "migrations/0002_add_email.sql",
+        "ALTER TABLE users ADD COLUMN email text;\n",
+    );
+    let (code, _, err) = cli(&pkg, &db.url, &["renumber"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0002 add_email → 0003"), "{err}");
+    let (code, _, err) = cli(&pkg, &db.url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(versions(&mut db.client()), [1, 2, 3]);
+}
+
+#[test]
+fn pg_a_migration_queued_behind_a_long_query_times_out_retries_and_says_so() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let base = [up(1, "t", "CREATE TABLE t (x integer);")];
+    Migrator::new(&base).apply_postgres(&mut client).unwrap();
+    // A long read holds a lock that ALTER TABLE must wait for.
+    let mut reader = db.client();
+    reader.batch_execute("BEGIN; SELECT * FROM t").unwrap();
+    let ms = [
+        base[0].clone(),
+        up(
+            2,
+            "add_y",
+            "CREATE TABLE other (x integer);\nALTER TABLE t ADD COLUMN y integer;\n",
+        ),
+    ];
+    let start = Instant::now();
+    let err = Migrator::new(&ms)
+        .table_lock_timeout(Duration::from_millis(100), 2)
+        .apply_postgres(&mut client)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("migrations/0002_add_y.up.sql:2: up migration 2 `add_y` failed: canceling statement due to lock timeout (SQLSTATE 55P03)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a lock timeout: tried 3 times, waiting 100 ms each time"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("run it when the table is quiet, or allow more time or tries"),
+        "{text}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(versions(&mut client), [1]);
+    assert_eq!(tables(&mut client, "public"), ["_migrations", "t"], "rolled back whole");
+    // The reader finishes during the retries: the migration goes through.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(250));
+        reader.batch_execute("COMMIT").unwrap();
+    });
+    let report = Migrator::new(&ms)
+        .table_lock_timeout(Duration::from_millis(100), 10)
+        .apply_postgres(&mut client)
+        .unwrap();
+    release.join().unwrap();
+    assert_eq!(report.applied().count(), 1);
+    // The connection's own lock_timeout is untouched.
+    let timeout: String = client.query_one("SHOW lock_timeout", &[]).unwrap().get(0);
+    assert_eq!(timeout, "0");
+    let mut sqlite = migrate_runtime::rusqlite::Connection::open_in_memory().unwrap();
+    let err = Migrator::new(&ms)
+        .table_lock_timeout(Duration::from_secs(1), 1)
+        .apply(&mut sqlite)
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+}
+
 fn worker() -> &'static str {
     env!("CARGO_BIN_EXE_migrate-worker")
 }
@@ -850,6 +1120,83 @@ fn pg_eight_processes_in_lock_table_mode_with_a_no_transaction_migration() {
     assert_eq!(applied, ["1", "2", "3", "4", "5", "6"], "each applied exactly once");
     let mut client = db.client();
     assert_eq!(versions_in(&mut client, "app._migrations"), [1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn pg_the_server_stopped_immediately_mid_migration_leaves_each_migration_all_or_nothing() {
+    let Some(db) = pg_database!() else { return };
+    if db.server().dir.is_none() {
+        // MIGRATE_TEST_POSTGRES_URL: not a server to stop.
+        return;
+    }
+    let server = tests::postgres::private_server().expect("a cluster of its own");
+    let url = server.url_for("postgres");
+    let dir = tests::scratch();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    let n = 4u64;
+    for v in 1..=n {
+        std::fs::write(
+            migrations.join(format!("{v:04}_m{v}.sql")),
+            format!("CREATE TABLE t{v} (x integer);\nINSERT INTO t{v} SELECT g FROM generate_series(1, 200000) g;\nCREATE INDEX t{v}_x ON t{v} (x);\n"),
+        )
+        .unwrap();
+    }
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut mid_way = 0;
+    for round in 0..6 {
+        let mut child = Command::new(worker())
+            .arg(&migrations)
+            .args(["--postgres", &url, "--lock-timeout", "30"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50 + next(&mut seed) % 900));
+        assert!(server.stop_immediately(), "round {round}: pg_ctl stop -m immediate");
+        let _ = child.wait();
+        assert!(
+            server.start(),
+            "round {round}: the server starts again (crash recovery)"
+        );
+        let mut client = migrate_runtime::postgres::Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+        let recorded = versions_or_empty(&mut client);
+        let expected: Vec<i64> = (1..=i64::try_from(recorded.len()).unwrap()).collect();
+        assert_eq!(recorded, expected, "round {round}: applied in order without gaps");
+        for v in 1..=n {
+            let exists: bool = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("t{v}")])
+                .unwrap()
+                .get(0);
+            assert_eq!(
+                exists,
+                recorded.contains(&i64::try_from(v).unwrap()),
+                "round {round}: t{v} vs {recorded:?}"
+            );
+            if exists {
+                let rows: i64 = client
+                    .query_one(&format!("SELECT count(*) FROM t{v}"), &[])
+                    .unwrap()
+                    .get(0);
+                assert_eq!(rows, 200_000, "round {round}: t{v} is whole");
+            }
+        }
+        if (1..4).contains(&recorded.len()) {
+            mid_way += 1;
+        }
+        if recorded.len() == 4 {
+            client.batch_execute("DROP TABLE t1, t2, t3, t4, _migrations").unwrap();
+        }
+    }
+    eprintln!("6 immediate stops, {mid_way} mid-way through the migrations");
+    let out = Command::new(worker())
+        .arg(&migrations)
+        .args(["--postgres", &url, "--lock-timeout", "30"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut client = migrate_runtime::postgres::Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+    assert_eq!(versions(&mut client), [1, 2, 3, 4]);
 }
 
 /// A small deterministic generator (no dependency): xorshift.

@@ -629,6 +629,10 @@ fn every_error_display_snapshot() {
         Error::InvalidSet {
             message: "migration 2 `b` comes after 3 `c`; versions must be unique and ascending".into(),
         },
+        Error::Unsupported {
+            what: "schema `app` (Migrator::schema) on SQLite".into(),
+            instead: "SQLite has no schemas in PostgreSQL's sense; leave it unset for SQLite databases",
+        },
     ];
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
     insta::assert_snapshot!("runtime_errors", text.join("\n"));

@@ -199,6 +199,15 @@ fn history(settings: &Settings) -> Result<Option<(String, Vec<Applied>)>> {
     let Some(database) = &settings.database else {
         return Ok(None);
     };
+    let migrator = Migrator::new(&[]).table(&settings.package.config.table);
+    if database.postgres_url().is_some() {
+        let mut migrator = migrator;
+        if let Some(schema) = &settings.package.config.schema {
+            migrator = migrator.schema(schema);
+        }
+        let status = migrator.status_postgres(&mut database.connect()?)?;
+        return Ok(Some((database.shown(), status.unknown)));
+    }
     let Some(opened) = database.open(Mode::ReadOnly, DEFAULT_LOCK_TIMEOUT)? else {
         if database.source == Source::Flag {
             bail!(
@@ -214,9 +223,7 @@ fn history(settings: &Settings) -> Result<Option<(String, Vec<Applied>)>> {
     };
     // With no migrations, every row of the tracking table is "unknown": the
     // whole history, read by the runtime.
-    let status = Migrator::new(&[])
-        .table(&settings.package.config.table)
-        .status(&opened.conn)?;
+    let status = migrator.status(&opened.conn)?;
     Ok(Some((database.shown(), status.unknown)))
 }
 

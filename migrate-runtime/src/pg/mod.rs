@@ -208,6 +208,12 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// A duration in whole milliseconds, at least 1 (PostgreSQL reads
+/// `lock_timeout = 0` as "no timeout").
+fn millis(d: Duration) -> u128 {
+    d.as_millis().max(1)
+}
+
 /// The advisory-lock key of a tracking table: the first 8 bytes of the
 /// SHA-256 of its qualified name, big-endian.
 pub(crate) fn lock_key(qualified: &str) -> i64 {
@@ -231,6 +237,8 @@ pub(crate) struct Postgres<'c> {
     /// INVALID indexes in the migrations' schemas, found by the first
     /// read of the history.
     invalid: Vec<String>,
+    /// [`Migrator::table_lock_timeout`].
+    table_lock: Option<(Duration, u32)>,
     /// The schema, when one is set.
     schema: Option<String>,
     lock: Lock,
@@ -251,6 +259,7 @@ impl<'c> Postgres<'c> {
             lock_table: format!("{prefix}{}", quote(&format!("{}_lock", migrator.table.name))),
             me: String::new(),
             invalid: Vec::new(),
+            table_lock: migrator.table_lock_timeout,
             schema,
             lock: migrator.lock,
             key: None,
@@ -486,18 +495,34 @@ impl<'c> Postgres<'c> {
         // The savepoint is sent with the script (no extra round trip): when
         // the server gives no position, the script is run again from it,
         // one statement at a time, to find the failing one.
-        const SAVEPOINT: &str = "SAVEPOINT migrate_script;\n";
+        let mut prefix = "SAVEPOINT migrate_script;\n".to_owned();
+        if let Some((timeout, _)) = self.table_lock {
+            prefix.push_str(&format!("SET LOCAL lock_timeout = {};\n", millis(timeout)));
+        }
+        let prefix_lines = prefix.matches('\n').count();
         let sql = script.sql();
-        let text = format!("{SAVEPOINT}{sql}");
-        let Err(e) = self.client.batch_execute(&text) else {
-            return Ok(());
+        let text = format!("{prefix}{sql}");
+        let mut tries = 0;
+        let e = loop {
+            tries += 1;
+            match self.client.batch_execute(&text) {
+                Ok(()) => return Ok(()),
+                Err(e) if self.retry_lock_timeout(&e, tries) => {
+                    self.client
+                        .batch_execute("ROLLBACK TO SAVEPOINT migrate_script")
+                        .map_err(pg("rolling back to retry"))?;
+                }
+                Err(e) => break e,
+            }
         };
         let position = e.as_db_error().and_then(|d| match d.position() {
             Some(postgres::error::ErrorPosition::Original(p)) => Some(*p),
             _ => None,
         });
         let line = match position {
-            Some(p) => line_at(&text, split::byte_offset(&text, p)).saturating_sub(1).max(1),
+            Some(p) => line_at(&text, split::byte_offset(&text, p))
+                .saturating_sub(prefix_lines)
+                .max(1),
             None => self.find_failing_line(sql).unwrap_or(1),
         };
         let statement = statements(sql)
@@ -505,13 +530,46 @@ impl<'c> Postgres<'c> {
             .rfind(|s| s.line <= line)
             .map(|s| s.text.to_owned())
             .unwrap_or_default();
-        Err(sql_error(m, direction, script, line, statement, &e, true))
+        let mut error = sql_error(m, direction, script, line, statement, &e, true);
+        self.name_lock_timeout(&mut error, &e, tries);
+        Err(error)
+    }
+
+    /// Whether `e` is a lock timeout to try again after (the `tries`th
+    /// try failed): then pauses first, longer each time.
+    fn retry_lock_timeout(&self, e: &postgres::Error, tries: u32) -> bool {
+        let Some((_, retries)) = self.table_lock else {
+            return false;
+        };
+        if state(e) != Some(sqlstate::LOCK_NOT_AVAILABLE) || tries > retries {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100) * tries.min(20));
+        true
+    }
+
+    /// Says, in a lock timeout's message, how long and how often it waited.
+    fn name_lock_timeout(&self, error: &mut Error, e: &postgres::Error, tries: u32) {
+        if let (Some((timeout, _)), Error::Sql { message, .. }) = (self.table_lock, error)
+            && state(e) == Some(sqlstate::LOCK_NOT_AVAILABLE)
+        {
+            message.push_str(&format!(
+                "; a lock timeout: tried {tries} {}, waiting {} ms each time (Migrator::table_lock_timeout)",
+                if tries == 1 { "time" } else { "times" },
+                millis(timeout)
+            ));
+        }
     }
 
     /// After a failure without a position: back to the savepoint, then one
     /// statement at a time until one fails. Its line.
     fn find_failing_line(&mut self, sql: &str) -> Option<usize> {
         self.client.batch_execute("ROLLBACK TO SAVEPOINT migrate_script").ok()?;
+        if let Some((timeout, _)) = self.table_lock {
+            // Rolled back with the savepoint.
+            let set = format!("SET LOCAL lock_timeout = {}", millis(timeout));
+            self.client.batch_execute(&set).ok()?;
+        }
         statements(sql)
             .into_iter()
             .find(|s| self.client.batch_execute(s.text).is_err())
@@ -587,9 +645,41 @@ impl<'c> Postgres<'c> {
 
     /// Runs `script` one statement at a time, in autocommit.
     fn run_each(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+        let Some((timeout, _)) = self.table_lock else {
+            return self.run_each_statement(m, direction, script);
+        };
+        // Outside a transaction, for the session: set, then restored on
+        // every path.
+        let rows = self
+            .query(&format!(
+                "SELECT current_setting('lock_timeout'), set_config('lock_timeout', '{}', false)",
+                millis(timeout)
+            ))
+            .map_err(pg("setting lock_timeout"))?;
+        let old = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default();
+        let ran = self.run_each_statement(m, direction, script);
+        let restored = self
+            .query(&format!("SELECT set_config('lock_timeout', {}, false)", literal(&old)))
+            .map(drop)
+            .map_err(pg("restoring lock_timeout"));
+        ran.and(restored)
+    }
+
+    fn run_each_statement(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
         let sql = script.sql();
         for Statement { text, line, offset } in statements(sql) {
-            if let Err(e) = self.client.batch_execute(text) {
+            let mut tries = 0;
+            let result = loop {
+                tries += 1;
+                match self.client.batch_execute(text) {
+                    Err(e) if self.retry_lock_timeout(&e, tries) => {}
+                    other => break other,
+                }
+            };
+            if let Err(e) = result {
                 let line = match e.as_db_error().and_then(|d| d.position()) {
                     Some(postgres::error::ErrorPosition::Original(p)) => {
                         line_at(sql, offset + split::byte_offset(text, *p))
@@ -597,6 +687,7 @@ impl<'c> Postgres<'c> {
                     _ => line,
                 };
                 let mut error = sql_error(m, direction, script, line, text.to_owned(), &e, false);
+                self.name_lock_timeout(&mut error, &e, tries);
                 self.name_invalid_indexes(&mut error);
                 return Err(error);
             }

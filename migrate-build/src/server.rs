@@ -1,0 +1,167 @@
+//! The build-time replay of PostgreSQL migrations on a real server
+//! (`MIGRATE_CHECK_DATABASE_URL`, feature `postgres`): every migration up,
+//! and each round trip (up → down → up) compared by the catalog, in a
+//! scratch database that is created for the build and always dropped. A
+//! killed build's scratch database is dropped by a later build.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use migrate_runtime::postgres::{self, Client, NoTls};
+use migrate_runtime::{Migration, Migrator};
+
+use crate::config::Config;
+use crate::problem::Problem;
+
+/// The environment variable that names the check server.
+pub(crate) const VAR: &str = "MIGRATE_CHECK_DATABASE_URL";
+
+/// Scratch databases are named `migrate_check_{epoch seconds}_{pid}`.
+const PREFIX: &str = "migrate_check_";
+
+/// Scratch databases older than this are a killed build's: dropped.
+const STALE_SECS: u64 = 3600;
+
+/// Replays `migrations` on the server at `url`; the problems found.
+pub(crate) fn replay(url: &str, migrations: &[Migration], config: &Config) -> Vec<Problem> {
+    let problem = |message: String| {
+        vec![Problem::error(VAR, 0, message).hint(format!(
+            "check the server named by {VAR}, or unset it to check without a server"
+        ))]
+    };
+    let mut admin = match Client::connect(url, NoTls) {
+        Ok(c) => c,
+        Err(e) => return problem(format!("cannot connect to the check server: {}", cause(&e))),
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    drop_stale(&mut admin, now);
+    let name = format!("{PREFIX}{now}_{}", std::process::id());
+    if let Err(e) = admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")) {
+        return problem(format!("cannot create the scratch database {name}: {}", cause(&e)));
+    }
+    let found = match url.parse::<postgres::Config>() {
+        Ok(mut c) => match c.dbname(&name).connect(NoTls) {
+            Ok(mut scratch) => replay_in(&mut scratch, migrations, config),
+            Err(e) => problem(format!("cannot connect to the scratch database {name}: {}", cause(&e))),
+        },
+        Err(e) => problem(format!("the URL is not valid: {}", cause(&e))),
+    };
+    // Always dropped, whatever happened above.
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+    found
+}
+
+fn cause(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => std::error::Error::source(e).map_or_else(|| e.to_string(), |c| format!("{e}: {c}")),
+    }
+}
+
+/// Drops the scratch databases of builds that ended an hour ago or more
+/// without dropping theirs (killed).
+fn drop_stale(admin: &mut Client, now: u64) {
+    let Ok(rows) = admin.query(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'migrate\\_check\\_%'",
+        &[],
+    ) else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let created = name
+            .strip_prefix(PREFIX)
+            .and_then(|r| r.split('_').next())
+            .and_then(|s| s.parse::<u64>().ok());
+        if created.is_some_and(|t| now.saturating_sub(t) >= STALE_SECS) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }
+    }
+}
+
+fn replay_in(client: &mut Client, migrations: &[Migration], config: &Config) -> Vec<Problem> {
+    let mut migrator = Migrator::new(migrations).table(&config.table);
+    if let Some(schema) = &config.schema {
+        migrator = migrator.schema(schema);
+    }
+    let mut problems = Vec::new();
+    let mut previous = 0;
+    for m in migrations {
+        let before = catalog(client, config);
+        if let Err(e) = migrator.migrate_to_postgres(client, m.version()) {
+            problems.push(crate::validate::sql_problem(e));
+            return problems;
+        }
+        if let Some(down) = m.down() {
+            match migrator.migrate_to_postgres(client, previous) {
+                Err(e) => {
+                    problems.push(crate::validate::sql_problem(e));
+                    return problems;
+                }
+                Ok(_) => {
+                    let after = catalog(client, config);
+                    let missing: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
+                    let left: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
+                    if !missing.is_empty() || !left.is_empty() {
+                        let mut what = Vec::new();
+                        if !left.is_empty() {
+                            what.push(format!("it leaves {}", join(&left)));
+                        }
+                        if !missing.is_empty() {
+                            what.push(format!("it does not give back {}", join(&missing)));
+                        }
+                        problems.push(
+                            Problem::error(
+                                down.file().to_owned(),
+                                1,
+                                format!("the down migration does not undo its up: {}", what.join("; ")),
+                            )
+                            .hint("make the down script restore exactly the schema from before the up"),
+                        );
+                    }
+                }
+            }
+            if let Err(e) = migrator.migrate_to_postgres(client, m.version()) {
+                problems.push(crate::validate::sql_problem(e));
+                return problems;
+            }
+        }
+        previous = m.version();
+    }
+    problems
+}
+
+fn join(lines: &[&String]) -> String {
+    lines.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// The user's schema objects, one line each, sorted: schemas, tables and
+/// views with their columns, indexes, constraints, functions and
+/// procedures, enum and domain types, extensions. Without the tracking
+/// table and its schema.
+fn catalog(client: &mut Client, config: &Config) -> Vec<String> {
+    const SYSTEM: &str = "('pg_catalog', 'information_schema', 'pg_toast')";
+    let sql = format!(
+        "SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname NOT IN {SYSTEM} AND nspname NOT LIKE 'pg\\_%'
+         UNION ALL SELECT format('column %s.%s.%s %s %s %s', table_schema, table_name, column_name, data_type, is_nullable, coalesce(column_default, ''))
+           FROM information_schema.columns WHERE table_schema NOT IN {SYSTEM} AND table_name <> $1
+         UNION ALL SELECT format('index %s.%s', schemaname, indexdef) FROM pg_indexes
+           WHERE schemaname NOT IN {SYSTEM} AND tablename <> $1
+         UNION ALL SELECT format('constraint %s %s %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
+           FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+           WHERE n.nspname NOT IN {SYSTEM} AND c.conrelid <> 0 AND (SELECT relname FROM pg_class WHERE oid = c.conrelid) <> $1
+         UNION ALL SELECT format('routine %s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname NOT IN {SYSTEM} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+         UNION ALL SELECT format('type %s.%s', n.nspname, t.typname) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+           WHERE n.nspname NOT IN {SYSTEM} AND t.typtype IN ('e', 'd')
+         UNION ALL SELECT 'extension ' || extname FROM pg_extension WHERE extname <> 'plpgsql'"
+    );
+    let tracking_schema = config.schema.as_ref().map(|s| format!("schema {s}"));
+    let mut lines: Vec<String> = client
+        .query(&sql, &[&config.table])
+        .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        .unwrap_or_default();
+    lines.retain(|l| Some(l) != tracking_schema.as_ref() && !l.starts_with("schema public"));
+    lines.sort();
+    lines
+}
