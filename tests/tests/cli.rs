@@ -155,6 +155,10 @@ fn new_user_session() {
 
     let (snippet, said) = ok(&pkg, &["init"]);
     assert!(said.contains("created migrations/"), "{said}");
+    assert!(
+        said.contains("created migrations/schema.sql: the schema the migrations make"),
+        "{said}"
+    );
     assert!(said.contains("created build.rs"), "{said}");
     assert!(said.contains("added migrate-runtime to [dependencies]"), "{said}");
     assert!(said.contains("added migrate-build to [build-dependencies]"), "{said}");
@@ -227,6 +231,14 @@ fn new_user_session() {
     assert!(said.contains("rolled back 1 migration in"), "{said}");
     assert!(said.contains("no migration is applied"), "{said}");
     assert_eq!(tables(&db), ["_migrations"]);
+
+    // init turned the schema snapshot on: the build checks it, and
+    // `schema --write` brings it up to date with the new migration.
+    let (built, err) = pkg.build();
+    assert!(!built && err.contains("schema snapshot is stale"), "{err}");
+    let (_, said) = ok(&pkg, &["schema", "--write"]);
+    assert!(said.contains("wrote migrations/schema.sql"), "{said}");
+    assert!(pkg.read("migrations/schema.sql").starts_with("CREATE TABLE users ("));
 
     // The app applies the same migration to its own database.
     let run = pkg.run(&[]);

@@ -796,3 +796,67 @@ fn a_table_renamed_by_hand_is_named_a_likely_rename() {
     assert!(up.contains("\nALTER TABLE cohorts RENAME TO intakes;\n"), "{up}");
     read_only(&pkg, &db, &["diff"], 0);
 }
+
+/// `ignore`, `snapshot` and `drift` in [package.metadata.migrate].
+#[test]
+fn the_config_keys_ignore_snapshot_and_drift() {
+    let (pkg, db) = story();
+    let manifest = pkg.read("Cargo.toml");
+    let config = |extra: &str| {
+        pkg.write(
+            "Cargo.toml",
+            manifest.replace(
+                "database = \"sqlite:dev.db\"\n",
+                &format!("database = \"sqlite:dev.db\"\n{extra}"),
+            ),
+        );
+    };
+    sql(&db, "CREATE TABLE cache_pages (k, v); CREATE TABLE notes (x);");
+    let (o, _) = drift(&pkg, &["diff"]);
+    assert_eq!(
+        o,
+        "table cache_pages added (2 columns)\ntable notes added (1 columns)\n"
+    );
+    config("ignore = [\"cache_*\"]\n");
+    let (o, _) = drift(&pkg, &["diff"]);
+    assert_eq!(o, "table notes added (1 columns)\n", "cache_pages is ignored");
+
+    // drift = "warn": up goes on with warnings; "off": no check at all.
+    pkg.write("migrations/0003_later.up.sql", "CREATE TABLE later (x);\n");
+    pkg.write("migrations/0003_later.down.sql", "DROP TABLE later;\n");
+    fail(&pkg, &["up"]);
+    config("ignore = [\"cache_*\"]\ndrift = \"warn\"\n");
+    let (_, e) = ok(&pkg, &["up"]);
+    assert!(e.contains("warning: drift: table notes added"), "{e}");
+    assert!(
+        e.contains("going on (drift = \"warn\" in [package.metadata.migrate])"),
+        "{e}"
+    );
+    config("ignore = [\"cache_*\"]\ndrift = \"off\"\n");
+    let (_, e) = ok(&pkg, &["down"]);
+    assert!(!e.contains("drift"), "{e}");
+    ok(&pkg, &["up"]);
+
+    // snapshot: schema --write writes what the build compares; --emit keeps it up to date.
+    config("ignore = [\"cache_*\"]\nsnapshot = \"migrations/schema.sql\"\n");
+    let e = fail(&pkg, &["check"]);
+    assert!(e.contains("problem"), "the snapshot is missing: {e}");
+    let (_, e) = ok(&pkg, &["schema", "--write"]);
+    assert!(e.contains("wrote migrations/schema.sql"), "{e}");
+    ok(&pkg, &["check"]);
+    let (printed, _) = ok(&pkg, &["schema"]);
+    assert_eq!(pkg.read("migrations/schema.sql"), printed);
+    let (created, _) = emit(&pkg, &db, &["add notes"]);
+    assert_eq!(
+        created,
+        "migrations/0004_add_notes.up.sql\nmigrations/0004_add_notes.down.sql\nmigrations/schema.sql\n"
+    );
+    assert!(pkg.read("migrations/schema.sql").contains("CREATE TABLE notes (x);"));
+    ok(&pkg, &["check"]);
+    read_only(&pkg, &db, &["diff"], 0);
+
+    // An ignore pattern that is not valid: one line, nothing compared.
+    config("ignore = [\"[x\"]\n");
+    let (_, e) = expect(&pkg, &["diff"], 1);
+    assert!(e.contains("ignore"), "{e}");
+}

@@ -360,13 +360,30 @@ fn emit(
             let _ = std::fs::remove_file(p);
         }
     };
-    let recorded = check_and_record(project, migrator, conn, diff, version, &filter, args);
+    // The schema snapshot, when the package has one, follows the new
+    // migration (the build's check compares it).
+    let snapshot =
+        migrate_build::snapshot_path(&package.dir, &package.config).map(|path| (std::fs::read(&path).ok(), path));
+    let recorded = match &snapshot {
+        Some(_) => super::schema::write_snapshot(package).map(drop),
+        None => Ok(()),
+    }
+    .and_then(|()| check_and_record(project, migrator, conn, diff, version, &filter, args));
     if let Err(e) = recorded {
         remove();
+        if let Some((old, path)) = &snapshot {
+            let _ = match old {
+                Some(text) => std::fs::write(path, text),
+                None => std::fs::remove_file(path),
+            };
+        }
         return Err(e.context("nothing was written or recorded"));
     }
     let mut out = std::io::stdout().lock();
     for path in &paths {
+        writeln!(out, "{}", show(path))?;
+    }
+    if let Some((_, path)) = &snapshot {
         writeln!(out, "{}", show(path))?;
     }
     out.flush()?;

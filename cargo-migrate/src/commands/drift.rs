@@ -12,10 +12,9 @@ use super::Project;
 use crate::messages::{self, warning};
 use crate::package::Package;
 
-/// The config's `ignore` patterns. `migrate_build::Config` has no `ignore`
-/// key yet (the build adds it); until then, none.
-pub(super) fn ignore_patterns(_package: &Package) -> Vec<String> {
-    Vec::new()
+/// The config's `ignore` patterns.
+pub(super) fn ignore_patterns(package: &Package) -> Vec<String> {
+    package.config.ignore.clone()
 }
 
 /// What the comparison leaves out: the tracking table and the `ignore`
@@ -118,6 +117,11 @@ pub(super) fn before_running(
     conn: &Connection,
     allow: bool,
 ) -> Result<()> {
+    let configured = project.package.config.drift;
+    if configured == migrate_build::Drift::Off {
+        return Ok(());
+    }
+    let allow = allow || configured == migrate_build::Drift::Warn;
     let filter = filter(project.package)?;
     let Ok(diff) = migrator.schema_diff(conn, &filter) else {
         return Ok(());
@@ -132,7 +136,14 @@ pub(super) fn before_running(
         for d in sorted(&diff.differences) {
             warning!("drift: {d}");
         }
-        warning!("the database's schema is not what its applied migrations{at} make; going on (--allow-drift)");
+        warning!(
+            "the database's schema is not what its applied migrations{at} make; going on ({})",
+            if configured == migrate_build::Drift::Warn {
+                "drift = \"warn\" in [package.metadata.migrate]"
+            } else {
+                "--allow-drift"
+            }
+        );
         return Ok(());
     }
     let lines: Vec<String> = sorted(&diff.differences).iter().map(ToString::to_string).collect();

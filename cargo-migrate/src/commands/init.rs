@@ -10,7 +10,7 @@ use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
 
 use crate::cli::InitArgs;
 use crate::database::{Database, Source};
-use crate::messages::say;
+use crate::messages::{say, warning};
 use crate::package::{Package, show};
 use crate::settings::Settings;
 
@@ -87,6 +87,13 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
     }
 
     edit.write(&package.manifest)?;
+    if edit
+        .changes
+        .iter()
+        .any(|c| c.starts_with("added [package.metadata.migrate]"))
+    {
+        write_snapshot(package)?;
+    }
     if let Some(root_edit) = &root_edit {
         root_edit.write(&root)?;
     }
@@ -308,7 +315,8 @@ fn edit_manifest(package: &Package, repo: Option<&Path>, database: &str) -> Resu
     } else {
         add_config(&mut doc, package, database)?;
         changes.push(format!(
-            "added [package.metadata.migrate] with database = {database:?}, the database of `cargo migrate` commands"
+            "added [package.metadata.migrate] with database = {database:?}, the database of `cargo migrate` commands, and snapshot = {:?}, the schema file `cargo build` checks",
+            snapshot(package).display().to_string()
         ));
     }
     Ok(ManifestEdit { text, doc, changes })
@@ -353,7 +361,43 @@ fn add_config(doc: &mut DocumentMut, package: &Package, database: &str) -> Resul
     let mut migrate = Table::new();
     migrate.insert("dir", toml_edit::value(package.config.dir.display().to_string()));
     migrate.insert("database", toml_edit::value(database));
+    migrate.insert("snapshot", toml_edit::value(snapshot(package).display().to_string()));
     metadata.insert("migrate", Item::Table(migrate));
+    Ok(())
+}
+
+/// The schema snapshot a new config gets: `schema.sql` in the migrations
+/// directory, relative to the package.
+fn snapshot(package: &Package) -> PathBuf {
+    package.config.dir.join("schema.sql")
+}
+
+/// Writes the schema snapshot of a config `init` just added, unless the
+/// file exists: the schema the migrations make (empty without any), as the
+/// build compares it.
+fn write_snapshot(package: &Package) -> Result<()> {
+    let mut config = package.config.clone();
+    config.snapshot = Some(snapshot(package));
+    let Some(path) = migrate_build::snapshot_path(&package.dir, &config) else {
+        return Ok(());
+    };
+    if path.exists() {
+        say!("{} exists", show(&path));
+        return Ok(());
+    }
+    match migrate_build::schema_snapshot(&package.dir, &config) {
+        Ok(text) => {
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", show(&path)))?;
+            say!(
+                "created {}: the schema the migrations make, which `cargo build` checks; update it with `cargo migrate schema --write` and review it with each migration",
+                show(&path)
+            );
+        }
+        Err(_) => warning!(
+            "did not write {}: the migrations have problems (see `cargo migrate check`); write it with `cargo migrate schema --write` once they are fixed",
+            show(&path)
+        ),
+    }
     Ok(())
 }
 

@@ -56,11 +56,14 @@ impl<'s> Project<'s> {
         match run {
             None => migrator,
             Some(run) => migrator
-                .drift(if run.allow_drift {
-                    migrate_runtime::DriftPolicy::Warn
-                } else {
-                    migrate_runtime::DriftPolicy::Error
-                })
+                .drift(
+                    if run.allow_drift && self.package.config.drift == migrate_build::Drift::Error {
+                        migrate_runtime::DriftPolicy::Warn
+                    } else {
+                        self.package.config.drift.policy()
+                    },
+                )
+                .ignore(&self.package.config.ignore)
                 .allow_out_of_order(run.allow_out_of_order)
                 .allow_unknown(run.allow_unknown)
                 .allow_modified(run.allow_modified)

@@ -5,14 +5,18 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
 use migrate_runtime::model::{self, Model};
 use migrate_runtime::{Migration, Migrator};
 
 use super::drift::filter;
 use crate::cli::{SchemaArgs, SchemaFormat};
 use crate::database::{Database, Mode, Source};
+use crate::messages::{Problems, say};
 use crate::migrations;
+use crate::package::Package;
 use crate::settings::Settings;
 
 /// `schema [--database URL] [--format sql|json|mermaid] [--write]`.
@@ -25,7 +29,12 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
                 "--write writes the schema the migrations make, not a database's; drop --database (`cargo migrate schema --database URL` prints a live database's schema)"
             );
         }
-        bail!("no snapshot configured (help: set snapshot = \"migrations/schema.sql\" in [package.metadata.migrate])");
+        let path = write_snapshot(package)?;
+        say!(
+            "wrote {}: the schema the migrations make, as `cargo build` compares it",
+            crate::package::show(&path)
+        );
+        return Ok(());
     }
     let (conn, source) = match &settings.database_flag {
         Some(url) => {
@@ -71,6 +80,25 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     write!(out, "{text}")?;
     out.flush()?;
-    crate::messages::say!("{source}");
+    say!("{source}");
     Ok(())
+}
+
+/// Writes the schema snapshot (config `snapshot`) with exactly the text the
+/// build compares it with (`migrate_build::schema_snapshot`); returns its path.
+///
+/// # Errors
+///
+/// When no snapshot is configured, the migrations have problems, or the
+/// file cannot be written.
+pub(super) fn write_snapshot(package: &Package) -> Result<PathBuf> {
+    let Some(path) = migrate_build::snapshot_path(&package.dir, &package.config) else {
+        bail!("no snapshot configured (help: set snapshot = \"migrations/schema.sql\" in [package.metadata.migrate])");
+    };
+    let text = migrate_build::schema_snapshot(&package.dir, &package.config).map_err(Problems::in_migrations)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", crate::package::show(parent)))?;
+    }
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", crate::package::show(&path)))?;
+    Ok(path)
 }
