@@ -1,0 +1,185 @@
+//! [`Postgres`] as a [`Backend`]: what the one apply loop asks of a
+//! database.
+
+use super::*;
+
+impl Backend for Postgres<'_> {
+    fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
+        let start = Instant::now();
+        let timeout = migrator.lock_timeout;
+        let mut announced = false;
+        loop {
+            let remaining = timeout.saturating_sub(start.elapsed());
+            let leased = self.lock_once(migrator, remaining, waited, &mut announced)?;
+            if !leased {
+                return Ok(());
+            }
+            // Lock::Table: another live session runs a no-transaction
+            // script under the lease; wait for it to clear.
+            self.rollback()?;
+            if start.elapsed() >= timeout {
+                return Err(Error::Locked {
+                    waited: start.elapsed(),
+                });
+            }
+            let pause = Duration::from_millis(50).min(remaining);
+            std::thread::sleep(pause);
+            *waited = Some(waited.unwrap_or_default() + pause);
+        }
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.in_transaction) {
+            return Ok(());
+        }
+        self.client.batch_execute("COMMIT").map_err(pg("committing"))
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.in_transaction) {
+            return Ok(());
+        }
+        match self.client.batch_execute("ROLLBACK") {
+            // A lost connection has no transaction left to roll back.
+            Err(_) if self.client.is_closed() => Ok(()),
+            other => other.map_err(pg("rolling back")),
+        }
+    }
+
+    fn create_table(&mut self, _migrator: &Migrator<'_>) -> Result<()> {
+        let sql = format!(
+            "{}CREATE TABLE IF NOT EXISTS {} (\n    \
+             version bigint PRIMARY KEY,\n    \
+             name text NOT NULL,\n    \
+             checksum text NOT NULL,\n    \
+             applied_at timestamptz NOT NULL,\n    \
+             duration_ms bigint NOT NULL\n)",
+            self.create_schema_sql(),
+            self.table
+        );
+        self.client
+            .batch_execute(&sql)
+            .map_err(pg(format!("creating the tracking table {}", self.table)))
+    }
+
+    fn summary(&mut self, _migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
+        // Reading the whole history is one round trip too.
+        Ok(None)
+    }
+
+    fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>> {
+        let sql = format!(
+            "SELECT version, name, checksum, \
+             to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), duration_ms \
+             FROM {} ORDER BY version",
+            self.table
+        );
+        // The first read also looks for INVALID indexes, in the same round trip.
+        let first = !self.in_transaction;
+        let sql = if first {
+            format!("{sql};\n{}", self.invalid_indexes_sql())
+        } else {
+            sql
+        };
+        let rows = match self.query_sets(&sql) {
+            Ok(mut sets) => {
+                if first && let Some(invalid) = sets.get_mut(1) {
+                    self.invalid = invalid
+                        .drain(..)
+                        .filter_map(|r| r.into_iter().next().flatten())
+                        .collect();
+                }
+                sets.into_iter().next().unwrap_or_default()
+            }
+            Err(e)
+                if !self.in_transaction
+                    && matches!(
+                        state(&e),
+                        Some(sqlstate::UNDEFINED_TABLE | sqlstate::INVALID_SCHEMA_NAME)
+                    ) =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42703") => {
+                return Err(Error::TrackingTable {
+                    table: migrator.table.name.clone(),
+                    message: message_of(&e),
+                });
+            }
+            Err(e) => return Err(pg(format!("reading the tracking table {}", self.table))(e)),
+        };
+        let shape = |message: String| Error::TrackingTable {
+            table: migrator.table.name.clone(),
+            message,
+        };
+        rows.into_iter()
+            .map(|row| {
+                let [
+                    Some(version),
+                    Some(name),
+                    Some(checksum),
+                    Some(applied_at),
+                    Some(duration),
+                ] = <[Option<String>; 5]>::try_from(row).map_err(|_| shape("a row has the wrong columns".into()))?
+                else {
+                    return Err(shape("a row has a NULL".into()));
+                };
+                let version = version
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&v| v > 0)
+                    .ok_or_else(|| shape(format!("a row has version {version}, but versions start at 1")))?;
+                Ok(Applied {
+                    version,
+                    name,
+                    checksum,
+                    applied_at,
+                    duration_ms: duration.parse().unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+        self.run_whole(m, direction, script)
+    }
+
+    fn run_outside_transaction(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+        waited: &mut Option<Duration>,
+    ) -> Result<()> {
+        if self.lock == Lock::Table {
+            return self.run_under_lease(migrator, m, direction, script, waited);
+        }
+        let key = self.key(migrator)?;
+        // Taken at once: this session holds the transaction-level lock.
+        self.query(&format!("SELECT pg_advisory_lock({key})"))
+            .map_err(pg("taking the session's migration lock"))?;
+        let ran = self
+            .commit()
+            .and_then(|()| self.run_each(m, direction, script))
+            .and_then(|()| self.begin(migrator, waited));
+        let unlocked = self
+            .query(&format!("SELECT pg_advisory_unlock({key})"))
+            .map(drop)
+            .map_err(pg("releasing the session's migration lock"));
+        ran.and(unlocked)
+    }
+
+    fn record(
+        &mut self,
+        _migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        duration: Duration,
+    ) -> Result<()> {
+        let sql = self.record_sql(m, direction, duration);
+        self.client
+            .batch_execute(&sql)
+            .map_err(pg(format!("recording migration {} in {}", m.version(), self.table)))
+    }
+}

@@ -1,0 +1,469 @@
+//! [`Postgres`]'s connection work: locks, the tracking table, running
+//! scripts and reporting their errors.
+
+use super::*;
+
+impl<'c> Postgres<'c> {
+    pub(super) fn new(client: &'c mut Client, migrator: &Migrator<'_>) -> Result<Self> {
+        let schema = migrator.schema.clone();
+        let prefix = schema.as_deref().map(|s| format!("{}.", quote(s))).unwrap_or_default();
+        Ok(Self {
+            client,
+            table: format!("{prefix}{}", quote(&migrator.table.name)),
+            lock_table: format!("{prefix}{}", quote(&format!("{}_lock", migrator.table.name))),
+            me: String::new(),
+            invalid: Vec::new(),
+            table_lock: migrator.table_lock_timeout,
+            schema,
+            lock: migrator.lock,
+            key: None,
+            in_transaction: false,
+            search_path: None,
+        })
+    }
+
+    /// The INVALID indexes in the migrations' schemas (the schema, or the
+    /// connection's `search_path`).
+    pub(super) fn invalid_indexes_sql(&self) -> String {
+        let scope = match &self.schema {
+            Some(schema) => format!("n.nspname = {}", literal(schema)),
+            None => "n.nspname = ANY (current_schemas(false))".to_owned(),
+        };
+        format!(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT i.indisvalid AND {scope} ORDER BY 1"
+        )
+    }
+
+    /// Runs `sql` (several statements) as one simple query, returning the
+    /// rows' text of each statement that returns rows.
+    pub(super) fn query_sets(
+        &mut self,
+        sql: &str,
+    ) -> std::result::Result<Vec<Vec<Vec<Option<String>>>>, postgres::Error> {
+        let mut sets = Vec::new();
+        let mut rows = Vec::new();
+        for message in self.client.simple_query(sql)? {
+            match message {
+                SimpleQueryMessage::Row(row) => {
+                    rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
+                }
+                SimpleQueryMessage::CommandComplete(_) => sets.push(std::mem::take(&mut rows)),
+                _ => {}
+            }
+        }
+        Ok(sets)
+    }
+
+    /// Runs `sql` as one simple query, returning the rows' text.
+    pub(super) fn query(&mut self, sql: &str) -> std::result::Result<Vec<Vec<Option<String>>>, postgres::Error> {
+        let mut rows = Vec::new();
+        for message in self.client.simple_query(sql)? {
+            if let SimpleQueryMessage::Row(row) = message {
+                rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Before the locked part of a run: the schema's `search_path`, and
+    /// the lock table.
+    pub(super) fn enter(&mut self) -> Result<()> {
+        if let Some(schema) = self.schema.clone() {
+            let rows = self.query("SHOW search_path").map_err(pg("reading search_path"))?;
+            let old = rows
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .unwrap_or_default();
+            let new = if old.is_empty() {
+                quote(&schema)
+            } else {
+                format!("{}, {old}", quote(&schema))
+            };
+            self.query(&format!("SELECT set_config('search_path', {}, false)", literal(&new)))
+                .map_err(pg(format!("setting search_path to schema `{schema}`")))?;
+            self.search_path = Some(old);
+        }
+        if self.lock == Lock::Table {
+            self.create_lock_table()?;
+            let rows = self
+                .query(
+                    "SELECT pg_backend_pid()::text || '/' || coalesce((SELECT backend_start::text \
+                     FROM pg_stat_activity WHERE pid = pg_backend_pid()), '')",
+                )
+                .map_err(pg("reading the session's id"))?;
+            self.me = rows
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// After the locked part: no transaction, no session lock, the old
+    /// `search_path`.
+    pub(super) fn leave(&mut self) -> Result<()> {
+        let ended = self.rollback();
+        let restored = match self.search_path.take() {
+            Some(old) => self
+                .query(&format!("SELECT set_config('search_path', {}, false)", literal(&old)))
+                .map(drop)
+                .map_err(pg("restoring search_path")),
+            None => Ok(()),
+        };
+        ended.and(restored)
+    }
+
+    pub(super) fn create_schema_sql(&self) -> String {
+        self.schema
+            .as_deref()
+            .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote(s)))
+            .unwrap_or_default()
+    }
+
+    /// The lock table and its one row, in autocommit. Two processes
+    /// creating it at once can collide in the catalog (`IF NOT EXISTS` is
+    /// not atomic), so that is retried.
+    pub(super) fn create_lock_table(&mut self) -> Result<()> {
+        let sql = format!(
+            "{}CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY, holder text, since timestamptz);\n\
+             INSERT INTO {} (id) VALUES (1) ON CONFLICT (id) DO NOTHING",
+            self.create_schema_sql(),
+            self.lock_table,
+            self.lock_table
+        );
+        let mut tries = 0;
+        loop {
+            match self.query(&sql) {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if tries < 5
+                        && matches!(
+                            state(&e),
+                            Some(sqlstate::UNIQUE_VIOLATION | sqlstate::DUPLICATE_TABLE | sqlstate::DUPLICATE_SCHEMA)
+                        ) =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(pg(format!("creating the lock table {}", self.lock_table))(e)),
+            }
+        }
+    }
+
+    /// The advisory-lock key: from the qualified tracking table, the
+    /// schema being `current_schema()` when none is set.
+    pub(super) fn key(&mut self, migrator: &Migrator<'_>) -> Result<i64> {
+        if let Some(key) = self.key {
+            return Ok(key);
+        }
+        let schema = match &self.schema {
+            Some(s) => s.clone(),
+            None => {
+                let rows = self
+                    .query("SELECT coalesce(current_schema(), 'public')")
+                    .map_err(pg("reading current_schema()"))?;
+                rows.first()
+                    .and_then(|r| r.first().cloned().flatten())
+                    .unwrap_or_default()
+            }
+        };
+        let key = lock_key(&format!("{schema}.{}", migrator.table.name));
+        self.key = Some(key);
+        Ok(key)
+    }
+
+    /// The statement that takes the lock (`wait`: up to lock_timeout;
+    /// else at once or not at all). Its row, when it got the lock: `t`,
+    /// and whether the lease of [`Lock::Table`] is held by another session
+    /// that still exists (`t`/`f`). No row, or `f` first: not got.
+    pub(super) fn lock_sql(&self, key: i64, wait: bool) -> String {
+        match (self.lock, wait) {
+            (Lock::Advisory, false) => format!("SELECT pg_try_advisory_xact_lock({key}), false"),
+            (Lock::Advisory, true) => {
+                format!("SELECT true, false FROM (SELECT pg_advisory_xact_lock({key})) AS locked")
+            }
+            (Lock::Table, wait) => format!(
+                "SELECT true, l.holder IS NOT NULL AND l.holder <> {me} AND EXISTS (\
+                 SELECT 1 FROM pg_stat_activity a WHERE a.pid::text = split_part(l.holder, '/', 1) \
+                 AND (a.backend_start IS NULL OR a.backend_start::text = split_part(l.holder, '/', 2))) \
+                 FROM {table} AS l WHERE l.id = 1 FOR UPDATE OF l{skip}",
+                me = literal(&self.me),
+                table = self.lock_table,
+                skip = if wait { "" } else { " SKIP LOCKED" },
+            ),
+        }
+    }
+
+    /// Begins a transaction and takes the lock in it, waiting up to
+    /// `timeout`. Returns whether the lock table's lease is held by another
+    /// live session (then the caller waits and tries again).
+    pub(super) fn lock_once(
+        &mut self,
+        migrator: &Migrator<'_>,
+        timeout: Duration,
+        waited: &mut Option<Duration>,
+        announced: &mut bool,
+    ) -> Result<bool> {
+        self.rollback()?;
+        let key = self.key(migrator)?;
+        let first = format!(
+            "BEGIN;\nSELECT current_setting('lock_timeout');\n{}",
+            self.lock_sql(key, false)
+        );
+        self.in_transaction = true;
+        let rows = self.query(&first).map_err(pg("starting a transaction"))?;
+        let cell = |rows: &[Vec<Option<String>>], row: usize, col: usize| {
+            rows.get(row).and_then(|r| r.get(col).cloned().flatten())
+        };
+        let old_timeout = cell(&rows, 0, 0).unwrap_or_default();
+        if cell(&rows, 1, 0).as_deref() == Some("t") {
+            return Ok(cell(&rows, 1, 1).as_deref() == Some("t"));
+        }
+        if !std::mem::replace(announced, true) {
+            migrator.notify(Event::Waiting {
+                timeout: migrator.lock_timeout,
+            });
+        }
+        let start = Instant::now();
+        // lock_timeout 0 would mean "wait for ever".
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+        let wait = format!(
+            "SET LOCAL lock_timeout = {ms};\n{};\nSELECT set_config('lock_timeout', {}, true)",
+            self.lock_sql(key, true),
+            literal(&old_timeout)
+        );
+        let result = self.query(&wait);
+        let spent = start.elapsed();
+        *waited = Some(waited.unwrap_or_default() + spent);
+        match result {
+            Ok(rows) => Ok(cell(&rows, 0, 1).as_deref() == Some("t")),
+            Err(e) if state(&e) == Some(sqlstate::LOCK_NOT_AVAILABLE) => {
+                self.rollback()?;
+                Err(Error::Locked { waited: spent })
+            }
+            Err(e) => Err(pg("waiting for the migration lock")(e)),
+        }
+    }
+
+    /// Runs `script` as one query inside the open transaction; on failure,
+    /// names the line.
+    pub(super) fn run_whole(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+        // The savepoint is sent with the script (no extra round trip): when
+        // the server gives no position, the script is run again from it,
+        // one statement at a time, to find the failing one.
+        let mut prefix = "SAVEPOINT migrate_script;\n".to_owned();
+        if let Some((timeout, _)) = self.table_lock {
+            prefix.push_str(&format!("SET LOCAL lock_timeout = {};\n", millis(timeout)));
+        }
+        let prefix_lines = prefix.matches('\n').count();
+        let sql = script.sql();
+        let text = format!("{prefix}{sql}");
+        let mut tries = 0;
+        let e = loop {
+            tries += 1;
+            match self.client.batch_execute(&text) {
+                Ok(()) => return Ok(()),
+                Err(e) if self.retry_lock_timeout(&e, tries) => {
+                    self.client
+                        .batch_execute("ROLLBACK TO SAVEPOINT migrate_script")
+                        .map_err(pg("rolling back to retry"))?;
+                }
+                Err(e) => break e,
+            }
+        };
+        let position = e.as_db_error().and_then(|d| match d.position() {
+            Some(postgres::error::ErrorPosition::Original(p)) => Some(*p),
+            _ => None,
+        });
+        let line = match position {
+            Some(p) => line_at(&text, split::byte_offset(&text, p))
+                .saturating_sub(prefix_lines)
+                .max(1),
+            None => self.find_failing_line(sql).unwrap_or(1),
+        };
+        let statement = statements(sql)
+            .into_iter()
+            .rfind(|s| s.line <= line)
+            .map(|s| s.text.to_owned())
+            .unwrap_or_default();
+        let mut error = sql_error(m, direction, script, line, statement, &e, true);
+        self.name_lock_timeout(&mut error, &e, tries);
+        Err(error)
+    }
+
+    /// Whether `e` is a lock timeout to try again after (the `tries`th
+    /// try failed): then pauses first, longer each time.
+    pub(super) fn retry_lock_timeout(&self, e: &postgres::Error, tries: u32) -> bool {
+        let Some((_, retries)) = self.table_lock else {
+            return false;
+        };
+        if state(e) != Some(sqlstate::LOCK_NOT_AVAILABLE) || tries > retries {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100) * tries.min(20));
+        true
+    }
+
+    /// Says, in a lock timeout's message, how long and how often it waited.
+    pub(super) fn name_lock_timeout(&self, error: &mut Error, e: &postgres::Error, tries: u32) {
+        if let (Some((timeout, _)), Error::Sql { message, .. }) = (self.table_lock, error)
+            && state(e) == Some(sqlstate::LOCK_NOT_AVAILABLE)
+        {
+            message.push_str(&format!(
+                "; a lock timeout: tried {tries} {}, waiting {} ms each time (Migrator::table_lock_timeout)",
+                if tries == 1 { "time" } else { "times" },
+                millis(timeout)
+            ));
+        }
+    }
+
+    /// After a failure without a position: back to the savepoint, then one
+    /// statement at a time until one fails. Its line.
+    pub(super) fn find_failing_line(&mut self, sql: &str) -> Option<usize> {
+        self.client.batch_execute("ROLLBACK TO SAVEPOINT migrate_script").ok()?;
+        if let Some((timeout, _)) = self.table_lock {
+            // Rolled back with the savepoint.
+            let set = format!("SET LOCAL lock_timeout = {}", millis(timeout));
+            self.client.batch_execute(&set).ok()?;
+        }
+        statements(sql)
+            .into_iter()
+            .find(|s| self.client.batch_execute(s.text).is_err())
+            .map(|s| s.line)
+    }
+
+    /// After a statement outside a transaction failed: the INVALID indexes
+    /// it may have left (a failed `CREATE INDEX CONCURRENTLY` does), named
+    /// in the message with what to do.
+    pub(super) fn name_invalid_indexes(&mut self, error: &mut Error) {
+        let Error::Sql { statement, message, .. } = error else {
+            return;
+        };
+        if !statement.to_ascii_uppercase().contains("CONCURRENTLY") {
+            return;
+        }
+        let sql = self.invalid_indexes_sql();
+        let Ok(rows) = self.query(&sql) else {
+            return;
+        };
+        let names: Vec<String> = rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        if !names.is_empty() {
+            message.push_str(&format!(
+                "; it left {} INVALID: drop {} with DROP INDEX CONCURRENTLY before running again",
+                names.join(", "),
+                if names.len() == 1 { "it" } else { "them" }
+            ));
+        }
+    }
+
+    /// [`Lock::Table`]'s way to keep others out while a no-transaction
+    /// script runs: a row lock lasts one transaction, so the lock row
+    /// records this session as the holder of a lease (committed), which
+    /// others wait for as long as this session exists; it is cleared with
+    /// the tracking row, or at once on failure. A killed holder's lease is
+    /// ignored (its session is gone from `pg_stat_activity`).
+    pub(super) fn run_under_lease(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+        waited: &mut Option<Duration>,
+    ) -> Result<()> {
+        let set = format!(
+            "UPDATE {} SET holder = {}, since = now() WHERE id = 1",
+            self.lock_table,
+            literal(&self.me)
+        );
+        self.query(&set).map_err(pg("taking the lock table's lease"))?;
+        let ran = self
+            .commit()
+            .and_then(|()| self.run_each(m, direction, script))
+            .and_then(|()| self.begin(migrator, waited));
+        let clear = format!(
+            "UPDATE {} SET holder = NULL, since = NULL WHERE id = 1 AND holder = {}",
+            self.lock_table,
+            literal(&self.me)
+        );
+        // In the transaction that records the migration, or on its own.
+        if ran.is_err() {
+            let _ = self.rollback();
+        }
+        let cleared = self
+            .query(&clear)
+            .map(drop)
+            .map_err(pg("releasing the lock table's lease"));
+        ran.and(cleared)
+    }
+
+    /// Runs `script` one statement at a time, in autocommit.
+    pub(super) fn run_each(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+        let Some((timeout, _)) = self.table_lock else {
+            return self.run_each_statement(m, direction, script);
+        };
+        // Outside a transaction, for the session: set, then restored on
+        // every path.
+        let rows = self
+            .query(&format!(
+                "SELECT current_setting('lock_timeout'), set_config('lock_timeout', '{}', false)",
+                millis(timeout)
+            ))
+            .map_err(pg("setting lock_timeout"))?;
+        let old = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default();
+        let ran = self.run_each_statement(m, direction, script);
+        let restored = self
+            .query(&format!("SELECT set_config('lock_timeout', {}, false)", literal(&old)))
+            .map(drop)
+            .map_err(pg("restoring lock_timeout"));
+        ran.and(restored)
+    }
+
+    pub(super) fn run_each_statement(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+        let sql = script.sql();
+        for Statement { text, line, offset } in statements(sql) {
+            let mut tries = 0;
+            let result = loop {
+                tries += 1;
+                match self.client.batch_execute(text) {
+                    Err(e) if self.retry_lock_timeout(&e, tries) => {}
+                    other => break other,
+                }
+            };
+            if let Err(e) = result {
+                let line = match e.as_db_error().and_then(|d| d.position()) {
+                    Some(postgres::error::ErrorPosition::Original(p)) => {
+                        line_at(sql, offset + split::byte_offset(text, *p))
+                    }
+                    _ => line,
+                };
+                let mut error = sql_error(m, direction, script, line, text.to_owned(), &e, false);
+                self.name_lock_timeout(&mut error, &e, tries);
+                self.name_invalid_indexes(&mut error);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn record_sql(&self, m: &Migration, direction: Direction, duration: Duration) -> String {
+        match direction {
+            Direction::Up => format!(
+                "INSERT INTO {} (version, name, checksum, applied_at, duration_ms) \
+                 VALUES ({}, {}, '{}', clock_timestamp(), {})",
+                self.table,
+                m.version_i64(),
+                literal(m.name()),
+                m.checksum(),
+                i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+            ),
+            Direction::Down => format!("DELETE FROM {} WHERE version = {}", self.table, m.version_i64()),
+        }
+    }
+}
