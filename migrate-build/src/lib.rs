@@ -357,9 +357,5 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// 1-based line of byte `offset` in `text` (bytes, so that a file that is
-/// not UTF-8 can be pointed into). `migrate_runtime` has its own copy in
-/// `sql.rs`, private to it; this one serves the whole build crate.
-pub(crate) fn line_at(text: &[u8], offset: usize) -> usize {
-    text[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
-}
+/// 1-based line of byte `offset` in `text`: the runtime's line counter.
+pub(crate) use migrate_runtime::line_at_byte as line_at;

@@ -102,6 +102,8 @@ mod scratch;
 #[cfg(feature = "rusqlite")]
 mod session;
 mod sql;
+#[doc(hidden)]
+pub use sql::line_at_byte;
 #[cfg(feature = "rusqlite")]
 mod validate;
 

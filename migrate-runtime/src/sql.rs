@@ -164,8 +164,15 @@ enum Token {
 
 /// 1-based line of byte `offset` in `text`.
 pub(crate) fn line_at(text: &str, offset: usize) -> usize {
-    let offset = offset.min(text.len());
-    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+    line_at_byte(text.as_bytes(), offset)
+}
+
+/// 1-based line of byte `offset` in `bytes` (bytes, so that a file that is
+/// not UTF-8 can be pointed into): the one line counter of the runtime,
+/// the build and the CLI.
+#[doc(hidden)]
+pub fn line_at_byte(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]

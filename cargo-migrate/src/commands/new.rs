@@ -121,10 +121,7 @@ pub fn normalize(raw: &str, dir: &Path) -> Result<String> {
     if name.is_empty() {
         bail!("the name `{raw}` has no letters or digits; give a few words such as \"add email to users\"");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
+    if !migrate_build::file_name::is_name(&name) {
         bail!(
             "the name `{raw}` becomes `{name}`, which has characters other than a-z, 0-9 and _; use ASCII letters and digits"
         );
