@@ -297,18 +297,14 @@ impl Database {
     fn error(&self, e: &rusqlite::Error, lock_timeout: Duration) -> anyhow::Error {
         let from = self.source.describe();
         let shown = self.shown();
-        let hint = match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                return locked(&shown, lock_timeout);
-            }
-            Some(ErrorCode::NotADatabase) => "check the path: is it the right file?",
-            Some(ErrorCode::DatabaseCorrupt) => "the database file is damaged: restore it from a backup",
-            Some(ErrorCode::CannotOpen) => "check that the path names a file and that its directory exists",
-            Some(ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
-                "check the permissions of the file and its directory (SQLite needs to write both)"
-            }
-            _ => "check the path and the file",
-        };
+        let code = e.sqlite_error_code();
+        if matches!(code, Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)) {
+            return locked(&shown, lock_timeout);
+        }
+        // The runtime's one table of hints for SQLite's error codes.
+        let hint = code
+            .and_then(migrate_runtime::Error::hint_for)
+            .unwrap_or("check the path and the file");
         anyhow!("cannot open the database `{shown}` ({from}): {e}; {hint}")
     }
 }
