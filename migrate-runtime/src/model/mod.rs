@@ -509,8 +509,12 @@ impl Model {
         let mut model = Self::default();
         let mut objects = conn
             .prepare(
-                "SELECT s.type, s.name, s.tbl_name, s.sql, coalesce(l.type, ''), coalesce(l.strict, 0), coalesce(l.wr, 0) \
-                 FROM sqlite_schema AS s LEFT JOIN pragma_table_list AS l ON l.schema = 'main' AND l.name = s.name \
+                // `pragma_table_list` once, materialized: joined directly,
+                // SQLite runs the pragma over every table for each row of
+                // the schema, which grows with the square of the tables.
+                "WITH l AS MATERIALIZED (SELECT name, type, strict, wr FROM pragma_table_list WHERE schema = 'main') \
+                 SELECT s.type, s.name, s.tbl_name, s.sql, coalesce(l.type, ''), coalesce(l.strict, 0), coalesce(l.wr, 0) \
+                 FROM sqlite_schema AS s LEFT JOIN l ON l.name = s.name \
                  ORDER BY s.type, s.name",
             )
             .map_err(db_err("reading the schema"))?;
