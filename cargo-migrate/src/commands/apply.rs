@@ -161,27 +161,9 @@ pub fn down(settings: &Settings, args: &DownArgs) -> Result<()> {
     let progress = Progress::new(&project);
     let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
     let status = project.status(&migrator, &conn)?;
-    let applied = applied_versions(&status);
-    let Some(&newest) = applied.last() else {
-        say!("nothing to roll back: no migration is applied");
+    let Some(target) = down_target(&project, &status, args)? else {
         return Ok(());
     };
-    let target = match (args.to, args.steps) {
-        (Some(to), _) if to > newest => bail!(
-            "the database is at version {}; --to {to} is above it: `down` only rolls back; to apply, run `cargo migrate up --to {to}`",
-            project.version(newest)
-        ),
-        (Some(to), _) => to,
-        (None, steps) => {
-            let steps = usize::try_from(steps.unwrap_or(1)).unwrap_or(usize::MAX);
-            applied.len().checked_sub(steps + 1).map_or(0, |i| applied[i])
-        }
-    };
-    if target == newest {
-        say!("nothing to roll back: {}", project.describe(newest));
-        return Ok(());
-    }
-    project.refuse_missing_files(&status, target)?;
     drift::before_running(&project, &migrator, &conn, args.run.allow_drift)?;
     let report = progress.finish(migrator.migrate_to(&mut conn, target))?;
     let now = project.describe(project.top(&migrator, &conn)?);
@@ -280,4 +262,37 @@ fn known_target(migrations: &[Migration], target: u64) -> Result<()> {
 
 pub(super) fn total(report: &Report) -> Duration {
     report.steps.iter().map(|s| s.duration).sum()
+}
+
+/// Where `down` goes from `status`: `--to V`, or `--steps N` (1) applied
+/// migrations back; `None`, said, when there is nothing to roll back.
+/// Refuses when a migration to roll back has no files on disk. Shared by
+/// both backends.
+pub(super) fn down_target(
+    project: &Project<'_>,
+    status: &migrate_runtime::Status<'_>,
+    args: &DownArgs,
+) -> Result<Option<u64>> {
+    let applied = applied_versions(status);
+    let Some(&newest) = applied.last() else {
+        say!("nothing to roll back: no migration is applied");
+        return Ok(None);
+    };
+    let target = match (args.to, args.steps) {
+        (Some(to), _) if to > newest => bail!(
+            "the database is at version {}; --to {to} is above it: `down` only rolls back; to apply, run `cargo migrate up --to {to}`",
+            project.version(newest)
+        ),
+        (Some(to), _) => to,
+        (None, steps) => {
+            let steps = usize::try_from(steps.unwrap_or(1)).unwrap_or(usize::MAX);
+            applied.len().checked_sub(steps + 1).map_or(0, |i| applied[i])
+        }
+    };
+    if target == newest {
+        say!("nothing to roll back: {}", project.describe(newest));
+        return Ok(None);
+    }
+    project.refuse_missing_files(status, target)?;
+    Ok(Some(target))
 }

@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use migrate_runtime::postgres::Client;
 use migrate_runtime::{Migrator, State, Status};
 
-use super::apply::{only_up, total};
+use super::apply::{down_target, only_up, total};
 use super::{Progress, Project, applied_versions, runtime_error};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
 use crate::messages::{count, note, say};
@@ -105,27 +105,9 @@ pub(super) fn down(project: &Project<'_>, args: &DownArgs) -> Result<()> {
     let status = migrator
         .status_postgres(&mut client)
         .map_err(|e| runtime_error(e, project))?;
-    let applied = applied_versions(&status);
-    let Some(&newest) = applied.last() else {
-        say!("nothing to roll back: no migration is applied");
+    let Some(target) = down_target(project, &status, args)? else {
         return Ok(());
     };
-    let target = match (args.to, args.steps) {
-        (Some(to), _) if to > newest => bail!(
-            "the database is at version {}; --to {to} is above it: `down` only rolls back; to apply, run `cargo migrate up --to {to}`",
-            project.version(newest)
-        ),
-        (Some(to), _) => to,
-        (None, steps) => {
-            let steps = usize::try_from(steps.unwrap_or(1)).unwrap_or(usize::MAX);
-            applied.len().checked_sub(steps + 1).map_or(0, |i| applied[i])
-        }
-    };
-    if target == newest {
-        say!("nothing to roll back: {}", project.describe(newest));
-        return Ok(());
-    }
-    project.refuse_missing_files(&status, target)?;
     let report = progress.finish(migrator.migrate_to_postgres(&mut client, target))?;
     let now = project.describe(top(project, &migrator, &mut client)?);
     say!(

@@ -219,18 +219,7 @@ pub(super) fn table_items(sql: &str) -> Option<(Range<usize>, Vec<Range<usize>>)
     while i < b.len() {
         match b[i] {
             b'\'' | b'"' | b'`' | b'[' => {
-                let close = if b[i] == b'[' { b']' } else { b[i] };
-                i += 1;
-                while i < b.len() {
-                    if b[i] == close {
-                        if close != b']' && b.get(i + 1) == Some(&close) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
+                i = migrate_runtime::model::closing_quote(b, i);
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
                 while i < b.len() && b[i] != b'\n' {

@@ -37,6 +37,8 @@ mod tests;
 
 pub use diff::{Change, Difference, Object};
 use diff::{column_facts, fk_facts, index_facts};
+#[doc(hidden)]
+pub use parse::closing_quote;
 pub use parse::normalize;
 use parse::{Definition, parse_index, parse_table};
 use read::read_table;

@@ -60,19 +60,8 @@ pub(super) fn tokens(sql: &str) -> Vec<Tok> {
             }
             i = (i + 2).min(b.len());
         } else if matches!(c, b'\'' | b'"' | b'`' | b'[') {
-            let close = if c == b'[' { b']' } else { c };
             let from = i;
-            i += 1;
-            while i < b.len() {
-                if b[i] == close {
-                    if close != b']' && b.get(i + 1) == Some(&close) {
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                i += 1;
-            }
+            i = closing_quote(b, i);
             let end = (i + 1).min(b.len());
             let inner = &sql[from + 1..i.min(b.len())];
             i = end;
@@ -180,19 +169,8 @@ pub(super) fn normalize_into(sql: &str, out: &mut String) {
             }
         };
         if matches!(c, b'\'' | b'"' | b'`' | b'[') {
-            let close = if c == b'[' { b']' } else { c };
             let from = i;
-            i += 1;
-            while i < b.len() {
-                if b[i] == close {
-                    if close != b']' && b.get(i + 1) == Some(&close) {
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                i += 1;
-            }
+            i = closing_quote(b, i);
             let end = (i + 1).min(b.len());
             let inner = &sql[from + 1..i.min(b.len())];
             i = end;
@@ -464,4 +442,25 @@ pub(super) fn parse_index(sql: &str) -> IndexDefinition {
         .filter(|t| t.is_word("where"))
         .map(|_| normalize_toks(&toks[close + 2..]));
     IndexDefinition { expressions, partial }
+}
+
+/// The index of the quote that closes the quoted text opening at `open` (a
+/// string `'…'`, a name `"…"`, `` `…` `` or `[…]`; a doubled quote inside
+/// is part of the text), or `b.len()` when it is not closed. The one
+/// quote scanner of the model and the CLI's SQL generation.
+#[doc(hidden)]
+pub fn closing_quote(b: &[u8], open: usize) -> usize {
+    let close = if b[open] == b'[' { b']' } else { b[open] };
+    let mut i = open + 1;
+    while i < b.len() {
+        if b[i] == close {
+            if close != b']' && b.get(i + 1) == Some(&close) {
+                i += 2;
+                continue;
+            }
+            break;
+        }
+        i += 1;
+    }
+    i
 }
