@@ -325,9 +325,39 @@ impl Database {
     /// A server that cannot be reached, a wrong password, a database that
     /// does not exist: each with what to do.
     pub fn connect(&self) -> Result<migrate_runtime::postgres::Client> {
-        use migrate_runtime::postgres::{Client, NoTls};
+        self.connect_with(&self.postgres_config()?)
+    }
+
+    /// The PostgreSQL connection settings: the URL's, with what it leaves
+    /// out taken from the `PG*` environment variables as libpq reads them
+    /// (see `crate::postgres_env`).
+    ///
+    /// # Errors
+    ///
+    /// A URL the driver rejects (already refused by [`Database::parse`]).
+    pub fn postgres_config(&self) -> Result<migrate_runtime::postgres::Config> {
         let url = self.postgres_url().unwrap_or_default();
-        Client::connect(url, NoTls).map_err(|e| {
+        let env = |name: &str| std::env::var(name).ok();
+        let mut config: migrate_runtime::postgres::Config =
+            crate::postgres_env::url_with_env_port(url, env)?
+                .parse()
+                .map_err(|e| anyhow!("the database URL `{}` is not a valid PostgreSQL URL: {e}", self.shown()))?;
+        crate::postgres_env::fill(&mut config, env)?;
+        Ok(config)
+    }
+
+    /// Connects to the PostgreSQL server with `config` (this database's,
+    /// or another database on the same server).
+    ///
+    /// # Errors
+    ///
+    /// As [`Database::connect`].
+    pub fn connect_with(
+        &self,
+        config: &migrate_runtime::postgres::Config,
+    ) -> Result<migrate_runtime::postgres::Client> {
+        use migrate_runtime::postgres::NoTls;
+        config.connect(NoTls).map_err(|e| {
             let hint = match e.as_db_error().map(|d| d.code().code()) {
                 Some("3D000") => "the database does not exist: create it (createdb), or check its name in the URL",
                 Some("28P01" | "28000") => "authentication failed: check the user and the password in the URL",

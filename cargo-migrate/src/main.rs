@@ -21,6 +21,7 @@ mod messages;
 mod migrations;
 mod output;
 mod package;
+mod postgres_env;
 mod settings;
 
 use cli::Cli;

@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod database;
 mod drift;
 mod postgres;
 mod properties;

@@ -9,6 +9,7 @@ use crate::settings::Settings;
 
 mod apply;
 mod check;
+mod dbadmin;
 mod diff;
 mod drift;
 mod init;
@@ -44,6 +45,7 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Redo(args) => apply::redo(settings, args),
         Command::Check => check::run(settings),
         Command::Renumber(args) => renumber::run(settings, args),
+        Command::Database(args) => dbadmin::run(settings, args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }
