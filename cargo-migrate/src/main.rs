@@ -23,6 +23,7 @@ mod output;
 mod package;
 mod postgres_env;
 mod settings;
+mod tls;
 
 use cli::Cli;
 use settings::Settings;

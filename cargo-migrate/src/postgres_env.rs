@@ -3,7 +3,8 @@
 //! `createdb` set `PGHOST`, `PGUSER`, … once, and `cargo migrate
 //! --database postgres://` (or `postgres:///app`) uses them too.
 //!
-//! Which variables, and that a value in the URL wins over the environment:
+//! (`PGSSLMODE` and `PGSSLROOTCERT` are read with the URL's TLS options, in
+//! `crate::tls`.) Which variables, and that a value in the URL wins over the environment:
 //! PostgreSQL 15 documentation, "34.15. Environment Variables"; the password
 //! file's format and lookup: "34.16. The Password File". The defaults when
 //! neither gives a value (the user's login name, a database named after the
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use migrate_runtime::postgres::Config;
-use migrate_runtime::postgres::config::{Host, SslMode, TargetSessionAttrs};
+use migrate_runtime::postgres::config::{Host, TargetSessionAttrs};
 
 /// Fills in what `config` leaves out from the environment (`var` reads a
 /// variable), then libpq's defaults.
@@ -78,14 +79,6 @@ pub fn fill(config: &mut Config, var: impl Fn(&str) -> Option<String>) -> Result
     {
         config.options(&options);
     }
-    if let Some(mode) = var("PGSSLMODE") {
-        // The URL's `sslmode` wins; the driver's default is `prefer`, which
-        // the URL may also have said, so only an unset-looking default is
-        // replaced.
-        if config.get_ssl_mode() == SslMode::Prefer {
-            config.ssl_mode(ssl_mode(&mode)?);
-        }
-    }
     if let Some(attrs) = var("PGTARGETSESSIONATTRS") {
         match attrs.as_str() {
             "any" => config.target_session_attrs(TargetSessionAttrs::Any),
@@ -142,17 +135,6 @@ pub fn url_with_env_port(url: &str, var: impl Fn(&str) -> Option<String>) -> Res
         with_ports.join(","),
         &url[end..]
     ))
-}
-
-fn ssl_mode(mode: &str) -> Result<SslMode> {
-    Ok(match mode {
-        "disable" => SslMode::Disable,
-        "allow" | "prefer" => SslMode::Prefer,
-        "require" => SslMode::Require,
-        other => bail!(
-            "PGSSLMODE=`{other}` is not supported by cargo migrate yet (it connects without TLS: disable, allow and prefer work); unset it, or connect through a local socket or an SSH tunnel"
-        ),
-    })
 }
 
 /// libpq's default host: the unix socket directory when the server's

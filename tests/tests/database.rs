@@ -226,3 +226,133 @@ fn pg_what_the_url_leaves_out_comes_from_the_pg_environment_variables() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("PGPORT=`nope` is not a port number"), "{err}");
 }
+
+/// A certificate authority and a server certificate it signed for
+/// `localhost` only, in PEM: (CA certificate, server certificate, server
+/// key).
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    (ca.pem(), server.pem(), server_key.serialize_pem())
+}
+
+#[test]
+fn pg_tls_require_verify_ca_and_verify_full_against_a_server_that_refuses_plain_connections() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let Some(_shared) = pg_database!() else { return };
+    if _shared.server().dir.is_none() {
+        // MIGRATE_TEST_POSTGRES_URL: not a server we may reconfigure.
+        return;
+    }
+    let server = tests::postgres::private_server().expect("a cluster of its own");
+    let data = server.dir.as_ref().unwrap().join("data");
+    let admin_url = server.url_for("postgres");
+    let mut admin = Client::connect(&admin_url, NoTls).unwrap();
+    admin.batch_execute("CREATE DATABASE tls_app").unwrap();
+
+    // The server's certificate and key (the key readable by the server's
+    // user only, as PostgreSQL requires), TLS on, and plain TCP refused.
+    let (ca, cert, key) = certificates();
+    let owner = std::fs::metadata(&data).unwrap();
+    for (name, text) in [("server.crt", &cert), ("server.key", &key)] {
+        let path = data.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n{rules}"),
+    )
+    .unwrap();
+    admin.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
+    admin.query("SELECT pg_reload_conf()", &[]).unwrap();
+    drop(admin);
+    // The reload is asynchronous: wait until plain connections are refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while Client::connect(&admin_url, NoTls).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not reload its configuration"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let files = tempfile::tempdir().unwrap();
+    let ca_file = files.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let (other_ca, _, _) = certificates();
+    let other_ca_file = files.path().join("other-ca.pem");
+    std::fs::write(&other_ca_file, other_ca).unwrap();
+    let home = files.path().to_str().unwrap();
+    let port = {
+        let config: Config = admin_url.parse().unwrap();
+        config.get_ports()[0]
+    };
+    let url = |host: &str, options: &str| format!("postgres://postgres@{host}:{port}/tls_app?{options}");
+    let pkg = package();
+    let ca_path = ca_file.to_str().unwrap();
+    // HOME without ~/.postgresql/root.crt, so no default root applies.
+    let env = [("HOME", home)];
+
+    // Plain TCP: refused by the server, with the sslmode to use.
+    let (code, _, err) = run(&pkg, &url("127.0.0.1", "sslmode=disable"), &["status"], &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no encryption") && err.contains("add sslmode=require"),
+        "{err}"
+    );
+
+    // prefer (the default) and require: encrypted, unverified.
+    let (code, _, err) = run(&pkg, &url("127.0.0.1", ""), &["status"], &env);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&pkg, &url("127.0.0.1", "sslmode=require"), &["up"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("applied 1 migration"), "{err}");
+
+    // verify-full: the chain and the name.
+    let full = url("localhost", &format!("sslmode=verify-full&sslrootcert={ca_path}"));
+    let (code, _, err) = run(&pkg, &full, &["status"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 applied, 0 pending"), "{err}");
+    // The same through PGSSLMODE and PGSSLROOTCERT.
+    let env_full = [("HOME", home), ("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca_path)];
+    let (code, _, err) = run(&pkg, &url("localhost", ""), &["status"], &env_full);
+    assert_eq!(code, 0, "{err}");
+    // A host the certificate is not for: refused; verify-ca accepts it.
+    let wrong_name = url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca_path}"));
+    let (code, _, err) = run(&pkg, &wrong_name, &["status"], &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("certificate was not accepted"), "{err}");
+    let ca_only = url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca_path}"));
+    let (code, _, err) = run(&pkg, &ca_only, &["status"], &env);
+    assert_eq!(code, 0, "{err}");
+    // Another authority: refused, also by require once roots are given.
+    for mode in ["verify-full", "require"] {
+        let other = url(
+            "localhost",
+            &format!("sslmode={mode}&sslrootcert={}", other_ca_file.display()),
+        );
+        let (code, _, err) = run(&pkg, &other, &["status"], &env);
+        assert_eq!(code, 1, "{mode}: {err}");
+        assert!(err.contains("certificate was not accepted"), "{mode}: {err}");
+    }
+    // verify-full without roots: what to add.
+    let (code, _, err) = run(&pkg, &url("localhost", "sslmode=verify-full"), &["status"], &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("sslmode=verify-full needs the certificate of the authority"),
+        "{err}"
+    );
+}

@@ -12,12 +12,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use migrate_runtime::postgres::Client;
 use migrate_runtime::postgres::config::Host;
-use migrate_runtime::postgres::{Client, Config};
 use migrate_runtime::rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::cli::{DatabaseAction, DatabaseArgs, UpArgs};
-use crate::database::{Database, Location, Mode};
+use crate::database::{Database, Location, Mode, PgConfig};
 use crate::messages::say;
 use crate::settings::Settings;
 
@@ -164,9 +164,9 @@ fn memory_error(action: &str) -> anyhow::Error {
 
 /// The connection settings and the name of the database to create or
 /// drop.
-fn postgres_target(database: &Database) -> Result<(Config, String)> {
+fn postgres_target(database: &Database) -> Result<(PgConfig, String)> {
     let config = database.postgres_config()?;
-    let name = config.get_dbname().map(str::to_owned).ok_or_else(|| {
+    let name = config.config.get_dbname().map(str::to_owned).ok_or_else(|| {
         anyhow!(
             "the database URL `{}` names no database; write postgres://USER@HOST/DATABASE",
             database.shown()
@@ -177,11 +177,11 @@ fn postgres_target(database: &Database) -> Result<(Config, String)> {
 
 /// A connection to the server's maintenance database (`postgres`, else
 /// `template1`, as `createdb` does), never to `name` itself.
-fn admin(database: &Database, config: &Config, name: &str) -> Result<Client> {
+fn admin(database: &Database, config: &PgConfig, name: &str) -> Result<Client> {
     let mut tried = Vec::new();
     for maintenance in ["postgres", "template1"].into_iter().filter(|m| *m != name) {
         let mut admin = config.clone();
-        admin.dbname(maintenance);
+        admin.config.dbname(maintenance);
         match database.connect_with(&admin) {
             Ok(client) => return Ok(client),
             Err(e) => tried.push(e),
@@ -203,8 +203,8 @@ fn exists(admin: &mut Client, name: &str) -> Result<bool> {
 /// The first host of `config` that is not this machine, as shown in
 /// messages; `None` when every host is local (a unix socket, `localhost`,
 /// a loopback address).
-fn remote_host(config: &Config) -> Option<String> {
-    config.get_hosts().iter().find_map(|host| match host {
+fn remote_host(config: &PgConfig) -> Option<String> {
+    config.config.get_hosts().iter().find_map(|host| match host {
         Host::Unix(_) => None,
         Host::Tcp(name) => {
             let local = name == "localhost"
