@@ -4,6 +4,7 @@ mod build;
 mod cli;
 mod database;
 mod drift;
+mod pg_corpus;
 mod postgres;
 mod properties;
 mod readme;
