@@ -359,9 +359,13 @@ impl Database {
     /// As [`Database::connect`].
     pub fn connect_with(&self, pg: &PgConfig) -> Result<migrate_runtime::postgres::Client> {
         use migrate_runtime::postgres::NoTls;
+        // The server's NOTICEs while migrations run reach the progress
+        // lines (`Event::Notice`).
+        let mut config = pg.config.clone();
+        migrate_runtime::forward_notices(&mut config);
         let connected = match pg.tls.connector()? {
-            None => pg.config.connect(NoTls),
-            Some(tls) => pg.config.connect(tls),
+            None => config.connect(NoTls),
+            Some(tls) => config.connect(tls),
         };
         connected.map_err(|e| {
             let db = e.as_db_error();

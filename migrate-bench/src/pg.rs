@@ -122,7 +122,8 @@ impl Fixture {
         let refinery = set
             .iter()
             .map(|m| {
-                refinery::Migration::unapplied(&format!("V{}__{}", m.version, m.name), &m.up).expect("refinery migration")
+                refinery::Migration::unapplied(&format!("V{}__{}", m.version, m.name), &m.up)
+                    .expect("refinery migration")
             })
             .collect();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -239,9 +240,7 @@ impl Fixture {
 /// in one.
 fn floor_apply(client: &mut Client, set: &[Generated], one_transaction: bool) {
     client
-        .batch_execute(
-            "CREATE TABLE floor_migrations (version bigint PRIMARY KEY, name text NOT NULL);",
-        )
+        .batch_execute("CREATE TABLE floor_migrations (version bigint PRIMARY KEY, name text NOT NULL);")
         .expect("floor table");
     if one_transaction {
         client.batch_execute("BEGIN").expect("begin");
@@ -301,7 +300,9 @@ pub mod proxy {
             let counter = count.clone();
             std::thread::spawn(move || {
                 for client in listener.incoming().flatten() {
-                    let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                    let Ok(server) = TcpStream::connect(&upstream) else {
+                        continue;
+                    };
                     let counter = counter.clone();
                     let (client_r, server_w) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
                     std::thread::spawn(move || pipe_counting(client_r, server_w, &counter));

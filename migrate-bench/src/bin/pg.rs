@@ -34,7 +34,11 @@ fn main() -> ExitCode {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         let parsed: Result<(), String> = match arg.as_str() {
             "--n" => value().and_then(|v| {
-                ns = v.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|e| format!("--n: {e}"))?;
+                ns = v
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--n: {e}"))?;
                 Ok(())
             }),
             "--workload" => value().map(|v| workloads = v.split(',').map(str::to_owned).collect()),
@@ -57,8 +61,9 @@ fn main() -> ExitCode {
         }
     };
     let version = {
-        let mut client = migrate_runtime::postgres::Client::connect(&server.url_for("postgres"), migrate_runtime::postgres::NoTls)
-            .expect("connect");
+        let mut client =
+            migrate_runtime::postgres::Client::connect(&server.url_for("postgres"), migrate_runtime::postgres::NoTls)
+                .expect("connect");
         client
             .query_one("SHOW server_version", &[])
             .expect("version")
@@ -125,7 +130,10 @@ fn startup(fixture: &Fixture, n: usize, rounds: usize) {
     let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     let mut ratios: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for round in 0..=rounds {
-        let this: Vec<(Startup, Duration)> = dbs.iter().map(|(who, db)| (*who, fixture.startup(*who, &db.url))).collect();
+        let this: Vec<(Startup, Duration)> = dbs
+            .iter()
+            .map(|(who, db)| (*who, fixture.startup(*who, &db.url)))
+            .collect();
         if round == 0 {
             continue;
         }
@@ -135,8 +143,13 @@ fn startup(fixture: &Fixture, n: usize, rounds: usize) {
             ratios.entry(who.name()).or_default().push(took.as_secs_f64() / floor);
         }
     }
-    println!("### No-op start-up, N = {n} ({rounds} rounds): connect + migrate (nothing pending) + `{}` + close\n", migrate_bench::APP_QUERY);
-    table(Startup::ALL.map(Startup::name).as_slice(), &times, &ratios, |_| Startup::Floor.name());
+    println!(
+        "### No-op start-up, N = {n} ({rounds} rounds): connect + migrate (nothing pending) + `{}` + close\n",
+        migrate_bench::APP_QUERY
+    );
+    table(Startup::ALL.map(Startup::name).as_slice(), &times, &ratios, |_| {
+        Startup::Floor.name()
+    });
 }
 
 fn table(
@@ -152,7 +165,11 @@ fn table(
         let mut r = ratios[name].clone();
         r.sort_by(f64::total_cmp);
         let ratio = r.get(r.len() / 2).copied().unwrap_or(f64::NAN);
-        println!("| {name} | {:.2} ms | {ratio:.2}× | {} |", t.as_secs_f64() * 1e3, floor_of(name));
+        println!(
+            "| {name} | {:.2} ms | {ratio:.2}× | {} |",
+            t.as_secs_f64() * 1e3,
+            floor_of(name)
+        );
     }
     println!();
 }
