@@ -106,6 +106,9 @@ mod sql;
 pub use sql::line_at_byte;
 #[cfg(feature = "rusqlite")]
 mod validate;
+mod previous;
+#[cfg(feature = "rusqlite")]
+mod record;
 
 #[cfg(feature = "rusqlite")]
 pub use drift::{DriftPolicy, SchemaDiff};
@@ -115,6 +118,7 @@ pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
+pub use previous::Previous;
 pub use report::{Entry, Event, Report, State, Status, Step};
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
