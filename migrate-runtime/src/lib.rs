@@ -104,11 +104,11 @@ mod session;
 mod sql;
 #[doc(hidden)]
 pub use sql::line_at_byte;
-#[cfg(feature = "rusqlite")]
-mod validate;
 mod previous;
 #[cfg(feature = "rusqlite")]
 mod record;
+#[cfg(feature = "rusqlite")]
+mod validate;
 
 #[cfg(feature = "rusqlite")]
 pub use drift::{DriftPolicy, SchemaDiff};

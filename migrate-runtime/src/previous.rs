@@ -306,7 +306,9 @@ impl Previous {
                         "its table `schema_migrations` has a `dirty` column: golang-migrate made it, not dbmate; use --from golang-migrate",
                     ));
                 }
-                Ok(versions(texts("SELECT version, NULL FROM schema_migrations ORDER BY version")?))
+                Ok(versions(texts(
+                    "SELECT version, NULL FROM schema_migrations ORDER BY version",
+                )?))
             }
             // golang-migrate/migrate, database/sqlite3/sqlite3.go: `schema_migrations
             // (version uint64, dirty bool)` holding one row, the current version.
@@ -424,9 +426,15 @@ mod tests {
         let h = |v: &[&str]| History::Versions(v.iter().map(|s| (*s).to_owned()).collect());
         assert_eq!(p.resolve(&h(&["20240102", "20240101"]), &imported).unwrap(), [1, 2]);
         let e = p.resolve(&h(&["20240101", "20240103"]), &imported).unwrap_err();
-        assert!(e.to_string().contains("records migration 20240103 but not 20240102"), "{e}");
+        assert!(
+            e.to_string().contains("records migration 20240103 but not 20240102"),
+            "{e}"
+        );
         let e = p.resolve(&h(&["20991231"]), &imported).unwrap_err();
-        assert!(e.to_string().contains("records migration 20991231, which is not among"), "{e}");
+        assert!(
+            e.to_string().contains("records migration 20991231, which is not among"),
+            "{e}"
+        );
         let g = Previous::GolangMigrate;
         assert_eq!(g.resolve(&History::UpTo("20240102".into()), &imported).unwrap(), [1, 2]);
         let r = Previous::RusqliteMigration;

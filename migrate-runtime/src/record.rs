@@ -185,7 +185,9 @@ mod tests {
     }
 
     fn durations(conn: &Connection) -> Vec<(i64, i64)> {
-        let mut stmt = conn.prepare("SELECT version, duration_ms FROM _migrations ORDER BY version").unwrap();
+        let mut stmt = conn
+            .prepare("SELECT version, duration_ms FROM _migrations ORDER BY version")
+            .unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<Result<_, _>>()
@@ -201,7 +203,13 @@ mod tests {
         let m = Migrator::new(&ms);
         assert_eq!(m.record_applied(&mut conn, &[2, 1]).unwrap(), [1, 2]);
         assert_eq!(durations(&conn), [(1, Applied::RECORDED), (2, Applied::RECORDED)]);
-        assert!(m.status(&conn).unwrap().entries[0].applied.as_ref().unwrap().recorded_only());
+        assert!(
+            m.status(&conn).unwrap().entries[0]
+                .applied
+                .as_ref()
+                .unwrap()
+                .recorded_only()
+        );
         let report = m.apply(&mut conn).unwrap();
         assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [3]);
         let rows: i64 = conn.query_row("SELECT count(*) FROM a", [], |r| r.get(0)).unwrap();
@@ -223,7 +231,11 @@ mod tests {
         let e = m.record_applied(&mut conn, &[9]).unwrap_err();
         assert!(matches!(e, Error::UnknownTarget { target: 9, .. }), "{e}");
         let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(tables, 0, "nothing recorded, not even the table");
         // Forced: recorded, and the history says so.

@@ -8,9 +8,11 @@ use crate::cli::Command;
 use crate::settings::Settings;
 
 mod apply;
+mod baseline;
 mod check;
 mod diff;
 mod drift;
+mod import;
 mod init;
 mod list;
 mod new;
@@ -44,6 +46,8 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Redo(args) => apply::redo(settings, args),
         Command::Check => check::run(settings),
         Command::Renumber(args) => renumber::run(settings, args),
+        Command::Import(args) => import::run(settings, args),
+        Command::Baseline(args) => baseline::run(settings, args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }
