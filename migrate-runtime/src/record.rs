@@ -146,7 +146,7 @@ impl Migrator<'_> {
     /// differ and the policy let it through.
     fn check_recorded_schema(&self, conn: &Connection, history: &[Applied], to_record: &[&Migration]) -> Result<bool> {
         if self.drift == DriftPolicy::Off || to_record.is_empty() {
-            return Ok(self.drift == DriftPolicy::Off && !to_record.is_empty());
+            return Ok(false);
         }
         let filter = self.filter()?;
         let mut versions: Vec<u64> = history.iter().map(|a| a.version).collect();

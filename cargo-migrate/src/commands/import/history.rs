@@ -103,7 +103,8 @@ pub(super) fn take_over(
                 say!("  {d}");
             }
             Err(anyhow!(
-                "{db}: its schema is not what migrations 1 to {} make, though {} says they are applied: {} (listed above); nothing was recorded. Make the schema match (or fix the imported migrations), then import again",
+                "{db}: its schema is not what migrations {} to {} make, though {} says they are applied: {} (listed above); nothing was recorded. Make the schema match (or fix the imported migrations), then import again",
+                project.version(1),
                 version.map_or_else(String::new, |v| project.version(v)),
                 tool.name(),
                 count(differences.len(), "difference")
