@@ -101,7 +101,11 @@ fn every_tools_layout_is_imported_in_its_order_and_passes_check() {
         assert_eq!(code, 0, "{tool}: {err}");
         let (downs, down3, no_tx, v2) = expected(tool);
         let mut want: Vec<String> = Vec::new();
-        for (v, name, down) in [(1, "create_users", downs), (2, "add_email", downs), (3, "index_email", down3)] {
+        for (v, name, down) in [
+            (1, "create_users", downs),
+            (2, "add_email", downs),
+            (3, "index_email", down3),
+        ] {
             if down {
                 want.push(format!("000{v}_{name}.down.sql"));
                 want.push(format!("000{v}_{name}.up.sql"));
@@ -113,11 +117,22 @@ fn every_tools_layout_is_imported_in_its_order_and_passes_check() {
         want.sort();
         let dir = pkg.path().join("migrations");
         assert_eq!(files(&dir), want, "{tool}: {err}");
-        assert_eq!(out.lines().count(), want.len(), "{tool}: every file written is printed: {out}");
-        let up3 = if down3 { "0003_index_email.up.sql" } else { "0003_index_email.sql" };
+        assert_eq!(
+            out.lines().count(),
+            want.len(),
+            "{tool}: every file written is printed: {out}"
+        );
+        let up3 = if down3 {
+            "0003_index_email.up.sql"
+        } else {
+            "0003_index_email.sql"
+        };
         let up3 = pkg.read(&format!("migrations/{up3}"));
         assert_eq!(up3.starts_with("-- migrate:no-transaction\n"), no_tx, "{tool}: {up3}");
-        assert!(up3.contains("CREATE INDEX users_email ON users (email);"), "{tool}: {up3}");
+        assert!(
+            up3.contains("CREATE INDEX users_email ON users (email);"),
+            "{tool}: {up3}"
+        );
         assert!(
             !up3.contains("+goose") && !up3.contains("migrate:up") && !up3.contains("-- no-transaction\n"),
             "{tool}: the tool's markers are gone: {up3}"
@@ -159,8 +174,10 @@ fn migrated_by(pkg: &Package, tool: &str, path: &Path) -> Connection {
         };
         conn.execute_batch(&pkg.read(&file)).unwrap();
     }
-    conn.execute_batch("INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com'), ('Grace', 'grace@example.com');")
-        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com'), ('Grace', 'grace@example.com');",
+    )
+    .unwrap();
     let history = match tool {
         // launchbadge/sqlx, sqlx-sqlite/src/migrate.rs (ensure_migrations_table, apply).
         "sqlx" => "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);
@@ -306,7 +323,11 @@ fn a_database_unlike_its_history_is_refused_with_the_differences_and_changes_not
     assert!(err.trim_end().lines().last().unwrap().starts_with("error: "), "{err}");
     let conn = Connection::open(&db).unwrap();
     let ours: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(ours, 0, "no tracking table was left behind");
 }
@@ -353,7 +374,11 @@ fn failed_dirty_and_unknown_histories_are_refused_with_what_to_do() {
         assert_eq!(err.lines().count(), 1, "{tool}: one line: {err}");
         let conn = Connection::open(&db).unwrap();
         let ours: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(ours, 0, "{tool}: nothing recorded");
     }
@@ -369,14 +394,32 @@ fn bad_sources_are_one_line_errors_and_write_nothing() {
     pkg.write("rm2/1-a/up.sql", "CREATE TABLE a (x);\n");
     pkg.write("rm2/3-c/up.sql", "CREATE TABLE c (x);\n");
     let cases: &[(&[&str], &str)] = &[
-        (&["--from", "sqlx", "sx"], "sx/create_users.sql: not in sqlx's layout: expected <version>_<description>.sql"),
-        (&["--from", "dbmate", "dm"], "dm/20240101_a.sql: not in dbmate's layout: expected <version>_<name>.sql with a `-- migrate:up` section"),
-        (&["--from", "golang-migrate", "gm"], "gm/1_a.sql: not in golang-migrate's layout: expected <version>_<title>.up.sql"),
-        (&["--from", "rusqlite-migration", "rm"], "rm/1-a: not in rusqlite_migration's layout: expected a directory <id>-<name>/ holding up.sql"),
+        (
+            &["--from", "sqlx", "sx"],
+            "sx/create_users.sql: not in sqlx's layout: expected <version>_<description>.sql",
+        ),
+        (
+            &["--from", "dbmate", "dm"],
+            "dm/20240101_a.sql: not in dbmate's layout: expected <version>_<name>.sql with a `-- migrate:up` section",
+        ),
+        (
+            &["--from", "golang-migrate", "gm"],
+            "gm/1_a.sql: not in golang-migrate's layout: expected <version>_<title>.up.sql",
+        ),
+        (
+            &["--from", "rusqlite-migration", "rm"],
+            "rm/1-a: not in rusqlite_migration's layout: expected a directory <id>-<name>/ holding up.sql",
+        ),
         (&["--from", "rusqlite-migration", "rm2"], "id 2 is missing"),
-        (&["--from", "diesel", "sx"], "sx holds no diesel migration (only create_users.sql); is --from right?"),
+        (
+            &["--from", "diesel", "sx"],
+            "sx holds no diesel migration (only create_users.sql); is --from right?",
+        ),
         (&["--from", "sqlx", "nowhere"], "nowhere is not a directory"),
-        (&["--from", "sqlx", "migrations"], "is both the sqlx migrations and ours"),
+        (
+            &["--from", "sqlx", "migrations"],
+            "is both the sqlx migrations and ours",
+        ),
     ];
     for (args, says) in cases {
         let (code, out, err) = run(&pkg, &[&["import"], *args].concat());
@@ -384,12 +427,24 @@ fn bad_sources_are_one_line_errors_and_write_nothing() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
         assert!(out.is_empty());
-        assert!(files(&pkg.path().join("migrations")).is_empty(), "{args:?}: nothing written");
+        assert!(
+            files(&pkg.path().join("migrations")).is_empty(),
+            "{args:?}: nothing written"
+        );
     }
     let (code, _, err) = run(&pkg, &["import", "--from", "liquibase", "sx"]);
     assert_eq!(code, 2, "an unknown tool is a usage error: {err}");
-    assert!(err.contains("[possible values: sqlx, diesel, refinery, dbmate, goose, golang-migrate, flyway, rusqlite-migration]"), "{err}");
-    assert_eq!(pkg.read("Cargo.toml").contains("ignore"), false, "the manifest is untouched");
+    assert!(
+        err.contains(
+            "[possible values: sqlx, diesel, refinery, dbmate, goose, golang-migrate, flyway, rusqlite-migration]"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        pkg.read("Cargo.toml").contains("ignore"),
+        false,
+        "the manifest is untouched"
+    );
 
     // A non-empty migrations directory is refused.
     pkg.write("migrations/0001_mine.sql", "CREATE TABLE mine (x);\n");
@@ -400,7 +455,10 @@ fn bad_sources_are_one_line_errors_and_write_nothing() {
     assert_eq!(files(&pkg.path().join("migrations")), ["0001_mine.sql"]);
 
     // PostgreSQL histories: said plainly.
-    let (code, _, err) = run(&pkg, &["import", "--from", "sqlx", "--database", "postgres://u@localhost/db"]);
+    let (code, _, err) = run(
+        &pkg,
+        &["import", "--from", "sqlx", "--database", "postgres://u@localhost/db"],
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("PostgreSQL is not supported yet"), "{err}");
 }
@@ -409,15 +467,33 @@ fn bad_sources_are_one_line_errors_and_write_nothing() {
 fn unconvertible_files_are_listed_and_only_partial_writes_the_rest() {
     let pkg = Package::new();
     copy_dir(&fixture("flyway"), pkg.path());
-    pkg.write("sql/R__users_view.sql", "CREATE VIEW users_view AS SELECT * FROM users;\n");
-    pkg.write("sql/V3__seed.sql", "-- seed\nINSERT INTO users (name) VALUES ('${admin}');\n");
+    pkg.write(
+        "sql/R__users_view.sql",
+        "CREATE VIEW users_view AS SELECT * FROM users;\n",
+    );
+    pkg.write(
+        "sql/V3__seed.sql",
+        "-- seed\nINSERT INTO users (name) VALUES ('${admin}');\n",
+    );
     pkg.write("sql/afterMigrate.sql", "ANALYZE;\n");
     let (code, _, err) = run(&pkg, &["import", "--from", "flyway"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("error: sql/R__users_view.sql: cannot be converted: a repeatable migration"), "{err}");
-    assert!(err.contains("error: sql/V3__seed.sql: cannot be converted: line 2: placeholder ${admin}"), "{err}");
-    assert!(err.contains("error: sql/afterMigrate.sql: cannot be converted: a Flyway callback"), "{err}");
-    assert!(err.contains("3 files of sql cannot be converted (listed above); nothing was written"), "{err}");
+    assert!(
+        err.contains("error: sql/R__users_view.sql: cannot be converted: a repeatable migration"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: sql/V3__seed.sql: cannot be converted: line 2: placeholder ${admin}"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: sql/afterMigrate.sql: cannot be converted: a Flyway callback"),
+        "{err}"
+    );
+    assert!(
+        err.contains("3 files of sql cannot be converted (listed above); nothing was written"),
+        "{err}"
+    );
     assert!(files(&pkg.path().join("migrations")).is_empty());
 
     let (code, _, err) = run(&pkg, &["import", "--from", "flyway", "--partial"]);
@@ -425,14 +501,20 @@ fn unconvertible_files_are_listed_and_only_partial_writes_the_rest() {
     assert!(err.contains("warning: sql/V3__seed.sql: cannot be converted"), "{err}");
     assert!(err.contains("imported 3 flyway migrations"), "{err}");
     let mapping = pkg.read("migrations/imported.toml");
-    assert!(mapping.contains("[[skipped]]\nfile = \"R__users_view.sql\""), "{mapping}");
+    assert!(
+        mapping.contains("[[skipped]]\nfile = \"R__users_view.sql\""),
+        "{mapping}"
+    );
 
     let pkg = Package::new();
     pkg.write("old/V1__a.sql", "CREATE TABLE a (x);\n");
     pkg.write("old/V2__seed.rs", "pub fn migration() -> String { String::new() }\n");
     let (code, _, err) = run(&pkg, &["import", "--from", "refinery", "old"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("old/V2__seed.rs: cannot be converted: a Rust migration"), "{err}");
+    assert!(
+        err.contains("old/V2__seed.rs: cannot be converted: a Rust migration"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -444,11 +526,13 @@ fn a_converted_set_that_fails_check_is_written_and_the_report_says_why() {
     let (code, out, err) = run(&pkg, &["import", "--from", "sqlx", "old"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("migrations/0002_add_email.down.sql:1: down migration 2 `add_email` does not undo its up"),
+        err.contains("error: migrations/0002_add_email.down.sql:1: the down migration does not undo its up: column users.email left behind"),
         "{err}"
     );
     assert!(
-        err.contains("the 3 imported migrations were written, but 1 problem (listed above) fail `cargo migrate check`"),
+        err.contains(
+            "the 3 imported migrations were written, but 2 problems (listed above) fail `cargo migrate check`"
+        ),
         "{err}"
     );
     assert_eq!(out.lines().count(), 7, "{out}");
@@ -469,12 +553,18 @@ fn baseline_records_a_hand_made_database_only_when_its_schema_matches() {
     let (code, _, err) = run(&pkg, &["baseline", "--version", "1", "--database", "sqlite:hand.db"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("  table users: column email added (TEXT)"), "{err}");
-    assert!(err.contains("its schema is not what migrations 0001 to 0001 make"), "{err}");
+    assert!(
+        err.contains("its schema is not what migrations 0001 to 0001 make"),
+        "{err}"
+    );
     assert!(recorded_or_none(&conn).is_empty());
 
     let (code, _, err) = run(&pkg, &["baseline", "--version", "2", "--database", "sqlite:hand.db"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("recorded 2 migrations as applied (0001 to 0002), without running them"), "{err}");
+    assert!(
+        err.contains("recorded 2 migrations as applied (0001 to 0002), without running them"),
+        "{err}"
+    );
     assert_eq!(recorded(&conn), [(1, -1), (2, -1)]);
     let (code, _, err) = run(&pkg, &["baseline", "--version", "2", "--database", "sqlite:hand.db"]);
     assert_eq!(code, 1, "{err}");
@@ -489,7 +579,17 @@ fn baseline_records_a_hand_made_database_only_when_its_schema_matches() {
         .unwrap()
         .execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
         .unwrap();
-    let (code, _, err) = run(&pkg, &["baseline", "--version", "2", "--force", "--database", "sqlite:forced.db"]);
+    let (code, _, err) = run(
+        &pkg,
+        &[
+            "baseline",
+            "--version",
+            "2",
+            "--force",
+            "--database",
+            "sqlite:forced.db",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("warning: table users: column email removed"), "{err}");
     assert!(err.contains("--force recorded them anyway"), "{err}");
@@ -501,7 +601,11 @@ fn baseline_records_a_hand_made_database_only_when_its_schema_matches() {
 
 fn recorded_or_none(conn: &Connection) -> Vec<(i64, i64)> {
     let exists: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     if exists == 0 { Vec::new() } else { recorded(conn) }
 }
