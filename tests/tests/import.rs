@@ -440,11 +440,7 @@ fn bad_sources_are_one_line_errors_and_write_nothing() {
         ),
         "{err}"
     );
-    assert_eq!(
-        pkg.read("Cargo.toml").contains("ignore"),
-        false,
-        "the manifest is untouched"
-    );
+    assert!(!pkg.read("Cargo.toml").contains("ignore"), "the manifest is untouched");
 
     // A non-empty migrations directory is refused.
     pkg.write("migrations/0001_mine.sql", "CREATE TABLE mine (x);\n");

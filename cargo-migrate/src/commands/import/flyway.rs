@@ -64,7 +64,7 @@ struct Versioned {
 pub fn read_dir(dir: &Path) -> Result<Converted> {
     let mut out = Converted::default();
     let mut found: BTreeMap<Vec<u128>, Versioned> = BTreeMap::new();
-    walk(dir, dir, "", &mut out, &mut found)?;
+    walk(dir, "", &mut out, &mut found)?;
     for (_, v) in found {
         let Some((up_file, up_sql, up_nt)) = v.up else {
             let (file, ..) = v.down.unwrap_or_default();
@@ -98,7 +98,7 @@ fn walk(
     for entry in entries(dir)? {
         let shown = format!("{rel}{}", entry.name);
         if entry.is_dir {
-            walk(root, &entry.path, &format!("{shown}/"), out, found)?;
+            walk(&entry.path, &format!("{shown}/"), out, found)?;
             continue;
         }
         if entry.name.ends_with(".conf") {
@@ -174,7 +174,6 @@ fn walk(
                 if kind == 'V' { "versioned" } else { "undo" }
             );
         }
-        let _ = root;
     }
     Ok(())
 }
