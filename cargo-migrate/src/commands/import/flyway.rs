@@ -88,13 +88,7 @@ pub fn read_dir(dir: &Path) -> Result<Converted> {
     Ok(out)
 }
 
-fn walk(
-    root: &Path,
-    dir: &Path,
-    rel: &str,
-    out: &mut Converted,
-    found: &mut BTreeMap<Vec<u128>, Versioned>,
-) -> Result<()> {
+fn walk(dir: &Path, rel: &str, out: &mut Converted, found: &mut BTreeMap<Vec<u128>, Versioned>) -> Result<()> {
     for entry in entries(dir)? {
         let shown = format!("{rel}{}", entry.name);
         if entry.is_dir {
