@@ -34,6 +34,49 @@ pub enum Previous {
     RusqliteMigration,
 }
 
+impl<'m> crate::Migrator<'m> {
+    /// Takes a database's history over from `previous` at the first run:
+    /// when our tracking table is empty and `previous`'s history is not,
+    /// the migrations it applied (mapped to ours through
+    /// [`imported`](Self::imported), which the generated `migrator()` sets
+    /// from `migrations/imported.toml`) are checked against the schema and
+    /// recorded as applied without running them, in the same lock and
+    /// transaction as the [`apply`](Self::apply) that follows; its table
+    /// is left out of the drift check and left untouched. Later runs (our
+    /// table has rows) and new databases (no history of `previous`) are
+    /// not affected. SQLite only: PostgreSQL refuses it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::{Migration, Migrator, Previous, Script, rusqlite::Connection};
+    /// let migrations = [
+    ///     Migration::new(1, "a", Script::new("CREATE TABLE a (x);", "0001_a.sql")),
+    ///     Migration::new(2, "b", Script::new("CREATE TABLE b (y);", "0002_b.sql")),
+    /// ];
+    /// // A database that rusqlite_migration took to its first migration.
+    /// let mut conn = Connection::open_in_memory()?;
+    /// conn.execute_batch("CREATE TABLE a (x); INSERT INTO a VALUES (1); PRAGMA user_version = 1;")?;
+    /// let report = Migrator::new(&migrations).adopt(Previous::RusqliteMigration).apply(&mut conn)?;
+    /// assert_eq!(report.adopted, [1]);
+    /// assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn adopt(mut self, previous: Previous) -> Self {
+        self.previous = Some(previous);
+        self
+    }
+
+    /// The mapping from the previous tool's versions (as it records them)
+    /// to ours, oldest first, for [`adopt`](Self::adopt).
+    #[must_use]
+    pub fn imported(mut self, mapping: &'m [(&'m str, u64)]) -> Self {
+        self.imported = mapping;
+        self
+    }
+}
+
 /// What a tool's tracking table says a database has applied, in that
 /// tool's versions.
 #[derive(Clone, Debug, PartialEq, Eq)]

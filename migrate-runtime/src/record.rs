@@ -100,6 +100,34 @@ impl Migrator<'_> {
         Ok(to_record.iter().map(|m| m.version()).collect())
     }
 
+    /// [`adopt`](Self::adopt), under the lock, in the open transaction:
+    /// when our history is empty, records what the previous tool applied.
+    pub(crate) fn adopt_locked(&self, conn: &Connection, history: &[Applied]) -> Result<Vec<u64>> {
+        let Some(previous) = self.previous else {
+            return Ok(Vec::new());
+        };
+        if !history.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.imported.is_empty() && previous != crate::Previous::RusqliteMigration && previous.read(conn)?.is_some() {
+            return Err(Error::Adopt {
+                tool: previous.name(),
+                message: "this migrator has no mapping of its versions to ours: run `cargo migrate import` (it writes migrations/imported.toml, which the generated migrator() passes to Migrator::imported)".to_owned(),
+            });
+        }
+        let Some(versions) = previous.applied(conn, self.imported)? else {
+            return Ok(Vec::new());
+        };
+        let to_record = self.recordable(history, &versions)?;
+        let forced = self.check_recorded_schema(conn, history, &to_record)?;
+        let duration = if forced { Applied::FORCED } else { Applied::RECORDED };
+        for m in &to_record {
+            self.table
+                .insert(conn, m.version_i64(), m.name(), &m.checksum().to_string(), duration)?;
+        }
+        Ok(versions)
+    }
+
     /// The migrations to record, after the checks that need no schema.
     fn recordable(&self, history: &[Applied], versions: &[u64]) -> Result<Vec<&Migration>> {
         // The history must be one apply would accept.

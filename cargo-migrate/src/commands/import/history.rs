@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use migrate_runtime::{Error, Migrator, Previous};
 
-use super::mapping::Mapping;
+use migrate_build::imported::Imported as Mapping;
 use crate::cli::ImportArgs;
 use crate::commands::{Project, applied_versions, runtime_error};
 use crate::database::{Database, Mode};

@@ -21,13 +21,12 @@ mod flyway;
 mod golang_migrate;
 mod goose;
 mod history;
-mod mapping;
 mod refinery;
 mod rusqlite_migration;
 mod source;
 mod sqlx;
 
-use mapping::Mapping;
+use migrate_build::imported::{self as mapping, Imported as Mapping};
 use source::Converted;
 
 /// The runtime's name for the tool.
@@ -91,7 +90,9 @@ pub fn run(settings: &Settings, args: &ImportArgs) -> Result<()> {
     let mapping_path = dir.join(mapping::FILE);
     let mapping = match &database {
         Some(_) if mapping_path.is_file() => {
-            let mapping = Mapping::read(&mapping_path)?;
+            let mapping = Mapping::read(&dir, &package.dir)
+                .map_err(Problems::in_migrations)?
+                .with_context(|| format!("{} vanished", show(&mapping_path)))?;
             if mapping.from != tool.name() {
                 bail!(
                     "{}: the migrations were imported from {}, not {}; pass --from {}",
@@ -117,12 +118,7 @@ pub fn run(settings: &Settings, args: &ImportArgs) -> Result<()> {
                 "no {}: taking rusqlite_migration's migration n to be our version n",
                 show(&mapping_path)
             );
-            Mapping {
-                from: tool.name().to_owned(),
-                source: String::new(),
-                migrations: Vec::new(),
-                skipped: Vec::new(),
-            }
+            Mapping::new(tool.name(), "", Vec::new())
         }
         _ => import_files(settings, args, tool)?,
     };
@@ -275,16 +271,12 @@ fn write(package: &Package, tool: Previous, converted: &Converted, source: &str)
     let dir = package.migrations_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", show(&dir)))?;
     let mut written: Vec<PathBuf> = Vec::new();
-    let mut mapping = Mapping {
-        from: tool.name().to_owned(),
-        source: source.to_owned(),
-        migrations: Vec::new(),
-        skipped: converted
-            .unconvertible
-            .iter()
-            .map(|u| (u.file.clone(), u.why.clone()))
-            .collect(),
-    };
+    let mut mapping = Mapping::new(tool.name(), source, Vec::new());
+    mapping.skipped = converted
+        .unconvertible
+        .iter()
+        .map(|u| mapping::Skipped::new(&u.file, &u.why))
+        .collect();
     let result = (|| -> Result<()> {
         for (version, m) in (1u64..).zip(&converted.migrations) {
             let files: Vec<(Kind, &str, bool)> = match &m.down {
@@ -316,12 +308,9 @@ fn write(package: &Package, tool: Previous, converted: &Converted, source: &str)
                 create_new(&path, &text)?;
                 written.push(path);
             }
-            mapping.migrations.push(mapping::Entry {
-                version,
-                name: m.name.clone(),
-                from_version: m.source_version.clone(),
-                files: m.files.clone(),
-            });
+            mapping
+                .migrations
+                .push(mapping::Entry::new(version, &m.name, &m.source_version, m.files.clone()));
         }
         let path = dir.join(mapping::FILE);
         create_new(&path, &mapping.to_toml())?;
