@@ -370,13 +370,19 @@ fn imported(pairs: &[(String, u64)]) -> String {
     if pairs.is_empty() {
         return String::new();
     }
-    let items: Vec<String> = pairs.iter().map(|(from, ours)| format!("({}, {ours})", literal(from))).collect();
+    let items: Vec<String> = pairs
+        .iter()
+        .map(|(from, ours)| format!("({}, {ours})", literal(from)))
+        .collect();
     let lhs = "pub const IMPORTED: &[(&str, u64)] = &";
     let one_line = format!("[{}]", items.join(", "));
     let array = if one_line.len() <= ARRAY_WIDTH && lhs.len() + one_line.len() + 1 <= MAX_WIDTH {
         one_line
     } else {
-        format!("[\n{}]", items.iter().map(|i| format!("    {i},\n")).collect::<String>())
+        format!(
+            "[\n{}]",
+            items.iter().map(|i| format!("    {i},\n")).collect::<String>()
+        )
     };
     format!(
         "/// Which migration of the tool they were imported from each migration is:

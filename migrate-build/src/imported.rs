@@ -105,7 +105,10 @@ impl Imported {
     /// `Previous::applied` and `Migrator::imported` take.
     #[must_use]
     pub fn pairs(&self) -> Vec<(String, u64)> {
-        self.migrations.iter().map(|e| (e.from_version.clone(), e.version)).collect()
+        self.migrations
+            .iter()
+            .map(|e| (e.from_version.clone(), e.version))
+            .collect()
     }
 
     /// The file's text, with a comment saying what it is.
@@ -152,7 +155,11 @@ impl Imported {
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text, &shown).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::new(vec![Problem::error(shown, 0, format!("cannot read it: {e}"))])),
+            Err(e) => Err(Error::new(vec![Problem::error(
+                shown,
+                0,
+                format!("cannot read it: {e}"),
+            )])),
         }
     }
 }

@@ -109,7 +109,8 @@ impl Migrator<'_> {
         if !history.is_empty() {
             return Ok(Vec::new());
         }
-        if self.imported.is_empty() && previous != crate::Previous::RusqliteMigration && previous.read(conn)?.is_some() {
+        if self.imported.is_empty() && previous != crate::Previous::RusqliteMigration && previous.read(conn)?.is_some()
+        {
             return Err(Error::Adopt {
                 tool: previous.name(),
                 message: "this migrator has no mapping of its versions to ours: run `cargo migrate import` (it writes migrations/imported.toml, which the generated migrator() passes to Migrator::imported)".to_owned(),

@@ -1,5 +1,6 @@
 //! End-to-end tests: one test binary, a module per area.
 
+mod adopt;
 mod build;
 mod cli;
 mod drift;

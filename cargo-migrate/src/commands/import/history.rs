@@ -9,13 +9,13 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use migrate_runtime::{Error, Migrator, Previous};
 
-use migrate_build::imported::Imported as Mapping;
 use crate::cli::ImportArgs;
 use crate::commands::{Project, applied_versions, runtime_error};
 use crate::database::{Database, Mode};
 use crate::messages::{count, say};
 use crate::migrations;
 use crate::settings::Settings;
+use migrate_build::imported::Imported as Mapping;
 
 /// Takes over `database`'s history from `tool`.
 pub(super) fn take_over(

@@ -308,9 +308,12 @@ fn write(package: &Package, tool: Previous, converted: &Converted, source: &str)
                 create_new(&path, &text)?;
                 written.push(path);
             }
-            mapping
-                .migrations
-                .push(mapping::Entry::new(version, &m.name, &m.source_version, m.files.clone()));
+            mapping.migrations.push(mapping::Entry::new(
+                version,
+                &m.name,
+                &m.source_version,
+                m.files.clone(),
+            ));
         }
         let path = dir.join(mapping::FILE);
         create_new(&path, &mapping.to_toml())?;

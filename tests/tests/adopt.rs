@@ -1,0 +1,256 @@
+//! Databases migrated by the real tools (refinery and rusqlite_migration,
+//! their crates as dev-dependencies) continued by ours: through the CLI
+//! (`import --database`) and at start-up (`Migrator::adopt`, in a real
+//! app built by cargo), with no migration run twice and the rows intact.
+
+use std::path::Path;
+
+use migrate_runtime::rusqlite::Connection;
+use migrate_runtime::{Migration, Migrator, Previous};
+use tests::{Package, workspace_dir};
+
+mod refinery_fixture {
+    // The fixture, embedded by refinery's own macro as an app using it would.
+    refinery::embed_migrations!("fixtures/import/refinery");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn fixture(tool: &str) -> std::path::PathBuf {
+    workspace_dir().join("tests/fixtures/import").join(tool)
+}
+
+fn run<S: AsRef<std::ffi::OsStr>>(pkg: &Package, args: &[S]) -> (i32, String) {
+    let out = pkg.migrate().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A package with `tool`'s fixture imported.
+fn imported(tool: &str) -> Package {
+    let pkg = Package::new();
+    copy_dir(&fixture(tool), &pkg.path().join("old"));
+    let (code, err) = run(&pkg, &["import", "--from", tool, "old"]);
+    assert_eq!(code, 0, "{err}");
+    pkg
+}
+
+/// Data written while the old tool was in charge.
+fn add_rows(conn: &Connection) {
+    conn.execute_batch(
+        "INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com'), ('Grace', 'grace@example.com');",
+    )
+    .unwrap();
+}
+
+fn rows(conn: &Connection) -> Vec<(i64, String, String)> {
+    let mut stmt = conn.prepare("SELECT id, name, email FROM users ORDER BY id").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn recorded(conn: &Connection) -> Vec<(i64, i64)> {
+    let mut stmt = conn
+        .prepare("SELECT version, duration_ms FROM _migrations ORDER BY version")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A database refinery took to version 2 of the fixture, with rows.
+fn refinery_db(path: &Path) -> Connection {
+    let mut conn = Connection::open(path).unwrap();
+    let report = refinery_fixture::migrations::runner()
+        .set_target(refinery::Target::Version(2))
+        .run(&mut conn)
+        .unwrap();
+    assert_eq!(report.applied_migrations().len(), 2);
+    add_rows(&conn);
+    conn
+}
+
+/// A database rusqlite_migration took to version 2 of the fixture, with rows.
+fn rusqlite_migration_db(path: &Path) -> Connection {
+    let dir = fixture("rusqlite-migration");
+    let sql = |m: &str| -> &'static str { String::leak(std::fs::read_to_string(dir.join(m)).unwrap()) };
+    let migrations = rusqlite_migration::Migrations::new(vec![
+        rusqlite_migration::M::up(sql("01-create_users/up.sql")).down(sql("01-create_users/down.sql")),
+        rusqlite_migration::M::up(sql("02-add_email/up.sql")).down(sql("02-add_email/down.sql")),
+        rusqlite_migration::M::up(sql("03-index_email/up.sql")),
+    ]);
+    let mut conn = Connection::open(path).unwrap();
+    migrations.to_version(&mut conn, 2).unwrap();
+    add_rows(&conn);
+    conn
+}
+
+#[test]
+fn databases_migrated_by_refinery_and_rusqlite_migration_continue_in_the_cli() {
+    for tool in ["refinery", "rusqlite-migration"] {
+        let pkg = imported(tool);
+        let db = pkg.path().join("app.db");
+        let conn = if tool == "refinery" {
+            refinery_db(&db)
+        } else {
+            rusqlite_migration_db(&db)
+        };
+        let before = rows(&conn);
+        let (code, err) = run(&pkg, &["import", "--from", tool, "--database", "sqlite:app.db"]);
+        assert_eq!(code, 0, "{tool}: {err}");
+        assert!(err.contains("recorded 2 migrations as applied"), "{tool}: {err}");
+        assert_eq!(recorded(&conn), [(1, -1), (2, -1)], "{tool}");
+        let (code, err) = run(&pkg, &["up", "--database", "sqlite:app.db"]);
+        assert_eq!(code, 0, "{tool}: {err}");
+        assert!(err.contains("applied 1 migration"), "{tool}: {err}");
+        assert_eq!(rows(&conn), before, "{tool}: rows intact");
+        if tool == "refinery" {
+            let old: i64 = conn
+                .query_row("SELECT count(*) FROM refinery_schema_history", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(old, 2, "refinery's history is left as it was");
+        }
+    }
+}
+
+/// The package's migrations and mapping, as the generated code has them.
+fn load(pkg: &Package) -> (Vec<Migration>, Vec<(String, u64)>) {
+    let config = migrate_build::Config::default();
+    let loaded = migrate_build::load(pkg.path(), &config).unwrap();
+    let mapping = migrate_build::imported::Imported::read(&pkg.path().join("migrations"), pkg.path())
+        .unwrap()
+        .unwrap();
+    (
+        loaded.migrations.iter().map(|f| f.to_migration()).collect(),
+        mapping.pairs(),
+    )
+}
+
+#[test]
+fn adopt_takes_over_at_start_up_in_the_applys_transaction() {
+    for tool in ["refinery", "rusqlite-migration"] {
+        let previous = Previous::ALL.into_iter().find(|p| p.name() == tool).unwrap();
+        let pkg = imported(tool);
+        let (migrations, pairs) = load(&pkg);
+        let mapping: Vec<(&str, u64)> = pairs.iter().map(|(s, v)| (s.as_str(), *v)).collect();
+        let db = pkg.path().join("app.db");
+        let mut conn = if tool == "refinery" {
+            refinery_db(&db)
+        } else {
+            rusqlite_migration_db(&db)
+        };
+        let before = rows(&conn);
+        let migrator = || Migrator::new(&migrations).imported(&mapping).adopt(previous);
+        let report = migrator().apply(&mut conn).unwrap();
+        assert_eq!(report.adopted, [1, 2], "{tool}");
+        assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [3], "{tool}");
+        assert!(
+            report.to_string().contains("took over 2 migrations"),
+            "{tool}: {report}"
+        );
+        assert_eq!(recorded(&conn).len(), 3, "{tool}");
+        assert_eq!(rows(&conn), before, "{tool}: rows intact");
+        assert!(
+            migrator().apply(&mut conn).unwrap().is_empty(),
+            "{tool}: the second start does nothing"
+        );
+
+        // A new database: nothing to take over, everything applies.
+        let mut fresh = Connection::open_in_memory().unwrap();
+        let report = migrator().apply(&mut fresh).unwrap();
+        assert!(report.adopted.is_empty());
+        assert_eq!(report.applied().count(), 3);
+
+        // A database unlike its history: refused before anything runs.
+        let drifted = pkg.path().join("drifted.db");
+        let conn = if tool == "refinery" {
+            refinery_db(&drifted)
+        } else {
+            rusqlite_migration_db(&drifted)
+        };
+        conn.execute_batch("ALTER TABLE users ADD COLUMN cohort TEXT;").unwrap();
+        let mut conn = conn;
+        let e = migrator().apply(&mut conn).unwrap_err().to_string();
+        assert!(e.contains("table users: column cohort added"), "{tool}: {e}");
+        let ours: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(ours, 0, "{tool}: nothing recorded, nothing applied");
+    }
+}
+
+#[test]
+fn a_real_app_adopts_sqlx_history_on_its_first_start() {
+    // The generated migrator() carries imported.toml's mapping; the app
+    // only names the tool.
+    let pkg = Package::new();
+    copy_dir(&fixture("sqlx"), &pkg.path().join("old"));
+    let (code, err) = run(&pkg, &["import", "--from", "sqlx", "old"]);
+    assert_eq!(code, 0, "{err}");
+    pkg.write(
+        "src/main.rs",
+        tests::MAIN_RS.replace(
+            "migrations::apply(&mut conn)",
+            "migrations::migrator().adopt(migrate_runtime::Previous::Sqlx).apply(&mut conn)",
+        ),
+    );
+    let (ok, err) = pkg.build();
+    assert!(ok, "{err}");
+    // As sqlx leaves it (launchbadge/sqlx, sqlx-sqlite/src/migrate.rs).
+    let db = pkg.path().join("app.db");
+    let conn = Connection::open(&db).unwrap();
+    for f in [
+        "migrations/0001_create_users.up.sql",
+        "migrations/0002_add_email.up.sql",
+    ] {
+        conn.execute_batch(&pkg.read(f)).unwrap();
+    }
+    add_rows(&conn);
+    conn.execute_batch(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);
+         INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (20240101120000, 'create users', TRUE, x'01', 3), (20240215093000, 'add email', TRUE, x'02', 2);",
+    )
+    .unwrap();
+    let before = rows(&conn);
+    let out = pkg.run(&["app.db"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("took over 2 migrations"), "{stdout}");
+    assert!(stdout.contains("applied 3 index_email"), "{stdout}");
+    let out = pkg.run(&["app.db"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("nothing to do"), "{stdout}");
+    assert_eq!(rows(&conn), before);
+    assert_eq!(recorded(&conn).iter().map(|(v, _)| *v).collect::<Vec<_>>(), [1, 2, 3]);
+    let generated = std::fs::read_dir(tests::testbox_target().join("debug/build"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&pkg.name()))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("out/migrations.rs")).ok())
+        .next()
+        .unwrap();
+    assert!(
+        generated.contains("pub const IMPORTED: &[(&str, u64)] = &[") && generated.contains(".imported(IMPORTED)"),
+        "{generated}"
+    );
+}
