@@ -130,7 +130,8 @@ pub enum Command {
         applied through migrations/imported.toml (importing SRC first when the directory is empty), \
         checks that the database's schema is exactly what those migrations make, and records them as \
         applied in our tracking table, in one transaction, without running anything. The old \
-        tracking table is left as it was."
+        tracking table is left as it was. Only --database does this: DATABASE_URL and the config's \
+        `database` are not used, so a .env file left by the other tool takes over nothing by surprise."
     )]
     Import(ImportArgs),
     /// Record migrations 1..N as applied in a database made without them, after checking its schema

@@ -81,10 +81,9 @@ pub fn run(settings: &Settings, args: &BaselineArgs) -> Result<()> {
         Ok(recorded) => {
             let forced = drifted.get();
             say!(
-                "{db}: recorded {} as applied ({} to {}), without running them; {}",
+                "{db}: recorded {} as applied ({}), without running them; {}",
                 count(recorded.len(), "migration"),
-                package.version(recorded.first().copied().unwrap_or(0)),
-                package.version(args.version),
+                span(package, recorded.first().copied().unwrap_or(0), args.version),
                 if forced {
                     "its schema differs from what they make (the warnings above): --force recorded them anyway, and the history says so (duration_ms = -2)"
                 } else {
@@ -98,12 +97,29 @@ pub fn run(settings: &Settings, args: &BaselineArgs) -> Result<()> {
                 say!("  {d}");
             }
             Err(anyhow!(
-                "{db}: its schema is not what migrations {} to {} make: {} (listed above); nothing was recorded. Make the schema match, pick the --version it matches, or pass --force to record anyway",
-                package.version(versions.first().copied().unwrap_or(1)),
-                package.version(args.version),
+                "{db}: its schema is not what {}: {} (listed above); nothing was recorded. Make the schema match, pick the --version it matches, or pass --force to record anyway",
+                migrations_make(package, versions.first().copied().unwrap_or(1), args.version),
                 count(differences.len(), "difference")
             ))
         }
         Err(e) => Err(runtime_error(e, &project)),
+    }
+}
+
+/// `0001 to 0003`, or `0001` for one version.
+pub(super) fn span(package: &crate::package::Package, first: u64, last: u64) -> String {
+    if first == last {
+        package.version(first)
+    } else {
+        format!("{} to {}", package.version(first), package.version(last))
+    }
+}
+
+/// `migrations 0001 to 0003 make`, or `migration 0001 makes`.
+pub(super) fn migrations_make(package: &crate::package::Package, first: u64, last: u64) -> String {
+    if first == last {
+        format!("migration {} makes", package.version(first))
+    } else {
+        format!("migrations {} make", span(package, first, last))
     }
 }

@@ -81,12 +81,11 @@ pub(super) fn take_over(
             let last = recorded.last().copied().unwrap_or(0);
             let pending = project.migrations.iter().filter(|m| m.version() > last).count();
             say!(
-                "{db}: took over {}'s history: recorded {} as applied in `{}` ({} to {}), without running them; its schema is what they make. {old} is left as it was",
+                "{db}: took over {}'s history: recorded {} as applied in `{}` ({}), without running them; its schema is what they make. {old} is left as it was",
                 tool.name(),
                 count(recorded.len(), "migration"),
                 package.config.table,
-                package.version(recorded.first().copied().unwrap_or(0)),
-                package.version(last),
+                crate::commands::baseline::span(package, recorded.first().copied().unwrap_or(0), last),
             );
             if pending > 0 {
                 say!(
@@ -103,9 +102,8 @@ pub(super) fn take_over(
                 say!("  {d}");
             }
             Err(anyhow!(
-                "{db}: its schema is not what migrations {} to {} make, though {} says they are applied: {} (listed above); nothing was recorded. Make the schema match (or fix the imported migrations), then import again",
-                project.version(1),
-                version.map_or_else(String::new, |v| project.version(v)),
+                "{db}: its schema is not what {}, though {} says they are applied: {} (listed above); nothing was recorded. Make the schema match (or fix the imported migrations), then import again",
+                crate::commands::baseline::migrations_make(package, 1, version.unwrap_or(1)),
                 tool.name(),
                 count(differences.len(), "difference")
             ))
