@@ -376,7 +376,7 @@ fn imported(pairs: &[(String, u64)]) -> String {
         .collect();
     let lhs = "pub const IMPORTED: &[(&str, u64)] = &";
     let one_line = format!("[{}]", items.join(", "));
-    let array = if one_line.len() <= ARRAY_WIDTH && lhs.len() + one_line.len() + 1 <= MAX_WIDTH {
+    let array = if one_line.len() <= ARRAY_WIDTH && lhs.len() + one_line.len() < MAX_WIDTH {
         one_line
     } else {
         format!(

@@ -7,71 +7,22 @@ use std::path::Path;
 
 use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{Migration, Migrator, Previous};
-use tests::{Package, workspace_dir};
+use tests::Package;
+
+use super::import::{add_rows, copy_dir, fixture, recorded, rows, run, tracking_tables};
 
 mod refinery_fixture {
     // The fixture, embedded by refinery's own macro as an app using it would.
     refinery::embed_migrations!("fixtures/import/refinery");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn fixture(tool: &str) -> std::path::PathBuf {
-    workspace_dir().join("tests/fixtures/import").join(tool)
-}
-
-fn run<S: AsRef<std::ffi::OsStr>>(pkg: &Package, args: &[S]) -> (i32, String) {
-    let out = pkg.migrate().args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// A package with `tool`'s fixture imported.
 fn imported(tool: &str) -> Package {
     let pkg = Package::new();
     copy_dir(&fixture(tool), &pkg.path().join("old"));
-    let (code, err) = run(&pkg, &["import", "--from", tool, "old"]);
+    let (code, _, err) = run(&pkg, &["import", "--from", tool, "old"]);
     assert_eq!(code, 0, "{err}");
     pkg
-}
-
-/// Data written while the old tool was in charge.
-fn add_rows(conn: &Connection) {
-    conn.execute_batch(
-        "INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com'), ('Grace', 'grace@example.com');",
-    )
-    .unwrap();
-}
-
-fn rows(conn: &Connection) -> Vec<(i64, String, String)> {
-    let mut stmt = conn.prepare("SELECT id, name, email FROM users ORDER BY id").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
-fn recorded(conn: &Connection) -> Vec<(i64, i64)> {
-    let mut stmt = conn
-        .prepare("SELECT version, duration_ms FROM _migrations ORDER BY version")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// A database refinery took to version 2 of the fixture, with rows.
@@ -112,11 +63,11 @@ fn databases_migrated_by_refinery_and_rusqlite_migration_continue_in_the_cli() {
             rusqlite_migration_db(&db)
         };
         let before = rows(&conn);
-        let (code, err) = run(&pkg, &["import", "--from", tool, "--database", "sqlite:app.db"]);
+        let (code, _, err) = run(&pkg, &["import", "--from", tool, "--database", "sqlite:app.db"]);
         assert_eq!(code, 0, "{tool}: {err}");
         assert!(err.contains("recorded 2 migrations as applied"), "{tool}: {err}");
         assert_eq!(recorded(&conn), [(1, -1), (2, -1)], "{tool}");
-        let (code, err) = run(&pkg, &["up", "--database", "sqlite:app.db"]);
+        let (code, _, err) = run(&pkg, &["up", "--database", "sqlite:app.db"]);
         assert_eq!(code, 0, "{tool}: {err}");
         assert!(err.contains("applied 1 migration"), "{tool}: {err}");
         assert_eq!(rows(&conn), before, "{tool}: rows intact");
@@ -188,13 +139,7 @@ fn adopt_takes_over_at_start_up_in_the_applys_transaction() {
         let mut conn = conn;
         let e = migrator().apply(&mut conn).unwrap_err().to_string();
         assert!(e.contains("table users: column cohort added"), "{tool}: {e}");
-        let ours: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let ours: i64 = tracking_tables(&conn);
         assert_eq!(ours, 0, "{tool}: nothing recorded, nothing applied");
     }
 }
@@ -205,7 +150,7 @@ fn a_real_app_adopts_sqlx_history_on_its_first_start() {
     // only names the tool.
     let pkg = Package::new();
     copy_dir(&fixture("sqlx"), &pkg.path().join("old"));
-    let (code, err) = run(&pkg, &["import", "--from", "sqlx", "old"]);
+    let (code, _, err) = run(&pkg, &["import", "--from", "sqlx", "old"]);
     assert_eq!(code, 0, "{err}");
     pkg.write(
         "src/main.rs",
@@ -218,19 +163,7 @@ fn a_real_app_adopts_sqlx_history_on_its_first_start() {
     assert!(ok, "{err}");
     // As sqlx leaves it (launchbadge/sqlx, sqlx-sqlite/src/migrate.rs).
     let db = pkg.path().join("app.db");
-    let conn = Connection::open(&db).unwrap();
-    for f in [
-        "migrations/0001_create_users.up.sql",
-        "migrations/0002_add_email.up.sql",
-    ] {
-        conn.execute_batch(&pkg.read(f)).unwrap();
-    }
-    add_rows(&conn);
-    conn.execute_batch(
-        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);
-         INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (20240101120000, 'create users', TRUE, x'01', 3), (20240215093000, 'add email', TRUE, x'02', 2);",
-    )
-    .unwrap();
+    let conn = super::import::migrated_by(&pkg, "sqlx", &db);
     let before = rows(&conn);
     let out = pkg.run(&["app.db"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

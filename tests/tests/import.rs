@@ -23,11 +23,11 @@ const TOOLS: &[(&str, &str)] = &[
     ("rusqlite-migration", "old"),
 ];
 
-fn fixture(tool: &str) -> PathBuf {
+pub(crate) fn fixture(tool: &str) -> PathBuf {
     workspace_dir().join("tests/fixtures/import").join(tool)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -58,7 +58,7 @@ fn with_fixture(tool: &str) -> (Package, Vec<String>) {
 }
 
 /// Runs the CLI; returns (exit code, stdout, stderr).
-fn run<S: AsRef<std::ffi::OsStr>>(pkg: &Package, args: &[S]) -> (i32, String, String) {
+pub(crate) fn run<S: AsRef<std::ffi::OsStr>>(pkg: &Package, args: &[S]) -> (i32, String, String) {
     let out = pkg.migrate().args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -164,7 +164,7 @@ fn every_tools_layout_is_imported_in_its_order_and_passes_check() {
 /// A database as `tool` leaves it after applying its first two migrations:
 /// their SQL run (the converted up files, which hold the tool's SQL) and
 /// the tool's tracking table filled as its source writes it.
-fn migrated_by(pkg: &Package, tool: &str, path: &Path) -> Connection {
+pub(crate) fn migrated_by(pkg: &Package, tool: &str, path: &Path) -> Connection {
     let conn = Connection::open(path).unwrap();
     for up in ["0001_create_users", "0002_add_email"] {
         let file = if Path::new(&pkg.path().join(format!("migrations/{up}.up.sql"))).exists() {
@@ -212,7 +212,15 @@ fn migrated_by(pkg: &Package, tool: &str, path: &Path) -> Connection {
     conn
 }
 
-fn rows(conn: &Connection) -> Vec<(i64, String, String)> {
+/// Data written while the old tool was in charge.
+pub(crate) fn add_rows(conn: &Connection) {
+    conn.execute_batch(
+        "INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com'), ('Grace', 'grace@example.com');",
+    )
+    .unwrap();
+}
+
+pub(crate) fn rows(conn: &Connection) -> Vec<(i64, String, String)> {
     let mut stmt = conn.prepare("SELECT id, name, email FROM users ORDER BY id").unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
@@ -220,7 +228,7 @@ fn rows(conn: &Connection) -> Vec<(i64, String, String)> {
         .unwrap()
 }
 
-fn recorded(conn: &Connection) -> Vec<(i64, i64)> {
+pub(crate) fn recorded(conn: &Connection) -> Vec<(i64, i64)> {
     let mut stmt = conn
         .prepare("SELECT version, duration_ms FROM _migrations ORDER BY version")
         .unwrap();
@@ -322,13 +330,7 @@ fn a_database_unlike_its_history_is_refused_with_the_differences_and_changes_not
     assert!(err.contains("nothing was recorded"), "{err}");
     assert!(err.trim_end().lines().last().unwrap().starts_with("error: "), "{err}");
     let conn = Connection::open(&db).unwrap();
-    let ours: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let ours: i64 = tracking_tables(&conn);
     assert_eq!(ours, 0, "no tracking table was left behind");
 }
 
@@ -373,13 +375,7 @@ fn failed_dirty_and_unknown_histories_are_refused_with_what_to_do() {
         assert!(err.contains(says), "{tool}: {err}");
         assert_eq!(err.lines().count(), 1, "{tool}: one line: {err}");
         let conn = Connection::open(&db).unwrap();
-        let ours: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let ours: i64 = tracking_tables(&conn);
         assert_eq!(ours, 0, "{tool}: nothing recorded");
     }
 }
@@ -592,13 +588,17 @@ fn baseline_records_a_hand_made_database_only_when_its_schema_matches() {
     assert!(err.contains("there is no migration 9"), "{err}");
 }
 
+/// How many `_migrations` tables the database has (0: nothing recorded).
+pub(crate) fn tracking_tables(conn: &Connection) -> i64 {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 fn recorded_or_none(conn: &Connection) -> Vec<(i64, i64)> {
-    let exists: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = '_migrations'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let exists: i64 = tracking_tables(conn);
     if exists == 0 { Vec::new() } else { recorded(conn) }
 }

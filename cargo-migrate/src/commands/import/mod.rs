@@ -305,7 +305,7 @@ fn write(package: &Package, tool: Previous, converted: &Converted, source: &str)
                     tool.name(),
                     sql.trim_start_matches('\n')
                 );
-                create_new(&path, &text)?;
+                super::new::create_new(&path, &text)?;
                 written.push(path);
             }
             mapping.migrations.push(mapping::Entry::new(
@@ -316,7 +316,7 @@ fn write(package: &Package, tool: Previous, converted: &Converted, source: &str)
             ));
         }
         let path = dir.join(mapping::FILE);
-        create_new(&path, &mapping.to_toml())?;
+        super::new::create_new(&path, &mapping.to_toml())?;
         written.push(path);
         Ok(())
     })();
@@ -332,17 +332,6 @@ fn write(package: &Package, tool: Previous, converted: &Converted, source: &str)
         writeln!(out, "{}", show(p))?;
     }
     Ok(mapping)
-}
-
-fn create_new(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("cannot create {}", show(path)))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write {}", show(path)))
 }
 
 /// Adds the old tool's tracking table to `ignore` in the manifest (it stays
