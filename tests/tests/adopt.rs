@@ -187,3 +187,30 @@ fn a_real_app_adopts_sqlx_history_on_its_first_start() {
         "{generated}"
     );
 }
+
+#[test]
+fn adopt_on_postgresql_says_it_is_not_supported_and_changes_nothing() {
+    let Some(db) = tests::postgres::database("adopt_on_postgresql") else {
+        return;
+    };
+    let mut client = db.client();
+    let ms = [Migration::new(
+        1,
+        "t",
+        migrate_runtime::Script::new("CREATE TABLE t (x integer);", "0001_t.sql"),
+    )];
+    let e = Migrator::new(&ms)
+        .adopt(Previous::Sqlx)
+        .apply_postgres(&mut client)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Migrator::adopt(Previous::Sqlx) on PostgreSQL is not supported"),
+        "{e}"
+    );
+    let t: i64 = client
+        .query_one("SELECT count(*) FROM pg_tables WHERE tablename = 't'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(t, 0, "nothing ran");
+}
