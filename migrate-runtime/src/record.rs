@@ -281,4 +281,33 @@ mod tests {
         assert_eq!(seen.get(), 1);
         assert_eq!(durations(&conn), [(1, Applied::FORCED)]);
     }
+
+    #[test]
+    fn adopting_everything_commits_with_nothing_to_apply_and_later_runs_are_no_ops() {
+        let ms = set();
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE a (x); CREATE TABLE b (y); CREATE TABLE c (z);
+             CREATE TABLE schema_migrations (version varchar(128) primary key);
+             INSERT INTO schema_migrations VALUES ('20240101'), ('20240102'), ('20240103');",
+        )
+        .unwrap();
+        let mapping = [("20240101", 1), ("20240102", 2), ("20240103", 3)];
+        let m = || Migrator::new(&ms).imported(&mapping).adopt(crate::Previous::Dbmate);
+        let report = m().apply(&mut conn).unwrap();
+        assert_eq!(report.adopted, [1, 2, 3]);
+        assert_eq!(report.applied().count(), 0);
+        assert_eq!(durations(&conn).len(), 3, "committed");
+        assert!(m().apply(&mut conn).unwrap().is_empty());
+        // Without the mapping, a history it cannot map is refused.
+        let mut other = Connection::open_in_memory().unwrap();
+        other
+            .execute_batch("CREATE TABLE schema_migrations (version varchar(128) primary key); INSERT INTO schema_migrations VALUES ('1');")
+            .unwrap();
+        let e = Migrator::new(&ms)
+            .adopt(crate::Previous::Dbmate)
+            .apply(&mut other)
+            .unwrap_err();
+        assert!(e.to_string().contains("no mapping of its versions to ours"), "{e}");
+    }
 }

@@ -293,6 +293,13 @@ fn existing_databases_continue_where_each_tool_left_them() {
         assert_eq!(recorded(&conn), [(1, -1), (2, -1)], "{tool}: recorded, not run");
         assert_eq!(dump(&conn, table), old, "{tool}: the old history is left as it was");
 
+        let (code, out, _) = run(&pkg, &["status", "--database", "sqlite:app.db"]);
+        assert_eq!(code, 0, "{tool}");
+        assert!(
+            out.contains("recorded without running (import, baseline, adopt or diff --emit)"),
+            "{tool}: {out}"
+        );
+
         // Again: nothing to do.
         let (code, _, err) = run(&pkg, &args);
         assert_eq!(code, 0, "{tool}: {err}");
