@@ -214,3 +214,36 @@ fn adopt_on_postgresql_says_it_is_not_supported_and_changes_nothing() {
         .get(0);
     assert_eq!(t, 0, "nothing ran");
 }
+
+#[test]
+fn rusqlite_migration_in_code_maps_user_version_n_to_our_first_n() {
+    // Migrations written in code (`M::up("…")`): the user writes them as
+    // our files in the same order; there is no imported.toml.
+    let pkg = Package::new();
+    let dir = fixture("rusqlite-migration");
+    for (ours, theirs) in [
+        ("0001_create_users.up.sql", "01-create_users/up.sql"),
+        ("0001_create_users.down.sql", "01-create_users/down.sql"),
+        ("0002_add_email.up.sql", "02-add_email/up.sql"),
+        ("0002_add_email.down.sql", "02-add_email/down.sql"),
+        ("0003_index_email.sql", "03-index_email/up.sql"),
+    ] {
+        pkg.write(&format!("migrations/{ours}"), std::fs::read(dir.join(theirs)).unwrap());
+    }
+    let conn = rusqlite_migration_db(&pkg.path().join("app.db"));
+    let before = rows(&conn);
+    let (code, _, err) = run(
+        &pkg,
+        &["import", "--from", "rusqlite-migration", "--database", "sqlite:app.db"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("taking rusqlite_migration's migration n to be our version n"),
+        "{err}"
+    );
+    assert!(err.contains("recorded 2 migrations as applied"), "{err}");
+    let (code, _, err) = run(&pkg, &["up", "--database", "sqlite:app.db"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(recorded(&conn).len(), 3);
+    assert_eq!(rows(&conn), before);
+}
