@@ -1,7 +1,8 @@
 //! Databases migrated by the real tools (refinery and rusqlite_migration,
 //! their crates as dev-dependencies) continued by ours: through the CLI
 //! (`import --database`) and at start-up (`Migrator::adopt`, in a real
-//! app built by cargo), with no migration run twice and the rows intact.
+//! app built by cargo), with no migration run twice and the rows intact;
+//! and `baseline` for a database no tool managed.
 
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{Migration, Migrator, Previous};
 use tests::Package;
 
-use super::import::{add_rows, copy_dir, fixture, recorded, rows, run, tracking_tables};
+use super::import::{add_rows, copy_dir, fixture, recorded, rows, run, tracking_tables, with_fixture};
 
 mod refinery_fixture {
     // The fixture, embedded by refinery's own macro as an app using it would.
@@ -246,4 +247,66 @@ fn rusqlite_migration_in_code_maps_user_version_n_to_our_first_n() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(recorded(&conn).len(), 3);
     assert_eq!(rows(&conn), before);
+}
+
+#[test]
+fn baseline_records_a_hand_made_database_only_when_its_schema_matches() {
+    let (pkg, args) = with_fixture("golang-migrate");
+    assert_eq!(run(&pkg, &args).0, 0);
+    let db = pkg.path().join("hand.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);
+         INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com');",
+    )
+    .unwrap();
+    let (code, _, err) = run(&pkg, &["baseline", "--version", "1", "--database", "sqlite:hand.db"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("  table users: column email added (TEXT)"), "{err}");
+    assert!(err.contains("its schema is not what migration 0001 makes"), "{err}");
+    assert!(recorded_or_none(&conn).is_empty());
+
+    let (code, _, err) = run(&pkg, &["baseline", "--version", "2", "--database", "sqlite:hand.db"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("recorded 2 migrations as applied (0001 to 0002), without running them"),
+        "{err}"
+    );
+    assert_eq!(recorded(&conn), [(1, -1), (2, -1)]);
+    let (code, _, err) = run(&pkg, &["baseline", "--version", "2", "--database", "sqlite:hand.db"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already has migrations recorded"), "{err}");
+    let (code, _, err) = run(&pkg, &["up", "--database", "sqlite:hand.db"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rows(&conn), [(1, "Ada".to_owned(), "ada@example.com".to_owned())]);
+
+    // --force records anyway, and says so in the history.
+    let forced = pkg.path().join("forced.db");
+    Connection::open(&forced)
+        .unwrap()
+        .execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
+        .unwrap();
+    let (code, _, err) = run(
+        &pkg,
+        &[
+            "baseline",
+            "--version",
+            "2",
+            "--force",
+            "--database",
+            "sqlite:forced.db",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: table users: column email removed"), "{err}");
+    assert!(err.contains("--force recorded them anyway"), "{err}");
+    assert_eq!(recorded(&Connection::open(&forced).unwrap()), [(1, -2), (2, -2)]);
+    let (code, _, err) = run(&pkg, &["baseline", "--version", "9", "--database", "sqlite:forced.db"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("there is no migration 9"), "{err}");
+}
+
+fn recorded_or_none(conn: &Connection) -> Vec<(i64, i64)> {
+    let exists: i64 = tracking_tables(conn);
+    if exists == 0 { Vec::new() } else { recorded(conn) }
 }

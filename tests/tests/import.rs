@@ -43,7 +43,7 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
 /// A package holding `tool`'s fixture where `import` reads it by default
 /// (dbmate, flyway) or in `old/`; returns the package and the arguments
 /// that import it.
-fn with_fixture(tool: &str) -> (Package, Vec<String>) {
+pub(crate) fn with_fixture(tool: &str) -> (Package, Vec<String>) {
     let pkg = Package::new();
     let src = TOOLS.iter().find(|(t, _)| *t == tool).unwrap().1;
     let mut args = vec!["import".to_owned(), "--from".to_owned(), tool.to_owned()];
@@ -538,63 +538,6 @@ fn a_converted_set_that_fails_check_is_written_and_the_report_says_why() {
     assert!(pkg.path().join("migrations/imported.toml").exists());
 }
 
-#[test]
-fn baseline_records_a_hand_made_database_only_when_its_schema_matches() {
-    let (pkg, args) = with_fixture("golang-migrate");
-    assert_eq!(run(&pkg, &args).0, 0);
-    let db = pkg.path().join("hand.db");
-    let conn = Connection::open(&db).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);
-         INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com');",
-    )
-    .unwrap();
-    let (code, _, err) = run(&pkg, &["baseline", "--version", "1", "--database", "sqlite:hand.db"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("  table users: column email added (TEXT)"), "{err}");
-    assert!(err.contains("its schema is not what migration 0001 makes"), "{err}");
-    assert!(recorded_or_none(&conn).is_empty());
-
-    let (code, _, err) = run(&pkg, &["baseline", "--version", "2", "--database", "sqlite:hand.db"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("recorded 2 migrations as applied (0001 to 0002), without running them"),
-        "{err}"
-    );
-    assert_eq!(recorded(&conn), [(1, -1), (2, -1)]);
-    let (code, _, err) = run(&pkg, &["baseline", "--version", "2", "--database", "sqlite:hand.db"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("already has migrations recorded"), "{err}");
-    let (code, _, err) = run(&pkg, &["up", "--database", "sqlite:hand.db"]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(rows(&conn), [(1, "Ada".to_owned(), "ada@example.com".to_owned())]);
-
-    // --force records anyway, and says so in the history.
-    let forced = pkg.path().join("forced.db");
-    Connection::open(&forced)
-        .unwrap()
-        .execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
-        .unwrap();
-    let (code, _, err) = run(
-        &pkg,
-        &[
-            "baseline",
-            "--version",
-            "2",
-            "--force",
-            "--database",
-            "sqlite:forced.db",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("warning: table users: column email removed"), "{err}");
-    assert!(err.contains("--force recorded them anyway"), "{err}");
-    assert_eq!(recorded(&Connection::open(&forced).unwrap()), [(1, -2), (2, -2)]);
-    let (code, _, err) = run(&pkg, &["baseline", "--version", "9", "--database", "sqlite:forced.db"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("there is no migration 9"), "{err}");
-}
-
 /// How many `_migrations` tables the database has (0: nothing recorded).
 pub(crate) fn tracking_tables(conn: &Connection) -> i64 {
     conn.query_row(
@@ -603,9 +546,4 @@ pub(crate) fn tracking_tables(conn: &Connection) -> i64 {
         |r| r.get(0),
     )
     .unwrap()
-}
-
-fn recorded_or_none(conn: &Connection) -> Vec<(i64, i64)> {
-    let exists: i64 = tracking_tables(conn);
-    if exists == 0 { Vec::new() } else { recorded(conn) }
 }
