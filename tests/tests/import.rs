@@ -447,6 +447,10 @@ fn bad_sources_are_one_line_errors_and_write_nothing() {
 
     // A non-empty migrations directory is refused.
     pkg.write("migrations/0001_mine.sql", "CREATE TABLE mine (x);\n");
+    let (code, _, err) = run(&pkg, &["import", "--from", "sqlx", "--database", "sqlite:app.db"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("has migrations but no imported.toml"), "{err}");
+    assert!(!pkg.path().join("app.db").exists(), "no database created");
     copy_dir(&fixture("sqlx"), &pkg.path().join("old"));
     let (code, _, err) = run(&pkg, &["import", "--from", "sqlx", "old"]);
     assert_eq!(code, 1, "{err}");
@@ -546,4 +550,27 @@ pub(crate) fn tracking_tables(conn: &Connection) -> i64 {
         |r| r.get(0),
     )
     .unwrap()
+}
+
+#[test]
+fn files_and_a_database_in_one_command() {
+    let (pkg, mut args) = with_fixture("sqlx");
+    let conn = Connection::open(pkg.path().join("app.db")).unwrap();
+    for f in [
+        "old/20240101120000_create_users.up.sql",
+        "old/20240215093000_add_email.up.sql",
+    ] {
+        conn.execute_batch(&pkg.read(f)).unwrap();
+    }
+    conn.execute_batch(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);
+         INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (20240101120000, 'create users', TRUE, x'01', 3), (20240215093000, 'add email', TRUE, x'02', 2);",
+    )
+    .unwrap();
+    args.extend(["--database".to_owned(), "sqlite:app.db".to_owned()]);
+    let (code, _, err) = run(&pkg, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("imported 3 sqlx migrations"), "{err}");
+    assert!(err.contains("took over sqlx's history: recorded 2 migrations"), "{err}");
+    assert_eq!(recorded(&conn), [(1, -1), (2, -1)]);
 }

@@ -120,6 +120,13 @@ pub fn run(settings: &Settings, args: &ImportArgs) -> Result<()> {
             );
             Mapping::new(tool.name(), "", Vec::new())
         }
+        Some(_) if has_migrations(&dir) => bail!(
+            "{} has migrations but no {}: they were not written by `cargo migrate import`, so which of {}'s versions each one is cannot be known; import {}'s directory into an empty migrations directory first (or, for a database made without any tool, use `cargo migrate baseline --version N`); nothing was recorded",
+            show(&dir),
+            mapping::FILE,
+            tool.name(),
+            tool.name()
+        ),
         _ => import_files(settings, args, tool)?,
     };
     match &database {
