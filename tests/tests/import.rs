@@ -574,3 +574,20 @@ fn files_and_a_database_in_one_command() {
     assert!(err.contains("took over sqlx's history: recorded 2 migrations"), "{err}");
     assert_eq!(recorded(&conn), [(1, -1), (2, -1)]);
 }
+
+#[test]
+fn after_init_the_snapshot_is_no_obstacle_and_follows_the_import() {
+    let (pkg, args) = with_fixture("goose");
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nsnapshot = \"migrations/schema.sql\"\n"),
+    );
+    pkg.write("migrations/schema.sql", "");
+    let (code, _, err) = run(&pkg, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("wrote the schema snapshot migrations/schema.sql"), "{err}");
+    assert!(pkg.read("migrations/schema.sql").contains("CREATE INDEX users_email"));
+    let (code, _, err) = run(&pkg, &["check"]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -178,7 +178,8 @@ fn import_files(settings: &Settings, args: &ImportArgs, tool: Previous) -> Resul
             tool.name()
         );
     }
-    refuse_non_empty(&dir)?;
+    let snapshot = migrate_build::snapshot_path(&package.dir, &package.config);
+    refuse_non_empty(&dir, snapshot.as_deref())?;
     let converted = convert(args.from, &src)?;
     if converted.migrations.is_empty() && converted.unconvertible.is_empty() {
         bail!(
@@ -249,13 +250,17 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Refuses a migrations directory that has anything in it but hidden files.
-fn refuse_non_empty(dir: &Path) -> Result<()> {
+/// Refuses a migrations directory that has anything in it but hidden files
+/// and the schema snapshot (`init` writes one for the empty schema; it is
+/// written again after the import).
+fn refuse_non_empty(dir: &Path, snapshot: Option<&Path>) -> Result<()> {
     let Ok(read) = std::fs::read_dir(dir) else {
         return Ok(()); // missing: created when writing
     };
     let mut names: Vec<String> = read
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter_map(Result::ok)
+        .filter(|e| snapshot.is_none_or(|s| e.path() != s))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.'))
         .collect();
     names.sort();
@@ -390,8 +395,9 @@ fn ignore_old_table(package: &Package, tool: Previous) -> Result<migrate_build::
 
 /// The build's own check of what was written; the files stay either way.
 fn check(package: &Package, config: &migrate_build::Config, n: usize) -> Result<()> {
+    // The snapshot (`snapshot` in the config) follows the imported
+    // migrations, as `cargo migrate schema --write` writes it.
     if let Some(path) = migrate_build::snapshot_path(&package.dir, config)
-        && !path.exists()
         && let Ok(text) = migrate_build::schema_snapshot(&package.dir, config)
     {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", show(&path)))?;
