@@ -72,9 +72,16 @@ fn uses_database(command: &Command) -> bool {
         | Command::Redo(_)
         | Command::Renumber(_)
         | Command::Diff(_)
-        | Command::Database(_) => true,
+        | Command::Database(_)
+        | Command::Baseline(_) => true,
         // `schema` reads a live database only when --database says so.
-        Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check | Command::Schema(_) => false,
+        // `import` converts a database's history only when --database says so.
+        Command::Init(_)
+        | Command::New(_)
+        | Command::List(_)
+        | Command::Check
+        | Command::Schema(_)
+        | Command::Import(_) => false,
     }
 }
 

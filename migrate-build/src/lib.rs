@@ -53,6 +53,7 @@ pub mod codegen;
 pub mod config;
 pub mod directives;
 pub mod file_name;
+pub mod imported;
 pub mod naming;
 mod problem;
 pub mod scan;
@@ -295,6 +296,10 @@ impl Builder {
             Some(d) => d,
             None => env_path("OUT_DIR")?,
         };
+        let imported = imported::Imported::read(&dir, &package_dir)
+            .inspect_err(|e| self.report(e.problems()))?
+            .map(|i| i.pairs())
+            .unwrap_or_default();
         let source = codegen::generate(&codegen::Input {
             migrations: &checked.migrations,
             tables: &checked.tables,
@@ -310,6 +315,7 @@ impl Builder {
             fingerprints: &checked.fingerprints,
             drift: config.drift,
             ignore: &config.ignore,
+            imported: &imported,
         });
         let path = out_dir.join(OUTPUT_FILE);
         let changed = write_if_changed(&path, source.as_bytes())?;

@@ -104,6 +104,9 @@ mod session;
 mod sql;
 #[doc(hidden)]
 pub use sql::line_at_byte;
+mod previous;
+#[cfg(feature = "rusqlite")]
+mod record;
 #[cfg(feature = "rusqlite")]
 mod validate;
 
@@ -117,6 +120,7 @@ pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 #[cfg(feature = "postgres")]
 pub use pg::forward_notices;
+pub use previous::Previous;
 pub use report::{Entry, Event, Notice, Report, State, Status, Step};
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};

@@ -112,6 +112,10 @@ pub struct Migrator<'m> {
     #[cfg(feature = "rusqlite")]
     replay_setup: Option<ReplaySetup<'m>>,
     observer: Option<Observer<'m>>,
+    /// The tool whose history [`adopt`](Self::adopt) takes over.
+    pub(crate) previous: Option<crate::Previous>,
+    /// Its versions and ours ([`imported`](Self::imported)).
+    pub(crate) imported: &'m [(&'m str, u64)],
 }
 
 #[cfg(feature = "rusqlite")]
@@ -132,6 +136,8 @@ impl fmt::Debug for Migrator<'_> {
         d.field("schema", &self.schema)
             .field("lock", &self.lock)
             .field("table_lock_timeout", &self.table_lock_timeout)
+            .field("adopt", &self.previous)
+            .field("imported", &self.imported.len())
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +163,8 @@ impl<'m> Migrator<'m> {
             #[cfg(feature = "rusqlite")]
             replay_setup: None,
             observer: None,
+            previous: None,
+            imported: &[],
         }
     }
 
@@ -258,14 +266,18 @@ impl<'m> Migrator<'m> {
     }
 
     /// What the drift check and [`schema_diff`](Self::schema_diff) leave
-    /// out: the tracking table and the [`ignore`](Self::ignore) patterns.
+    /// out: the tracking table, the [`ignore`](Self::ignore) patterns, and
+    /// the tracking table of the tool [`adopt`](Self::adopt) takes over from.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidSet`] for an invalid pattern.
     #[cfg(feature = "rusqlite")]
     pub fn filter(&self) -> Result<Filter> {
-        Filter::new(&self.table.name).ignore(&self.ignore)
+        let adopted = self.previous.and_then(crate::Previous::table);
+        Filter::new(&self.table.name)
+            .ignore(&self.ignore)?
+            .ignore(&adopted.into_iter().collect::<Vec<_>>())
     }
 
     /// Calls `setup` with every database the build-time replay

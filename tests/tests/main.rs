@@ -1,9 +1,11 @@
 //! End-to-end tests: one test binary, a module per area.
 
+mod adopt;
 mod build;
 mod cli;
 mod database;
 mod drift;
+mod import;
 mod pg_corpus;
 mod postgres;
 mod properties;

@@ -8,10 +8,12 @@ use crate::cli::Command;
 use crate::settings::Settings;
 
 mod apply;
+mod baseline;
 mod check;
 mod dbadmin;
 mod diff;
 mod drift;
+mod import;
 mod init;
 mod list;
 mod new;
@@ -46,6 +48,8 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Check => check::run(settings),
         Command::Renumber(args) => renumber::run(settings, args),
         Command::Database(args) => dbadmin::run(settings, args),
+        Command::Import(args) => import::run(settings, args),
+        Command::Baseline(args) => baseline::run(settings, args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }
