@@ -4,10 +4,17 @@
 //! the migrations the database's tracking table records (not of every
 //! migration the code has: pending ones are not expected yet).
 
+#[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
-use crate::model::{self, Difference, Filter, Model};
-use crate::{Applied, Error, Event, Migration, Migrator, Result, State};
+use crate::model::{Difference, Model};
+#[cfg(feature = "rusqlite")]
+use crate::model::{self, Filter};
+#[cfg(feature = "rusqlite")]
+use crate::{Applied, Event, Migration};
+#[cfg(feature = "rusqlite")]
+use crate::Migrator;
+use crate::{Error, Result, State, Status};
 
 /// What to do when a database's schema is not what its migrations made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +43,46 @@ pub struct SchemaDiff {
     pub differences: Vec<Difference>,
 }
 
+/// The versions to replay for a database's expected schema: those it has
+/// applied, when every one is ours and unmodified; else the error that says
+/// why its schema cannot be known.
+pub(crate) fn replayable(status: &Status<'_>) -> Result<Vec<u64>> {
+    if !status.unknown.is_empty() {
+        return Err(Error::UnknownApplied {
+            versions: status.unknown.iter().map(|a| (a.version, a.name.clone())).collect(),
+        });
+    }
+    let mut versions = Vec::new();
+    for e in &status.entries {
+        match e.state {
+            State::Applied => versions.push(e.migration.version()),
+            State::Modified => {
+                let applied = e.applied.as_ref().map(|a| (a.name.clone(), a.checksum.clone()));
+                let (applied_name, applied_checksum) = applied.unwrap_or_default();
+                let m = e.migration;
+                return Err(if applied_name == m.name() {
+                    Error::Modified {
+                        version: m.version(),
+                        name: m.name().to_owned(),
+                        file: m.up().file().to_owned(),
+                        applied: applied_checksum,
+                        current: m.checksum().to_string(),
+                    }
+                } else {
+                    Error::Renamed {
+                        version: m.version(),
+                        applied_name,
+                        name: m.name().to_owned(),
+                        file: m.up().file().to_owned(),
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(versions)
+}
+
 impl SchemaDiff {
     /// Whether the database is what its migrations made.
     pub fn is_clean(&self) -> bool {
@@ -43,6 +90,7 @@ impl SchemaDiff {
     }
 }
 
+#[cfg(feature = "rusqlite")]
 impl<'m> Migrator<'m> {
     /// A new in-memory database holding what the migrations numbered
     /// `versions` make, replayed through this runner (for
@@ -112,40 +160,7 @@ impl<'m> Migrator<'m> {
                 table: self.table_name().to_owned(),
             });
         }
-        let status = self.status(conn)?;
-        if !status.unknown.is_empty() {
-            return Err(Error::UnknownApplied {
-                versions: status.unknown.iter().map(|a| (a.version, a.name.clone())).collect(),
-            });
-        }
-        let mut versions = Vec::new();
-        for e in &status.entries {
-            match e.state {
-                State::Applied => versions.push(e.migration.version()),
-                State::Modified => {
-                    let applied = e.applied.as_ref().map(|a| (a.name.clone(), a.checksum.clone()));
-                    let (applied_name, applied_checksum) = applied.unwrap_or_default();
-                    let m = e.migration;
-                    return Err(if applied_name == m.name() {
-                        Error::Modified {
-                            version: m.version(),
-                            name: m.name().to_owned(),
-                            file: m.up().file().to_owned(),
-                            applied: applied_checksum,
-                            current: m.checksum().to_string(),
-                        }
-                    } else {
-                        Error::Renamed {
-                            version: m.version(),
-                            applied_name,
-                            name: m.name().to_owned(),
-                            file: m.up().file().to_owned(),
-                        }
-                    });
-                }
-                _ => {}
-            }
-        }
+        let versions = replayable(&self.status(conn)?)?;
         let expected = self.schema_after(&versions, filter)?;
         let actual = Model::read(conn, filter)?;
         let differences = expected.diff(&actual);
@@ -158,6 +173,7 @@ impl<'m> Migrator<'m> {
     }
 }
 
+#[cfg(feature = "rusqlite")]
 impl Migrator<'_> {
     /// The start-up drift check: when every applied migration is one of
     /// ours, unmodified, and the newest has a recorded schema fingerprint,
@@ -218,6 +234,7 @@ impl Migrator<'_> {
     }
 }
 
+#[cfg(feature = "rusqlite")]
 fn has_table(conn: &Connection, name: &str) -> Result<bool> {
     conn.query_row(
         "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
@@ -228,7 +245,7 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool> {
     .map_err(Error::db("reading the schema"))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rusqlite"))]
 mod tests {
     use std::cell::RefCell;
 

@@ -7,12 +7,12 @@ use std::time::Duration;
 #[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 use crate::DriftPolicy;
 #[cfg(feature = "rusqlite")]
 use crate::Report;
 use crate::history::Table;
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 use crate::model::Filter;
 use crate::plan::{self, Policy};
 use crate::{Entry, Error, Event, Migration, Result, State, Status};
@@ -105,9 +105,9 @@ pub struct Migrator<'m> {
     pub(crate) schema: Option<String>,
     pub(crate) lock: Lock,
     pub(crate) table_lock_timeout: Option<(Duration, u32)>,
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub(crate) drift: DriftPolicy,
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub(crate) ignore: Vec<String>,
     #[cfg(feature = "rusqlite")]
     replay_setup: Option<ReplaySetup<'m>>,
@@ -127,7 +127,7 @@ impl fmt::Debug for Migrator<'_> {
             .field("allow_modified", &self.policy.allow_modified)
             .field("grouped", &self.grouped)
             .field("lock_timeout", &self.lock_timeout);
-        #[cfg(feature = "rusqlite")]
+        #[cfg(any(feature = "rusqlite", feature = "postgres"))]
         d.field("drift", &self.drift).field("ignore", &self.ignore);
         d.field("schema", &self.schema)
             .field("lock", &self.lock)
@@ -150,9 +150,9 @@ impl<'m> Migrator<'m> {
             schema: None,
             lock: Lock::Advisory,
             table_lock_timeout: None,
-            #[cfg(feature = "rusqlite")]
+            #[cfg(any(feature = "rusqlite", feature = "postgres"))]
             drift: DriftPolicy::default(),
-            #[cfg(feature = "rusqlite")]
+            #[cfg(any(feature = "rusqlite", feature = "postgres"))]
             ignore: Vec::new(),
             #[cfg(feature = "rusqlite")]
             replay_setup: None,
@@ -239,7 +239,7 @@ impl<'m> Migrator<'m> {
     /// column someone added by hand); adopt the change with a migration,
     /// or leave tables out with [`ignore`](Self::ignore).
     #[must_use]
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub fn drift(mut self, policy: DriftPolicy) -> Self {
         self.drift = policy;
         self
@@ -251,7 +251,7 @@ impl<'m> Migrator<'m> {
     /// index or another tool's tables. An invalid pattern is an error when
     /// the migrator runs.
     #[must_use]
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub fn ignore<S: AsRef<str>>(mut self, patterns: &[S]) -> Self {
         self.ignore = patterns.iter().map(|p| p.as_ref().to_owned()).collect();
         self
@@ -263,7 +263,7 @@ impl<'m> Migrator<'m> {
     /// # Errors
     ///
     /// [`Error::InvalidSet`] for an invalid pattern.
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub fn filter(&self) -> Result<Filter> {
         Filter::new(&self.table.name).ignore(&self.ignore)
     }

@@ -40,8 +40,8 @@ pub enum Event<'a> {
         indexes: &'a [String],
     },
     /// The database's schema is not what its applied migrations made, and
-    /// the [drift policy](crate::Migrator::drift) is to warn (SQLite).
-    #[cfg(feature = "rusqlite")]
+    /// the [drift policy](crate::Migrator::drift) is to warn.
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     Drift {
         /// How it differs, grouped by table.
         differences: &'a [crate::model::Difference],

@@ -1,0 +1,155 @@
+//! A PostgreSQL model as SQL that recreates it (`cargo migrate schema`
+//! and the snapshot, on PostgreSQL).
+
+use std::fmt::Write as _;
+
+use super::pg::quote;
+use super::{Column, Generated, Index, Model};
+
+impl Model {
+    /// The schema read by [`read_postgres`](Self::read_postgres) as SQL
+    /// that recreates it: types, sequences, functions, tables (columns,
+    /// primary key, unique and CHECK constraints), foreign keys, indexes,
+    /// views, triggers; each group sorted by name, each statement ending
+    /// with `;` and a blank line between statements. Deterministic, so a
+    /// committed snapshot changes exactly when the schema does.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use migrate_runtime::model::{Filter, Model};
+    /// use migrate_runtime::postgres::{Client, NoTls};
+    /// let mut client = Client::connect("postgres://app@localhost/app", NoTls)?;
+    /// print!("{}", Model::read_postgres(&mut client, None, &Filter::new("_migrations"))?.postgres_sql());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn postgres_sql(&self) -> String {
+        let mut statements: Vec<String> = Vec::new();
+        for d in self.types.values().chain(self.sequences.values()).chain(self.functions.values()) {
+            statements.push(d.sql.trim_end().trim_end_matches(';').to_owned());
+        }
+        for t in self.tables.values() {
+            let mut items: Vec<String> = t.columns.iter().map(|c| format!("    {}", column_sql(c))).collect();
+            for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
+                let kind = if ix.origin == "pk" { "PRIMARY KEY" } else { "UNIQUE" };
+                items.push(format!(
+                    "    CONSTRAINT {} {kind} ({})",
+                    quote(&ix.name),
+                    index_columns(ix)
+                ));
+            }
+            for check in &t.checks {
+                items.push(format!("    {check}"));
+            }
+            statements.push(format!("CREATE TABLE {} (\n{}\n)", quote(&t.name), items.join(",\n")));
+        }
+        for t in self.tables.values() {
+            for fk in &t.foreign_keys {
+                statements.push(format!("ALTER TABLE {} ADD {}", quote(&t.name), foreign_key_sql(fk)));
+            }
+        }
+        for t in self.tables.values() {
+            for ix in t.indexes.values().filter(|ix| ix.origin == "c") {
+                statements.push(index_sql(&t.name, ix));
+            }
+        }
+        for v in self.views.values() {
+            statements.push(v.sql.trim_end().trim_end_matches(';').to_owned());
+        }
+        for t in self.triggers.values() {
+            statements.push(t.sql.trim_end().trim_end_matches(';').to_owned());
+        }
+        let mut out = String::new();
+        for s in statements {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "{s};");
+        }
+        out
+    }
+}
+
+/// `email text NOT NULL DEFAULT ''`: a column's definition as PostgreSQL
+/// takes it in `CREATE TABLE` and `ALTER TABLE … ADD COLUMN`.
+pub(crate) fn column_sql(c: &Column) -> String {
+    let mut s = format!("{} {}", quote(&c.name), c.decl_type);
+    if let Some(coll) = &c.collation {
+        let _ = write!(s, " COLLATE {}", quote(coll));
+    }
+    match (&c.generated, &c.identity, &c.default) {
+        (Some(Generated::Stored | Generated::Virtual), _, Some(expr)) => {
+            let _ = write!(s, " GENERATED ALWAYS AS ({expr}) STORED");
+        }
+        (_, Some(identity), _) => {
+            let _ = write!(s, " GENERATED {identity} AS IDENTITY");
+        }
+        (_, None, Some(d)) => {
+            let _ = write!(s, " DEFAULT {d}");
+        }
+        _ => {}
+    }
+    if c.not_null {
+        s.push_str(" NOT NULL");
+    }
+    s
+}
+
+/// `FOREIGN KEY (a) REFERENCES t (id) ON DELETE CASCADE`.
+pub(crate) fn foreign_key_sql(fk: &super::ForeignKey) -> String {
+    let names = |cols: &[String]| cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let table = match fk.table.split_once('.') {
+        Some((schema, table)) => format!("{}.{}", quote(schema), quote(table)),
+        None => quote(&fk.table),
+    };
+    let mut s = format!("FOREIGN KEY ({}) REFERENCES {table}", names(&fk.columns));
+    if !fk.to.is_empty() {
+        let _ = write!(s, " ({})", names(&fk.to));
+    }
+    if fk.on_delete != "NO ACTION" {
+        let _ = write!(s, " ON DELETE {}", fk.on_delete);
+    }
+    if fk.on_update != "NO ACTION" {
+        let _ = write!(s, " ON UPDATE {}", fk.on_update);
+    }
+    if fk.deferred {
+        s.push_str(" DEFERRABLE INITIALLY DEFERRED");
+    }
+    s
+}
+
+fn index_columns(ix: &Index) -> String {
+    ix.columns
+        .iter()
+        .map(|c| {
+            let mut s = if c.expression {
+                format!("({})", c.column)
+            } else {
+                c.column.clone()
+            };
+            if c.descending {
+                s.push_str(" DESC");
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `CREATE [UNIQUE] INDEX name ON table [USING method] (columns) [WHERE …]`.
+pub(crate) fn index_sql(table: &str, ix: &Index) -> String {
+    let mut s = format!(
+        "CREATE {}INDEX {} ON {}",
+        if ix.unique { "UNIQUE " } else { "" },
+        quote(&ix.name),
+        quote(table)
+    );
+    if let Some(method) = &ix.using {
+        let _ = write!(s, " USING {method}");
+    }
+    let _ = write!(s, " ({})", index_columns(ix));
+    if let Some(w) = &ix.partial {
+        let _ = write!(s, " WHERE {w}");
+    }
+    s
+}
