@@ -28,6 +28,16 @@ impl Model {
         for d in self.types.values().chain(self.sequences.values()).chain(self.functions.values()) {
             statements.push(d.sql.trim_end().trim_end_matches(';').to_owned());
         }
+        // The sequences of `serial` columns, which their column owns.
+        let mut owned = Vec::new();
+        for t in self.tables.values() {
+            for c in &t.columns {
+                if let Some(seq) = c.default.as_deref().and_then(serial_sequence) {
+                    statements.push(format!("CREATE SEQUENCE {seq} AS {}", c.decl_type));
+                    owned.push(format!("ALTER SEQUENCE {seq} OWNED BY {}.{}", quote(&t.name), quote(&c.name)));
+                }
+            }
+        }
         for t in self.tables.values() {
             let mut items: Vec<String> = t.columns.iter().map(|c| format!("    {}", column_sql(c))).collect();
             for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
@@ -43,6 +53,7 @@ impl Model {
             }
             statements.push(format!("CREATE TABLE {} (\n{}\n)", quote(&t.name), items.join(",\n")));
         }
+        statements.extend(owned);
         for t in self.tables.values() {
             for fk in &t.foreign_keys {
                 statements.push(format!("ALTER TABLE {} ADD {}", quote(&t.name), foreign_key_sql(fk)));
@@ -93,6 +104,11 @@ pub(crate) fn column_sql(c: &Column) -> String {
         s.push_str(" NOT NULL");
     }
     s
+}
+
+/// `notes_id_seq` of a default `nextval('notes_id_seq'::regclass)`.
+fn serial_sequence(default: &str) -> Option<&str> {
+    default.strip_prefix("nextval('")?.strip_suffix("'::regclass)")
 }
 
 /// `FOREIGN KEY (a) REFERENCES t (id) ON DELETE CASCADE`.
@@ -152,4 +168,16 @@ pub(crate) fn index_sql(table: &str, ix: &Index) -> String {
         let _ = write!(s, " WHERE {w}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn serial_sequences_are_named_by_their_default() {
+        assert_eq!(
+            super::serial_sequence("nextval('notes_id_seq'::regclass)"),
+            Some("notes_id_seq")
+        );
+        assert_eq!(super::serial_sequence("0"), None);
+    }
 }
