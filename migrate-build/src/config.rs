@@ -328,24 +328,6 @@ impl Config {
                 );
             }
         }
-        if config.backend() == Backend::Postgres {
-            let set = [
-                ("drift", config.drift != Drift::Error),
-                ("ignore", !config.ignore.is_empty()),
-                ("snapshot", config.snapshot.is_some()),
-            ];
-            if let Some((key, _)) = set.iter().find(|(_, set)| *set) {
-                let line = key_line(text, section, key, None);
-                return Err(Error::new(vec![
-                    Problem::error(
-                        manifest,
-                        line,
-                        format!("{key} is for SQLite for now, and these migrations are for PostgreSQL: the drift check and the schema snapshot need a schema model, which PostgreSQL does not have yet"),
-                    )
-                    .hint(format!("remove {key}")),
-                ]));
-            }
-        }
         if config.table.trim().is_empty() {
             return bad("table is empty (help: name the tracking table, e.g. table = \"_migrations\")".to_owned());
         }

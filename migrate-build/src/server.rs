@@ -5,6 +5,7 @@
 //! killed build's scratch database is dropped by a later build.
 
 use migrate_runtime::postgres::{self, Client};
+use migrate_runtime::model::{Filter, Model};
 use migrate_runtime::{DriftPolicy, Migration, Migrator, ScratchDatabase};
 
 use crate::config::Config;
@@ -13,8 +14,12 @@ use crate::problem::Problem;
 /// The environment variable that names the check server.
 pub(crate) const VAR: &str = "MIGRATE_CHECK_DATABASE_URL";
 
-/// Replays `migrations` on the server at `url`; the problems found.
-pub(crate) fn replay(url: &str, migrations: &[Migration], config: &Config) -> Vec<Problem> {
+/// Replays `migrations` on the server at `url`; the problems found, and
+/// (when there are none) the schema after the last migration as SQL
+/// ([`Model::postgres_sql`](migrate_runtime::model::Model::postgres_sql)
+/// of the catalog, without the tracking table and the `ignore` patterns'
+/// objects): what the `snapshot` file holds.
+pub(crate) fn replay(url: &str, migrations: &[Migration], config: &Config) -> (Vec<Problem>, Option<String>) {
     let problem = |message: String| {
         vec![Problem::error(VAR, 0, message).hint(format!(
             "check the server named by {VAR}, or unset it to check without a server"
@@ -22,12 +27,27 @@ pub(crate) fn replay(url: &str, migrations: &[Migration], config: &Config) -> Ve
     };
     let server = match url.parse::<postgres::Config>() {
         Ok(server) => server,
-        Err(e) => return problem(format!("the URL is not valid: {e}")),
+        Err(e) => return (problem(format!("the URL is not valid: {e}")), None),
     };
     // Dropped (with its database) whatever happens.
-    match ScratchDatabase::create(&server, "migrate_check_") {
-        Ok(mut scratch) => replay_in(scratch.client(), migrations, config),
-        Err(e) => problem(format!("cannot make a scratch database on the check server: {e}")),
+    let mut scratch = match ScratchDatabase::create(&server, "migrate_check_") {
+        Ok(scratch) => scratch,
+        Err(e) => return (problem(format!("cannot make a scratch database on the check server: {e}")), None),
+    };
+    let problems = replay_in(scratch.client(), migrations, config);
+    if problems.iter().any(Problem::is_error) {
+        return (problems, None);
+    }
+    let schema = Filter::new(&config.table)
+        .ignore(&config.ignore)
+        .and_then(|filter| Model::read_postgres(scratch.client(), config.schema.as_deref(), &filter));
+    match schema {
+        Ok(model) => (problems, Some(model.postgres_sql())),
+        Err(e) => {
+            let mut problems = problems;
+            problems.extend(problem(format!("cannot read the schema the migrations made: {e}")));
+            (problems, None)
+        }
     }
 }
 

@@ -90,7 +90,7 @@ fn pg_model_read_live_equals_the_model_of_the_same_statements_elsewhere() {
     );
     assert_eq!(r.columns[0].identity.as_deref(), Some("BY DEFAULT"));
     assert_eq!(r.columns[0].primary_key, 1);
-    assert_eq!(r.checks, ["CHECK (score >= 0::numeric)"]);
+    assert_eq!(r.checks, ["CONSTRAINT recruits_score_check CHECK (score >= 0::numeric)"]);
     let ix = &r.indexes["recruits_name"];
     assert!(ix.columns[0].expression && ix.columns[0].column == "lower(name)", "{ix:?}");
     assert_eq!(ix.partial.as_deref(), Some("chatname IS NOT NULL"));

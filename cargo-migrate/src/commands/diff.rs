@@ -48,10 +48,7 @@ struct Row<'a> {
 pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
     let project = Project::load(settings)?;
     if project.database.postgres_url().is_some() {
-        bail!(
-            "`cargo migrate diff` compares SQLite databases only for now, and `{}` is a PostgreSQL database (the schema model reads SQLite's catalog; PostgreSQL's is to come); nothing was compared",
-            project.database.shown()
-        );
+        return super::pgdrift::diff(&project, args);
     }
     let timeout = Duration::from_secs(args.lock_timeout);
     let Some(opened) = project.open(Mode::ReadOnly, timeout)? else {
@@ -69,6 +66,12 @@ pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
     if args.sql {
         return sql(&project, &migrator, &conn, &diff, args.allow_drop);
     }
+    print(&project, &diff, args)
+}
+
+/// Prints the differences (text or JSON), the likely table renames and the
+/// summary; the exit status.
+pub(super) fn print(project: &Project<'_>, diff: &SchemaDiff, args: &DiffArgs) -> Result<ExitCode> {
     let lines = sorted(&diff.differences);
     match args.format {
         Format::Text => {
@@ -96,12 +99,12 @@ pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
             "table {old} removed and table {new} added have the same columns: likely renamed (`--sql` and `--emit` write ALTER TABLE … RENAME TO)"
         );
     }
-    summary(&project, &diff);
-    Ok(exit_status(&diff))
+    summary(project, diff);
+    Ok(exit_status(diff))
 }
 
 /// Exit status 0 without drift, 1 with.
-fn exit_status(diff: &SchemaDiff) -> ExitCode {
+pub(super) fn exit_status(diff: &SchemaDiff) -> ExitCode {
     if diff.is_clean() {
         ExitCode::SUCCESS
     } else {
@@ -110,7 +113,7 @@ fn exit_status(diff: &SchemaDiff) -> ExitCode {
 }
 
 /// `up to 0003`, for messages.
-fn at(project: &Project<'_>, diff: &SchemaDiff) -> String {
+pub(super) fn at(project: &Project<'_>, diff: &SchemaDiff) -> String {
     diff.version.map_or_else(
         || "(none applied)".to_owned(),
         |v| format!("(up to {})", project.version(v)),
@@ -215,7 +218,7 @@ fn sql(
 }
 
 /// `; 2 held back (DROP: pass --allow-drop)`.
-fn held(script: &sqlgen::Script) -> String {
+pub(super) fn held(script: &sqlgen::Script) -> String {
     if script.held.is_empty() {
         String::new()
     } else {

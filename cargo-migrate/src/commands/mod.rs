@@ -21,6 +21,8 @@ mod renumber;
 mod schema;
 mod sqlgen;
 mod status;
+mod pgdrift;
+mod pgsqlgen;
 
 use progress::Progress;
 use project::{Project, applied_versions, runtime_error};

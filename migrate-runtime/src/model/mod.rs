@@ -52,6 +52,8 @@ pub use parse::normalize;
 use parse::{Definition as Parsed, parse_index, parse_table};
 #[cfg(feature = "rusqlite")]
 use read::read_table;
+#[cfg(feature = "postgres")]
+pub use pg_render::quote_postgres;
 #[cfg(feature = "rusqlite")]
 pub use render::schema_sql;
 
@@ -117,7 +119,9 @@ pub struct Table {
     pub indexes: BTreeMap<String, Index>,
     /// Its foreign keys, sorted.
     pub foreign_keys: Vec<ForeignKey>,
-    /// Its CHECK constraints (column and table ones), normalized and sorted.
+    /// Its CHECK constraints (column and table ones), normalized and sorted
+    /// (on PostgreSQL, as `CONSTRAINT name CHECK (…)`, and `EXCLUDE`
+    /// constraints too).
     pub checks: Vec<String>,
 }
 
@@ -211,6 +215,9 @@ pub struct ForeignKey {
     pub on_update: String,
     /// `DEFERRABLE INITIALLY DEFERRED`.
     pub deferred: bool,
+    /// PostgreSQL: the constraint's name (SQLite keeps none).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub name: Option<String>,
 }
 
 /// A view.

@@ -207,13 +207,13 @@ fn read_indexes(client: &mut Client, schema: &str, model: &mut Model) -> Result<
 fn read_constraints(client: &mut Client, schema: &str, model: &mut Model) -> Result<()> {
     // Foreign keys and CHECK/EXCLUDE constraints defined on the table
     // itself (not cloned from a partitioned parent).
-    let sql = "SELECT t.relname::text, k.contype::text, pg_get_constraintdef(k.oid, true), \
+    let sql = "SELECT t.relname::text, k.contype::text, 'CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid, true), \
          array(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY AS u(n, o) \
                JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o), \
          CASE WHEN fn.nspname::text = $1 THEN f.relname::text ELSE fn.nspname::text || '.' || f.relname::text END, \
          array(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY AS u(n, o) \
                JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.o), \
-         k.confdeltype::text, k.confupdtype::text, k.condeferrable AND k.condeferred \
+         k.confdeltype::text, k.confupdtype::text, k.condeferrable AND k.condeferred, k.conname::text \
          FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
          LEFT JOIN pg_class f ON f.oid = k.confrelid LEFT JOIN pg_namespace fn ON fn.oid = f.relnamespace \
          WHERE n.nspname::text = $1 AND k.contype IN ('f', 'c', 'x') AND k.conislocal AND k.conparentid = 0 \
@@ -233,6 +233,7 @@ fn read_constraints(client: &mut Client, schema: &str, model: &mut Model) -> Res
                 on_delete: action(&row.get::<_, String>(6)),
                 on_update: action(&row.get::<_, String>(7)),
                 deferred: row.get(8),
+                name: Some(row.get(9)),
             });
         } else {
             t.checks.push(row.get(2));

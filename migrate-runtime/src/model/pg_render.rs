@@ -81,9 +81,42 @@ impl Model {
     }
 }
 
-/// `email text NOT NULL DEFAULT ''`: a column's definition as PostgreSQL
-/// takes it in `CREATE TABLE` and `ALTER TABLE … ADD COLUMN`.
-pub(crate) fn column_sql(c: &Column) -> String {
+impl Column {
+    /// `email text DEFAULT '' NOT NULL`: the column's definition as
+    /// PostgreSQL takes it in `CREATE TABLE` and `ALTER TABLE … ADD
+    /// COLUMN`.
+    pub fn postgres_definition(&self) -> String {
+        column_sql(self)
+    }
+}
+
+impl super::ForeignKey {
+    /// `CONSTRAINT name FOREIGN KEY (a) REFERENCES t (id) ON DELETE
+    /// CASCADE`: as PostgreSQL takes it in `ALTER TABLE … ADD`.
+    pub fn postgres_definition(&self) -> String {
+        foreign_key_sql(self)
+    }
+}
+
+impl Index {
+    /// `CREATE INDEX name ON table (columns) WHERE …`, for PostgreSQL.
+    pub fn postgres_create(&self, table: &str) -> String {
+        index_sql(table, self)
+    }
+
+    /// `a, (lower(b)) DESC`: the key columns as PostgreSQL takes them in
+    /// `CREATE INDEX` and `PRIMARY KEY`/`UNIQUE` constraints.
+    pub fn postgres_columns(&self) -> String {
+        index_columns(self)
+    }
+}
+
+/// `name`, double-quoted when PostgreSQL would not read it back as written.
+pub fn quote_postgres(name: &str) -> String {
+    quote(name)
+}
+
+fn column_sql(c: &Column) -> String {
     let mut s = format!("{} {}", quote(&c.name), c.decl_type);
     if let Some(coll) = &c.collation {
         let _ = write!(s, " COLLATE {}", quote(coll));
@@ -112,13 +145,17 @@ fn serial_sequence(default: &str) -> Option<&str> {
 }
 
 /// `FOREIGN KEY (a) REFERENCES t (id) ON DELETE CASCADE`.
-pub(crate) fn foreign_key_sql(fk: &super::ForeignKey) -> String {
+fn foreign_key_sql(fk: &super::ForeignKey) -> String {
     let names = |cols: &[String]| cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     let table = match fk.table.split_once('.') {
         Some((schema, table)) => format!("{}.{}", quote(schema), quote(table)),
         None => quote(&fk.table),
     };
-    let mut s = format!("FOREIGN KEY ({}) REFERENCES {table}", names(&fk.columns));
+    let mut s = match &fk.name {
+        Some(name) => format!("CONSTRAINT {} ", quote(name)),
+        None => String::new(),
+    };
+    let _ = write!(s, "FOREIGN KEY ({}) REFERENCES {table}", names(&fk.columns));
     if !fk.to.is_empty() {
         let _ = write!(s, " ({})", names(&fk.to));
     }
@@ -153,7 +190,7 @@ fn index_columns(ix: &Index) -> String {
 }
 
 /// `CREATE [UNIQUE] INDEX name ON table [USING method] (columns) [WHERE …]`.
-pub(crate) fn index_sql(table: &str, ix: &Index) -> String {
+fn index_sql(table: &str, ix: &Index) -> String {
     let mut s = format!(
         "CREATE {}INDEX {} ON {}",
         if ix.unique { "UNIQUE " } else { "" },

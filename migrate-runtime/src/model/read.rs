@@ -144,6 +144,7 @@ fn read_foreign_keys(conn: &Connection, table: &mut Table, definition: &Parsed) 
             on_delete,
             on_update,
             deferred: false,
+            name: None,
         });
         fk.columns.push(from);
         if let Some(to) = to {

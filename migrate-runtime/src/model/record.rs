@@ -140,6 +140,7 @@ impl Model {
                     esc(&fk.on_delete),
                     esc(&fk.on_update),
                     flag(fk.deferred).into(),
+                    opt(fk.name.as_deref()),
                 ]);
             }
         }
@@ -237,6 +238,7 @@ impl Model {
                         on_delete: s(5)?,
                         on_update: s(6)?,
                         deferred: b(7)?,
+                        name: o(8)?,
                     };
                     model.tables.get_mut(&owner)?.foreign_keys.push(fk);
                 }
