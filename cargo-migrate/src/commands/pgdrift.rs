@@ -44,7 +44,8 @@ pub(super) fn replay_server(url: Option<&str>) -> Result<(Config, String)> {
 fn replay_error(e: migrate_runtime::Error, from: &str, project: Option<&Project<'_>>) -> anyhow::Error {
     match e {
         migrate_runtime::Error::Postgres { ref doing, .. } if doing.contains("scratch database") => anyhow!(
-            "{e}; the migrations are replayed in a scratch database on {from}, which needs a role that may CREATE DATABASE: grant it (ALTER ROLE … CREATEDB), or set {CHECK_SERVER} to a server where you may; nothing was compared"
+            "{e}; the migrations are replayed in a scratch database on {from}, which needs a role that may CREATE DATABASE: grant it (ALTER ROLE … CREATEDB), or set {CHECK_SERVER} to a server where you may{}",
+            if project.is_some() { "; nothing was compared" } else { "" }
         ),
         e => match project {
             Some(project) => cannot_compare(e, project),
@@ -70,6 +71,18 @@ pub(super) fn diff(project: &Project<'_>, args: &DiffArgs) -> Result<ExitCode> {
         return sql(project, &diff, args.allow_drop);
     }
     print(project, &diff, args)
+}
+
+/// For `status`: the differences, when the database can be compared (the
+/// history replayed in a scratch database); `None` when it cannot.
+pub(super) fn quiet_drift(project: &Project<'_>) -> Option<Vec<String>> {
+    let (server, _) = replay_server(project.database.postgres_url()).ok()?;
+    let mut client = project.database.connect().ok()?;
+    let migrator = project.migrator(None).ignore(&project.package.config.ignore);
+    let diff = migrator
+        .schema_diff_postgres(&mut client, &server, &filter(project.package).ok()?)
+        .ok()?;
+    Some(super::drift::sorted(&diff.differences).iter().map(ToString::to_string).collect())
 }
 
 fn sql(project: &Project<'_>, diff: &SchemaDiff, allow_drop: bool) -> Result<ExitCode> {

@@ -57,7 +57,11 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
             (opened.conn, format!("the schema of {}", database.shown()))
         }
         None if package.config.backend() == migrate_build::Backend::Postgres => {
-            let database = std::env::var("DATABASE_URL").ok().or_else(|| package.config.database.clone());
+            let database = std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .or_else(|| package.config.database.clone())
+                .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
             let (model, what) = super::pgdrift::schema_after_migrations(package, database.as_deref())?;
             return print(&model, args.format, &what);
         }
