@@ -4,8 +4,8 @@
 //! scratch database that is created for the build and always dropped. A
 //! killed build's scratch database is dropped by a later build.
 
-use migrate_runtime::postgres::{self, Client};
 use migrate_runtime::model::{Filter, Model};
+use migrate_runtime::postgres::{self, Client};
 use migrate_runtime::{DriftPolicy, Migration, Migrator, ScratchDatabase};
 
 use crate::config::Config;
@@ -32,7 +32,12 @@ pub(crate) fn replay(url: &str, migrations: &[Migration], config: &Config) -> (V
     // Dropped (with its database) whatever happens.
     let mut scratch = match ScratchDatabase::create(&server, "migrate_check_") {
         Ok(scratch) => scratch,
-        Err(e) => return (problem(format!("cannot make a scratch database on the check server: {e}")), None),
+        Err(e) => {
+            return (
+                problem(format!("cannot make a scratch database on the check server: {e}")),
+                None,
+            );
+        }
     };
     let problems = replay_in(scratch.client(), migrations, config);
     if problems.iter().any(Problem::is_error) {

@@ -320,7 +320,9 @@ fn check_postgres(
 
 /// The check server's URL (`MIGRATE_CHECK_DATABASE_URL`), when set.
 pub(crate) fn check_server() -> Option<String> {
-    std::env::var("MIGRATE_CHECK_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("MIGRATE_CHECK_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 #[cfg(feature = "postgres")]

@@ -7,13 +7,13 @@
 #[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
-use crate::model::{Difference, Model};
-#[cfg(feature = "rusqlite")]
-use crate::model::{self, Filter};
-#[cfg(feature = "rusqlite")]
-use crate::{Applied, Event, Migration};
 #[cfg(feature = "rusqlite")]
 use crate::Migrator;
+#[cfg(feature = "rusqlite")]
+use crate::model::{self, Filter};
+use crate::model::{Difference, Model};
+#[cfg(feature = "rusqlite")]
+use crate::{Applied, Event, Migration};
 use crate::{Error, Result, State, Status};
 
 /// What to do when a database's schema is not what its migrations made.

@@ -3,10 +3,10 @@
 mod build;
 mod cli;
 mod drift;
+mod pg_drift;
 mod postgres;
 mod properties;
 mod readme;
 mod reliability;
 mod renumber;
 mod runtime;
-mod pg_drift;

@@ -14,6 +14,8 @@ mod drift;
 mod init;
 mod list;
 mod new;
+mod pgdrift;
+mod pgsqlgen;
 mod postgres;
 mod progress;
 mod project;
@@ -21,8 +23,6 @@ mod renumber;
 mod schema;
 mod sqlgen;
 mod status;
-mod pgdrift;
-mod pgsqlgen;
 
 use progress::Progress;
 use project::{Project, applied_versions, runtime_error};

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use migrate_build::scan::Kind;
 use migrate_runtime::model::{Filter, Model};
 use migrate_runtime::postgres::{Client, Config};
-use migrate_runtime::{DriftPolicy, Migration, Migrator, SchemaDiff, Script, ScratchDatabase, State};
+use migrate_runtime::{DriftPolicy, Migration, Migrator, SchemaDiff, ScratchDatabase, Script, State};
 
 use super::diff::{at, exit_status, held, print};
 use super::drift::{applied, cannot_compare, filter};
@@ -45,7 +45,11 @@ fn replay_error(e: migrate_runtime::Error, from: &str, project: Option<&Project<
     match e {
         migrate_runtime::Error::Postgres { ref doing, .. } if doing.contains("scratch database") => anyhow!(
             "{e}; the migrations are replayed in a scratch database on {from}, which needs a role that may CREATE DATABASE: grant it (ALTER ROLE … CREATEDB), or set {CHECK_SERVER} to a server where you may{}",
-            if project.is_some() { "; nothing was compared" } else { "" }
+            if project.is_some() {
+                "; nothing was compared"
+            } else {
+                ""
+            }
         ),
         e => match project {
             Some(project) => cannot_compare(e, project),
@@ -82,7 +86,12 @@ pub(super) fn quiet_drift(project: &Project<'_>) -> Option<Vec<String>> {
     let diff = migrator
         .schema_diff_postgres(&mut client, &server, &filter(project.package).ok()?)
         .ok()?;
-    Some(super::drift::sorted(&diff.differences).iter().map(ToString::to_string).collect())
+    Some(
+        super::drift::sorted(&diff.differences)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    )
 }
 
 fn sql(project: &Project<'_>, diff: &SchemaDiff, allow_drop: bool) -> Result<ExitCode> {
@@ -194,9 +203,16 @@ fn emit(
     let filter = filter(package)?;
     // Verify by replay: applied migrations + up = the live schema (but
     // what is held back); + down = the migrations' schema again.
-    let after_up = replay_with(migrator, server, &versions, &filter, package.config.schema.as_deref(), &[&up.sql])?
-        .pop()
-        .context("the replay read no schema")?;
+    let after_up = replay_with(
+        migrator,
+        server,
+        &versions,
+        &filter,
+        package.config.schema.as_deref(),
+        &[&up.sql],
+    )?
+    .pop()
+    .context("the replay read no schema")?;
     let left: Vec<String> = after_up
         .diff(&diff.actual)
         .iter()
@@ -210,7 +226,14 @@ fn emit(
         );
     }
     let down = pgsqlgen::transform(&after_up, &diff.expected, true);
-    let models = replay_with(migrator, server, &versions, &filter, package.config.schema.as_deref(), &[&up.sql, &down.sql])?;
+    let models = replay_with(
+        migrator,
+        server,
+        &versions,
+        &filter,
+        package.config.schema.as_deref(),
+        &[&up.sql, &down.sql],
+    )?;
     let undone = diff.expected.diff(&models[1]);
     if !undone.is_empty() {
         bail!(

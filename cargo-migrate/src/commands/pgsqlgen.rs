@@ -143,18 +143,19 @@ fn definition_step(d: &Difference, from: &Model, to: &Model, first: &mut Vec<Ste
             } else {
                 quote(&d.name)
             };
-            let kind = if kind == "FUNCTION" && definition(map_from, &d.name).is_some_and(|f| f.sql.contains(" PROCEDURE ")) {
-                "PROCEDURE"
-            } else {
-                kind
-            };
+            let kind =
+                if kind == "FUNCTION" && definition(map_from, &d.name).is_some_and(|f| f.sql.contains(" PROCEDURE ")) {
+                    "PROCEDURE"
+                } else {
+                    kind
+                };
             p.last.push(Step::Drop {
                 why: format!("drops {} {}", kind.to_ascii_lowercase(), d.name),
                 sql: format!("DROP {kind} {name}"),
                 difference: d.clone(),
             });
         }
-        Change::Renamed(_) | _ => {}
+        _ => {}
     }
 }
 
@@ -176,7 +177,8 @@ fn view_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
         }
         Change::Changed(_) => {
             if let (Some(old), Some(new)) = (from.views.get(&k), to.views.get(&k)) {
-                p.before.push(Step::Live(format!("DROP {} {}", view_kind(&old.sql), quote(&old.name))));
+                p.before
+                    .push(Step::Live(format!("DROP {} {}", view_kind(&old.sql), quote(&old.name))));
                 p.after.push(Step::Live(new.sql.clone()));
             }
         }
@@ -229,19 +231,29 @@ fn table_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
             let Some(t) = to.tables.get(&key(&d.name)) else {
                 return;
             };
-            let mut items: Vec<String> = t.columns.iter().map(|c| format!("    {}", c.postgres_definition())).collect();
+            let mut items: Vec<String> = t
+                .columns
+                .iter()
+                .map(|c| format!("    {}", c.postgres_definition()))
+                .collect();
             for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
                 items.push(format!("    {}", constraint(ix)));
             }
             items.extend(t.checks.iter().map(|c| format!("    {c}")));
-            p.tables
-                .push(Step::Live(format!("CREATE TABLE {} (\n{}\n)", quote(&t.name), items.join(",\n"))));
+            p.tables.push(Step::Live(format!(
+                "CREATE TABLE {} (\n{}\n)",
+                quote(&t.name),
+                items.join(",\n")
+            )));
             for ix in t.indexes.values().filter(|ix| ix.origin == "c") {
                 p.after.push(Step::Live(ix.postgres_create(&t.name)));
             }
             for fk in &t.foreign_keys {
-                p.after
-                    .push(Step::Live(format!("ALTER TABLE {} ADD {}", quote(&t.name), fk.postgres_definition())));
+                p.after.push(Step::Live(format!(
+                    "ALTER TABLE {} ADD {}",
+                    quote(&t.name),
+                    fk.postgres_definition()
+                )));
             }
         }
         Change::Removed => {
@@ -276,8 +288,10 @@ fn table_changes(ft: &Table, tt: &Table, differences: &[&Difference], p: &mut Ph
             ))),
             (Object::Column, Change::Added(_)) => {
                 if let Some(c) = column(tt, &d.name) {
-                    p.columns
-                        .push(Step::Live(format!("ALTER TABLE {table} ADD COLUMN {}", c.postgres_definition())));
+                    p.columns.push(Step::Live(format!(
+                        "ALTER TABLE {table} ADD COLUMN {}",
+                        c.postgres_definition()
+                    )));
                 }
             }
             (Object::Column, Change::Removed) => p.columns.push(Step::Drop {
@@ -339,13 +353,17 @@ fn table_changes(ft: &Table, tt: &Table, differences: &[&Difference], p: &mut Ph
                     difference: (*d).clone(),
                 });
             }
-            (Object::Check, Change::Added(_)) => p.after.push(Step::Live(format!("ALTER TABLE {table} ADD {}", d.name))),
+            (Object::Check, Change::Added(_)) => {
+                p.after.push(Step::Live(format!("ALTER TABLE {table} ADD {}", d.name)))
+            }
             _ => {}
         }
     }
     for fk in tt.foreign_keys.iter().filter(|fk| !ft.foreign_keys.contains(fk)) {
-        p.after
-            .push(Step::Live(format!("ALTER TABLE {table} ADD {}", fk.postgres_definition())));
+        p.after.push(Step::Live(format!(
+            "ALTER TABLE {table} ADD {}",
+            fk.postgres_definition()
+        )));
     }
 }
 
@@ -361,7 +379,11 @@ fn alter_column(table: &str, fc: &Column, tc: &Column, p: &mut Phases) {
         return;
     }
     if fc.decl_type != tc.decl_type || fc.collation != tc.collation {
-        let collate = tc.collation.as_deref().map(|c| format!(" COLLATE {}", quote(c))).unwrap_or_default();
+        let collate = tc
+            .collation
+            .as_deref()
+            .map(|c| format!(" COLLATE {}", quote(c)))
+            .unwrap_or_default();
         p.columns.push(alter(format!(
             "TYPE {}{collate} USING {col}::{}",
             tc.decl_type, tc.decl_type
@@ -380,7 +402,9 @@ fn alter_column(table: &str, fc: &Column, tc: &Column, p: &mut Phases) {
         _ => {}
     }
     if fc.not_null != tc.not_null {
-        p.columns.push(alter(if tc.not_null { "SET NOT NULL" } else { "DROP NOT NULL" }.to_owned()));
+        p.columns.push(alter(
+            if tc.not_null { "SET NOT NULL" } else { "DROP NOT NULL" }.to_owned(),
+        ));
     }
 }
 

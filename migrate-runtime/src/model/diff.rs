@@ -60,7 +60,13 @@ impl Model {
             (&self.types, &actual.types, Object::Type),
             (&self.sequences, &actual.sequences, Object::Sequence),
         ] {
-            diff_named(expected, actual, |d| (None, d.name.clone(), d.sql.clone()), object, &mut out);
+            diff_named(
+                expected,
+                actual,
+                |d| (None, d.name.clone(), d.sql.clone()),
+                object,
+                &mut out,
+            );
         }
         out
     }

@@ -50,10 +50,10 @@ pub use parse::closing_quote;
 pub use parse::normalize;
 #[cfg(feature = "rusqlite")]
 use parse::{Definition as Parsed, parse_index, parse_table};
-#[cfg(feature = "rusqlite")]
-use read::read_table;
 #[cfg(feature = "postgres")]
 pub use pg_render::quote_postgres;
+#[cfg(feature = "rusqlite")]
+use read::read_table;
 #[cfg(feature = "rusqlite")]
 pub use render::schema_sql;
 

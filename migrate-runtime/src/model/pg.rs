@@ -122,19 +122,16 @@ fn read_tables(client: &mut Client, schema: &str, filter: &Filter, model: &mut M
         if excluded(filter, &name) {
             continue;
         }
-        let table = model
-            .tables
-            .entry(name.to_ascii_lowercase())
-            .or_insert_with(|| Table {
-                name: name.clone(),
-                strict: false,
-                without_rowid: false,
-                virtual_sql: None,
-                columns: Vec::new(),
-                indexes: BTreeMap::new(),
-                foreign_keys: Vec::new(),
-                checks: Vec::new(),
-            });
+        let table = model.tables.entry(name.to_ascii_lowercase()).or_insert_with(|| Table {
+            name: name.clone(),
+            strict: false,
+            without_rowid: false,
+            virtual_sql: None,
+            columns: Vec::new(),
+            indexes: BTreeMap::new(),
+            foreign_keys: Vec::new(),
+            checks: Vec::new(),
+        });
         let Some(column) = row.get::<_, Option<String>>(1) else {
             continue; // a table without columns
         };
@@ -325,13 +322,9 @@ fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &
         if excluded(filter, &name) {
             continue;
         }
-        model.types.insert(
-            name.to_ascii_lowercase(),
-            Definition {
-                name,
-                sql: row.get(1),
-            },
-        );
+        model
+            .types
+            .insert(name.to_ascii_lowercase(), Definition { name, sql: row.get(1) });
     }
     // Sequences that no column owns (`serial` and identity columns own theirs).
     let sql = format!(
@@ -349,13 +342,9 @@ fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &
         if excluded(filter, &name) {
             continue;
         }
-        model.sequences.insert(
-            name.to_ascii_lowercase(),
-            Definition {
-                name,
-                sql: row.get(1),
-            },
-        );
+        model
+            .sequences
+            .insert(name.to_ascii_lowercase(), Definition { name, sql: row.get(1) });
     }
     Ok(())
 }
@@ -364,10 +353,7 @@ fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &
 /// written (not lower case letters, digits and `_`, or starting with a
 /// digit). Keywords are not looked up: quoting one is always correct.
 pub(crate) fn quote(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -383,11 +369,78 @@ pub(crate) fn quote(name: &str) -> String {
 /// columns (the manual's appendix "SQL Key Words", reserved in
 /// PostgreSQL): quoted.
 const RESERVED: &[&str] = &[
-    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "both", "case", "cast", "check", "collate",
-    "column", "constraint", "create", "current_date", "current_role", "current_time", "current_timestamp",
-    "current_user", "default", "desc", "distinct", "do", "else", "end", "except", "false", "fetch", "for",
-    "foreign", "from", "grant", "group", "having", "in", "initially", "intersect", "into", "lateral", "leading",
-    "limit", "localtime", "localtimestamp", "not", "null", "offset", "on", "only", "or", "order", "placing",
-    "primary", "references", "returning", "select", "session_user", "some", "symmetric", "table", "then", "to",
-    "trailing", "true", "union", "unique", "user", "using", "variadic", "when", "where", "window", "with",
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
 ];

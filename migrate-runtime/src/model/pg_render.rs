@@ -25,7 +25,12 @@ impl Model {
     /// ```
     pub fn postgres_sql(&self) -> String {
         let mut statements: Vec<String> = Vec::new();
-        for d in self.types.values().chain(self.sequences.values()).chain(self.functions.values()) {
+        for d in self
+            .types
+            .values()
+            .chain(self.sequences.values())
+            .chain(self.functions.values())
+        {
             statements.push(d.sql.trim_end().trim_end_matches(';').to_owned());
         }
         // The sequences of `serial` columns, which their column owns.
@@ -34,7 +39,11 @@ impl Model {
             for c in &t.columns {
                 if let Some(seq) = c.default.as_deref().and_then(serial_sequence) {
                     statements.push(format!("CREATE SEQUENCE {seq} AS {}", c.decl_type));
-                    owned.push(format!("ALTER SEQUENCE {seq} OWNED BY {}.{}", quote(&t.name), quote(&c.name)));
+                    owned.push(format!(
+                        "ALTER SEQUENCE {seq} OWNED BY {}.{}",
+                        quote(&t.name),
+                        quote(&c.name)
+                    ));
                 }
             }
         }

@@ -243,7 +243,13 @@ impl Model {
                     model.tables.get_mut(&owner)?.foreign_keys.push(fk);
                 }
                 "V" => {
-                    model.views.insert(s(1)?, View { name: s(2)?, sql: s(3)? });
+                    model.views.insert(
+                        s(1)?,
+                        View {
+                            name: s(2)?,
+                            sql: s(3)?,
+                        },
+                    );
                 }
                 "G" => {
                     model.triggers.insert(
@@ -261,7 +267,13 @@ impl Model {
                         "Y" => &mut model.types,
                         _ => &mut model.sequences,
                     };
-                    map.insert(s(1)?, Definition { name: s(2)?, sql: s(3)? });
+                    map.insert(
+                        s(1)?,
+                        Definition {
+                            name: s(2)?,
+                            sql: s(3)?,
+                        },
+                    );
                 }
                 _ => return None,
             }

@@ -132,7 +132,10 @@ impl Postgres<'_> {
             "SELECT version, to_jsonb(m) ->> '{COLUMN}' FROM {} AS m ORDER BY version DESC LIMIT 1",
             self.table
         );
-        let rows = self.client.query(&sql, &[]).map_err(pg("reading the recorded schema"))?;
+        let rows = self
+            .client
+            .query(&sql, &[])
+            .map_err(pg("reading the recorded schema"))?;
         Ok(rows.first().map(|r| {
             let version: i64 = r.get(0);
             (u64::try_from(version).unwrap_or(0), r.get(1))
@@ -190,7 +193,11 @@ impl Postgres<'_> {
     /// After a run that changed the history: stores the live schema with
     /// the newest applied migration, under the migration lock, adding the
     /// column to a tracking table that lacks it.
-    pub(super) fn record_schema(&mut self, migrator: &Migrator<'_>, waited: &mut Option<std::time::Duration>) -> Result<()> {
+    pub(super) fn record_schema(
+        &mut self,
+        migrator: &Migrator<'_>,
+        waited: &mut Option<std::time::Duration>,
+    ) -> Result<()> {
         use crate::backend::Backend as _;
         self.begin(migrator, waited)?;
         let recorded = (|| {

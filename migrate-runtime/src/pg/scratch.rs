@@ -40,7 +40,9 @@ pub struct ScratchDatabase {
 
 impl std::fmt::Debug for ScratchDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScratchDatabase").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("ScratchDatabase")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
