@@ -581,8 +581,15 @@ fn pg_cli_emit_adopts_every_kind_of_hand_change_and_the_down_undoes_it() {
     assert_eq!(code, 1);
     assert!(err.contains("does not make the schema of"), "{err}");
     assert!(err.contains("type mood changed"), "{err}");
-    assert!(!pkg.path().join("migrations/0004_adopt.up.sql").exists(), "nothing was written");
-    client.batch_execute("DROP TYPE mood CASCADE; CREATE TYPE mood AS ENUM ('good', 'bad'); ALTER TABLE notes ADD COLUMN mood mood;").unwrap();
+    assert!(
+        !pkg.path().join("migrations/0004_adopt.up.sql").exists(),
+        "nothing was written"
+    );
+    client
+        .batch_execute(
+            "DROP TYPE mood CASCADE; CREATE TYPE mood AS ENUM ('good', 'bad'); ALTER TABLE notes ADD COLUMN mood mood;",
+        )
+        .unwrap();
     let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt", "--allow-drop"]);
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = cli(&pkg, url, &["diff"]);
@@ -597,13 +604,17 @@ fn pg_cli_emit_adopts_every_kind_of_hand_change_and_the_down_undoes_it() {
 /// it whatever the order (names are made unique by the step's number).
 fn change(kind: u8, n: usize) -> String {
     match kind % 10 {
-        0 => format!("CREATE TABLE t{n} (id bigint PRIMARY KEY, a text NOT NULL DEFAULT 'x', b numeric(8, 2) CHECK (b > 0));"),
+        0 => format!(
+            "CREATE TABLE t{n} (id bigint PRIMARY KEY, a text NOT NULL DEFAULT 'x', b numeric(8, 2) CHECK (b > 0));"
+        ),
         1 => format!("ALTER TABLE base ADD COLUMN c{n} varchar({}) UNIQUE;", n + 1),
         2 => format!("CREATE INDEX i{n} ON base (lower(name) DESC, id) WHERE id > {n};"),
         3 => format!("CREATE VIEW v{n} AS SELECT id,  name AS n{n} FROM base WHERE id <> {n};"),
         4 => format!("CREATE TRIGGER g{n} AFTER INSERT ON base FOR EACH ROW EXECUTE FUNCTION noop();"),
         5 => format!("ALTER TABLE base RENAME COLUMN name TO name{n}; ALTER TABLE base RENAME COLUMN name{n} TO name;"),
-        6 => format!("CREATE TABLE child{n} (base_id bigint REFERENCES base (id) ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED, x int GENERATED ALWAYS AS IDENTITY);"),
+        6 => format!(
+            "CREATE TABLE child{n} (base_id bigint REFERENCES base (id) ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED, x int GENERATED ALWAYS AS IDENTITY);"
+        ),
         7 => format!("CREATE TYPE e{n} AS ENUM ('a', 'b{n}'); CREATE DOMAIN d{n} AS int NOT NULL CHECK (VALUE > {n});"),
         8 => format!("CREATE SEQUENCE s{n} INCREMENT BY {} START {};", n + 1, n + 2),
         _ => format!("ALTER TABLE base ADD COLUMN k{n} int GENERATED ALWAYS AS (id * {n}) STORED;"),
@@ -624,7 +635,12 @@ fn pg_property_the_model_read_live_equals_the_model_of_a_replay_of_the_same_stat
     });
     runner
         .run(&proptest::collection::vec(any::<u8>(), 1..8), |kinds| {
-            let sql: String = kinds.iter().enumerate().map(|(n, k)| change(*k, n)).collect::<Vec<_>>().join("\n");
+            let sql: String = kinds
+                .iter()
+                .enumerate()
+                .map(|(n, k)| change(*k, n))
+                .collect::<Vec<_>>()
+                .join("\n");
             // Live: run by hand, statement by statement.
             let mut live = migrate_runtime::ScratchDatabase::create(&server, "pg_drift_prop_").unwrap();
             live.client().batch_execute(setup).unwrap();

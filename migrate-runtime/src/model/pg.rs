@@ -98,8 +98,9 @@ impl Model {
     }
 }
 
-/// Not an extension's object: `pg_depend` has no `e` row for it.
-const NOT_EXTENSION: &str = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')";
+/// Not an extension's object: `pg_depend` has no `e` row for it (by
+/// `classid` and `objid`, which its index covers).
+const NOT_EXTENSION: &str = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
 
 fn read_tables(client: &mut Client, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
     let sql = format!(
@@ -113,7 +114,7 @@ fn read_tables(client: &mut Client, schema: &str, filter: &Filter, model: &mut M
          LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum \
          LEFT JOIN pg_collation co ON co.oid = a.attcollation \
          LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p' \
-         WHERE n.nspname::text = $1 AND c.relkind IN ('r', 'p', 'f') AND {NOT_EXTENSION} \
+         WHERE n.nspname = $1::text::name AND c.relkind IN ('r', 'p', 'f') AND {NOT_EXTENSION} \
          ORDER BY c.relname, a.attnum"
     );
     let rows = client.query(&sql, &[&schema]).map_err(pg("reading the tables"))?;
@@ -166,7 +167,7 @@ fn read_indexes(client: &mut Client, schema: &str, model: &mut Model) -> Result<
          JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_am am ON am.oid = i.relam \
          LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x') \
          CROSS JOIN LATERAL generate_series(1, x.indnkeyatts::int4) AS s(k) \
-         WHERE n.nspname::text = $1 AND coalesce(k.contype, 'c') <> 'x' \
+         WHERE n.nspname = $1::text::name AND coalesce(k.contype, 'c') <> 'x' \
          ORDER BY t.relname, i.relname, s.k";
     let rows = client.query(sql, &[&schema]).map_err(pg("reading the indexes"))?;
     for row in rows {
@@ -207,13 +208,13 @@ fn read_constraints(client: &mut Client, schema: &str, model: &mut Model) -> Res
     let sql = "SELECT t.relname::text, k.contype::text, 'CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid, true), \
          array(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY AS u(n, o) \
                JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o), \
-         CASE WHEN fn.nspname::text = $1 THEN f.relname::text ELSE fn.nspname::text || '.' || f.relname::text END, \
+         CASE WHEN fn.nspname = $1::text::name THEN f.relname::text ELSE fn.nspname::text || '.' || f.relname::text END, \
          array(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY AS u(n, o) \
                JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.o), \
          k.confdeltype::text, k.confupdtype::text, k.condeferrable AND k.condeferred, k.conname::text \
          FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
          LEFT JOIN pg_class f ON f.oid = k.confrelid LEFT JOIN pg_namespace fn ON fn.oid = f.relnamespace \
-         WHERE n.nspname::text = $1 AND k.contype IN ('f', 'c', 'x') AND k.conislocal AND k.conparentid = 0 \
+         WHERE n.nspname = $1::text::name AND k.contype IN ('f', 'c', 'x') AND k.conislocal AND k.conparentid = 0 \
          ORDER BY t.relname, k.conname";
     let rows = client.query(sql, &[&schema]).map_err(pg("reading the constraints"))?;
     for row in rows {
@@ -247,7 +248,7 @@ fn read_views_and_triggers(client: &mut Client, schema: &str, filter: &Filter, m
     let sql = format!(
         "SELECT c.relname::text, c.relkind = 'm', pg_get_viewdef(c.oid, true) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname::text = $1 AND c.relkind IN ('v', 'm') AND {NOT_EXTENSION} ORDER BY c.relname"
+         WHERE n.nspname = $1::text::name AND c.relkind IN ('v', 'm') AND {NOT_EXTENSION} ORDER BY c.relname"
     );
     for row in client.query(&sql, &[&schema]).map_err(pg("reading the views"))? {
         let name: String = row.get(0);
@@ -265,7 +266,7 @@ fn read_views_and_triggers(client: &mut Client, schema: &str, filter: &Filter, m
     }
     let sql = "SELECT g.tgname::text, c.relname::text, pg_get_triggerdef(g.oid, true) \
          FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname::text = $1 AND NOT g.tgisinternal AND g.tgparentid = 0 ORDER BY g.tgname";
+         WHERE n.nspname = $1::text::name AND NOT g.tgisinternal AND g.tgparentid = 0 ORDER BY g.tgname";
     for row in client.query(sql, &[&schema]).map_err(pg("reading the triggers"))? {
         let (name, table): (String, String) = (row.get(0), row.get(1));
         if excluded(filter, &name) || excluded(filter, &table) {
@@ -286,12 +287,14 @@ fn read_views_and_triggers(client: &mut Client, schema: &str, filter: &Filter, m
 }
 
 fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
-    let not_extension = NOT_EXTENSION.replace("c.oid", "p.oid");
+    let not_extension = NOT_EXTENSION
+        .replace("c.oid", "p.oid")
+        .replace("'pg_class'", "'pg_proc'");
     let sql = format!(
         "SELECT p.proname::text, p.proname::text || '(' || pg_get_function_identity_arguments(p.oid) || ')', \
          pg_get_functiondef(p.oid) \
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE n.nspname::text = $1 AND p.prokind IN ('f', 'p') AND {not_extension} ORDER BY 2"
+         WHERE n.nspname = $1::text::name AND p.prokind IN ('f', 'p') AND {not_extension} ORDER BY 2"
     );
     for row in client.query(&sql, &[&schema]).map_err(pg("reading the functions"))? {
         let (base, name): (String, String) = (row.get(0), row.get(1));
@@ -304,7 +307,9 @@ fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &
             .functions
             .insert(name.to_ascii_lowercase(), Definition { name, sql });
     }
-    let not_extension = NOT_EXTENSION.replace("c.oid", "t.oid");
+    let not_extension = NOT_EXTENSION
+        .replace("c.oid", "t.oid")
+        .replace("'pg_class'", "'pg_type'");
     let sql = format!(
         "SELECT t.typname::text, CASE t.typtype \
            WHEN 'e' THEN format('CREATE TYPE %I AS ENUM (%s)', t.typname, \
@@ -315,7 +320,7 @@ fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &
              || coalesce((SELECT string_agg(' CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid, true), '' ORDER BY k.conname) \
                           FROM pg_constraint k WHERE k.contypid = t.oid), '') END \
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
-         WHERE n.nspname::text = $1 AND t.typtype IN ('e', 'd') AND {not_extension} ORDER BY 1"
+         WHERE n.nspname = $1::text::name AND t.typtype IN ('e', 'd') AND {not_extension} ORDER BY 1"
     );
     for row in client.query(&sql, &[&schema]).map_err(pg("reading the types"))? {
         let name: String = row.get(0);
@@ -332,7 +337,7 @@ fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &
            c.relname, format_type(s.seqtypid, NULL), s.seqincrement, s.seqmin, s.seqmax, s.seqstart, s.seqcache, \
            CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid \
-         WHERE n.nspname::text = $1 AND c.relkind = 'S' AND {NOT_EXTENSION} \
+         WHERE n.nspname = $1::text::name AND c.relkind = 'S' AND {NOT_EXTENSION} \
          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass \
                          AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) \
          ORDER BY 1"
