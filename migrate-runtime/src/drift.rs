@@ -7,13 +7,12 @@
 #[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
-#[cfg(feature = "rusqlite")]
 use crate::Migrator;
 #[cfg(feature = "rusqlite")]
 use crate::model::{self, Filter};
 use crate::model::{Difference, Model};
 #[cfg(feature = "rusqlite")]
-use crate::{Applied, Event, Migration};
+use crate::{Applied, Migration};
 use crate::{Error, Result, State, Status};
 
 /// What to do when a database's schema is not what its migrations made.
@@ -83,6 +82,37 @@ pub(crate) fn replayable(status: &Status<'_>) -> Result<Vec<u64>> {
     Ok(versions)
 }
 
+impl Migrator<'_> {
+    /// The migrations numbered `versions`, oldest first.
+    pub(crate) fn subset(&self, versions: &[u64]) -> Result<Vec<crate::Migration>> {
+        let mut subset: Vec<crate::Migration> = Vec::with_capacity(versions.len());
+        for &v in versions {
+            let m = crate::plan::find(self.migrations(), v).ok_or_else(|| Error::UnknownTarget {
+                target: v,
+                known: self.migrations().iter().map(crate::Migration::version).collect(),
+            })?;
+            subset.push(m.clone());
+        }
+        subset.sort_by_key(crate::Migration::version);
+        Ok(subset)
+    }
+
+    /// Drift found by the start-up check: refused, or reported through
+    /// the events, as the policy says.
+    pub(crate) fn drifted(&self, version: Option<u64>, differences: &[Difference]) -> Result<()> {
+        match self.drift {
+            DriftPolicy::Warn => {
+                self.notify(crate::Event::Drift { differences });
+                Ok(())
+            }
+            _ => Err(Error::Drift {
+                version,
+                differences: differences.iter().map(ToString::to_string).collect(),
+            }),
+        }
+    }
+}
+
 impl SchemaDiff {
     /// Whether the database is what its migrations made.
     pub fn is_clean(&self) -> bool {
@@ -101,15 +131,7 @@ impl<'m> Migrator<'m> {
     /// [`Error::UnknownTarget`] for a version the code does not have; the
     /// replay's errors when a migration fails.
     pub fn replay_versions(&self, versions: &[u64]) -> Result<Connection> {
-        let mut subset: Vec<Migration> = Vec::with_capacity(versions.len());
-        for &v in versions {
-            let m = crate::plan::find(self.migrations(), v).ok_or_else(|| Error::UnknownTarget {
-                target: v,
-                known: self.migrations().iter().map(Migration::version).collect(),
-            })?;
-            subset.push(m.clone());
-        }
-        subset.sort_by_key(Migration::version);
+        let subset = self.subset(versions)?;
         // In memory, attached databases too, with the app's functions.
         let mut conn = crate::session::replay_connection()?;
         self.set_up_replay(&conn)?;
@@ -219,18 +241,7 @@ impl Migrator<'_> {
         if diff.is_clean() {
             return Ok(());
         }
-        match self.drift {
-            DriftPolicy::Warn => {
-                self.notify(Event::Drift {
-                    differences: &diff.differences,
-                });
-                Ok(())
-            }
-            _ => Err(Error::Drift {
-                version: diff.version,
-                differences: diff.differences.iter().map(ToString::to_string).collect(),
-            }),
-        }
+        self.drifted(diff.version, &diff.differences)
     }
 }
 

@@ -343,7 +343,33 @@ fn emit(
     }
     drop(scratch);
 
-    // Write the files, through `new`.
+    write_and_record(
+        project,
+        &name,
+        diff,
+        &up,
+        &down.sql,
+        || super::schema::write_snapshot(package).map(drop),
+        |version| check_and_record(project, migrator, conn, diff, version, &filter, args),
+    )
+}
+
+/// `--emit`'s last part, on every backend: writes the migration pair (through
+/// `new`), refreshes the snapshot when the package has one (`snapshot`),
+/// and records the migration (`record`, given its version); on an error,
+/// removes the files and restores the snapshot. Prints the paths and what
+/// was done.
+pub(super) fn write_and_record(
+    project: &Project<'_>,
+    name: &str,
+    diff: &SchemaDiff,
+    up: &sqlgen::Script,
+    down_sql: &str,
+    snapshot: impl FnOnce() -> Result<()>,
+    record: impl FnOnce(u64) -> Result<()>,
+) -> Result<ExitCode> {
+    let package = project.package;
+    let db = project.database.shown();
     let header_up = |version: &str| {
         format!(
             "-- Migration {version} {name}: adopts the changes made by hand to {db}\n\
@@ -351,11 +377,8 @@ fn emit(
              -- since that database has them already).\n\n"
         )
     };
-    let (version, paths) = new::create(package, &name, &[Kind::Up, Kind::Down], |v, kind| match kind {
-        Kind::Down => format!(
-            "-- Undoes migration {v} {name} (written by `cargo migrate diff --emit`).\n\n{}",
-            down.sql
-        ),
+    let (version, paths) = new::create(package, name, &[Kind::Up, Kind::Down], |v, kind| match kind {
+        Kind::Down => format!("-- Undoes migration {v} {name} (written by `cargo migrate diff --emit`).\n\n{down_sql}"),
         _ => format!("{}{}", header_up(v), up.sql),
     })?;
     let remove = || {
@@ -365,16 +388,16 @@ fn emit(
     };
     // The schema snapshot, when the package has one, follows the new
     // migration (the build's check compares it).
-    let snapshot =
+    let saved =
         migrate_build::snapshot_path(&package.dir, &package.config).map(|path| (std::fs::read(&path).ok(), path));
-    let recorded = match &snapshot {
-        Some(_) => super::schema::write_snapshot(package).map(drop),
+    let recorded = match &saved {
+        Some(_) => snapshot(),
         None => Ok(()),
     }
-    .and_then(|()| check_and_record(project, migrator, conn, diff, version, &filter, args));
+    .and_then(|()| record(version));
     if let Err(e) = recorded {
         remove();
-        if let Some((old, path)) = &snapshot {
+        if let Some((old, path)) = &saved {
             let _ = match old {
                 Some(text) => std::fs::write(path, text),
                 None => std::fs::remove_file(path),
@@ -386,7 +409,7 @@ fn emit(
     for path in &paths {
         writeln!(out, "{}", show(path))?;
     }
-    if let Some((_, path)) = &snapshot {
+    if let Some((_, path)) = &saved {
         writeln!(out, "{}", show(path))?;
     }
     out.flush()?;

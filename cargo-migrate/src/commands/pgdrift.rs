@@ -7,16 +7,15 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use migrate_build::scan::Kind;
 use migrate_runtime::model::{Filter, Model};
 use migrate_runtime::postgres::{Client, Config};
 use migrate_runtime::{DriftPolicy, Migration, Migrator, SchemaDiff, ScratchDatabase, Script, State};
 
-use super::diff::{at, exit_status, held, print};
+use super::diff::{at, exit_status, held, print, write_and_record};
 use super::drift::{applied, cannot_compare, filter};
 use super::{Project, new, pgsqlgen};
 use crate::cli::DiffArgs;
-use crate::messages::{count, say, warning};
+use crate::messages::{count, say};
 use crate::package::{Package, show};
 
 /// The variable that names a server for replays.
@@ -242,67 +241,15 @@ fn emit(
         );
     }
 
-    let header_up = |version: &str| {
-        format!(
-            "-- Migration {version} {name}: adopts the changes made by hand to {db}\n\
-             -- (written by `cargo migrate diff --emit`, and recorded as applied there,\n\
-             -- since that database has them already).\n\n"
-        )
-    };
-    let (version, paths) = new::create(package, &name, &[Kind::Up, Kind::Down], |v, kind| match kind {
-        Kind::Down => format!(
-            "-- Undoes migration {v} {name} (written by `cargo migrate diff --emit`).\n\n{}",
-            down.sql
-        ),
-        _ => format!("{}{}", header_up(v), up.sql),
-    })?;
-    let remove = || {
-        for p in &paths {
-            let _ = std::fs::remove_file(p);
-        }
-    };
-    let snapshot =
-        migrate_build::snapshot_path(&package.dir, &package.config).map(|path| (std::fs::read(&path).ok(), path));
-    let recorded = match &snapshot {
-        Some(_) => write_snapshot(package, Some(server)).map(drop),
-        None => Ok(()),
-    }
-    .and_then(|()| record(project, migrator, &mut client, diff, version, &filter, args));
-    if let Err(e) = recorded {
-        remove();
-        if let Some((old, path)) = &snapshot {
-            let _ = match old {
-                Some(text) => std::fs::write(path, text),
-                None => std::fs::remove_file(path),
-            };
-        }
-        return Err(e.context("nothing was written or recorded"));
-    }
-    let mut out = std::io::stdout().lock();
-    for path in &paths {
-        writeln!(out, "{}", show(path))?;
-    }
-    if let Some((_, path)) = &snapshot {
-        writeln!(out, "{}", show(path))?;
-    }
-    out.flush()?;
-    for h in &up.held {
-        warning!("held back (see the up file; pass --allow-drop to write it): {h}");
-    }
-    say!(
-        "wrote migration {} {name} ({}) and recorded it as applied in {db}, which has those changes already; other databases get them when they apply it{}",
-        package.version(version),
-        count(diff.differences.len(), "difference"),
-        if up.held.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; `cargo migrate diff` still reports the {} held back",
-                count(up.held.len(), "drop")
-            )
-        }
-    );
-    Ok(ExitCode::SUCCESS)
+    write_and_record(
+        project,
+        &name,
+        diff,
+        &up,
+        &down.sql,
+        || write_snapshot(package, Some(server)).map(drop),
+        |version| record(project, migrator, &mut client, diff, version, &filter, args),
+    )
 }
 
 /// The build's own check of the directory with the new files, then the
