@@ -189,7 +189,10 @@ impl Postgres<'_> {
 
     /// The schema recorded with version `version`, as text.
     fn recorded_model(&mut self, version: u64) -> Result<Option<String>> {
-        let sql = format!("SELECT to_jsonb(m) ->> '{COLUMN}' FROM {} AS m WHERE version = $1", self.table);
+        let sql = format!(
+            "SELECT to_jsonb(m) ->> '{COLUMN}' FROM {} AS m WHERE version = $1",
+            self.table
+        );
         let version = i64::try_from(version).unwrap_or(i64::MAX);
         let rows = self
             .client
@@ -263,7 +266,10 @@ impl Postgres<'_> {
                 .and_then(|()| {
                     let hash: String = self
                         .client
-                        .query_one(&format!("SELECT ({CATALOG_HASH})"), &[&migrator.schema, &migrator.table_name()])?
+                        .query_one(
+                            &format!("SELECT ({CATALOG_HASH})"),
+                            &[&migrator.schema, &migrator.table_name()],
+                        )?
                         .get(0);
                     self.client.execute(
                         &format!("UPDATE {table} SET {COLUMN} = $1 WHERE version = (SELECT max(version) FROM {table})"),
