@@ -230,9 +230,12 @@ impl<'m> Migrator<'m> {
     /// migrations made (drift): [`DriftPolicy::Error`] (the default)
     /// refuses to migrate and lists the differences, [`DriftPolicy::Warn`]
     /// reports them through [`Event::Drift`] and goes on,
-    /// [`DriftPolicy::Off`] does not look. The check needs the schema
-    /// fingerprints the build records (generated code has them); it costs
-    /// one read of `sqlite_schema` per start.
+    /// [`DriftPolicy::Off`] does not look. On SQLite the check needs the
+    /// schema fingerprints the build records (generated code has them); it
+    /// costs one read of `sqlite_schema` per start. On PostgreSQL it
+    /// compares with the schema the runtime stored in the tracking table
+    /// after its last run (`Off` stores nothing); it costs one catalog
+    /// query per start (BENCHMARKS.md).
     ///
     /// Refusing is the default because migrations written for one schema
     /// and run on another are how data gets lost (a table rebuild drops the

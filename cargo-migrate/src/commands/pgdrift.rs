@@ -42,14 +42,22 @@ pub(super) fn replay_server(url: Option<&str>) -> Result<(Config, String)> {
 /// could not be made.
 fn replay_error(e: migrate_runtime::Error, from: &str, project: Option<&Project<'_>>) -> anyhow::Error {
     match e {
-        migrate_runtime::Error::Postgres { ref doing, .. } if doing.contains("scratch database") => anyhow!(
-            "{e}; the migrations are replayed in a scratch database on {from}, which needs a role that may CREATE DATABASE: grant it (ALTER ROLE … CREATEDB), or set {CHECK_SERVER} to a server where you may{}",
-            if project.is_some() {
-                "; nothing was compared"
-            } else {
-                ""
-            }
-        ),
+        migrate_runtime::Error::Postgres { ref doing, ref cause }
+            if doing.starts_with("creating the scratch database") =>
+        {
+            let why = cause.as_db_error().map_or_else(
+                || cause.to_string(),
+                |d| format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+            );
+            anyhow!(
+                "{doing}: {why}; the migrations are replayed in a scratch database on {from}, which needs a role that may CREATE DATABASE: grant it (ALTER ROLE … CREATEDB), or set {CHECK_SERVER} to a server where you may{}",
+                if project.is_some() {
+                    "; nothing was compared"
+                } else {
+                    ""
+                }
+            )
+        }
         e => match project {
             Some(project) => cannot_compare(e, project),
             None => e.into(),

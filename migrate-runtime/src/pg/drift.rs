@@ -171,10 +171,13 @@ impl Postgres<'_> {
     /// with it (`to_jsonb` of the row, so a tracking table without the
     /// column reads as none, without an error that would end a
     /// transaction), and the live catalog's hash: one round trip.
-    fn recorded_head(&mut self, migrator: &Migrator<'_>) -> Result<Option<(u64, Option<String>, String)>> {
+    fn recorded_head(&mut self, migrator: &Migrator<'_>) -> Result<Option<(u64, Option<String>, Option<String>)>> {
+        // The hash only when there is a record to compare it with (an
+        // InitPlan runs when first used).
         let sql = format!(
-            "SELECT version, split_part(to_jsonb(m) ->> '{COLUMN}', E'\\n', 1), ({CATALOG_HASH}) \
-             FROM {} AS m ORDER BY version DESC LIMIT 1",
+            "SELECT version, head, CASE WHEN head <> '' THEN ({CATALOG_HASH}) END \
+             FROM (SELECT version, split_part(to_jsonb(m) ->> '{COLUMN}', E'\\n', 1) AS head \
+                   FROM {} AS m ORDER BY version DESC LIMIT 1) AS newest",
             self.table
         );
         let rows = self
@@ -225,7 +228,7 @@ impl Postgres<'_> {
         let Some((version, Some(head), hash)) = self.recorded_head(migrator)? else {
             return Ok(());
         };
-        if version != newest.version || head == hash_line(&hash) {
+        if version != newest.version || hash.is_some_and(|h| head == hash_line(&h)) {
             return Ok(());
         }
         let Some(text) = self.recorded_model(version)? else {
