@@ -396,6 +396,12 @@ fn pg_cli_diff_emit_and_diff_again_adopt_the_s3_hand_changes_without_touching_ro
     assert_eq!(json["differences"][0]["change"], "renamed");
     assert_eq!(json["differences"][0]["detail"], "rocketchat_user");
 
+    // `status` shows the drift when it may replay on a check server.
+    let (_, _, err) = cli_env(&pkg, url, &["status"], &[("MIGRATE_CHECK_DATABASE_URL", url)]);
+    assert!(err.contains("drift: table recruits: column id_number removed"), "{err}");
+    let (_, _, err) = cli(&pkg, url, &["status"]);
+    assert!(!err.contains("drift:"), "no replay without a check server: {err}");
+
     // --sql prints the way back and runs nothing.
     let (code, out, err) = cli(&pkg, url, &["diff", "--sql"]);
     assert_eq!(code, 1, "{err}");

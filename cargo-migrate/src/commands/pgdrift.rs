@@ -84,10 +84,13 @@ pub(super) fn diff(project: &Project<'_>, args: &DiffArgs) -> Result<ExitCode> {
     print(project, &diff, args)
 }
 
-/// For `status`: the differences, when the database can be compared (the
-/// history replayed in a scratch database); `None` when it cannot.
+/// For `status`: the differences, when `MIGRATE_CHECK_DATABASE_URL` names
+/// a server to replay the history on (a read-only command does not create
+/// databases on the database's own server) and the database can be
+/// compared; `None` otherwise.
 pub(super) fn quiet_drift(project: &Project<'_>) -> Option<Vec<String>> {
-    let (server, _) = replay_server(project.database.postgres_url()).ok()?;
+    std::env::var(CHECK_SERVER).ok().filter(|u| !u.is_empty())?;
+    let (server, _) = replay_server(None).ok()?;
     let mut client = project.database.connect().ok()?;
     let migrator = project.migrator(None).ignore(&project.package.config.ignore);
     let diff = migrator
