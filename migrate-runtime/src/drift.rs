@@ -114,6 +114,17 @@ impl Migrator<'_> {
 }
 
 impl SchemaDiff {
+    /// `actual` against `expected` at `version`.
+    pub(crate) fn new(version: Option<u64>, expected: Model, actual: Model) -> Self {
+        let differences = expected.diff(&actual);
+        Self {
+            version,
+            expected,
+            actual,
+            differences,
+        }
+    }
+
     /// Whether the database is what its migrations made.
     pub fn is_clean(&self) -> bool {
         self.differences.is_empty()
@@ -185,13 +196,7 @@ impl<'m> Migrator<'m> {
         let versions = replayable(&self.status(conn)?)?;
         let expected = self.schema_after(&versions, filter)?;
         let actual = Model::read(conn, filter)?;
-        let differences = expected.diff(&actual);
-        Ok(SchemaDiff {
-            version: versions.last().copied(),
-            expected,
-            actual,
-            differences,
-        })
+        Ok(SchemaDiff::new(versions.last().copied(), expected, actual))
     }
 }
 

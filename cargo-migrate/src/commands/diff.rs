@@ -229,16 +229,15 @@ pub(super) fn held(script: &sqlgen::Script) -> String {
     }
 }
 
-/// `diff --emit NAME`: writes the next migration, which makes the hand
-/// changes, verifies it by replay, and records it as applied.
-fn emit(
+/// `--emit`'s checks before anything is written, on every backend: the
+/// name (normalized, not taken), something to adopt, nothing pending.
+/// `None`: no drift (and it said so).
+pub(super) fn emit_name(
     project: &Project<'_>,
-    migrator: &Migrator<'_>,
-    conn: Connection,
     diff: &SchemaDiff,
     raw_name: &str,
-    args: &DiffArgs,
-) -> Result<ExitCode> {
+    status: &migrate_runtime::Status<'_>,
+) -> Result<Option<String>> {
     let package = project.package;
     let db = project.database.shown();
     let name = new::normalize(raw_name, &package.migrations_dir())?;
@@ -253,10 +252,8 @@ fn emit(
             "{db}: no drift: its schema is what its applied migrations {} make; no migration written",
             at(project, diff)
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(None);
     }
-    project.in_memory_note();
-    let status = project.status(migrator, &conn)?;
     let pending: Vec<String> = status
         .entries
         .iter()
@@ -270,6 +267,26 @@ fn emit(
             pending.join(", ")
         );
     }
+    Ok(Some(name))
+}
+
+/// `diff --emit NAME`: writes the next migration, which makes the hand
+/// changes, verifies it by replay, and records it as applied.
+fn emit(
+    project: &Project<'_>,
+    migrator: &Migrator<'_>,
+    conn: Connection,
+    diff: &SchemaDiff,
+    raw_name: &str,
+    args: &DiffArgs,
+) -> Result<ExitCode> {
+    let package = project.package;
+    let db = project.database.shown();
+    project.in_memory_note();
+    let status = project.status(migrator, &conn)?;
+    let Some(name) = emit_name(project, diff, raw_name, &status)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let versions = applied(&status);
     let replay = || {
         migrator

@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, anyhow, bail};
 use migrate_runtime::model::{Filter, Model};
 use migrate_runtime::postgres::{Client, Config};
-use migrate_runtime::{DriftPolicy, Migration, Migrator, SchemaDiff, ScratchDatabase, Script, State};
+use migrate_runtime::{DriftPolicy, Migration, Migrator, SchemaDiff, ScratchDatabase, Script};
 
-use super::diff::{at, exit_status, held, print, write_and_record};
+use super::diff::{at, emit_name, exit_status, held, print, write_and_record};
 use super::drift::{applied, cannot_compare, filter};
-use super::{Project, new, pgsqlgen};
+use super::{Project, pgsqlgen};
 use crate::cli::DiffArgs;
 use crate::messages::{count, say};
 use crate::package::{Package, show};
@@ -173,35 +173,11 @@ fn emit(
 ) -> Result<ExitCode> {
     let package = project.package;
     let db = project.database.shown();
-    let name = new::normalize(raw_name, &package.migrations_dir())?;
-    if let Some(v) = new::named(package, &name)? {
-        bail!(
-            "a migration called `{name}` exists already ({} {name}); give --emit another name; nothing was written",
-            package.version(v)
-        );
-    }
-    if diff.is_clean() {
-        say!(
-            "{db}: no drift: its schema is what its applied migrations {} make; no migration written",
-            at(project, diff)
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
     let mut client = client;
     let status = migrator.status_postgres(&mut client)?;
-    let pending: Vec<String> = status
-        .entries
-        .iter()
-        .filter(|e| e.state == State::Pending)
-        .map(|e| format!("{} {}", project.version(e.migration.version()), e.migration.name()))
-        .collect();
-    if !pending.is_empty() {
-        bail!(
-            "{db} has {} not applied yet ({}); the migration --emit writes comes after them, so it would be written against a schema they have not made yet. Apply them first (`cargo migrate up --allow-drift`), then run `cargo migrate diff --emit {name}` again; nothing was written",
-            count(pending.len(), "migration"),
-            pending.join(", ")
-        );
-    }
+    let Some(name) = emit_name(project, diff, raw_name, &status)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let versions = applied(&status);
     let up = pgsqlgen::transform(&diff.expected, &diff.actual, args.allow_drop);
     if up.statements == 0 {

@@ -97,13 +97,7 @@ impl Migrator<'_> {
         let expected = Model::read_postgres(scratch.client(), self.schema.as_deref(), filter)?;
         drop(scratch);
         let actual = Model::read_postgres(client, self.schema.as_deref(), filter)?;
-        let differences = expected.diff(&actual);
-        Ok(SchemaDiff {
-            version: versions.last().copied(),
-            expected,
-            actual,
-            differences,
-        })
+        Ok(SchemaDiff::new(versions.last().copied(), expected, actual))
     }
 
     /// `"schema"."table"`, or `"table"`.
@@ -161,6 +155,10 @@ SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM ( \
  UNION ALL SELECT concat_ws(' ', 'v', current_setting('server_version_num'), (SELECT oid FROM ns)) \
 ) AS f(x)";
 
+/// The newest applied version, its record's first line, and (when there
+/// is one) the live catalog's hash.
+type Head = (u64, Option<String>, Option<String>);
+
 /// The first line of a recorded schema: `catalog {CATALOG_HASH}`.
 fn hash_line(hash: &str) -> String {
     format!("catalog {hash}")
@@ -171,7 +169,7 @@ impl Postgres<'_> {
     /// with it (`to_jsonb` of the row, so a tracking table without the
     /// column reads as none, without an error that would end a
     /// transaction), and the live catalog's hash: one round trip.
-    fn recorded_head(&mut self, migrator: &Migrator<'_>) -> Result<Option<(u64, Option<String>, Option<String>)>> {
+    fn recorded_head(&mut self, migrator: &Migrator<'_>) -> Result<Option<Head>> {
         // The hash only when there is a record to compare it with (an
         // InitPlan runs when first used).
         let sql = format!(
