@@ -682,3 +682,34 @@ fn pg_property_the_model_read_live_equals_the_model_of_a_replay_of_the_same_stat
         })
         .unwrap();
 }
+
+#[test]
+fn pg_cli_diff_and_emit_in_a_configured_schema() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = story_package("schema = \"app\"\n");
+    let url = db.url.as_str();
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    let mut client = db.client();
+    // A table in another schema is not this package's business.
+    client
+        .batch_execute("ALTER TABLE app.recruits ADD COLUMN cohort text; CREATE TABLE public.unrelated (x int);")
+        .unwrap();
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "table recruits: column cohort added (TEXT)\n");
+    let (_, out, _) = cli(&pkg, url, &["diff", "--sql", "--allow-drop"]);
+    assert!(out.contains("\nSET search_path TO app, public;\n"), "{out}");
+    assert!(out.contains("\nALTER TABLE recruits DROP COLUMN cohort;"), "{out}");
+    let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    let recorded: i64 = client
+        .query_one("SELECT max(version) FROM app._migrations", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, 4);
+}

@@ -38,6 +38,18 @@ pub(super) fn replay_server(url: Option<&str>) -> Result<(Config, String)> {
     Ok((config, from))
 }
 
+/// `SET search_path TO "app", public;` for a package with a `schema`: the
+/// generated SQL names objects unqualified, as migrations do, and the
+/// runtime puts the schema first in `search_path` while migrations run.
+fn search_path(schema: Option<&str>) -> Option<String> {
+    schema.map(|s| {
+        format!(
+            "SET search_path TO {}, public;",
+            migrate_runtime::model::quote_postgres(s)
+        )
+    })
+}
+
 /// A runtime error of a replay, with what to do when the scratch database
 /// could not be made.
 fn replay_error(e: migrate_runtime::Error, from: &str, project: Option<&Project<'_>>) -> anyhow::Error {
@@ -119,6 +131,9 @@ fn sql(project: &Project<'_>, diff: &SchemaDiff, allow_drop: bool) -> Result<Exi
          -- `psql --single-transaction -v ON_ERROR_STOP=1 -f this.sql URL` (all or nothing)."
     )?;
     if !script.sql.is_empty() {
+        if let Some(set) = search_path(project.package.config.schema.as_deref()) {
+            writeln!(out, "\n{set}")?;
+        }
         writeln!(out, "\n{}", script.sql.trim_end())?;
     }
     out.flush()?;
@@ -145,6 +160,10 @@ fn replay_with(
     scripts: &[&str],
 ) -> Result<Vec<Model>> {
     let mut scratch = migrator.replay_postgres(server, versions)?;
+    if let Some(set) = search_path(schema) {
+        // As the runtime runs migrations: the schema first in search_path.
+        scratch.client().batch_execute(&set)?;
+    }
     let mut models = Vec::new();
     for sql in scripts {
         scratch.client().batch_execute(sql).map_err(|e| {

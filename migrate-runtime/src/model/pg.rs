@@ -88,13 +88,28 @@ impl Model {
     /// ```
     pub fn read_postgres(client: &mut Client, schema: Option<&str>, filter: &Filter) -> Result<Self> {
         let schema = resolve_schema(client, schema)?;
+        // The server prints names outside `search_path` qualified (types,
+        // sequences in defaults, tables in views): read with exactly the
+        // schema in it, so that what is printed does not depend on the
+        // session, then restore it.
+        let old: String = client
+            .query_one(
+                "SELECT current_setting('search_path'), set_config('search_path', quote_ident($1), false)",
+                &[&schema],
+            )
+            .map_err(pg("setting search_path to read the schema"))?
+            .get(0);
         let mut model = Self::default();
-        read_tables(client, &schema, filter, &mut model)?;
-        read_indexes(client, &schema, &mut model)?;
-        read_constraints(client, &schema, &mut model)?;
-        read_views_and_triggers(client, &schema, filter, &mut model)?;
-        read_definitions(client, &schema, filter, &mut model)?;
-        Ok(model)
+        let read = read_tables(client, &schema, filter, &mut model)
+            .and_then(|()| read_indexes(client, &schema, &mut model))
+            .and_then(|()| read_constraints(client, &schema, &mut model))
+            .and_then(|()| read_views_and_triggers(client, &schema, filter, &mut model))
+            .and_then(|()| read_definitions(client, &schema, filter, &mut model));
+        let restored = client
+            .execute("SELECT set_config('search_path', $1, false)", &[&old])
+            .map(drop)
+            .map_err(pg("restoring search_path"));
+        read.and(restored).map(|()| model)
     }
 }
 
