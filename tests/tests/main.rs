@@ -4,6 +4,7 @@ mod build;
 mod cli;
 mod drift;
 mod pg_drift;
+mod pg_drift_cli;
 mod postgres;
 mod properties;
 mod readme;
