@@ -33,8 +33,7 @@ pub(crate) trait Backend {
 
     /// Under the lock, before anything runs: refuses (or reports) a schema
     /// that is not what the applied migrations in `history` made, as the
-    /// migrator's drift policy says. Backends without a schema model
-    /// (PostgreSQL, for now) do not check.
+    /// migrator's drift policy says. By default a backend does not check.
     fn check_drift(&mut self, _migrator: &Migrator<'_>, _history: &[Applied]) -> Result<()> {
         Ok(())
     }

@@ -80,7 +80,7 @@
 
 mod apply;
 mod backend;
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 mod drift;
 mod error;
 #[cfg(feature = "rusqlite")]
@@ -88,7 +88,7 @@ mod foreign_keys;
 mod history;
 mod migration;
 mod migrator;
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 pub mod model;
 #[cfg(feature = "postgres")]
 mod pg;
@@ -110,7 +110,7 @@ mod record;
 #[cfg(feature = "rusqlite")]
 mod validate;
 
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 pub use drift::{DriftPolicy, SchemaDiff};
 #[cfg(not(feature = "rusqlite"))]
 pub use error::SqliteCode;
@@ -172,6 +172,8 @@ pub use rusqlite;
 /// (feature `postgres`): use it, so your `Client` type matches.
 #[cfg(feature = "postgres")]
 pub use ::postgres;
+#[cfg(feature = "postgres")]
+pub use pg::scratch::ScratchDatabase;
 
 /// Builds a `static` [`Migration`]; used by the code `migrate-build`
 /// generates, not meant to be written by hand. `schema:` (optional, last)

@@ -7,6 +7,8 @@ mod database;
 mod drift;
 mod import;
 mod pg_corpus;
+mod pg_drift;
+mod pg_drift_cli;
 mod postgres;
 mod properties;
 mod readme;

@@ -17,6 +17,8 @@ mod import;
 mod init;
 mod list;
 mod new;
+mod pgdrift;
+mod pgsqlgen;
 mod postgres;
 mod progress;
 mod project;

@@ -140,6 +140,10 @@ impl Backend for Postgres<'_> {
             .collect()
     }
 
+    fn check_drift(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<()> {
+        self.check_schema(migrator, history)
+    }
+
     fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
         let _capture = notice::Capture::start();
         self.run_whole(m, direction, script)

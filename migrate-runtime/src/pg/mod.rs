@@ -153,10 +153,19 @@ impl<'m> Migrator<'m> {
             self.notify(Event::InvalidIndexes { indexes: &db.invalid });
         }
         if !self.needs_lock(&history, target)? {
+            db.check_schema(self, &history)?;
             return Ok(Report::default());
         }
         let mut report = Report::default();
-        let result = db.enter().and_then(|()| self.run_locked(&mut db, target, &mut report));
+        let result = db
+            .enter()
+            .and_then(|()| self.run_locked(&mut db, target, &mut report))
+            .and_then(|()| {
+                if report.steps.is_empty() || self.drift == crate::DriftPolicy::Off {
+                    return Ok(());
+                }
+                db.record_schema(self, &mut report.waited)
+            });
         let restored = db.leave();
         result.and(restored).map(|()| report)
     }
@@ -272,7 +281,9 @@ fn sql_error(
 }
 
 mod backend;
+mod drift;
 mod notice;
+pub(crate) mod scratch;
 mod session;
 
 pub use notice::forward_notices;
