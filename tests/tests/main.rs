@@ -4,6 +4,7 @@ mod build;
 mod cli;
 mod database;
 mod drift;
+mod pg_async;
 mod pg_corpus;
 mod postgres;
 mod properties;
