@@ -236,6 +236,37 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             });
         }
         let start = Instant::now();
+        if self.lock == Lock::Advisory {
+            // Wait by trying again between pauses, outside any transaction,
+            // never blocked in pg_advisory_xact_lock: a session blocked there
+            // holds a snapshot, and a CREATE INDEX CONCURRENTLY run meanwhile
+            // by the holder (a no-transaction migration) waits for every
+            // transaction whose snapshot is older than its own (PostgreSQL's
+            // manual, CREATE INDEX, "Building Indexes Concurrently"): a
+            // deadlock, which the server breaks by failing one of them and
+            // leaving the index INVALID. Found by two migrators starting at
+            // once on one tokio thread.
+            let mut pause = Duration::from_millis(5);
+            loop {
+                self.rollback().await?;
+                let spent = start.elapsed();
+                if spent >= timeout {
+                    *waited = Some(waited.unwrap_or_default() + spent);
+                    return Err(Error::Locked { waited: spent });
+                }
+                self.client.sleep(pause.min(timeout - spent)).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+                self.in_transaction = true;
+                let rows = self
+                    .query(&format!("BEGIN;\n{}", self.lock_sql(key, false)))
+                    .await
+                    .map_err(pg("starting a transaction"))?;
+                if cell(&rows, 0, 0).as_deref() == Some("t") {
+                    *waited = Some(waited.unwrap_or_default() + start.elapsed());
+                    return Ok(false);
+                }
+            }
+        }
         // lock_timeout 0 would mean "wait for ever".
         let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
         let wait = format!(
