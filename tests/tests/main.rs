@@ -6,6 +6,7 @@ mod cli;
 mod database;
 mod drift;
 mod import;
+mod pg_async;
 mod pg_corpus;
 mod pg_drift;
 mod pg_drift_cli;

@@ -1439,3 +1439,42 @@ fn pg_notices_of_a_migration_reach_the_events_and_the_cli() {
         "{err}"
     );
 }
+
+#[test]
+fn pg_a_waiting_migrator_does_not_deadlock_a_create_index_concurrently_of_the_lock_holder() {
+    // The waiter used to block in pg_advisory_xact_lock inside a
+    // transaction, holding a snapshot that the holder's CREATE INDEX
+    // CONCURRENTLY waits for: the server broke the deadlock by failing one.
+    let Some(db) = pg_database!() else { return };
+    let ms = vec![
+        up(1, "slow", "SELECT pg_sleep(0.3);\nCREATE TABLE t (x integer);"),
+        no_tx(up(2, "concurrently", "CREATE INDEX CONCURRENTLY t_x ON t (x);")),
+        up(3, "after", "CREATE TABLE t3 (x integer);"),
+    ];
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, ms) = (db.url.clone(), ms.clone());
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+                Migrator::new(&ms)
+                    .apply_postgres(&mut client)
+                    .map(|r| r.applied().count())
+            })
+        })
+        .collect();
+    let applied: Vec<usize> = runs
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert_eq!(applied.iter().sum::<usize>(), 3, "each migration once: {applied:?}");
+    let mut client = db.client();
+    assert_eq!(versions(&mut client), [1, 2, 3]);
+    let valid: bool = client
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(valid);
+}

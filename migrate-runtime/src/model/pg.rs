@@ -16,10 +16,12 @@ use std::collections::BTreeMap;
 
 use postgres::Client;
 
+use crate::pg::client::PgClient;
+
 use super::{Column, Definition, Filter, ForeignKey, Generated, Index, IndexColumn, Model, Table, Trigger, View};
 use crate::{Error, Result};
 
-fn pg(doing: &'static str) -> impl FnOnce(postgres::Error) -> Error {
+fn pg(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     move |cause| Error::Postgres {
         doing: doing.to_owned(),
         cause,
@@ -53,14 +55,15 @@ fn excluded(filter: &Filter, name: &str) -> bool {
 /// # Errors
 ///
 /// When the server cannot be asked.
-pub(crate) fn resolve_schema(client: &mut Client, schema: Option<&str>) -> Result<String> {
+pub(crate) async fn resolve_schema(client: &mut impl PgClient, schema: Option<&str>) -> Result<String> {
     if let Some(s) = schema {
         return Ok(s.to_owned());
     }
-    let row = client
-        .query_one("SELECT coalesce(current_schema(), 'public')::text", &[])
+    let rows = client
+        .query("SELECT coalesce(current_schema(), 'public')::text", &[])
+        .await
         .map_err(pg("reading current_schema()"))?;
-    Ok(row.get(0))
+    Ok(rows.first().map(|r| r.get(0)).unwrap_or_else(|| "public".to_owned()))
 }
 
 impl Model {
@@ -87,37 +90,49 @@ impl Model {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn read_postgres(client: &mut Client, schema: Option<&str>, filter: &Filter) -> Result<Self> {
-        let schema = resolve_schema(client, schema)?;
+        crate::ready::now(Self::read_pg(client, schema, filter))
+    }
+
+    /// [`read_postgres`](Self::read_postgres) on either driver (the
+    /// runtime's start-up check runs it on the app's connection).
+    pub(crate) async fn read_pg(client: &mut impl PgClient, schema: Option<&str>, filter: &Filter) -> Result<Self> {
+        let schema = resolve_schema(client, schema).await?;
         // The server prints names outside `search_path` qualified (types,
         // sequences in defaults, tables in views): read with exactly the
         // schema in it, so that what is printed does not depend on the
         // session, then restore it.
-        let old: String = client
-            .query_one(
+        let rows = client
+            .query(
                 "SELECT current_setting('search_path'), set_config('search_path', quote_ident($1), false)",
                 &[&schema],
             )
-            .map_err(pg("setting search_path to read the schema"))?
-            .get(0);
+            .await
+            .map_err(pg("setting search_path to read the schema"))?;
+        let old: String = rows.first().map(|r| r.get(0)).unwrap_or_default();
         let mut model = Self::default();
-        let read = read_tables(client, &schema, filter, &mut model)
-            .and_then(|()| read_indexes(client, &schema, &mut model))
-            .and_then(|()| read_constraints(client, &schema, &mut model))
-            .and_then(|()| read_views_and_triggers(client, &schema, filter, &mut model))
-            .and_then(|()| read_definitions(client, &schema, filter, &mut model));
+        let read = read_all(client, &schema, filter, &mut model).await;
         let restored = client
             .execute("SELECT set_config('search_path', $1, false)", &[&old])
+            .await
             .map(drop)
             .map_err(pg("restoring search_path"));
         read.and(restored).map(|()| model)
     }
 }
 
+async fn read_all(client: &mut impl PgClient, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
+    read_tables(client, schema, filter, model).await?;
+    read_indexes(client, schema, model).await?;
+    read_constraints(client, schema, model).await?;
+    read_views_and_triggers(client, schema, filter, model).await?;
+    read_definitions(client, schema, filter, model).await
+}
+
 /// Not an extension's object: `pg_depend` has no `e` row for it (by
 /// `classid` and `objid`, which its index covers).
 const NOT_EXTENSION: &str = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
 
-fn read_tables(client: &mut Client, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
+async fn read_tables(client: &mut impl PgClient, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
     let sql = format!(
         "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), coalesce(a.attnotnull, false), \
          pg_get_expr(d.adbin, d.adrelid, true), coalesce(a.attidentity::text, ''), coalesce(a.attgenerated::text, ''), \
@@ -132,7 +147,7 @@ fn read_tables(client: &mut Client, schema: &str, filter: &Filter, model: &mut M
          WHERE n.nspname = $1::text::name AND c.relkind IN ('r', 'p', 'f') AND {NOT_EXTENSION} \
          ORDER BY c.relname, a.attnum"
     );
-    let rows = client.query(&sql, &[&schema]).map_err(pg("reading the tables"))?;
+    let rows = client.query(&sql, &[&schema]).await.map_err(pg("reading the tables"))?;
     for row in rows {
         let name: String = row.get(0);
         if excluded(filter, &name) {
@@ -172,7 +187,7 @@ fn read_tables(client: &mut Client, schema: &str, filter: &Filter, model: &mut M
     Ok(())
 }
 
-fn read_indexes(client: &mut Client, schema: &str, model: &mut Model) -> Result<()> {
+async fn read_indexes(client: &mut impl PgClient, schema: &str, model: &mut Model) -> Result<()> {
     // One row per key column (not INCLUDE columns); the backing indexes of
     // exclusion constraints are the constraints' (read with them).
     let sql = "SELECT t.relname::text, i.relname::text, x.indisunique, x.indisprimary, coalesce(k.contype::text, ''), \
@@ -184,7 +199,7 @@ fn read_indexes(client: &mut Client, schema: &str, model: &mut Model) -> Result<
          CROSS JOIN LATERAL generate_series(1, x.indnkeyatts::int4) AS s(k) \
          WHERE n.nspname = $1::text::name AND coalesce(k.contype, 'c') <> 'x' \
          ORDER BY t.relname, i.relname, s.k";
-    let rows = client.query(sql, &[&schema]).map_err(pg("reading the indexes"))?;
+    let rows = client.query(sql, &[&schema]).await.map_err(pg("reading the indexes"))?;
     for row in rows {
         let table: String = row.get(0);
         let Some(t) = model.tables.get_mut(&table.to_ascii_lowercase()) else {
@@ -217,7 +232,7 @@ fn read_indexes(client: &mut Client, schema: &str, model: &mut Model) -> Result<
     Ok(())
 }
 
-fn read_constraints(client: &mut Client, schema: &str, model: &mut Model) -> Result<()> {
+async fn read_constraints(client: &mut impl PgClient, schema: &str, model: &mut Model) -> Result<()> {
     // Foreign keys and CHECK/EXCLUDE constraints defined on the table
     // itself (not cloned from a partitioned parent).
     let sql = "SELECT t.relname::text, k.contype::text, 'CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid, true), \
@@ -231,7 +246,10 @@ fn read_constraints(client: &mut Client, schema: &str, model: &mut Model) -> Res
          LEFT JOIN pg_class f ON f.oid = k.confrelid LEFT JOIN pg_namespace fn ON fn.oid = f.relnamespace \
          WHERE n.nspname = $1::text::name AND k.contype IN ('f', 'c', 'x') AND k.conislocal AND k.conparentid = 0 \
          ORDER BY t.relname, k.conname";
-    let rows = client.query(sql, &[&schema]).map_err(pg("reading the constraints"))?;
+    let rows = client
+        .query(sql, &[&schema])
+        .await
+        .map_err(pg("reading the constraints"))?;
     for row in rows {
         let table: String = row.get(0);
         let Some(t) = model.tables.get_mut(&table.to_ascii_lowercase()) else {
@@ -259,13 +277,18 @@ fn read_constraints(client: &mut Client, schema: &str, model: &mut Model) -> Res
     Ok(())
 }
 
-fn read_views_and_triggers(client: &mut Client, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
+async fn read_views_and_triggers(
+    client: &mut impl PgClient,
+    schema: &str,
+    filter: &Filter,
+    model: &mut Model,
+) -> Result<()> {
     let sql = format!(
         "SELECT c.relname::text, c.relkind = 'm', pg_get_viewdef(c.oid, true) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = $1::text::name AND c.relkind IN ('v', 'm') AND {NOT_EXTENSION} ORDER BY c.relname"
     );
-    for row in client.query(&sql, &[&schema]).map_err(pg("reading the views"))? {
+    for row in client.query(&sql, &[&schema]).await.map_err(pg("reading the views"))? {
         let name: String = row.get(0);
         if excluded(filter, &name) {
             continue;
@@ -282,7 +305,11 @@ fn read_views_and_triggers(client: &mut Client, schema: &str, filter: &Filter, m
     let sql = "SELECT g.tgname::text, c.relname::text, pg_get_triggerdef(g.oid, true) \
          FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = $1::text::name AND NOT g.tgisinternal AND g.tgparentid = 0 ORDER BY g.tgname";
-    for row in client.query(sql, &[&schema]).map_err(pg("reading the triggers"))? {
+    for row in client
+        .query(sql, &[&schema])
+        .await
+        .map_err(pg("reading the triggers"))?
+    {
         let (name, table): (String, String) = (row.get(0), row.get(1));
         if excluded(filter, &name) || excluded(filter, &table) {
             continue;
@@ -301,7 +328,7 @@ fn read_views_and_triggers(client: &mut Client, schema: &str, filter: &Filter, m
     Ok(())
 }
 
-fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
+async fn read_definitions(client: &mut impl PgClient, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
     let not_extension = NOT_EXTENSION
         .replace("c.oid", "p.oid")
         .replace("'pg_class'", "'pg_proc'");
@@ -311,7 +338,11 @@ fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
          WHERE n.nspname = $1::text::name AND p.prokind IN ('f', 'p') AND {not_extension} ORDER BY 2"
     );
-    for row in client.query(&sql, &[&schema]).map_err(pg("reading the functions"))? {
+    for row in client
+        .query(&sql, &[&schema])
+        .await
+        .map_err(pg("reading the functions"))?
+    {
         let (base, name): (String, String) = (row.get(0), row.get(1));
         if excluded(filter, &base) {
             continue;
@@ -337,7 +368,7 @@ fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
          WHERE n.nspname = $1::text::name AND t.typtype IN ('e', 'd') AND {not_extension} ORDER BY 1"
     );
-    for row in client.query(&sql, &[&schema]).map_err(pg("reading the types"))? {
+    for row in client.query(&sql, &[&schema]).await.map_err(pg("reading the types"))? {
         let name: String = row.get(0);
         if excluded(filter, &name) {
             continue;
@@ -357,7 +388,11 @@ fn read_definitions(client: &mut Client, schema: &str, filter: &Filter, model: &
                          AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) \
          ORDER BY 1"
     );
-    for row in client.query(&sql, &[&schema]).map_err(pg("reading the sequences"))? {
+    for row in client
+        .query(&sql, &[&schema])
+        .await
+        .map_err(pg("reading the sequences"))?
+    {
         let name: String = row.get(0);
         if excluded(filter, &name) {
             continue;

@@ -19,6 +19,7 @@
 
 use postgres::{Client, Config};
 
+use super::client::PgClient;
 use super::scratch::ScratchDatabase;
 use super::{Postgres, pg};
 use crate::drift::replayable;
@@ -164,12 +165,12 @@ fn hash_line(hash: &str) -> String {
     format!("catalog {hash}")
 }
 
-impl Postgres<'_> {
+impl<C: PgClient> Postgres<'_, C> {
     /// The newest applied version, the first line of the schema recorded
     /// with it (`to_jsonb` of the row, so a tracking table without the
     /// column reads as none, without an error that would end a
     /// transaction), and the live catalog's hash: one round trip.
-    fn recorded_head(&mut self, migrator: &Migrator<'_>) -> Result<Option<Head>> {
+    async fn recorded_head(&mut self, migrator: &Migrator<'_>) -> Result<Option<Head>> {
         // The hash only when there is a record to compare it with (an
         // InitPlan runs when first used).
         let sql = format!(
@@ -181,6 +182,7 @@ impl Postgres<'_> {
         let rows = self
             .client
             .query(&sql, &[&migrator.schema, &migrator.table_name()])
+            .await
             .map_err(pg("reading the recorded schema"))?;
         Ok(rows.first().map(|r| {
             let version: i64 = r.get(0);
@@ -189,7 +191,7 @@ impl Postgres<'_> {
     }
 
     /// The schema recorded with version `version`, as text.
-    fn recorded_model(&mut self, version: u64) -> Result<Option<String>> {
+    async fn recorded_model(&mut self, version: u64) -> Result<Option<String>> {
         let sql = format!(
             "SELECT to_jsonb(m) ->> '{COLUMN}' FROM {} AS m WHERE version = $1",
             self.table
@@ -198,6 +200,7 @@ impl Postgres<'_> {
         let rows = self
             .client
             .query(&sql, &[&version])
+            .await
             .map_err(pg("reading the recorded schema"))?;
         Ok(rows.first().and_then(|r| r.get(0)))
     }
@@ -210,7 +213,7 @@ impl Postgres<'_> {
     /// committed by another process between the reads is not drift: the
     /// record is read again after the live schema, and a change skips the
     /// check.
-    pub(super) fn check_schema(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<()> {
+    pub(super) async fn check_schema(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<()> {
         if migrator.drift == DriftPolicy::Off {
             return Ok(());
         }
@@ -223,13 +226,13 @@ impl Postgres<'_> {
         {
             return Ok(());
         }
-        let Some((version, Some(head), hash)) = self.recorded_head(migrator)? else {
+        let Some((version, Some(head), hash)) = self.recorded_head(migrator).await? else {
             return Ok(());
         };
         if version != newest.version || hash.is_some_and(|h| head == hash_line(&h)) {
             return Ok(());
         }
-        let Some(text) = self.recorded_model(version)? else {
+        let Some(text) = self.recorded_model(version).await? else {
             return Ok(());
         };
         let record = text.strip_prefix(&format!("{head}\n")).unwrap_or(&text);
@@ -237,12 +240,12 @@ impl Postgres<'_> {
             return Ok(()); // another version's format: checked after the next migration
         };
         let filter = migrator.filter()?;
-        let actual = Model::read_postgres(self.client, migrator.schema.as_deref(), &filter)?;
+        let actual = Model::read_pg(self.client, migrator.schema.as_deref(), &filter).await?;
         let differences = expected.diff(&actual);
         if differences.is_empty() {
             return Ok(());
         }
-        match self.recorded_head(migrator)? {
+        match self.recorded_head(migrator).await? {
             Some((v, Some(h), _)) if v == version && h == head => migrator.drifted(Some(version), &differences),
             _ => Ok(()),
         }
@@ -251,41 +254,51 @@ impl Postgres<'_> {
     /// After a run that changed the history: stores the live schema with
     /// the newest applied migration, under the migration lock, adding the
     /// column to a tracking table that lacks it.
-    pub(super) fn record_schema(
+    pub(super) async fn record_schema(
         &mut self,
         migrator: &Migrator<'_>,
         waited: &mut Option<std::time::Duration>,
     ) -> Result<()> {
         use crate::backend::Backend as _;
-        self.begin(migrator, waited)?;
-        let recorded = (|| {
-            let filter = migrator.filter()?;
-            let model = Model::read_postgres(self.client, migrator.schema.as_deref(), &filter)?;
-            let table = &self.table;
-            self.client
-                .batch_execute(&format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {COLUMN} text"))
-                .and_then(|()| {
-                    let hash: String = self
-                        .client
-                        .query_one(
-                            &format!("SELECT ({CATALOG_HASH})"),
-                            &[&migrator.schema, &migrator.table_name()],
-                        )?
-                        .get(0);
-                    self.client.execute(
-                        &format!("UPDATE {table} SET {COLUMN} = $1 WHERE version = (SELECT max(version) FROM {table})"),
-                        &[&format!("{}\n{}", hash_line(&hash), model.to_record())],
-                    )
-                })
-                .map(drop)
-                .map_err(pg(format!("recording the schema in {table}")))
-        })();
+        self.begin(migrator, waited).await?;
+        let recorded = self.write_schema(migrator).await;
         match recorded {
-            Ok(()) => self.commit(),
+            Ok(()) => self.commit().await,
             Err(e) => {
-                let _ = self.rollback();
+                let _ = self.rollback().await;
                 Err(e)
             }
         }
+    }
+
+    /// [`record_schema`](Self::record_schema)'s writes, in the open
+    /// transaction.
+    async fn write_schema(&mut self, migrator: &Migrator<'_>) -> Result<()> {
+        let filter = migrator.filter()?;
+        let model = Model::read_pg(self.client, migrator.schema.as_deref(), &filter).await?;
+        let table = self.table.clone();
+        let failed = pg(format!("recording the schema in {table}"));
+        let written: std::result::Result<(), tokio_postgres::Error> = async {
+            self.client
+                .batch_execute(&format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {COLUMN} text"))
+                .await?;
+            let rows = self
+                .client
+                .query(
+                    &format!("SELECT ({CATALOG_HASH})"),
+                    &[&migrator.schema, &migrator.table_name()],
+                )
+                .await?;
+            let hash: String = rows.first().map(|r| r.get(0)).unwrap_or_default();
+            self.client
+                .execute(
+                    &format!("UPDATE {table} SET {COLUMN} = $1 WHERE version = (SELECT max(version) FROM {table})"),
+                    &[&format!("{}\n{}", hash_line(&hash), model.to_record())],
+                )
+                .await?;
+            Ok(())
+        }
+        .await;
+        written.map_err(failed)
     }
 }
