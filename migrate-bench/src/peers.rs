@@ -180,10 +180,10 @@ impl Startup {
 /// One migration set in every contender's form, and the runtime sqlx needs.
 pub struct Fixture {
     set: Vec<Generated>,
-    ours: Vec<Migration>,
+    pub(crate) ours: Vec<Migration>,
     refinery: Vec<(String, String)>,
-    sqlx: sqlx::migrate::Migrator,
-    rt: tokio::runtime::Runtime,
+    pub(crate) sqlx: sqlx::migrate::Migrator,
+    pub(crate) rt: tokio::runtime::Runtime,
     _package: tempfile::TempDir,
 }
 
@@ -229,7 +229,7 @@ impl Fixture {
         refinery::Runner::new(&migrations)
     }
 
-    fn open(place: Place<'_>) -> Connection {
+    pub(crate) fn open(place: Place<'_>) -> Connection {
         match place {
             Place::Disk(path) => Connection::open(path),
             Place::Memory => Connection::open_in_memory(),
@@ -237,7 +237,7 @@ impl Fixture {
         .expect("open")
     }
 
-    fn sqlx_options(place: Place<'_>) -> SqliteConnectOptions {
+    pub(crate) fn sqlx_options(place: Place<'_>) -> SqliteConnectOptions {
         match place {
             Place::Disk(path) => SqliteConnectOptions::new().filename(path).create_if_missing(true),
             Place::Memory => SqliteConnectOptions::from_str("sqlite::memory:").expect("sqlx options"),

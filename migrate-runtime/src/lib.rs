@@ -106,6 +106,7 @@ mod sql;
 pub use sql::line_at_byte;
 #[cfg(feature = "rusqlite")]
 mod validate;
+mod testing;
 
 #[cfg(feature = "rusqlite")]
 pub use drift::{DriftPolicy, SchemaDiff};
@@ -118,6 +119,8 @@ pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 pub use report::{Entry, Event, Report, State, Status, Step};
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
+#[cfg(feature = "postgres")]
+pub use pg::TestDatabase;
 
 /// The 1-based line of each statement in `sql`, as the runner splits it
 /// (`;` outside strings, quoted names, comments and trigger bodies).

@@ -273,6 +273,8 @@ fn sql_error(
 
 mod backend;
 mod session;
+mod testing;
+pub use testing::TestDatabase;
 
 #[cfg(test)]
 mod tests;
