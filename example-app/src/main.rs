@@ -87,7 +87,12 @@ fn main() -> ExitCode {
 
 /// Adds a recruit (first name, surname, ID number, email; chat and GitHub
 /// names) and returns its id.
-fn add(conn: &Connection, recruit: [&str; 4], chat_name: Option<&str>, github_name: Option<&str>) -> rusqlite::Result<i64> {
+fn add(
+    conn: &Connection,
+    recruit: [&str; 4],
+    chat_name: Option<&str>,
+    github_name: Option<&str>,
+) -> rusqlite::Result<i64> {
     let sql = format!(
         "INSERT INTO {} ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         recruits::TABLE,

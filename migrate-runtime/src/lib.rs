@@ -104,9 +104,9 @@ mod session;
 mod sql;
 #[doc(hidden)]
 pub use sql::line_at_byte;
+mod testing;
 #[cfg(feature = "rusqlite")]
 mod validate;
-mod testing;
 
 #[cfg(feature = "rusqlite")]
 pub use drift::{DriftPolicy, SchemaDiff};
@@ -116,11 +116,11 @@ pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
+#[cfg(feature = "postgres")]
+pub use pg::TestDatabase;
 pub use report::{Entry, Event, Report, State, Status, Step};
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
-#[cfg(feature = "postgres")]
-pub use pg::TestDatabase;
 
 /// The 1-based line of each statement in `sql`, as the runner splits it
 /// (`;` outside strings, quoted names, comments and trigger bodies).

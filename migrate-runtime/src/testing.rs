@@ -138,7 +138,11 @@ mod tests {
     fn set() -> Vec<Migration> {
         vec![
             Migration::new(1, "a", Script::new("CREATE TABLE a (x);", "0001_a.sql")),
-            Migration::new(2, "b", Script::new("CREATE TABLE b (y); INSERT INTO b VALUES (1);", "0002_b.sql")),
+            Migration::new(
+                2,
+                "b",
+                Script::new("CREATE TABLE b (y); INSERT INTO b VALUES (1);", "0002_b.sql"),
+            ),
         ]
     }
 
@@ -164,7 +168,10 @@ mod tests {
         let fewer = &migrations[..1];
         let db = Migrator::new(fewer).test_db().unwrap();
         assert!(db.prepare("SELECT * FROM b").is_err());
-        assert_ne!(Migrator::new(fewer).template_key(), Migrator::new(&migrations).template_key());
+        assert_ne!(
+            Migrator::new(fewer).template_key(),
+            Migrator::new(&migrations).template_key()
+        );
         assert_ne!(
             Migrator::new(&migrations).table("other").template_key(),
             Migrator::new(&migrations).template_key()

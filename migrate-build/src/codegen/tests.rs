@@ -65,6 +65,10 @@ fn postgres_functions_and_the_configs_migrator_settings() {
     );
     assert!(!code.contains("rusqlite"), "{code}");
     assert!(
+        code.contains("pub fn test_db(url: &str) -> ::migrate_runtime::TestDatabase {\n    match migrator().test_db_postgres(url) {"),
+        "{code}"
+    );
+    assert!(
         code.contains(
             "::migrate_runtime::Migrator::new(MIGRATIONS)\n        .table(TRACKING_TABLE)\n        .schema(\"app\")\n        .lock(::migrate_runtime::Lock::Table)\n        .lock_timeout(::core::time::Duration::from_millis(5000))"
         ),
@@ -77,6 +81,12 @@ fn postgres_functions_and_the_configs_migrator_settings() {
         "{plain}"
     );
     assert!(plain.contains("migrator().apply(conn)"), "{plain}");
+    assert!(
+        plain.contains(
+            "pub fn test_db() -> ::migrate_runtime::rusqlite::Connection {\n    match migrator().test_db() {"
+        ),
+        "{plain}"
+    );
 }
 
 #[test]

@@ -55,7 +55,9 @@ impl TestDatabase {
 
 impl fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestDatabase").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("TestDatabase")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,7 +143,11 @@ impl Migrator<'_> {
         );
         let mut client = admin.connect(NoTls).map_err(pg("connecting to the test server"))?;
         client
-            .batch_execute(&format!("CREATE DATABASE {} TEMPLATE {}", quote(&name), quote(&template)))
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE {}",
+                quote(&name),
+                quote(&template)
+            ))
             .map_err(pg(format!("creating the test database {name} from {template}")))?;
         let mut config = admin.clone();
         config.dbname(&name);
@@ -210,7 +216,11 @@ impl Migrator<'_> {
             return Err(e);
         }
         client
-            .batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", quote(&building), quote(name)))
+            .batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote(&building),
+                quote(name)
+            ))
             .map_err(pg(format!("renaming the test template {building} to {name}")))
     }
 }
@@ -221,8 +231,14 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_an_error() {
-        let migrations = [Migration::new(1, "a", Script::new("CREATE TABLE a (x int);", "0001_a.sql"))];
-        let e = Migrator::new(&migrations).test_db_postgres("postgres://[::1").unwrap_err();
+        let migrations = [Migration::new(
+            1,
+            "a",
+            Script::new("CREATE TABLE a (x int);", "0001_a.sql"),
+        )];
+        let e = Migrator::new(&migrations)
+            .test_db_postgres("postgres://[::1")
+            .unwrap_err();
         assert!(e.to_string().contains("reading the test server's URL"), "{e}");
     }
 }
