@@ -94,6 +94,8 @@ pub mod model;
 mod pg;
 mod pgsql;
 mod plan;
+#[cfg(feature = "rusqlite")]
+mod replay_cache;
 mod report;
 #[cfg(feature = "rusqlite")]
 pub mod schema;
@@ -118,6 +120,9 @@ pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 #[cfg(feature = "postgres")]
 pub use pg::TestDatabase;
+#[cfg(feature = "rusqlite")]
+#[doc(hidden)]
+pub use replay_cache::{ReplayCache, Verified};
 pub use report::{Entry, Event, Report, State, Status, Step};
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
