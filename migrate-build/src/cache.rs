@@ -15,8 +15,8 @@
 //! bytes, an image SQLite refuses) is deleted and ignored: the replay then
 //! starts from the next shorter prefix, or from nothing.
 //!
-//! Which prefixes are kept: every `spacing` migrations (at most 16 along
-//! the set) and the whole set, so adding a migration replays one, and an
+//! Which prefixes are kept: every `total / 16` migrations (rounded up; at
+//! most 16 along the set) and the whole set, so adding a migration replays one, and an
 //! edit replays from the kept prefix before it. Files of other prefixes
 //! (an older version of the set) are removed at the end of a check.
 
@@ -143,7 +143,7 @@ impl ReplayCache for Cache {
     }
 
     fn wants(&self, prefix: usize, total: usize) -> bool {
-        let spacing = total.div_ceil(16).max(32);
+        let spacing = total.div_ceil(16).max(1);
         prefix == total || prefix % spacing == 0
     }
 
@@ -282,3 +282,6 @@ fn decode<'a>(bytes: &'a [u8], key: &[u8; 32], prefix: usize) -> Option<(Verifie
         image,
     ))
 }
+
+#[cfg(test)]
+mod tests;
