@@ -1,6 +1,7 @@
 //! End-to-end tests: one test binary, a module per area.
 
 mod build;
+mod cache;
 mod cli;
 mod drift;
 mod postgres;
