@@ -11,7 +11,7 @@
 //! SQLite's version and the whole configuration. Any change in a
 //! migration changes the keys of every prefix that holds it, so a file can
 //! only be found by the checks it is valid for. A file that does not read
-//! back exactly (wrong magic, key, prefix, length or SHA-256 of its
+//! back exactly (wrong magic, key, prefix, length or checksum of its
 //! bytes, an image SQLite refuses) is deleted and ignored: the replay then
 //! starts from the next shorter prefix, or from nothing.
 //!
@@ -151,13 +151,22 @@ impl ReplayCache for Cache {
         let Ok(image) = conn.serialize(MAIN_DB) else {
             return;
         };
-        let bytes = encode(&self.keys[verified.prefix - 1], verified, &image);
+        let head = encode_head(&self.keys[verified.prefix - 1], verified, image.len());
+        let mut sum = Sum::default();
+        sum.update(&head);
+        sum.update(&image);
         let path = self.path(verified.prefix);
         let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
         // A cache that cannot be written is no cache; the check goes on.
         let written = std::fs::create_dir_all(&self.dir)
             .and_then(|()| std::fs::File::create(&tmp))
-            .and_then(|mut f| f.write_all(&bytes))
+            .and_then(|f| {
+                let mut f = std::io::BufWriter::new(f);
+                f.write_all(&head)?;
+                f.write_all(&image)?;
+                f.write_all(&sum.finish())?;
+                f.flush()
+            })
             .and_then(|()| std::fs::rename(&tmp, &path));
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -183,10 +192,30 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// MAGIC, key, prefix, warnings, fingerprints, image, then the SHA-256 of
+/// A file's checksum, over everything before it: SipHash (std's
+/// `DefaultHasher`, whose algorithm may change between Rust releases — a
+/// file then fails the check and is replaced). It finds damage; a key
+/// inside the file (its prefix's, checked) tells a foreign file.
+#[derive(Default)]
+struct Sum(std::hash::DefaultHasher);
+
+impl Sum {
+    fn update(&mut self, bytes: &[u8]) {
+        std::hash::Hasher::write(&mut self.0, bytes);
+    }
+
+    fn finish(&self) -> [u8; 8] {
+        std::hash::Hasher::finish(&self.0).to_le_bytes()
+    }
+}
+
+const SUM_LEN: usize = 8;
+
+/// What comes before the image: MAGIC, key, prefix, warnings,
+/// fingerprints, the image's length. Then the image, then the [`Sum`] of
 /// everything before it.
-fn encode(key: &[u8; 32], verified: &Verified, image: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(image.len() + 4096);
+fn encode_head(key: &[u8; 32], verified: &Verified, image_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(key);
     put_u64(&mut out, verified.prefix as u64);
@@ -204,9 +233,7 @@ fn encode(key: &[u8; 32], verified: &Verified, image: &[u8]) -> Vec<u8> {
         put_u64(&mut out, *version);
         put_str(&mut out, fingerprint.as_bytes());
     }
-    put_str(&mut out, image);
-    let sum: [u8; 32] = Sha256::digest(&out).into();
-    out.extend_from_slice(&sum);
+    put_u64(&mut out, image_len as u64);
     out
 }
 
@@ -245,10 +272,7 @@ impl<'a> Reader<'a> {
 /// What [`encode`] wrote for `key` and `prefix`, and the image; `None` for
 /// anything else.
 fn decode<'a>(bytes: &'a [u8], key: &[u8; 32], prefix: usize) -> Option<(Verified, &'a [u8])> {
-    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
-    if Sha256::digest(body).as_slice() != sum {
-        return None;
-    }
+    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(SUM_LEN)?)?;
     let mut r = Reader(body);
     if r.take(MAGIC.len())? != MAGIC || r.take(32)? != key || r.usize()? != prefix {
         return None;
@@ -271,6 +295,13 @@ fn decode<'a>(bytes: &'a [u8], key: &[u8; 32], prefix: usize) -> Option<(Verifie
     }
     let image = r.bytes()?;
     if !r.0.is_empty() {
+        return None;
+    }
+    // Hashed in the two parts `save` hashed.
+    let mut expected = Sum::default();
+    expected.update(&body[..body.len() - image.len()]);
+    expected.update(image);
+    if expected.finish() != sum {
         return None;
     }
     Some((

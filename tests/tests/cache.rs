@@ -248,3 +248,49 @@ fn builds_re_run_nothing_when_nothing_changed_and_re_check_from_before_an_edit()
     let added = build();
     assert_eq!(replay_line(&added), Some((1001, 1, 1000)), "{added}");
 }
+
+#[test]
+fn cargo_migrate_check_uses_a_cache_of_its_own_and_still_finds_every_error() {
+    let pkg = tests::Package::new();
+    for i in 1..=5 {
+        pkg.write(
+            &format!("migrations/{i:04}_t{i}.sql"),
+            format!("CREATE TABLE t{i} (x);\n"),
+        );
+    }
+    let check = || {
+        let out = pkg.migrate().arg("check").output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(check(), (true, "checked 5 migrations in migrations: ok\n".to_owned()));
+    let (ok, again) = check();
+    assert!(
+        ok && again.contains("ok (the first 5 unchanged, from the check cache in target/migrate-check-cache/"),
+        "{again}"
+    );
+    let cache = pkg.path().join("target/migrate-check-cache").join(pkg.name());
+    assert!(std::fs::read_dir(&cache).unwrap().count() > 0);
+
+    // An error after the cached prefix is found; one inside it too (the
+    // prefix changes, so its files no longer match).
+    pkg.write("migrations/0006_bad.sql", "INSERT INTO nowhere VALUES (1);\n");
+    let (ok, text) = check();
+    assert!(
+        !ok && text.contains("migrations/0006_bad.sql:1: up migration 6 `bad` fails: no such table: nowhere"),
+        "{text}"
+    );
+    std::fs::remove_file(pkg.path().join("migrations/0006_bad.sql")).unwrap();
+    pkg.write("migrations/0003_t3.sql", "CREATE TABLE t2 (x);\n");
+    let (ok, text) = check();
+    assert!(
+        !ok && text.contains("migrations/0003_t3.sql:1: up migration 3 `t3` fails: table t2 already exists"),
+        "{text}"
+    );
+
+    // Every cache file damaged: ignored, and the check is what it was.
+    pkg.write("migrations/0003_t3.sql", "CREATE TABLE t3 (x);\n");
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    assert_eq!(check(), (true, "checked 5 migrations in migrations: ok\n".to_owned()));
+}
