@@ -144,7 +144,7 @@ impl ReplayCache for Cache {
 
     fn wants(&self, prefix: usize, total: usize) -> bool {
         let spacing = total.div_ceil(16).max(1);
-        prefix == total || prefix % spacing == 0
+        prefix == total || prefix.is_multiple_of(spacing)
     }
 
     fn save(&mut self, conn: &Connection, verified: &Verified) {
