@@ -339,11 +339,7 @@ impl Fixture {
                         self.sqlx.run(&mut conn).await.expect("sqlx migrate");
                     }
                     if query {
-                        let n: i64 = sqlx::query_scalar(crate::APP_QUERY)
-                            .fetch_one(&mut conn)
-                            .await
-                            .expect("the app's query");
-                        assert_eq!(n, 0);
+                        sqlx_app_query(&mut conn).await;
                     }
                     conn.close().await.expect("sqlx close");
                 });
@@ -390,6 +386,19 @@ impl Fixture {
             }
         }
     }
+}
+
+/// Runs [`crate::APP_QUERY`] on a sqlx connection; the table is empty.
+///
+/// # Panics
+///
+/// When the query fails or finds rows.
+pub(crate) async fn sqlx_app_query(conn: &mut SqliteConnection) {
+    let n: i64 = sqlx::query_scalar(crate::APP_QUERY)
+        .fetch_one(conn)
+        .await
+        .expect("the app's query");
+    assert_eq!(n, 0);
 }
 
 /// One up-to-date database per tool, for the start-up workload.

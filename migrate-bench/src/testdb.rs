@@ -113,11 +113,7 @@ impl Fixture {
                 self.rt.block_on(async {
                     let mut conn = Self::sqlx_options(place).connect().await.expect("sqlx connect");
                     self.sqlx.run(&mut conn).await.expect("sqlx migrate");
-                    let n: i64 = sqlx::query_scalar(crate::APP_QUERY)
-                        .fetch_one(&mut conn)
-                        .await
-                        .expect("the app's query");
-                    assert_eq!(n, 0);
+                    crate::peers::sqlx_app_query(&mut conn).await;
                     conn.close().await.expect("sqlx close");
                 });
             }
