@@ -229,7 +229,7 @@ pub enum BuildStep {
     /// added.
     AddOne,
     /// `Build` with the replay cache of the whole set, after migration
-    /// N / 2 was edited: the check resumes from the last kept prefix
+    /// N / 2 + 1 (the one at index N / 2) was edited: the check resumes from the last kept prefix
     /// before it.
     EditMiddle,
     /// `Check` with an empty replay cache directory: the check plus saving
