@@ -20,6 +20,9 @@ pub struct Package {
     pub build_script: Option<PathBuf>,
     /// `[package.metadata.migrate]`.
     pub config: Config,
+    /// Where `check` keeps its replay cache:
+    /// `<target dir>/migrate-check-cache/<package name>`.
+    pub check_cache: PathBuf,
 }
 
 impl Package {
@@ -104,9 +107,12 @@ impl Package {
         Ok(Self {
             dir,
             manifest,
-            workspace_root: metadata.workspace_root.into(),
+            workspace_root: metadata.workspace_root.clone().into(),
             build_script,
             config,
+            check_cache: PathBuf::from(metadata.target_directory.clone())
+                .join("migrate-check-cache")
+                .join(found.name.as_str()),
         })
     }
 

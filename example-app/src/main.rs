@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use migrate_runtime::rusqlite::{Connection, params};
+use migrate_runtime::rusqlite::{self, Connection, params};
 
 mod migrations {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -85,6 +85,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Adds a recruit (first name, surname, ID number, email; chat and GitHub
+/// names) and returns its id.
+fn add(
+    conn: &Connection,
+    recruit: [&str; 4],
+    chat_name: Option<&str>,
+    github_name: Option<&str>,
+) -> rusqlite::Result<i64> {
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        recruits::TABLE,
+        FIELDS.join(", ")
+    );
+    let [first_name, surname, id_number, email] = recruit;
+    conn.execute(
+        &sql,
+        params![first_name, surname, id_number, email, chat_name, github_name],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let mut conn = Connection::open(&cli.database)
         .map_err(|e| format!("cannot open the database {}: {e}", cli.database.display()))?;
@@ -118,17 +139,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             chat_name,
             github_name,
         } => {
-            let sql = format!(
-                "INSERT INTO {} ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                recruits::TABLE,
-                FIELDS.join(", ")
-            );
-            conn.execute(
-                &sql,
-                params![first_name, surname, id_number, email, chat_name, github_name],
-            )
-            .map_err(|e| format!("cannot add {first_name} {surname}: {e} (ID numbers and emails are unique)"))?;
-            println!("added {first_name} {surname} (#{})", conn.last_insert_rowid());
+            let recruit = [&first_name, &surname, &id_number, &email].map(String::as_str);
+            let id = add(&conn, recruit, chat_name.as_deref(), github_name.as_deref())
+                .map_err(|e| format!("cannot add {first_name} {surname}: {e} (ID numbers and emails are unique)"))?;
+            println!("added {first_name} {surname} (#{id})");
         }
         Command::List => {
             let sql = format!(
@@ -162,4 +176,33 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_address_belongs_to_one_recruit() {
+        // A database of this test's own, with every migration applied.
+        let conn = migrations::test_db();
+        add(&conn, ["Ada", "Lovelace", "1815", "ada@example.com"], None, None).unwrap();
+        let again = add(&conn, ["Ada", "Byron", "1816", "ada@example.com"], None, None);
+        assert!(again.is_err(), "0004 makes personal email addresses unique");
+    }
+
+    #[test]
+    fn each_test_starts_from_an_empty_table() {
+        let conn = migrations::test_db();
+        let count = |conn: &Connection| {
+            conn.query_row(&format!("SELECT count(*) FROM {}", recruits::TABLE), [], |r| {
+                r.get::<_, i64>(0)
+            })
+        };
+        assert_eq!(count(&conn).unwrap(), 0);
+        add(&conn, ["Grace", "Hopper", "1906", "grace@example.com"], None, None).unwrap();
+        assert_eq!(count(&conn).unwrap(), 1);
+        assert_eq!(count(&migrations::test_db()).unwrap(), 0, "another test's database");
+        assert!(migrations::migrator().pending(&conn).unwrap().is_empty());
+    }
 }

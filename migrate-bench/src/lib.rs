@@ -17,6 +17,8 @@ use migrate_runtime::{Migration, Script};
 pub mod peers;
 #[cfg(feature = "pg-peers")]
 pub mod pg;
+#[cfg(feature = "peers")]
+pub mod testdb;
 
 /// One generated migration: version, name, up SQL, down SQL.
 pub struct Generated {
@@ -212,21 +214,43 @@ pub fn remove_db(path: &Path) {
 pub enum BuildStep {
     /// The floor: SQLite alone runs every up once, in memory.
     Floor,
-    /// `migrate_build::Builder::build` with no previous output: scan,
-    /// replay, down round trips, code generation, write.
+    /// `migrate_build::Builder::build` with no previous output and no
+    /// replay cache: scan, replay, down round trips, saving the replay
+    /// cache, code generation, write.
     Build,
-    /// The same with the output already there and unchanged (not rewritten):
-    /// what a build script re-run by cargo costs when nothing changed.
+    /// The same with the output already there and unchanged (not rewritten)
+    /// and the replay cache of this set: what a build script re-run by
+    /// cargo costs when nothing changed (a file touched).
     Unchanged,
     /// Part of `Build`: reading and checking the files only.
     Scan,
     /// Part of `Build`: scan, replay and round trips, without code generation.
     Check,
+    /// `Build` with the replay cache of the first N − 1 migrations in the
+    /// output directory (as the previous build left it): one migration
+    /// added.
+    AddOne,
+    /// `Build` with the replay cache of the whole set, after migration
+    /// N / 2 + 1 (the one at index N / 2) was edited: the check resumes from the last kept prefix
+    /// before it.
+    EditMiddle,
+    /// `Check` with an empty replay cache directory: the check plus saving
+    /// the verified prefixes (what the cache costs a first build).
+    CheckSaving,
 }
 
 impl BuildStep {
     /// Every step, in the order the harness alternates them.
-    pub const ALL: [Self; 5] = [Self::Floor, Self::Build, Self::Unchanged, Self::Scan, Self::Check];
+    pub const ALL: [Self; 8] = [
+        Self::Floor,
+        Self::Build,
+        Self::Unchanged,
+        Self::Scan,
+        Self::Check,
+        Self::AddOne,
+        Self::EditMiddle,
+        Self::CheckSaving,
+    ];
 
     /// The name used on the command line and in the table.
     pub fn name(self) -> &'static str {
@@ -236,6 +260,9 @@ impl BuildStep {
             Self::Unchanged => "ours-build-unchanged",
             Self::Scan => "ours-scan-only",
             Self::Check => "ours-check-only",
+            Self::AddOne => "ours-build-add-one",
+            Self::EditMiddle => "ours-build-edit-middle",
+            Self::CheckSaving => "ours-check-saving-cache",
         }
     }
 }
@@ -247,6 +274,25 @@ pub struct BuildFixture {
     package: tempfile::TempDir,
     out: tempfile::TempDir,
     config: migrate_build::Config,
+    /// The replay caches that `AddOne` and `EditMiddle` start from (made
+    /// on first use), and the package with migration N / 2 edited.
+    primed: std::cell::OnceCell<Primed>,
+}
+
+/// What the incremental steps start from.
+struct Primed {
+    without_last: tempfile::TempDir,
+    whole: tempfile::TempDir,
+    edited: tempfile::TempDir,
+}
+
+/// Replaces `to` with a copy of the files of `from`.
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).expect("create the cache directory");
+    for entry in std::fs::read_dir(from).expect("read the cache").flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a cache file");
+    }
 }
 
 impl BuildFixture {
@@ -263,7 +309,52 @@ impl BuildFixture {
             package,
             out: tempfile::tempdir().expect("tempdir"),
             config: migrate_build::Config::default(),
+            primed: std::cell::OnceCell::new(),
         }
+    }
+
+    fn primed(&self) -> &Primed {
+        self.primed.get_or_init(|| {
+            let cache_of = |set: &[Generated]| {
+                let package = tempfile::tempdir().expect("tempdir");
+                write_dir(package.path(), set);
+                let out = tempfile::tempdir().expect("tempdir");
+                migrate_build::Builder::new()
+                    .package_dir(package.path())
+                    .out_dir(out.path())
+                    .directives(std::io::sink())
+                    .build()
+                    .expect("build");
+                let cache = tempfile::tempdir().expect("tempdir");
+                copy_dir(&out.path().join(migrate_build::CACHE_DIR), cache.path());
+                cache
+            };
+            let edited = tempfile::tempdir().expect("tempdir");
+            write_dir(edited.path(), &self.set);
+            let middle = &self.set[self.set.len() / 2];
+            let path = edited
+                .path()
+                .join("migrations")
+                .join(format!("{}.up.sql", stem(middle)));
+            std::fs::write(&path, format!("{}-- edited\n", middle.up)).expect("edit");
+            Primed {
+                without_last: cache_of(&self.set[..self.set.len() - 1]),
+                whole: cache_of(&self.set),
+                edited,
+            }
+        })
+    }
+
+    /// The timed build of the build steps, on its own for callgrind's
+    /// `--toggle-collect='*BuildFixture*timed_build*'`.
+    #[inline(never)]
+    fn timed_build(&self, package: &Path) -> migrate_build::Built {
+        migrate_build::Builder::new()
+            .package_dir(package)
+            .out_dir(self.out.path())
+            .directives(std::io::sink())
+            .build()
+            .expect("build")
     }
 
     /// Runs `step` once and returns its time (setup excluded).
@@ -278,7 +369,31 @@ impl BuildFixture {
                 .out_dir(self.out.path())
                 .directives(std::io::sink())
         };
+        let cache = self.out.path().join(migrate_build::CACHE_DIR);
         match step {
+            BuildStep::AddOne | BuildStep::EditMiddle => {
+                let primed = self.primed();
+                let (from, package) = if step == BuildStep::AddOne {
+                    (&primed.without_last, self.package.path())
+                } else {
+                    (&primed.whole, primed.edited.path())
+                };
+                copy_dir(from.path(), &cache);
+                let _ = std::fs::remove_file(self.out.path().join(migrate_build::OUTPUT_FILE));
+                time(|| {
+                    let built = self.timed_build(package);
+                    assert!(built.cached > 0 && built.cached < self.set.len());
+                })
+            }
+            BuildStep::CheckSaving => {
+                let _ = std::fs::remove_dir_all(&cache);
+                time(|| {
+                    let checked =
+                        migrate_build::check_incremental(self.package.path(), &self.config, None, Some(&cache))
+                            .expect("check");
+                    assert_eq!(checked.cached, 0);
+                })
+            }
             BuildStep::Floor => time(|| {
                 let conn = Connection::open_in_memory().expect("open");
                 for m in &self.set {
@@ -287,18 +402,19 @@ impl BuildFixture {
             }),
             BuildStep::Build => {
                 let _ = std::fs::remove_file(self.out.path().join(migrate_build::OUTPUT_FILE));
+                let _ = std::fs::remove_dir_all(&cache);
                 time(|| {
-                    let built = builder().build().expect("build");
+                    let built = self.timed_build(self.package.path());
                     assert!(built.changed);
                 })
             }
             BuildStep::Unchanged => {
-                if !self.out.path().join(migrate_build::OUTPUT_FILE).exists() {
-                    builder().build().expect("build");
-                }
+                // The output and the cache of this very set are there.
+                builder().build().expect("build");
                 time(|| {
-                    let built = builder().build().expect("build");
+                    let built = self.timed_build(self.package.path());
                     assert!(!built.changed);
+                    assert_eq!(built.cached, self.set.len());
                 })
             }
             BuildStep::Scan => time(|| {

@@ -180,10 +180,10 @@ impl Startup {
 /// One migration set in every contender's form, and the runtime sqlx needs.
 pub struct Fixture {
     set: Vec<Generated>,
-    ours: Vec<Migration>,
+    pub(crate) ours: Vec<Migration>,
     refinery: Vec<(String, String)>,
-    sqlx: sqlx::migrate::Migrator,
-    rt: tokio::runtime::Runtime,
+    pub(crate) sqlx: sqlx::migrate::Migrator,
+    pub(crate) rt: tokio::runtime::Runtime,
     _package: tempfile::TempDir,
 }
 
@@ -229,7 +229,7 @@ impl Fixture {
         refinery::Runner::new(&migrations)
     }
 
-    fn open(place: Place<'_>) -> Connection {
+    pub(crate) fn open(place: Place<'_>) -> Connection {
         match place {
             Place::Disk(path) => Connection::open(path),
             Place::Memory => Connection::open_in_memory(),
@@ -237,7 +237,7 @@ impl Fixture {
         .expect("open")
     }
 
-    fn sqlx_options(place: Place<'_>) -> SqliteConnectOptions {
+    pub(crate) fn sqlx_options(place: Place<'_>) -> SqliteConnectOptions {
         match place {
             Place::Disk(path) => SqliteConnectOptions::new().filename(path).create_if_missing(true),
             Place::Memory => SqliteConnectOptions::from_str("sqlite::memory:").expect("sqlx options"),
@@ -339,11 +339,7 @@ impl Fixture {
                         self.sqlx.run(&mut conn).await.expect("sqlx migrate");
                     }
                     if query {
-                        let n: i64 = sqlx::query_scalar(crate::APP_QUERY)
-                            .fetch_one(&mut conn)
-                            .await
-                            .expect("the app's query");
-                        assert_eq!(n, 0);
+                        sqlx_app_query(&mut conn).await;
                     }
                     conn.close().await.expect("sqlx close");
                 });
@@ -390,6 +386,19 @@ impl Fixture {
             }
         }
     }
+}
+
+/// Runs [`crate::APP_QUERY`] on a sqlx connection; the table is empty.
+///
+/// # Panics
+///
+/// When the query fails or finds rows.
+pub(crate) async fn sqlx_app_query(conn: &mut SqliteConnection) {
+    let n: i64 = sqlx::query_scalar(crate::APP_QUERY)
+        .fetch_one(conn)
+        .await
+        .expect("the app's query");
+    assert_eq!(n, 0);
 }
 
 /// One up-to-date database per tool, for the start-up workload.

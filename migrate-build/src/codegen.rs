@@ -350,11 +350,56 @@ pub fn migrator() -> {rt}::Migrator<'static> {{
     migrator().{migrate_to_fn}(conn, target.number())
 }}
 
-",
+{test_db}",
         tracking_table = assignment(0, "pub const TRACKING_TABLE: &str", &literal(input.tracking_table)),
         body = migrator_body(input),
         apply = signature("apply", &[&connection], &report),
         migrate_to = signature("migrate_to", &[&connection, "target: Version"], &report),
+        test_db = test_db(input),
+    )
+}
+
+/// `test_db()`: a migrated database per test, from the runtime's template
+/// (SQLite: an in-memory copy; PostgreSQL: a database cloned from a
+/// template database, dropped with the guard).
+fn test_db(input: &Input<'_>) -> String {
+    let rt = input.runtime_path;
+    let (doc, sig, call) = match input.backend {
+        Backend::Postgres => (
+            "/// A new database on the server of `url`, cloned from a template database
+/// that holds every migration (`CREATE DATABASE … TEMPLATE`), for tests:
+/// each call returns a database of its own, dropped when the guard is
+/// (also when the test panics); see
+/// [`{rt}::Migrator::test_db_postgres`].",
+            signature("test_db", &["url: &str"], &format!("{rt}::TestDatabase")),
+            "migrator().test_db_postgres(url)",
+        ),
+        _ => (
+            "/// A new in-memory database holding every migration (the schema and the
+/// tracking rows), for tests: each call returns a database of its own. The
+/// migrations run once per test process, each further call copies the
+/// result; see [`{rt}::Migrator::test_db`].",
+            signature("test_db", &[], &format!("{rt}::rusqlite::Connection")),
+            "migrator().test_db()",
+        ),
+    };
+    format!(
+        "{doc}
+///
+/// # Panics
+///
+/// When a migration fails, or the database cannot be made, with the
+/// error's message.
+#[allow(dead_code)]
+{sig}
+    match {call} {{
+        Ok(db) => db,
+        Err(e) => panic!(\"test_db: {{e}}\"),
+    }}
+}}
+
+",
+        doc = doc.replace("{rt}", rt),
     )
 }
 

@@ -47,6 +47,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod cache;
 mod checks;
 #[doc(hidden)]
 pub mod codegen;
@@ -69,11 +70,17 @@ pub use problem::{Error, Problem, Severity};
 pub use rusqlite;
 pub use template::template;
 pub use validate::{
-    Checked, Loaded, ReplaySetup, check, check_with_setup, load, migrations_dir, schema_snapshot, snapshot_path,
+    Checked, Loaded, ReplaySetup, check, check_incremental, check_with_setup, load, migrations_dir, schema_snapshot,
+    snapshot_path,
 };
 
 /// The name of the generated file in the output directory.
 pub const OUTPUT_FILE: &str = "migrations.rs";
+
+/// The replay cache's directory in the output directory: the replayed
+/// database after verified prefixes of the migrations, so the next build
+/// replays only what changed (see `check_incremental`).
+pub const CACHE_DIR: &str = "replay-cache";
 
 /// Checks the package's migrations with its `[package.metadata.migrate]`
 /// settings and writes `$OUT_DIR/migrations.rs`: `Builder::new().build()`.
@@ -98,6 +105,9 @@ pub struct Built {
     pub changed: bool,
     /// Warnings that did not fail the build.
     pub warnings: Vec<Problem>,
+    /// How many migrations, from the first, came from the replay cache
+    /// in the output directory instead of being replayed again.
+    pub cached: usize,
 }
 
 /// Settings for checking migrations and generating the module.
@@ -288,14 +298,27 @@ impl Builder {
         if let Some(snapshot) = snapshot_path(&package_dir, &config) {
             self.emit(&format!("rerun-if-changed={}", snapshot.display()));
         }
-        let setup = self.replay_setup.take();
-        let checked =
-            check_with_setup(&package_dir, &config, setup.as_deref()).inspect_err(|e| self.report(e.problems()))?;
-        self.report(&checked.warnings);
         let out_dir = match self.out_dir.take() {
             Some(d) => d,
             None => env_path("OUT_DIR")?,
         };
+        let setup = self.replay_setup.take();
+        let cache_dir = out_dir.join(CACHE_DIR);
+        let checked = check_incremental(&package_dir, &config, setup.as_deref(), Some(&cache_dir))
+            .inspect_err(|e| self.report(e.problems()))?;
+        self.report(&checked.warnings);
+        // Not a directive: cargo keeps the line in the build script's
+        // `output` file and shows it with `cargo build -vv`.
+        if config.backend() != Backend::Postgres {
+            let _ = writeln!(
+                self.directives,
+                "migrate-build: checked {} migrations, replayed {} (the first {} from the replay cache in {})",
+                checked.migrations.len(),
+                checked.migrations.len() - checked.cached,
+                checked.cached,
+                cache_dir.display()
+            );
+        }
         let imported = imported::Imported::read(&dir, &package_dir)
             .inspect_err(|e| self.report(e.problems()))?
             .map(|i| i.pairs())
@@ -324,6 +347,7 @@ impl Builder {
             migrations: checked.migrations.len(),
             changed,
             warnings: checked.warnings,
+            cached: checked.cached,
         })
     }
 

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use migrate_runtime::model;
 use migrate_runtime::schema::{Schema, Table};
-use migrate_runtime::{Migration, Migrator};
+use migrate_runtime::{Migration, Migrator, ReplayCache};
 
+use crate::cache::Cache;
 use crate::config::{Config, Function};
 use crate::naming::{Ages, has_collision};
 use crate::problem::{Error, Problem};
@@ -37,6 +38,9 @@ pub struct Checked {
     /// ([`migrate_runtime::model::schema_sql`], without the tracking table
     /// and the `ignore` patterns' tables): what the `snapshot` file holds.
     pub schema_sql: String,
+    /// How many migrations, from the first, the check took from its
+    /// replay cache instead of replaying them (0 without a cache).
+    pub cached: usize,
 }
 
 /// The migrations directory of a package: `config.dir` relative to `package_dir`.
@@ -105,7 +109,26 @@ pub type ReplaySetup = dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()>;
 /// As [`check`].
 #[doc(hidden)]
 pub fn check_with_setup(package_dir: &Path, config: &Config, setup: Option<&ReplaySetup>) -> Result<Checked, Error> {
-    let checked = replay(package_dir, config, setup)?;
+    check_incremental(package_dir, config, setup, None)
+}
+
+/// [`check_with_setup`], replaying only what follows the longest verified
+/// prefix kept in `cache_dir` (see the `cache` module), and keeping the
+/// prefixes it verifies there. Without a cache directory, or with a
+/// `replay_setup` (which no key can describe), everything is replayed.
+///
+/// # Errors
+///
+/// As [`check`]: exactly the problems a check without the cache finds.
+#[doc(hidden)]
+pub fn check_incremental(
+    package_dir: &Path,
+    config: &Config,
+    setup: Option<&ReplaySetup>,
+    cache_dir: Option<&Path>,
+) -> Result<Checked, Error> {
+    let cache_dir = cache_dir.filter(|_| setup.is_none());
+    let checked = replay(package_dir, config, setup, cache_dir)?;
     // PostgreSQL's schema is known only from a replay on a server.
     let known = config.backend() == crate::Backend::Sqlite || check_server().is_some();
     if let Some(stale) = snapshot_path(package_dir, config)
@@ -139,7 +162,7 @@ pub fn snapshot_path(package_dir: &Path, config: &Config) -> Option<PathBuf> {
 ///
 /// Every problem [`check`] finds in the migrations (but a stale snapshot).
 pub fn schema_snapshot(package_dir: &Path, config: &Config) -> Result<String, Error> {
-    replay(package_dir, config, None).map(|c| c.schema_sql)
+    replay(package_dir, config, None, None).map(|c| c.schema_sql)
 }
 
 /// What is wrong with the snapshot file at `path`, if anything: missing,
@@ -202,7 +225,12 @@ fn short(line: &str) -> String {
 }
 
 /// The scan and the replay.
-fn replay(package_dir: &Path, config: &Config, user_setup: Option<&ReplaySetup>) -> Result<Checked, Error> {
+fn replay(
+    package_dir: &Path,
+    config: &Config,
+    user_setup: Option<&ReplaySetup>,
+    cache_dir: Option<&Path>,
+) -> Result<Checked, Error> {
     let Loaded {
         migrations,
         warnings: mut problems,
@@ -223,10 +251,21 @@ fn replay(package_dir: &Path, config: &Config, user_setup: Option<&ReplaySetup>)
         .table(&config.table)
         .ignore(&config.ignore)
         .replay_setup(setup);
+    let mut cache = cache_dir.map(|dir| Cache::new(dir, config, &runtime));
     // The runtime's filter, so the fingerprints are the ones it compares.
     let replay = migrator.filter().and_then(|filter| {
-        migrator.check_with(|conn, schema| Ok((schema.tables(conn)?, model::schema_sql(conn, &filter)?)))
+        let inspect = |conn: &rusqlite::Connection, schema: &Schema| {
+            Ok((schema.tables(conn)?, model::schema_sql(conn, &filter)?))
+        };
+        match &mut cache {
+            Some(cache) => migrator.check_cached(cache as &mut dyn ReplayCache, inspect),
+            None => migrator.check_with(inspect),
+        }
     });
+    let cached = cache.as_ref().map_or(0, |c| c.resumed);
+    if let Some(cache) = &cache {
+        cache.prune();
+    }
     match replay {
         Ok((validated, (tables, schema_sql))) => {
             problems.extend(validated.warnings.into_iter().map(|w| {
@@ -252,6 +291,7 @@ fn replay(package_dir: &Path, config: &Config, user_setup: Option<&ReplaySetup>)
                 dir: migrations_dir(package_dir, config),
                 fingerprints: validated.fingerprints,
                 schema_sql,
+                cached,
             })
         }
         Err(migrate_runtime::Error::Validation { problems: found }) => {
@@ -315,6 +355,7 @@ fn check_postgres(
         // runtime records in the tracking table (no build-time fingerprints).
         fingerprints: Vec::new(),
         schema_sql,
+        cached: 0,
     })
 }
 

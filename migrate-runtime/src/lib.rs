@@ -98,6 +98,8 @@ mod pg;
 mod pgsql;
 mod plan;
 mod ready;
+#[cfg(feature = "rusqlite")]
+mod replay_cache;
 mod report;
 #[cfg(feature = "rusqlite")]
 pub mod schema;
@@ -111,6 +113,7 @@ pub use sql::line_at_byte;
 mod previous;
 #[cfg(feature = "rusqlite")]
 mod record;
+mod testing;
 #[cfg(feature = "rusqlite")]
 mod validate;
 
@@ -123,8 +126,13 @@ pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 #[cfg(feature = "postgres")]
+pub use pg::TestDatabase;
+#[cfg(feature = "postgres")]
 pub use pg::forward_notices;
 pub use previous::Previous;
+#[cfg(feature = "rusqlite")]
+#[doc(hidden)]
+pub use replay_cache::{ReplayCache, Verified};
 pub use report::{Entry, Event, Notice, Report, State, Status, Step};
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};

@@ -20,6 +20,7 @@ use rusqlite::Connection;
 
 use crate::backend::Backend;
 use crate::plan::Planned;
+use crate::replay_cache::{NoCache, ReplayCache, Verified};
 use crate::schema::Schema;
 use crate::scratch::{copy_tables, tables_named};
 use crate::session::{Session, Sqlite, replay_connection};
@@ -158,12 +159,35 @@ impl<'m> Migrator<'m> {
     /// and its schema at the end, as [`validate_with`](Self::validate_with).
     #[doc(hidden)]
     pub fn check_with<T>(&self, inspect: impl FnOnce(&Connection, &Schema) -> Result<T>) -> Result<(Validated, T)> {
+        self.check_cached(&mut NoCache, inspect)
+    }
+
+    /// [`check_with`](Self::check_with), starting from the longest
+    /// verified prefix `cache` holds and saving the prefixes it wants: the
+    /// incremental check of `cargo build`.
+    #[doc(hidden)]
+    pub fn check_cached<T>(
+        &self,
+        cache: &mut dyn ReplayCache,
+        inspect: impl FnOnce(&Connection, &Schema) -> Result<T>,
+    ) -> Result<(Validated, T)> {
         self.check_set()?;
         let mut found = Findings::default();
         let mut conn = self.fresh_replay()?;
         let mut from = 0;
+        match cache.resume(&mut conn) {
+            Some(verified) if verified.prefix <= self.migrations.len() => {
+                from = verified.prefix;
+                found.warnings = verified.warnings;
+                found.fingerprints = verified.fingerprints.into_iter().collect();
+            }
+            Some(_) => conn = self.fresh_replay()?,
+            None => {}
+        }
+        let mut cache = Some(cache);
         loop {
-            match self.replay(&conn, from, &mut found)? {
+            // After a rebuild (a problem was found), nothing is saved.
+            match self.replay(&conn, from, &mut found, cache.take())? {
                 Next::Go | Next::Stop => break,
                 Next::Rebuild(at) => {
                     conn = self.fresh_replay()?;
@@ -190,8 +214,14 @@ impl<'m> Migrator<'m> {
     }
 
     /// Replays the migrations from index `from` on, each up once and each
-    /// round trip, into `conn`.
-    fn replay(&self, conn: &Connection, from: usize, found: &mut Findings) -> Result<Next> {
+    /// round trip, into `conn`, saving verified prefixes into `cache`.
+    fn replay(
+        &self,
+        conn: &Connection,
+        from: usize,
+        found: &mut Findings,
+        mut cache: Option<&mut dyn ReplayCache>,
+    ) -> Result<Next> {
         let session = Session::start_replay(conn, self.lock_timeout)?;
         self.table.create(conn)?;
         let filter = self.filter()?;
@@ -203,6 +233,19 @@ impl<'m> Migrator<'m> {
             let all = touched.all || previous.is_none_or(touches_all);
             fingerprints.fingerprint(conn, &filter, (!all).then_some(&touched.tables))
         };
+        let total = self.migrations.len();
+        let mut save = |found: &Findings, prefix: usize| {
+            if let Some(cache) = cache.as_deref_mut().filter(|c| prefix > from && c.wants(prefix, total))
+                && found.problems.is_empty()
+            {
+                let verified = Verified {
+                    prefix,
+                    warnings: found.warnings.clone(),
+                    fingerprints: found.fingerprints.iter().map(|(v, f)| (*v, f.clone())).collect(),
+                };
+                cache.save(conn, &verified);
+            }
+        };
         let mut next = Next::Go;
         for (i, m) in self.migrations.iter().enumerate().skip(from) {
             // Here the database holds the plain ups of every migration
@@ -210,6 +253,7 @@ impl<'m> Migrator<'m> {
             if let Some(previous) = i.checked_sub(1).map(|p| &self.migrations[p]) {
                 let hex = fingerprint(i.checked_sub(from + 1).map(|_| previous))?;
                 found.fingerprints.insert(previous.version(), hex);
+                save(found, i);
             }
             if m.down().is_some() {
                 let passed = matches!(self.round_trip_in_scratch(conn, m), Ok(true));
@@ -234,6 +278,7 @@ impl<'m> Migrator<'m> {
         if let (Next::Go, Some(last)) = (&next, self.migrations.last()) {
             let previous = (self.migrations.len() > from + 1).then_some(last);
             found.fingerprints.insert(last.version(), fingerprint(previous)?);
+            save(found, total);
         }
         session.end()?;
         Ok(next)

@@ -319,7 +319,8 @@ CREATE TABLE "9lives" ("*/ fn evil() {} /*" TEXT, """); panic!(""" TEXT);
     );
     // Input only ever appears inside string literals (doc attributes and
     // constants), never as code.
-    for line in code.lines().filter(|l| l.contains("evil") || l.contains("panic!")) {
+    // (`test_db()` panics with the error: its own `panic!(` is code.)
+    for line in code.lines().filter(|l| l.contains("evil") || l.contains("); panic!(")) {
         let t = line.trim_start();
         assert!(
             t.starts_with("#[doc = \"") || (t.starts_with("pub const ") && t.contains(": &str = \"")),

@@ -2,6 +2,7 @@
 
 mod adopt;
 mod build;
+mod cache;
 mod cli;
 mod database;
 mod drift;
@@ -16,3 +17,4 @@ mod readme;
 mod reliability;
 mod renumber;
 mod runtime;
+mod testdb;

@@ -29,7 +29,19 @@ fn the_readme_build_rs_and_main_rs_build_and_migrate() {
         "the README shows build.rs and src/main.rs: {paths:?}"
     );
     let pkg = tests::Package::named("readme_box");
-    for (path, code) in &blocks {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for (path, code) in blocks {
+        // `// src/main.rs, continued` goes on from the block before.
+        match path.strip_suffix(", continued") {
+            Some(before) => {
+                let file = files.iter_mut().find(|(p, _)| p == before).expect("continues a block");
+                file.1.push('\n');
+                file.1.push_str(&code);
+            }
+            None => files.push((path, code)),
+        }
+    }
+    for (path, code) in &files {
         pkg.write(path, code);
     }
     pkg.write(
@@ -44,4 +56,9 @@ fn the_readme_build_rs_and_main_rs_build_and_migrate() {
     assert!(text.contains("applied 1 create_users"), "{text}");
     let conn = migrate_runtime::rusqlite::Connection::open(pkg.path().join("app.db")).unwrap();
     assert_eq!(tests::user_tables(&conn), vec!["_migrations", "users"]);
+    // The testing section's #[test], with test_db().
+    let out = pkg.cargo(&["test", "--quiet"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("test result: ok. 1 passed"), "{text}");
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p migrate-bench --features peers --bin peers -- \
-//!     [--n 100,1000] [--workload disk,memory,startup,build] [--rounds R] \
+//!     [--n 100,1000] [--workload disk,memory,startup,build,testdb] [--rounds R] \
 //!     [--only NAME,NAME…] [--once] [--dir PATH]
 //! ```
 //!
@@ -22,9 +22,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use migrate_bench::peers::{Apply, Fixture, Place, Startup};
+use migrate_bench::testdb::TestDb;
 use migrate_bench::{BuildFixture, BuildStep, Paths, median, remove_db};
 
-const USAGE: &str = "usage: peers [--n 100,1000] [--workload disk,memory,startup,build] [--rounds R] [--only NAME,…] [--once] [--dir PATH]";
+const USAGE: &str = "usage: peers [--n 100,1000] [--workload disk,memory,startup,build,testdb] [--rounds R] [--only NAME,…] [--once] [--dir PATH]";
 
 /// The command line.
 struct Args {
@@ -36,17 +37,18 @@ struct Args {
     dir: Option<PathBuf>,
 }
 
-/// The four workloads.
+/// The workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Workload {
     Disk,
     Memory,
     Startup,
     Build,
+    TestDb,
 }
 
 impl Workload {
-    const ALL: [Self; 4] = [Self::Disk, Self::Memory, Self::Startup, Self::Build];
+    const ALL: [Self; 5] = [Self::Disk, Self::Memory, Self::Startup, Self::Build, Self::TestDb];
 
     fn name(self) -> &'static str {
         match self {
@@ -54,6 +56,7 @@ impl Workload {
             Self::Memory => "memory",
             Self::Startup => "startup",
             Self::Build => "build",
+            Self::TestDb => "testdb",
         }
     }
 
@@ -65,6 +68,9 @@ impl Workload {
                 "No-op start-up, on disk: open + migrate (nothing pending) + `SELECT count(*) FROM t1` + close"
             }
             Self::Build => "Build-time validation (migrate-build) against SQLite running every up once in memory",
+            Self::TestDb => {
+                "A migrated database per test (make it + `SELECT count(*) FROM t1` + close), against a fresh apply in memory"
+            }
         }
     }
 
@@ -72,7 +78,7 @@ impl Workload {
     fn default_rounds(self) -> usize {
         match self {
             Self::Disk => 11,
-            Self::Memory | Self::Build => 21,
+            Self::Memory | Self::Build | Self::TestDb => 21,
             Self::Startup => 51,
         }
     }
@@ -110,7 +116,7 @@ fn parse_args() -> Result<Args, String> {
                         Workload::ALL
                             .into_iter()
                             .find(|w| w.name() == s)
-                            .ok_or_else(|| format!("unknown workload `{s}` (disk, memory, startup, build)"))
+                            .ok_or_else(|| format!("unknown workload `{s}` (disk, memory, startup, build, testdb)"))
                     })
                     .collect::<Result<_, _>>()?;
             }
@@ -131,6 +137,7 @@ fn parse_args() -> Result<Args, String> {
             .map(|a| a.name())
             .chain(Startup::ALL.iter().map(|s| s.name()))
             .chain(BuildStep::ALL.iter().map(|b| b.name()))
+            .chain(TestDb::ALL.iter().map(|t| t.name()))
             .collect();
         if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
             return Err(format!("unknown contender `{bad}`; known: {}", known.join(", ")));
@@ -319,6 +326,30 @@ fn run_workload(args: &Args, workload: Workload, dir: &std::path::Path) {
                         name: step.name(),
                         floor: BuildStep::Floor.name(),
                         run: Box::new(move || fixture.run(step)),
+                    })
+                    .collect();
+                report(&mut contenders, &mut results);
+            }
+            Workload::TestDb => {
+                let fixture = Fixture::new(n);
+                let fixture = &fixture;
+                let ready = fixture.ready_database(dir);
+                let ready = &ready;
+                let mut contenders: Vec<Contender<'_>> = TestDb::ALL
+                    .into_iter()
+                    .filter(|t| selected(args, t.name()))
+                    .map(|who| {
+                        let mut paths = Paths::new(dir, who.name());
+                        Contender {
+                            name: who.name(),
+                            floor: TestDb::OursFreshApply.name(),
+                            run: Box::new(move || {
+                                let path = paths.fresh();
+                                let d = fixture.test_db(who, &path, ready);
+                                remove_db(&path);
+                                d
+                            }),
+                        }
                     })
                     .collect();
                 report(&mut contenders, &mut results);

@@ -16,6 +16,28 @@ fn found(version: u64, name: &str, down: bool) -> Found {
     }
 }
 
+fn input_of(migrations: &[Found]) -> Input<'_> {
+    Input {
+        migrations,
+        tables: &[],
+        ages: &EMPTY_AGES,
+        tracking_table: "_migrations",
+        package_dir: Path::new("/p"),
+        dir_display: "migrations",
+        runtime_path: DEFAULT_RUNTIME_PATH,
+        backend: Backend::Sqlite,
+        schema: None,
+        lock: None,
+        lock_timeout: None,
+        fingerprints: &[],
+        drift: Drift::Error,
+        ignore: &[],
+        imported: &[],
+    }
+}
+
+static EMPTY_AGES: std::sync::LazyLock<Ages> = std::sync::LazyLock::new(Ages::default);
+
 fn generate_with(runtime_path: &str, migrations: &[Found]) -> String {
     generate(&Input {
         migrations,
@@ -67,6 +89,19 @@ fn postgres_functions_and_the_configs_migrator_settings() {
     );
     assert!(!code.contains("rusqlite"), "{code}");
     assert!(
+        code.contains("pub fn test_db(url: &str) -> ::migrate_runtime::TestDatabase {\n    match migrator().test_db_postgres(url) {"),
+        "{code}"
+    );
+    // rustfmt-clean (two migrations: rustfmt puts a one-element array on
+    // one line, which the generator does not do).
+    let two = [found(1, "a", true), found(2, "b", false)];
+    let pg = generate(&Input {
+        migrations: &two,
+        backend: Backend::Postgres,
+        ..input_of(&two)
+    });
+    assert_ne!(rustfmt_clean(&pg), Some(false), "{pg}");
+    assert!(
         code.contains(
             "::migrate_runtime::Migrator::new(MIGRATIONS)\n        .table(TRACKING_TABLE)\n        .schema(\"app\")\n        .lock(::migrate_runtime::Lock::Table)\n        .lock_timeout(::core::time::Duration::from_millis(5000))"
         ),
@@ -79,6 +114,12 @@ fn postgres_functions_and_the_configs_migrator_settings() {
         "{plain}"
     );
     assert!(plain.contains("migrator().apply(conn)"), "{plain}");
+    assert!(
+        plain.contains(
+            "pub fn test_db() -> ::migrate_runtime::rusqlite::Connection {\n    match migrator().test_db() {"
+        ),
+        "{plain}"
+    );
 }
 
 #[test]

@@ -371,6 +371,8 @@ mod drift;
 mod notice;
 pub(crate) mod scratch;
 mod session;
+mod testing;
+pub use testing::TestDatabase;
 
 pub use notice::forward_notices;
 
