@@ -86,7 +86,14 @@ pub enum Command {
     /// Roll back the newest applied migration and apply it again
     Redo(RedoArgs),
     /// Check the migrations exactly as `cargo build` does (for CI and pre-commit hooks)
-    Check,
+    #[command(
+        long_about = "Check the migrations exactly as `cargo build` does (for CI and pre-commit hooks).\n\n\
+        With --against REF (the base branch in CI, e.g. origin/main), also compare with that git ref: \
+        a migration present at REF whose file changed, or that was removed, is an error (databases may \
+        have applied it), and so is a new migration numbered at or below REF's newest (it would be \
+        applied out of order, or collide at the merge). Uses the `git` binary."
+    )]
+    Check(CheckArgs),
     /// Move unapplied migrations with a duplicate or out-of-order version to the end
     #[command(
         long_about = "Move unapplied migrations with a duplicate or out-of-order version to the end.\n\n\
@@ -118,6 +125,23 @@ pub enum Command {
         JSON (the schema model), or as a Mermaid erDiagram, which GitHub renders."
     )]
     Schema(SchemaArgs),
+    /// Write migrations/migrate.lock again from the migration files (config `lock_file = true`)
+    #[command(
+        long_about = "Write migrations/migrate.lock again from the migration files (config `lock_file = true`).\n\n\
+        The lock file has a line per migration (version, name, checksums of its up and down files) and a \
+        chained total on its first line, so two branches that each add a migration conflict in it when they \
+        are merged. `cargo build` and `cargo migrate check` fail when it does not match the files; `new` and \
+        `renumber` keep it current. Run this after writing a new migration's SQL, or after a deliberate edit."
+    )]
+    Lock,
+}
+
+/// `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also compare with this git ref (a branch, tag or commit): applied-elsewhere migrations must be unchanged, new ones numbered above its newest
+    #[arg(long, value_name = "REF")]
+    pub against: Option<String>,
 }
 
 /// `diff`.

@@ -73,7 +73,8 @@ fn uses_database(command: &Command) -> bool {
         | Command::Renumber(_)
         | Command::Diff(_) => true,
         // `schema` reads a live database only when --database says so.
-        Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check | Command::Schema(_) => false,
+        Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check(_) | Command::Schema(_) => false,
+        Command::Lock => false,
     }
 }
 

@@ -24,6 +24,7 @@ use crate::problem::{Error, Problem};
 /// ignore = ["fts_*"]            # tables left out of drift and snapshot
 /// snapshot = "migrations/schema.sql"  # the schema as a reviewed file
 /// functions = ["normalize/1"]   # app-defined SQL functions, stubbed in the build's replay
+/// lock_file = true              # keep migrations/migrate.lock (see crate::lockfile)
 /// ```
 ///
 /// New keys will come (`#[non_exhaustive]`): start from
@@ -72,6 +73,11 @@ pub struct Config {
     /// (exactly `N`). The build's replay registers a stub for each
     /// ([`Function`]); `Builder::replay_setup` can register the real one.
     pub functions: Vec<String>,
+    /// Keep `migrate.lock` in the migrations directory: the build and
+    /// `cargo migrate check` fail when it does not match the files
+    /// ([`crate::lockfile`]).
+    #[serde(rename = "lock_file", alias = "lock-file")]
+    pub lock_file: bool,
 }
 
 /// One entry of `functions`: an app-defined SQL function that the build's
@@ -216,6 +222,7 @@ impl Default for Config {
             ignore: Vec::new(),
             snapshot: None,
             functions: Vec::new(),
+            lock_file: false,
         }
     }
 }
@@ -383,7 +390,7 @@ impl Config {
 /// The keys and their types, for a manifest that does not parse.
 const KEYS_HINT: &str = "the keys are dir, database, table, backend (\"sqlite\" or \"postgres\"), schema, \
      lock (\"advisory\" or \"table\"), lock_timeout (\"60s\"), drift (\"error\", \"warn\" or \"off\"), snapshot — strings — \
-     width (integer), ignore and functions (\"normalize/1\") — arrays of strings";
+     width (integer), lock_file (true or false), ignore and functions (\"normalize/1\") — arrays of strings";
 
 /// The 1-based line, at or after the section's line, of `key` — or of the
 /// string `value` when given and found (a pattern in a multi-line array);

@@ -53,6 +53,7 @@ pub mod codegen;
 pub mod config;
 pub mod directives;
 pub mod file_name;
+pub mod lockfile;
 pub mod naming;
 mod problem;
 pub mod scan;
@@ -346,7 +347,7 @@ fn env_path(var: &str) -> Result<PathBuf, Error> {
 
 /// Writes `bytes` to `path` unless it already holds exactly them, so an
 /// unchanged input causes no rebuild. Returns whether it wrote.
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
+pub(crate) fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(false);
     }

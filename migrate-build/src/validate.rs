@@ -105,7 +105,7 @@ pub type ReplaySetup = dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()>;
 /// As [`check`].
 #[doc(hidden)]
 pub fn check_with_setup(package_dir: &Path, config: &Config, setup: Option<&ReplaySetup>) -> Result<Checked, Error> {
-    let checked = replay(package_dir, config, setup)?;
+    let checked = replay(package_dir, config, setup, true)?;
     if let Some(stale) =
         snapshot_path(package_dir, config).and_then(|path| compare_snapshot(&path, package_dir, &checked.schema_sql))
     {
@@ -136,7 +136,7 @@ pub fn snapshot_path(package_dir: &Path, config: &Config) -> Option<PathBuf> {
 ///
 /// Every problem [`check`] finds in the migrations (but a stale snapshot).
 pub fn schema_snapshot(package_dir: &Path, config: &Config) -> Result<String, Error> {
-    replay(package_dir, config, None).map(|c| c.schema_sql)
+    replay(package_dir, config, None, false).map(|c| c.schema_sql)
 }
 
 /// What is wrong with the snapshot file at `path`, if anything: missing,
@@ -198,15 +198,25 @@ fn short(line: &str) -> String {
     }
 }
 
-/// The scan and the replay.
-fn replay(package_dir: &Path, config: &Config, user_setup: Option<&ReplaySetup>) -> Result<Checked, Error> {
+/// The scan, the lock file (when `config.lock_file` and `with_lock`) and
+/// the replay.
+fn replay(
+    package_dir: &Path,
+    config: &Config,
+    user_setup: Option<&ReplaySetup>,
+    with_lock: bool,
+) -> Result<Checked, Error> {
     let Loaded {
         migrations,
         warnings: mut problems,
-        ..
+        dir,
     } = load(package_dir, config)?;
+    if with_lock && config.lock_file {
+        let shown = display_path(&crate::lockfile::path(&dir), package_dir);
+        problems.extend(crate::lockfile::verify(&dir, &shown, &migrations));
+    }
     if config.backend() == crate::Backend::Postgres {
-        return check_postgres(migrations, problems, migrations_dir(package_dir, config), config);
+        return check_postgres(migrations, problems, dir, config);
     }
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
     let stubs = config.function_stubs();
@@ -230,6 +240,10 @@ fn replay(package_dir: &Path, config: &Config, user_setup: Option<&ReplaySetup>)
                 let hint = w.hint;
                 Problem::warning(w.file, w.line, w.message).hint(hint)
             }));
+            if problems.iter().any(Problem::is_error) {
+                // The lock file's.
+                return Err(Error::new(problems));
+            }
             let ages = if has_collision(&tables) {
                 match ages(&runtime, &config.table, &setup) {
                     Ok(ages) => ages,

@@ -13,6 +13,7 @@ mod diff;
 mod drift;
 mod init;
 mod list;
+mod lock;
 mod new;
 mod postgres;
 mod progress;
@@ -42,8 +43,9 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Up(args) => apply::up(settings, args),
         Command::Down(args) => apply::down(settings, args),
         Command::Redo(args) => apply::redo(settings, args),
-        Command::Check => check::run(settings),
+        Command::Check(args) => check::run(settings, args),
         Command::Renumber(args) => renumber::run(settings, args),
+        Command::Lock => lock::run(settings),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

@@ -31,7 +31,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -39,6 +38,7 @@ use migrate_build::scan::{FileName, Kind, parse_file_name};
 use migrate_runtime::{Applied, DEFAULT_LOCK_TIMEOUT, Migrator};
 
 use crate::cli::RenumberArgs;
+use crate::git::Git;
 use crate::database::{Mode, Source};
 use crate::output::count;
 use crate::package::{Package, show};
@@ -117,6 +117,9 @@ pub fn run(settings: &Settings, args: &RenumberArgs) -> Result<()> {
             moved.join(", ")
         );
     }
+    if !args.dry_run {
+        super::lock::after_renumber(package)?;
+    }
     Ok(())
 }
 
@@ -188,6 +191,9 @@ fn consecutive(
             count(plan.len(), "migration"),
             moved.join(", ")
         );
+    }
+    if !dry_run {
+        super::lock::after_renumber(package)?;
     }
     Ok(())
 }
@@ -413,65 +419,4 @@ fn added(git: Option<&Git>, path: &Path) -> Option<i64> {
         let since = modified.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         i64::try_from(since.as_secs()).ok()
     })
-}
-
-/// The git work tree the migrations directory is in.
-struct Git {
-    dir: PathBuf,
-}
-
-impl Git {
-    fn find(dir: &Path) -> Option<Self> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["rev-parse", "--is-inside-work-tree"])
-            .output()
-            .ok()?;
-        (out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "true")
-            .then(|| Self { dir: dir.to_owned() })
-    }
-
-    fn git(&self) -> Command {
-        let mut c = Command::new("git");
-        c.arg("-C").arg(&self.dir);
-        c
-    }
-
-    fn tracks(&self, path: &Path) -> bool {
-        self.git()
-            .args(["ls-files", "--error-unmatch", "--"])
-            .arg(path)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-
-    fn added(&self, path: &Path) -> Option<i64> {
-        let out = self
-            .git()
-            .args(["log", "--diff-filter=A", "--format=%ct", "-1", "--"])
-            .arg(path)
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    }
-
-    fn mv(&self, from: &Path, to: &Path) -> Result<()> {
-        let out = self
-            .git()
-            .args(["mv", "--"])
-            .arg(from)
-            .arg(to)
-            .output()
-            .context("cannot run git mv")?;
-        if !out.status.success() {
-            bail!(
-                "git mv {} {} failed: {}",
-                show(from),
-                show(to),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
-    }
 }
