@@ -323,6 +323,9 @@ pub struct RenumberArgs {
     /// Renumber every migration 1, 2, 3, … in its current order (timestamp versions, gaps)
     #[arg(long)]
     pub consecutive: bool,
+    /// The migrations at this git ref (the base branch) keep their versions; the others that collide with them move to the end
+    #[arg(long, value_name = "REF", conflicts_with = "consecutive")]
+    pub against: Option<String>,
 }
 
 /// The arguments cargo passes, made to work when the binary is run directly

@@ -85,15 +85,26 @@ impl Git {
             .is_ok_and(|o| o.status.success())
     }
 
-    /// When `path` was added: the commit time, in seconds since the epoch.
+    /// When `path` was added: the commit time, in seconds since the epoch,
+    /// of the first commit that added it, in `HEAD`'s history or, during a
+    /// merge, in the merged branch's (`MERGE_HEAD`), whose files are not
+    /// committed here yet.
     pub fn added(&self, path: &Path) -> Option<i64> {
-        let out = self
+        let merging = self
             .git()
-            .args(["log", "--diff-filter=A", "--format=%ct", "-1", "--"])
-            .arg(path)
+            .args(["rev-parse", "--verify", "--quiet", "MERGE_HEAD"])
             .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+            .is_ok_and(|o| o.status.success());
+        let mut log = self.git();
+        log.args(["log", "--diff-filter=A", "--format=%ct", "HEAD"]);
+        if merging {
+            log.arg("MERGE_HEAD");
+        }
+        let out = log.arg("--").arg(path).output().ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .min()
     }
 
     /// `git mv from to`.

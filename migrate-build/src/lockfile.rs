@@ -361,26 +361,28 @@ pub fn write(dir: &Path, migrations: &[Found], width: usize) -> Result<(PathBuf,
 
 /// Adds (or replaces) the lines of `added` in the lock file of `dir`,
 /// keeping every other line as it is, so a hand edit to another migration
-/// is still caught: what `cargo migrate new` does.
+/// is still caught: what `cargo migrate new` does. A missing lock file is
+/// created with just these lines. Returns its path and whether it was
+/// created.
 ///
 /// # Errors
 ///
-/// The lock file's problem when it is missing or does not parse (then it
-/// is left as it is), or a failure to write it.
-pub fn add(dir: &Path, shown: &str, added: &[Found], width: usize) -> Result<PathBuf, Problem> {
+/// The lock file's problem when it does not parse (then it is left as it
+/// is), or a failure to read or write it.
+pub fn add(dir: &Path, shown: &str, added: &[Found], width: usize) -> Result<(PathBuf, bool), Problem> {
     let path = path(dir);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Problem::error(shown, 0, format!("cannot read the lock file: {e}"))
-            .hint("run `cargo migrate lock` to write it from the migration files")
-    })?;
-    let mut entries = parse(&text, shown)?;
+    let (mut entries, created) = match std::fs::read(&path) {
+        Ok(bytes) => (parse(&String::from_utf8_lossy(&bytes), shown)?, false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), true),
+        Err(e) => return Err(Problem::error(shown, 0, format!("cannot read the lock file: {e}"))),
+    };
     for m in added {
         entries.retain(|e| e.version != m.version);
         entries.push(Entry::of(m, width));
     }
     crate::write_if_changed(&path, render(&entries).as_bytes())
         .map_err(|e| e.problems().first().cloned().unwrap_or_else(|| Problem::error(shown, 0, "cannot write")))?;
-    Ok(path)
+    Ok((path, created))
 }
 
 #[cfg(test)]

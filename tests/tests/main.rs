@@ -9,3 +9,4 @@ mod readme;
 mod reliability;
 mod renumber;
 mod runtime;
+mod team;

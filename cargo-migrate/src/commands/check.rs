@@ -162,7 +162,7 @@ fn against(package: &Package, reference: &str) -> Result<Vec<Problem>> {
                 ),
             )
             .hint(format!(
-                "merge {reference} into this branch (`git merge {reference}`), then run `cargo migrate renumber` to move it after {}",
+                "merge {reference} into this branch (`git merge {reference}`), then run `cargo migrate renumber --against {reference}` to move it after {}",
                 package.version(newest)
             )),
         );

@@ -407,7 +407,11 @@ fn write_snapshot(package: &Package) -> Result<()> {
 /// true`), for the migrations already there.
 fn write_lock(package: &Package) {
     let dir = package.migrations_dir();
-    let written = migrate_build::load(&package.dir, &package.config)
+    // The config as `init` wrote it: the snapshot it just created is not
+    // a migration file.
+    let mut config = package.config.clone();
+    config.snapshot = Some(snapshot(package));
+    let written = migrate_build::load(&package.dir, &config)
         .and_then(|loaded| migrate_build::lockfile::write(&dir, &loaded.migrations, package.config.width));
     match written {
         Ok((path, _)) => say!(

@@ -56,7 +56,16 @@ pub fn after_new(package: &Package, version: u64, name: &str, files: &[(Kind, Pa
     let added = Found::new(version, name, up, file(&[Kind::Down]));
     let shown = show(&lockfile::path(&dir));
     match lockfile::add(&dir, &shown, std::slice::from_ref(&added), package.config.width) {
-        Ok(path) => say!("added {version:0width$} {name} to {}", show(&path), width = package.config.width),
+        Ok((path, false)) => say!("added {version:0width$} {name} to {}", show(&path), width = package.config.width),
+        Ok((path, true)) => {
+            say!("created {} with {version:0width$} {name}", show(&path), width = package.config.width);
+            if version > 1 {
+                warning!(
+                    "the older migrations are not in {} yet: run `cargo migrate lock` once this one's SQL is written",
+                    show(&path)
+                );
+            }
+        }
         Err(p) => warning!("{p}; the new migration is not in the lock file yet"),
     }
 }
