@@ -134,6 +134,24 @@ pub enum Command {
         `renumber` keep it current. Run this after writing a new migration's SQL, or after a deliberate edit."
     )]
     Lock,
+    /// Re-stamp applied migrations whose files changed only in comments or white space
+    #[command(
+        long_about = "Re-stamp applied migrations whose files changed only in comments or white space.\n\n\
+        For each migration the database applied whose checksum no longer matches its file, the applied \
+        text is looked up in the file's git history (by its checksum) and compared with the file statement \
+        by statement, token by token (comments, white space and the letter case of keywords aside). When \
+        they are the same, the tracking table gets the new checksum, and the old one with the time in its \
+        column `repaired`. Otherwise nothing is changed, and the error names the first statement that differs."
+    )]
+    Repair(RepairArgs),
+}
+
+/// `repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Say what would be repaired, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `check`.

@@ -71,7 +71,8 @@ fn uses_database(command: &Command) -> bool {
         | Command::Down(_)
         | Command::Redo(_)
         | Command::Renumber(_)
-        | Command::Diff(_) => true,
+        | Command::Diff(_)
+        | Command::Repair(_) => true,
         // `schema` reads a live database only when --database says so.
         Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check(_) | Command::Schema(_) => false,
         Command::Lock => false,

@@ -10,3 +10,4 @@ mod reliability;
 mod renumber;
 mod runtime;
 mod team;
+mod repair;

@@ -70,6 +70,21 @@ pub fn after_new(package: &Package, version: u64, name: &str, files: &[(Kind, Pa
     }
 }
 
+/// After `repair` re-stamped `repaired`: their lines in the lock file
+/// take the files' checksums (their change was only cosmetic), the other
+/// lines stay as they are.
+pub fn after_repair(package: &Package, repaired: &[Found]) {
+    if !package.config.lock_file || repaired.is_empty() {
+        return;
+    }
+    let dir = package.migrations_dir();
+    let shown = show(&lockfile::path(&dir));
+    match lockfile::add(&dir, &shown, repaired, package.config.width) {
+        Ok((path, _)) => say!("updated {} for the repaired migrations", show(&path)),
+        Err(p) => warning!("{p}; run `cargo migrate lock` to write it"),
+    }
+}
+
 /// After `renumber` renamed files: the lock file written again from the
 /// files (a merge conflict in it is resolved this way).
 ///

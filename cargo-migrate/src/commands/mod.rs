@@ -19,6 +19,7 @@ mod postgres;
 mod progress;
 mod project;
 mod renumber;
+mod repair;
 mod schema;
 mod sqlgen;
 mod status;
@@ -46,6 +47,7 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Check(args) => check::run(settings, args),
         Command::Renumber(args) => renumber::run(settings, args),
         Command::Lock => lock::run(settings),
+        Command::Repair(args) => repair::run(settings, args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

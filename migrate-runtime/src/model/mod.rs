@@ -32,6 +32,7 @@ mod diff;
 mod parse;
 mod read;
 mod render;
+mod statements;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +44,7 @@ pub use parse::normalize;
 use parse::{Definition, parse_index, parse_table};
 use read::read_table;
 pub use render::schema_sql;
+pub use statements::{ChangedStatement, Dialect, first_changed_statement};
 
 /// A database's schema.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
