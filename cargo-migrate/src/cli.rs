@@ -144,6 +144,29 @@ pub enum Command {
         column `repaired`. Otherwise nothing is changed, and the error names the first statement that differs."
     )]
     Repair(RepairArgs),
+    /// Replace migrations 1 to N with one baseline that makes the same schema
+    #[command(
+        long_about = "Replace migrations 1 to N with one baseline that makes the same schema.\n\n\
+        The baseline, {N}_baseline.sql, holds the schema after migration N as SQL (the schema model's, as \
+        `cargo migrate schema` prints it) under the directive `-- migrate:squashes 1-N DIGEST`, which records \
+        the versions it replaces and a digest of their names and checksums. Databases at N or later accept \
+        it as applied; a new database applies it; one between 1 and N-1 is refused, naming the versions it \
+        lacks. Before anything is written, the baseline is replayed and its schema compared with the \
+        migrations'. SQLite only (the schema model is)."
+    )]
+    Squash(SquashArgs),
+}
+
+/// `squash`.
+#[derive(Debug, Args)]
+pub struct SquashArgs {
+    /// The last version to squash: migrations 1 to this one become one baseline
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub to: u64,
+
+    /// Print the baseline and say which files it would replace, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `repair`.

@@ -131,6 +131,26 @@ impl Git {
         Ok(())
     }
 
+    /// `git rm -q path`.
+    ///
+    /// # Errors
+    ///
+    /// When git refuses.
+    pub fn rm(&self, path: &Path) -> Result<()> {
+        let path = path.to_string_lossy();
+        self.output(&["rm", "-q", "--", &path]).map(drop)
+    }
+
+    /// `git add path`.
+    ///
+    /// # Errors
+    ///
+    /// When git refuses.
+    pub fn add(&self, path: &Path) -> Result<()> {
+        let path = path.to_string_lossy();
+        self.output(&["add", "--", &path]).map(drop)
+    }
+
     /// The commit `reference` names, or an error saying it does not exist.
     ///
     /// # Errors

@@ -75,7 +75,7 @@ fn uses_database(command: &Command) -> bool {
         | Command::Repair(_) => true,
         // `schema` reads a live database only when --database says so.
         Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check(_) | Command::Schema(_) => false,
-        Command::Lock => false,
+        Command::Lock | Command::Squash(_) => false,
     }
 }
 

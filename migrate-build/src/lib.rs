@@ -57,6 +57,8 @@ pub mod lockfile;
 pub mod naming;
 mod problem;
 pub mod scan;
+#[doc(hidden)]
+pub mod squash;
 #[cfg(feature = "postgres")]
 mod server;
 mod template;

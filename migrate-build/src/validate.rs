@@ -59,6 +59,12 @@ pub fn load(package_dir: &Path, config: &Config) -> Result<Loaded, Error> {
     if scan.has_errors() {
         return Err(Error::new(scan.problems));
     }
+    let squash_problems = crate::squash::check(&scan.migrations);
+    if !squash_problems.is_empty() {
+        let mut problems = scan.problems;
+        problems.extend(squash_problems);
+        return Err(Error::new(problems));
+    }
     Ok(Loaded {
         migrations: scan.migrations,
         warnings: scan.problems,

@@ -102,6 +102,7 @@ mod scratch;
 #[cfg(feature = "rusqlite")]
 mod session;
 mod sql;
+mod squash;
 #[doc(hidden)]
 pub use sql::line_at_byte;
 #[cfg(feature = "rusqlite")]
@@ -116,6 +117,7 @@ pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 pub use report::{Entry, Event, Report, State, Status, Step};
+pub use squash::Squash;
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
 

@@ -458,6 +458,9 @@ impl<'m> Migrator<'m> {
 
     /// The state of every migration, given the history.
     pub(crate) fn status_of(&self, history: &[crate::Applied]) -> Status<'m> {
+        // A squashed history that does not fit shows as it is: `plan` says why.
+        let normalized = crate::squash::normalize(self.migrations, history);
+        let history: &[crate::Applied] = normalized.as_deref().unwrap_or(history);
         let mut entries = Vec::with_capacity(self.migrations.len());
         let mut applied = history.iter().peekable();
         let mut unknown = Vec::new();
@@ -505,6 +508,7 @@ impl<'m> Migrator<'m> {
 
     /// The plan towards `target` (`None`: the latest) from `history`.
     pub(crate) fn plan(&self, history: &[crate::Applied], target: Option<u64>) -> Result<Vec<plan::Planned<'m>>> {
-        plan::plan(self.migrations, history, self.policy, target)
+        let history = crate::squash::normalize(self.migrations, history)?;
+        plan::plan(self.migrations, &history, self.policy, target)
     }
 }

@@ -11,3 +11,4 @@ mod renumber;
 mod runtime;
 mod team;
 mod repair;
+mod squash;

@@ -22,6 +22,7 @@ mod renumber;
 mod repair;
 mod schema;
 mod sqlgen;
+mod squash;
 mod status;
 
 use progress::Progress;
@@ -48,6 +49,7 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Renumber(args) => renumber::run(settings, args),
         Command::Lock => lock::run(settings),
         Command::Repair(args) => repair::run(settings, args),
+        Command::Squash(args) => squash::run(settings, args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }
