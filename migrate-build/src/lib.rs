@@ -313,6 +313,7 @@ impl Builder {
             fingerprints: &checked.fingerprints,
             drift: config.drift,
             ignore: &config.ignore,
+            store_down: config.store_down,
         });
         let path = out_dir.join(OUTPUT_FILE);
         let changed = write_if_changed(&path, source.as_bytes())?;

@@ -331,6 +331,20 @@ pub enum Error {
         /// The first version it replaces.
         first: u64,
     },
+    /// A downgrade ([`Migrator::allow_downgrade`](crate::Migrator::allow_downgrade))
+    /// met an applied migration this program does not know and whose down
+    /// script the database did not store.
+    #[error(
+        "migration {version} `{name}` is applied but not in this program (its newest is {newest}), and the database has no stored down script for it (it was applied without store_down = true), so it cannot be rolled back here; nothing was rolled back. Roll it back with the build that has it (`cargo migrate down --to {newest}` at that commit)"
+    )]
+    NoStoredDown {
+        /// The migration's version.
+        version: u64,
+        /// The name recorded in the database.
+        name: String,
+        /// The newest version this program knows.
+        newest: u64,
+    },
 }
 
 impl fmt::Debug for Error {

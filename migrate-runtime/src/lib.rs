@@ -80,6 +80,7 @@
 
 mod apply;
 mod backend;
+mod downgrade;
 #[cfg(feature = "rusqlite")]
 mod drift;
 mod error;

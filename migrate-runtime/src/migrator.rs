@@ -112,6 +112,8 @@ pub struct Migrator<'m> {
     #[cfg(feature = "rusqlite")]
     replay_setup: Option<ReplaySetup<'m>>,
     observer: Option<Observer<'m>>,
+    pub(crate) store_down: bool,
+    pub(crate) allow_downgrade: bool,
 }
 
 #[cfg(feature = "rusqlite")]
@@ -132,6 +134,8 @@ impl fmt::Debug for Migrator<'_> {
         d.field("schema", &self.schema)
             .field("lock", &self.lock)
             .field("table_lock_timeout", &self.table_lock_timeout)
+            .field("store_down", &self.store_down)
+            .field("allow_downgrade", &self.allow_downgrade)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +161,8 @@ impl<'m> Migrator<'m> {
             #[cfg(feature = "rusqlite")]
             replay_setup: None,
             observer: None,
+            store_down: false,
+            allow_downgrade: false,
         }
     }
 

@@ -12,3 +12,4 @@ mod runtime;
 mod team;
 mod repair;
 mod squash;
+mod downgrade;

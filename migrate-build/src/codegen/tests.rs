@@ -32,6 +32,7 @@ fn generate_with(runtime_path: &str, migrations: &[Found]) -> String {
         fingerprints: &[],
         drift: Drift::Error,
         ignore: &[],
+        store_down: false,
     })
 }
 
@@ -53,6 +54,7 @@ fn postgres_functions_and_the_configs_migrator_settings() {
         fingerprints: &[],
         drift: Drift::Error,
         ignore: &[],
+        store_down: false,
     });
     assert!(
         code.contains("conn: &mut ::migrate_runtime::postgres::Client"),
@@ -173,6 +175,7 @@ fn fingerprints_drift_and_ignore_are_generated_rustfmt_clean() {
             fingerprints: &fingerprints,
             drift,
             ignore,
+            store_down: false,
         });
         assert!(
             code.contains(&format!("        schema: \"{}\",\n    }},", "b".repeat(64))),
@@ -228,6 +231,7 @@ fn ignore_lists_of_every_length_are_rustfmt_clean() {
                 fingerprints: &[],
                 drift: Drift::Error,
                 ignore,
+                store_down: false,
             })
         })
         .enumerate()

@@ -45,6 +45,7 @@ variants!(
     Database,
     SquashedPartly,
     SquashMismatch,
+    NoStoredDown,
 );
 
 /// Variants without an example here, and why.
@@ -170,6 +171,11 @@ fn examples() -> Vec<Error> {
             name: "squashed".into(),
             file: "migrations/0007_squashed.sql".into(),
             first: 1,
+        },
+        Error::NoStoredDown {
+            version: 8,
+            name: "add_phone".into(),
+            newest: 7,
         },
     ]
 }

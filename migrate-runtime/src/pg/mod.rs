@@ -147,6 +147,7 @@ impl<'m> Migrator<'m> {
 
     fn run_postgres(&self, client: &mut Client, target: Option<u64>) -> Result<Report> {
         self.check_set()?;
+        self.check_downgrade_postgres()?;
         let mut db = Postgres::new(client, self)?;
         let history = db.read(self)?;
         if !db.invalid.is_empty() {
