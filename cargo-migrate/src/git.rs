@@ -265,7 +265,10 @@ impl Git {
         let mut blobs = Vec::with_capacity(objects.len());
         let mut rest = out.as_slice();
         for object in objects {
-            let header_end = rest.iter().position(|&b| b == b'\n').context("git cat-file stopped early")?;
+            let header_end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .context("git cat-file stopped early")?;
             let header = String::from_utf8_lossy(&rest[..header_end]).into_owned();
             let size: usize = header
                 .split(' ')

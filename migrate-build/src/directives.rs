@@ -36,7 +36,13 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
                     .map(|_| rest[8..].trim())
             })
             // `squashes` takes arguments (see migrate_runtime::Squash).
-            .map(|name| if name.starts_with("squashes ") { "squashes" } else { name })
+            .map(|name| {
+                if name.starts_with("squashes ") {
+                    "squashes"
+                } else {
+                    name
+                }
+            })
             .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace));
         match directive {
             Some(name) if !header => {
@@ -53,9 +59,10 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
             Some("no-transaction") => no_transaction = true,
             Some("squashes") => {
                 if let Some(Err(message)) = migrate_runtime::Squash::of(line) {
-                    problems.push(Problem::error(shown, i + 1, message).hint(
-                        "`cargo migrate squash --to N` writes this directive; restore it as it wrote it",
-                    ));
+                    problems.push(
+                        Problem::error(shown, i + 1, message)
+                            .hint("`cargo migrate squash --to N` writes this directive; restore it as it wrote it"),
+                    );
                     ok = false;
                 }
             }

@@ -57,10 +57,10 @@ pub mod lockfile;
 pub mod naming;
 mod problem;
 pub mod scan;
-#[doc(hidden)]
-pub mod squash;
 #[cfg(feature = "postgres")]
 mod server;
+#[doc(hidden)]
+pub mod squash;
 mod template;
 mod validate;
 

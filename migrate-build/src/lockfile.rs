@@ -21,7 +21,7 @@
 //!
 //! The build and `cargo migrate check` verify it ([`verify`]); `cargo
 //! migrate new` appends to it ([`add`]); `cargo migrate lock` and
-//! `renumber` write it from the files ([`write`]).
+//! `renumber` write it from the files ([`write()`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -104,9 +104,9 @@ impl Entry {
 
 /// The chained total of `entries`: see the [module](self) docs.
 fn total(entries: &[Entry]) -> Checksum {
-    entries
-        .iter()
-        .fold(Checksum::of(HEADER), |acc, e| Checksum::of(&format!("{acc} {}", e.text())))
+    entries.iter().fold(Checksum::of(HEADER), |acc, e| {
+        Checksum::of(&format!("{acc} {}", e.text()))
+    })
 }
 
 /// The lock file's text for `entries` (sorted by version here).
@@ -217,10 +217,7 @@ fn parse_entry(line: &str, line_no: usize) -> Option<Entry> {
         "-" => None,
         hex => Some(Checksum::parse(hex)?),
     };
-    if words.next().is_some()
-        || !version_text.bytes().all(|b| b.is_ascii_digit())
-        || !crate::file_name::is_name(name)
-    {
+    if words.next().is_some() || !version_text.bytes().all(|b| b.is_ascii_digit()) || !crate::file_name::is_name(name) {
         return None;
     }
     Some(Entry {
@@ -254,8 +251,12 @@ pub fn verify(dir: &Path, shown: &str, migrations: &[Found]) -> Vec<Problem> {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return vec![
-                Problem::error(shown, 0, "the lock file is missing, and lock_file = true in [package.metadata.migrate]")
-                    .hint("run `cargo migrate lock` to write it, and commit it with the migrations"),
+                Problem::error(
+                    shown,
+                    0,
+                    "the lock file is missing, and lock_file = true in [package.metadata.migrate]",
+                )
+                .hint("run `cargo migrate lock` to write it, and commit it with the migrations"),
             ];
         }
         Err(e) => return vec![Problem::error(shown, 0, format!("cannot read the lock file: {e}"))],
@@ -276,9 +277,14 @@ fn compare(entries: &[Entry], shown: &str, migrations: &[Found]) -> Vec<Problem>
                 Problem::error(
                     shown,
                     0,
-                    format!("{} is not in the lock file", m.up.display.rsplit('/').next().unwrap_or(&m.name)),
+                    format!(
+                        "{} is not in the lock file",
+                        m.up.display.rsplit('/').next().unwrap_or(&m.name)
+                    ),
                 )
-                .hint("`cargo migrate new` adds migrations to it; for a file made another way, run `cargo migrate lock`"),
+                .hint(
+                    "`cargo migrate new` adds migrations to it; for a file made another way, run `cargo migrate lock`",
+                ),
             );
             continue;
         };
@@ -380,8 +386,12 @@ pub fn add(dir: &Path, shown: &str, added: &[Found], width: usize) -> Result<(Pa
         entries.retain(|e| e.version != m.version);
         entries.push(Entry::of(m, width));
     }
-    crate::write_if_changed(&path, render(&entries).as_bytes())
-        .map_err(|e| e.problems().first().cloned().unwrap_or_else(|| Problem::error(shown, 0, "cannot write")))?;
+    crate::write_if_changed(&path, render(&entries).as_bytes()).map_err(|e| {
+        e.problems()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| Problem::error(shown, 0, "cannot write"))
+    })?;
     Ok((path, created))
 }
 
@@ -405,7 +415,12 @@ mod tests {
 
     fn set() -> Vec<Found> {
         vec![
-            found(1, "create_users", "CREATE TABLE users (id INTEGER);\n", Some("DROP TABLE users;\n")),
+            found(
+                1,
+                "create_users",
+                "CREATE TABLE users (id INTEGER);\n",
+                Some("DROP TABLE users;\n"),
+            ),
             found(2, "backfill", "UPDATE users SET id = id;\n", None),
         ]
     }
@@ -440,7 +455,11 @@ mod tests {
         let text = render_migrations(&set(), 4);
         let mut changed = set();
         changed[1].up.text.push_str("-- a comment\n");
-        let problems = compare(&parse(&text, "migrations/migrate.lock").unwrap(), "migrations/migrate.lock", &changed);
+        let problems = compare(
+            &parse(&text, "migrations/migrate.lock").unwrap(),
+            "migrations/migrate.lock",
+            &changed,
+        );
         assert_eq!(problems.len(), 1);
         assert_eq!(
             problems[0].to_string().split(" (help").next().unwrap(),
@@ -452,10 +471,18 @@ mod tests {
     fn nonsense_is_one_problem_with_its_line() {
         let text = render_migrations(&set(), 4);
         let cases = [
-            (text.replacen("migrate.lock v1", "lock", 1), 1, "is not the lock file's header"),
+            (
+                text.replacen("migrate.lock v1", "lock", 1),
+                1,
+                "is not the lock file's header",
+            ),
             (text.replacen(" up=", " up:", 1), 2, "is not a migration's line"),
             (format!("{text}garbage\n"), 4, "is not a migration's line"),
-            (text.replacen("0001 create_users", "0001 create_userz", 1), 1, "the total on line 1 does not match"),
+            (
+                text.replacen("0001 create_users", "0001 create_userz", 1),
+                1,
+                "the total on line 1 does not match",
+            ),
             (format!("{text}<<<<<<< HEAD\n"), 4, "merge conflict markers"),
             (String::new(), 1, "is not the lock file's header"),
         ];
@@ -471,9 +498,19 @@ mod tests {
     fn missing_extra_and_template_lines() {
         let entries = parse(&render_migrations(&set(), 4), "l").unwrap();
         let problems = compare(&entries, "l", &set()[..1]);
-        assert!(problems[0].message.contains("0002_backfill is in the lock file, but its files are not"), "{problems:?}");
+        assert!(
+            problems[0]
+                .message
+                .contains("0002_backfill is in the lock file, but its files are not"),
+            "{problems:?}"
+        );
         let problems = compare(&entries[..1], "l", &set());
-        assert!(problems[0].message.contains("0002_backfill.sql is not in the lock file"), "{problems:?}");
+        assert!(
+            problems[0]
+                .message
+                .contains("0002_backfill.sql is not in the lock file"),
+            "{problems:?}"
+        );
         // A line written by `new` for the template: a warning once the SQL is written.
         let template = found(
             3,

@@ -16,12 +16,11 @@ pub fn check(migrations: &[Found]) -> Vec<Problem> {
         let Some(Ok(squash)) = Squash::of(&m.up.text) else {
             continue;
         };
-        let line = m
-            .up
-            .text
-            .lines()
-            .position(|l| l.trim_start().starts_with("-- migrate:squashes"))
-            .map_or(0, |l| l + 1);
+        let line =
+            m.up.text
+                .lines()
+                .position(|l| l.trim_start().starts_with("-- migrate:squashes"))
+                .map_or(0, |l| l + 1);
         let directive = format!("-- migrate:squashes {}-{}", squash.first, squash.last);
         if i > 0 {
             problems.push(
@@ -42,7 +41,10 @@ pub fn check(migrations: &[Found]) -> Vec<Problem> {
                         m.version
                     ),
                 )
-                .hint(format!("write `-- migrate:squashes 1-{}` (`cargo migrate squash` writes it)", m.version)),
+                .hint(format!(
+                    "write `-- migrate:squashes 1-{}` (`cargo migrate squash` writes it)",
+                    m.version
+                )),
             );
         }
     }

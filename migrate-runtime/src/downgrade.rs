@@ -74,7 +74,8 @@ impl Migrator<'_> {
     pub(crate) fn check_downgrade_postgres(&self) -> crate::Result<()> {
         if self.store_down || self.allow_downgrade {
             return Err(crate::Error::Unsupported {
-                what: "store_down / allow_downgrade (Migrator::store_down, Migrator::allow_downgrade) on PostgreSQL".to_owned(),
+                what: "store_down / allow_downgrade (Migrator::store_down, Migrator::allow_downgrade) on PostgreSQL"
+                    .to_owned(),
                 instead: "stored down scripts are SQLite-only for now; leave both off for PostgreSQL databases, and roll back with the build that has the migrations",
             });
         }
@@ -94,7 +95,10 @@ impl Migrator<'_> {
             "ALTER TABLE {} ADD COLUMN {COLUMN} TEXT",
             quote(&self.table.name)
         ))
-        .map_err(Error::db(format!("adding the column {COLUMN} to `{}`", self.table.name)))
+        .map_err(Error::db(format!(
+            "adding the column {COLUMN} to `{}`",
+            self.table.name
+        )))
     }
 
     /// Stores `m`'s down script in its tracking row, just recorded.
@@ -105,7 +109,10 @@ impl Migrator<'_> {
         ))
         .and_then(|mut s| s.execute(params![m.down().map(Script::sql), m.version_i64()]))
         .map(drop)
-        .map_err(Error::db(format!("storing the down script of migration {}", m.version())))
+        .map_err(Error::db(format!(
+            "storing the down script of migration {}",
+            m.version()
+        )))
     }
 
     /// The downgrade before a run: rolls back the applied migrations above

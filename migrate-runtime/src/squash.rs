@@ -74,7 +74,8 @@ impl Squash {
     }
 
     fn parse(args: &str) -> std::result::Result<Self, String> {
-        let bad = || format!("`{DIRECTIVE}{args}` does not read `{DIRECTIVE} FIRST-LAST DIGEST` (DIGEST: 64 hex digits)");
+        let bad =
+            || format!("`{DIRECTIVE}{args}` does not read `{DIRECTIVE} FIRST-LAST DIGEST` (DIGEST: 64 hex digits)");
         let mut words = args.split_whitespace();
         let (Some(range), Some(digest), None) = (words.next(), words.next(), words.next()) else {
             return Err(bad());

@@ -12,7 +12,10 @@ fn updown(version: u64, name: &str, up: &str, down: &str) -> Migration {
         name.to_owned(),
         Script::new(up.to_owned(), format!("migrations/{version:04}_{name}.up.sql")),
     )
-    .with_down(Script::new(down.to_owned(), format!("migrations/{version:04}_{name}.down.sql")))
+    .with_down(Script::new(
+        down.to_owned(),
+        format!("migrations/{version:04}_{name}.down.sql"),
+    ))
 }
 
 fn release() -> Vec<Migration> {
@@ -39,7 +42,9 @@ fn release() -> Vec<Migration> {
 }
 
 fn columns(conn: &Connection) -> Vec<String> {
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('_migrations')").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('_migrations')")
+        .unwrap();
     stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
 
@@ -59,13 +64,18 @@ fn store_down_adds_its_column_to_a_tracking_table_made_without_it() {
     let mut conn = Connection::open(&path).unwrap();
     // The tracking table as a release without store_down makes it.
     Migrator::new(&all[..1]).apply(&mut conn).unwrap();
-    assert_eq!(columns(&conn), ["version", "name", "checksum", "applied_at", "duration_ms"]);
+    assert_eq!(
+        columns(&conn),
+        ["version", "name", "checksum", "applied_at", "duration_ms"]
+    );
     Migrator::new(&all).store_down(true).apply(&mut conn).unwrap();
     assert_eq!(
         columns(&conn),
         ["version", "name", "checksum", "applied_at", "duration_ms", "down_sql"]
     );
-    let mut stmt = conn.prepare("SELECT version, down_sql FROM _migrations ORDER BY version").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT version, down_sql FROM _migrations ORDER BY version")
+        .unwrap();
     let rows: Vec<(i64, Option<String>)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()

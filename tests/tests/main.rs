@@ -2,14 +2,14 @@
 
 mod build;
 mod cli;
+mod downgrade;
 mod drift;
 mod postgres;
 mod properties;
 mod readme;
 mod reliability;
 mod renumber;
-mod runtime;
-mod team;
 mod repair;
+mod runtime;
 mod squash;
-mod downgrade;
+mod team;

@@ -17,7 +17,11 @@ fn applied() -> Repo {
         "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n",
         "DROP TABLE users;\n",
     );
-    repo.add("add email", "ALTER TABLE users ADD email TEXT;\n", "ALTER TABLE users DROP COLUMN email;\n");
+    repo.add(
+        "add email",
+        "ALTER TABLE users ADD email TEXT;\n",
+        "ALTER TABLE users DROP COLUMN email;\n",
+    );
     repo.commit_all("two migrations");
     repo.ok(&["up"]);
     repo
@@ -60,7 +64,9 @@ fn repair_accepts_a_comment_only_edit_and_records_it() {
 
     let (_, e) = repo.ok(&["repair", "--dry-run"]);
     assert!(
-        e.starts_with("would repair 0001 create_users: same statements, only comments or white space changed; checksum "),
+        e.starts_with(
+            "would repair 0001 create_users: same statements, only comments or white space changed; checksum "
+        ),
         "{e}"
     );
     assert!(e.ends_with("dry run: nothing was changed\n"), "{e}");
@@ -70,7 +76,10 @@ fn repair_accepts_a_comment_only_edit_and_records_it() {
     assert_eq!(code, 1, "the lock file sees the edit: {e}");
     let (_, e) = repo.ok(&["repair"]);
     assert!(e.starts_with("repaired 0001 create_users: same statements"), "{e}");
-    assert!(e.contains("updated migrations/migrate.lock for the repaired migrations"), "{e}");
+    assert!(
+        e.contains("updated migrations/migrate.lock for the repaired migrations"),
+        "{e}"
+    );
     repo.ok(&["check"]);
     let after = rows(&db);
     let new = migrate_runtime::Checksum::of(REFORMATTED).to_string();
@@ -84,11 +93,18 @@ fn repair_accepts_a_comment_only_edit_and_records_it() {
     // The runtime and the CLI accept the database again, and go on.
     let (o, _) = repo.ok(&["status"]);
     assert!(o.contains("applied") && !o.contains("modified"), "{o}");
-    repo.add("add phone", "ALTER TABLE users ADD phone TEXT;\n", "ALTER TABLE users DROP COLUMN phone;\n");
+    repo.add(
+        "add phone",
+        "ALTER TABLE users ADD phone TEXT;\n",
+        "ALTER TABLE users DROP COLUMN phone;\n",
+    );
     repo.ok(&["up"]);
     assert_eq!(rows(&db).len(), 3);
     let (_, e) = repo.ok(&["repair"]);
-    assert_eq!(e, "nothing to repair: the 3 migrations app.db applied match their files\n");
+    assert_eq!(
+        e,
+        "nothing to repair: the 3 migrations app.db applied match their files\n"
+    );
 }
 
 #[test]
@@ -136,9 +152,15 @@ fn repair_needs_a_migrated_database_and_the_applied_text() {
     assert_eq!(e.lines().count(), 1, "{e}");
 
     // Applied from a text git never saw: nothing to compare with.
-    repo.pkg.write("migrations/0002_add_email.up.sql", "ALTER TABLE users ADD email TEXT; -- x\n");
+    repo.pkg.write(
+        "migrations/0002_add_email.up.sql",
+        "ALTER TABLE users ADD email TEXT; -- x\n",
+    );
     repo.ok(&["redo", "--allow-modified"]);
-    repo.pkg.write("migrations/0002_add_email.up.sql", "ALTER TABLE users ADD email TEXT;\n");
+    repo.pkg.write(
+        "migrations/0002_add_email.up.sql",
+        "ALTER TABLE users ADD email TEXT;\n",
+    );
     let (code, _, e) = repo.migrate(&["repair"]);
     assert_eq!(code, 1);
     assert!(
@@ -197,5 +219,8 @@ fn repair_on_postgres() {
     );
     let (code, _, e) = repo.migrate(&["repair", "--database", url]);
     assert_eq!(code, 1, "{e}");
-    assert!(e.contains("migrations/0002_add_fn.up.sql:1: migration 0002 add_fn changed more than comments"), "{e}");
+    assert!(
+        e.contains("migrations/0002_add_fn.up.sql:1: migration 0002 add_fn changed more than comments"),
+        "{e}"
+    );
 }

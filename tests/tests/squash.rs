@@ -31,8 +31,14 @@ fn four() -> Repo {
          CREATE VIEW team_owners AS SELECT t.id, u.name FROM teams t JOIN users u ON u.id = t.owner;\n\
          CREATE TRIGGER users_name_trim AFTER UPDATE OF name ON users BEGIN UPDATE users SET name = trim(name) WHERE id = new.id; END;\n",
     );
-    pkg.write("migrations/0004_add_phone.up.sql", "ALTER TABLE users ADD phone TEXT;\n");
-    pkg.write("migrations/0004_add_phone.down.sql", "ALTER TABLE users DROP COLUMN phone;\n");
+    pkg.write(
+        "migrations/0004_add_phone.up.sql",
+        "ALTER TABLE users ADD phone TEXT;\n",
+    );
+    pkg.write(
+        "migrations/0004_add_phone.down.sql",
+        "ALTER TABLE users DROP COLUMN phone;\n",
+    );
     repo.ok(&["lock"]);
     repo.commit_all("four migrations");
     repo
@@ -62,7 +68,10 @@ fn squash_keeps_every_database_working() {
         e.starts_with("squashed 3 migrations (5 files) into migrations/0003_baseline.sql: databases at 0003 or later accept it as applied, a new database applies it, and one between 1 and 0002 is refused with the versions it lacks\n"),
         "{e}"
     );
-    assert!(e.contains("wrote migrations/migrate.lock for the squashed migrations"), "{e}");
+    assert!(
+        e.contains("wrote migrations/migrate.lock for the squashed migrations"),
+        "{e}"
+    );
     let baseline = repo.pkg.read("migrations/0003_baseline.sql");
     assert!(baseline.starts_with("-- migrate:squashes 1-3 "), "{baseline}");
     assert!(baseline.contains("CREATE VIEW team_owners"), "{baseline}");
@@ -73,7 +82,12 @@ fn squash_keeps_every_database_working() {
     files.sort();
     assert_eq!(
         files,
-        ["0003_baseline.sql", "0004_add_phone.down.sql", "0004_add_phone.up.sql", "migrate.lock"]
+        [
+            "0003_baseline.sql",
+            "0004_add_phone.down.sql",
+            "0004_add_phone.up.sql",
+            "migrate.lock"
+        ]
     );
     let status = String::from_utf8(repo.git(&["status", "--porcelain", "migrations"]).stdout).unwrap();
     assert!(status.contains("D  migrations/0001_create_users.up.sql"), "{status}");
@@ -112,7 +126,10 @@ fn squash_keeps_every_database_working() {
     // N: accepted as applied; 4 is applied on top; the rows stay.
     let (ok, out) = app("at3.db");
     assert!(ok, "{out}");
-    assert!(out.contains("applied 4 add_phone") && !out.contains("baseline"), "{out}");
+    assert!(
+        out.contains("applied 4 add_phone") && !out.contains("baseline"),
+        "{out}"
+    );
     assert_eq!(model(&dir.join("at3.db")), model(&dir.join("reference.db")));
     let name: String = Connection::open(dir.join("at3.db"))
         .unwrap()
@@ -155,17 +172,24 @@ fn squash_refuses_bad_targets_in_one_line() {
     assert_ne!(repo.lock(), lock);
     // A baseline's directive edited by hand is a build error at its line.
     let baseline = repo.pkg.read("migrations/0003_baseline.sql");
-    repo.pkg
-        .write("migrations/0003_baseline.sql", baseline.replacen("squashes 1-3", "squashes 1-2", 1));
+    repo.pkg.write(
+        "migrations/0003_baseline.sql",
+        baseline.replacen("squashes 1-3", "squashes 1-2", 1),
+    );
     let (code, _, e) = repo.migrate(&["check"]);
     assert_eq!(code, 1);
     assert!(
         e.contains("migrations/0003_baseline.sql:1: `-- migrate:squashes 1-2` must replace the versions from 1 to the baseline's own version 3"),
         "{e}"
     );
-    repo.pkg
-        .write("migrations/0003_baseline.sql", baseline.replacen("squashes 1-3", "squashes 1-3-", 1));
+    repo.pkg.write(
+        "migrations/0003_baseline.sql",
+        baseline.replacen("squashes 1-3", "squashes 1-3-", 1),
+    );
     let (code, _, e) = repo.migrate(&["check"]);
     assert_eq!(code, 1);
-    assert!(e.contains("migrations/0003_baseline.sql:1: `-- migrate:squashes 1-3-"), "{e}");
+    assert!(
+        e.contains("migrations/0003_baseline.sql:1: `-- migrate:squashes 1-3-"),
+        "{e}"
+    );
 }

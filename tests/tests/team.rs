@@ -114,11 +114,19 @@ fn five() -> Repo {
 fn two_branches_adding_0006_conflict_in_the_lock_file() {
     let repo = five();
     repo.git(&["checkout", "-q", "-b", "alice"]);
-    repo.add("add phone", "ALTER TABLE t1 ADD phone TEXT;\n", "ALTER TABLE t1 DROP COLUMN phone;\n");
+    repo.add(
+        "add phone",
+        "ALTER TABLE t1 ADD phone TEXT;\n",
+        "ALTER TABLE t1 DROP COLUMN phone;\n",
+    );
     repo.commit_all("alice: phone");
     repo.git(&["checkout", "-q", "main"]);
     repo.git(&["checkout", "-q", "-b", "bob"]);
-    repo.add("add email", "ALTER TABLE t1 ADD email TEXT;\n", "ALTER TABLE t1 DROP COLUMN email;\n");
+    repo.add(
+        "add email",
+        "ALTER TABLE t1 ADD email TEXT;\n",
+        "ALTER TABLE t1 DROP COLUMN email;\n",
+    );
     repo.commit_all("bob: email");
     // Each branch passes its own checks.
     repo.ok(&["check"]);
@@ -137,7 +145,11 @@ fn two_branches_adding_0006_conflict_in_the_lock_file() {
     );
     let status = stdout(&repo.git(&["status", "--porcelain"]));
     assert!(status.contains("UU migrations/migrate.lock"), "{status}");
-    assert!(repo.lock().starts_with("<<<<<<< HEAD\nmigrate.lock v1 total="), "{}", repo.lock());
+    assert!(
+        repo.lock().starts_with("<<<<<<< HEAD\nmigrate.lock v1 total="),
+        "{}",
+        repo.lock()
+    );
 
     // The duplicate version is what `check` reports, with the command to run.
     let (code, _, e) = repo.migrate(&["check"]);
@@ -148,25 +160,40 @@ fn two_branches_adding_0006_conflict_in_the_lock_file() {
     // renumber moves bob's migration (added later) and writes the lock again.
     let (_, e) = repo.ok(&["renumber"]);
     assert!(e.contains("0006 add_email → 0007"), "{e}");
-    assert!(e.contains("wrote migrations/migrate.lock for the renumbered migrations"), "{e}");
+    assert!(
+        e.contains("wrote migrations/migrate.lock for the renumbered migrations"),
+        "{e}"
+    );
     let lock = repo.lock();
     assert!(!lock.contains("<<<<<<<"), "{lock}");
     let lines: Vec<&str> = lock.lines().collect();
     assert!(lines[6].starts_with("0006 add_phone up="), "{lock}");
     assert!(lines[7].starts_with("0007 add_email up="), "{lock}");
     let (_, e) = repo.ok(&["check", "--against", "main"]);
-    assert!(e.contains("checked 7 migrations in migrations, and against main: ok"), "{e}");
+    assert!(
+        e.contains("checked 7 migrations in migrations, and against main: ok"),
+        "{e}"
+    );
     repo.commit_all("merge main");
 }
 
 #[test]
 fn the_build_and_check_fail_when_a_locked_migration_changes() {
     let repo = Repo::new();
-    repo.add("create users", "CREATE TABLE users (id INTEGER PRIMARY KEY);\n", "DROP TABLE users;\n");
-    let up = repo.add("add phone", "ALTER TABLE users ADD phone TEXT;\n", "ALTER TABLE users DROP COLUMN phone;\n");
+    repo.add(
+        "create users",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+        "DROP TABLE users;\n",
+    );
+    let up = repo.add(
+        "add phone",
+        "ALTER TABLE users ADD phone TEXT;\n",
+        "ALTER TABLE users DROP COLUMN phone;\n",
+    );
     let (ok, e) = repo.pkg.build();
     assert!(ok, "{e}");
-    repo.pkg.write(&up, "ALTER TABLE users ADD phone TEXT NOT NULL DEFAULT '';\n");
+    repo.pkg
+        .write(&up, "ALTER TABLE users ADD phone TEXT NOT NULL DEFAULT '';\n");
     let expected = "migrations/migrate.lock:3: 0002_add_phone changed since the lock was written (its up file) (help: if the change is intended and no database has applied the old text, run `cargo migrate lock`; otherwise restore the file and put the change in a new migration)";
     let (code, _, e) = repo.migrate(&["check"]);
     assert_eq!(code, 1);
@@ -184,8 +211,12 @@ fn the_build_and_check_fail_when_a_locked_migration_changes() {
 fn a_new_migration_is_a_warning_until_its_sql_is_locked() {
     let repo = Repo::new();
     let (o, e) = repo.ok(&["new", "create users"]);
-    assert!(e.contains("created migrations/migrate.lock with 0001 create_users"), "{e}");
-    repo.pkg.write(o.lines().next().unwrap(), "CREATE TABLE users (id INTEGER);\n");
+    assert!(
+        e.contains("created migrations/migrate.lock with 0001 create_users"),
+        "{e}"
+    );
+    repo.pkg
+        .write(o.lines().next().unwrap(), "CREATE TABLE users (id INTEGER);\n");
     repo.pkg.write(o.lines().nth(1).unwrap(), "DROP TABLE users;\n");
     let (_, e) = repo.ok(&["check"]);
     assert!(
@@ -194,21 +225,40 @@ fn a_new_migration_is_a_warning_until_its_sql_is_locked() {
     );
     // `new` keeps the other lines as they are: a hand edit is still caught.
     repo.ok(&["lock"]);
-    repo.pkg
-        .write("migrations/0001_create_users.up.sql", "CREATE TABLE users (id INTEGER, x);\n");
+    repo.pkg.write(
+        "migrations/0001_create_users.up.sql",
+        "CREATE TABLE users (id INTEGER, x);\n",
+    );
     repo.ok(&["new", "add phone"]);
-    repo.pkg.write("migrations/0002_add_phone.up.sql", "ALTER TABLE users ADD phone TEXT;\n");
-    repo.pkg.write("migrations/0002_add_phone.down.sql", "ALTER TABLE users DROP COLUMN phone;\n");
+    repo.pkg.write(
+        "migrations/0002_add_phone.up.sql",
+        "ALTER TABLE users ADD phone TEXT;\n",
+    );
+    repo.pkg.write(
+        "migrations/0002_add_phone.down.sql",
+        "ALTER TABLE users DROP COLUMN phone;\n",
+    );
     let (code, _, e) = repo.migrate(&["check"]);
     assert_eq!(code, 1);
-    assert!(e.contains("0001_create_users changed since the lock was written"), "{e}");
+    assert!(
+        e.contains("0001_create_users changed since the lock was written"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_lock_file_edited_into_nonsense_is_one_line_with_its_line_and_a_hint() {
     let repo = Repo::new();
-    repo.add("create users", "CREATE TABLE users (id INTEGER);\n", "DROP TABLE users;\n");
-    repo.add("add phone", "ALTER TABLE users ADD phone TEXT;\n", "ALTER TABLE users DROP COLUMN phone;\n");
+    repo.add(
+        "create users",
+        "CREATE TABLE users (id INTEGER);\n",
+        "DROP TABLE users;\n",
+    );
+    repo.add(
+        "add phone",
+        "ALTER TABLE users ADD phone TEXT;\n",
+        "ALTER TABLE users DROP COLUMN phone;\n",
+    );
     let good = repo.lock();
     for (bad, expected) in [
         (
@@ -230,7 +280,10 @@ fn a_lock_file_edited_into_nonsense_is_one_line_with_its_line_and_a_hint() {
         let lines: Vec<&str> = e.lines().collect();
         assert_eq!(lines.len(), 2, "{e}");
         assert!(lines[0].starts_with(expected), "{e}");
-        assert!(lines[0].contains("(help: run `cargo migrate lock` to write it again"), "{e}");
+        assert!(
+            lines[0].contains("(help: run `cargo migrate lock` to write it again"),
+            "{e}"
+        );
         assert_eq!(lines[1], "error: 1 problem in the migrations");
         // Nothing changed.
         assert_eq!(repo.lock(), bad);
@@ -245,10 +298,18 @@ fn init_turns_the_lock_file_on() {
     pkg.write("migrations/0001_a.sql", "CREATE TABLE a (x);\n");
     let out = pkg.migrate().arg("init").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(pkg.read("Cargo.toml").contains("lock_file = true"), "{}", pkg.read("Cargo.toml"));
+    assert!(
+        pkg.read("Cargo.toml").contains("lock_file = true"),
+        "{}",
+        pkg.read("Cargo.toml")
+    );
     let lock = pkg.read("migrations/migrate.lock");
     assert!(lock.lines().nth(1).unwrap().starts_with("0001 a up="), "{lock}");
-    assert!(stderr(&out).contains("created migrations/migrate.lock"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("created migrations/migrate.lock"),
+        "{}",
+        stderr(&out)
+    );
     let out = pkg.migrate().arg("check").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
@@ -257,7 +318,11 @@ fn init_turns_the_lock_file_on() {
 fn check_against_main_catches_an_edited_merged_migration_and_a_too_low_number() {
     let repo = five();
     repo.git(&["checkout", "-q", "-b", "feature"]);
-    repo.add("add phone", "ALTER TABLE t1 ADD phone TEXT;\n", "ALTER TABLE t1 DROP COLUMN phone;\n");
+    repo.add(
+        "add phone",
+        "ALTER TABLE t1 ADD phone TEXT;\n",
+        "ALTER TABLE t1 DROP COLUMN phone;\n",
+    );
     repo.commit_all("feature: phone");
     // Meanwhile main gets 0006 and 0007 from other branches.
     repo.git(&["checkout", "-q", "main"]);
@@ -306,7 +371,10 @@ fn check_against_main_catches_an_edited_merged_migration_and_a_too_low_number() 
         "{e}"
     );
     let (_, e) = repo.ok(&["check", "--against", "main"]);
-    assert!(e.contains("checked 8 migrations in migrations, and against main: ok"), "{e}");
+    assert!(
+        e.contains("checked 8 migrations in migrations, and against main: ok"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -56,9 +56,17 @@ pub fn after_new(package: &Package, version: u64, name: &str, files: &[(Kind, Pa
     let added = Found::new(version, name, up, file(&[Kind::Down]));
     let shown = show(&lockfile::path(&dir));
     match lockfile::add(&dir, &shown, std::slice::from_ref(&added), package.config.width) {
-        Ok((path, false)) => say!("added {version:0width$} {name} to {}", show(&path), width = package.config.width),
+        Ok((path, false)) => say!(
+            "added {version:0width$} {name} to {}",
+            show(&path),
+            width = package.config.width
+        ),
         Ok((path, true)) => {
-            say!("created {} with {version:0width$} {name}", show(&path), width = package.config.width);
+            say!(
+                "created {} with {version:0width$} {name}",
+                show(&path),
+                width = package.config.width
+            );
             if version > 1 {
                 warning!(
                     "the older migrations are not in {} yet: run `cargo migrate lock` once this one's SQL is written",
@@ -106,8 +114,7 @@ pub fn after_renumber(package: &Package) -> Result<()> {
             );
         }
     };
-    let (path, _) =
-        lockfile::write(&dir, &loaded.migrations, package.config.width).map_err(Problems::in_migrations)?;
+    let (path, _) = lockfile::write(&dir, &loaded.migrations, package.config.width).map_err(Problems::in_migrations)?;
     say!("wrote {} for the renumbered migrations", show(&path));
     Ok(())
 }

@@ -38,8 +38,8 @@ use migrate_build::scan::{FileName, Kind, parse_file_name};
 use migrate_runtime::{DEFAULT_LOCK_TIMEOUT, Migrator};
 
 use crate::cli::RenumberArgs;
-use crate::git::Git;
 use crate::database::{Mode, Source};
+use crate::git::Git;
 use crate::output::count;
 use crate::package::{Package, show};
 use crate::settings::Settings;

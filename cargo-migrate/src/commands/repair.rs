@@ -71,7 +71,10 @@ pub fn run(settings: &Settings, args: &RepairArgs) -> Result<()> {
     let mut repairs = Vec::new();
     for entry in &modified {
         let m = entry.migration;
-        let applied = entry.applied.as_ref().context("a modified migration has a tracking row")?;
+        let applied = entry
+            .applied
+            .as_ref()
+            .context("a modified migration has a tracking row")?;
         let file = m.up().file();
         if applied.name != m.name() {
             bail!(

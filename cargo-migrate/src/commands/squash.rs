@@ -166,7 +166,11 @@ fn verify(
         if a != b || !differences.is_empty() {
             bail!(
                 "the baseline would not give the schema {what} ({}); this is a bug in `cargo migrate squash`: nothing was changed",
-                differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                differences
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
         }
         Ok(())
@@ -218,7 +222,8 @@ fn relock(package: &Package) -> Result<()> {
     if !package.config.lock_file {
         return Ok(());
     }
-    let loaded = migrate_build::load(&package.dir, &package.config).map_err(crate::messages::Problems::in_migrations)?;
+    let loaded =
+        migrate_build::load(&package.dir, &package.config).map_err(crate::messages::Problems::in_migrations)?;
     let (lock, _) = migrate_build::lockfile::write(&package.migrations_dir(), &loaded.migrations, package.config.width)
         .map_err(crate::messages::Problems::in_migrations)?;
     say!("wrote {} for the squashed migrations", show(&lock));

@@ -114,7 +114,11 @@ fn changed_directive(old: &str, new: &str) -> Option<ChangedStatement> {
     if a.iter().map(|d| d.1).eq(b.iter().map(|d| d.1)) {
         return None;
     }
-    let at = a.iter().zip(&b).position(|(x, y)| x.1 != y.1).unwrap_or(a.len().min(b.len()));
+    let at = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x.1 != y.1)
+        .unwrap_or(a.len().min(b.len()));
     let (x, y) = (a.get(at), b.get(at));
     Some(ChangedStatement {
         number: 0,
@@ -148,7 +152,11 @@ mod tests {
             ("CREATE TABLE t (a TEXT);\nINSERT INTO t VALUES ('x  y');\n", 2, 2),
             ("CREATE TABLE t (a INTEGER);\nINSERT INTO t VALUES ('x y');\n", 1, 1),
             ("CREATE TABLE t (a TEXT);\n", 2, 0),
-            ("CREATE TABLE t (a TEXT);\nINSERT INTO t VALUES ('x y');\n\nDROP TABLE t;\n", 3, 4),
+            (
+                "CREATE TABLE t (a TEXT);\nINSERT INTO t VALUES ('x y');\n\nDROP TABLE t;\n",
+                3,
+                4,
+            ),
             ("CREATE TABLE t (a TEXT);\n-- INSERT INTO t VALUES ('x y');\n", 2, 0),
         ];
         for (new, number, new_line) in cases {
@@ -157,14 +165,31 @@ mod tests {
         }
         // A directive is not a comment.
         let c = first_changed_statement(old, &format!("-- migrate:no-transaction\n{old}"), Dialect::Sqlite).unwrap();
-        assert_eq!((c.number, c.new_line, c.new.as_str()), (0, 1, "-- migrate:no-transaction"));
+        assert_eq!(
+            (c.number, c.new_line, c.new.as_str()),
+            (0, 1, "-- migrate:no-transaction")
+        );
     }
 
     #[test]
     fn postgres_keeps_quoted_case_and_dollar_bodies() {
         let pg = Dialect::Postgres;
-        assert!(first_changed_statement("CREATE TABLE \"Users\" (id int);", "CREATE TABLE \"users\" (id int);", pg).is_some());
-        assert!(first_changed_statement("CREATE TABLE \"Users\" (id int);", "CREATE TABLE \"users\" (id int);", Dialect::Sqlite).is_none());
+        assert!(
+            first_changed_statement(
+                "CREATE TABLE \"Users\" (id int);",
+                "CREATE TABLE \"users\" (id int);",
+                pg
+            )
+            .is_some()
+        );
+        assert!(
+            first_changed_statement(
+                "CREATE TABLE \"Users\" (id int);",
+                "CREATE TABLE \"users\" (id int);",
+                Dialect::Sqlite
+            )
+            .is_none()
+        );
         // Quoting a name is not cosmetic: `"order"` and `order` differ.
         assert!(first_changed_statement("SELECT \"x\";", "SELECT x;", Dialect::Sqlite).is_some());
         let f = "CREATE FUNCTION f() RETURNS text AS $$ SELECT 'it''s  here' $$ LANGUAGE sql;";
