@@ -207,24 +207,13 @@ fn write_sqlite(conn: &mut Connection, project: &Project<'_>, repairs: &[Repair<
         tx.execute_batch(&format!("ALTER TABLE {} ADD COLUMN repaired TEXT", quote(table)))
             .with_context(failed)?;
     }
-    for r in repairs {
-        let version = i64::try_from(r.migration.version()).context("version out of range")?;
-        let changed = tx
-            .execute(
-                &format!(
-                    "UPDATE {} SET checksum = ?1, repaired = coalesce(repaired || char(10), '') || ?2 || ' ' || strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE version = ?3 AND checksum = ?2",
-                    quote(table)
-                ),
-                (&r.new, &r.old, version),
-            )
-            .with_context(failed)?;
-        if changed != 1 {
-            bail!(
-                "migration {} changed in `{table}` while `repair` ran (another process?); nothing was repaired, run it again",
-                r.migration.version()
-            );
-        }
-    }
+    let update = format!(
+        "UPDATE {} SET checksum = ?1, repaired = coalesce(repaired || char(10), '') || ?2 || ' ' || strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE version = ?3 AND checksum = ?2",
+        quote(table)
+    );
+    restamp(repairs, &format!("`{table}`"), |r, version| {
+        tx.execute(&update, (&r.new, &r.old, version)).with_context(failed)
+    })?;
     tx.commit().with_context(failed)
 }
 
@@ -239,22 +228,34 @@ fn write_postgres(project: &Project<'_>, repairs: &[Repair<'_>]) -> Result<()> {
     let mut tx = client.transaction().with_context(failed)?;
     tx.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS repaired text"))
         .with_context(failed)?;
+    let update = format!(
+        "UPDATE {table} SET checksum = $1, repaired = coalesce(repaired || chr(10), '') || $2 || ' ' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') WHERE version = $3 AND checksum = $2"
+    );
+    restamp(repairs, &table, |r, version| {
+        tx.execute(&update, &[&r.new, &r.old, &version])
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .with_context(failed)
+    })?;
+    tx.commit().with_context(failed)
+}
+
+/// Runs `update` (which sets the checksum where the old one still is, and
+/// says how many rows it changed) for each repair; a row that another
+/// process changed meanwhile stops it, and the caller's transaction is
+/// not committed.
+fn restamp(
+    repairs: &[Repair<'_>],
+    table: &str,
+    mut update: impl FnMut(&Repair<'_>, i64) -> Result<usize>,
+) -> Result<()> {
     for r in repairs {
         let version = i64::try_from(r.migration.version()).context("version out of range")?;
-        let changed = tx
-            .execute(
-                &format!(
-                    "UPDATE {table} SET checksum = $1, repaired = coalesce(repaired || chr(10), '') || $2 || ' ' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') WHERE version = $3 AND checksum = $2"
-                ),
-                &[&r.new, &r.old, &version],
-            )
-            .with_context(failed)?;
-        if changed != 1 {
+        if update(r, version)? != 1 {
             bail!(
                 "migration {} changed in {table} while `repair` ran (another process?); nothing was repaired, run it again",
                 r.migration.version()
             );
         }
     }
-    tx.commit().with_context(failed)
+    Ok(())
 }
