@@ -239,3 +239,29 @@ fn an_older_release_of_the_app_downgrades_a_database_its_newer_release_migrated(
     let (ok, out) = run(&newer, false);
     assert!(ok && out.contains("applied 3 create_notes"), "{out}");
 }
+
+#[test]
+fn cargo_migrate_up_stores_downs_with_the_config_key() {
+    let pkg = Package::new();
+    let manifest = pkg.read("Cargo.toml") + "\n[package.metadata.migrate]\nstore_down = true\n";
+    pkg.write("Cargo.toml", manifest);
+    pkg.write("migrations/0001_a.up.sql", "CREATE TABLE a (x);\n");
+    pkg.write("migrations/0001_a.down.sql", "DROP TABLE a;\n");
+    pkg.write("migrations/0002_b.sql", "CREATE TABLE b (x);\n");
+    let out = pkg
+        .migrate()
+        .args(["up", "--database", "sqlite:app.db"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let conn = Connection::open(pkg.path().join("app.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT version, down_sql FROM _migrations ORDER BY version")
+        .unwrap();
+    let rows: Vec<(i64, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows, [(1, Some("DROP TABLE a;\n".to_owned())), (2, None)]);
+}
