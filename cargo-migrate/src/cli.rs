@@ -155,6 +155,54 @@ pub enum Command {
         migrations'. SQLite only (the schema model is)."
     )]
     Squash(SquashArgs),
+    /// Create, drop or reset the database itself (the SQLite file, or the database on the PostgreSQL server)
+    #[command(
+        long_about = "Create, drop or reset the database itself (the SQLite file, or the database on the PostgreSQL server).\n\n\
+        `create` makes an empty database when there is none (on PostgreSQL, CREATE DATABASE through the \
+        server's `postgres` database). `drop` deletes it: the SQLite file with its journal, or DROP DATABASE. \
+        `reset` drops, creates and applies every migration. `drop` and `reset` destroy every row: on a \
+        PostgreSQL server that is not on this machine they refuse without --force."
+    )]
+    Database(DatabaseArgs),
+}
+
+/// `database`.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// What to do with the database.
+    #[command(subcommand)]
+    pub action: DatabaseAction,
+}
+
+/// `database create|drop|reset`.
+#[derive(Debug, Subcommand)]
+pub enum DatabaseAction {
+    /// Create the database when it does not exist (an empty SQLite file, or CREATE DATABASE)
+    Create,
+    /// Drop the database and everything in it (the SQLite file and its journal, or DROP DATABASE)
+    Drop(DropArgs),
+    /// Drop the database, create it again and apply every migration
+    Reset(ResetArgs),
+}
+
+/// `database drop`.
+#[derive(Debug, Args)]
+pub struct DropArgs {
+    /// Drop a database on a PostgreSQL server that is not on this machine, and end the other sessions connected to it
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `database reset`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Reset a database on a PostgreSQL server that is not on this machine, and end the other sessions connected to it
+    #[arg(long)]
+    pub force: bool,
+
+    /// Options of the runner.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `squash`.
@@ -292,7 +340,7 @@ pub struct StatusArgs {
 }
 
 /// The options of the commands that change the database.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct RunArgs {
     /// Apply a pending migration even when a higher version is already applied
     #[arg(long)]

@@ -116,7 +116,10 @@ impl Database {
         } else if let Some(scheme) = scheme(url) {
             match scheme.to_ascii_lowercase().as_str() {
                 "postgres" | "postgresql" => {
-                    if let Err(e) = url.parse::<migrate_runtime::postgres::Config>() {
+                    let (driver_url, _) = crate::tls::split_url(url, |_| None).map_err(|e| {
+                        anyhow!("the database URL `{shown_url}` ({from}) is not a valid PostgreSQL URL: {e}")
+                    })?;
+                    if let Err(e) = driver_url.parse::<migrate_runtime::postgres::Config>() {
                         let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |c| format!("{e}: {c}"));
                         bail!(
                             "the database URL `{shown_url}` ({from}) is not a valid PostgreSQL URL: {}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE",
@@ -325,19 +328,72 @@ impl Database {
     /// A server that cannot be reached, a wrong password, a database that
     /// does not exist: each with what to do.
     pub fn connect(&self) -> Result<migrate_runtime::postgres::Client> {
-        use migrate_runtime::postgres::{Client, NoTls};
+        self.connect_with(&self.postgres_config()?)
+    }
+
+    /// The PostgreSQL connection settings: the URL's, with what it leaves
+    /// out taken from the `PG*` environment variables as libpq reads them
+    /// (see `crate::postgres_env`), and its TLS settings (`crate::tls`).
+    ///
+    /// # Errors
+    ///
+    /// A URL the driver rejects (already refused by [`Database::parse`]),
+    /// or an environment variable that is not valid.
+    pub fn postgres_config(&self) -> Result<PgConfig> {
         let url = self.postgres_url().unwrap_or_default();
-        Client::connect(url, NoTls).map_err(|e| {
-            let hint = match e.as_db_error().map(|d| d.code().code()) {
-                Some("3D000") => "the database does not exist: create it (createdb), or check its name in the URL",
-                Some("28P01" | "28000") => "authentication failed: check the user and the password in the URL",
+        let env = |name: &str| std::env::var(name).ok();
+        let (url, tls) = crate::tls::split_url(url, env)?;
+        let mut config: migrate_runtime::postgres::Config = crate::postgres_env::url_with_env_port(&url, env)?
+            .parse()
+            .map_err(|e| anyhow!("the database URL `{}` is not a valid PostgreSQL URL: {e}", self.shown()))?;
+        crate::postgres_env::fill(&mut config, env)?;
+        config.ssl_mode(tls.mode.driver());
+        Ok(PgConfig { config, tls })
+    }
+
+    /// Connects to the PostgreSQL server with `pg` (this database's
+    /// settings, or another database's on the same server).
+    ///
+    /// # Errors
+    ///
+    /// As [`Database::connect`].
+    pub fn connect_with(&self, pg: &PgConfig) -> Result<migrate_runtime::postgres::Client> {
+        use migrate_runtime::postgres::NoTls;
+        // The server's NOTICEs while migrations run reach the progress
+        // lines (`Event::Notice`).
+        let mut config = pg.config.clone();
+        migrate_runtime::forward_notices(&mut config);
+        let connected = match pg.tls.connector()? {
+            None => config.connect(NoTls),
+            Some(tls) => config.connect(tls),
+        };
+        connected.map_err(|e| {
+            let db = e.as_db_error();
+            let mut chain = String::new();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                chain.push_str(": ");
+                chain.push_str(&c.to_string());
+                cause = c.source();
+            }
+            let hint = match db.map(|d| (d.code().code(), d.message())) {
+                Some(("3D000", _)) => "the database does not exist: create it (cargo migrate database create, or createdb), or check its name in the URL",
+                Some(("28000", m)) if m.contains("no encryption") => {
+                    "the server accepts only TLS connections from here: add sslmode=require to the URL (better: sslmode=verify-full with sslrootcert=PATH)"
+                }
+                Some(("28P01" | "28000", _)) => "authentication failed: check the user and the password in the URL (or PGUSER, PGPASSWORD, ~/.pgpass)",
                 Some(_) => "check the URL",
+                None if chain.contains("certificate") || chain.contains("Certificate") => {
+                    "the server's TLS certificate was not accepted: check sslrootcert, and that the URL's host is a name the certificate is for (sslmode=verify-full), or use sslmode=verify-ca"
+                }
+                None if e.to_string().contains("TLS") || chain.contains("TLS") => {
+                    "the server does not offer TLS: turn ssl on in the server, or use sslmode=prefer or disable"
+                }
                 None => "check that the server runs and that the URL's host and port are right",
             };
-            let message = match (e.as_db_error(), std::error::Error::source(&e)) {
-                (Some(db), _) => db.message().to_owned(),
-                (None, Some(cause)) => format!("{e}: {cause}"),
-                (None, None) => e.to_string(),
+            let message = match db {
+                Some(db) => db.message().to_owned(),
+                None => format!("{e}{chain}"),
             };
             anyhow!(
                 "cannot connect to the database `{}` ({}): {message}; {hint}",
@@ -346,6 +402,15 @@ impl Database {
             )
         })
     }
+}
+
+/// A PostgreSQL database's connection settings: the driver's, and TLS.
+#[derive(Clone, Debug)]
+pub struct PgConfig {
+    /// What the driver connects with.
+    pub config: migrate_runtime::postgres::Config,
+    /// How to verify the server.
+    pub tls: crate::tls::Tls,
 }
 
 /// `s` with its `%XX` escapes decoded.

@@ -22,7 +22,9 @@ mod messages;
 mod migrations;
 mod output;
 mod package;
+mod postgres_env;
 mod settings;
+mod tls;
 
 use cli::Cli;
 use settings::Settings;

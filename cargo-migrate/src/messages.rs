@@ -61,6 +61,21 @@ pub fn line(label: Option<Label>, text: impl fmt::Display) {
     };
 }
 
+/// A `label: text` line written while a progress line is open (a server's
+/// NOTICE during a migration): ends that line, writes this one, and begins
+/// the progress line again, so its `done in …` still follows.
+pub fn interject(label: Label, text: impl fmt::Display) {
+    let open = take_progress().map(|open| {
+        let again = (open.text.clone(), open.on_interrupt.clone());
+        open.end(None);
+        again
+    });
+    line(Some(label), text);
+    if let Some((text, on_interrupt)) = open {
+        begin_progress(text, on_interrupt);
+    }
+}
+
 /// A plain status line on standard error: `applied 2 migrations in 3 ms`.
 macro_rules! say {
     ($($arg:tt)*) => {

@@ -72,7 +72,8 @@ fn uses_database(command: &Command) -> bool {
         | Command::Redo(_)
         | Command::Renumber(_)
         | Command::Diff(_)
-        | Command::Repair(_) => true,
+        | Command::Repair(_)
+        | Command::Database(_) => true,
         // `schema` reads a live database only when --database says so.
         Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check(_) | Command::Schema(_) => false,
         Command::Lock | Command::Squash(_) => false,

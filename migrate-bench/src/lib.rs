@@ -15,6 +15,8 @@ use migrate_runtime::{Migration, Script};
 
 #[cfg(feature = "peers")]
 pub mod peers;
+#[cfg(feature = "pg-peers")]
+pub mod pg;
 
 /// One generated migration: version, name, up SQL, down SQL.
 pub struct Generated {

@@ -165,11 +165,19 @@ impl<'m> Migrator<'m> {
             direction,
         });
         let script = step.script().ok_or_else(|| irreversible(m))?;
-        if script.no_transaction() {
-            db.run_outside_transaction(self, m, direction, script, waited)?;
+        let ran = if script.no_transaction() {
+            db.run_outside_transaction(self, m, direction, script, waited)
         } else {
-            db.run_in_transaction(m, direction, script)?;
+            db.run_in_transaction(m, direction, script)
+        };
+        for notice in &db.notices() {
+            self.notify(Event::Notice {
+                migration: m,
+                direction,
+                notice,
+            });
         }
+        ran?;
         let duration = start.elapsed();
         db.record(self, m, direction, duration)?;
         Ok(duration)

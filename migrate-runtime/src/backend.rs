@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::{Applied, Direction, Migration, Migrator, Result, Script};
+use crate::{Applied, Direction, Migration, Migrator, Notice, Result, Script};
 
 /// One database, for the duration of one run of the migrator.
 pub(crate) trait Backend {
@@ -53,6 +53,12 @@ pub(crate) trait Backend {
         script: &Script,
         waited: &mut Option<Duration>,
     ) -> Result<()>;
+
+    /// The server's messages while the last script ran, oldest first
+    /// (PostgreSQL's NOTICEs; other backends have none).
+    fn notices(&mut self) -> Vec<Notice> {
+        Vec::new()
+    }
 
     /// Records that `m` ran in `direction`: inserts (up) or deletes (down)
     /// its tracking row, in the open transaction.

@@ -117,7 +117,9 @@ pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
-pub use report::{Entry, Event, Report, State, Status, Step};
+#[cfg(feature = "postgres")]
+pub use pg::forward_notices;
+pub use report::{Entry, Event, Notice, Report, State, Status, Step};
 pub use squash::Squash;
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};

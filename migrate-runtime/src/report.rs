@@ -39,6 +39,18 @@ pub enum Event<'a> {
         /// The indexes, schema-qualified.
         indexes: &'a [String],
     },
+    /// PostgreSQL: the server sent a NOTICE, WARNING or INFO message while
+    /// the migration's script ran (`RAISE NOTICE`, "… does not exist,
+    /// skipping"); reported when the script ends, failed or not. Only on
+    /// connections made with [`forward_notices`](crate::forward_notices).
+    Notice {
+        /// The migration.
+        migration: &'a Migration,
+        /// Up or down.
+        direction: Direction,
+        /// What the server said.
+        notice: &'a Notice,
+    },
     /// The database's schema is not what its applied migrations made, and
     /// the [drift policy](crate::Migrator::drift) is to warn (SQLite).
     #[cfg(feature = "rusqlite")]
@@ -46,6 +58,20 @@ pub enum Event<'a> {
         /// How it differs, grouped by table.
         differences: &'a [crate::model::Difference],
     },
+}
+
+/// A message the server sent while a migration ran ([`Event::Notice`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Notice {
+    /// `NOTICE`, `WARNING`, `INFO`, … as the server names it.
+    pub severity: String,
+    /// The message.
+    pub message: String,
+    /// The server's detail, if any.
+    pub detail: Option<String>,
+    /// The server's hint, if any.
+    pub hint: Option<String>,
 }
 
 /// One migration applied or rolled back by a call.

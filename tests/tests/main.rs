@@ -2,8 +2,10 @@
 
 mod build;
 mod cli;
+mod database;
 mod downgrade;
 mod drift;
+mod pg_corpus;
 mod postgres;
 mod properties;
 mod readme;

@@ -1334,3 +1334,93 @@ fn wait_for_other_sessions(client: &mut Client, round: u64) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn pg_notices_of_a_migration_reach_the_events_and_the_cli() {
+    use std::sync::Mutex;
+    let Some(db) = pg_database!() else { return };
+    let mut config: migrate_runtime::postgres::Config = db.url.parse().unwrap();
+    let mut client = migrate_runtime::forward_notices(&mut config)
+        .connect(migrate_runtime::postgres::NoTls)
+        .unwrap();
+    let ms = [
+        up(
+            1,
+            "backfill",
+            "DROP TABLE IF EXISTS nothing_here;\nDO $$ BEGIN RAISE NOTICE 'backfilled % rows', 3 USING HINT = 'none left'; END $$;\n",
+        ),
+        no_tx(up(
+            2,
+            "index",
+            "DO $$ BEGIN RAISE WARNING 'slow on big tables'; END $$;\n",
+        )),
+        up(
+            3,
+            "fails",
+            "DO $$ BEGIN RAISE NOTICE 'about to fail'; END $$;\nSELECT nope;\n",
+        ),
+    ];
+    // (version, severity, message, hint) of each notice.
+    type Seen = Vec<(u64, String, String, Option<String>)>;
+    let seen: Mutex<Seen> = Mutex::new(Vec::new());
+    let result = Migrator::new(&ms)
+        .on_event(|e| {
+            if let migrate_runtime::Event::Notice { migration, notice, .. } = e {
+                seen.lock().unwrap().push((
+                    migration.version(),
+                    notice.severity.clone(),
+                    notice.message.clone(),
+                    notice.hint.clone(),
+                ));
+            }
+        })
+        .apply_postgres(&mut client);
+    assert!(result.is_err(), "migration 3 fails");
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(
+        seen,
+        [
+            (
+                1,
+                "NOTICE".to_owned(),
+                "table \"nothing_here\" does not exist, skipping".to_owned(),
+                None
+            ),
+            (
+                1,
+                "NOTICE".to_owned(),
+                "backfilled 3 rows".to_owned(),
+                Some("none left".to_owned())
+            ),
+            (2, "WARNING".to_owned(), "slow on big tables".to_owned(), None),
+            (3, "NOTICE".to_owned(), "about to fail".to_owned(), None),
+        ]
+    );
+    // Outside a migration, nothing is collected (and nothing breaks).
+    client
+        .batch_execute("DO $$ BEGIN RAISE NOTICE 'app query'; END $$")
+        .unwrap();
+
+    // The CLI shows them between its progress lines.
+    let pkg = tests::Package::new();
+    pkg.write(
+        "migrations/0001_backfill.sql",
+        "DO $$ BEGIN RAISE NOTICE 'backfilled % rows', 3; END $$;\n",
+    );
+    let other = db.server().url_for(&format!("{}_cli", db.name));
+    let mut admin =
+        migrate_runtime::postgres::Client::connect(&db.server().url_for("postgres"), migrate_runtime::postgres::NoTls)
+            .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{}_cli\"", db.name))
+        .unwrap();
+    let (code, _, err) = cli(&pkg, &other, &["up"]);
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{}_cli\" WITH (FORCE)", db.name))
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: the server said: NOTICE: backfilled 3 rows\napplying 0001 backfill … done in"),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@ use crate::settings::Settings;
 
 mod apply;
 mod check;
+mod dbadmin;
 mod diff;
 mod drift;
 mod init;
@@ -50,6 +51,7 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Lock => lock::run(settings),
         Command::Repair(args) => repair::run(settings, args),
         Command::Squash(args) => squash::run(settings, args),
+        Command::Database(args) => dbadmin::run(settings, args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

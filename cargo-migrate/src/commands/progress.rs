@@ -69,6 +69,15 @@ impl<'a> Progress<'a> {
                     indexes.join(", ")
                 );
             }
+            Event::Notice { notice, .. } => {
+                let mut text = format!("{}: {}", notice.severity, notice.message);
+                for (what, value) in [("detail", &notice.detail), ("hint", &notice.hint)] {
+                    if let Some(value) = value {
+                        text.push_str(&format!(" ({what}: {value})"));
+                    }
+                }
+                messages::interject(messages::Label::Note, format_args!("the server said: {text}"));
+            }
             Event::Finished { duration, .. } => {
                 messages::end_progress(format_args!("done in {}", crate::output::duration(duration)));
             }

@@ -141,7 +141,12 @@ impl Backend for Postgres<'_> {
     }
 
     fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+        let _capture = notice::Capture::start();
         self.run_whole(m, direction, script)
+    }
+
+    fn notices(&mut self) -> Vec<Notice> {
+        notice::take()
     }
 
     fn run_outside_transaction(
@@ -152,6 +157,7 @@ impl Backend for Postgres<'_> {
         script: &Script,
         waited: &mut Option<Duration>,
     ) -> Result<()> {
+        let _capture = notice::Capture::start();
         if self.lock == Lock::Table {
             return self.run_under_lease(migrator, m, direction, script, waited);
         }

@@ -39,7 +39,7 @@ use sha2::{Digest, Sha256};
 use crate::backend::Backend;
 use crate::history::quote;
 use crate::sql::{Statement, line_at};
-use crate::{Applied, Direction, Error, Event, Lock, Migration, Migrator, Report, Result, Script, Status};
+use crate::{Applied, Direction, Error, Event, Lock, Migration, Migrator, Notice, Report, Result, Script, Status};
 
 use crate::pgsql::{self as split, statements};
 
@@ -273,7 +273,10 @@ fn sql_error(
 }
 
 mod backend;
+mod notice;
 mod session;
+
+pub use notice::forward_notices;
 
 #[cfg(test)]
 mod tests;
