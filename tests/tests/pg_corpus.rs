@@ -1,5 +1,5 @@
 //! A corpus of 34 PostgreSQL migrations written the way real projects
-//! write them (`tests/fixtures/pg_corpus`), through the real CLI: checked
+//! write them (`tests/pg_corpus`), through the real CLI: checked
 //! (without a server, then replayed on one), applied, rolled back to zero,
 //! applied again, and the schema compared with a `psql` replay of the same
 //! files (`pg_dump --schema-only` of both).
@@ -28,7 +28,7 @@ fn package() -> tests::Package {
         ),
     );
     pkg.write("src/main.rs", "fn main() {}\n");
-    let corpus = ws.join("tests/fixtures/pg_corpus/migrations");
+    let corpus = ws.join("tests/pg_corpus/migrations");
     for entry in std::fs::read_dir(&corpus).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();

@@ -748,7 +748,7 @@ fn pg_cli_status_up_down_redo() {
     let (code, _, err) = cli(&pkg, &missing, &["status"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("does not exist") && err.contains("create it (createdb)"),
+        err.contains("does not exist") && err.contains("create it (cargo migrate database create, or createdb)"),
         "{err}"
     );
 }
