@@ -164,6 +164,30 @@ pub enum Command {
         PostgreSQL server that is not on this machine they refuse without --force."
     )]
     Database(DatabaseArgs),
+    /// Convert another tool's migrations into ours, or take over a database's history from it
+    #[command(
+        long_about = "Convert another tool's migrations into ours, or take over a database's history from it.\n\n\
+        Without --database: reads SRC in that tool's layout and writes the same migrations, in the \
+        same order, into the (empty) migrations directory, numbered 1, 2, 3, …, with their downs and \
+        no-transaction markers, and the mapping of versions in migrations/imported.toml; then checks \
+        them as `cargo migrate check` does. What cannot be converted (code migrations, repeatable \
+        migrations, placeholders) is listed file by file, and nothing is written unless --partial.\n\n\
+        With --database: reads that tool's tracking table in the database, maps the migrations it \
+        applied through migrations/imported.toml (importing SRC first when the directory is empty), \
+        checks that the database's schema is exactly what those migrations make, and records them as \
+        applied in our tracking table, in one transaction, without running anything. The old \
+        tracking table is left as it was. Only --database does this: DATABASE_URL and the config's \
+        `database` are not used, so a .env file left by the other tool takes over nothing by surprise."
+    )]
+    Import(ImportArgs),
+    /// Record migrations 1..N as applied in a database made without them, after checking its schema
+    #[command(
+        long_about = "Record migrations 1..N as applied in a database made without them, after checking its schema.\n\n\
+        For a database that no migration tool managed: its schema must be exactly what migrations \
+        1 to N make (the replay), else the differences are printed and nothing is recorded. \
+        --force records anyway (the rows say so: duration_ms = -2). Nothing is run."
+    )]
+    Baseline(BaselineArgs),
 }
 
 /// `database`.
@@ -231,6 +255,56 @@ pub struct CheckArgs {
     /// Also compare with this git ref (a branch, tag or commit): applied-elsewhere migrations must be unchanged, new ones numbered above its newest
     #[arg(long, value_name = "REF")]
     pub against: Option<String>,
+}
+
+/// The tools `import` converts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Tool {
+    // Plain comments: the names say it.
+    Sqlx,
+    Diesel,
+    Refinery,
+    Dbmate,
+    Goose,
+    GolangMigrate,
+    Flyway,
+    RusqliteMigration,
+}
+
+/// `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The tool the migrations (and databases) come from
+    #[arg(long, value_enum, value_name = "TOOL")]
+    pub from: Tool,
+
+    /// The directory in that tool's layout [default: its usual place: migrations, db/migrations (dbmate), sql (flyway)]
+    #[arg(value_name = "SRC")]
+    pub src: Option<std::path::PathBuf>,
+
+    /// Write the migrations that can be converted even when others cannot (they are listed)
+    #[arg(long)]
+    pub partial: bool,
+
+    /// How long to wait for another process's lock on the database (with --database), in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub lock_timeout: u64,
+}
+
+/// `baseline`.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// The newest migration the database already has: 1..=VERSION are recorded as applied
+    #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u64).range(1..))]
+    pub version: u64,
+
+    /// Record even when the schema differs from what the migrations make (the differences are printed as warnings)
+    #[arg(long)]
+    pub force: bool,
+
+    /// How long to wait for another process's lock on the database, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub lock_timeout: u64,
 }
 
 /// `diff`.

@@ -73,9 +73,16 @@ fn uses_database(command: &Command) -> bool {
         | Command::Renumber(_)
         | Command::Diff(_)
         | Command::Repair(_)
-        | Command::Database(_) => true,
+        | Command::Database(_)
+        | Command::Baseline(_) => true,
         // `schema` reads a live database only when --database says so.
-        Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check(_) | Command::Schema(_) => false,
+        // `import` converts a database's history only when --database says so.
+        Command::Init(_)
+        | Command::New(_)
+        | Command::List(_)
+        | Command::Check(_)
+        | Command::Schema(_)
+        | Command::Import(_) => false,
         Command::Lock | Command::Squash(_) => false,
     }
 }

@@ -57,6 +57,9 @@ pub struct Input<'a> {
     pub ignore: &'a [String],
     /// `store_down = true`: `migrator()` keeps down scripts in the tracking table.
     pub store_down: bool,
+    /// `migrations/imported.toml`'s mapping, `(the other tool's version,
+    /// ours)` (`migrator()` sets it unless empty).
+    pub imported: &'a [(String, u64)],
 }
 
 /// The runtime crate's path in generated code, unless the app renamed it.
@@ -88,6 +91,7 @@ pub fn generate(input: &Input<'_>) -> String {
     out.push_str(&migrations(input));
     out.push_str(&version(input.migrations, input.runtime_path));
     out.push_str(&functions(input));
+    out.push_str(&imported(input.imported));
     out.push_str(&schema(input.tables, input.ages));
     out
 }
@@ -298,6 +302,9 @@ fn migrator_body(input: &Input<'_>) -> String {
     if input.store_down {
         calls.push("store_down(true)".to_owned());
     }
+    if !input.imported.is_empty() {
+        calls.push("imported(IMPORTED)".to_owned());
+    }
     if calls.len() == 1 {
         return format!("{rt}::Migrator::new(MIGRATIONS).table(TRACKING_TABLE)");
     }
@@ -357,6 +364,39 @@ pub fn migrator() -> {rt}::Migrator<'static> {{
         body = migrator_body(input),
         apply = signature("apply", &[&connection], &report),
         migrate_to = signature("migrate_to", &[&connection, "target: Version"], &report),
+    )
+}
+
+/// `IMPORTED`, when the migrations were imported from another tool: laid
+/// out as rustfmt lays out an array of tuples (one line when it fits
+/// rustfmt's array width, else one element a line).
+fn imported(pairs: &[(String, u64)]) -> String {
+    const ARRAY_WIDTH: usize = 60;
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = pairs
+        .iter()
+        .map(|(from, ours)| format!("({}, {ours})", literal(from)))
+        .collect();
+    let lhs = "pub const IMPORTED: &[(&str, u64)] = &";
+    let one_line = format!("[{}]", items.join(", "));
+    let array = if one_line.len() <= ARRAY_WIDTH && lhs.len() + one_line.len() < MAX_WIDTH {
+        one_line
+    } else {
+        format!(
+            "[\n{}]",
+            items.iter().map(|i| format!("    {i},\n")).collect::<String>()
+        )
+    };
+    format!(
+        "/// Which migration of the tool they were imported from each migration is:
+/// `(its version, ours)`, from `imported.toml`; for
+/// [`Migrator::adopt`](::migrate_runtime::Migrator::adopt).
+#[allow(dead_code)]
+{lhs}{array};
+
+"
     )
 }
 

@@ -53,6 +53,7 @@ pub mod codegen;
 pub mod config;
 pub mod directives;
 pub mod file_name;
+pub mod imported;
 pub mod lockfile;
 pub mod naming;
 mod problem;
@@ -298,6 +299,10 @@ impl Builder {
             Some(d) => d,
             None => env_path("OUT_DIR")?,
         };
+        let imported = imported::Imported::read(&dir, &package_dir)
+            .inspect_err(|e| self.report(e.problems()))?
+            .map(|i| i.pairs())
+            .unwrap_or_default();
         let source = codegen::generate(&codegen::Input {
             migrations: &checked.migrations,
             tables: &checked.tables,
@@ -314,6 +319,7 @@ impl Builder {
             drift: config.drift,
             ignore: &config.ignore,
             store_down: config.store_down,
+            imported: &imported,
         });
         let path = out_dir.join(OUTPUT_FILE);
         let changed = write_if_changed(&path, source.as_bytes())?;

@@ -91,6 +91,7 @@ impl<'m> Migrator<'m> {
         let mut plan: Vec<Planned<'m>> = Vec::new();
         let mut created = false;
         let mut checked = false;
+        let mut uncommitted = false;
         loop {
             db.begin(self, &mut report.waited)?;
             if !created {
@@ -99,10 +100,17 @@ impl<'m> Migrator<'m> {
             }
             let summary = db.summary(self)?;
             if summary.is_none() || seen != summary {
-                let history = db.read(self)?;
+                let mut history = db.read(self)?;
                 if !checked {
-                    // Under the lock, before anything runs: is the schema
+                    // Another tool's history, taken over in this
+                    // transaction (Migrator::adopt), then: is the schema
                     // what the applied migrations made?
+                    let adopted = db.adopt(self, &history)?;
+                    if !adopted.is_empty() {
+                        history = db.read(self)?;
+                        report.adopted = adopted;
+                        uncommitted = true;
+                    }
                     db.check_drift(self, &history)?;
                     checked = true;
                 }
@@ -110,7 +118,8 @@ impl<'m> Migrator<'m> {
                 plan.reverse(); // pop() takes the next step
             }
             let Some(next) = plan.pop() else {
-                return db.rollback();
+                // An adoption with nothing to apply after it is committed alone.
+                return if uncommitted { db.commit() } else { db.rollback() };
             };
             let steps: Vec<Planned<'m>> = if self.grouped {
                 std::iter::once(next).chain(plan.drain(..).rev()).collect()
@@ -123,6 +132,7 @@ impl<'m> Migrator<'m> {
                 if !self.grouped {
                     seen = db.summary(self)?;
                     db.commit()?;
+                    uncommitted = false;
                 }
                 self.notify(Event::Finished {
                     migration: m,
@@ -139,6 +149,7 @@ impl<'m> Migrator<'m> {
             if self.grouped {
                 seen = db.summary(self)?;
                 db.commit()?;
+                uncommitted = false;
             }
         }
     }

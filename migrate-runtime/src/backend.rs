@@ -39,6 +39,20 @@ pub(crate) trait Backend {
         Ok(())
     }
 
+    /// Under the lock, before the history is planned: takes over the
+    /// history of the tool [`Migrator::adopt`] names when ours is empty,
+    /// recording its applied migrations without running them. Returns the
+    /// versions recorded. Backends that cannot refuse it.
+    fn adopt(&mut self, migrator: &Migrator<'_>, _history: &[Applied]) -> Result<Vec<u64>> {
+        match migrator.previous {
+            None => Ok(Vec::new()),
+            Some(p) => Err(crate::Error::Unsupported {
+                what: format!("Migrator::adopt(Previous::{p:?}) on PostgreSQL"),
+                instead: "taking over another tool's history is done for SQLite only so far; record the applied migrations by hand, or adopt on SQLite",
+            }),
+        }
+    }
+
     /// Runs a script inside the open transaction.
     fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()>;
 

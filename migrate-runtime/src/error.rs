@@ -277,6 +277,26 @@ pub enum Error {
         instead: &'static str,
     },
 
+    /// Migrations that cannot be recorded as applied without running them
+    /// ([`crate::Migrator::record_applied`]).
+    #[error("cannot record migration {version} as applied without running it: {reason}; nothing was recorded")]
+    NotRecordable {
+        /// The migration's version.
+        version: u64,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+
+    /// Another tool's history that cannot be taken over
+    /// ([`crate::Migrator::adopt`], `cargo migrate import --database`).
+    #[error("cannot take over the history of {tool}: {message}")]
+    Adopt {
+        /// The tool (`sqlx`, `golang-migrate`, …).
+        tool: &'static str,
+        /// What is wrong with its history, and what to do.
+        message: String,
+    },
+
     /// Any other PostgreSQL error (connecting, the tracking table, the lock).
     #[cfg(feature = "postgres")]
     #[error("{doing}: {}; {}", crate::pg::message_of(cause), postgres_hint(cause))]

@@ -106,6 +106,9 @@ mod sql;
 mod squash;
 #[doc(hidden)]
 pub use sql::line_at_byte;
+mod previous;
+#[cfg(feature = "rusqlite")]
+mod record;
 #[cfg(feature = "rusqlite")]
 mod validate;
 
@@ -119,6 +122,7 @@ pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 #[cfg(feature = "postgres")]
 pub use pg::forward_notices;
+pub use previous::Previous;
 pub use report::{Entry, Event, Notice, Report, State, Status, Step};
 pub use squash::Squash;
 #[cfg(feature = "rusqlite")]

@@ -114,6 +114,10 @@ pub struct Migrator<'m> {
     observer: Option<Observer<'m>>,
     pub(crate) store_down: bool,
     pub(crate) allow_downgrade: bool,
+    /// The tool whose history [`adopt`](Self::adopt) takes over.
+    pub(crate) previous: Option<crate::Previous>,
+    /// Its versions and ours ([`imported`](Self::imported)).
+    pub(crate) imported: &'m [(&'m str, u64)],
 }
 
 #[cfg(feature = "rusqlite")]
@@ -136,6 +140,8 @@ impl fmt::Debug for Migrator<'_> {
             .field("table_lock_timeout", &self.table_lock_timeout)
             .field("store_down", &self.store_down)
             .field("allow_downgrade", &self.allow_downgrade)
+            .field("adopt", &self.previous)
+            .field("imported", &self.imported.len())
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +169,8 @@ impl<'m> Migrator<'m> {
             observer: None,
             store_down: false,
             allow_downgrade: false,
+            previous: None,
+            imported: &[],
         }
     }
 
@@ -264,14 +272,18 @@ impl<'m> Migrator<'m> {
     }
 
     /// What the drift check and [`schema_diff`](Self::schema_diff) leave
-    /// out: the tracking table and the [`ignore`](Self::ignore) patterns.
+    /// out: the tracking table, the [`ignore`](Self::ignore) patterns, and
+    /// the tracking table of the tool [`adopt`](Self::adopt) takes over from.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidSet`] for an invalid pattern.
     #[cfg(feature = "rusqlite")]
     pub fn filter(&self) -> Result<Filter> {
-        Filter::new(&self.table.name).ignore(&self.ignore)
+        let adopted = self.previous.and_then(crate::Previous::table);
+        Filter::new(&self.table.name)
+            .ignore(&self.ignore)?
+            .ignore(&adopted.into_iter().collect::<Vec<_>>())
     }
 
     /// Calls `setup` with every database the build-time replay

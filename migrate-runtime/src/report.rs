@@ -97,6 +97,9 @@ pub struct Report {
     pub steps: Vec<Step>,
     /// How long we waited for another process's write lock, if we had to.
     pub waited: Option<Duration>,
+    /// The migrations recorded as applied without running them, taken
+    /// over from another tool's history ([`Migrator::adopt`](crate::Migrator::adopt)).
+    pub adopted: Vec<u64>,
 }
 
 impl Report {
@@ -112,7 +115,7 @@ impl Report {
 
     /// Whether the call changed nothing.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && self.adopted.is_empty()
     }
 }
 
@@ -124,6 +127,14 @@ impl fmt::Display for Report {
                 f,
                 "waited {} ms for another process's migration lock",
                 waited.as_millis()
+            )?;
+        }
+        if !self.adopted.is_empty() {
+            writeln!(
+                f,
+                "took over {} migration{} from the previous tool's history (recorded, not run)",
+                self.adopted.len(),
+                if self.adopted.len() == 1 { "" } else { "s" }
             )?;
         }
         if self.steps.is_empty() {

@@ -395,6 +395,10 @@ impl Backend for Sqlite<'_, '_> {
         migrator.check_drift(self.session.conn, history)
     }
 
+    fn adopt(&mut self, migrator: &Migrator<'_>, history: &[crate::Applied]) -> Result<Vec<u64>> {
+        migrator.adopt_locked(self.session.conn, history)
+    }
+
     fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
         step_in_tx(self.session, m, direction, script)
     }

@@ -1,10 +1,12 @@
 //! End-to-end tests: one test binary, a module per area.
 
+mod adopt;
 mod build;
 mod cli;
 mod database;
 mod downgrade;
 mod drift;
+mod import;
 mod pg_corpus;
 mod postgres;
 mod properties;

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use migrate_build::scan::Kind;
 use migrate_runtime::model::{Change, Difference, Model};
 use migrate_runtime::rusqlite::Connection;
-use migrate_runtime::{DriftPolicy, Migration, Migrator, SchemaDiff, Script, State};
+use migrate_runtime::{DriftPolicy, Migration, Migrator, SchemaDiff, State};
 use serde::Serialize;
 
 use super::drift::{applied, compare, filter, sorted};
@@ -409,12 +409,11 @@ fn emit(
 /// The build's own check of the directory with the new files, then the
 /// tracking row, once the database is seen to be still what was compared.
 ///
-/// The runtime has no public call that records a migration without running
-/// it; its SQL must not run on this database (it has the changes, and a
-/// rebuild or a DROP would touch its data). So the runtime applies a
-/// stand-in with the same version, name and checksum whose SQL is a no-op
-/// (`SELECT 1;`): the tracking row is written by the runtime's own code,
-/// in its transaction and under its lock.
+/// The row is written by the runtime's `Migrator::record_applied`, in its
+/// transaction and under its lock, without running the migration: its SQL
+/// must not run on this database (it has the changes, and a rebuild or a
+/// DROP would touch its data). Its schema check is off: `emit` compared
+/// the database with the replay itself, allowing for held-back drops.
 fn check_and_record(
     project: &Project<'_>,
     migrator: &Migrator<'_>,
@@ -450,22 +449,13 @@ fn check_and_record(
             project.database.shown()
         );
     }
-    let name: &'static str = String::leak(written.name().to_owned());
-    let file: &'static str = String::leak(written.up().file().to_owned());
-    let stand_in = Migration::__from_static(
-        version,
-        name,
-        Script::__from_static("SELECT 1;", file, false),
-        None,
-        written.checksum(),
-    );
     let mut all: Vec<Migration> = migrator.migrations().to_vec();
-    all.push(stand_in);
+    all.push(written);
     Migrator::new(&all)
         .table(&package.config.table)
         .drift(DriftPolicy::Off)
         .lock_timeout(Duration::from_secs(args.lock_timeout))
-        .migrate_to(&mut conn, version)
+        .record_applied(&mut conn, &[version])
         .map_err(|e| super::runtime_error(e, project))?;
     Ok(())
 }

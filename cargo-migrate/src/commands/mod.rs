@@ -8,10 +8,12 @@ use crate::cli::Command;
 use crate::settings::Settings;
 
 mod apply;
+mod baseline;
 mod check;
 mod dbadmin;
 mod diff;
 mod drift;
+mod import;
 mod init;
 mod list;
 mod lock;
@@ -52,6 +54,8 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Repair(args) => repair::run(settings, args),
         Command::Squash(args) => squash::run(settings, args),
         Command::Database(args) => dbadmin::run(settings, args),
+        Command::Import(args) => import::run(settings, args),
+        Command::Baseline(args) => baseline::run(settings, args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

@@ -168,7 +168,7 @@ fn existing(package: &Package, dir: &Path) -> Result<Vec<(u64, String)>> {
 }
 
 /// Writes a new file; never overwrites one.
-fn create_new(path: &Path, text: &str) -> Result<()> {
+pub(super) fn create_new(path: &Path, text: &str) -> Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -71,6 +71,10 @@ struct Row {
     checksum: Option<String>,
     /// The checksum recorded when it was applied, or `null` when not applied.
     applied_checksum: Option<String>,
+    /// `"recorded"`: recorded as applied without running (`import
+    /// --database`, `baseline`, `adopt`, `diff --emit`); `"forced"`: so,
+    /// over a schema that differed (`baseline --force`); else `null`.
+    recorded: Option<&'static str>,
 }
 
 impl Row {
@@ -85,6 +89,7 @@ impl Row {
             file: Some(m.up().file().to_owned()),
             checksum: Some(m.checksum().to_string()),
             applied_checksum: None,
+            recorded: None,
         }
     }
 
@@ -101,6 +106,12 @@ impl Row {
             [Change::Changed] => "the file changed since it was applied".to_owned(),
             [_, _] => format!("{}, and its file changed", renamed()),
             _ if self.state == RowState::Unknown => "applied, but not on disk".to_owned(),
+            _ if self.recorded == Some("forced") => {
+                "recorded without running, over a different schema (baseline --force)".to_owned()
+            }
+            _ if self.recorded.is_some() => {
+                "recorded without running (import, baseline, adopt or diff --emit)".to_owned()
+            }
             _ => String::new(),
         }
     }
@@ -126,6 +137,15 @@ struct Report {
     /// compared (no database, nothing applied, a modified or unknown
     /// migration).
     drift: Option<Vec<String>>,
+}
+
+/// How a row was recorded without running, if it was.
+fn recorded(a: &migrate_runtime::Applied) -> Option<&'static str> {
+    match a.duration_ms {
+        migrate_runtime::Applied::FORCED => Some("forced"),
+        migrate_runtime::Applied::RECORDED => Some("recorded"),
+        _ => None,
+    }
 }
 
 /// `status [--format text|json] [--exit-code]`.
@@ -192,6 +212,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
                     row.applied_at = Some(a.applied_at.clone());
                     row.applied_name = Some(a.name.clone());
                     row.applied_checksum = Some(a.checksum.clone());
+                    row.recorded = recorded(a);
                 }
                 rows.push(row);
             }
@@ -206,6 +227,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
                     file: None,
                     checksum: None,
                     applied_checksum: Some(a.checksum.clone()),
+                    recorded: recorded(a),
                 });
             }
             rows.sort_by_key(|r| r.version);

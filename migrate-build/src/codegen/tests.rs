@@ -33,6 +33,7 @@ fn generate_with(runtime_path: &str, migrations: &[Found]) -> String {
         drift: Drift::Error,
         ignore: &[],
         store_down: false,
+        imported: &[],
     })
 }
 
@@ -55,6 +56,7 @@ fn postgres_functions_and_the_configs_migrator_settings() {
         drift: Drift::Error,
         ignore: &[],
         store_down: false,
+        imported: &[],
     });
     assert!(
         code.contains("conn: &mut ::migrate_runtime::postgres::Client"),
@@ -176,6 +178,7 @@ fn fingerprints_drift_and_ignore_are_generated_rustfmt_clean() {
             drift,
             ignore,
             store_down: false,
+            imported: &[],
         });
         assert!(
             code.contains(&format!("        schema: \"{}\",\n    }},", "b".repeat(64))),
@@ -232,6 +235,7 @@ fn ignore_lists_of_every_length_are_rustfmt_clean() {
                 drift: Drift::Error,
                 ignore,
                 store_down: false,
+                imported: &[],
             })
         })
         .enumerate()

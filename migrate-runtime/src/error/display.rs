@@ -40,6 +40,8 @@ variants!(
     InvalidSet,
     Validation,
     Unsupported,
+    NotRecordable,
+    Adopt,
     #[cfg(feature = "postgres")]
     Postgres,
     Database,
@@ -151,6 +153,14 @@ fn examples() -> Vec<Error> {
             problems: vec![Error::InvalidSet {
                 message: "two problems are listed one per line".into(),
             }],
+        },
+        Error::NotRecordable {
+            version: 4,
+            reason: "migration 3 `c` is pending below it; apply or record it first".into(),
+        },
+        Error::Adopt {
+            tool: "sqlx",
+            message: "_sqlx_migrations records migration 20240301000000 as failed (success = false); repair the database with sqlx first".into(),
         },
         Error::Database {
             doing: "reading the tracking table `_migrations`".into(),
