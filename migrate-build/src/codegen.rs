@@ -287,17 +287,13 @@ fn migrator_body(input: &Input<'_>) -> String {
             timeout.as_millis()
         ));
     }
-    // The drift settings exist with the runtime's SQLite backend only (the
-    // config refuses them for PostgreSQL).
-    if input.backend != Backend::Postgres {
-        match input.drift {
-            Drift::Error => {}
-            Drift::Warn => calls.push(format!("drift({rt}::DriftPolicy::Warn)")),
-            Drift::Off => calls.push(format!("drift({rt}::DriftPolicy::Off)")),
-        }
-        if !input.ignore.is_empty() {
-            calls.push(format!("ignore(&{})", string_array(input.ignore, 8)));
-        }
+    match input.drift {
+        Drift::Error => {}
+        Drift::Warn => calls.push(format!("drift({rt}::DriftPolicy::Warn)")),
+        Drift::Off => calls.push(format!("drift({rt}::DriftPolicy::Off)")),
+    }
+    if !input.ignore.is_empty() {
+        calls.push(format!("ignore(&{})", string_array(input.ignore, 8)));
     }
     if input.store_down {
         calls.push("store_down(true)".to_owned());

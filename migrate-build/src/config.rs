@@ -342,24 +342,6 @@ impl Config {
                 );
             }
         }
-        if config.backend() == Backend::Postgres {
-            let set = [
-                ("drift", config.drift != Drift::Error),
-                ("ignore", !config.ignore.is_empty()),
-                ("snapshot", config.snapshot.is_some()),
-            ];
-            if let Some((key, _)) = set.iter().find(|(_, set)| *set) {
-                let line = key_line(text, section, key, None);
-                return Err(Error::new(vec![
-                    Problem::error(
-                        manifest,
-                        line,
-                        format!("{key} is for SQLite for now, and these migrations are for PostgreSQL: the drift check and the schema snapshot need a schema model, which PostgreSQL does not have yet"),
-                    )
-                    .hint(format!("remove {key}")),
-                ]));
-            }
-        }
         if config.backend() == Backend::Postgres && config.store_down {
             let line = key_line(text, section, "store_down", None);
             return Err(Error::new(vec![
@@ -535,12 +517,10 @@ mod tests {
         assert!(e.to_string().contains("is not a duration"), "{e}");
         let e = parse("[package.metadata.migrate]\nschema = \"app\"\n").unwrap_err();
         assert!(e.to_string().contains("schema = \"app\" is for PostgreSQL"), "{e}");
-        for key in ["drift = \"warn\"", "ignore = [\"x\"]", "snapshot = \"s.sql\""] {
-            let e = parse(&format!("[package.metadata.migrate]\nbackend = \"postgres\"\n{key}\n")).unwrap_err();
-            let p = &e.problems()[0];
-            assert_eq!(p.line, 3, "{p}");
-            assert!(p.message.contains("is for SQLite for now"), "{p}");
-        }
+        // The drift check and the snapshot work on PostgreSQL too.
+        let c = parse("[package.metadata.migrate]\nbackend = \"postgres\"\ndrift = \"warn\"\nignore = [\"x\"]\nsnapshot = \"s.sql\"\n")
+            .unwrap();
+        assert_eq!((c.drift, c.ignore.len(), c.snapshot.is_some()), (Drift::Warn, 1, true));
         let e = parse("[package.metadata.migrate]\nbackend = \"mysql\"\n").unwrap_err();
         assert!(e.to_string().contains("unknown variant `mysql`"), "{e}");
     }

@@ -4,10 +4,9 @@
 //! scratch database that is created for the build and always dropped. A
 //! killed build's scratch database is dropped by a later build.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use migrate_runtime::postgres::{self, Client, NoTls};
-use migrate_runtime::{Migration, Migrator};
+use migrate_runtime::model::{Filter, Model};
+use migrate_runtime::postgres::{self, Client};
+use migrate_runtime::{DriftPolicy, Migration, Migrator, ScratchDatabase};
 
 use crate::config::Config;
 use crate::problem::Problem;
@@ -15,71 +14,50 @@ use crate::problem::Problem;
 /// The environment variable that names the check server.
 pub(crate) const VAR: &str = "MIGRATE_CHECK_DATABASE_URL";
 
-/// Scratch databases are named `migrate_check_{epoch seconds}_{pid}`.
-const PREFIX: &str = "migrate_check_";
-
-/// Scratch databases older than this are a killed build's: dropped.
-const STALE_SECS: u64 = 3600;
-
-/// Replays `migrations` on the server at `url`; the problems found.
-pub(crate) fn replay(url: &str, migrations: &[Migration], config: &Config) -> Vec<Problem> {
+/// Replays `migrations` on the server at `url`; the problems found, and
+/// (when there are none) the schema after the last migration as SQL
+/// ([`Model::postgres_sql`](migrate_runtime::model::Model::postgres_sql)
+/// of the catalog, without the tracking table and the `ignore` patterns'
+/// objects): what the `snapshot` file holds.
+pub(crate) fn replay(url: &str, migrations: &[Migration], config: &Config) -> (Vec<Problem>, Option<String>) {
     let problem = |message: String| {
         vec![Problem::error(VAR, 0, message).hint(format!(
             "check the server named by {VAR}, or unset it to check without a server"
         ))]
     };
-    let mut admin = match Client::connect(url, NoTls) {
-        Ok(c) => c,
-        Err(e) => return problem(format!("cannot connect to the check server: {}", cause(&e))),
+    let server = match url.parse::<postgres::Config>() {
+        Ok(server) => server,
+        Err(e) => return (problem(format!("the URL is not valid: {e}")), None),
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    drop_stale(&mut admin, now);
-    let name = format!("{PREFIX}{now}_{}", std::process::id());
-    if let Err(e) = admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")) {
-        return problem(format!("cannot create the scratch database {name}: {}", cause(&e)));
+    // Dropped (with its database) whatever happens.
+    let mut scratch = match ScratchDatabase::create(&server, "migrate_check_") {
+        Ok(scratch) => scratch,
+        Err(e) => {
+            return (
+                problem(format!("cannot make a scratch database on the check server: {e}")),
+                None,
+            );
+        }
+    };
+    let problems = replay_in(scratch.client(), migrations, config);
+    if problems.iter().any(Problem::is_error) {
+        return (problems, None);
     }
-    let found = match url.parse::<postgres::Config>() {
-        Ok(mut c) => match c.dbname(&name).connect(NoTls) {
-            Ok(mut scratch) => replay_in(&mut scratch, migrations, config),
-            Err(e) => problem(format!("cannot connect to the scratch database {name}: {}", cause(&e))),
-        },
-        Err(e) => problem(format!("the URL is not valid: {}", cause(&e))),
-    };
-    // Always dropped, whatever happened above.
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
-    found
-}
-
-fn cause(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => db.message().to_owned(),
-        None => std::error::Error::source(e).map_or_else(|| e.to_string(), |c| format!("{e}: {c}")),
-    }
-}
-
-/// Drops the scratch databases of builds that ended an hour ago or more
-/// without dropping theirs (killed).
-fn drop_stale(admin: &mut Client, now: u64) {
-    let Ok(rows) = admin.query(
-        "SELECT datname::text FROM pg_database WHERE datname LIKE 'migrate\\_check\\_%'",
-        &[],
-    ) else {
-        return;
-    };
-    for row in rows {
-        let name: String = row.get(0);
-        let created = name
-            .strip_prefix(PREFIX)
-            .and_then(|r| r.split('_').next())
-            .and_then(|s| s.parse::<u64>().ok());
-        if created.is_some_and(|t| now.saturating_sub(t) >= STALE_SECS) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+    let schema = Filter::new(&config.table)
+        .ignore(&config.ignore)
+        .and_then(|filter| Model::read_postgres(scratch.client(), config.schema.as_deref(), &filter));
+    match schema {
+        Ok(model) => (problems, Some(model.postgres_sql())),
+        Err(e) => {
+            let mut problems = problems;
+            problems.extend(problem(format!("cannot read the schema the migrations made: {e}")));
+            (problems, None)
         }
     }
 }
 
 fn replay_in(client: &mut Client, migrations: &[Migration], config: &Config) -> Vec<Problem> {
-    let mut migrator = Migrator::new(migrations).table(&config.table);
+    let mut migrator = Migrator::new(migrations).table(&config.table).drift(DriftPolicy::Off);
     if let Some(schema) = &config.schema {
         migrator = migrator.schema(schema);
     }

@@ -112,8 +112,11 @@ pub type ReplaySetup = dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()>;
 #[doc(hidden)]
 pub fn check_with_setup(package_dir: &Path, config: &Config, setup: Option<&ReplaySetup>) -> Result<Checked, Error> {
     let checked = replay(package_dir, config, setup, true)?;
-    if let Some(stale) =
-        snapshot_path(package_dir, config).and_then(|path| compare_snapshot(&path, package_dir, &checked.schema_sql))
+    // PostgreSQL's schema is known only from a replay on a server.
+    let known = config.backend() == crate::Backend::Sqlite || check_server().is_some();
+    if let Some(stale) = snapshot_path(package_dir, config)
+        .filter(|_| known)
+        .and_then(|path| compare_snapshot(&path, package_dir, &checked.schema_sql))
     {
         let mut problems = checked.warnings;
         problems.push(stale);
@@ -311,12 +314,13 @@ fn check_postgres(
             }
         }
     }
+    let mut schema_sql = String::new();
     if !problems.iter().any(Problem::is_error)
-        && let Some(url) = std::env::var("MIGRATE_CHECK_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
+        && let Some(url) = check_server()
     {
-        problems.extend(replay_on_server(&url, &migrations, config));
+        let (found, schema) = replay_on_server(&url, &migrations, config);
+        problems.extend(found);
+        schema_sql = schema.unwrap_or_default();
     }
     if problems.iter().any(Problem::is_error) {
         return Err(Error::new(problems));
@@ -327,29 +331,36 @@ fn check_postgres(
         tables: Vec::new(),
         warnings: problems,
         dir,
-        // No replay, no schema model for PostgreSQL yet: the config
-        // refuses `drift`, `ignore` and `snapshot` for it.
+        // PostgreSQL's start-up check compares with the schema the
+        // runtime records in the tracking table (no build-time fingerprints).
         fingerprints: Vec::new(),
-        schema_sql: String::new(),
+        schema_sql,
     })
 }
 
+/// The check server's URL (`MIGRATE_CHECK_DATABASE_URL`), when set.
+pub(crate) fn check_server() -> Option<String> {
+    std::env::var("MIGRATE_CHECK_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
 #[cfg(feature = "postgres")]
-fn replay_on_server(url: &str, migrations: &[Found], config: &Config) -> Vec<Problem> {
+fn replay_on_server(url: &str, migrations: &[Found], config: &Config) -> (Vec<Problem>, Option<String>) {
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
     crate::server::replay(url, &runtime, config)
 }
 
 #[cfg(not(feature = "postgres"))]
-fn replay_on_server(_url: &str, _migrations: &[Found], _config: &Config) -> Vec<Problem> {
-    vec![
+fn replay_on_server(_url: &str, _migrations: &[Found], _config: &Config) -> (Vec<Problem>, Option<String>) {
+    (vec![
         Problem::error(
             "MIGRATE_CHECK_DATABASE_URL",
             0,
             "MIGRATE_CHECK_DATABASE_URL is set, but migrate-build was built without its `postgres` feature, so it cannot replay the migrations on that server",
         )
         .hint("add features = [\"postgres\"] to migrate-build in [build-dependencies], or unset MIGRATE_CHECK_DATABASE_URL"),
-    ]
+    ], None)
 }
 
 /// A runtime error of the server replay as a problem at its file and line.

@@ -55,7 +55,7 @@ impl<'m> Migrator<'m> {
         }
         let session = Session::start(conn, self.lock_timeout)?;
         let mut report = Report::default();
-        let result = self.run_locked(&mut Sqlite::new(&session), target, &mut report);
+        let result = crate::ready::now(self.run_locked(&mut Sqlite::new(&session), target, &mut report));
         let restored = session.end();
         result.and(restored).map(|()| report)
     }
@@ -80,38 +80,43 @@ impl<'m> Migrator<'m> {
     /// Applies the plan one locked transaction at a time, re-reading the
     /// history under the lock whenever another process changed it. Leaves
     /// no transaction open, whatever happens.
-    pub(crate) fn run_locked(&self, db: &mut impl Backend, target: Option<u64>, report: &mut Report) -> Result<()> {
-        let result = self.run_locked_inner(db, target, report);
-        let ended = db.rollback();
+    pub(crate) async fn run_locked(
+        &self,
+        db: &mut impl Backend,
+        target: Option<u64>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let result = self.run_locked_inner(db, target, report).await;
+        let ended = db.rollback().await;
         result.and(ended)
     }
 
-    fn run_locked_inner(&self, db: &mut impl Backend, target: Option<u64>, report: &mut Report) -> Result<()> {
+    async fn run_locked_inner(&self, db: &mut impl Backend, target: Option<u64>, report: &mut Report) -> Result<()> {
         let mut seen: Option<(i64, Option<u64>)> = None;
         let mut plan: Vec<Planned<'m>> = Vec::new();
         let mut created = false;
         let mut checked = false;
         let mut uncommitted = false;
         loop {
-            db.begin(self, &mut report.waited)?;
+            db.begin(self, &mut report.waited).await?;
             if !created {
-                db.create_table(self)?;
+                db.create_table(self).await?;
                 created = true;
             }
-            let summary = db.summary(self)?;
+            let summary = db.summary(self).await?;
             if summary.is_none() || seen != summary {
-                let mut history = db.read(self)?;
+                let mut history = db.read(self).await?;
                 if !checked {
                     // Another tool's history, taken over in this
                     // transaction (Migrator::adopt), then: is the schema
                     // what the applied migrations made?
-                    let adopted = db.adopt(self, &history)?;
+                    let adopted = db.adopt(self, &history).await?;
                     if !adopted.is_empty() {
-                        history = db.read(self)?;
+                        history = db.read(self).await?;
                         report.adopted = adopted;
                         uncommitted = true;
                     }
-                    db.check_drift(self, &history)?;
+                    db.check_drift(self, &history).await?;
                     checked = true;
                 }
                 plan = self.plan(&history, target)?;
@@ -119,7 +124,11 @@ impl<'m> Migrator<'m> {
             }
             let Some(next) = plan.pop() else {
                 // An adoption with nothing to apply after it is committed alone.
-                return if uncommitted { db.commit() } else { db.rollback() };
+                return if uncommitted {
+                    db.commit().await
+                } else {
+                    db.rollback().await
+                };
             };
             let steps: Vec<Planned<'m>> = if self.grouped {
                 std::iter::once(next).chain(plan.drain(..).rev()).collect()
@@ -128,10 +137,10 @@ impl<'m> Migrator<'m> {
             };
             for step in steps {
                 let (m, direction) = (step.migration, step.direction);
-                let duration = self.step(db, step, &mut report.waited)?;
+                let duration = self.step(db, step, &mut report.waited).await?;
                 if !self.grouped {
-                    seen = db.summary(self)?;
-                    db.commit()?;
+                    seen = db.summary(self).await?;
+                    db.commit().await?;
                     uncommitted = false;
                 }
                 self.notify(Event::Finished {
@@ -147,8 +156,8 @@ impl<'m> Migrator<'m> {
                 });
             }
             if self.grouped {
-                seen = db.summary(self)?;
-                db.commit()?;
+                seen = db.summary(self).await?;
+                db.commit().await?;
                 uncommitted = false;
             }
         }
@@ -163,7 +172,7 @@ impl<'m> Migrator<'m> {
     /// The one step path: [`apply`](Self::apply),
     /// [`migrate_to`](Self::migrate_to) and [`validate`](Self::validate),
     /// on every backend, all run migrations through it.
-    pub(crate) fn step(
+    pub(crate) async fn step(
         &self,
         db: &mut impl Backend,
         step: Planned<'m>,
@@ -177,9 +186,9 @@ impl<'m> Migrator<'m> {
         });
         let script = step.script().ok_or_else(|| irreversible(m))?;
         let ran = if script.no_transaction() {
-            db.run_outside_transaction(self, m, direction, script, waited)
+            db.run_outside_transaction(self, m, direction, script, waited).await
         } else {
-            db.run_in_transaction(m, direction, script)
+            db.run_in_transaction(m, direction, script).await
         };
         for notice in &db.notices() {
             self.notify(Event::Notice {
@@ -190,7 +199,7 @@ impl<'m> Migrator<'m> {
         }
         ran?;
         let duration = start.elapsed();
-        db.record(self, m, direction, duration)?;
+        db.record(self, m, direction, duration).await?;
         Ok(duration)
     }
 
@@ -199,9 +208,11 @@ impl<'m> Migrator<'m> {
     pub(crate) fn step_committed(&self, session: &Session<'_>, step: Planned<'m>) -> Result<Duration> {
         let mut waited = None;
         let mut db = Sqlite::new(session);
-        db.begin(self, &mut waited)?;
-        let duration = self.step(&mut db, step, &mut waited)?;
-        db.commit()?;
-        Ok(duration)
+        crate::ready::now(async {
+            db.begin(self, &mut waited).await?;
+            let duration = self.step(&mut db, step, &mut waited).await?;
+            db.commit().await?;
+            Ok(duration)
+        })
     }
 }

@@ -8,34 +8,38 @@ use std::time::Duration;
 use crate::{Applied, Direction, Migration, Migrator, Notice, Result, Script};
 
 /// One database, for the duration of one run of the migrator.
+///
+/// Its methods are `async` so that one apply loop serves both kinds of
+/// driver: a blocking one (rusqlite, the sync `postgres` crate) returns
+/// ready futures, which [`crate::ready::now`] completes in one poll, and
+/// `tokio-postgres` awaits the server.
 pub(crate) trait Backend {
     /// Begins a transaction and takes the migration lock inside it, before
     /// any history is read, waiting up to the migrator's lock timeout (and
     /// adding the time waited to `waited`).
-    fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()>;
+    async fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()>;
 
     /// Commits the open transaction (which releases the lock).
-    fn commit(&mut self) -> Result<()>;
+    async fn commit(&mut self) -> Result<()>;
 
     /// Rolls the open transaction back, if there is one.
-    fn rollback(&mut self) -> Result<()>;
+    async fn rollback(&mut self) -> Result<()>;
 
     /// Creates the tracking table when it is missing, in the open transaction.
-    fn create_table(&mut self, migrator: &Migrator<'_>) -> Result<()>;
+    async fn create_table(&mut self, migrator: &Migrator<'_>) -> Result<()>;
 
     /// A cheap token that changes when another process changed the
     /// history; `None` when the backend has none (the history is then
     /// read again each time).
-    fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>>;
+    async fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>>;
 
     /// Every applied migration, oldest first.
-    fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>>;
+    async fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>>;
 
     /// Under the lock, before anything runs: refuses (or reports) a schema
     /// that is not what the applied migrations in `history` made, as the
-    /// migrator's drift policy says. Backends without a schema model
-    /// (PostgreSQL, for now) do not check.
-    fn check_drift(&mut self, _migrator: &Migrator<'_>, _history: &[Applied]) -> Result<()> {
+    /// migrator's drift policy says. By default a backend does not check.
+    async fn check_drift(&mut self, _migrator: &Migrator<'_>, _history: &[Applied]) -> Result<()> {
         Ok(())
     }
 
@@ -43,7 +47,7 @@ pub(crate) trait Backend {
     /// history of the tool [`Migrator::adopt`] names when ours is empty,
     /// recording its applied migrations without running them. Returns the
     /// versions recorded. Backends that cannot refuse it.
-    fn adopt(&mut self, migrator: &Migrator<'_>, _history: &[Applied]) -> Result<Vec<u64>> {
+    async fn adopt(&mut self, migrator: &Migrator<'_>, _history: &[Applied]) -> Result<Vec<u64>> {
         match migrator.previous {
             None => Ok(Vec::new()),
             Some(p) => Err(crate::Error::Unsupported {
@@ -54,12 +58,12 @@ pub(crate) trait Backend {
     }
 
     /// Runs a script inside the open transaction.
-    fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()>;
+    async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()>;
 
     /// Runs a `-- migrate:no-transaction` script: ends the open
     /// transaction, runs the script outside one, and begins (and locks)
     /// again, so the caller records it in a transaction as usual.
-    fn run_outside_transaction(
+    async fn run_outside_transaction(
         &mut self,
         migrator: &Migrator<'_>,
         m: &Migration,
@@ -76,7 +80,7 @@ pub(crate) trait Backend {
 
     /// Records that `m` ran in `direction`: inserts (up) or deletes (down)
     /// its tracking row, in the open transaction.
-    fn record(
+    async fn record(
         &mut self,
         migrator: &Migrator<'_>,
         m: &Migration,

@@ -4,10 +4,16 @@
 //! the migrations the database's tracking table records (not of every
 //! migration the code has: pending ones are not expected yet).
 
+#[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
-use crate::model::{self, Difference, Filter, Model};
-use crate::{Applied, Error, Event, Migration, Migrator, Result, State};
+use crate::Migrator;
+#[cfg(feature = "rusqlite")]
+use crate::model::{self, Filter};
+use crate::model::{Difference, Model};
+#[cfg(feature = "rusqlite")]
+use crate::{Applied, Migration};
+use crate::{Error, Result, State, Status};
 
 /// What to do when a database's schema is not what its migrations made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,13 +42,96 @@ pub struct SchemaDiff {
     pub differences: Vec<Difference>,
 }
 
+/// The versions to replay for a database's expected schema: those it has
+/// applied, when every one is ours and unmodified; else the error that says
+/// why its schema cannot be known.
+pub(crate) fn replayable(status: &Status<'_>) -> Result<Vec<u64>> {
+    if !status.unknown.is_empty() {
+        return Err(Error::UnknownApplied {
+            versions: status.unknown.iter().map(|a| (a.version, a.name.clone())).collect(),
+        });
+    }
+    let mut versions = Vec::new();
+    for e in &status.entries {
+        match e.state {
+            State::Applied => versions.push(e.migration.version()),
+            State::Modified => {
+                let applied = e.applied.as_ref().map(|a| (a.name.clone(), a.checksum.clone()));
+                let (applied_name, applied_checksum) = applied.unwrap_or_default();
+                let m = e.migration;
+                return Err(if applied_name == m.name() {
+                    Error::Modified {
+                        version: m.version(),
+                        name: m.name().to_owned(),
+                        file: m.up().file().to_owned(),
+                        applied: applied_checksum,
+                        current: m.checksum().to_string(),
+                    }
+                } else {
+                    Error::Renamed {
+                        version: m.version(),
+                        applied_name,
+                        name: m.name().to_owned(),
+                        file: m.up().file().to_owned(),
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(versions)
+}
+
+impl Migrator<'_> {
+    /// The migrations numbered `versions`, oldest first.
+    pub(crate) fn subset(&self, versions: &[u64]) -> Result<Vec<crate::Migration>> {
+        let mut subset: Vec<crate::Migration> = Vec::with_capacity(versions.len());
+        for &v in versions {
+            let m = crate::plan::find(self.migrations(), v).ok_or_else(|| Error::UnknownTarget {
+                target: v,
+                known: self.migrations().iter().map(crate::Migration::version).collect(),
+            })?;
+            subset.push(m.clone());
+        }
+        subset.sort_by_key(crate::Migration::version);
+        Ok(subset)
+    }
+
+    /// Drift found by the start-up check: refused, or reported through
+    /// the events, as the policy says.
+    pub(crate) fn drifted(&self, version: Option<u64>, differences: &[Difference]) -> Result<()> {
+        match self.drift {
+            DriftPolicy::Warn => {
+                self.notify(crate::Event::Drift { differences });
+                Ok(())
+            }
+            _ => Err(Error::Drift {
+                version,
+                differences: differences.iter().map(ToString::to_string).collect(),
+            }),
+        }
+    }
+}
+
 impl SchemaDiff {
+    /// `actual` against `expected` at `version`.
+    pub(crate) fn new(version: Option<u64>, expected: Model, actual: Model) -> Self {
+        let differences = expected.diff(&actual);
+        Self {
+            version,
+            expected,
+            actual,
+            differences,
+        }
+    }
+
     /// Whether the database is what its migrations made.
     pub fn is_clean(&self) -> bool {
         self.differences.is_empty()
     }
 }
 
+#[cfg(feature = "rusqlite")]
 impl<'m> Migrator<'m> {
     /// A new in-memory database holding what the migrations numbered
     /// `versions` make, replayed through this runner (for
@@ -53,15 +142,7 @@ impl<'m> Migrator<'m> {
     /// [`Error::UnknownTarget`] for a version the code does not have; the
     /// replay's errors when a migration fails.
     pub fn replay_versions(&self, versions: &[u64]) -> Result<Connection> {
-        let mut subset: Vec<Migration> = Vec::with_capacity(versions.len());
-        for &v in versions {
-            let m = crate::plan::find(self.migrations(), v).ok_or_else(|| Error::UnknownTarget {
-                target: v,
-                known: self.migrations().iter().map(Migration::version).collect(),
-            })?;
-            subset.push(m.clone());
-        }
-        subset.sort_by_key(Migration::version);
+        let subset = self.subset(versions)?;
         // In memory, attached databases too, with the app's functions.
         let mut conn = crate::session::replay_connection()?;
         self.set_up_replay(&conn)?;
@@ -112,52 +193,14 @@ impl<'m> Migrator<'m> {
                 table: self.table_name().to_owned(),
             });
         }
-        let status = self.status(conn)?;
-        if !status.unknown.is_empty() {
-            return Err(Error::UnknownApplied {
-                versions: status.unknown.iter().map(|a| (a.version, a.name.clone())).collect(),
-            });
-        }
-        let mut versions = Vec::new();
-        for e in &status.entries {
-            match e.state {
-                State::Applied => versions.push(e.migration.version()),
-                State::Modified => {
-                    let applied = e.applied.as_ref().map(|a| (a.name.clone(), a.checksum.clone()));
-                    let (applied_name, applied_checksum) = applied.unwrap_or_default();
-                    let m = e.migration;
-                    return Err(if applied_name == m.name() {
-                        Error::Modified {
-                            version: m.version(),
-                            name: m.name().to_owned(),
-                            file: m.up().file().to_owned(),
-                            applied: applied_checksum,
-                            current: m.checksum().to_string(),
-                        }
-                    } else {
-                        Error::Renamed {
-                            version: m.version(),
-                            applied_name,
-                            name: m.name().to_owned(),
-                            file: m.up().file().to_owned(),
-                        }
-                    });
-                }
-                _ => {}
-            }
-        }
+        let versions = replayable(&self.status(conn)?)?;
         let expected = self.schema_after(&versions, filter)?;
         let actual = Model::read(conn, filter)?;
-        let differences = expected.diff(&actual);
-        Ok(SchemaDiff {
-            version: versions.last().copied(),
-            expected,
-            actual,
-            differences,
-        })
+        Ok(SchemaDiff::new(versions.last().copied(), expected, actual))
     }
 }
 
+#[cfg(feature = "rusqlite")]
 impl Migrator<'_> {
     /// The start-up drift check: when every applied migration is one of
     /// ours, unmodified, and the newest has a recorded schema fingerprint,
@@ -205,21 +248,11 @@ impl Migrator<'_> {
         if diff.is_clean() {
             return Ok(());
         }
-        match self.drift {
-            DriftPolicy::Warn => {
-                self.notify(Event::Drift {
-                    differences: &diff.differences,
-                });
-                Ok(())
-            }
-            _ => Err(Error::Drift {
-                version: diff.version,
-                differences: diff.differences.iter().map(ToString::to_string).collect(),
-            }),
-        }
+        self.drifted(diff.version, &diff.differences)
     }
 }
 
+#[cfg(feature = "rusqlite")]
 fn has_table(conn: &Connection, name: &str) -> Result<bool> {
     conn.query_row(
         "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
@@ -230,7 +263,7 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool> {
     .map_err(Error::db("reading the schema"))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rusqlite"))]
 mod tests {
     use std::cell::RefCell;
 

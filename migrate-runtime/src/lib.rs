@@ -62,7 +62,10 @@
 //! `migrate_to_postgres`, `status_postgres` and `pending_postgres` do the
 //! same on a `postgres::Client` (the driver is re-exported as
 //! `migrate_runtime::postgres`), with [`Migrator::schema`] and
-//! [`Migrator::lock`] for PostgreSQL's schemas and lock modes. Without the
+//! [`Migrator::lock`] for PostgreSQL's schemas and lock modes. With the
+//! feature `tokio-postgres`, `apply_tokio_postgres` and its siblings do it
+//! on an async `tokio_postgres::Client` (re-exported as
+//! `migrate_runtime::tokio_postgres`), through the same backend. Without the
 //! default feature `rusqlite`, no SQLite is compiled.
 //!
 //! # The tracking table
@@ -81,7 +84,7 @@
 mod apply;
 mod backend;
 mod downgrade;
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 mod drift;
 mod error;
 #[cfg(feature = "rusqlite")]
@@ -89,12 +92,13 @@ mod foreign_keys;
 mod history;
 mod migration;
 mod migrator;
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 pub mod model;
 #[cfg(feature = "postgres")]
 mod pg;
 mod pgsql;
 mod plan;
+mod ready;
 mod report;
 #[cfg(feature = "rusqlite")]
 pub mod schema;
@@ -112,7 +116,7 @@ mod record;
 #[cfg(feature = "rusqlite")]
 mod validate;
 
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 pub use drift::{DriftPolicy, SchemaDiff};
 #[cfg(not(feature = "rusqlite"))]
 pub use error::SqliteCode;
@@ -175,6 +179,13 @@ pub use rusqlite;
 /// (feature `postgres`): use it, so your `Client` type matches.
 #[cfg(feature = "postgres")]
 pub use ::postgres;
+#[cfg(feature = "postgres")]
+pub use pg::scratch::ScratchDatabase;
+
+/// The async `tokio-postgres` driver this crate is built with (feature
+/// `tokio-postgres`): use it, so your `Client` type matches.
+#[cfg(feature = "tokio-postgres")]
+pub use ::tokio_postgres;
 
 /// Builds a `static` [`Migration`]; used by the code `migrate-build`
 /// generates, not meant to be written by hand. `schema:` (optional, last)

@@ -7,12 +7,12 @@ use std::time::Duration;
 #[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 use crate::DriftPolicy;
 #[cfg(feature = "rusqlite")]
 use crate::Report;
 use crate::history::Table;
-#[cfg(feature = "rusqlite")]
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 use crate::model::Filter;
 use crate::plan::{self, Policy};
 use crate::{Entry, Error, Event, Migration, Result, State, Status};
@@ -105,9 +105,9 @@ pub struct Migrator<'m> {
     pub(crate) schema: Option<String>,
     pub(crate) lock: Lock,
     pub(crate) table_lock_timeout: Option<(Duration, u32)>,
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub(crate) drift: DriftPolicy,
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub(crate) ignore: Vec<String>,
     #[cfg(feature = "rusqlite")]
     replay_setup: Option<ReplaySetup<'m>>,
@@ -133,7 +133,7 @@ impl fmt::Debug for Migrator<'_> {
             .field("allow_modified", &self.policy.allow_modified)
             .field("grouped", &self.grouped)
             .field("lock_timeout", &self.lock_timeout);
-        #[cfg(feature = "rusqlite")]
+        #[cfg(any(feature = "rusqlite", feature = "postgres"))]
         d.field("drift", &self.drift).field("ignore", &self.ignore);
         d.field("schema", &self.schema)
             .field("lock", &self.lock)
@@ -160,9 +160,9 @@ impl<'m> Migrator<'m> {
             schema: None,
             lock: Lock::Advisory,
             table_lock_timeout: None,
-            #[cfg(feature = "rusqlite")]
+            #[cfg(any(feature = "rusqlite", feature = "postgres"))]
             drift: DriftPolicy::default(),
-            #[cfg(feature = "rusqlite")]
+            #[cfg(any(feature = "rusqlite", feature = "postgres"))]
             ignore: Vec::new(),
             #[cfg(feature = "rusqlite")]
             replay_setup: None,
@@ -244,16 +244,19 @@ impl<'m> Migrator<'m> {
     /// migrations made (drift): [`DriftPolicy::Error`] (the default)
     /// refuses to migrate and lists the differences, [`DriftPolicy::Warn`]
     /// reports them through [`Event::Drift`] and goes on,
-    /// [`DriftPolicy::Off`] does not look. The check needs the schema
-    /// fingerprints the build records (generated code has them); it costs
-    /// one read of `sqlite_schema` per start.
+    /// [`DriftPolicy::Off`] does not look. On SQLite the check needs the
+    /// schema fingerprints the build records (generated code has them); it
+    /// costs one read of `sqlite_schema` per start. On PostgreSQL it
+    /// compares with the schema the runtime stored in the tracking table
+    /// after its last run (`Off` stores nothing); it costs one catalog
+    /// query per start (BENCHMARKS.md).
     ///
     /// Refusing is the default because migrations written for one schema
     /// and run on another are how data gets lost (a table rebuild drops the
     /// column someone added by hand); adopt the change with a migration,
     /// or leave tables out with [`ignore`](Self::ignore).
     #[must_use]
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub fn drift(mut self, policy: DriftPolicy) -> Self {
         self.drift = policy;
         self
@@ -265,7 +268,7 @@ impl<'m> Migrator<'m> {
     /// index or another tool's tables. An invalid pattern is an error when
     /// the migrator runs.
     #[must_use]
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub fn ignore<S: AsRef<str>>(mut self, patterns: &[S]) -> Self {
         self.ignore = patterns.iter().map(|p| p.as_ref().to_owned()).collect();
         self
@@ -278,7 +281,7 @@ impl<'m> Migrator<'m> {
     /// # Errors
     ///
     /// [`Error::InvalidSet`] for an invalid pattern.
-    #[cfg(feature = "rusqlite")]
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub fn filter(&self) -> Result<Filter> {
         let adopted = self.previous.and_then(crate::Previous::table);
         Filter::new(&self.table.name)

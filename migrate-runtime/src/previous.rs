@@ -80,6 +80,7 @@ impl<'m> crate::Migrator<'m> {
 /// What a tool's tracking table says a database has applied, in that
 /// tool's versions.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
 pub(crate) enum History {
     /// Every applied version.
     Versions(Vec<String>),
@@ -179,6 +180,7 @@ impl Previous {
         }
     }
 
+    #[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
     fn error(self, message: impl Into<String>) -> Error {
         Error::Adopt {
             tool: self.name(),
@@ -221,6 +223,7 @@ impl Previous {
     }
 
     /// Maps `history` to our versions through `imported`.
+    #[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
     pub(crate) fn resolve<S: AsRef<str>>(self, history: &History, imported: &[(S, u64)]) -> Result<Vec<u64>> {
         let table = self.table().unwrap_or("PRAGMA user_version");
         let position = |v: &str| imported.iter().position(|(s, _)| self.same_version(s.as_ref(), v));
@@ -428,6 +431,7 @@ impl Previous {
     }
 }
 
+#[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
 fn versions(rows: Vec<(String, Option<i64>)>) -> Option<History> {
     (!rows.is_empty()).then(|| History::Versions(rows.into_iter().map(|(v, _)| v).collect()))
 }

@@ -76,7 +76,7 @@ impl Migrator<'_> {
         let (result, ended) = {
             let mut db = Sqlite::new(&session);
             let result = self.record_locked(&mut db, session.conn, versions);
-            (result, db.rollback())
+            (result, crate::ready::now(db.rollback()))
         };
         let restored = session.end();
         let recorded = result?;
@@ -86,9 +86,9 @@ impl Migrator<'_> {
     /// Under the lock: checks, then records. Commits on success.
     fn record_locked(&self, db: &mut Sqlite<'_, '_>, conn: &Connection, versions: &[u64]) -> Result<Vec<u64>> {
         let mut waited = None;
-        db.begin(self, &mut waited)?;
-        db.create_table(self)?;
-        let history = db.read(self)?;
+        crate::ready::now(db.begin(self, &mut waited))?;
+        crate::ready::now(db.create_table(self))?;
+        let history = crate::ready::now(db.read(self))?;
         let to_record = self.recordable(&history, versions)?;
         let forced = self.check_recorded_schema(conn, &history, &to_record)?;
         let duration = if forced { Applied::FORCED } else { Applied::RECORDED };
@@ -96,7 +96,7 @@ impl Migrator<'_> {
             self.table
                 .insert(conn, m.version_i64(), m.name(), &m.checksum().to_string(), duration)?;
         }
-        db.commit()?;
+        crate::ready::now(db.commit())?;
         Ok(to_record.iter().map(|m| m.version()).collect())
     }
 

@@ -52,8 +52,8 @@ pub enum Event<'a> {
         notice: &'a Notice,
     },
     /// The database's schema is not what its applied migrations made, and
-    /// the [drift policy](crate::Migrator::drift) is to warn (SQLite).
-    #[cfg(feature = "rusqlite")]
+    /// the [drift policy](crate::Migrator::drift) is to warn.
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     Drift {
         /// How it differs, grouped by table.
         differences: &'a [crate::model::Difference],

@@ -355,27 +355,27 @@ impl<'s, 'c> Sqlite<'s, 'c> {
 }
 
 impl Backend for Sqlite<'_, '_> {
-    fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
-        self.rollback()?;
+    async fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
+        self.rollback().await?;
         self.tx = Some(self.session.begin(migrator, waited)?);
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<()> {
+    async fn commit(&mut self) -> Result<()> {
         match self.tx.take() {
             Some(mut tx) => tx.commit(),
             None => Ok(()),
         }
     }
 
-    fn rollback(&mut self) -> Result<()> {
+    async fn rollback(&mut self) -> Result<()> {
         match self.tx.take() {
             Some(mut tx) => tx.rollback(),
             None => Ok(()),
         }
     }
 
-    fn create_table(&mut self, migrator: &Migrator<'_>) -> Result<()> {
+    async fn create_table(&mut self, migrator: &Migrator<'_>) -> Result<()> {
         migrator.table.create(self.session.conn)?;
         if migrator.store_down {
             migrator.ensure_down_column(self.session.conn)?;
@@ -383,27 +383,27 @@ impl Backend for Sqlite<'_, '_> {
         Ok(())
     }
 
-    fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
+    async fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
         migrator.table.summary(self.session.conn).map(Some)
     }
 
-    fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<crate::Applied>> {
+    async fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<crate::Applied>> {
         migrator.table.read(self.session.conn)
     }
 
-    fn check_drift(&mut self, migrator: &Migrator<'_>, history: &[crate::Applied]) -> Result<()> {
+    async fn check_drift(&mut self, migrator: &Migrator<'_>, history: &[crate::Applied]) -> Result<()> {
         migrator.check_drift(self.session.conn, history)
     }
 
-    fn adopt(&mut self, migrator: &Migrator<'_>, history: &[crate::Applied]) -> Result<Vec<u64>> {
+    async fn adopt(&mut self, migrator: &Migrator<'_>, history: &[crate::Applied]) -> Result<Vec<u64>> {
         migrator.adopt_locked(self.session.conn, history)
     }
 
-    fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+    async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
         step_in_tx(self.session, m, direction, script)
     }
 
-    fn run_outside_transaction(
+    async fn run_outside_transaction(
         &mut self,
         migrator: &Migrator<'_>,
         m: &Migration,
@@ -414,12 +414,12 @@ impl Backend for Sqlite<'_, '_> {
         // SQLite has no lock that outlives a transaction: release it
         // (committing the tracking table, when this run created it), run,
         // then lock again to record.
-        self.commit()?;
+        self.commit().await?;
         self.session.run_script(m, direction, script, false)?;
-        self.begin(migrator, waited)
+        self.begin(migrator, waited).await
     }
 
-    fn record(
+    async fn record(
         &mut self,
         migrator: &Migrator<'_>,
         m: &Migration,

@@ -276,11 +276,11 @@ impl<'m> Migrator<'m> {
         let mut waited = None;
         let mut tx = Sqlite::new(session);
         if in_transaction {
-            tx.begin(self, &mut waited)?;
+            crate::ready::now(tx.begin(self, &mut waited))?;
         }
         let mut run = |step: Planned<'m>| {
             if in_transaction {
-                self.step(&mut tx, step, &mut waited)
+                crate::ready::now(self.step(&mut tx, step, &mut waited))
             } else {
                 self.step_committed(session, step)
             }
@@ -318,7 +318,7 @@ impl<'m> Migrator<'m> {
         }
         if in_transaction {
             // Back to the state after the plain up, whatever the down did.
-            tx.rollback().map(|()| Next::Go)
+            crate::ready::now(tx.rollback()).map(|()| Next::Go)
         } else if found.problems.len() > problems_before {
             Ok(Next::Rebuild(0))
         } else {

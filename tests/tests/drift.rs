@@ -473,7 +473,10 @@ fn bad_input_is_one_line_and_changes_nothing() {
     std::fs::write(pkg.path().join("not.db"), "hello, not a database\n").unwrap();
     errors.push(fail(&pkg, &["diff", "--database", "not.db"]));
     errors.push(fail(&pkg, &["diff", "--database", "missing.db"]));
-    errors.push(fail(&pkg, &["diff", "--database", "postgres://alice:s3cret@host/db"]));
+    errors.push(fail(
+        &pkg,
+        &["diff", "--database", "postgres://alice:s3cret@127.0.0.1:1/db"],
+    ));
     sql(&pkg.path().join("fresh.db"), "CREATE TABLE t (x);");
     errors.push(fail(&pkg, &["diff", "--database", "fresh.db"]));
     errors.push(fail(&pkg, &["diff", "--emit", "create recruits"]));

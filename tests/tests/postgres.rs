@@ -1234,6 +1234,21 @@ fn pg_sigkill_of_the_migrating_client_at_random_moments_keeps_the_database_consi
     }
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let mut client = db.client();
+    // The kills land at random moments of a whole run: how long one takes
+    // here and now (process start, connection, the five migrations and the
+    // drift check's bookkeeping) sets the window, so the test does not
+    // depend on the machine's speed or load.
+    let started = Instant::now();
+    let out = Command::new(worker())
+        .arg(&migrations)
+        .args(["--postgres", &db.url, "--lock-timeout", "30"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let window = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(20);
+    client
+        .batch_execute("DROP TABLE IF EXISTS t1, t2, t4, t5, _migrations CASCADE")
+        .unwrap();
     let mut partial = 0;
     for round in 0..rounds {
         let mut child = Command::new(worker())
@@ -1243,7 +1258,7 @@ fn pg_sigkill_of_the_migrating_client_at_random_moments_keeps_the_database_consi
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(next(&mut seed) % 120));
+        std::thread::sleep(Duration::from_millis(next(&mut seed) % window));
         let _ = child.kill();
         let _ = child.wait();
         // Integrity: every recorded migration's table exists, nothing
@@ -1288,7 +1303,7 @@ fn pg_sigkill_of_the_migrating_client_at_random_moments_keeps_the_database_consi
         partial * 5 >= rounds,
         "only {partial} of {rounds} kills landed mid-way: adjust the timing"
     );
-    eprintln!("{rounds} kills, {partial} mid-way through the migrations");
+    eprintln!("{rounds} kills within {window} ms of the start, {partial} mid-way through the migrations");
     // A run that completes after all that.
     let out = Command::new(worker())
         .arg(&migrations)
@@ -1423,4 +1438,43 @@ fn pg_notices_of_a_migration_reach_the_events_and_the_cli() {
         err.contains("note: the server said: NOTICE: backfilled 3 rows\napplying 0001 backfill … done in"),
         "{err}"
     );
+}
+
+#[test]
+fn pg_a_waiting_migrator_does_not_deadlock_a_create_index_concurrently_of_the_lock_holder() {
+    // The waiter used to block in pg_advisory_xact_lock inside a
+    // transaction, holding a snapshot that the holder's CREATE INDEX
+    // CONCURRENTLY waits for: the server broke the deadlock by failing one.
+    let Some(db) = pg_database!() else { return };
+    let ms = vec![
+        up(1, "slow", "SELECT pg_sleep(0.3);\nCREATE TABLE t (x integer);"),
+        no_tx(up(2, "concurrently", "CREATE INDEX CONCURRENTLY t_x ON t (x);")),
+        up(3, "after", "CREATE TABLE t3 (x integer);"),
+    ];
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, ms) = (db.url.clone(), ms.clone());
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+                Migrator::new(&ms)
+                    .apply_postgres(&mut client)
+                    .map(|r| r.applied().count())
+            })
+        })
+        .collect();
+    let applied: Vec<usize> = runs
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert_eq!(applied.iter().sum::<usize>(), 3, "each migration once: {applied:?}");
+    let mut client = db.client();
+    assert_eq!(versions(&mut client), [1, 2, 3]);
+    let valid: bool = client
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(valid);
 }

@@ -48,10 +48,7 @@ struct Row<'a> {
 pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
     let project = Project::load(settings)?;
     if project.database.postgres_url().is_some() {
-        bail!(
-            "`cargo migrate diff` compares SQLite databases only for now, and `{}` is a PostgreSQL database (the schema model reads SQLite's catalog; PostgreSQL's is to come); nothing was compared",
-            project.database.shown()
-        );
+        return super::pgdrift::diff(&project, args);
     }
     let timeout = Duration::from_secs(args.lock_timeout);
     let Some(opened) = project.open(Mode::ReadOnly, timeout)? else {
@@ -69,6 +66,12 @@ pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
     if args.sql {
         return sql(&project, &migrator, &conn, &diff, args.allow_drop);
     }
+    print(&project, &diff, args)
+}
+
+/// Prints the differences (text or JSON), the likely table renames and the
+/// summary; the exit status.
+pub(super) fn print(project: &Project<'_>, diff: &SchemaDiff, args: &DiffArgs) -> Result<ExitCode> {
     let lines = sorted(&diff.differences);
     match args.format {
         Format::Text => {
@@ -96,12 +99,12 @@ pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
             "table {old} removed and table {new} added have the same columns: likely renamed (`--sql` and `--emit` write ALTER TABLE … RENAME TO)"
         );
     }
-    summary(&project, &diff);
-    Ok(exit_status(&diff))
+    summary(project, diff);
+    Ok(exit_status(diff))
 }
 
 /// Exit status 0 without drift, 1 with.
-fn exit_status(diff: &SchemaDiff) -> ExitCode {
+pub(super) fn exit_status(diff: &SchemaDiff) -> ExitCode {
     if diff.is_clean() {
         ExitCode::SUCCESS
     } else {
@@ -110,7 +113,7 @@ fn exit_status(diff: &SchemaDiff) -> ExitCode {
 }
 
 /// `up to 0003`, for messages.
-fn at(project: &Project<'_>, diff: &SchemaDiff) -> String {
+pub(super) fn at(project: &Project<'_>, diff: &SchemaDiff) -> String {
     diff.version.map_or_else(
         || "(none applied)".to_owned(),
         |v| format!("(up to {})", project.version(v)),
@@ -215,7 +218,7 @@ fn sql(
 }
 
 /// `; 2 held back (DROP: pass --allow-drop)`.
-fn held(script: &sqlgen::Script) -> String {
+pub(super) fn held(script: &sqlgen::Script) -> String {
     if script.held.is_empty() {
         String::new()
     } else {
@@ -226,16 +229,15 @@ fn held(script: &sqlgen::Script) -> String {
     }
 }
 
-/// `diff --emit NAME`: writes the next migration, which makes the hand
-/// changes, verifies it by replay, and records it as applied.
-fn emit(
+/// `--emit`'s checks before anything is written, on every backend: the
+/// name (normalized, not taken), something to adopt, nothing pending.
+/// `None`: no drift (and it said so).
+pub(super) fn emit_name(
     project: &Project<'_>,
-    migrator: &Migrator<'_>,
-    conn: Connection,
     diff: &SchemaDiff,
     raw_name: &str,
-    args: &DiffArgs,
-) -> Result<ExitCode> {
+    status: &migrate_runtime::Status<'_>,
+) -> Result<Option<String>> {
     let package = project.package;
     let db = project.database.shown();
     let name = new::normalize(raw_name, &package.migrations_dir())?;
@@ -250,10 +252,8 @@ fn emit(
             "{db}: no drift: its schema is what its applied migrations {} make; no migration written",
             at(project, diff)
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(None);
     }
-    project.in_memory_note();
-    let status = project.status(migrator, &conn)?;
     let pending: Vec<String> = status
         .entries
         .iter()
@@ -267,6 +267,26 @@ fn emit(
             pending.join(", ")
         );
     }
+    Ok(Some(name))
+}
+
+/// `diff --emit NAME`: writes the next migration, which makes the hand
+/// changes, verifies it by replay, and records it as applied.
+fn emit(
+    project: &Project<'_>,
+    migrator: &Migrator<'_>,
+    conn: Connection,
+    diff: &SchemaDiff,
+    raw_name: &str,
+    args: &DiffArgs,
+) -> Result<ExitCode> {
+    let package = project.package;
+    let db = project.database.shown();
+    project.in_memory_note();
+    let status = project.status(migrator, &conn)?;
+    let Some(name) = emit_name(project, diff, raw_name, &status)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let versions = applied(&status);
     let replay = || {
         migrator
@@ -340,7 +360,33 @@ fn emit(
     }
     drop(scratch);
 
-    // Write the files, through `new`.
+    write_and_record(
+        project,
+        &name,
+        diff,
+        &up,
+        &down.sql,
+        || super::schema::write_snapshot(package).map(drop),
+        |version| check_and_record(project, migrator, conn, diff, version, &filter, args),
+    )
+}
+
+/// `--emit`'s last part, on every backend: writes the migration pair (through
+/// `new`), refreshes the snapshot when the package has one (`snapshot`),
+/// and records the migration (`record`, given its version); on an error,
+/// removes the files and restores the snapshot. Prints the paths and what
+/// was done.
+pub(super) fn write_and_record(
+    project: &Project<'_>,
+    name: &str,
+    diff: &SchemaDiff,
+    up: &sqlgen::Script,
+    down_sql: &str,
+    snapshot: impl FnOnce() -> Result<()>,
+    record: impl FnOnce(u64) -> Result<()>,
+) -> Result<ExitCode> {
+    let package = project.package;
+    let db = project.database.shown();
     let header_up = |version: &str| {
         format!(
             "-- Migration {version} {name}: adopts the changes made by hand to {db}\n\
@@ -348,11 +394,8 @@ fn emit(
              -- since that database has them already).\n\n"
         )
     };
-    let (version, paths) = new::create(package, &name, &[Kind::Up, Kind::Down], |v, kind| match kind {
-        Kind::Down => format!(
-            "-- Undoes migration {v} {name} (written by `cargo migrate diff --emit`).\n\n{}",
-            down.sql
-        ),
+    let (version, paths) = new::create(package, name, &[Kind::Up, Kind::Down], |v, kind| match kind {
+        Kind::Down => format!("-- Undoes migration {v} {name} (written by `cargo migrate diff --emit`).\n\n{down_sql}"),
         _ => format!("{}{}", header_up(v), up.sql),
     })?;
     let remove = || {
@@ -362,16 +405,16 @@ fn emit(
     };
     // The schema snapshot, when the package has one, follows the new
     // migration (the build's check compares it).
-    let snapshot =
+    let saved =
         migrate_build::snapshot_path(&package.dir, &package.config).map(|path| (std::fs::read(&path).ok(), path));
-    let recorded = match &snapshot {
-        Some(_) => super::schema::write_snapshot(package).map(drop),
+    let recorded = match &saved {
+        Some(_) => snapshot(),
         None => Ok(()),
     }
-    .and_then(|()| check_and_record(project, migrator, conn, diff, version, &filter, args));
+    .and_then(|()| record(version));
     if let Err(e) = recorded {
         remove();
-        if let Some((old, path)) = &snapshot {
+        if let Some((old, path)) = &saved {
             let _ = match old {
                 Some(text) => std::fs::write(path, text),
                 None => std::fs::remove_file(path),
@@ -383,7 +426,7 @@ fn emit(
     for path in &paths {
         writeln!(out, "{}", show(path))?;
     }
-    if let Some((_, path)) = &snapshot {
+    if let Some((_, path)) = &saved {
         writeln!(out, "{}", show(path))?;
     }
     out.flush()?;

@@ -54,7 +54,7 @@ pub(super) fn compare(project: &Project<'_>, migrator: &Migrator<'_>, conn: &Con
         .map_err(|e| cannot_compare(e, project))
 }
 
-fn cannot_compare(e: migrate_runtime::Error, project: &Project<'_>) -> anyhow::Error {
+pub(super) fn cannot_compare(e: migrate_runtime::Error, project: &Project<'_>) -> anyhow::Error {
     use migrate_runtime::Error;
     let db = project.database.shown();
     let dir = crate::package::show(&project.package.migrations_dir());

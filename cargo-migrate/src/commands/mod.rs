@@ -18,6 +18,8 @@ mod init;
 mod list;
 mod lock;
 mod new;
+mod pgdrift;
+mod pgsqlgen;
 mod postgres;
 mod progress;
 mod project;

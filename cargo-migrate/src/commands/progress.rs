@@ -81,6 +81,15 @@ impl<'a> Progress<'a> {
             Event::Finished { duration, .. } => {
                 messages::end_progress(format_args!("done in {}", crate::output::duration(duration)));
             }
+            Event::Drift { differences } => {
+                // PostgreSQL: the runtime's check, with --allow-drift or drift = "warn".
+                for d in super::drift::sorted(differences) {
+                    messages::warning!("drift: {d}");
+                }
+                messages::warning!(
+                    "the database's schema is not what its applied migrations make; going on (--allow-drift, or drift = \"warn\" in [package.metadata.migrate])"
+                );
+            }
             _ => {}
         }
     }

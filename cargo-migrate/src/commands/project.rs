@@ -291,6 +291,12 @@ pub(super) fn runtime_error(e: migrate_runtime::Error, project: &Project<'_>) ->
             "{file}: migration {version} `{name}` is pending but migration {latest_applied} is already applied (two branches merged?); give it a number above {latest_applied} with `cargo migrate renumber`, or pass --allow-out-of-order to apply it anyway"
         ),
         Error::UnknownRollback { version, name, .. } => missing_files(&dir, &[(version, name)]),
+        Error::Drift { version, differences } => anyhow!(
+            "the database `{}` is not what its applied migrations{} make (drift): {}; nothing was changed. See `cargo migrate diff`; adopt the changes with `cargo migrate diff --emit NAME`, undo them (`cargo migrate diff --sql` prints the SQL), or pass --allow-drift to go on",
+            project.database.shown(),
+            version.map_or_else(String::new, |v| format!(" (up to {})", project.version(v))),
+            differences.join("; ")
+        ),
         other => other.into(),
     }
 }

@@ -29,7 +29,11 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
                 "--write writes the schema the migrations make, not a database's; drop --database (`cargo migrate schema --database URL` prints a live database's schema)"
             );
         }
-        let path = write_snapshot(package)?;
+        let path = if package.config.backend() == migrate_build::Backend::Postgres {
+            super::pgdrift::write_snapshot(package, None)?
+        } else {
+            write_snapshot(package)?
+        };
         say!(
             "wrote {}: the schema the migrations make, as `cargo build` compares it",
             crate::package::show(&path)
@@ -40,10 +44,9 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
         Some(url) => {
             let database = Database::parse(url, Source::Flag, &settings.cwd)?;
             if database.postgres_url().is_some() {
-                bail!(
-                    "`cargo migrate schema --database` reads SQLite databases only for now, and `{}` is a PostgreSQL database; without --database it prints the schema the migrations make",
-                    database.shown()
-                );
+                let mut client = database.connect()?;
+                let model = Model::read_postgres(&mut client, package.config.schema.as_deref(), &filter)?;
+                return print(&model, args.format, &format!("the schema of {}", database.shown()));
             }
             let Some(opened) = database.open(Mode::ReadOnly, Duration::from_secs(5))? else {
                 bail!(
@@ -52,6 +55,15 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
                 );
             };
             (opened.conn, format!("the schema of {}", database.shown()))
+        }
+        None if package.config.backend() == migrate_build::Backend::Postgres => {
+            let database = std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .or_else(|| package.config.database.clone())
+                .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+            let (model, what) = super::pgdrift::schema_after_migrations(package, database.as_deref())?;
+            return print(&model, args.format, &what);
         }
         None => {
             let found = migrations::load(package)?;
@@ -81,6 +93,20 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
     write!(out, "{text}")?;
     out.flush()?;
     say!("{source}");
+    Ok(())
+}
+
+/// Prints a PostgreSQL model in `format`, and `what` it is to stderr.
+fn print(model: &Model, format: SchemaFormat, what: &str) -> Result<()> {
+    let text = match format {
+        SchemaFormat::Sql => model.postgres_sql(),
+        SchemaFormat::Json => format!("{}\n", serde_json::to_string(model)?),
+        SchemaFormat::Mermaid => model.mermaid(),
+    };
+    let mut out = std::io::stdout().lock();
+    write!(out, "{text}")?;
+    out.flush()?;
+    say!("{what}");
     Ok(())
 }
 

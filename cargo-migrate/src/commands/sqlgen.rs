@@ -53,13 +53,13 @@ pub(super) struct Script {
 }
 
 impl Script {
-    fn comment(&mut self, text: &str) {
+    pub(super) fn comment(&mut self, text: &str) {
         for line in text.lines() {
             let _ = writeln!(self.sql, "-- {line}");
         }
     }
 
-    fn live(&mut self, sql: &str) {
+    pub(super) fn live(&mut self, sql: &str) {
         let sql = sql.trim().trim_end_matches(';').trim_end();
         let _ = writeln!(self.sql, "{sql};");
         self.statements += 1;
@@ -67,7 +67,7 @@ impl Script {
 
     /// A statement that loses something: live with `allow_drop`, else
     /// commented out under a line that says why.
-    fn drop(&mut self, allow_drop: bool, why: &str, sql: &str, difference: &Difference) {
+    pub(super) fn drop(&mut self, allow_drop: bool, why: &str, sql: &str, difference: &Difference) {
         if allow_drop {
             self.comment(why);
             self.live(sql);
@@ -81,7 +81,7 @@ impl Script {
         }
     }
 
-    fn blank(&mut self) {
+    pub(super) fn blank(&mut self) {
         if !self.sql.is_empty() && !self.sql.ends_with("\n\n") {
             self.sql.push('\n');
         }

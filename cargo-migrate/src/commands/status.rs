@@ -169,7 +169,9 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     let migrator = project.migrator(None);
     let mut drift = None;
     let status = if database.postgres_url().is_some() {
-        Some(super::postgres::status(&project, &migrator)?)
+        let status = super::postgres::status(&project, &migrator)?;
+        drift = super::pgdrift::quiet_drift(&project);
+        Some(status)
     } else {
         match project.open(Mode::ReadOnly, Duration::from_secs(args.lock_timeout))? {
             Some(opened) => {

@@ -55,6 +55,19 @@ impl Model {
             Object::Trigger,
             &mut out,
         );
+        for (expected, actual, object) in [
+            (&self.functions, &actual.functions, Object::Function),
+            (&self.types, &actual.types, Object::Type),
+            (&self.sequences, &actual.sequences, Object::Sequence),
+        ] {
+            diff_named(
+                expected,
+                actual,
+                |d| (None, d.name.clone(), d.sql.clone()),
+                object,
+                &mut out,
+            );
+        }
         out
     }
 }
@@ -216,6 +229,7 @@ fn same_but_name(a: &Column, b: &Column) -> bool {
         && a.generated == b.generated
         && a.default == b.default
         && a.collation == b.collation
+        && a.identity == b.identity
 }
 
 fn column_changes(e: &Column, a: &Column) -> Vec<String> {
@@ -256,6 +270,13 @@ fn column_changes(e: &Column, a: &Column) -> Vec<String> {
     }
     if e.generated != a.generated {
         out.push(format!("generated {:?} → {:?}", e.generated, a.generated));
+    }
+    if e.identity != a.identity {
+        out.push(format!(
+            "identity {} → {}",
+            e.identity.as_deref().unwrap_or("none"),
+            a.identity.as_deref().unwrap_or("none")
+        ));
     }
     if e.hidden != a.hidden {
         out.push(format!("hidden {} → {}", e.hidden, a.hidden));
@@ -298,6 +319,9 @@ fn column_definition(c: &Column) -> String {
     if c.hidden {
         s.push_str(" HIDDEN");
     }
+    if let Some(identity) = &c.identity {
+        s.push_str(&format!(" GENERATED {identity} AS IDENTITY"));
+    }
     s
 }
 
@@ -317,6 +341,9 @@ pub(super) fn index_facts(ix: &Index) -> String {
         })
         .collect();
     let mut s = format!("{}({})", if ix.unique { "UNIQUE " } else { "" }, cols.join(", "));
+    if let Some(method) = &ix.using {
+        s.push_str(&format!(" USING {method}"));
+    }
     if let Some(w) = &ix.partial {
         s.push_str(&format!(" WHERE {w}"));
     }
@@ -361,6 +388,12 @@ pub enum Object {
     View,
     /// A trigger.
     Trigger,
+    /// A function or procedure (PostgreSQL).
+    Function,
+    /// An enum or domain type (PostgreSQL).
+    Type,
+    /// A sequence no column owns (PostgreSQL).
+    Sequence,
 }
 
 impl Object {
@@ -374,6 +407,9 @@ impl Object {
             Self::Check => "check",
             Self::View => "view",
             Self::Trigger => "trigger",
+            Self::Function => "function",
+            Self::Type => "type",
+            Self::Sequence => "sequence",
         }
     }
 }

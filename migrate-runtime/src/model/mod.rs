@@ -23,17 +23,25 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
+#[cfg(feature = "rusqlite")]
 use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
 mod diff;
 mod parse;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "postgres")]
+mod pg_render;
+#[cfg(feature = "rusqlite")]
 mod read;
+mod record;
 mod render;
 mod statements;
-#[cfg(test)]
+#[cfg(all(test, feature = "rusqlite"))]
 mod tests;
 
 pub use diff::{Change, Difference, Object};
@@ -41,8 +49,13 @@ use diff::{column_facts, fk_facts, index_facts};
 #[doc(hidden)]
 pub use parse::closing_quote;
 pub use parse::normalize;
-use parse::{Definition, parse_index, parse_table};
+#[cfg(feature = "rusqlite")]
+use parse::{Definition as Parsed, parse_index, parse_table};
+#[cfg(feature = "postgres")]
+pub use pg_render::quote_postgres;
+#[cfg(feature = "rusqlite")]
 use read::read_table;
+#[cfg(feature = "rusqlite")]
 pub use render::schema_sql;
 pub use statements::{ChangedStatement, Dialect, first_changed_statement};
 
@@ -57,6 +70,32 @@ pub struct Model {
     pub views: BTreeMap<String, View>,
     /// The triggers, by lower-cased name.
     pub triggers: BTreeMap<String, Trigger>,
+    /// PostgreSQL: the functions and procedures, by lower-cased
+    /// `name(argument types)`; their `CREATE` statement as the server
+    /// writes it (`pg_get_functiondef`). Empty on SQLite.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "BTreeMap::is_empty"))]
+    pub functions: BTreeMap<String, Definition>,
+    /// PostgreSQL: enum and domain types, by lower-cased name. Empty on
+    /// SQLite.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "BTreeMap::is_empty"))]
+    pub types: BTreeMap<String, Definition>,
+    /// PostgreSQL: sequences that no column owns (those of `serial` and
+    /// identity columns follow from their column), by lower-cased name.
+    /// Empty on SQLite.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "BTreeMap::is_empty"))]
+    pub sequences: BTreeMap<String, Definition>,
+}
+
+/// A schema object known by its name and the statement that creates it
+/// (PostgreSQL's functions, types and sequences).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Definition {
+    /// Its name as created (for a function, with its argument types).
+    pub name: String,
+    /// Its `CREATE` statement, as the server writes it.
+    pub sql: String,
 }
 
 /// A table.
@@ -82,7 +121,9 @@ pub struct Table {
     pub indexes: BTreeMap<String, Index>,
     /// Its foreign keys, sorted.
     pub foreign_keys: Vec<ForeignKey>,
-    /// Its CHECK constraints (column and table ones), normalized and sorted.
+    /// Its CHECK constraints (column and table ones), normalized and sorted
+    /// (on PostgreSQL, as `CONSTRAINT name CHECK (…)`, and `EXCLUDE`
+    /// constraints too).
     pub checks: Vec<String>,
 }
 
@@ -107,6 +148,9 @@ pub struct Column {
     pub generated: Option<Generated>,
     /// A hidden column of a virtual table.
     pub hidden: bool,
+    /// PostgreSQL: an identity column, `ALWAYS` or `BY DEFAULT`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub identity: Option<String>,
 }
 
 /// How a generated column is kept.
@@ -135,6 +179,9 @@ pub struct Index {
     pub columns: Vec<IndexColumn>,
     /// The `WHERE` of a partial index, normalized.
     pub partial: Option<String>,
+    /// PostgreSQL: the index method when not `btree` (`gin`, `gist`, …).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub using: Option<String>,
 }
 
 /// One key column of an index.
@@ -170,6 +217,9 @@ pub struct ForeignKey {
     pub on_update: String,
     /// `DEFERRABLE INITIALLY DEFERRED`.
     pub deferred: bool,
+    /// PostgreSQL: the constraint's name (SQLite keeps none).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub name: Option<String>,
 }
 
 /// A view.
@@ -237,6 +287,7 @@ impl Filter {
         Ok(self)
     }
 
+    #[cfg(feature = "rusqlite")]
     /// [`excludes`](Self::excludes) for a name as SQLite's bytes, without
     /// allocating unless there are ignore patterns (then `text` makes it a
     /// string).
@@ -269,6 +320,7 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
     }
 }
 
+#[cfg(feature = "rusqlite")]
 /// A fingerprint of `conn`'s schema, as 64 hex digits: the `CREATE`
 /// statements in `sqlite_schema` as SQLite keeps them (without what
 /// `filter` leaves out; shadow tables are kept, as they follow from their
@@ -324,6 +376,7 @@ pub fn fingerprint(conn: &Connection, filter: &Filter) -> Result<String> {
     Ok(digest(hashes))
 }
 
+#[cfg(feature = "rusqlite")]
 /// The fingerprint of row hashes: SHA-256 of them, sorted, as hex.
 fn digest(mut hashes: Vec<u64>) -> String {
     hashes.sort_unstable();
@@ -339,6 +392,7 @@ fn digest(mut hashes: Vec<u64>) -> String {
     hex
 }
 
+#[cfg(feature = "rusqlite")]
 /// The rows of a schema, by rowid, kept by the build's replay between
 /// migrations: [`FingerprintCache::fingerprint`] reads again only the rows
 /// of the tables a migration touched (by rowid) and the rows added since
@@ -354,6 +408,7 @@ pub(crate) struct FingerprintCache {
     filled: bool,
 }
 
+#[cfg(feature = "rusqlite")]
 impl FingerprintCache {
     /// [`fingerprint`] of `conn`'s schema, reading only the rows of the
     /// tables in `touched` (ASCII lower case) and the new rows when the
@@ -431,6 +486,7 @@ impl FingerprintCache {
     }
 }
 
+#[cfg(feature = "rusqlite")]
 /// Whether [`fingerprint`] leaves out the row of object `name` on table
 /// `table`.
 fn row_excluded(filter: &Filter, name: &[u8], table: &[u8]) -> bool {
@@ -444,6 +500,7 @@ fn row_excluded(filter: &Filter, name: &[u8], table: &[u8]) -> bool {
     }
 }
 
+#[cfg(feature = "rusqlite")]
 /// A fast 64-bit hash of one row's fields, stable across platforms and
 /// versions of Rust (the build computes fingerprints, the app compares
 /// them): eight bytes at a time, multiply and rotate, each field's length
@@ -454,6 +511,7 @@ fn row_excluded(filter: &Filter, name: &[u8], table: &[u8]) -> bool {
 #[derive(Default)]
 struct RowHash(u64);
 
+#[cfg(feature = "rusqlite")]
 impl RowHash {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -486,12 +544,15 @@ impl RowHash {
     }
 }
 
+#[cfg(feature = "rusqlite")]
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+#[cfg(feature = "rusqlite")]
 fn db_err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
     Error::db(what)
 }
 
+#[cfg(feature = "rusqlite")]
 impl Model {
     /// Reads the schema of `conn`'s main database.
     ///
@@ -572,7 +633,9 @@ impl Model {
         }
         Ok(model)
     }
+}
 
+impl Model {
     /// A canonical text of the model: one line per fact, sorted, with names
     /// lower-cased. Stable across versions of this crate (fingerprints are
     /// computed at build time and compared at run time).
@@ -603,6 +666,15 @@ impl Model {
         }
         for (key, t) in &self.triggers {
             out.push_str(&format!("trigger {key} {} {}\n", t.table.to_ascii_lowercase(), t.sql));
+        }
+        for (kind, map) in [
+            ("function", &self.functions),
+            ("type", &self.types),
+            ("sequence", &self.sequences),
+        ] {
+            for (key, d) in map {
+                out.push_str(&format!("{kind} {key} {}\n", d.sql));
+            }
         }
         out
     }

@@ -1,3 +1,4 @@
+#![cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
 //! A small tokenizer for what only the `CREATE` statements say: column
 //! collations, CHECK constraints, `DEFERRABLE`, index expressions and
 //! `WHERE`; and the normalization that makes two spellings of one

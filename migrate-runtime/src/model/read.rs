@@ -33,6 +33,7 @@ pub(super) fn read_table(
                         _ => None,
                     },
                     hidden: hidden == 1,
+                    identity: None,
                 })
             })?
             .collect()
@@ -108,6 +109,7 @@ fn read_indexes(conn: &Connection, table: &mut Table) -> Result<()> {
             origin: origin.clone(),
             columns,
             partial: parsed.partial,
+            using: None,
         };
         // Automatic indexes get numbered names that a rebuild changes.
         let key = if origin == "c" {
@@ -120,7 +122,7 @@ fn read_indexes(conn: &Connection, table: &mut Table) -> Result<()> {
     Ok(())
 }
 
-fn read_foreign_keys(conn: &Connection, table: &mut Table, definition: &Definition) -> Result<()> {
+fn read_foreign_keys(conn: &Connection, table: &mut Table, definition: &Parsed) -> Result<()> {
     type Row = (i64, String, String, Option<String>, String, String);
     let rows: Vec<Row> = conn
         .prepare_cached(
@@ -142,6 +144,7 @@ fn read_foreign_keys(conn: &Connection, table: &mut Table, definition: &Definiti
             on_delete,
             on_update,
             deferred: false,
+            name: None,
         });
         fk.columns.push(from);
         if let Some(to) = to {

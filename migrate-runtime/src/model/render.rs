@@ -2,11 +2,16 @@
 
 use std::fmt::Write as _;
 
+#[cfg(feature = "rusqlite")]
 use rusqlite::Connection;
 
-use super::{Filter, Model, db_err};
+use super::Model;
+#[cfg(feature = "rusqlite")]
+use super::{Filter, db_err};
+#[cfg(feature = "rusqlite")]
 use crate::Result;
 
+#[cfg(feature = "rusqlite")]
 /// `conn`'s schema as SQL that recreates it, without an external `sqlite3`
 /// binary: the `CREATE` statements SQLite keeps, tables first, then
 /// indexes, views and triggers, each group in the order they were created,

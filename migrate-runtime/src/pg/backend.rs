@@ -3,50 +3,50 @@
 
 use super::*;
 
-impl Backend for Postgres<'_> {
-    fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
+impl<C: PgClient> Backend for Postgres<'_, C> {
+    async fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
         let start = Instant::now();
         let timeout = migrator.lock_timeout;
         let mut announced = false;
         loop {
             let remaining = timeout.saturating_sub(start.elapsed());
-            let leased = self.lock_once(migrator, remaining, waited, &mut announced)?;
+            let leased = self.lock_once(migrator, remaining, waited, &mut announced).await?;
             if !leased {
                 return Ok(());
             }
             // Lock::Table: another live session runs a no-transaction
             // script under the lease; wait for it to clear.
-            self.rollback()?;
+            self.rollback().await?;
             if start.elapsed() >= timeout {
                 return Err(Error::Locked {
                     waited: start.elapsed(),
                 });
             }
             let pause = Duration::from_millis(50).min(remaining);
-            std::thread::sleep(pause);
+            self.client.sleep(pause).await;
             *waited = Some(waited.unwrap_or_default() + pause);
         }
     }
 
-    fn commit(&mut self) -> Result<()> {
+    async fn commit(&mut self) -> Result<()> {
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
         }
-        self.client.batch_execute("COMMIT").map_err(pg("committing"))
+        self.client.batch_execute("COMMIT").await.map_err(pg("committing"))
     }
 
-    fn rollback(&mut self) -> Result<()> {
+    async fn rollback(&mut self) -> Result<()> {
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
         }
-        match self.client.batch_execute("ROLLBACK") {
+        match self.client.batch_execute("ROLLBACK").await {
             // A lost connection has no transaction left to roll back.
             Err(_) if self.client.is_closed() => Ok(()),
             other => other.map_err(pg("rolling back")),
         }
     }
 
-    fn create_table(&mut self, _migrator: &Migrator<'_>) -> Result<()> {
+    async fn create_table(&mut self, _migrator: &Migrator<'_>) -> Result<()> {
         let sql = format!(
             "{}CREATE TABLE IF NOT EXISTS {} (\n    \
              version bigint PRIMARY KEY,\n    \
@@ -59,15 +59,16 @@ impl Backend for Postgres<'_> {
         );
         self.client
             .batch_execute(&sql)
+            .await
             .map_err(pg(format!("creating the tracking table {}", self.table)))
     }
 
-    fn summary(&mut self, _migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
+    async fn summary(&mut self, _migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
         // Reading the whole history is one round trip too.
         Ok(None)
     }
 
-    fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>> {
+    async fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>> {
         let sql = format!(
             "SELECT version, name, checksum, \
              to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), duration_ms \
@@ -81,7 +82,7 @@ impl Backend for Postgres<'_> {
         } else {
             sql
         };
-        let rows = match self.query_sets(&sql) {
+        let rows = match self.query_sets(&sql).await {
             Ok(mut sets) => {
                 if first && let Some(invalid) = sets.get_mut(1) {
                     self.invalid = invalid
@@ -140,16 +141,20 @@ impl Backend for Postgres<'_> {
             .collect()
     }
 
-    fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+    async fn check_drift(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<()> {
+        self.check_schema(migrator, history).await
+    }
+
+    async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
         let _capture = notice::Capture::start();
-        self.run_whole(m, direction, script)
+        self.run_whole(m, direction, script).await
     }
 
     fn notices(&mut self) -> Vec<Notice> {
         notice::take()
     }
 
-    fn run_outside_transaction(
+    async fn run_outside_transaction(
         &mut self,
         migrator: &Migrator<'_>,
         m: &Migration,
@@ -159,24 +164,29 @@ impl Backend for Postgres<'_> {
     ) -> Result<()> {
         let _capture = notice::Capture::start();
         if self.lock == Lock::Table {
-            return self.run_under_lease(migrator, m, direction, script, waited);
+            return self.run_under_lease(migrator, m, direction, script, waited).await;
         }
-        let key = self.key(migrator)?;
+        let key = self.key(migrator).await?;
         // Taken at once: this session holds the transaction-level lock.
         self.query(&format!("SELECT pg_advisory_lock({key})"))
+            .await
             .map_err(pg("taking the session's migration lock"))?;
-        let ran = self
-            .commit()
-            .and_then(|()| self.run_each(m, direction, script))
-            .and_then(|()| self.begin(migrator, waited));
+        let ran = match self.commit().await {
+            Ok(()) => match self.run_each(m, direction, script).await {
+                Ok(()) => self.begin(migrator, waited).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
         let unlocked = self
             .query(&format!("SELECT pg_advisory_unlock({key})"))
+            .await
             .map(drop)
             .map_err(pg("releasing the session's migration lock"));
         ran.and(unlocked)
     }
 
-    fn record(
+    async fn record(
         &mut self,
         _migrator: &Migrator<'_>,
         m: &Migration,
@@ -184,8 +194,10 @@ impl Backend for Postgres<'_> {
         duration: Duration,
     ) -> Result<()> {
         let sql = self.record_sql(m, direction, duration);
-        self.client
-            .batch_execute(&sql)
-            .map_err(pg(format!("recording migration {} in {}", m.version(), self.table)))
+        self.client.batch_execute(&sql).await.map_err(pg(format!(
+            "recording migration {} in {}",
+            m.version(),
+            self.table
+        )))
     }
 }

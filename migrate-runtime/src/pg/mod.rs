@@ -33,7 +33,10 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::{Client, SimpleQueryMessage};
+use postgres::Client;
+use tokio_postgres::SimpleQueryMessage;
+
+use client::PgClient;
 use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;
@@ -74,7 +77,7 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn apply_postgres(&self, client: &mut Client) -> Result<Report> {
-        self.run_postgres(client, None)
+        crate::ready::now(self.run_postgres(client, None))
     }
 
     /// [`migrate_to`](Self::migrate_to) on PostgreSQL: up or down to
@@ -96,7 +99,7 @@ impl<'m> Migrator<'m> {
     /// ```
     pub fn migrate_to_postgres(&self, client: &mut Client, target: u64) -> Result<Report> {
         self.check_target(target)?;
-        self.run_postgres(client, Some(target))
+        crate::ready::now(self.run_postgres(client, Some(target)))
     }
 
     /// [`status`](Self::status) on PostgreSQL. Changes nothing.
@@ -116,12 +119,7 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn status_postgres(&self, client: &mut Client) -> Result<Status<'m>> {
-        self.check_set()?;
-        let mut db = Postgres::new(client, self)?;
-        let history = db.read(self)?;
-        let mut status = self.status_of(&history);
-        status.invalid_indexes = std::mem::take(&mut db.invalid);
-        Ok(status)
+        crate::ready::now(self.status_pg(client))
     }
 
     /// [`pending`](Self::pending) on PostgreSQL. Changes nothing.
@@ -140,25 +138,121 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pending_postgres(&self, client: &mut Client) -> Result<Vec<&'m Migration>> {
+        crate::ready::now(self.pending_pg(client))
+    }
+
+    /// [`apply_postgres`](Self::apply_postgres) on the async
+    /// `tokio-postgres` driver (feature `tokio-postgres`): the same
+    /// backend, rules, lock and errors; it awaits the server instead of
+    /// blocking the thread, and pauses between lock tries with tokio's
+    /// timer. The connection's `Connection` half must be running (spawned),
+    /// as always with tokio-postgres.
+    ///
+    /// The future borrows the migrator, whose observer
+    /// ([`on_event`](Self::on_event)) need not be `Send`: await it where it
+    /// is made (as in `main` at start-up).
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_postgres`](Self::apply_postgres).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use migrate_runtime::{Migration, Migrator, Script, tokio_postgres::NoTls};
+    ///
+    /// # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+    /// let migrations = [Migration::new(1, "create_users", Script::new(
+    ///     "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);",
+    ///     "migrations/0001_create_users.sql",
+    /// ))];
+    /// let (mut client, connection) =
+    ///     migrate_runtime::tokio_postgres::connect("postgres://app@localhost/app", NoTls).await?;
+    /// tokio::spawn(connection);
+    /// let report = Migrator::new(&migrations).apply_tokio_postgres(&mut client).await?;
+    /// print!("{report}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tokio-postgres")]
+    pub async fn apply_tokio_postgres(&self, client: &mut tokio_postgres::Client) -> Result<Report> {
+        self.run_postgres(client, None).await
+    }
+
+    /// [`migrate_to_postgres`](Self::migrate_to_postgres) on the async
+    /// driver (feature `tokio-postgres`).
+    ///
+    /// # Errors
+    ///
+    /// As [`migrate_to_postgres`](Self::migrate_to_postgres).
+    #[cfg(feature = "tokio-postgres")]
+    pub async fn migrate_to_tokio_postgres(&self, client: &mut tokio_postgres::Client, target: u64) -> Result<Report> {
+        self.check_target(target)?;
+        self.run_postgres(client, Some(target)).await
+    }
+
+    /// [`status_postgres`](Self::status_postgres) on the async driver
+    /// (feature `tokio-postgres`). Changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`status_postgres`](Self::status_postgres).
+    #[cfg(feature = "tokio-postgres")]
+    pub async fn status_tokio_postgres(&self, client: &mut tokio_postgres::Client) -> Result<Status<'m>> {
+        self.status_pg(client).await
+    }
+
+    /// [`pending_postgres`](Self::pending_postgres) on the async driver
+    /// (feature `tokio-postgres`). Changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`pending_postgres`](Self::pending_postgres).
+    #[cfg(feature = "tokio-postgres")]
+    pub async fn pending_tokio_postgres(&self, client: &mut tokio_postgres::Client) -> Result<Vec<&'m Migration>> {
+        self.pending_pg(client).await
+    }
+
+    /// The one implementation of `status` on either driver.
+    async fn status_pg(&self, client: &mut impl PgClient) -> Result<Status<'m>> {
         self.check_set()?;
-        let history = Postgres::new(client, self)?.read(self)?;
+        let mut db = Postgres::new(client, self)?;
+        let history = db.read(self).await?;
+        let mut status = self.status_of(&history);
+        status.invalid_indexes = std::mem::take(&mut db.invalid);
+        Ok(status)
+    }
+
+    /// The one implementation of `pending` on either driver.
+    async fn pending_pg(&self, client: &mut impl PgClient) -> Result<Vec<&'m Migration>> {
+        self.check_set()?;
+        let history = Postgres::new(client, self)?.read(self).await?;
         Ok(self.plan(&history, None)?.into_iter().map(|p| p.migration).collect())
     }
 
-    fn run_postgres(&self, client: &mut Client, target: Option<u64>) -> Result<Report> {
+    /// The one implementation of `apply` and `migrate_to` on either driver.
+    async fn run_postgres(&self, client: &mut impl PgClient, target: Option<u64>) -> Result<Report> {
         self.check_set()?;
         self.check_downgrade_postgres()?;
         let mut db = Postgres::new(client, self)?;
-        let history = db.read(self)?;
+        let history = db.read(self).await?;
         if !db.invalid.is_empty() {
             self.notify(Event::InvalidIndexes { indexes: &db.invalid });
         }
         if !self.needs_lock(&history, target)? {
+            db.check_schema(self, &history).await?;
             return Ok(Report::default());
         }
         let mut report = Report::default();
-        let result = db.enter().and_then(|()| self.run_locked(&mut db, target, &mut report));
-        let restored = db.leave();
+        let result = match db.enter().await {
+            Ok(()) => match self.run_locked(&mut db, target, &mut report).await {
+                Ok(()) if report.steps.is_empty() || self.drift == crate::DriftPolicy::Off => Ok(()),
+                Ok(()) => db.record_schema(self, &mut report.waited).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let restored = db.leave().await;
         result.and(restored).map(|()| report)
     }
 }
@@ -175,12 +269,12 @@ mod sqlstate {
 }
 
 /// The SQLSTATE of a server error.
-fn state(e: &postgres::Error) -> Option<&str> {
+fn state(e: &tokio_postgres::Error) -> Option<&str> {
     e.as_db_error().map(|d| d.code().code())
 }
 
 /// The server's message with its detail and hint, one line.
-pub(crate) fn message_of(e: &postgres::Error) -> String {
+pub(crate) fn message_of(e: &tokio_postgres::Error) -> String {
     let Some(db) = e.as_db_error() else {
         return e.to_string();
     };
@@ -198,7 +292,7 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn pg(doing: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
+fn pg(doing: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
     let doing = doing.into();
     move |cause| Error::Postgres { doing, cause }
 }
@@ -226,8 +320,8 @@ pub(crate) fn lock_key(qualified: &str) -> i64 {
 
 /// The PostgreSQL [`Backend`]: the client, the tracking table's names, and
 /// whether a transaction is open.
-pub(crate) struct Postgres<'c> {
-    client: &'c mut Client,
+pub(crate) struct Postgres<'c, C: PgClient = Client> {
+    client: &'c mut C,
     /// `"schema"."table"`, or `"table"` when no schema is set.
     table: String,
     /// The lock table (`Lock::Table`): `"schema"."table_lock"`.
@@ -256,7 +350,7 @@ fn sql_error(
     script: &Script,
     line: usize,
     statement: String,
-    e: &postgres::Error,
+    e: &tokio_postgres::Error,
     rolled_back: bool,
 ) -> Error {
     Error::Sql {
@@ -273,7 +367,10 @@ fn sql_error(
 }
 
 mod backend;
+pub(crate) mod client;
+mod drift;
 mod notice;
+pub(crate) mod scratch;
 mod session;
 
 pub use notice::forward_notices;

@@ -3,8 +3,8 @@
 
 use super::*;
 
-impl<'c> Postgres<'c> {
-    pub(super) fn new(client: &'c mut Client, migrator: &Migrator<'_>) -> Result<Self> {
+impl<'c, C: PgClient> Postgres<'c, C> {
+    pub(super) fn new(client: &'c mut C, migrator: &Migrator<'_>) -> Result<Self> {
         let schema = migrator.schema.clone();
         let prefix = schema.as_deref().map(|s| format!("{}.", quote(s))).unwrap_or_default();
         Ok(Self {
@@ -38,13 +38,13 @@ impl<'c> Postgres<'c> {
 
     /// Runs `sql` (several statements) as one simple query, returning the
     /// rows' text of each statement that returns rows.
-    pub(super) fn query_sets(
+    pub(super) async fn query_sets(
         &mut self,
         sql: &str,
-    ) -> std::result::Result<Vec<Vec<Vec<Option<String>>>>, postgres::Error> {
+    ) -> std::result::Result<Vec<Vec<Vec<Option<String>>>>, tokio_postgres::Error> {
         let mut sets = Vec::new();
         let mut rows = Vec::new();
-        for message in self.client.simple_query(sql)? {
+        for message in self.client.simple_query(sql).await? {
             match message {
                 SimpleQueryMessage::Row(row) => {
                     rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
@@ -57,9 +57,12 @@ impl<'c> Postgres<'c> {
     }
 
     /// Runs `sql` as one simple query, returning the rows' text.
-    pub(super) fn query(&mut self, sql: &str) -> std::result::Result<Vec<Vec<Option<String>>>, postgres::Error> {
+    pub(super) async fn query(
+        &mut self,
+        sql: &str,
+    ) -> std::result::Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
         let mut rows = Vec::new();
-        for message in self.client.simple_query(sql)? {
+        for message in self.client.simple_query(sql).await? {
             if let SimpleQueryMessage::Row(row) = message {
                 rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
             }
@@ -69,9 +72,12 @@ impl<'c> Postgres<'c> {
 
     /// Before the locked part of a run: the schema's `search_path`, and
     /// the lock table.
-    pub(super) fn enter(&mut self) -> Result<()> {
+    pub(super) async fn enter(&mut self) -> Result<()> {
         if let Some(schema) = self.schema.clone() {
-            let rows = self.query("SHOW search_path").map_err(pg("reading search_path"))?;
+            let rows = self
+                .query("SHOW search_path")
+                .await
+                .map_err(pg("reading search_path"))?;
             let old = rows
                 .first()
                 .and_then(|r| r.first().cloned().flatten())
@@ -82,16 +88,18 @@ impl<'c> Postgres<'c> {
                 format!("{}, {old}", quote(&schema))
             };
             self.query(&format!("SELECT set_config('search_path', {}, false)", literal(&new)))
+                .await
                 .map_err(pg(format!("setting search_path to schema `{schema}`")))?;
             self.search_path = Some(old);
         }
         if self.lock == Lock::Table {
-            self.create_lock_table()?;
+            self.create_lock_table().await?;
             let rows = self
                 .query(
                     "SELECT pg_backend_pid()::text || '/' || coalesce((SELECT backend_start::text \
                      FROM pg_stat_activity WHERE pid = pg_backend_pid()), '')",
                 )
+                .await
                 .map_err(pg("reading the session's id"))?;
             self.me = rows
                 .first()
@@ -103,11 +111,12 @@ impl<'c> Postgres<'c> {
 
     /// After the locked part: no transaction, no session lock, the old
     /// `search_path`.
-    pub(super) fn leave(&mut self) -> Result<()> {
-        let ended = self.rollback();
+    pub(super) async fn leave(&mut self) -> Result<()> {
+        let ended = self.rollback().await;
         let restored = match self.search_path.take() {
             Some(old) => self
                 .query(&format!("SELECT set_config('search_path', {}, false)", literal(&old)))
+                .await
                 .map(drop)
                 .map_err(pg("restoring search_path")),
             None => Ok(()),
@@ -125,7 +134,7 @@ impl<'c> Postgres<'c> {
     /// The lock table and its one row, in autocommit. Two processes
     /// creating it at once can collide in the catalog (`IF NOT EXISTS` is
     /// not atomic), so that is retried.
-    pub(super) fn create_lock_table(&mut self) -> Result<()> {
+    pub(super) async fn create_lock_table(&mut self) -> Result<()> {
         let sql = format!(
             "{}CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY, holder text, since timestamptz);\n\
              INSERT INTO {} (id) VALUES (1) ON CONFLICT (id) DO NOTHING",
@@ -135,7 +144,7 @@ impl<'c> Postgres<'c> {
         );
         let mut tries = 0;
         loop {
-            match self.query(&sql) {
+            match self.query(&sql).await {
                 Ok(_) => return Ok(()),
                 Err(e)
                     if tries < 5
@@ -153,7 +162,7 @@ impl<'c> Postgres<'c> {
 
     /// The advisory-lock key: from the qualified tracking table, the
     /// schema being `current_schema()` when none is set.
-    pub(super) fn key(&mut self, migrator: &Migrator<'_>) -> Result<i64> {
+    pub(super) async fn key(&mut self, migrator: &Migrator<'_>) -> Result<i64> {
         if let Some(key) = self.key {
             return Ok(key);
         }
@@ -162,6 +171,7 @@ impl<'c> Postgres<'c> {
             None => {
                 let rows = self
                     .query("SELECT coalesce(current_schema(), 'public')")
+                    .await
                     .map_err(pg("reading current_schema()"))?;
                 rows.first()
                     .and_then(|r| r.first().cloned().flatten())
@@ -198,21 +208,21 @@ impl<'c> Postgres<'c> {
     /// Begins a transaction and takes the lock in it, waiting up to
     /// `timeout`. Returns whether the lock table's lease is held by another
     /// live session (then the caller waits and tries again).
-    pub(super) fn lock_once(
+    pub(super) async fn lock_once(
         &mut self,
         migrator: &Migrator<'_>,
         timeout: Duration,
         waited: &mut Option<Duration>,
         announced: &mut bool,
     ) -> Result<bool> {
-        self.rollback()?;
-        let key = self.key(migrator)?;
+        self.rollback().await?;
+        let key = self.key(migrator).await?;
         let first = format!(
             "BEGIN;\nSELECT current_setting('lock_timeout');\n{}",
             self.lock_sql(key, false)
         );
         self.in_transaction = true;
-        let rows = self.query(&first).map_err(pg("starting a transaction"))?;
+        let rows = self.query(&first).await.map_err(pg("starting a transaction"))?;
         let cell = |rows: &[Vec<Option<String>>], row: usize, col: usize| {
             rows.get(row).and_then(|r| r.get(col).cloned().flatten())
         };
@@ -226,6 +236,37 @@ impl<'c> Postgres<'c> {
             });
         }
         let start = Instant::now();
+        if self.lock == Lock::Advisory {
+            // Wait by trying again between pauses, outside any transaction,
+            // never blocked in pg_advisory_xact_lock: a session blocked there
+            // holds a snapshot, and a CREATE INDEX CONCURRENTLY run meanwhile
+            // by the holder (a no-transaction migration) waits for every
+            // transaction whose snapshot is older than its own (PostgreSQL's
+            // manual, CREATE INDEX, "Building Indexes Concurrently"): a
+            // deadlock, which the server breaks by failing one of them and
+            // leaving the index INVALID. Found by two migrators starting at
+            // once on one tokio thread.
+            let mut pause = Duration::from_millis(5);
+            loop {
+                self.rollback().await?;
+                let spent = start.elapsed();
+                if spent >= timeout {
+                    *waited = Some(waited.unwrap_or_default() + spent);
+                    return Err(Error::Locked { waited: spent });
+                }
+                self.client.sleep(pause.min(timeout - spent)).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+                self.in_transaction = true;
+                let rows = self
+                    .query(&format!("BEGIN;\n{}", self.lock_sql(key, false)))
+                    .await
+                    .map_err(pg("starting a transaction"))?;
+                if cell(&rows, 0, 0).as_deref() == Some("t") {
+                    *waited = Some(waited.unwrap_or_default() + start.elapsed());
+                    return Ok(false);
+                }
+            }
+        }
         // lock_timeout 0 would mean "wait for ever".
         let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
         let wait = format!(
@@ -233,13 +274,13 @@ impl<'c> Postgres<'c> {
             self.lock_sql(key, true),
             literal(&old_timeout)
         );
-        let result = self.query(&wait);
+        let result = self.query(&wait).await;
         let spent = start.elapsed();
         *waited = Some(waited.unwrap_or_default() + spent);
         match result {
             Ok(rows) => Ok(cell(&rows, 0, 1).as_deref() == Some("t")),
             Err(e) if state(&e) == Some(sqlstate::LOCK_NOT_AVAILABLE) => {
-                self.rollback()?;
+                self.rollback().await?;
                 Err(Error::Locked { waited: spent })
             }
             Err(e) => Err(pg("waiting for the migration lock")(e)),
@@ -248,7 +289,7 @@ impl<'c> Postgres<'c> {
 
     /// Runs `script` as one query inside the open transaction; on failure,
     /// names the line.
-    pub(super) fn run_whole(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+    pub(super) async fn run_whole(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
         // The savepoint is sent with the script (no extra round trip): when
         // the server gives no position, the script is run again from it,
         // one statement at a time, to find the failing one.
@@ -262,25 +303,28 @@ impl<'c> Postgres<'c> {
         let mut tries = 0;
         let e = loop {
             tries += 1;
-            match self.client.batch_execute(&text) {
+            match self.client.batch_execute(&text).await {
                 Ok(()) => return Ok(()),
-                Err(e) if self.retry_lock_timeout(&e, tries) => {
+                Err(e) => {
+                    if !self.retry_lock_timeout(&e, tries).await {
+                        break e;
+                    }
                     self.client
                         .batch_execute("ROLLBACK TO SAVEPOINT migrate_script")
+                        .await
                         .map_err(pg("rolling back to retry"))?;
                 }
-                Err(e) => break e,
             }
         };
         let position = e.as_db_error().and_then(|d| match d.position() {
-            Some(postgres::error::ErrorPosition::Original(p)) => Some(*p),
+            Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
             _ => None,
         });
         let line = match position {
             Some(p) => line_at(&text, split::byte_offset(&text, p))
                 .saturating_sub(prefix_lines)
                 .max(1),
-            None => self.find_failing_line(sql).unwrap_or(1),
+            None => self.find_failing_line(sql).await.unwrap_or(1),
         };
         let statement = statements(sql)
             .into_iter()
@@ -294,19 +338,19 @@ impl<'c> Postgres<'c> {
 
     /// Whether `e` is a lock timeout to try again after (the `tries`th
     /// try failed): then pauses first, longer each time.
-    pub(super) fn retry_lock_timeout(&self, e: &postgres::Error, tries: u32) -> bool {
+    pub(super) async fn retry_lock_timeout(&mut self, e: &tokio_postgres::Error, tries: u32) -> bool {
         let Some((_, retries)) = self.table_lock else {
             return false;
         };
         if state(e) != Some(sqlstate::LOCK_NOT_AVAILABLE) || tries > retries {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(100) * tries.min(20));
+        self.client.sleep(Duration::from_millis(100) * tries.min(20)).await;
         true
     }
 
     /// Says, in a lock timeout's message, how long and how often it waited.
-    pub(super) fn name_lock_timeout(&self, error: &mut Error, e: &postgres::Error, tries: u32) {
+    pub(super) fn name_lock_timeout(&self, error: &mut Error, e: &tokio_postgres::Error, tries: u32) {
         if let (Some((timeout, _)), Error::Sql { message, .. }) = (self.table_lock, error)
             && state(e) == Some(sqlstate::LOCK_NOT_AVAILABLE)
         {
@@ -320,23 +364,28 @@ impl<'c> Postgres<'c> {
 
     /// After a failure without a position: back to the savepoint, then one
     /// statement at a time until one fails. Its line.
-    pub(super) fn find_failing_line(&mut self, sql: &str) -> Option<usize> {
-        self.client.batch_execute("ROLLBACK TO SAVEPOINT migrate_script").ok()?;
+    pub(super) async fn find_failing_line(&mut self, sql: &str) -> Option<usize> {
+        self.client
+            .batch_execute("ROLLBACK TO SAVEPOINT migrate_script")
+            .await
+            .ok()?;
         if let Some((timeout, _)) = self.table_lock {
             // Rolled back with the savepoint.
             let set = format!("SET LOCAL lock_timeout = {}", millis(timeout));
-            self.client.batch_execute(&set).ok()?;
+            self.client.batch_execute(&set).await.ok()?;
         }
-        statements(sql)
-            .into_iter()
-            .find(|s| self.client.batch_execute(s.text).is_err())
-            .map(|s| s.line)
+        for statement in statements(sql) {
+            if self.client.batch_execute(statement.text).await.is_err() {
+                return Some(statement.line);
+            }
+        }
+        None
     }
 
     /// After a statement outside a transaction failed: the INVALID indexes
     /// it may have left (a failed `CREATE INDEX CONCURRENTLY` does), named
     /// in the message with what to do.
-    pub(super) fn name_invalid_indexes(&mut self, error: &mut Error) {
+    pub(super) async fn name_invalid_indexes(&mut self, error: &mut Error) {
         let Error::Sql { statement, message, .. } = error else {
             return;
         };
@@ -344,7 +393,7 @@ impl<'c> Postgres<'c> {
             return;
         }
         let sql = self.invalid_indexes_sql();
-        let Ok(rows) = self.query(&sql) else {
+        let Ok(rows) = self.query(&sql).await else {
             return;
         };
         let names: Vec<String> = rows
@@ -366,7 +415,7 @@ impl<'c> Postgres<'c> {
     /// others wait for as long as this session exists; it is cleared with
     /// the tracking row, or at once on failure. A killed holder's lease is
     /// ignored (its session is gone from `pg_stat_activity`).
-    pub(super) fn run_under_lease(
+    pub(super) async fn run_under_lease(
         &mut self,
         migrator: &Migrator<'_>,
         m: &Migration,
@@ -379,11 +428,14 @@ impl<'c> Postgres<'c> {
             self.lock_table,
             literal(&self.me)
         );
-        self.query(&set).map_err(pg("taking the lock table's lease"))?;
-        let ran = self
-            .commit()
-            .and_then(|()| self.run_each(m, direction, script))
-            .and_then(|()| self.begin(migrator, waited));
+        self.query(&set).await.map_err(pg("taking the lock table's lease"))?;
+        let ran = match self.commit().await {
+            Ok(()) => match self.run_each(m, direction, script).await {
+                Ok(()) => self.begin(migrator, waited).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
         let clear = format!(
             "UPDATE {} SET holder = NULL, since = NULL WHERE id = 1 AND holder = {}",
             self.lock_table,
@@ -391,19 +443,20 @@ impl<'c> Postgres<'c> {
         );
         // In the transaction that records the migration, or on its own.
         if ran.is_err() {
-            let _ = self.rollback();
+            let _ = self.rollback().await;
         }
         let cleared = self
             .query(&clear)
+            .await
             .map(drop)
             .map_err(pg("releasing the lock table's lease"));
         ran.and(cleared)
     }
 
     /// Runs `script` one statement at a time, in autocommit.
-    pub(super) fn run_each(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+    pub(super) async fn run_each(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
         let Some((timeout, _)) = self.table_lock else {
-            return self.run_each_statement(m, direction, script);
+            return self.run_each_statement(m, direction, script).await;
         };
         // Outside a transaction, for the session: set, then restored on
         // every path.
@@ -412,40 +465,50 @@ impl<'c> Postgres<'c> {
                 "SELECT current_setting('lock_timeout'), set_config('lock_timeout', '{}', false)",
                 millis(timeout)
             ))
+            .await
             .map_err(pg("setting lock_timeout"))?;
         let old = rows
             .first()
             .and_then(|r| r.first().cloned().flatten())
             .unwrap_or_default();
-        let ran = self.run_each_statement(m, direction, script);
+        let ran = self.run_each_statement(m, direction, script).await;
         let restored = self
             .query(&format!("SELECT set_config('lock_timeout', {}, false)", literal(&old)))
+            .await
             .map(drop)
             .map_err(pg("restoring lock_timeout"));
         ran.and(restored)
     }
 
-    pub(super) fn run_each_statement(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+    pub(super) async fn run_each_statement(
+        &mut self,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+    ) -> Result<()> {
         let sql = script.sql();
         for Statement { text, line, offset } in statements(sql) {
             let mut tries = 0;
             let result = loop {
                 tries += 1;
-                match self.client.batch_execute(text) {
-                    Err(e) if self.retry_lock_timeout(&e, tries) => {}
-                    other => break other,
+                let result = self.client.batch_execute(text).await;
+                if let Err(e) = &result
+                    && self.retry_lock_timeout(e, tries).await
+                {
+                    continue;
                 }
+                break result;
             };
             if let Err(e) = result {
                 let line = match e.as_db_error().and_then(|d| d.position()) {
-                    Some(postgres::error::ErrorPosition::Original(p)) => {
+                    Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
                         line_at(sql, offset + split::byte_offset(text, *p))
                     }
                     _ => line,
                 };
                 let mut error = sql_error(m, direction, script, line, text.to_owned(), &e, false);
                 self.name_lock_timeout(&mut error, &e, tries);
-                self.name_invalid_indexes(&mut error);
+                self.name_invalid_indexes(&mut error).await;
                 return Err(error);
             }
         }

@@ -1,0 +1,304 @@
+//! Drift on PostgreSQL: the schema a database's applied migrations make
+//! (replayed into a [`ScratchDatabase`] on the same server) against the
+//! one it has; and the start-up check.
+//!
+//! The start-up check cannot replay (an app's role may not create
+//! databases, and a replay per start would cost seconds), and the build
+//! cannot compute a PostgreSQL schema without a server. So the runtime
+//! keeps the schema itself: after a run that applied or rolled back
+//! migrations, it reads the schema the migrations just made from the
+//! catalog and stores it (the model as text,
+//! [`Model::to_record`]) in the newest tracking row's `schema_model`
+//! column, which it adds to tracking tables that lack it, with a hash of
+//! the raw catalog rows it was printed from. At each start one query
+//! compares that hash with the live catalog's; only when it differs is the
+//! live schema read and compared with the record; a difference is drift,
+//! listed as `cargo migrate diff` lists it. A database migrated before this column
+//! existed is checked from its next migration on; `cargo migrate diff`
+//! compares it by replay at any time.
+
+use postgres::{Client, Config};
+
+use super::client::PgClient;
+use super::scratch::ScratchDatabase;
+use super::{Postgres, pg};
+use crate::drift::replayable;
+use crate::model::{Filter, Model};
+use crate::plan::{find, matches};
+use crate::{Applied, DriftPolicy, Error, Migrator, Result, SchemaDiff};
+
+/// The tracking table's column that holds the schema after the newest
+/// migration.
+const COLUMN: &str = "schema_model";
+
+impl Migrator<'_> {
+    /// A new [`ScratchDatabase`] on the server `server` points at, holding
+    /// what the migrations numbered `versions` make, applied through this
+    /// runner (in [`schema`](Self::schema) when one is set), named
+    /// `migrate_replay_…`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTarget`] for a version the code does not have;
+    /// [`Error::Postgres`] when the scratch database cannot be made; the
+    /// migrations' errors.
+    pub fn replay_postgres(&self, server: &Config, versions: &[u64]) -> Result<ScratchDatabase> {
+        let subset = self.subset(versions)?;
+        let mut scratch = ScratchDatabase::create(server, "migrate_replay_")?;
+        let mut replay = Migrator::new(&subset)
+            .table(self.table_name())
+            .allow_out_of_order(true)
+            .drift(DriftPolicy::Off)
+            .lock(self.lock);
+        if let Some(schema) = &self.schema {
+            replay = replay.schema(schema);
+        }
+        replay.apply_postgres(scratch.client())?;
+        Ok(scratch)
+    }
+
+    /// [`schema_diff`](Self::schema_diff) on PostgreSQL: compares
+    /// `client`'s schema with the one its applied migrations make,
+    /// replayed into a scratch database on the server `server` points at
+    /// (usually the same server: `client`'s URL). Changes nothing in
+    /// `client`'s database.
+    ///
+    /// # Errors
+    ///
+    /// As [`schema_diff`](Self::schema_diff), and [`Error::Postgres`] when
+    /// a scratch database cannot be made.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use migrate_runtime::{Migrator, postgres::{Client, Config, NoTls}};
+    /// # let migrations = [];
+    /// let url = "postgres://app@localhost/app";
+    /// let mut client = Client::connect(url, NoTls)?;
+    /// let migrator = Migrator::new(&migrations);
+    /// let diff = migrator.schema_diff_postgres(&mut client, &url.parse::<Config>()?, &migrator.filter()?)?;
+    /// for d in &diff.differences {
+    ///     println!("{d}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn schema_diff_postgres(&self, client: &mut Client, server: &Config, filter: &Filter) -> Result<SchemaDiff> {
+        let status = self.status_postgres(client)?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.qualified_table()])
+            .map_err(pg("looking for the tracking table"))?
+            .get(0);
+        if !exists {
+            return Err(Error::NotMigrated {
+                table: self.table_name().to_owned(),
+            });
+        }
+        let versions = replayable(&status)?;
+        let mut scratch = self.replay_postgres(server, &versions)?;
+        let expected = Model::read_postgres(scratch.client(), self.schema.as_deref(), filter)?;
+        drop(scratch);
+        let actual = Model::read_postgres(client, self.schema.as_deref(), filter)?;
+        Ok(SchemaDiff::new(versions.last().copied(), expected, actual))
+    }
+
+    /// `"schema"."table"`, or `"table"`.
+    fn qualified_table(&self) -> String {
+        let table = crate::history::quote(self.table_name());
+        match &self.schema {
+            Some(s) => format!("{}.{table}", crate::history::quote(s)),
+            None => table,
+        }
+    }
+}
+
+/// A hash of the raw catalog rows that the schema model is printed from
+/// (`$1`: the schema, else `current_schema()`; `$2`: the tracking table,
+/// left out with its lock table and their indexes): names, types, node
+/// trees (`adbin`, `conbin`, `indexprs`, `ev_action`, …), no deparsing.
+/// Cheap (one query; deparsing with `pg_get_expr` and friends is what
+/// makes reading the model cost milliseconds per table), and it changes
+/// with every change the model can see, so an equal hash means an equal
+/// schema; a different one (also after a dump and restore, which renumbers
+/// OIDs, or a major upgrade) only means the model is read and compared.
+const CATALOG_HASH: &str = "\
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = coalesce($1::text, current_schema())::name), \
+skip AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name) \
+         UNION ALL SELECT x.indexrelid FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid \
+         WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name)), \
+rels AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.oid NOT IN (SELECT oid FROM skip)) \
+SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM ( \
+ SELECT concat_ws(' ', 'c', c.oid, c.relname, c.relkind, c.relnatts, c.relchecks, c.relam, c.relpersistence, c.reloftype, c.relispartition) \
+   FROM pg_class c WHERE c.oid IN (SELECT oid FROM rels) \
+ UNION ALL SELECT concat_ws(' ', 'a', a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attisdropped, \
+   a.atthasdef, a.attidentity, a.attgenerated, a.attcollation) FROM pg_attribute a WHERE a.attrelid IN (SELECT oid FROM rels) AND a.attnum > 0 \
+ UNION ALL SELECT concat_ws(' ', 'd', d.adrelid, d.adnum, d.adbin) FROM pg_attrdef d WHERE d.adrelid IN (SELECT oid FROM rels) \
+ UNION ALL SELECT concat_ws(' ', 'i', x.indexrelid, x.indrelid, x.indisunique, x.indisprimary, x.indnkeyatts, x.indkey, x.indoption, \
+   x.indcollation, x.indclass, x.indexprs, x.indpred) FROM pg_index x WHERE x.indrelid IN (SELECT oid FROM rels) \
+ UNION ALL SELECT concat_ws(' ', 'k', k.oid, k.conname, k.contype, k.conrelid, k.contypid, k.conkey, k.confrelid, k.confkey, k.confdeltype, \
+   k.confupdtype, k.condeferrable, k.condeferred, k.conbin, k.conindid, k.conislocal, k.conparentid, f.relname, fn.nspname) \
+   FROM pg_constraint k LEFT JOIN pg_class f ON f.oid = k.confrelid LEFT JOIN pg_namespace fn ON fn.oid = f.relnamespace \
+   WHERE k.connamespace = (SELECT oid FROM ns) AND k.conrelid NOT IN (SELECT oid FROM skip) \
+ UNION ALL SELECT concat_ws(' ', 't', g.oid, g.tgrelid, g.tgname, g.tgfoid, g.tgtype, g.tgenabled, g.tgattr, g.tgargs, g.tgqual, \
+   g.tgisinternal, g.tgparentid, g.tgdeferrable, g.tginitdeferred) FROM pg_trigger g WHERE g.tgrelid IN (SELECT oid FROM rels) \
+ UNION ALL SELECT concat_ws(' ', 'r', r.oid, r.ev_class, r.ev_action) FROM pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM rels) \
+ UNION ALL SELECT concat_ws(' ', 'p', p.oid, p.proname, p.prokind, p.prolang, p.prosrc, p.probin, p.prosqlbody, p.proargtypes, \
+   p.proallargtypes, p.proargmodes, p.proargnames, p.proargdefaults, p.prorettype, p.proretset, p.provolatile, p.proisstrict, \
+   p.prosecdef, p.proleakproof, p.proparallel, p.procost, p.prorows, p.proconfig, p.prosupport) \
+   FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM ns) \
+ UNION ALL SELECT concat_ws(' ', 'y', t.oid, t.typname, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefault, t.typdefaultbin) \
+   FROM pg_type t WHERE t.typnamespace = (SELECT oid FROM ns) AND t.typtype IN ('e', 'd') \
+ UNION ALL SELECT concat_ws(' ', 'e', e.enumtypid, e.enumsortorder, e.enumlabel) FROM pg_enum e \
+   WHERE e.enumtypid IN (SELECT oid FROM pg_type WHERE typnamespace = (SELECT oid FROM ns)) \
+ UNION ALL SELECT concat_ws(' ', 's', s.seqrelid, s.seqtypid, s.seqincrement, s.seqmin, s.seqmax, s.seqstart, s.seqcache, s.seqcycle) \
+   FROM pg_sequence s WHERE s.seqrelid IN (SELECT oid FROM rels) \
+ UNION ALL SELECT concat_ws(' ', 'x', d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid, d.deptype) \
+   FROM pg_depend d WHERE d.deptype = 'e' OR (d.deptype IN ('a', 'i') AND d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM rels)) \
+ UNION ALL SELECT concat_ws(' ', 'v', current_setting('server_version_num'), (SELECT oid FROM ns)) \
+) AS f(x)";
+
+/// The newest applied version, its record's first line, and (when there
+/// is one) the live catalog's hash.
+type Head = (u64, Option<String>, Option<String>);
+
+/// The first line of a recorded schema: `catalog {CATALOG_HASH}`.
+fn hash_line(hash: &str) -> String {
+    format!("catalog {hash}")
+}
+
+impl<C: PgClient> Postgres<'_, C> {
+    /// The newest applied version, the first line of the schema recorded
+    /// with it (`to_jsonb` of the row, so a tracking table without the
+    /// column reads as none, without an error that would end a
+    /// transaction), and the live catalog's hash: one round trip.
+    async fn recorded_head(&mut self, migrator: &Migrator<'_>) -> Result<Option<Head>> {
+        // The hash only when there is a record to compare it with (an
+        // InitPlan runs when first used).
+        let sql = format!(
+            "SELECT version, head, CASE WHEN head <> '' THEN ({CATALOG_HASH}) END \
+             FROM (SELECT version, split_part(to_jsonb(m) ->> '{COLUMN}', E'\\n', 1) AS head \
+                   FROM {} AS m ORDER BY version DESC LIMIT 1) AS newest",
+            self.table
+        );
+        let rows = self
+            .client
+            .query(&sql, &[&migrator.schema, &migrator.table_name()])
+            .await
+            .map_err(pg("reading the recorded schema"))?;
+        Ok(rows.first().map(|r| {
+            let version: i64 = r.get(0);
+            (u64::try_from(version).unwrap_or(0), r.get(1), r.get(2))
+        }))
+    }
+
+    /// The schema recorded with version `version`, as text.
+    async fn recorded_model(&mut self, version: u64) -> Result<Option<String>> {
+        let sql = format!(
+            "SELECT to_jsonb(m) ->> '{COLUMN}' FROM {} AS m WHERE version = $1",
+            self.table
+        );
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query(&sql, &[&version])
+            .await
+            .map_err(pg("reading the recorded schema"))?;
+        Ok(rows.first().and_then(|r| r.get(0)))
+    }
+
+    /// The start-up drift check: when every applied migration in
+    /// `history` is one of ours, unmodified, and the newest has a recorded
+    /// schema, compares the live schema with it, as the migrator's policy
+    /// says: first by the catalog's hash (one query), then, when that
+    /// differs, by reading the model. Outside the lock, a migration
+    /// committed by another process between the reads is not drift: the
+    /// record is read again after the live schema, and a change skips the
+    /// check.
+    pub(super) async fn check_schema(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<()> {
+        if migrator.drift == DriftPolicy::Off {
+            return Ok(());
+        }
+        let Some(newest) = history.last() else {
+            return Ok(());
+        };
+        if !history
+            .iter()
+            .all(|a| find(migrator.migrations, a.version).is_some_and(|m| matches(m, a)))
+        {
+            return Ok(());
+        }
+        let Some((version, Some(head), hash)) = self.recorded_head(migrator).await? else {
+            return Ok(());
+        };
+        if version != newest.version || hash.is_some_and(|h| head == hash_line(&h)) {
+            return Ok(());
+        }
+        let Some(text) = self.recorded_model(version).await? else {
+            return Ok(());
+        };
+        let record = text.strip_prefix(&format!("{head}\n")).unwrap_or(&text);
+        let Some(expected) = Model::from_record(record) else {
+            return Ok(()); // another version's format: checked after the next migration
+        };
+        let filter = migrator.filter()?;
+        let actual = Model::read_pg(self.client, migrator.schema.as_deref(), &filter).await?;
+        let differences = expected.diff(&actual);
+        if differences.is_empty() {
+            return Ok(());
+        }
+        match self.recorded_head(migrator).await? {
+            Some((v, Some(h), _)) if v == version && h == head => migrator.drifted(Some(version), &differences),
+            _ => Ok(()),
+        }
+    }
+
+    /// After a run that changed the history: stores the live schema with
+    /// the newest applied migration, under the migration lock, adding the
+    /// column to a tracking table that lacks it.
+    pub(super) async fn record_schema(
+        &mut self,
+        migrator: &Migrator<'_>,
+        waited: &mut Option<std::time::Duration>,
+    ) -> Result<()> {
+        use crate::backend::Backend as _;
+        self.begin(migrator, waited).await?;
+        let recorded = self.write_schema(migrator).await;
+        match recorded {
+            Ok(()) => self.commit().await,
+            Err(e) => {
+                let _ = self.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`record_schema`](Self::record_schema)'s writes, in the open
+    /// transaction.
+    async fn write_schema(&mut self, migrator: &Migrator<'_>) -> Result<()> {
+        let filter = migrator.filter()?;
+        let model = Model::read_pg(self.client, migrator.schema.as_deref(), &filter).await?;
+        let table = self.table.clone();
+        let failed = pg(format!("recording the schema in {table}"));
+        let written: std::result::Result<(), tokio_postgres::Error> = async {
+            self.client
+                .batch_execute(&format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {COLUMN} text"))
+                .await?;
+            let rows = self
+                .client
+                .query(
+                    &format!("SELECT ({CATALOG_HASH})"),
+                    &[&migrator.schema, &migrator.table_name()],
+                )
+                .await?;
+            let hash: String = rows.first().map(|r| r.get(0)).unwrap_or_default();
+            self.client
+                .execute(
+                    &format!("UPDATE {table} SET {COLUMN} = $1 WHERE version = (SELECT max(version) FROM {table})"),
+                    &[&format!("{}\n{}", hash_line(&hash), model.to_record())],
+                )
+                .await?;
+            Ok(())
+        }
+        .await;
+        written.map_err(failed)
+    }
+}

@@ -1,0 +1,193 @@
+//! The async API on `tokio-postgres` (feature `tokio-postgres`), against the
+//! test server. Every test runs on a current-thread tokio runtime, where the
+//! connection's task can only make progress while the migrator awaits: a
+//! blocking call anywhere in the run would hang the test instead of passing.
+
+use std::time::Duration;
+
+use migrate_runtime::tokio_postgres::{self, Client, NoTls};
+use migrate_runtime::{Error, Migration, Migrator, Script, State};
+use tests::pg_database;
+
+fn up(version: u64, name: &str, sql: &str) -> Migration {
+    Migration::new(
+        version,
+        name.to_owned(),
+        Script::new(sql.to_owned(), format!("migrations/{version:04}_{name}.up.sql")),
+    )
+}
+
+fn updown(version: u64, name: &str, sql: &str, down: &str) -> Migration {
+    up(version, name, sql).with_down(Script::new(
+        down.to_owned(),
+        format!("migrations/{version:04}_{name}.down.sql"),
+    ))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A connection whose `Connection` half runs as a task, as an app does.
+async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+async fn versions(client: &Client) -> Vec<i64> {
+    client
+        .query("SELECT version FROM _migrations ORDER BY version", &[])
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn pg_async_applies_records_rolls_back_and_reports_status() {
+    let Some(db) = pg_database!() else { return };
+    runtime().block_on(async {
+        let mut client = connect(&db.url).await;
+        let ms = [
+            updown(1, "users", "CREATE TABLE users (id bigint PRIMARY KEY);", "DROP TABLE users;"),
+            updown(
+                2,
+                "posts",
+                "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users);\nCREATE FUNCTION n() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;",
+                "DROP FUNCTION n();\nDROP TABLE posts;",
+            ),
+        ];
+        let migrator = Migrator::new(&ms);
+        assert_eq!(migrator.pending_tokio_postgres(&mut client).await.unwrap().len(), 2);
+        let report = migrator.apply_tokio_postgres(&mut client).await.unwrap();
+        assert_eq!(report.applied().count(), 2);
+        assert_eq!(versions(&client).await, [1, 2]);
+        let again = migrator.apply_tokio_postgres(&mut client).await.unwrap();
+        assert!(again.is_empty(), "nothing pending the second time");
+        let status = migrator.status_tokio_postgres(&mut client).await.unwrap();
+        assert!(status.entries.iter().all(|e| e.state == State::Applied));
+
+        let down = migrator.migrate_to_tokio_postgres(&mut client, 0).await.unwrap();
+        assert_eq!(down.rolled_back().count(), 2);
+        assert!(versions(&client).await.is_empty());
+        let tables: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_migrations'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(tables, 0);
+    });
+}
+
+#[test]
+fn pg_async_failure_rolls_back_that_migration_names_the_line_and_keeps_no_lock() {
+    let Some(db) = pg_database!() else { return };
+    runtime().block_on(async {
+        let mut client = connect(&db.url).await;
+        let ms = [
+            up(1, "ok", "CREATE TABLE ok (x integer);"),
+            up(
+                2,
+                "bad",
+                "CREATE TABLE half (x integer);\nINSERT INTO half VALUES (1);\nSELECT nope FROM half;\n",
+            ),
+        ];
+        let e = Migrator::new(&ms).apply_tokio_postgres(&mut client).await.unwrap_err();
+        match &e {
+            Error::Sql {
+                version,
+                file,
+                line,
+                message,
+                ..
+            } => {
+                assert_eq!(
+                    (*version, file.as_str(), *line),
+                    (2, "migrations/0002_bad.up.sql", 3),
+                    "{e}"
+                );
+                assert!(message.contains("column \"nope\" does not exist"), "{e}");
+            }
+            other => panic!("expected an SQL error, got {other}"),
+        }
+        assert_eq!(versions(&client).await, [1], "what ran before it stays applied");
+        let half: i64 = client
+            .query_one("SELECT count(*) FROM pg_tables WHERE tablename = 'half'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(half, 0, "the failed migration left nothing");
+        // The same connection, reused: no transaction left open, and another
+        // session takes the migration lock at once.
+        client.batch_execute("SELECT 1").await.unwrap();
+        let mut other = connect(&db.url).await;
+        let fixed = [
+            up(1, "ok", "CREATE TABLE ok (x integer);"),
+            up(2, "bad", "CREATE TABLE half (x integer);"),
+        ];
+        let report = tokio::time::timeout(
+            Duration::from_secs(5),
+            Migrator::new(&fixed).apply_tokio_postgres(&mut other),
+        )
+        .await
+        .expect("the lock is free")
+        .unwrap();
+        assert_eq!(report.applied().count(), 1);
+    });
+}
+
+#[test]
+fn pg_async_two_tasks_on_one_thread_start_at_once_and_each_migration_runs_once() {
+    let Some(db) = pg_database!() else { return };
+    runtime().block_on(async {
+        let ms = [
+            up(1, "slow", "SELECT pg_sleep(0.5);\nCREATE TABLE t1 (x integer);"),
+            up(2, "next", "CREATE TABLE t2 (x integer);"),
+            Migration::new(
+                3,
+                "concurrently".to_owned(),
+                Script::new(
+                    "CREATE INDEX CONCURRENTLY t2_x ON t2 (x);".to_owned(),
+                    "migrations/0003_concurrently.sql".to_owned(),
+                )
+                .with_no_transaction(true),
+            ),
+        ];
+        let (mut a, mut b) = (connect(&db.url).await, connect(&db.url).await);
+        let migrator = Migrator::new(&ms);
+        // One thread: while one task waits for the lock (or the server), the
+        // other runs. A blocking wait would never finish.
+        let (ra, rb) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(
+                migrator.apply_tokio_postgres(&mut a),
+                migrator.apply_tokio_postgres(&mut b)
+            )
+        })
+        .await
+        .expect("both runs finish");
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(
+            ra.applied().count() + rb.applied().count(),
+            3,
+            "each migration once: {ra:?} {rb:?}"
+        );
+        assert_eq!(versions(&a).await, [1, 2, 3]);
+        let valid: bool = a
+            .query_one(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = 't2_x'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(valid);
+    });
+}

@@ -1,0 +1,339 @@
+//! Drift on PostgreSQL through the real `cargo migrate` binary, against a
+//! real server: `diff`, `--format json`, `--sql`, `--emit`, `up`'s drift
+//! check, `status`, `check`, `schema` and `schema --write`.
+
+use migrate_runtime::Migrator;
+use migrate_runtime::model::Model;
+use migrate_runtime::postgres::Config;
+use tests::pg_database;
+
+use super::pg_drift::{HAND_CHANGES, filter, rows, story};
+
+fn cli(pkg: &tests::Package, url: &str, args: &[&str]) -> (i32, String, String) {
+    cli_env(pkg, url, args, &[])
+}
+
+fn cli_env(pkg: &tests::Package, url: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = pkg.migrate();
+    cmd.args(args)
+        .env("DATABASE_URL", url)
+        .env_remove("MIGRATE_CHECK_DATABASE_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A package with the S3 story's migrations (files), for PostgreSQL.
+fn story_package(extra_config: &str) -> tests::Package {
+    let pkg = tests::Package::new();
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\n{extra_config}"),
+    );
+    for m in story() {
+        pkg.write(m.up().file(), m.up().sql());
+    }
+    pkg
+}
+
+#[test]
+fn pg_cli_diff_emit_and_diff_again_adopt_the_s3_hand_changes_without_touching_rows() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = story_package("");
+    let url = db.url.as_str();
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(
+        err.contains("no drift: its schema is what its applied migrations (up to 0003) make"),
+        "{err}"
+    );
+
+    let mut client = db.client();
+    client.batch_execute(HAND_CHANGES).unwrap();
+    let before = rows(&mut client);
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!(code, 1, "drift is exit 1: {out}{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>()[..3],
+        [
+            "table recruits: column chatname renamed to rocketchat_user (likely: same type and position)",
+            "table recruits: column id_number removed",
+            "table recruits: column cohort added (TEXT DEFAULT 'C25 Data Eng'::text)",
+        ],
+        "{out}"
+    );
+    assert!(
+        err.contains("adopt them with `cargo migrate diff --emit NAME`"),
+        "{err}"
+    );
+    let (code, out, _) = cli(&pkg, url, &["diff", "--format", "json"]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["drift"], true);
+    assert_eq!(json["version"], 3);
+    assert_eq!(json["differences"][0]["change"], "renamed");
+    assert_eq!(json["differences"][0]["detail"], "rocketchat_user");
+
+    // `status` shows the drift when it may replay on a check server.
+    let (_, _, err) = cli_env(&pkg, url, &["status"], &[("MIGRATE_CHECK_DATABASE_URL", url)]);
+    assert!(err.contains("drift: table recruits: column id_number removed"), "{err}");
+    let (_, _, err) = cli(&pkg, url, &["status"]);
+    assert!(!err.contains("drift:"), "no replay without a check server: {err}");
+
+    // --sql prints the way back and runs nothing.
+    let (code, out, err) = cli(&pkg, url, &["diff", "--sql"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("ALTER TABLE recruits RENAME COLUMN rocketchat_user TO chatname;"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-- ALTER TABLE recruits DROP COLUMN cohort;"),
+        "held back: {out}"
+    );
+    assert!(
+        out.contains("\nALTER TABLE recruits ADD COLUMN id_number text;"),
+        "{out}"
+    );
+    assert_eq!(rows(&mut client), before, "--sql runs nothing");
+    // Run on a copy, it brings the schema back.
+    let server: Config = db.url.parse().unwrap();
+    let mut copy = Migrator::new(&story()).replay_postgres(&server, &[1, 2, 3]).unwrap();
+    copy.client().batch_execute(HAND_CHANGES).unwrap();
+    copy.client().batch_execute(&out).unwrap();
+    let (_, all, _) = cli(&pkg, url, &["diff", "--sql", "--allow-drop"]);
+    let mut copy2 = Migrator::new(&story()).replay_postgres(&server, &[1, 2, 3]).unwrap();
+    copy2.client().batch_execute(HAND_CHANGES).unwrap();
+    copy2.client().batch_execute(&all).unwrap();
+    let held = Model::read_postgres(copy.client(), None, &filter()).unwrap();
+    let back = Model::read_postgres(copy2.client(), None, &filter()).unwrap();
+    let mut fresh = Migrator::new(&story()).replay_postgres(&server, &[1, 2, 3]).unwrap();
+    let migrations_schema = Model::read_postgres(fresh.client(), None, &filter()).unwrap();
+    assert_eq!(
+        migrations_schema.diff(&back),
+        [],
+        "with --allow-drop, --sql restores the migrations' schema"
+    );
+    let left: Vec<String> = migrations_schema.diff(&held).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        left,
+        ["table recruits: column cohort added (TEXT DEFAULT 'C25 Data Eng'::text)"],
+        "held back: kept"
+    );
+    drop((copy, copy2, fresh));
+
+    // The migrations' drift check refuses `up`, and --allow-drift goes on.
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("is not what its applied migrations (up to 0003) make (drift)"),
+        "{err}"
+    );
+    assert!(err.contains("--allow-drift"), "{err}");
+    let (code, _, err) = cli(&pkg, url, &["up", "--allow-drift"]);
+    assert_eq!(code, 0, "{err}");
+
+    // --emit adopts them: files, recorded as applied, verified.
+    let (code, out, err) = cli(&pkg, url, &["diff", "--emit", "adopt hand changes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "migrations/0004_adopt_hand_changes.up.sql\nmigrations/0004_adopt_hand_changes.down.sql\n"
+    );
+    let up_sql = pkg.read("migrations/0004_adopt_hand_changes.up.sql");
+    assert!(
+        up_sql.contains("\nALTER TABLE recruits RENAME COLUMN chatname TO rocketchat_user;"),
+        "{up_sql}"
+    );
+    assert!(
+        up_sql.contains("\nALTER TABLE recruits ADD COLUMN cohort text DEFAULT 'C25 Data Eng'::text;"),
+        "{up_sql}"
+    );
+    assert!(
+        up_sql.contains("-- ALTER TABLE recruits DROP COLUMN id_number;"),
+        "{up_sql}"
+    );
+    assert!(err.contains("held back"), "{err}");
+    let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt_hand_changes"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("a migration called `adopt_hand_changes` exists already"),
+        "{err}"
+    );
+    let recorded: Vec<i64> = client
+        .query("SELECT version FROM _migrations ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(recorded, [1, 2, 3, 4]);
+    // Then diff reports only the held-back drops.
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!(code, 1, "{err}");
+    for line in out.lines() {
+        assert!(line.ends_with(" removed"), "only held-back drops are left: {out}");
+    }
+    assert!(out.contains("table recruits: column id_number removed"), "{out}");
+    // `cargo migrate check` passes with the new files, and `up` starts clean.
+    let (code, _, err) = cli(&pkg, url, &["check"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rows(&mut client), before, "diff, --sql and --emit change no row");
+}
+
+#[test]
+fn pg_cli_schema_prints_live_and_replayed_schemas_and_writes_the_snapshot() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = story_package("snapshot = \"migrations/schema.sql\"\n");
+    let url = db.url.as_str();
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, live_sql, err) = cli(&pkg, url, &["schema", "--database", url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        live_sql.contains("CREATE TABLE recruits (\n    id bigint GENERATED BY DEFAULT AS IDENTITY NOT NULL,"),
+        "{live_sql}"
+    );
+    assert!(!live_sql.contains("_migrations"), "{live_sql}");
+    let (code, json, _) = cli(&pkg, url, &["schema", "--database", url, "--format", "json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["tables"]["recruits"]["columns"][1]["name"], "name");
+    let (code, mermaid, _) = cli(&pkg, url, &["schema", "--database", url, "--format", "mermaid"]);
+    assert_eq!(code, 0);
+    assert!(mermaid.contains("recruits ||--o{ notes : \"recruit_id\""), "{mermaid}");
+    // Without --database: the migrations' schema, replayed on a server.
+    let (code, _, err) = cli_env(&pkg, url, &["schema"], &[("DATABASE_URL", "")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("known only by running them on a server"), "{err}");
+    assert!(err.contains("MIGRATE_CHECK_DATABASE_URL"), "{err}");
+    let check = [("MIGRATE_CHECK_DATABASE_URL", url)];
+    let (code, replayed_sql, err) = cli_env(&pkg, url, &["schema"], &check);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(replayed_sql, live_sql, "the replay's schema is the live one's");
+    // The snapshot: written from a server, checked by the build's check.
+    let (code, _, err) = cli_env(&pkg, url, &["check"], &check);
+    assert_eq!(code, 1);
+    assert!(err.contains("schema snapshot is missing"), "{err}");
+    let (code, _, err) = cli_env(&pkg, url, &["schema", "--write"], &check);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(pkg.read("migrations/schema.sql"), live_sql);
+    let (code, _, err) = cli_env(&pkg, url, &["check"], &check);
+    assert_eq!(code, 0, "{err}");
+    pkg.write(
+        "migrations/0004_more.sql",
+        "ALTER TABLE notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;\n",
+    );
+    let (code, _, err) = cli_env(&pkg, url, &["check"], &check);
+    assert_eq!(code, 1);
+    assert!(err.contains("schema snapshot is stale"), "{err}");
+    // Without a server the snapshot cannot be checked (nor is it refused).
+    let (code, _, err) = cli(&pkg, url, &["check"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn pg_cli_emit_adopts_every_kind_of_hand_change_and_the_down_undoes_it() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = story_package("");
+    let url = db.url.as_str();
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    let mut client = db.client();
+    let before = rows(&mut client);
+    client
+        .batch_execute(
+            "DROP INDEX recruits_name;\n\
+             CREATE INDEX recruits_chatname ON recruits (chatname) WHERE chatname <> '';\n\
+             CREATE TRIGGER recruits_touch BEFORE UPDATE ON recruits FOR EACH ROW EXECUTE FUNCTION touch();\n\
+             CREATE TABLE cohorts (id int PRIMARY KEY, name text UNIQUE, CHECK (id > 0));\n\
+             ALTER TABLE recruits ADD COLUMN cohort_id int REFERENCES cohorts (id) ON DELETE SET NULL;\n\
+             ALTER TABLE notes ALTER COLUMN body TYPE varchar(200), ALTER COLUMN body SET NOT NULL, ALTER COLUMN body SET DEFAULT '';\n\
+             ALTER TABLE recruits ALTER COLUMN name DROP NOT NULL;\n\
+             ALTER TABLE recruits DROP CONSTRAINT recruits_score_check, ADD CONSTRAINT score_small CHECK (score < 100);\n\
+             CREATE OR REPLACE VIEW recruit_names AS SELECT id, name, chatname FROM recruits WHERE chatname IS NOT NULL;\n\
+             CREATE SEQUENCE tickets START 100;\n\
+             ALTER TYPE mood ADD VALUE 'meh';",
+        )
+        .unwrap();
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "table recruits: index recruits_name removed",
+        "table recruits: index recruits_chatname added",
+        "table recruits: trigger recruits_touch added",
+        "table cohorts added (2 columns)",
+        "table recruits: column cohort_id added (INTEGER)",
+        "table recruits: foreign key (cohort_id) REFERENCES cohorts(id) ON DELETE SET NULL added",
+        "table notes: column body changed: type text → character varying(200), NOT NULL added, default none → ''::character varying",
+        "table recruits: column name changed: NOT NULL removed",
+        "view recruit_names changed",
+        "sequence tickets added",
+        "type mood changed",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+    // The enum's new value cannot be written for the user: --emit says so and writes nothing.
+    let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt", "--allow-drop"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not make the schema of"), "{err}");
+    assert!(err.contains("type mood changed"), "{err}");
+    assert!(
+        !pkg.path().join("migrations/0004_adopt.up.sql").exists(),
+        "nothing was written"
+    );
+    client
+        .batch_execute(
+            "DROP TYPE mood CASCADE; CREATE TYPE mood AS ENUM ('good', 'bad'); ALTER TABLE notes ADD COLUMN mood mood;",
+        )
+        .unwrap();
+    let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt", "--allow-drop"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!((code, out.as_str()), (0, ""), "clean after --emit --allow-drop: {err}");
+    assert_eq!(rows(&mut client).len(), before.len());
+    // The written pair passes the round trip on a server (up, down, up).
+    let (code, _, err) = cli_env(&pkg, url, &["check"], &[("MIGRATE_CHECK_DATABASE_URL", url)]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn pg_cli_diff_and_emit_in_a_configured_schema() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = story_package("schema = \"app\"\n");
+    let url = db.url.as_str();
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    let mut client = db.client();
+    // A table in another schema is not this package's business.
+    client
+        .batch_execute("ALTER TABLE app.recruits ADD COLUMN cohort text; CREATE TABLE public.unrelated (x int);")
+        .unwrap();
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "table recruits: column cohort added (TEXT)\n");
+    let (_, out, _) = cli(&pkg, url, &["diff", "--sql", "--allow-drop"]);
+    assert!(out.contains("\nSET search_path TO app, public;\n"), "{out}");
+    assert!(out.contains("\nALTER TABLE recruits DROP COLUMN cohort;"), "{out}");
+    let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    let recorded: i64 = client
+        .query_one("SELECT max(version) FROM app._migrations", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, 4);
+}
