@@ -86,7 +86,14 @@ pub enum Command {
     /// Roll back the newest applied migration and apply it again
     Redo(RedoArgs),
     /// Check the migrations exactly as `cargo build` does (for CI and pre-commit hooks)
-    Check,
+    #[command(
+        long_about = "Check the migrations exactly as `cargo build` does (for CI and pre-commit hooks).\n\n\
+        With --against REF (the base branch in CI, e.g. origin/main), also compare with that git ref: \
+        a migration present at REF whose file changed, or that was removed, is an error (databases may \
+        have applied it), and so is a new migration numbered at or below REF's newest (it would be \
+        applied out of order, or collide at the merge). Uses the `git` binary."
+    )]
+    Check(CheckArgs),
     /// Move unapplied migrations with a duplicate or out-of-order version to the end
     #[command(
         long_about = "Move unapplied migrations with a duplicate or out-of-order version to the end.\n\n\
@@ -118,6 +125,36 @@ pub enum Command {
         JSON (the schema model), or as a Mermaid erDiagram, which GitHub renders."
     )]
     Schema(SchemaArgs),
+    /// Write migrations/migrate.lock again from the migration files (config `lock_file = true`)
+    #[command(
+        long_about = "Write migrations/migrate.lock again from the migration files (config `lock_file = true`).\n\n\
+        The lock file has a line per migration (version, name, checksums of its up and down files) and a \
+        chained total on its first line, so two branches that each add a migration conflict in it when they \
+        are merged. `cargo build` and `cargo migrate check` fail when it does not match the files; `new` and \
+        `renumber` keep it current. Run this after writing a new migration's SQL, or after a deliberate edit."
+    )]
+    Lock,
+    /// Re-stamp applied migrations whose files changed only in comments or white space
+    #[command(
+        long_about = "Re-stamp applied migrations whose files changed only in comments or white space.\n\n\
+        For each migration the database applied whose checksum no longer matches its file, the applied \
+        text is looked up in the file's git history (by its checksum) and compared with the file statement \
+        by statement, token by token (comments, white space and the letter case of keywords aside). When \
+        they are the same, the tracking table gets the new checksum, and the old one with the time in its \
+        column `repaired`. Otherwise nothing is changed, and the error names the first statement that differs."
+    )]
+    Repair(RepairArgs),
+    /// Replace migrations 1 to N with one baseline that makes the same schema
+    #[command(
+        long_about = "Replace migrations 1 to N with one baseline that makes the same schema.\n\n\
+        The baseline, {N}_baseline.sql, holds the schema after migration N as SQL (the schema model's, as \
+        `cargo migrate schema` prints it) under the directive `-- migrate:squashes 1-N DIGEST`, which records \
+        the versions it replaces and a digest of their names and checksums. Databases at N or later accept \
+        it as applied; a new database applies it; one between 1 and N-1 is refused, naming the versions it \
+        lacks. Before anything is written, the baseline is replayed and its schema compared with the \
+        migrations'. SQLite only (the schema model is)."
+    )]
+    Squash(SquashArgs),
     /// Create, drop or reset the database itself (the SQLite file, or the database on the PostgreSQL server)
     #[command(
         long_about = "Create, drop or reset the database itself (the SQLite file, or the database on the PostgreSQL server).\n\n\
@@ -190,6 +227,34 @@ pub struct ResetArgs {
     /// Options of the runner.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// `squash`.
+#[derive(Debug, Args)]
+pub struct SquashArgs {
+    /// The last version to squash: migrations 1 to this one become one baseline
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub to: u64,
+
+    /// Print the baseline and say which files it would replace, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Say what would be repaired, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also compare with this git ref (a branch, tag or commit): applied-elsewhere migrations must be unchanged, new ones numbered above its newest
+    #[arg(long, value_name = "REF")]
+    pub against: Option<String>,
 }
 
 /// The tools `import` converts from.
@@ -421,6 +486,9 @@ pub struct RenumberArgs {
     /// Renumber every migration 1, 2, 3, … in its current order (timestamp versions, gaps)
     #[arg(long)]
     pub consecutive: bool,
+    /// The migrations at this git ref (the base branch) keep their versions; the others that collide with them move to the end
+    #[arg(long, value_name = "REF", conflicts_with = "consecutive")]
+    pub against: Option<String>,
 }
 
 /// The arguments cargo passes, made to work when the binary is run directly

@@ -17,6 +17,7 @@ mod cli;
 mod commands;
 mod database;
 mod exit;
+mod git;
 mod messages;
 mod migrations;
 mod output;

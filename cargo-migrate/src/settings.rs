@@ -72,6 +72,7 @@ fn uses_database(command: &Command) -> bool {
         | Command::Redo(_)
         | Command::Renumber(_)
         | Command::Diff(_)
+        | Command::Repair(_)
         | Command::Database(_)
         | Command::Baseline(_) => true,
         // `schema` reads a live database only when --database says so.
@@ -79,9 +80,10 @@ fn uses_database(command: &Command) -> bool {
         Command::Init(_)
         | Command::New(_)
         | Command::List(_)
-        | Command::Check
+        | Command::Check(_)
         | Command::Schema(_)
         | Command::Import(_) => false,
+        Command::Lock | Command::Squash(_) => false,
     }
 }
 

@@ -55,6 +55,8 @@ pub struct Input<'a> {
     pub drift: Drift,
     /// The ignore patterns (`migrator()` sets them unless empty).
     pub ignore: &'a [String],
+    /// `store_down = true`: `migrator()` keeps down scripts in the tracking table.
+    pub store_down: bool,
     /// `migrations/imported.toml`'s mapping, `(the other tool's version,
     /// ours)` (`migrator()` sets it unless empty).
     pub imported: &'a [(String, u64)],
@@ -292,6 +294,9 @@ fn migrator_body(input: &Input<'_>) -> String {
     }
     if !input.ignore.is_empty() {
         calls.push(format!("ignore(&{})", string_array(input.ignore, 8)));
+    }
+    if input.store_down {
+        calls.push("store_down(true)".to_owned());
     }
     if !input.imported.is_empty() {
         calls.push("imported(IMPORTED)".to_owned());

@@ -24,6 +24,8 @@ use crate::problem::{Error, Problem};
 /// ignore = ["fts_*"]            # tables left out of drift and snapshot
 /// snapshot = "migrations/schema.sql"  # the schema as a reviewed file
 /// functions = ["normalize/1"]   # app-defined SQL functions, stubbed in the build's replay
+/// lock_file = true              # keep migrations/migrate.lock (see crate::lockfile)
+/// store_down = true             # keep down scripts in the tracking table, for downgrades
 /// ```
 ///
 /// New keys will come (`#[non_exhaustive]`): start from
@@ -72,6 +74,16 @@ pub struct Config {
     /// (exactly `N`). The build's replay registers a stub for each
     /// ([`Function`]); `Builder::replay_setup` can register the real one.
     pub functions: Vec<String>,
+    /// Keep `migrate.lock` in the migrations directory: the build and
+    /// `cargo migrate check` fail when it does not match the files
+    /// ([`crate::lockfile`]).
+    #[serde(rename = "lock_file", alias = "lock-file")]
+    pub lock_file: bool,
+    /// Keep each applied migration's down script in the tracking table, so
+    /// an older build can roll back migrations it does not know
+    /// ([`migrate_runtime::Migrator::store_down`]; SQLite only).
+    #[serde(rename = "store_down", alias = "store-down")]
+    pub store_down: bool,
 }
 
 /// One entry of `functions`: an app-defined SQL function that the build's
@@ -216,6 +228,8 @@ impl Default for Config {
             ignore: Vec::new(),
             snapshot: None,
             functions: Vec::new(),
+            lock_file: false,
+            store_down: false,
         }
     }
 }
@@ -328,6 +342,17 @@ impl Config {
                 );
             }
         }
+        if config.backend() == Backend::Postgres && config.store_down {
+            let line = key_line(text, section, "store_down", None);
+            return Err(Error::new(vec![
+                Problem::error(
+                    manifest,
+                    line,
+                    "store_down is for SQLite for now, and these migrations are for PostgreSQL: the runtime keeps down scripts in SQLite's tracking table only",
+                )
+                .hint("remove store_down"),
+            ]));
+        }
         if config.table.trim().is_empty() {
             return bad("table is empty (help: name the tracking table, e.g. table = \"_migrations\")".to_owned());
         }
@@ -365,7 +390,7 @@ impl Config {
 /// The keys and their types, for a manifest that does not parse.
 const KEYS_HINT: &str = "the keys are dir, database, table, backend (\"sqlite\" or \"postgres\"), schema, \
      lock (\"advisory\" or \"table\"), lock_timeout (\"60s\"), drift (\"error\", \"warn\" or \"off\"), snapshot — strings — \
-     width (integer), ignore and functions (\"normalize/1\") — arrays of strings";
+     width (integer), lock_file and store_down (true or false), ignore and functions (\"normalize/1\") — arrays of strings";
 
 /// The 1-based line, at or after the section's line, of `key` — or of the
 /// string `value` when given and found (a pattern in a multi-line array);

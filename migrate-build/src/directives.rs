@@ -3,7 +3,7 @@
 use crate::problem::Problem;
 
 /// The directives a file may carry.
-pub const DIRECTIVES: &[&str] = &["no-transaction"];
+pub const DIRECTIVES: &[&str] = &["no-transaction", "squashes"];
 
 /// Reads `-- migrate:…` directives from the comment lines at the top of a
 /// file (`shown` names it in problems). Returns whether `no-transaction` is
@@ -35,6 +35,14 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
                     .filter(|p| p.eq_ignore_ascii_case("migrate:"))
                     .map(|_| rest[8..].trim())
             })
+            // `squashes` takes arguments (see migrate_runtime::Squash).
+            .map(|name| {
+                if name.starts_with("squashes ") {
+                    "squashes"
+                } else {
+                    name
+                }
+            })
             .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace));
         match directive {
             Some(name) if !header => {
@@ -49,6 +57,15 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
                 ok = false;
             }
             Some("no-transaction") => no_transaction = true,
+            Some("squashes") => {
+                if let Some(Err(message)) = migrate_runtime::Squash::of(line) {
+                    problems.push(
+                        Problem::error(shown, i + 1, message)
+                            .hint("`cargo migrate squash --to N` writes this directive; restore it as it wrote it"),
+                    );
+                    ok = false;
+                }
+            }
             Some(name) => {
                 problems.push(
                     Problem::error(shown, i + 1, format!("unknown directive `-- migrate:{name}`")).hint(format!(

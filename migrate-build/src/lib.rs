@@ -55,11 +55,14 @@ pub mod config;
 pub mod directives;
 pub mod file_name;
 pub mod imported;
+pub mod lockfile;
 pub mod naming;
 mod problem;
 pub mod scan;
 #[cfg(feature = "postgres")]
 mod server;
+#[doc(hidden)]
+pub mod squash;
 mod template;
 mod validate;
 
@@ -338,6 +341,7 @@ impl Builder {
             fingerprints: &checked.fingerprints,
             drift: config.drift,
             ignore: &config.ignore,
+            store_down: config.store_down,
             imported: &imported,
         });
         let path = out_dir.join(OUTPUT_FILE);
@@ -376,7 +380,7 @@ fn env_path(var: &str) -> Result<PathBuf, Error> {
 
 /// Writes `bytes` to `path` unless it already holds exactly them, so an
 /// unchanged input causes no rebuild. Returns whether it wrote.
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
+pub(crate) fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(false);
     }

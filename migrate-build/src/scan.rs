@@ -112,7 +112,7 @@ impl Scan {
 }
 
 /// `path` relative to `base` when inside it, with `/` separators.
-pub(crate) fn display_path(path: &Path, base: &Path) -> String {
+pub fn display_path(path: &Path, base: &Path) -> String {
     let shown = path.strip_prefix(base).unwrap_or(path);
     let mut s = shown.to_string_lossy().into_owned();
     if std::path::MAIN_SEPARATOR != '/' {

@@ -63,6 +63,12 @@ pub fn load(package_dir: &Path, config: &Config) -> Result<Loaded, Error> {
     if scan.has_errors() {
         return Err(Error::new(scan.problems));
     }
+    let squash_problems = crate::squash::check(&scan.migrations);
+    if !squash_problems.is_empty() {
+        let mut problems = scan.problems;
+        problems.extend(squash_problems);
+        return Err(Error::new(problems));
+    }
     Ok(Loaded {
         migrations: scan.migrations,
         warnings: scan.problems,
@@ -128,7 +134,7 @@ pub fn check_incremental(
     cache_dir: Option<&Path>,
 ) -> Result<Checked, Error> {
     let cache_dir = cache_dir.filter(|_| setup.is_none());
-    let checked = replay(package_dir, config, setup, cache_dir)?;
+    let checked = replay(package_dir, config, setup, cache_dir, true)?;
     // PostgreSQL's schema is known only from a replay on a server.
     let known = config.backend() == crate::Backend::Sqlite || check_server().is_some();
     if let Some(stale) = snapshot_path(package_dir, config)
@@ -162,7 +168,7 @@ pub fn snapshot_path(package_dir: &Path, config: &Config) -> Option<PathBuf> {
 ///
 /// Every problem [`check`] finds in the migrations (but a stale snapshot).
 pub fn schema_snapshot(package_dir: &Path, config: &Config) -> Result<String, Error> {
-    replay(package_dir, config, None, None).map(|c| c.schema_sql)
+    replay(package_dir, config, None, None, false).map(|c| c.schema_sql)
 }
 
 /// What is wrong with the snapshot file at `path`, if anything: missing,
@@ -224,20 +230,26 @@ fn short(line: &str) -> String {
     }
 }
 
-/// The scan and the replay.
+/// The scan, the lock file (when `config.lock_file` and `with_lock`) and
+/// the replay.
 fn replay(
     package_dir: &Path,
     config: &Config,
     user_setup: Option<&ReplaySetup>,
     cache_dir: Option<&Path>,
+    with_lock: bool,
 ) -> Result<Checked, Error> {
     let Loaded {
         migrations,
         warnings: mut problems,
-        ..
+        dir,
     } = load(package_dir, config)?;
+    if with_lock && config.lock_file {
+        let shown = display_path(&crate::lockfile::path(&dir), package_dir);
+        problems.extend(crate::lockfile::verify(&dir, &shown, &migrations));
+    }
     if config.backend() == crate::Backend::Postgres {
-        return check_postgres(migrations, problems, migrations_dir(package_dir, config), config);
+        return check_postgres(migrations, problems, dir, config);
     }
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
     let stubs = config.function_stubs();
@@ -272,6 +284,10 @@ fn replay(
                 let hint = w.hint;
                 Problem::warning(w.file, w.line, w.message).hint(hint)
             }));
+            if problems.iter().any(Problem::is_error) {
+                // The lock file's.
+                return Err(Error::new(problems));
+            }
             let ages = if has_collision(&tables) {
                 match ages(&runtime, &config.table, &setup) {
                     Ok(ages) => ages,

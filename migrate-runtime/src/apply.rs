@@ -17,6 +17,27 @@ use crate::{Error, Event, Migrator, Report, Result, Script, Step};
 impl<'m> Migrator<'m> {
     #[cfg(feature = "rusqlite")]
     pub(crate) fn run(&self, conn: &mut Connection, target: Option<u64>) -> Result<Report> {
+        if !self.allow_downgrade {
+            return self.run_plain(conn, target);
+        }
+        self.check_set()?;
+        self.check_sqlite()?;
+        if !conn.is_autocommit() {
+            return Err(Error::InTransaction);
+        }
+        let mut report = self.downgrade(conn)?;
+        let rest = self.run_plain(conn, target)?;
+        report.steps.extend(rest.steps);
+        report.waited = match (report.waited, rest.waited) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        Ok(report)
+    }
+
+    /// [`run`](Self::run) without the downgrade.
+    #[cfg(feature = "rusqlite")]
+    pub(crate) fn run_plain(&self, conn: &mut Connection, target: Option<u64>) -> Result<Report> {
         self.check_set()?;
         self.check_sqlite()?;
         if !conn.is_autocommit() {

@@ -210,6 +210,8 @@ impl Migrator<'_> {
         if self.drift == DriftPolicy::Off {
             return Ok(());
         }
+        let normalized = crate::squash::normalize(self.migrations, history);
+        let history: &[Applied] = normalized.as_deref().unwrap_or(history);
         let Some(newest) = history.last() else {
             return Ok(());
         };

@@ -316,6 +316,55 @@ pub enum Error {
         /// The driver's error.
         cause: rusqlite::Error,
     },
+
+    /// The first migration is a squash baseline, and the database applied
+    /// only some of the migrations it replaces.
+    #[error(
+        "{file}: migration {version} `{name}` replaces versions {first} to {version} (a squash), and the database applied only some of them: it lacks {}; migrate it to version {version} with a build from before the squash (or `cargo migrate up --to {version}` at that commit), then use this one",
+        versions_of(missing)
+    )]
+    SquashedPartly {
+        /// The baseline's version (the last one it replaces).
+        version: u64,
+        /// The baseline's name.
+        name: String,
+        /// The baseline's file.
+        file: String,
+        /// The first version it replaces.
+        first: u64,
+        /// The replaced versions the database has not applied.
+        missing: Vec<u64>,
+    },
+
+    /// The first migration is a squash baseline, and the database applied
+    /// every migration it replaces, but not as the squash recorded them.
+    #[error(
+        "{file}: migration {version} `{name}` replaces versions {first} to {version} (a squash), but the database applied them with other names or checksums than the squash recorded (a migration changed after it was applied, or another branch's migrations); migrate it with a build from before the squash, or make the squash again from the migrations that database applied"
+    )]
+    SquashMismatch {
+        /// The baseline's version (the last one it replaces).
+        version: u64,
+        /// The baseline's name.
+        name: String,
+        /// The baseline's file.
+        file: String,
+        /// The first version it replaces.
+        first: u64,
+    },
+    /// A downgrade ([`Migrator::allow_downgrade`](crate::Migrator::allow_downgrade))
+    /// met an applied migration this program does not know and whose down
+    /// script the database did not store.
+    #[error(
+        "migration {version} `{name}` is applied but not in this program (its newest is {newest}), and the database has no stored down script for it (it was applied without store_down = true), so it cannot be rolled back here; nothing was rolled back. Roll it back with the build that has it (`cargo migrate down --to {newest}` at that commit)"
+    )]
+    NoStoredDown {
+        /// The migration's version.
+        version: u64,
+        /// The name recorded in the database.
+        name: String,
+        /// The newest version this program knows.
+        newest: u64,
+    },
 }
 
 impl fmt::Debug for Error {
@@ -437,6 +486,19 @@ fn list(versions: &[(u64, String)]) -> String {
         .map(|(v, n)| format!("{v} `{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `version 5`, `versions 5 to 7`, `versions 2, 5 and 7`.
+fn versions_of(versions: &[u64]) -> String {
+    match versions {
+        [] => "no version".to_owned(),
+        [one] => format!("version {one}"),
+        [first, .., last] if versions.windows(2).all(|w| w[1] == w[0] + 1) => format!("versions {first} to {last}"),
+        [rest @ .., last] => format!(
+            "versions {} and {last}",
+            rest.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 fn known_versions(known: &[u64]) -> String {

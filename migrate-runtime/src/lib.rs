@@ -83,6 +83,7 @@
 
 mod apply;
 mod backend;
+mod downgrade;
 #[cfg(any(feature = "rusqlite", feature = "postgres"))]
 mod drift;
 mod error;
@@ -108,6 +109,7 @@ mod scratch;
 #[cfg(feature = "rusqlite")]
 mod session;
 mod sql;
+mod squash;
 #[doc(hidden)]
 pub use sql::line_at_byte;
 mod previous;
@@ -134,6 +136,7 @@ pub use previous::Previous;
 #[doc(hidden)]
 pub use replay_cache::{ReplayCache, Verified};
 pub use report::{Entry, Event, Notice, Report, State, Status, Step};
+pub use squash::Squash;
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
 

@@ -112,6 +112,8 @@ pub struct Migrator<'m> {
     #[cfg(feature = "rusqlite")]
     replay_setup: Option<ReplaySetup<'m>>,
     observer: Option<Observer<'m>>,
+    pub(crate) store_down: bool,
+    pub(crate) allow_downgrade: bool,
     /// The tool whose history [`adopt`](Self::adopt) takes over.
     pub(crate) previous: Option<crate::Previous>,
     /// Its versions and ours ([`imported`](Self::imported)).
@@ -136,6 +138,8 @@ impl fmt::Debug for Migrator<'_> {
         d.field("schema", &self.schema)
             .field("lock", &self.lock)
             .field("table_lock_timeout", &self.table_lock_timeout)
+            .field("store_down", &self.store_down)
+            .field("allow_downgrade", &self.allow_downgrade)
             .field("adopt", &self.previous)
             .field("imported", &self.imported.len())
             .finish_non_exhaustive()
@@ -163,6 +167,8 @@ impl<'m> Migrator<'m> {
             #[cfg(feature = "rusqlite")]
             replay_setup: None,
             observer: None,
+            store_down: false,
+            allow_downgrade: false,
             previous: None,
             imported: &[],
         }
@@ -473,6 +479,9 @@ impl<'m> Migrator<'m> {
 
     /// The state of every migration, given the history.
     pub(crate) fn status_of(&self, history: &[crate::Applied]) -> Status<'m> {
+        // A squashed history that does not fit shows as it is: `plan` says why.
+        let normalized = crate::squash::normalize(self.migrations, history);
+        let history: &[crate::Applied] = normalized.as_deref().unwrap_or(history);
         let mut entries = Vec::with_capacity(self.migrations.len());
         let mut applied = history.iter().peekable();
         let mut unknown = Vec::new();
@@ -520,6 +529,7 @@ impl<'m> Migrator<'m> {
 
     /// The plan towards `target` (`None`: the latest) from `history`.
     pub(crate) fn plan(&self, history: &[crate::Applied], target: Option<u64>) -> Result<Vec<plan::Planned<'m>>> {
-        plan::plan(self.migrations, history, self.policy, target)
+        let history = crate::squash::normalize(self.migrations, history)?;
+        plan::plan(self.migrations, &history, self.policy, target)
     }
 }

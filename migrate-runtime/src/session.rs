@@ -376,7 +376,11 @@ impl Backend for Sqlite<'_, '_> {
     }
 
     async fn create_table(&mut self, migrator: &Migrator<'_>) -> Result<()> {
-        migrator.table.create(self.session.conn)
+        migrator.table.create(self.session.conn)?;
+        if migrator.store_down {
+            migrator.ensure_down_column(self.session.conn)?;
+        }
+        Ok(())
     }
 
     async fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
@@ -424,13 +428,19 @@ impl Backend for Sqlite<'_, '_> {
     ) -> Result<()> {
         let conn = self.session.conn;
         match direction {
-            Direction::Up => migrator.table.insert(
-                conn,
-                m.version_i64(),
-                m.name(),
-                &m.checksum().to_string(),
-                i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-            ),
+            Direction::Up => {
+                migrator.table.insert(
+                    conn,
+                    m.version_i64(),
+                    m.name(),
+                    &m.checksum().to_string(),
+                    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+                )?;
+                if migrator.store_down {
+                    migrator.record_down(conn, m)?;
+                }
+                Ok(())
+            }
             Direction::Down => migrator.table.delete(conn, m.version_i64()),
         }
     }

@@ -93,6 +93,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> Result<()> {
         .any(|c| c.starts_with("added [package.metadata.migrate]"))
     {
         write_snapshot(package)?;
+        write_lock(package);
     }
     if let Some(root_edit) = &root_edit {
         root_edit.write(&root)?;
@@ -315,7 +316,7 @@ fn edit_manifest(package: &Package, repo: Option<&Path>, database: &str) -> Resu
     } else {
         add_config(&mut doc, package, database)?;
         changes.push(format!(
-            "added [package.metadata.migrate] with database = {database:?}, the database of `cargo migrate` commands, and snapshot = {:?}, the schema file `cargo build` checks",
+            "added [package.metadata.migrate] with database = {database:?}, the database of `cargo migrate` commands, and snapshot = {:?}, the schema file `cargo build` checks, and lock_file = true (migrations/migrate.lock)",
             snapshot(package).display().to_string()
         ));
     }
@@ -362,6 +363,7 @@ fn add_config(doc: &mut DocumentMut, package: &Package, database: &str) -> Resul
     migrate.insert("dir", toml_edit::value(package.config.dir.display().to_string()));
     migrate.insert("database", toml_edit::value(database));
     migrate.insert("snapshot", toml_edit::value(snapshot(package).display().to_string()));
+    migrate.insert("lock_file", toml_edit::value(true));
     metadata.insert("migrate", Item::Table(migrate));
     Ok(())
 }
@@ -399,6 +401,28 @@ fn write_snapshot(package: &Package) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// Writes the lock file of a config `init` just added (`lock_file =
+/// true`), for the migrations already there.
+fn write_lock(package: &Package) {
+    let dir = package.migrations_dir();
+    // The config as `init` wrote it: the snapshot it just created is not
+    // a migration file.
+    let mut config = package.config.clone();
+    config.snapshot = Some(snapshot(package));
+    let written = migrate_build::load(&package.dir, &config)
+        .and_then(|loaded| migrate_build::lockfile::write(&dir, &loaded.migrations, package.config.width));
+    match written {
+        Ok((path, _)) => say!(
+            "created {}: a line per migration, so two branches that add one conflict when merged; `new` keeps it current, `cargo migrate lock` writes it again",
+            show(&path)
+        ),
+        Err(_) => warning!(
+            "did not write {}: the migrations have problems (see `cargo migrate check`); write it with `cargo migrate lock` once they are fixed",
+            show(&migrate_build::lockfile::path(&dir))
+        ),
+    }
 }
 
 /// The crates the workspace lists in `[workspace.dependencies]`.

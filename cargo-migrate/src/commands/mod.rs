@@ -16,6 +16,7 @@ mod drift;
 mod import;
 mod init;
 mod list;
+mod lock;
 mod new;
 mod pgdrift;
 mod pgsqlgen;
@@ -23,8 +24,10 @@ mod postgres;
 mod progress;
 mod project;
 mod renumber;
+mod repair;
 mod schema;
 mod sqlgen;
+mod squash;
 mod status;
 
 use progress::Progress;
@@ -47,8 +50,11 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Up(args) => apply::up(settings, args),
         Command::Down(args) => apply::down(settings, args),
         Command::Redo(args) => apply::redo(settings, args),
-        Command::Check => check::run(settings),
+        Command::Check(args) => check::run(settings, args),
         Command::Renumber(args) => renumber::run(settings, args),
+        Command::Lock => lock::run(settings),
+        Command::Repair(args) => repair::run(settings, args),
+        Command::Squash(args) => squash::run(settings, args),
         Command::Database(args) => dbadmin::run(settings, args),
         Command::Import(args) => import::run(settings, args),
         Command::Baseline(args) => baseline::run(settings, args),

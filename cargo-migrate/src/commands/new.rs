@@ -89,6 +89,7 @@ pub fn create(
         );
     }
     let mut created: Vec<PathBuf> = Vec::new();
+    let mut written = Vec::new();
     for &kind in kinds {
         let file = FileName {
             version,
@@ -96,15 +97,18 @@ pub fn create(
             kind,
         };
         let path = dir.join(file.to_file_name(package.config.width));
-        if let Err(e) = create_new(&path, &text(&package.version(version), kind)) {
+        let contents = text(&package.version(version), kind);
+        if let Err(e) = create_new(&path, &contents) {
             // Leave nothing half made.
             for p in &created {
                 let _ = std::fs::remove_file(p);
             }
             return Err(e);
         }
-        created.push(path);
+        created.push(path.clone());
+        written.push((kind, path, contents));
     }
+    super::lock::after_new(package, version, name, &written);
     Ok((version, created))
 }
 

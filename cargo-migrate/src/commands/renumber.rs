@@ -31,15 +31,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use migrate_build::scan::{FileName, Kind, parse_file_name};
-use migrate_runtime::{Applied, DEFAULT_LOCK_TIMEOUT, Migrator};
+use migrate_runtime::{DEFAULT_LOCK_TIMEOUT, Migrator};
 
 use crate::cli::RenumberArgs;
 use crate::database::{Mode, Source};
+use crate::git::Git;
 use crate::output::count;
 use crate::package::{Package, show};
 use crate::settings::Settings;
@@ -73,11 +73,14 @@ pub fn run(settings: &Settings, args: &RenumberArgs) -> Result<()> {
         );
     }
     let git = Git::find(&dir);
-    let history = history(settings)?;
+    let history = match &args.against {
+        Some(reference) => Some(at_ref(package, &dir, reference)?),
+        None => history(settings)?,
+    };
     let mut entries = read(package, &dir, git.as_ref())?;
     if let Some((_, applied)) = &history {
         for e in &mut entries {
-            e.applied = applied.iter().any(|a| a.version == e.version && a.name == e.name);
+            e.applied = applied.iter().any(|(v, n)| *v == e.version && *n == e.name);
         }
     }
     if args.consecutive {
@@ -96,9 +99,10 @@ pub fn run(settings: &Settings, args: &RenumberArgs) -> Result<()> {
     };
     let renames = renames(&plan, package, &dir, Order::Descending)?;
     perform(&renames, git.as_ref(), args.dry_run)?;
-    let basis = match &history {
-        Some((shown, _)) => format!("not applied in {shown}"),
-        None => "added later, by git history or file times".to_owned(),
+    let basis = match (&history, &args.against) {
+        (Some(_), Some(reference)) => format!("not at {reference}"),
+        (Some((shown, _)), None) => format!("not applied in {shown}"),
+        (None, _) => "added later, by git history or file times".to_owned(),
     };
     let moved: Vec<String> = plan
         .iter()
@@ -116,6 +120,9 @@ pub fn run(settings: &Settings, args: &RenumberArgs) -> Result<()> {
             count(plan.len(), "migration"),
             moved.join(", ")
         );
+    }
+    if !args.dry_run {
+        super::lock::after_renumber(package)?;
     }
     Ok(())
 }
@@ -145,7 +152,7 @@ fn consecutive(
     dir: &Path,
     git: Option<&Git>,
     entries: &[Entry],
-    history: Option<&(String, Vec<Applied>)>,
+    history: Option<&(String, Vec<Known>)>,
     dry_run: bool,
 ) -> Result<()> {
     let mut ordered: Vec<&Entry> = entries.iter().collect();
@@ -158,7 +165,7 @@ fn consecutive(
     if let Some((shown, applied)) = history {
         let moving: Vec<String> = plan
             .iter()
-            .filter(|(e, _)| applied.iter().any(|a| a.version == e.version))
+            .filter(|(e, _)| applied.iter().any(|(v, _)| *v == e.version))
             .map(|(e, _)| format!("{} {}", package.version(e.version), e.name))
             .collect();
         if !moving.is_empty() {
@@ -189,13 +196,36 @@ fn consecutive(
             moved.join(", ")
         );
     }
+    if !dry_run {
+        super::lock::after_renumber(package)?;
+    }
     Ok(())
 }
 
 /// The database's applied migrations, when there is a database to ask:
 /// one given with --database must exist; one from DATABASE_URL or the
 /// config is used when its file exists.
-fn history(settings: &Settings) -> Result<Option<(String, Vec<Applied>)>> {
+/// A migration that must keep its version: applied in the database, or
+/// present at the `--against` ref.
+type Known = (u64, String);
+
+/// The migrations at the git ref `reference` (`--against`): they keep
+/// their versions, as applied ones do.
+fn at_ref(package: &Package, dir: &Path, reference: &str) -> Result<(String, Vec<Known>)> {
+    let git = Git::require(dir, "`cargo migrate renumber --against`")?;
+    let commit = git.commit(reference)?;
+    let mut known: Vec<Known> = git
+        .files_at(&commit, &Git::prefix(dir)?)?
+        .into_iter()
+        .filter_map(|f| parse_file_name(&f.name, package.config.width).ok())
+        .map(|f| (f.version, f.name))
+        .collect();
+    known.sort();
+    known.dedup();
+    Ok((reference.to_owned(), known))
+}
+
+fn history(settings: &Settings) -> Result<Option<(String, Vec<Known>)>> {
     let Some(database) = &settings.database else {
         return Ok(None);
     };
@@ -206,7 +236,7 @@ fn history(settings: &Settings) -> Result<Option<(String, Vec<Applied>)>> {
             migrator = migrator.schema(schema);
         }
         let status = migrator.status_postgres(&mut database.connect()?)?;
-        return Ok(Some((database.shown(), status.unknown)));
+        return Ok(Some((database.shown(), known(status.unknown))));
     }
     let Some(opened) = database.open(Mode::ReadOnly, DEFAULT_LOCK_TIMEOUT)? else {
         if database.source == Source::Flag {
@@ -224,7 +254,11 @@ fn history(settings: &Settings) -> Result<Option<(String, Vec<Applied>)>> {
     // With no migrations, every row of the tracking table is "unknown": the
     // whole history, read by the runtime.
     let status = migrator.status(&opened.conn)?;
-    Ok(Some((database.shown(), status.unknown)))
+    Ok(Some((database.shown(), known(status.unknown))))
+}
+
+fn known(applied: Vec<migrate_runtime::Applied>) -> Vec<Known> {
+    applied.into_iter().map(|a| (a.version, a.name)).collect()
 }
 
 /// The migration files in `dir`, grouped by version and name. Files whose
@@ -270,7 +304,7 @@ fn read(package: &Package, dir: &Path, git: Option<&Git>) -> Result<Vec<Entry>> 
 /// Which migrations move, and to which version; `None` when nothing needs to.
 fn plan<'e>(
     entries: &'e [Entry],
-    history: Option<&[Applied]>,
+    history: Option<&[Known]>,
     package: &Package,
 ) -> Result<Option<Vec<(&'e Entry, u64)>>> {
     let mut per_version: BTreeMap<u64, usize> = BTreeMap::new();
@@ -280,7 +314,7 @@ fn plan<'e>(
     let shared = |e: &Entry| per_version.get(&e.version).copied().unwrap_or(0) > 1;
     let movers: Vec<&Entry> = match history {
         Some(history) => {
-            let applied_versions: BTreeSet<u64> = history.iter().map(|a| a.version).collect();
+            let applied_versions: BTreeSet<u64> = history.iter().map(|(v, _)| *v).collect();
             let top = applied_versions.last().copied().unwrap_or(0);
             let conflict =
                 |e: &&Entry| !e.applied && (shared(e) || applied_versions.contains(&e.version) || e.version < top);
@@ -312,8 +346,8 @@ fn plan<'e>(
         .filter(|e| !movers.iter().any(|m| std::ptr::eq(*m, *e)))
         .collect();
     let mut kept: BTreeMap<u64, &str> = staying.iter().map(|e| (e.version, e.name.as_str())).collect();
-    for a in history.unwrap_or_default() {
-        kept.entry(a.version).or_insert(&a.name);
+    for (version, name) in history.unwrap_or_default() {
+        kept.entry(*version).or_insert(name);
     }
     if let Some((v, name)) = staying
         .iter()
@@ -413,65 +447,4 @@ fn added(git: Option<&Git>, path: &Path) -> Option<i64> {
         let since = modified.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         i64::try_from(since.as_secs()).ok()
     })
-}
-
-/// The git work tree the migrations directory is in.
-struct Git {
-    dir: PathBuf,
-}
-
-impl Git {
-    fn find(dir: &Path) -> Option<Self> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["rev-parse", "--is-inside-work-tree"])
-            .output()
-            .ok()?;
-        (out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "true")
-            .then(|| Self { dir: dir.to_owned() })
-    }
-
-    fn git(&self) -> Command {
-        let mut c = Command::new("git");
-        c.arg("-C").arg(&self.dir);
-        c
-    }
-
-    fn tracks(&self, path: &Path) -> bool {
-        self.git()
-            .args(["ls-files", "--error-unmatch", "--"])
-            .arg(path)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-
-    fn added(&self, path: &Path) -> Option<i64> {
-        let out = self
-            .git()
-            .args(["log", "--diff-filter=A", "--format=%ct", "-1", "--"])
-            .arg(path)
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    }
-
-    fn mv(&self, from: &Path, to: &Path) -> Result<()> {
-        let out = self
-            .git()
-            .args(["mv", "--"])
-            .arg(from)
-            .arg(to)
-            .output()
-            .context("cannot run git mv")?;
-        if !out.status.success() {
-            bail!(
-                "git mv {} {} failed: {}",
-                show(from),
-                show(to),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
-    }
 }

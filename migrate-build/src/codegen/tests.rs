@@ -33,6 +33,7 @@ fn input_of(migrations: &[Found]) -> Input<'_> {
         drift: Drift::Error,
         ignore: &[],
         imported: &[],
+        store_down: false,
     }
 }
 
@@ -54,6 +55,7 @@ fn generate_with(runtime_path: &str, migrations: &[Found]) -> String {
         fingerprints: &[],
         drift: Drift::Error,
         ignore: &[],
+        store_down: false,
         imported: &[],
     })
 }
@@ -76,6 +78,7 @@ fn postgres_functions_and_the_configs_migrator_settings() {
         fingerprints: &[],
         drift: Drift::Error,
         ignore: &[],
+        store_down: false,
         imported: &[],
     });
     assert!(
@@ -216,6 +219,7 @@ fn fingerprints_drift_and_ignore_are_generated_rustfmt_clean() {
             fingerprints: &fingerprints,
             drift,
             ignore,
+            store_down: false,
             imported: &[],
         });
         assert!(
@@ -272,6 +276,7 @@ fn ignore_lists_of_every_length_are_rustfmt_clean() {
                 fingerprints: &[],
                 drift: Drift::Error,
                 ignore,
+                store_down: false,
                 imported: &[],
             })
         })

@@ -45,6 +45,9 @@ variants!(
     #[cfg(feature = "postgres")]
     Postgres,
     Database,
+    SquashedPartly,
+    SquashMismatch,
+    NoStoredDown,
 );
 
 /// Variants without an example here, and why.
@@ -165,6 +168,24 @@ fn examples() -> Vec<Error> {
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
                 Some("attempt to write a readonly database".into()),
             ),
+        },
+        Error::SquashedPartly {
+            version: 7,
+            name: "squashed".into(),
+            file: "migrations/0007_squashed.sql".into(),
+            first: 1,
+            missing: vec![5, 6, 7],
+        },
+        Error::SquashMismatch {
+            version: 7,
+            name: "squashed".into(),
+            file: "migrations/0007_squashed.sql".into(),
+            first: 1,
+        },
+        Error::NoStoredDown {
+            version: 8,
+            name: "add_phone".into(),
+            newest: 7,
         },
     ]
 }

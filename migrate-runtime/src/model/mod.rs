@@ -40,6 +40,7 @@ mod pg_render;
 mod read;
 mod record;
 mod render;
+mod statements;
 #[cfg(all(test, feature = "rusqlite"))]
 mod tests;
 
@@ -56,6 +57,7 @@ pub use pg_render::quote_postgres;
 use read::read_table;
 #[cfg(feature = "rusqlite")]
 pub use render::schema_sql;
+pub use statements::{ChangedStatement, Dialect, first_changed_statement};
 
 /// A database's schema.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

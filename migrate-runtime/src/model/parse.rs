@@ -17,7 +17,7 @@ pub(super) enum Tok {
 }
 
 impl Tok {
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         match self {
             Self::Word(w) => w.clone(),
             Self::Quoted(q) => format!("\"{}\"", q.replace('"', "\"\"")),
@@ -43,6 +43,12 @@ impl Tok {
 }
 
 pub(super) fn tokens(sql: &str) -> Vec<Tok> {
+    tokens_folding(sql, true)
+}
+
+/// [`tokens`], keeping the letter case of quoted names unless
+/// `fold_quoted` (SQLite ignores it; PostgreSQL does not).
+pub(super) fn tokens_folding(sql: &str, fold_quoted: bool) -> Vec<Tok> {
     let b = sql.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -74,7 +80,7 @@ pub(super) fn tokens(sql: &str) -> Vec<Tok> {
                     b'`' => inner.replace("``", "`"),
                     _ => inner.to_owned(),
                 };
-                out.push(Tok::Quoted(content.to_lowercase()));
+                out.push(Tok::Quoted(if fold_quoted { content.to_lowercase() } else { content }));
             }
         } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
             let from = i;

@@ -233,6 +233,7 @@ impl<'m> Migrator<'m> {
     /// The one implementation of `apply` and `migrate_to` on either driver.
     async fn run_postgres(&self, client: &mut impl PgClient, target: Option<u64>) -> Result<Report> {
         self.check_set()?;
+        self.check_downgrade_postgres()?;
         let mut db = Postgres::new(client, self)?;
         let history = db.read(self).await?;
         if !db.invalid.is_empty() {

@@ -1,0 +1,195 @@
+//! `cargo migrate squash --to N` (issue 14): one baseline for migrations
+//! 1..=N, and an app built from the squashed set meeting databases at 0,
+//! N−1, N and beyond.
+
+use migrate_runtime::model::{Filter, Model};
+use migrate_runtime::rusqlite::Connection;
+
+use crate::team::Repo;
+
+/// Migrations 1 to 4 (an index, a view, a foreign key, a table rebuild),
+/// committed, with `lock_file = true`.
+fn four() -> Repo {
+    let repo = Repo::new();
+    let pkg = &repo.pkg;
+    pkg.write(
+        "migrations/0001_create_users.up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
+    );
+    pkg.write("migrations/0001_create_users.down.sql", "DROP TABLE users;\n");
+    pkg.write(
+        "migrations/0002_add_email.up.sql",
+        "ALTER TABLE users ADD email TEXT;\nCREATE UNIQUE INDEX users_email ON users (email);\n",
+    );
+    pkg.write(
+        "migrations/0002_add_email.down.sql",
+        "DROP INDEX users_email;\nALTER TABLE users DROP COLUMN email;\n",
+    );
+    pkg.write(
+        "migrations/0003_create_teams.sql",
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY, owner INTEGER REFERENCES users (id) ON DELETE CASCADE);\n\
+         CREATE VIEW team_owners AS SELECT t.id, u.name FROM teams t JOIN users u ON u.id = t.owner;\n\
+         CREATE TRIGGER users_name_trim AFTER UPDATE OF name ON users BEGIN UPDATE users SET name = trim(name) WHERE id = new.id; END;\n",
+    );
+    pkg.write(
+        "migrations/0004_add_phone.up.sql",
+        "ALTER TABLE users ADD phone TEXT;\n",
+    );
+    pkg.write(
+        "migrations/0004_add_phone.down.sql",
+        "ALTER TABLE users DROP COLUMN phone;\n",
+    );
+    repo.ok(&["lock"]);
+    repo.commit_all("four migrations");
+    repo
+}
+
+fn model(path: &std::path::Path) -> Model {
+    Model::read(&Connection::open(path).unwrap(), &Filter::new("_migrations")).unwrap()
+}
+
+#[test]
+fn squash_keeps_every_database_working() {
+    let repo = four();
+    let dir = repo.pkg.path();
+    // Databases made before the squash, by the CLI: at 2 (N−1), 3 (N), 4 (beyond).
+    for (db, to) in [("at2.db", "2"), ("at3.db", "3"), ("at4.db", "4")] {
+        repo.ok(&["up", "--to", to, "--database", &format!("sqlite:{db}")]);
+    }
+    let conn = Connection::open(dir.join("at3.db")).unwrap();
+    conn.execute_batch("INSERT INTO users (name, email) VALUES ('ada', 'ada@example.com');")
+        .unwrap();
+    drop(conn);
+    repo.ok(&["up", "--database", "sqlite:reference.db"]);
+
+    let (o, e) = repo.ok(&["squash", "--to", "3"]);
+    assert_eq!(o, "");
+    assert!(
+        e.starts_with("squashed 3 migrations (5 files) into migrations/0003_baseline.sql: databases at 0003 or later accept it as applied, a new database applies it, and one between 1 and 0002 is refused with the versions it lacks\n"),
+        "{e}"
+    );
+    assert!(
+        e.contains("wrote migrations/migrate.lock for the squashed migrations"),
+        "{e}"
+    );
+    let baseline = repo.pkg.read("migrations/0003_baseline.sql");
+    assert!(baseline.starts_with("-- migrate:squashes 1-3 "), "{baseline}");
+    assert!(baseline.contains("CREATE VIEW team_owners"), "{baseline}");
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "0003_baseline.sql",
+            "0004_add_phone.down.sql",
+            "0004_add_phone.up.sql",
+            "migrate.lock"
+        ]
+    );
+    let status = String::from_utf8(repo.git(&["status", "--porcelain", "migrations"]).stdout).unwrap();
+    assert!(status.contains("D  migrations/0001_create_users.up.sql"), "{status}");
+    assert!(status.contains("A  migrations/0003_baseline.sql"), "{status}");
+    repo.ok(&["check"]);
+    repo.commit_all("squash");
+
+    // The app, built from the squashed set, meets each database.
+    let (ok, e) = repo.pkg.build();
+    assert!(ok, "{e}");
+    let app = |db: &str| {
+        let out = std::process::Command::new(repo.pkg.binary())
+            .arg(dir.join(db))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    // 0: a new database applies the baseline, then 4.
+    let (ok, out) = app("new.db");
+    assert!(ok, "{out}");
+    assert!(out.contains("applied 3 baseline"), "{out}");
+    assert!(out.contains("applied 4 add_phone"), "{out}");
+    assert_eq!(model(&dir.join("new.db")), model(&dir.join("reference.db")));
+    // N−1: refused, naming what it lacks; nothing changes.
+    let before = model(&dir.join("at2.db"));
+    let (ok, out) = app("at2.db");
+    assert!(!ok);
+    assert!(
+        out.contains("error: migrations/0003_baseline.sql: migration 3 `baseline` replaces versions 1 to 3 (a squash), and the database applied only some of them: it lacks version 3;"),
+        "{out}"
+    );
+    assert_eq!(model(&dir.join("at2.db")), before);
+    // N: accepted as applied; 4 is applied on top; the rows stay.
+    let (ok, out) = app("at3.db");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("applied 4 add_phone") && !out.contains("baseline"),
+        "{out}"
+    );
+    assert_eq!(model(&dir.join("at3.db")), model(&dir.join("reference.db")));
+    let name: String = Connection::open(dir.join("at3.db"))
+        .unwrap()
+        .query_row("SELECT name FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(name, "ada");
+    // Beyond: nothing to do.
+    let (ok, out) = app("at4.db");
+    assert!(ok, "{out}");
+    assert!(!out.contains("applied"), "{out}");
+    // The CLI agrees.
+    let (o, _) = repo.ok(&["status", "--database", "sqlite:at4.db"]);
+    assert!(o.contains("0003     baseline   applied"), "{o}");
+}
+
+#[test]
+fn squash_refuses_bad_targets_in_one_line() {
+    let repo = four();
+    let lock = repo.lock();
+    for (args, expected) in [
+        (
+            vec!["squash", "--to", "9"],
+            "error: --to 9 is beyond the newest migration, 0004 add_phone; squash up to a version on disk (`cargo migrate list`). Nothing was changed\n",
+        ),
+        (
+            vec!["squash", "--to", "1"],
+            "error: --to 1 would squash one migration into one: give a later version. Nothing was changed\n",
+        ),
+    ] {
+        let (code, o, e) = repo.migrate(&args);
+        assert_eq!((code, o.as_str(), e.as_str()), (1, "", expected));
+    }
+    let (_, _) = repo.ok(&["squash", "--to", "3"]);
+    let (code, _, e) = repo.migrate(&["squash", "--to", "2"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        e,
+        "error: --to 2 is below the squash in migrations/0003_baseline.sql, which replaces versions 1 to 3; squash to a version above 3. Nothing was changed\n"
+    );
+    assert_ne!(repo.lock(), lock);
+    // A baseline's directive edited by hand is a build error at its line.
+    let baseline = repo.pkg.read("migrations/0003_baseline.sql");
+    repo.pkg.write(
+        "migrations/0003_baseline.sql",
+        baseline.replacen("squashes 1-3", "squashes 1-2", 1),
+    );
+    let (code, _, e) = repo.migrate(&["check"]);
+    assert_eq!(code, 1);
+    assert!(
+        e.contains("migrations/0003_baseline.sql:1: `-- migrate:squashes 1-2` must replace the versions from 1 to the baseline's own version 3"),
+        "{e}"
+    );
+    repo.pkg.write(
+        "migrations/0003_baseline.sql",
+        baseline.replacen("squashes 1-3", "squashes 1-3-", 1),
+    );
+    let (code, _, e) = repo.migrate(&["check"]);
+    assert_eq!(code, 1);
+    assert!(
+        e.contains("migrations/0003_baseline.sql:1: `-- migrate:squashes 1-3-"),
+        "{e}"
+    );
+}
