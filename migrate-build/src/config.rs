@@ -24,6 +24,7 @@ use crate::problem::{Error, Problem};
 /// ignore = ["fts_*"]            # tables left out of drift and snapshot
 /// snapshot = "migrations/schema.sql"  # the schema as a reviewed file
 /// functions = ["normalize/1"]   # app-defined SQL functions, stubbed in the build's replay
+/// lint_from = 12                # lint migrations from this version on (SQLite)
 /// ```
 ///
 /// New keys will come (`#[non_exhaustive]`): start from
@@ -72,6 +73,12 @@ pub struct Config {
     /// (exactly `N`). The build's replay registers a stub for each
     /// ([`Function`]); `Builder::replay_setup` can register the real one.
     pub functions: Vec<String>,
+    /// The first version the build's lint checks (`crate::lint`); `None`
+    /// (the default): the build does not lint, so a project that upgrades
+    /// is not judged on its history. `cargo migrate init` sets it to the
+    /// version the package's next migration gets.
+    #[serde(rename = "lint_from", alias = "lint-from")]
+    pub lint_from: Option<u64>,
 }
 
 /// One entry of `functions`: an app-defined SQL function that the build's
@@ -216,6 +223,7 @@ impl Default for Config {
             ignore: Vec::new(),
             snapshot: None,
             functions: Vec::new(),
+            lint_from: None,
         }
     }
 }
@@ -333,6 +341,7 @@ impl Config {
                 ("drift", config.drift != Drift::Error),
                 ("ignore", !config.ignore.is_empty()),
                 ("snapshot", config.snapshot.is_some()),
+                ("lint_from", config.lint_from.is_some()),
             ];
             if let Some((key, _)) = set.iter().find(|(_, set)| *set) {
                 let line = key_line(text, section, key, None);
@@ -340,7 +349,7 @@ impl Config {
                     Problem::error(
                         manifest,
                         line,
-                        format!("{key} is for SQLite for now, and these migrations are for PostgreSQL: the drift check and the schema snapshot need a schema model, which PostgreSQL does not have yet"),
+                        format!("{key} is for SQLite for now, and these migrations are for PostgreSQL: the drift check, the schema snapshot and the lint need a schema model, which PostgreSQL does not have yet"),
                     )
                     .hint(format!("remove {key}")),
                 ]));
@@ -383,7 +392,7 @@ impl Config {
 /// The keys and their types, for a manifest that does not parse.
 const KEYS_HINT: &str = "the keys are dir, database, table, backend (\"sqlite\" or \"postgres\"), schema, \
      lock (\"advisory\" or \"table\"), lock_timeout (\"60s\"), drift (\"error\", \"warn\" or \"off\"), snapshot — strings — \
-     width (integer), ignore and functions (\"normalize/1\") — arrays of strings";
+     width and lint_from (integers), ignore and functions (\"normalize/1\") — arrays of strings";
 
 /// The 1-based line, at or after the section's line, of `key` — or of the
 /// string `value` when given and found (a pattern in a multi-line array);

@@ -54,6 +54,7 @@ pub mod codegen;
 pub mod config;
 pub mod directives;
 pub mod file_name;
+pub mod lint;
 pub mod naming;
 mod problem;
 pub mod scan;
