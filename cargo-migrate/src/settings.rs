@@ -74,6 +74,7 @@ fn uses_database(command: &Command) -> bool {
         | Command::Diff(_) => true,
         // `schema` reads a live database only when --database says so.
         Command::Init(_) | Command::New(_) | Command::List(_) | Command::Check | Command::Schema(_) => false,
+        Command::Lint(_) => false,
     }
 }
 

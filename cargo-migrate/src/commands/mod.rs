@@ -21,6 +21,9 @@ mod renumber;
 mod schema;
 mod sqlgen;
 mod status;
+mod lint;
+
+pub use lint::explain;
 
 use progress::Progress;
 use project::{Project, applied_versions, runtime_error};
@@ -44,6 +47,7 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Redo(args) => apply::redo(settings, args),
         Command::Check => check::run(settings),
         Command::Renumber(args) => renumber::run(settings, args),
+        Command::Lint(args) => return lint::run(settings, args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }
