@@ -104,7 +104,7 @@ fn check_waiver(args: &str, shown: &str, line: usize) -> Option<Problem> {
     if reason.trim().is_empty() {
         return Some(
             Problem::error(shown, line, format!("`-- migrate:allow {id}` gives no reason"))
-                .hint(format!("say why the change is safe after the id: `-- migrate:allow {id} the backfill in 0003 filled every row`")),
+                .hint(format!("say after the id why the change is safe here: `-- migrate:allow {id} <reason>`")),
         );
     }
     None

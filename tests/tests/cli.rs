@@ -104,7 +104,7 @@ fn help_texts() {
     let (main, _) = ok(&pkg, &["--help"]);
     insta::assert_snapshot!("help", main);
     for command in [
-        "init", "new", "list", "status", "up", "down", "redo", "check", "renumber", "diff", "schema",
+        "init", "new", "list", "status", "up", "down", "redo", "check", "renumber", "diff", "schema", "lint",
     ] {
         let (text, _) = ok(&pkg, &[command, "--help"]);
         insta::assert_snapshot!(format!("help_{command}"), text);

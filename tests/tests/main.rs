@@ -11,3 +11,4 @@ mod reliability;
 mod renumber;
 mod runtime;
 mod testdb;
+mod lint;
