@@ -175,3 +175,28 @@ fn cargo_build_fails_on_lint_errors_and_warns_on_warnings() {
         "{stderr}"
     );
 }
+
+/// `cargo migrate init` sets `lint_from` to the next version: what is
+/// there already is history, not judged; a new package lints from 1.
+#[test]
+fn init_sets_lint_from_to_the_next_version() {
+    let pkg = Package::bare();
+    pkg.write("migrations/0001_a.sql", "CREATE TABLE a (x);\n");
+    pkg.write("migrations/0002_drop_a.sql", "DROP TABLE a;\n");
+    pkg.migrate().arg("init").assert().success();
+    let manifest = pkg.read("Cargo.toml");
+    assert!(manifest.contains("\nlint_from = 3\n"), "{manifest}");
+    assert!(migrate(&pkg, &["check"]).starts_with("exit 0\n"));
+    // A migration written from now on is linted.
+    pkg.write(
+        "migrations/0003_drop_a_again.sql",
+        "CREATE TABLE c (id INTEGER PRIMARY KEY);\nALTER TABLE c RENAME TO d;\n",
+    );
+    pkg.write("migrations/0004_drop_d.sql", "DROP TABLE d;\n");
+    let text = migrate(&pkg, &["check"]);
+    assert!(text.contains("migrations/0004_drop_d.sql:1: MS001 drops table `d`"), "{text}");
+    let fresh = Package::bare();
+    fresh.migrate().arg("init").assert().success();
+    let manifest = fresh.read("Cargo.toml");
+    assert!(manifest.contains("\nlint_from = 1\n"), "{manifest}");
+}
