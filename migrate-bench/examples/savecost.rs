@@ -18,7 +18,10 @@ fn main() {
     migrate_bench::write_dir(pkg.path(), &set);
     if mode == "edit" {
         let middle = &set[n / 2];
-        let path = pkg.path().join("migrations").join(format!("{}.up.sql", migrate_bench::stem(middle)));
+        let path = pkg
+            .path()
+            .join("migrations")
+            .join(format!("{}.up.sql", migrate_bench::stem(middle)));
         std::fs::write(path, format!("{}-- edited\n", middle.up)).unwrap();
     }
     let cache = (mode != "none").then_some(cache.path());

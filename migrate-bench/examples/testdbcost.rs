@@ -15,7 +15,10 @@ fn main() {
     let file = dir.path().join("ready.db");
     match mode.as_str() {
         "copy" => drop(Migrator::new(&ours).test_db().unwrap()),
-        "open" => Migrator::new(&ours).apply(&mut Connection::open(&file).unwrap()).map(drop).unwrap(),
+        "open" => Migrator::new(&ours)
+            .apply(&mut Connection::open(&file).unwrap())
+            .map(drop)
+            .unwrap(),
         _ => {}
     }
     timed(&ours, &mode, &file);

@@ -27,9 +27,8 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
         let trimmed = line.trim();
         // `-- migrate:NAME`: one word after the colon. A comment that merely
         // starts with "Migrate:" followed by prose is not a directive.
-        let directive = directive_text(trimmed).filter(|name| {
-            !name.is_empty() && (!name.contains(char::is_whitespace) || allow_args(name).is_some())
-        });
+        let directive = directive_text(trimmed)
+            .filter(|name| !name.is_empty() && (!name.contains(char::is_whitespace) || allow_args(name).is_some()));
         match directive {
             Some(name) if !header => {
                 problems.push(
@@ -91,20 +90,27 @@ fn check_waiver(args: &str, shown: &str, line: usize) -> Option<Problem> {
     let ids = || crate::lint::RULES.iter().map(|r| r.id).collect::<Vec<_>>().join(", ");
     if id.is_empty() {
         return Some(
-            Problem::error(shown, line, "`-- migrate:allow` names no rule")
-                .hint(format!("write `-- migrate:allow MS00N reason`; the rules are {}", ids())),
+            Problem::error(shown, line, "`-- migrate:allow` names no rule").hint(format!(
+                "write `-- migrate:allow MS00N reason`; the rules are {}",
+                ids()
+            )),
         );
     }
     if crate::lint::rule(id).is_none() {
         return Some(
-            Problem::error(shown, line, format!("`-- migrate:allow {id}`: there is no lint rule {id}"))
-                .hint(format!("the rules are {} (`cargo migrate lint --explain ID`)", ids())),
+            Problem::error(
+                shown,
+                line,
+                format!("`-- migrate:allow {id}`: there is no lint rule {id}"),
+            )
+            .hint(format!("the rules are {} (`cargo migrate lint --explain ID`)", ids())),
         );
     }
     if reason.trim().is_empty() {
         return Some(
-            Problem::error(shown, line, format!("`-- migrate:allow {id}` gives no reason"))
-                .hint(format!("say after the id why the change is safe here: `-- migrate:allow {id} <reason>`")),
+            Problem::error(shown, line, format!("`-- migrate:allow {id}` gives no reason")).hint(format!(
+                "say after the id why the change is safe here: `-- migrate:allow {id} <reason>`"
+            )),
         );
     }
     None
@@ -126,7 +132,10 @@ pub(crate) fn waivers(text: &str) -> Vec<crate::lint::Waiver> {
         if check_waiver(args, "", 0).is_none()
             && let Some(rule) = crate::lint::rule(id)
         {
-            out.push(crate::lint::Waiver { line: i + 1, rule: rule.id });
+            out.push(crate::lint::Waiver {
+                line: i + 1,
+                rule: rule.id,
+            });
         }
     }
     out

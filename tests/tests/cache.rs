@@ -69,7 +69,11 @@ fn migration(i: usize, kind: u8) -> (String, String, Option<String>) {
             Some(format!("ALTER TABLE {t} ADD COLUMN a; DROP TABLE {t};")),
         ),
         7 => {
-            let waiver = if i % 2 == 0 { "-- migrate:allow MS008 test rows only\n" } else { "" };
+            let waiver = if i % 2 == 0 {
+                "-- migrate:allow MS008 test rows only\n"
+            } else {
+                ""
+            };
             (format!("purge_{i}"), format!("{waiver}DELETE FROM base;"), None)
         }
         8 => (

@@ -103,8 +103,14 @@ fn each_rule_fires_is_waived_needs_a_reason_and_goes_stale() {
         let stale = format!("-- migrate:allow {id} kept from an old draft\n{before}");
         let cases: [(&str, Vec<(&str, &str)>); 4] = [
             ("fires", vec![("0001_before.sql", before), ("0002_change.sql", up)]),
-            ("waived", vec![("0001_before.sql", before), ("0002_change.sql", &waived)]),
-            ("waiver without a reason", vec![("0001_before.sql", before), ("0002_change.sql", &no_reason)]),
+            (
+                "waived",
+                vec![("0001_before.sql", before), ("0002_change.sql", &waived)],
+            ),
+            (
+                "waiver without a reason",
+                vec![("0001_before.sql", before), ("0002_change.sql", &no_reason)],
+            ),
             ("stale waiver", vec![("0001_before.sql", &stale)]),
         ];
         for (case, files) in cases {
@@ -118,7 +124,10 @@ fn each_rule_fires_is_waived_needs_a_reason_and_goes_stale() {
 #[test]
 fn explain_json_and_bad_ids() {
     let pkg = Package::named("lint-explain");
-    migrations(&pkg, &[("0001_before.sql", FIXTURES[1].1), ("0002_change.sql", FIXTURES[1].2)]);
+    migrations(
+        &pkg,
+        &[("0001_before.sql", FIXTURES[1].1), ("0002_change.sql", FIXTURES[1].2)],
+    );
     let mut text = migrate(&pkg, &["lint", "--format", "json"]);
     text.push_str(&migrate(&pkg, &["lint", "--explain", "ms002"]));
     text.push_str(&migrate(&pkg, &["lint", "--explain", "MS042"]));
@@ -131,18 +140,30 @@ fn explain_json_and_bad_ids() {
 #[test]
 fn check_fails_on_lint_errors_from_lint_from_on() {
     let pkg = Package::named("lint-check");
-    migrations(&pkg, &[("0001_before.sql", FIXTURES[1].1), ("0002_change.sql", FIXTURES[1].2)]);
+    migrations(
+        &pkg,
+        &[("0001_before.sql", FIXTURES[1].1), ("0002_change.sql", FIXTURES[1].2)],
+    );
     // Without lint_from the build and check do not lint.
     assert!(migrate(&pkg, &["check"]).starts_with("exit 0\n"));
     let manifest = pkg.read("Cargo.toml");
-    pkg.write("Cargo.toml", format!("{manifest}\n[package.metadata.migrate]\nlint_from = 2\n"));
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nlint_from = 2\n"),
+    );
     let text = migrate(&pkg, &["check"]);
     assert_eq!(
         text,
         "exit 1\nerror: migrations/0002_change.sql:1: MS002 drops column `users.nickname` and its data (help: keep the column in the new table, or add `-- migrate:allow MS002 <reason>` once no code uses it; `cargo migrate lint --explain MS002`)\nerror: 1 problem in the migrations\n"
     );
-    pkg.write("Cargo.toml", format!("{manifest}\n[package.metadata.migrate]\nlint_from = 3\n"));
-    assert_eq!(migrate(&pkg, &["check"]), "exit 0\nchecked 2 migrations in migrations: ok\n");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nlint_from = 3\n"),
+    );
+    assert_eq!(
+        migrate(&pkg, &["check"]),
+        "exit 0\nchecked 2 migrations in migrations: ok\n"
+    );
     // `lint` follows lint_from too.
     assert_eq!(
         migrate(&pkg, &["lint"]),
@@ -156,8 +177,14 @@ fn check_fails_on_lint_errors_from_lint_from_on() {
 fn cargo_build_fails_on_lint_errors_and_warns_on_warnings() {
     let pkg = Package::named("lint-build");
     let manifest = pkg.read("Cargo.toml");
-    pkg.write("Cargo.toml", format!("{manifest}\n[package.metadata.migrate]\nlint_from = 1\n"));
-    migrations(&pkg, &[("0001_before.sql", FIXTURES[0].1), ("0002_change.sql", FIXTURES[0].2)]);
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nlint_from = 1\n"),
+    );
+    migrations(
+        &pkg,
+        &[("0001_before.sql", FIXTURES[0].1), ("0002_change.sql", FIXTURES[0].2)],
+    );
     let out = pkg.cargo(&["build"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -165,7 +192,10 @@ fn cargo_build_fails_on_lint_errors_and_warns_on_warnings() {
         stderr.contains("migrations/0002_change.sql:2: MS001 drops table `users` and every row in it (help: if the data may go, add `-- migrate:allow MS001 <reason>` at the top of the file; `cargo migrate lint --explain MS001`)"),
         "{stderr}"
     );
-    migrations(&pkg, &[("0001_before.sql", FIXTURES[7].1), ("0002_change.sql", FIXTURES[7].2)]);
+    migrations(
+        &pkg,
+        &[("0001_before.sql", FIXTURES[7].1), ("0002_change.sql", FIXTURES[7].2)],
+    );
     let out = pkg.cargo(&["build"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -194,9 +224,40 @@ fn init_sets_lint_from_to_the_next_version() {
     );
     pkg.write("migrations/0004_drop_d.sql", "DROP TABLE d;\n");
     let text = migrate(&pkg, &["check"]);
-    assert!(text.contains("migrations/0004_drop_d.sql:1: MS001 drops table `d`"), "{text}");
+    assert!(
+        text.contains("migrations/0004_drop_d.sql:1: MS001 drops table `d`"),
+        "{text}"
+    );
     let fresh = Package::bare();
     fresh.migrate().arg("init").assert().success();
     let manifest = fresh.read("Cargo.toml");
     assert!(manifest.contains("\nlint_from = 1\n"), "{manifest}");
+}
+
+/// The lint is SQLite's: a PostgreSQL package's config refuses
+/// `lint_from` at its line, and `lint` says where it runs.
+#[test]
+fn postgres_packages_are_told_the_lint_is_sqlite_only() {
+    let pkg = Package::named("lint-postgres");
+    migrations(&pkg, &[("0001_a.sql", "CREATE TABLE a (x int);\n")]);
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\n"),
+    );
+    let text = migrate(&pkg, &["lint"]);
+    assert_eq!(
+        text,
+        "exit 1\nerror: cargo migrate lint runs on SQLite migrations only: its rules compare the schema model before and after each migration, which PostgreSQL does not have yet; `cargo migrate check` checks these migrations\n"
+    );
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\nlint_from = 1\n"),
+    );
+    let text = migrate(&pkg, &["check"]);
+    assert!(
+        text.contains("Cargo.toml:17: lint_from is for SQLite for now, and these migrations are for PostgreSQL")
+            && text.contains("(help: remove lint_from)"),
+        "{text}"
+    );
 }

@@ -12,6 +12,7 @@ mod check;
 mod diff;
 mod drift;
 mod init;
+mod lint;
 mod list;
 mod new;
 mod postgres;
@@ -21,7 +22,6 @@ mod renumber;
 mod schema;
 mod sqlgen;
 mod status;
-mod lint;
 
 pub use lint::explain;
 

@@ -11,8 +11,8 @@
 //! `-- migrate:allow MS00N reason` at the top of an up script waives a rule
 //! for that migration.
 
-use migrate_runtime::model::{Filter, Model};
 use migrate_runtime::Migrator;
+use migrate_runtime::model::{Filter, Model};
 
 use crate::problem::{Problem, Severity};
 use crate::scan::Found;
@@ -186,7 +186,9 @@ pub(crate) fn run(
         return Ok(Vec::new());
     };
     let mut conn = rusqlite::Connection::open_in_memory().map_err(db_error("opening an in-memory database"))?;
-    setup(&conn).map_err(db_error("setting up the lint's replay database (functions, replay_setup)"))?;
+    setup(&conn).map_err(db_error(
+        "setting up the lint's replay database (functions, replay_setup)",
+    ))?;
     if let Some(previous) = first.checked_sub(1) {
         migrator.migrate_to(&mut conn, found[previous].version)?;
     }
@@ -222,7 +224,10 @@ pub(crate) fn run(
                 Problem::warning(
                     &m.up.display,
                     w.line,
-                    format!("`-- migrate:allow {}` waives a rule that does not fire on this migration", w.rule),
+                    format!(
+                        "`-- migrate:allow {}` waives a rule that does not fire on this migration",
+                        w.rule
+                    ),
                 )
                 .hint("delete the line, so the waiver cannot hide a problem added to the file later"),
             );
@@ -231,8 +236,12 @@ pub(crate) fn run(
             && let Some(w) = crate::directives::waivers(&down.text).first()
         {
             problems.push(
-                Problem::warning(&down.display, w.line, "`-- migrate:allow` in a down script waives nothing: the lint checks up scripts")
-                    .hint("move it to the up script, or delete it"),
+                Problem::warning(
+                    &down.display,
+                    w.line,
+                    "`-- migrate:allow` in a down script waives nothing: the lint checks up scripts",
+                )
+                .hint("move it to the up script, or delete it"),
             );
         }
         before = after;

@@ -145,11 +145,15 @@ fn drop_column(input: &Input<'_>) -> Vec<Finding> {
             {
                 continue;
             }
-            let dropped = input.statements.iter().find(|s| {
-                matches!(&s.kind, Kind::DropColumn { column, .. } if column.eq_ignore_ascii_case(&c.name))
-            });
+            let dropped = input
+                .statements
+                .iter()
+                .find(|s| matches!(&s.kind, Kind::DropColumn { column, .. } if column.eq_ignore_ascii_case(&c.name)));
             let (line, message) = match dropped {
-                Some(s) => (s.line, format!("drops column `{}.{}` and its data", before.name, c.name)),
+                Some(s) => (
+                    s.line,
+                    format!("drops column `{}.{}` and its data", before.name, c.name),
+                ),
                 None => (
                     input.line(
                         |s| matches!(&s.kind, Kind::DropTable(d) if d.eq_ignore_ascii_case(&before.name)),
@@ -177,24 +181,26 @@ fn rename(input: &Input<'_>) -> Vec<Finding> {
     input
         .statements
         .iter()
-        .filter_map(|s| match &s.kind {
-            Kind::RenameTable { from, to }
-                if table(input.before, from).is_some() && table(input.after, from).is_none() =>
-            {
-                Some(format!("renames table `{from}` to `{to}`"))
+        .filter_map(|s| {
+            match &s.kind {
+                Kind::RenameTable { from, to }
+                    if table(input.before, from).is_some() && table(input.after, from).is_none() =>
+                {
+                    Some(format!("renames table `{from}` to `{to}`"))
+                }
+                Kind::RenameColumn { table: t, from, to }
+                    if table(input.before, t).is_some_and(|b| has_column(b, from)) =>
+                {
+                    Some(format!("renames column `{t}.{from}` to `{to}`"))
+                }
+                _ => None,
             }
-            Kind::RenameColumn { table: t, from, to }
-                if table(input.before, t).is_some_and(|b| has_column(b, from)) =>
-            {
-                Some(format!("renames column `{t}.{from}` to `{to}`"))
-            }
-            _ => None,
-        }
-        .map(|message| Finding {
-            rule: "MS003",
-            line: s.line,
-            message: format!("{message}: code still running against the old name breaks"),
-        }))
+            .map(|message| Finding {
+                rule: "MS003",
+                line: s.line,
+                message: format!("{message}: code still running against the old name breaks"),
+            })
+        })
         .collect()
 }
 
@@ -300,7 +306,13 @@ fn type_change(input: &Input<'_>) -> Vec<Finding> {
                 continue;
             };
             if !b.decl_type.eq_ignore_ascii_case(&c.decl_type) {
-                let shown = |t: &str| if t.is_empty() { "no type".to_owned() } else { t.to_owned() };
+                let shown = |t: &str| {
+                    if t.is_empty() {
+                        "no type".to_owned()
+                    } else {
+                        t.to_owned()
+                    }
+                };
                 found.push(Finding {
                     rule: "MS007",
                     line: input.definition_line(&after.name, &c.name),

@@ -98,7 +98,11 @@ pub(crate) enum Kind {
     DropColumn { table: String, column: String },
     /// `UPDATE t …` or `DELETE FROM t …`, and whether it has a `WHERE`
     /// of its own (not one inside a subquery).
-    Write { verb: &'static str, table: String, filtered: bool },
+    Write {
+        verb: &'static str,
+        table: String,
+        filtered: bool,
+    },
     /// Another `CREATE`, `ALTER` or `DROP`.
     Ddl,
     /// Anything else (`INSERT`, `SELECT`, `PRAGMA`…).
@@ -126,7 +130,9 @@ impl Statement {
 
     /// Whether any token names `name` (any letter case).
     pub(crate) fn names(&self, name: &str) -> bool {
-        self.toks.iter().any(|t| t.name().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        self.toks
+            .iter()
+            .any(|t| t.name().is_some_and(|n| n.eq_ignore_ascii_case(name)))
     }
 
     /// Whether the statement starts with these keywords.
@@ -283,7 +289,10 @@ mod tests {
                 filtered: false
             }
         );
-        assert_eq!(k("CREATE TRIGGER x AFTER INSERT ON t BEGIN DELETE FROM u; END;"), Kind::Ddl);
+        assert_eq!(
+            k("CREATE TRIGGER x AFTER INSERT ON t BEGIN DELETE FROM u; END;"),
+            Kind::Ddl
+        );
         assert_eq!(k("INSERT INTO t SELECT * FROM u;"), Kind::Other);
     }
 }

@@ -85,5 +85,8 @@ fn a_rebuild_is_judged_by_what_it_changes() {
 fn new_tables_and_filtered_writes_are_quiet() {
     assert_eq!(lint("", "CREATE TABLE n (x NOT NULL UNIQUE);\nDELETE FROM n;"), []);
     assert_eq!(lint(T, "UPDATE t SET a = 'x' WHERE a IS NULL;"), []);
-    assert_eq!(lint(T, "ALTER TABLE t ADD COLUMN c TEXT;\nCREATE UNIQUE INDEX t_c ON t (c);"), []);
+    assert_eq!(
+        lint(T, "ALTER TABLE t ADD COLUMN c TEXT;\nCREATE UNIQUE INDEX t_c ON t (c);"),
+        []
+    );
 }
