@@ -69,7 +69,7 @@ fn migration(i: usize, kind: u8) -> (String, String, Option<String>) {
             Some(format!("ALTER TABLE {t} ADD COLUMN a; DROP TABLE {t};")),
         ),
         7 => {
-            let waiver = if i % 2 == 0 {
+            let waiver = if i.is_multiple_of(2) {
                 "-- migrate:allow MS008 test rows only\n"
             } else {
                 ""
