@@ -140,6 +140,34 @@ impl Statement {
         kws.len() <= self.toks.len() && kws.iter().zip(&self.toks).all(|(k, t)| t.is(k))
     }
 
+    /// Whether no rule can fire on this statement whatever the schema:
+    /// it only adds something that cannot fail on existing rows or point
+    /// at what is missing (`CREATE TABLE`, `VIEW`, `TRIGGER`, a non-unique
+    /// `INDEX`, `ADD COLUMN`, without `REFERENCES` or `CHECK`), or only
+    /// reads or inserts (`SELECT`, `INSERT`).
+    pub(crate) fn only_adds(&self) -> bool {
+        // A new table's own constraints hold on its rows; a foreign key may
+        // point at nothing, and a unique index or a CHECK on a column added
+        // to an existing table meets its rows.
+        let risky = self
+            .toks
+            .iter()
+            .any(|t| t.is("REFERENCES") || t.is("CHECK") || t.is("UNIQUE"))
+            && !(self.starts(&["CREATE", "TABLE"]) && !self.toks.iter().any(|t| t.is("REFERENCES")));
+        let creates = self.starts(&["CREATE"])
+            && self
+                .toks
+                .iter()
+                .take(5)
+                .any(|t| t.is("TABLE") || t.is("VIEW") || t.is("TRIGGER") || t.is("INDEX"));
+        let adds_column =
+            matches!(self.kind, Kind::Ddl) && self.starts(&["ALTER", "TABLE"]) && self.toks.iter().any(|t| t.is("ADD"));
+        let trigger = self.starts(&["CREATE", "TRIGGER"])
+            || self.starts(&["CREATE", "TEMP", "TRIGGER"])
+            || self.starts(&["CREATE", "TEMPORARY", "TRIGGER"]);
+        trigger || ((creates || adds_column) && !risky) || self.starts(&["SELECT"]) || self.starts(&["INSERT"])
+    }
+
     /// Whether the statement is a schema change (`CREATE`, `ALTER`, `DROP`).
     pub(crate) fn is_ddl(&self) -> bool {
         !matches!(self.kind, Kind::Write { .. } | Kind::Other)
@@ -294,5 +322,22 @@ mod tests {
             Kind::Ddl
         );
         assert_eq!(k("INSERT INTO t SELECT * FROM u;"), Kind::Other);
+    }
+
+    #[test]
+    fn what_only_adds() {
+        let adds = |sql: &str| Statement::new(1, sql).only_adds();
+        assert!(adds(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT UNIQUE CHECK (a <> ''));"
+        ));
+        assert!(adds("CREATE INDEX i ON t (a);"));
+        assert!(adds("ALTER TABLE t ADD COLUMN b INT;"));
+        assert!(adds("INSERT INTO t VALUES (1);"));
+        assert!(!adds("CREATE TABLE c (p REFERENCES t (id));"));
+        assert!(!adds("CREATE UNIQUE INDEX i ON t (a);"));
+        assert!(!adds("ALTER TABLE t ADD COLUMN b INT CHECK (b > 0);"));
+        assert!(!adds("ALTER TABLE t DROP COLUMN b;"));
+        assert!(!adds("DELETE FROM t;"));
+        assert!(!adds("PRAGMA writable_schema = 1;"));
     }
 }
