@@ -149,11 +149,9 @@ impl Statement {
         // A new table's own constraints hold on its rows; a foreign key may
         // point at nothing, and a unique index or a CHECK on a column added
         // to an existing table meets its rows.
-        let risky = self
-            .toks
-            .iter()
-            .any(|t| t.is("REFERENCES") || t.is("CHECK") || t.is("UNIQUE"))
-            && !(self.starts(&["CREATE", "TABLE"]) && !self.toks.iter().any(|t| t.is("REFERENCES")));
+        let references = self.toks.iter().any(|t| t.is("REFERENCES"));
+        let constrains = self.toks.iter().any(|t| t.is("CHECK") || t.is("UNIQUE"));
+        let risky = references || (constrains && !self.starts(&["CREATE", "TABLE"]));
         let creates = self.starts(&["CREATE"])
             && self
                 .toks
