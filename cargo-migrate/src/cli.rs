@@ -61,7 +61,8 @@ impl Migrate {
         match &self.command {
             Command::List(ListArgs { format })
             | Command::Status(StatusArgs { format, .. })
-            | Command::Diff(DiffArgs { format, .. }) => *format,
+            | Command::Diff(DiffArgs { format, .. })
+            | Command::Lint(LintArgs { format, .. }) => *format,
             Command::Schema(SchemaArgs { format, .. }) if *format == SchemaFormat::Json => Format::Json,
             _ => Format::Text,
         }
@@ -188,6 +189,17 @@ pub enum Command {
         --force records anyway (the rows say so: duration_ms = -2). Nothing is run."
     )]
     Baseline(BaselineArgs),
+    /// Lint the migrations: changes that lose data, break running code, or may fail on production data
+    #[command(
+        long_about = "Lint the migrations: changes that lose data, break running code, or may fail on production data.\n\n\
+        Runs the checks of `cargo build` (one pipeline) with the lint on from `lint_from` in \
+        [package.metadata.migrate], or from the first migration when it is not set (the build \
+        lints only when it is set). Each finding names its rule (MS001…), file and line; errors \
+        exit 1. Waive a rule for one migration with `-- migrate:allow MS00N reason` at the top \
+        of its up script. SQLite only: the rules compare the schema model before and after each \
+        migration, which PostgreSQL does not have yet."
+    )]
+    Lint(LintArgs),
 }
 
 /// `database`.
@@ -305,6 +317,17 @@ pub struct BaselineArgs {
     /// How long to wait for another process's lock on the database, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub lock_timeout: u64,
+}
+
+/// `lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Explain a rule (what it finds, why, the safe alternative) and exit
+    #[arg(long, value_name = "ID")]
+    pub explain: Option<String>,
 }
 
 /// `diff`.

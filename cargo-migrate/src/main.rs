@@ -51,6 +51,10 @@ fn main() -> ExitCode {
 /// Runs the command; `Ok` carries its exit status (success, or "not up to
 /// date" for `status --exit-code`), `Err` is a failure.
 fn run(args: cli::Migrate) -> anyhow::Result<ExitCode> {
+    // Explaining a rule needs no package.
+    if let cli::Command::Lint(cli::LintArgs { explain: Some(id), .. }) = &args.command {
+        return commands::explain(id);
+    }
     let settings = Settings::new(args)?;
     commands::run(&settings)
 }

@@ -96,7 +96,7 @@ struct FailureBody {
 
 /// One problem of a migrations directory.
 #[derive(Debug, Serialize)]
-struct ProblemRow {
+pub struct ProblemRow {
     severity: Label,
     /// The file, relative to the package when inside it.
     file: String,
@@ -124,7 +124,8 @@ impl Failure {
 }
 
 impl ProblemRow {
-    fn of(p: &Problem) -> Self {
+    /// The JSON of a problem.
+    pub fn of(p: &Problem) -> Self {
         Self {
             severity: Label::of(p.severity),
             file: p.file.display().to_string(),

@@ -84,6 +84,7 @@ fn uses_database(command: &Command) -> bool {
         | Command::Schema(_)
         | Command::Import(_) => false,
         Command::Lock | Command::Squash(_) => false,
+        Command::Lint(_) => false,
     }
 }
 

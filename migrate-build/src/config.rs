@@ -26,6 +26,7 @@ use crate::problem::{Error, Problem};
 /// functions = ["normalize/1"]   # app-defined SQL functions, stubbed in the build's replay
 /// lock_file = true              # keep migrations/migrate.lock (see crate::lockfile)
 /// store_down = true             # keep down scripts in the tracking table, for downgrades
+/// lint_from = 12                # lint migrations from this version on (SQLite)
 /// ```
 ///
 /// New keys will come (`#[non_exhaustive]`): start from
@@ -84,6 +85,12 @@ pub struct Config {
     /// ([`migrate_runtime::Migrator::store_down`]; SQLite only).
     #[serde(rename = "store_down", alias = "store-down")]
     pub store_down: bool,
+    /// The first version the build's lint checks (`crate::lint`); `None`
+    /// (the default): the build does not lint, so a project that upgrades
+    /// is not judged on its history. `cargo migrate init` sets it to the
+    /// version the package's next migration gets.
+    #[serde(rename = "lint_from", alias = "lint-from")]
+    pub lint_from: Option<u64>,
 }
 
 /// One entry of `functions`: an app-defined SQL function that the build's
@@ -230,6 +237,7 @@ impl Default for Config {
             functions: Vec::new(),
             lock_file: false,
             store_down: false,
+            lint_from: None,
         }
     }
 }
@@ -353,6 +361,17 @@ impl Config {
                 .hint("remove store_down"),
             ]));
         }
+        if config.backend() == Backend::Postgres && config.lint_from.is_some() {
+            let line = key_line(text, section, "lint_from", None);
+            return Err(Error::new(vec![
+                Problem::error(
+                    manifest,
+                    line,
+                    "lint_from is for SQLite for now, and these migrations are for PostgreSQL: the lint compares SQLite's schema models before and after each migration",
+                )
+                .hint("remove lint_from"),
+            ]));
+        }
         if config.table.trim().is_empty() {
             return bad("table is empty (help: name the tracking table, e.g. table = \"_migrations\")".to_owned());
         }
@@ -390,7 +409,7 @@ impl Config {
 /// The keys and their types, for a manifest that does not parse.
 const KEYS_HINT: &str = "the keys are dir, database, table, backend (\"sqlite\" or \"postgres\"), schema, \
      lock (\"advisory\" or \"table\"), lock_timeout (\"60s\"), drift (\"error\", \"warn\" or \"off\"), snapshot — strings — \
-     width (integer), lock_file and store_down (true or false), ignore and functions (\"normalize/1\") — arrays of strings";
+     width and lint_from (integers), lock_file and store_down (true or false), ignore and functions (\"normalize/1\") — arrays of strings";
 
 /// The 1-based line, at or after the section's line, of `key` — or of the
 /// string `value` when given and found (a pattern in a multi-line array);

@@ -3,7 +3,7 @@
 use crate::problem::Problem;
 
 /// The directives a file may carry.
-pub const DIRECTIVES: &[&str] = &["no-transaction", "squashes"];
+pub const DIRECTIVES: &[&str] = &["no-transaction", "squashes", "allow MS00N reason"];
 
 /// Reads `-- migrate:…` directives from the comment lines at the top of a
 /// file (`shown` names it in problems). Returns whether `no-transaction` is
@@ -27,14 +27,7 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
         let trimmed = line.trim();
         // `-- migrate:NAME`: one word after the colon. A comment that merely
         // starts with "Migrate:" followed by prose is not a directive.
-        let directive = trimmed
-            .strip_prefix("--")
-            .map(str::trim_start)
-            .and_then(|rest| {
-                rest.get(..8)
-                    .filter(|p| p.eq_ignore_ascii_case("migrate:"))
-                    .map(|_| rest[8..].trim())
-            })
+        let directive = directive_text(trimmed)
             // `squashes` takes arguments (see migrate_runtime::Squash).
             .map(|name| {
                 if name.starts_with("squashes ") {
@@ -43,7 +36,7 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
                     name
                 }
             })
-            .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace));
+            .filter(|name| !name.is_empty() && (!name.contains(char::is_whitespace) || allow_args(name).is_some()));
         match directive {
             Some(name) if !header => {
                 problems.push(
@@ -63,6 +56,12 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
                         Problem::error(shown, i + 1, message)
                             .hint("`cargo migrate squash --to N` writes this directive; restore it as it wrote it"),
                     );
+                    ok = false;
+                }
+            }
+            Some(text) if allow_args(text).is_some() => {
+                if let Some(problem) = check_waiver(allow_args(text).unwrap_or_default(), shown, i + 1) {
+                    problems.push(problem);
                     ok = false;
                 }
             }
@@ -86,6 +85,79 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
     ok.then_some(no_transaction)
 }
 
+/// What follows `-- migrate:` on a comment line, trimmed.
+fn directive_text(line: &str) -> Option<&str> {
+    line.strip_prefix("--").map(str::trim_start).and_then(|rest| {
+        rest.get(..8)
+            .filter(|p| p.eq_ignore_ascii_case("migrate:"))
+            .map(|_| rest[8..].trim())
+    })
+}
+
+/// The arguments of an `allow` directive (`MS002 reason text`).
+fn allow_args(text: &str) -> Option<&str> {
+    let (name, args) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    (name == "allow").then(|| args.trim())
+}
+
+/// What is wrong with the arguments of `-- migrate:allow` at `line`: a
+/// missing or unknown rule id, or a missing reason.
+fn check_waiver(args: &str, shown: &str, line: usize) -> Option<Problem> {
+    let (id, reason) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    let ids = || crate::lint::RULES.iter().map(|r| r.id).collect::<Vec<_>>().join(", ");
+    if id.is_empty() {
+        return Some(
+            Problem::error(shown, line, "`-- migrate:allow` names no rule").hint(format!(
+                "write `-- migrate:allow MS00N reason`; the rules are {}",
+                ids()
+            )),
+        );
+    }
+    if crate::lint::rule(id).is_none() {
+        return Some(
+            Problem::error(
+                shown,
+                line,
+                format!("`-- migrate:allow {id}`: there is no lint rule {id}"),
+            )
+            .hint(format!("the rules are {} (`cargo migrate lint --explain ID`)", ids())),
+        );
+    }
+    if reason.trim().is_empty() {
+        return Some(
+            Problem::error(shown, line, format!("`-- migrate:allow {id}` gives no reason")).hint(format!(
+                "say after the id why the change is safe here: `-- migrate:allow {id} <reason>`"
+            )),
+        );
+    }
+    None
+}
+
+/// The valid `-- migrate:allow` waivers at the top of `text` (the ones
+/// [`directives`] accepts).
+pub(crate) fn waivers(text: &str) -> Vec<crate::lint::Waiver> {
+    let mut out = Vec::new();
+    for (i, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+        let trimmed = line.trim();
+        if !(trimmed.is_empty() || trimmed.starts_with("--")) {
+            break;
+        }
+        let Some(args) = directive_text(trimmed).and_then(allow_args) else {
+            continue;
+        };
+        let id = args.split_whitespace().next().unwrap_or_default();
+        if check_waiver(args, "", 0).is_none()
+            && let Some(rule) = crate::lint::rule(id)
+        {
+            out.push(crate::lint::Waiver {
+                line: i + 1,
+                rule: rule.id,
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +178,16 @@ mod tests {
         p.clear();
         assert_eq!(directives("SELECT 1;\n-- migrate:no-transaction\n", "f", &mut p), None);
         assert_eq!(p[0].line, 2);
+        p.clear();
+        let sql = "-- migrate:allow MS002 nobody reads it since 2024\nALTER TABLE t DROP COLUMN c;";
+        assert_eq!(directives(sql, "f", &mut p), Some(false));
+        assert!(p.is_empty());
+        assert_eq!(waivers(sql).len(), 1);
+        assert_eq!(directives("-- migrate:allow MS002\n", "f", &mut p), None);
+        assert_eq!(directives("-- migrate:allow MS999 why\n", "f", &mut p), None);
+        assert_eq!(directives("-- migrate:allow\n", "f", &mut p), None);
+        assert!(p[0].message.contains("gives no reason"), "{}", p[0]);
+        assert!(p[1].message.contains("no lint rule MS999"), "{}", p[1]);
+        assert!(p[2].message.contains("names no rule"), "{}", p[2]);
     }
 }

@@ -55,6 +55,7 @@ pub mod config;
 pub mod directives;
 pub mod file_name;
 pub mod imported;
+pub mod lint;
 pub mod lockfile;
 pub mod naming;
 mod problem;

@@ -299,6 +299,20 @@ fn replay(
             } else {
                 Ages::default()
             };
+            if let Some(from) = config.lint_from {
+                // Its own up-only replay, never the cache: a finding cannot
+                // hide in a cached prefix.
+                let lint = migrator
+                    .filter()
+                    .and_then(|filter| crate::lint::run(&migrations, &migrator, &filter, &setup, from));
+                match lint {
+                    Ok(found) => problems.extend(found),
+                    Err(e) => problems.push(to_problem(e, package_dir, config)),
+                }
+                if problems.iter().any(Problem::is_error) {
+                    return Err(Error::new(problems));
+                }
+            }
             Ok(Checked {
                 ages,
                 migrations,

@@ -152,6 +152,19 @@ pub fn statement_lines(sql: &str) -> Vec<usize> {
     sql::statements(sql).iter().map(|s| s.line).collect()
 }
 
+/// Each statement of `sql` with its 1-based line, as the runner splits it
+/// ([`statement_lines`]): the statements the build's lint looks at.
+///
+/// # Examples
+///
+/// ```
+/// let sql = "CREATE TABLE t (x);\nDELETE FROM t;";
+/// assert_eq!(migrate_runtime::statements(sql), vec![(1, "CREATE TABLE t (x);"), (2, "DELETE FROM t;")]);
+/// ```
+pub fn statements(sql: &str) -> Vec<(usize, &str)> {
+    sql::statements(sql).iter().map(|s| (s.line, s.text)).collect()
+}
+
 /// The 1-based line of each statement of a PostgreSQL script, as the
 /// PostgreSQL backend splits it (`;` outside strings, `E''` strings, quoted
 /// names, nested comments, `$tag$` dollar quotes and `BEGIN ATOMIC`

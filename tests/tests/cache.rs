@@ -30,10 +30,13 @@ impl Write for Captured {
 /// Kinds: a table; a column with its down; an index with its down; rows;
 /// a rename (read as touching the whole schema); a down that does not
 /// undo its up (an error); a down that reorders columns (a warning); an up
-/// that fails (an error that stops the replay).
+/// that fails (an error that stops the replay); and for the lint (on from
+/// version 1): a `DELETE` without `WHERE` (a warning, waived in even
+/// versions), a unique index on `base` (a warning), a foreign key to a
+/// missing table (an error), a stale waiver (a warning).
 fn migration(i: usize, kind: u8) -> (String, String, Option<String>) {
     let t = format!("t{i}");
-    match kind % 8 {
+    match kind % 12 {
         0 => (
             format!("table_{i}"),
             format!("CREATE TABLE {t} (id INTEGER PRIMARY KEY, a, b);"),
@@ -64,6 +67,29 @@ fn migration(i: usize, kind: u8) -> (String, String, Option<String>) {
             format!("reorder_{i}"),
             format!("CREATE TABLE {t} (a, b, c); ALTER TABLE {t} DROP COLUMN a;"),
             Some(format!("ALTER TABLE {t} ADD COLUMN a; DROP TABLE {t};")),
+        ),
+        7 => {
+            let waiver = if i.is_multiple_of(2) {
+                "-- migrate:allow MS008 test rows only\n"
+            } else {
+                ""
+            };
+            (format!("purge_{i}"), format!("{waiver}DELETE FROM base;"), None)
+        }
+        8 => (
+            format!("unique_{i}"),
+            format!("CREATE UNIQUE INDEX u{i} ON base (x);"),
+            Some(format!("DROP INDEX u{i};")),
+        ),
+        9 => (
+            format!("dangling_{i}"),
+            format!("CREATE TABLE {t} (p REFERENCES missing_{i} (id));"),
+            None,
+        ),
+        10 => (
+            format!("stale_{i}"),
+            format!("-- migrate:allow MS001 nothing is dropped\nCREATE TABLE {t} (x);"),
+            None,
         ),
         _ => (
             format!("broken_{i}"),
@@ -105,7 +131,7 @@ fn build(dir: &Path, out: &Path) -> (String, bool, Option<String>, usize) {
     let result = migrate_build::Builder::new()
         .package_dir(dir)
         .out_dir(out)
-        .config(migrate_build::Config::default())
+        .config(lint_config())
         .directives(captured.clone())
         .build();
     let text = String::from_utf8(captured.0.borrow().clone()).unwrap();
@@ -120,19 +146,26 @@ fn build(dir: &Path, out: &Path) -> (String, bool, Option<String>, usize) {
     (directives, ok, ok.then_some(module).flatten(), cached)
 }
 
+/// The config of the property test: the defaults, with the lint on.
+fn lint_config() -> migrate_build::Config {
+    let mut config = migrate_build::Config::default();
+    config.lint_from = Some(1);
+    config
+}
+
 proptest! {
     // Each case replays its sets three times, with real files.
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn a_cache_never_changes_what_a_build_reports_or_generates(
-        before in prop::collection::vec(0u8..16, 0..14),
-        edit in prop::collection::vec((0usize..14, 0u8..16), 0..3),
-        appended in prop::collection::vec(0u8..16, 0..3),
+        before in prop::collection::vec(0u8..22, 0..14),
+        edit in prop::collection::vec((0usize..14, 0u8..22), 0..3),
+        appended in prop::collection::vec(0u8..22, 0..3),
         cut in 0usize..3,
     ) {
-        // The kinds 8..16 are plain tables, so most sets get far.
-        let plain = |k: u8| if k >= 8 { 0 } else { k };
+        // The kinds 12..22 are plain tables, so most sets get far.
+        let plain = |k: u8| if k >= 12 { 0 } else { k };
         let before: Vec<u8> = before.into_iter().map(plain).collect();
         let mut after = before.clone();
         for (at, kind) in edit {

@@ -105,7 +105,7 @@ fn help_texts() {
     insta::assert_snapshot!("help", main);
     for command in [
         "init", "new", "list", "status", "up", "down", "redo", "check", "renumber", "diff", "schema", "import",
-        "baseline",
+        "baseline", "lint",
     ] {
         let (text, _) = ok(&pkg, &[command, "--help"]);
         insta::assert_snapshot!(format!("help_{command}"), text);

@@ -8,6 +8,7 @@ mod database;
 mod downgrade;
 mod drift;
 mod import;
+mod lint;
 mod pg_async;
 mod pg_corpus;
 mod pg_drift;

@@ -364,8 +364,23 @@ fn add_config(doc: &mut DocumentMut, package: &Package, database: &str) -> Resul
     migrate.insert("database", toml_edit::value(database));
     migrate.insert("snapshot", toml_edit::value(snapshot(package).display().to_string()));
     migrate.insert("lock_file", toml_edit::value(true));
+    if !is_postgres(database) {
+        // The lint is SQLite's for now (the config refuses it for PostgreSQL).
+        migrate.insert("lint_from", toml_edit::value(lint_from(package)));
+    }
     metadata.insert("migrate", Item::Table(migrate));
     Ok(())
+}
+
+/// The `lint_from` a new config gets: the version the package's next
+/// migration gets (1 in a new package), so the build lints every migration
+/// written from now on and does not re-judge the ones already there.
+fn lint_from(package: &Package) -> i64 {
+    migrate_build::load(&package.dir, &package.config)
+        .ok()
+        .and_then(|l| l.migrations.last().map(|m| m.version.saturating_add(1)))
+        .and_then(|v| i64::try_from(v).ok())
+        .unwrap_or(1)
 }
 
 /// The schema snapshot a new config gets: `schema.sql` in the migrations

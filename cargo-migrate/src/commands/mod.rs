@@ -15,6 +15,7 @@ mod diff;
 mod drift;
 mod import;
 mod init;
+mod lint;
 mod list;
 mod lock;
 mod new;
@@ -29,6 +30,8 @@ mod schema;
 mod sqlgen;
 mod squash;
 mod status;
+
+pub use lint::explain;
 
 use progress::Progress;
 use project::{Project, applied_versions, runtime_error};
@@ -58,6 +61,7 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         Command::Database(args) => dbadmin::run(settings, args),
         Command::Import(args) => import::run(settings, args),
         Command::Baseline(args) => baseline::run(settings, args),
+        Command::Lint(args) => return lint::run(settings, args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

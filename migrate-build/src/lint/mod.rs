@@ -1,0 +1,266 @@
+//! The lint: rules with stable ids (`MS001`…) that flag migrations which
+//! replay fine on an empty database but lose data, break running code, or
+//! may fail on production data.
+//!
+//! Each rule is a pure function over a migration's up statements and the
+//! [schema model](migrate_runtime::model::Model) before and after it (see
+//! the `rules` module); the build reads those models in an up-only replay
+//! of its own, so the replay cache never hides a finding. The lint runs on
+//! SQLite migrations from version `lint_from` in `[package.metadata.migrate]`
+//! on (not at all without it, so upgrading does not re-judge history);
+//! `-- migrate:allow MS00N reason` at the top of an up script waives a rule
+//! for that migration.
+
+use migrate_runtime::Migrator;
+use migrate_runtime::model::{Filter, Model};
+
+use crate::problem::{Problem, Severity};
+use crate::scan::Found;
+
+mod rules;
+mod sql;
+
+/// One lint rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rule {
+    /// The stable id: `MS001`.
+    pub id: &'static str,
+    /// Whether it fails the build or warns.
+    pub severity: Severity,
+    /// A few words: `drop table`.
+    pub title: &'static str,
+    /// What it finds, and why that is a problem: one paragraph.
+    pub explanation: &'static str,
+    /// The safe way to do it: one paragraph.
+    pub alternative: &'static str,
+    /// The one-line `help:` of its diagnostics.
+    pub help: &'static str,
+}
+
+/// Every rule, by id.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "MS001",
+        severity: Severity::Error,
+        title: "drop table",
+        explanation: "The migration removes a table that existed before it (DROP TABLE, or a rebuild that never renames its new table back). On a database with rows this deletes them for good, and the code that is still running during a deploy fails on the missing table.",
+        alternative: "Stop using the table in the code first, ship that, then drop it in a later migration that carries `-- migrate:allow MS001 <why the data can go>`, after a backup. To keep the data, rename the table (MS003) or copy it elsewhere first.",
+        help: "if the data may go, add `-- migrate:allow MS001 <reason>` at the top of the file; `cargo migrate lint --explain MS001`",
+    },
+    Rule {
+        id: "MS002",
+        severity: Severity::Error,
+        title: "drop column",
+        explanation: "A column of a table that stays is gone after the migration: ALTER TABLE … DROP COLUMN, or a table rebuild (new table, copy, drop, rename) whose new table leaves the column out. Its data is lost, and code that still reads or writes it fails.",
+        alternative: "Make the code stop using the column and ship it; then drop the column in a migration of its own with `-- migrate:allow MS002 <reason>`. In a rebuild meant to keep every column, add the missing one to the new table and to the INSERT … SELECT.",
+        help: "keep the column in the new table, or add `-- migrate:allow MS002 <reason>` once no code uses it; `cargo migrate lint --explain MS002`",
+    },
+    Rule {
+        id: "MS003",
+        severity: Severity::Warning,
+        title: "rename table or column",
+        explanation: "ALTER TABLE … RENAME renames a table or a column that existed. The migration itself is safe, but during a deploy the old version of the app still runs against the database and its queries name the old table or column: they fail until every instance runs the new code.",
+        alternative: "Do it in steps that both versions survive: add the new column (or table), keep the two in step with triggers while backfilling, move the code to the new name, and drop the old one in a later migration.",
+        help: "expand first (add the new name, keep both in step), drop the old name later; or waive it with `-- migrate:allow MS003 <reason>`",
+    },
+    Rule {
+        id: "MS004",
+        severity: Severity::Warning,
+        title: "unique index on an existing table",
+        explanation: "A unique index (CREATE UNIQUE INDEX, or a UNIQUE constraint in a rebuilt table) is added on columns of a table that existed before. The build replays on an empty database, where it always passes; on production data it fails if two rows share a value.",
+        alternative: "Find and fix the duplicates first (SELECT col, count(*) … GROUP BY col HAVING count(*) > 1), in a data migration before this one or by hand, then waive the rule with a reason that says why no duplicates can remain.",
+        help: "make sure no duplicates exist first (a backfill or a check), then add `-- migrate:allow MS004 <reason>`",
+    },
+    Rule {
+        id: "MS005",
+        severity: Severity::Warning,
+        title: "NOT NULL on an existing column",
+        explanation: "A column that existed and allowed NULL becomes NOT NULL (in SQLite, through a table rebuild). The empty replay passes; on production data the copy into the new table fails on the first row holding NULL.",
+        alternative: "Backfill every NULL in an earlier migration (UPDATE … SET col = … WHERE col IS NULL), then make the column NOT NULL, and waive the rule with a reason naming that backfill.",
+        help: "backfill the NULLs in an earlier migration, then add `-- migrate:allow MS005 <reason>`",
+    },
+    Rule {
+        id: "MS006",
+        severity: Severity::Warning,
+        title: "CHECK on an existing table",
+        explanation: "A CHECK constraint is added to a table that existed before (in SQLite, through a table rebuild). The empty replay passes; on production data the copy fails on the first row the check rejects.",
+        alternative: "Fix or delete the rows the check would reject in an earlier migration, then add the check and waive the rule with a reason.",
+        help: "fix the rows it would reject first, then add `-- migrate:allow MS006 <reason>`",
+    },
+    Rule {
+        id: "MS007",
+        severity: Severity::Warning,
+        title: "column type change",
+        explanation: "A column that stays changes its declared type (through a table rebuild). SQLite converts values by the new type's affinity, and a STRICT table rejects values that do not fit: the empty replay passes, production data may not, and code may read values of another type.",
+        alternative: "Add a new column of the new type, backfill it with an explicit conversion, move the code to it, and drop the old column later; or waive the rule with a reason saying why every value converts.",
+        help: "add a column of the new type and backfill it instead, or add `-- migrate:allow MS007 <reason>`",
+    },
+    Rule {
+        id: "MS008",
+        severity: Severity::Warning,
+        title: "UPDATE or DELETE without WHERE",
+        explanation: "An UPDATE or DELETE without a WHERE clause of its own changes every row of a table that existed before the migration. On an empty replay that is nothing; on production data it can be every row, usually by mistake, and one long write transaction.",
+        alternative: "Add the WHERE that says which rows the change is for (WHERE col IS NULL for a backfill). If every row is meant, waive the rule with a reason.",
+        help: "add a WHERE clause, or `-- migrate:allow MS008 <reason>` if every row is meant",
+    },
+    Rule {
+        id: "MS009",
+        severity: Severity::Warning,
+        title: "schema change and bulk data change together",
+        explanation: "One migration changes the schema and also runs an UPDATE or DELETE over a table that existed. Both run in one transaction: on a large table the database stays locked for the whole rewrite, and a failure in the data change rolls back the schema change with it.",
+        alternative: "Put the schema change and the data change in migrations of their own (add the column; backfill it; then constrain it), so each is short and can be retried alone.",
+        help: "split the data change into a migration of its own, or add `-- migrate:allow MS009 <reason>`",
+    },
+    Rule {
+        id: "MS010",
+        severity: Severity::Error,
+        title: "foreign key to a missing table or column",
+        explanation: "After the migration a foreign key points at a table or column that does not exist (the parent was dropped, renamed, or rebuilt without the column, or never existed). SQLite accepts it, but every insert into the child table then fails with a foreign key mismatch once foreign keys are on.",
+        alternative: "Recreate the child table with its REFERENCES clause naming the parent that exists, in the same migration as the parent's change, or keep the parent.",
+        help: "point the REFERENCES clause at a table and column that exist, in the same migration",
+    },
+];
+
+/// The rule with id `id` (any letter case).
+///
+/// # Examples
+///
+/// ```
+/// let rule = migrate_build::lint::rule("ms002").unwrap();
+/// assert_eq!(rule.title, "drop column");
+/// assert!(migrate_build::lint::rule("MS999").is_none());
+/// ```
+#[must_use]
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id.eq_ignore_ascii_case(id))
+}
+
+/// The rule a problem of the build comes from, when it is a lint finding
+/// (its message starts with the rule's id).
+#[must_use]
+pub fn rule_of(problem: &Problem) -> Option<&'static Rule> {
+    problem.message.split_once(' ').and_then(|(id, _)| rule(id))
+}
+
+/// The text of `cargo migrate lint --explain ID`.
+#[must_use]
+pub fn explain(rule: &Rule) -> String {
+    let severity = if rule.severity == Severity::Error {
+        "error"
+    } else {
+        "warning"
+    };
+    format!(
+        "{} ({severity}): {}\n\n{}\n\nSafe alternative: {}\n\nWaive it for one migration, at the top of its up script:\n    -- migrate:allow {} <reason>\n",
+        rule.id, rule.title, rule.explanation, rule.alternative, rule.id
+    )
+}
+
+/// One `-- migrate:allow` line of a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Waiver {
+    /// 1-based line.
+    pub(crate) line: usize,
+    /// The rule it waives.
+    pub(crate) rule: &'static str,
+}
+
+/// Lints the migrations from version `from` on: replays their ups into
+/// an in-memory database (set up by `setup`), reads the schema model
+/// before and after each, runs every rule, and applies the files'
+/// waivers. Returns the findings as problems (and a warning for each
+/// waiver of a rule that did not fire).
+pub(crate) fn run(
+    found: &[Found],
+    migrator: &Migrator<'_>,
+    filter: &Filter,
+    setup: &dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()>,
+    from: u64,
+) -> Result<Vec<Problem>, migrate_runtime::Error> {
+    let db_error = |doing: &str| {
+        let doing = doing.to_owned();
+        move |cause| migrate_runtime::Error::Database { doing, cause }
+    };
+    let Some(first) = found.iter().position(|m| m.version >= from) else {
+        return Ok(Vec::new());
+    };
+    let mut conn = rusqlite::Connection::open_in_memory().map_err(db_error("opening an in-memory database"))?;
+    setup(&conn).map_err(db_error(
+        "setting up the lint's replay database (functions, replay_setup)",
+    ))?;
+    if let Some(previous) = first.checked_sub(1) {
+        migrator.migrate_to(&mut conn, found[previous].version)?;
+    }
+    // The schema after the previous migration, when it was read.
+    let mut carried: Option<Model> = None;
+    let mut problems = Vec::new();
+    for m in &found[first..] {
+        let statements: Vec<sql::Statement> = migrate_runtime::statements(&m.up.text)
+            .into_iter()
+            .map(|(line, text)| sql::Statement::new(line, text))
+            .collect();
+        let findings = if statements.iter().all(sql::Statement::only_adds) {
+            // Nothing a rule looks for: skip reading the schema twice.
+            migrator.migrate_to(&mut conn, m.version)?;
+            carried = None;
+            Vec::new()
+        } else {
+            let before = match carried.take() {
+                Some(model) => model,
+                None => Model::read(&conn, filter)?,
+            };
+            migrator.migrate_to(&mut conn, m.version)?;
+            let after = Model::read(&conn, filter)?;
+            let findings = rules::all(&rules::Input {
+                statements: &statements,
+                before: &before,
+                after: &after,
+            });
+            carried = Some(after);
+            findings
+        };
+        let waivers = crate::directives::waivers(&m.up.text);
+        for f in &findings {
+            if waivers.iter().any(|w| w.rule == f.rule) {
+                continue;
+            }
+            let rule = rule(f.rule).expect("every check has a rule");
+            let message = format!("{} {}", rule.id, f.message);
+            let p = match rule.severity {
+                Severity::Error => Problem::error(&m.up.display, f.line, message),
+                _ => Problem::warning(&m.up.display, f.line, message),
+            };
+            problems.push(p.hint(rule.help));
+        }
+        for w in waivers.iter().filter(|w| !findings.iter().any(|f| f.rule == w.rule)) {
+            problems.push(
+                Problem::warning(
+                    &m.up.display,
+                    w.line,
+                    format!(
+                        "`-- migrate:allow {}` waives a rule that does not fire on this migration",
+                        w.rule
+                    ),
+                )
+                .hint("delete the line, so the waiver cannot hide a problem added to the file later"),
+            );
+        }
+        if let Some(down) = &m.down
+            && let Some(w) = crate::directives::waivers(&down.text).first()
+        {
+            problems.push(
+                Problem::warning(
+                    &down.display,
+                    w.line,
+                    "`-- migrate:allow` in a down script waives nothing: the lint checks up scripts",
+                )
+                .hint("move it to the up script, or delete it"),
+            );
+        }
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests;
