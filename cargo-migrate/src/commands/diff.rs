@@ -457,15 +457,9 @@ pub(super) fn write_and_record(
 /// must not run on this database (it has the changes, and a rebuild or a
 /// DROP would touch its data). Its schema check is off: `emit` compared
 /// the database with the replay itself, allowing for held-back drops.
-fn check_and_record(
-    project: &Project<'_>,
-    migrator: &Migrator<'_>,
-    conn: Connection,
-    diff: &SchemaDiff,
-    version: u64,
-    filter: &migrate_runtime::model::Filter,
-    args: &DiffArgs,
-) -> Result<()> {
+/// The migration `--emit` wrote (version `version`), as `cargo migrate
+/// check` reads it: refused when the whole set does not pass the check.
+pub(super) fn emitted(project: &Project<'_>, version: u64) -> Result<migrate_runtime::Migration> {
     let package = project.package;
     let checked = migrate_build::check(&package.dir, &package.config).map_err(|e| {
         let problems: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
@@ -479,7 +473,20 @@ fn check_and_record(
         .iter()
         .find(|f| f.version == version)
         .context("the new migration is not among the migrations `cargo migrate check` read")?;
-    let written = found.to_migration();
+    Ok(found.to_migration())
+}
+
+fn check_and_record(
+    project: &Project<'_>,
+    migrator: &Migrator<'_>,
+    conn: Connection,
+    diff: &SchemaDiff,
+    version: u64,
+    filter: &migrate_runtime::model::Filter,
+    args: &DiffArgs,
+) -> Result<()> {
+    let package = project.package;
+    let written = emitted(project, version)?;
     drop(conn);
     let mut conn = project
         .open(Mode::ReadWrite, Duration::from_secs(args.lock_timeout))?

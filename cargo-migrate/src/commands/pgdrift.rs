@@ -273,19 +273,7 @@ fn record(
     args: &DiffArgs,
 ) -> Result<()> {
     let package = project.package;
-    let checked = migrate_build::check(&package.dir, &package.config).map_err(|e| {
-        let problems: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
-        anyhow!(
-            "the migration --emit wrote does not pass `cargo migrate check`: {}",
-            problems.join("; ")
-        )
-    })?;
-    let found = checked
-        .migrations
-        .iter()
-        .find(|f| f.version == version)
-        .context("the new migration is not among the migrations `cargo migrate check` read")?;
-    let written = found.to_migration();
+    let written = super::diff::emitted(project, version)?;
     let now = Model::read_postgres(client, package.config.schema.as_deref(), filter)?;
     if now != diff.actual {
         bail!(
