@@ -204,6 +204,12 @@ fn sql(
         }
     }
     out.flush()?;
+    Ok(undo_printed(&db, diff, &script))
+}
+
+/// After `--sql` printed `script`: says what it undoes, and `diff`'s exit
+/// status (both backends).
+pub(super) fn undo_printed(db: &str, diff: &SchemaDiff, script: &sqlgen::Script) -> ExitCode {
     if diff.is_clean() {
         say!("{db}: no drift: nothing to undo");
     } else {
@@ -211,10 +217,10 @@ fn sql(
             "{db}: {}; printed {} to undo them (nothing was run){}",
             count(diff.differences.len(), "difference"),
             count(script.statements, "statement"),
-            held(&script)
+            held(script)
         );
     }
-    Ok(exit_status(diff))
+    exit_status(diff)
 }
 
 /// `; 2 held back (DROP: pass --allow-drop)`.

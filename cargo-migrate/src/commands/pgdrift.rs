@@ -11,11 +11,10 @@ use migrate_runtime::model::{Filter, Model};
 use migrate_runtime::postgres::{Client, Config};
 use migrate_runtime::{DriftPolicy, Migration, Migrator, SchemaDiff, ScratchDatabase, Script};
 
-use super::diff::{at, emit_name, exit_status, held, print, write_and_record};
+use super::diff::{at, emit_name, print, undo_printed, write_and_record};
 use super::drift::{applied, cannot_compare, filter};
 use super::{Project, pgsqlgen};
 use crate::cli::DiffArgs;
-use crate::messages::{count, say};
 use crate::package::{Package, show};
 
 /// The variable that names a server for replays.
@@ -137,17 +136,7 @@ fn sql(project: &Project<'_>, diff: &SchemaDiff, allow_drop: bool) -> Result<Exi
         writeln!(out, "\n{}", script.sql.trim_end())?;
     }
     out.flush()?;
-    if diff.is_clean() {
-        say!("{db}: no drift: nothing to undo");
-    } else {
-        say!(
-            "{db}: {}; printed {} to undo them (nothing was run){}",
-            count(diff.differences.len(), "difference"),
-            count(script.statements, "statement"),
-            held(&script)
-        );
-    }
-    Ok(exit_status(diff))
+    Ok(undo_printed(&db, diff, &script))
 }
 
 /// The model of a scratch database with `versions` applied and `sql` run.
