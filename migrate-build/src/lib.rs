@@ -58,6 +58,7 @@ pub mod imported;
 pub mod lint;
 pub mod lockfile;
 pub mod naming;
+mod pg_snapshot;
 mod problem;
 pub mod scan;
 #[cfg(feature = "postgres")]
