@@ -94,9 +94,8 @@ fn tokens(sql: &str) -> Vec<Tok> {
             let backslash = c != '\'';
             i += if backslash { 2 } else { 1 };
             while i < chars.len() {
-                if backslash && chars[i] == '\\' {
-                    i += 2;
-                } else if chars[i] == '\'' && chars.get(i + 1) == Some(&'\'') {
+                let escaped = backslash && chars[i] == '\\';
+                if escaped || (chars[i] == '\'' && chars.get(i + 1) == Some(&'\'')) {
                     i += 2;
                 } else if chars[i] == '\'' {
                     i += 1;
