@@ -1,6 +1,7 @@
 //! End-to-end tests: one test binary, a module per area.
 
 mod adopt;
+mod backends;
 mod build;
 mod cache;
 mod cli;

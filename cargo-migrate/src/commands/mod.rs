@@ -41,7 +41,22 @@ use project::{Project, applied_versions, runtime_error};
 /// # Errors
 ///
 /// Whatever the command reports.
-pub fn run(settings: &Settings) -> Result<ExitCode> {
+pub fn run(settings: &mut Settings) -> Result<ExitCode> {
+    if settings.each_backend {
+        // One directory per backend: `new`, `check` and `lock` do each.
+        for config in settings.package.sets.clone() {
+            settings.package.config = config;
+            let code = run_one(settings)?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_one(settings)
+}
+
+fn run_one(settings: &Settings) -> Result<ExitCode> {
     let done = match &settings.command {
         // The commands with an exit status of their own.
         Command::Status(args) => return status::run(settings, args),
