@@ -61,12 +61,12 @@ pub struct Migrate {
     pub command: Command,
 }
 
-/// `--backend`: `sqlite` or `postgres`.
+/// `--backend`: `sqlite` or `postgres` (the variants have no doc
+/// comments: clap would list them as a long help of every command).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)]
 pub enum BackendArg {
-    /// SQLite's migrations (`[package.metadata.migrate.sqlite]`).
     Sqlite,
-    /// PostgreSQL's migrations (`[package.metadata.migrate.postgres]`).
     #[value(alias = "postgresql")]
     Postgres,
 }
