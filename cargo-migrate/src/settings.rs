@@ -65,6 +65,9 @@ impl Settings {
         } else {
             None
         };
+        if let Some(db) = &database {
+            refuse_other_backend(db, &package)?;
+        }
         Ok(Self {
             each_backend: package.per_backend() && args.backend.is_none() && every,
             package,
@@ -88,6 +91,49 @@ impl Settings {
             )
         })
     }
+}
+
+/// Refuses a database of the other kind than the migrations are written
+/// for (PostgreSQL migrations on an SQLite file, or the other way round),
+/// when the package says which they are (`backend`, a `database` in the
+/// config, or one directory per backend): a script valid in both dialects
+/// would otherwise be applied to the wrong database.
+fn refuse_other_backend(db: &Database, package: &Package) -> Result<()> {
+    use migrate_build::Backend;
+    let config = &package.config;
+    if config.backend.is_none() && config.database.is_none() {
+        return Ok(());
+    }
+    let kind = if db.postgres_url().is_some() {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    if kind == config.backend() {
+        return Ok(());
+    }
+    let title = |b: Backend| if b == Backend::Postgres { "PostgreSQL" } else { "SQLite" };
+    let dir = crate::package::show(&package.migrations_dir());
+    let hint = if package.per_backend() {
+        format!(
+            "give a {} database, or choose its migrations with --backend {}",
+            title(config.backend()),
+            kind.name()
+        )
+    } else {
+        format!(
+            "give a {} database, or set backend = \"{}\" in [package.metadata.migrate] if these migrations are for {}",
+            title(config.backend()),
+            kind.name(),
+            title(kind)
+        )
+    };
+    bail!(
+        "the database {} is {}, and the migrations in {dir} are for {} ({hint}); nothing was done",
+        db.shown(),
+        if kind == Backend::Postgres { "a PostgreSQL database" } else { "an SQLite database" },
+        title(config.backend())
+    )
 }
 
 /// The commands that work on every migrations directory of a package

@@ -167,4 +167,19 @@ fn one_directory_per_backend_is_built_created_checked_and_applied_each_on_its_ow
     assert!(stderr.contains("migrations/postgresql/0002_touch.sql:1:"), "{stderr}");
     let (code, _, err) = migrate(&pkg, &["status", "--backend", "mysql"]);
     assert_eq!(code, 2, "{err}");
+    // PostgreSQL's migrations are never run on an SQLite file, nor the
+    // other way round.
+    let before = std::fs::read(&sqlite_db).unwrap();
+    let (code, _, err) = migrate(&pkg, &["up", "--backend", "postgres", "--database", "sqlite:app.db"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "error: the database app.db is an SQLite database, and the migrations in migrations/postgresql are for PostgreSQL (give a PostgreSQL database, or choose its migrations with --backend sqlite); nothing was done"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&sqlite_db).unwrap(), before);
+    let (code, _, err) = migrate(&pkg, &["status", "--backend", "sqlite", "--database", &db.url]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a PostgreSQL database, and the migrations in migrations/sqlite are for SQLite"), "{err}");
 }

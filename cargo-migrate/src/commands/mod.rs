@@ -44,14 +44,24 @@ use project::{Project, applied_versions, runtime_error};
 pub fn run(settings: &mut Settings) -> Result<ExitCode> {
     if settings.each_backend {
         // One directory per backend: `new`, `check` and `lock` do each.
+        // `check` checks every directory before failing; the others stop
+        // at the first failure, so `new` never leaves one directory ahead.
+        let keep_going = matches!(settings.command, Command::Check(_));
+        let mut failed: Option<anyhow::Error> = None;
         for config in settings.package.sets.clone() {
             settings.package.config = config;
-            let code = run_one(settings)?;
-            if code != ExitCode::SUCCESS {
-                return Ok(code);
+            match run_one(settings) {
+                Ok(code) if code == ExitCode::SUCCESS => {}
+                Ok(code) => return Ok(code),
+                Err(e) if keep_going => {
+                    if let Some(earlier) = failed.replace(e) {
+                        crate::messages::error(&earlier);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
-        return Ok(ExitCode::SUCCESS);
+        return failed.map_or(Ok(ExitCode::SUCCESS), Err);
     }
     run_one(settings)
 }
