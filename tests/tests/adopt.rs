@@ -12,7 +12,7 @@ use tests::Package;
 
 use super::import::{add_rows, copy_dir, fixture, recorded, rows, run, tracking_tables, with_fixture};
 
-mod refinery_fixture {
+pub(crate) mod refinery_fixture {
     // The fixture, embedded by refinery's own macro as an app using it would.
     refinery::embed_migrations!("fixtures/import/refinery");
 }
@@ -82,7 +82,7 @@ fn databases_migrated_by_refinery_and_rusqlite_migration_continue_in_the_cli() {
 }
 
 /// The package's migrations and mapping, as the generated code has them.
-fn load(pkg: &Package) -> (Vec<Migration>, Vec<(String, u64)>) {
+pub(crate) fn load(pkg: &Package) -> (Vec<Migration>, Vec<(String, u64)>) {
     let config = migrate_build::Config::default();
     let loaded = migrate_build::load(pkg.path(), &config).unwrap();
     let mapping = migrate_build::imported::Imported::read(&pkg.path().join("migrations"), pkg.path())

@@ -9,6 +9,7 @@ mod downgrade;
 mod drift;
 mod import;
 mod lint;
+mod pg_adopt;
 mod pg_async;
 mod pg_corpus;
 mod pg_drift;
