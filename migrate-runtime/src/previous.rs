@@ -392,9 +392,8 @@ impl Previous {
                 "SELECT CAST(version AS TEXT), type, CASE WHEN success THEN 1 ELSE 0 END FROM flyway_schema_history ORDER BY installed_rank"
             }
             Self::RusqliteMigration => {
-                return Err(self.error(
-                    "rusqlite_migration keeps no table, only SQLite's PRAGMA user_version; is --from right?",
-                ));
+                return Err(self
+                    .error("rusqlite_migration keeps no table, only SQLite's PRAGMA user_version; is --from right?"));
             }
         })
     }
@@ -406,7 +405,9 @@ impl Previous {
         let rows: Vec<(String, Vec<String>)> = rows
             .into_iter()
             .map(|r| {
-                let mut cells = r.into_iter().map(|c| c.map(|t| t.trim().to_owned()).unwrap_or_default());
+                let mut cells = r
+                    .into_iter()
+                    .map(|c| c.map(|t| t.trim().to_owned()).unwrap_or_default());
                 (cells.next().unwrap_or_default(), cells.collect())
             })
             .collect();

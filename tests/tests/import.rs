@@ -456,14 +456,6 @@ fn bad_sources_are_one_line_errors_and_write_nothing() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("migrations is not empty (it has 0001_mine.sql)"), "{err}");
     assert_eq!(files(&pkg.path().join("migrations")), ["0001_mine.sql"]);
-
-    // PostgreSQL histories: said plainly.
-    let (code, _, err) = run(
-        &pkg,
-        &["import", "--from", "sqlx", "--database", "postgres://u@localhost/db"],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("PostgreSQL is not supported yet"), "{err}");
 }
 
 #[test]

@@ -99,7 +99,11 @@ fn pg_a_database_migrated_by_refinery_continues_in_the_cli() {
     );
     assert!(err.contains("1 migration pending"), "{err}");
     assert_eq!(recorded(&mut client), [(1, -1), (2, -1)], "recorded, not run");
-    assert_eq!(count(&mut client, "refinery_schema_history"), 2, "refinery's history is left as it was");
+    assert_eq!(
+        count(&mut client, "refinery_schema_history"),
+        2,
+        "refinery's history is left as it was"
+    );
 
     let (code, out, err) = run(&pkg, &["status", "--database", url]);
     assert_eq!(code, 0, "{err}");
@@ -171,7 +175,10 @@ fn pg_adopt_takes_over_refinery_at_start_up_in_the_applys_transaction() {
         .unwrap()
         .get(0);
     assert_eq!(scratch, 0, "the replay's schema was rolled back");
-    assert!(migrator().apply_postgres(&mut client).unwrap().is_empty(), "the second start does nothing");
+    assert!(
+        migrator().apply_postgres(&mut client).unwrap().is_empty(),
+        "the second start does nothing"
+    );
 
     // A new database: nothing to take over, everything applies.
     let Some(fresh) = pg_database!() else { return };
@@ -198,8 +205,14 @@ fn migrated_by(pkg: &Package, tool: &str, client: &mut Client) {
     if tool == "goose" {
         // The goose fixture's second migration holds an SQLite trigger;
         // on PostgreSQL its converted file is the column alone.
-        pkg.write("migrations/0002_add_email.up.sql", "ALTER TABLE users ADD COLUMN email TEXT;\n");
-        pkg.write("migrations/0002_add_email.down.sql", "ALTER TABLE users DROP COLUMN email;\n");
+        pkg.write(
+            "migrations/0002_add_email.up.sql",
+            "ALTER TABLE users ADD COLUMN email TEXT;\n",
+        );
+        pkg.write(
+            "migrations/0002_add_email.down.sql",
+            "ALTER TABLE users DROP COLUMN email;\n",
+        );
     }
     for up in ["0001_create_users", "0002_add_email"] {
         let file = if pkg.path().join(format!("migrations/{up}.up.sql")).exists() {
@@ -304,8 +317,14 @@ fn pg_baseline_records_a_hand_made_database_only_when_its_schema_matches() {
         "migrations/0001_create_users.sql",
         "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
     );
-    pkg.write("migrations/0002_add_email.sql", "ALTER TABLE users ADD COLUMN email TEXT;\n");
-    pkg.write("migrations/0003_index_email.sql", "CREATE INDEX users_email ON users (email);\n");
+    pkg.write(
+        "migrations/0002_add_email.sql",
+        "ALTER TABLE users ADD COLUMN email TEXT;\n",
+    );
+    pkg.write(
+        "migrations/0003_index_email.sql",
+        "CREATE INDEX users_email ON users (email);\n",
+    );
     let url = db.url.as_str();
     let mut client = db.client();
     client

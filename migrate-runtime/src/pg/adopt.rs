@@ -70,7 +70,11 @@ impl Previous {
     /// println!("sqlx applied {applied:?}");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn applied_postgres<S: AsRef<str>>(self, client: &mut Client, imported: &[(S, u64)]) -> Result<Option<Vec<u64>>> {
+    pub fn applied_postgres<S: AsRef<str>>(
+        self,
+        client: &mut Client,
+        imported: &[(S, u64)],
+    ) -> Result<Option<Vec<u64>>> {
         match crate::ready::now(self.read_pg(client))? {
             None => Ok(None),
             Some(history) => self.resolve(&history, imported).map(Some),

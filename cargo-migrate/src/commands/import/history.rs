@@ -153,9 +153,7 @@ impl Target {
     ) -> Result<migrate_runtime::Status<'m>> {
         match self {
             Self::Sqlite(conn) => project.status(migrator, conn),
-            Self::Postgres { client, .. } => migrator
-                .status_postgres(client)
-                .map_err(|e| runtime_error(e, project)),
+            Self::Postgres { client, .. } => migrator.status_postgres(client).map_err(|e| runtime_error(e, project)),
         }
     }
 
@@ -176,7 +174,10 @@ impl Target {
     pub(in crate::commands) fn error(&self, e: Error, project: &Project<'_>) -> anyhow::Error {
         match (self, e) {
             (Self::Postgres { from, .. }, e @ Error::Postgres { .. }) if is_scratch(&e) => {
-                anyhow!("{}; nothing was recorded", crate::commands::pgdrift::replay_error(e, from, None))
+                anyhow!(
+                    "{}; nothing was recorded",
+                    crate::commands::pgdrift::replay_error(e, from, None)
+                )
             }
             (_, e) => runtime_error(e, project),
         }

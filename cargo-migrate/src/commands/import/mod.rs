@@ -26,9 +26,9 @@ mod rusqlite_migration;
 mod source;
 mod sqlx;
 
+pub(super) use history::Target;
 use migrate_build::imported::{self as mapping, Imported as Mapping};
 use source::Converted;
-pub(super) use history::Target;
 
 /// The runtime's name for the tool.
 fn previous(tool: Tool) -> Previous {
