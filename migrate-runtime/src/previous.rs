@@ -125,6 +125,25 @@ impl crate::Migrator<'_> {
     }
 }
 
+impl crate::Applied {
+    /// [`duration_ms`](Self::duration_ms) of a migration recorded as
+    /// applied without running it (`Migrator::record_applied`): its
+    /// schema was checked and found as the migration makes it.
+    pub const RECORDED: i64 = -1;
+
+    /// [`duration_ms`](Self::duration_ms) of a migration recorded as
+    /// applied without running it although the schema differed from what
+    /// it makes (drift policy `DriftPolicy::Warn`: `cargo migrate
+    /// baseline --force`).
+    pub const FORCED: i64 = -2;
+
+    /// Whether the migration was recorded without running
+    /// ([`RECORDED`](Self::RECORDED) or [`FORCED`](Self::FORCED)).
+    pub fn recorded_only(&self) -> bool {
+        matches!(self.duration_ms, Self::RECORDED | Self::FORCED)
+    }
+}
+
 /// What a tool's tracking table says a database has applied, in that
 /// tool's versions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,7 +153,8 @@ pub(crate) enum History {
     Versions(Vec<String>),
     /// This version and every one before it (golang-migrate).
     UpTo(String),
-    /// The first `n` migrations (rusqlite_migration).
+    /// The first `n` migrations (rusqlite_migration, SQLite only).
+    #[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
     Count(u64),
 }
 

@@ -9,25 +9,6 @@ use crate::model::Model;
 use crate::session::{Session, Sqlite};
 use crate::{Applied, DriftPolicy, Error, Event, Migration, Migrator, Result};
 
-impl Applied {
-    /// [`duration_ms`](Self::duration_ms) of a migration recorded as
-    /// applied without running it ([`Migrator::record_applied`]): its
-    /// schema was checked and found as the migration makes it.
-    pub const RECORDED: i64 = -1;
-
-    /// [`duration_ms`](Self::duration_ms) of a migration recorded as
-    /// applied without running it although the schema differed from what
-    /// it makes (drift policy [`DriftPolicy::Warn`]: `cargo migrate
-    /// baseline --force`).
-    pub const FORCED: i64 = -2;
-
-    /// Whether the migration was recorded without running
-    /// ([`RECORDED`](Self::RECORDED) or [`FORCED`](Self::FORCED)).
-    pub fn recorded_only(&self) -> bool {
-        matches!(self.duration_ms, Self::RECORDED | Self::FORCED)
-    }
-}
-
 impl Migrator<'_> {
     /// Records the migrations numbered `versions` as applied without
     /// running them, in one transaction under the migration lock: for a

@@ -111,7 +111,7 @@ pub(in crate::commands) enum Target {
     Postgres {
         client: migrate_runtime::postgres::Client,
         /// Where the scratch database for the replay is made.
-        server: migrate_runtime::postgres::Config,
+        server: Box<migrate_runtime::postgres::Config>,
         /// Which server that is, for errors.
         from: String,
     },
@@ -125,7 +125,7 @@ impl Target {
             let (server, from) = crate::commands::pgdrift::replay_server(Some(url))?;
             return Ok(Self::Postgres {
                 client: project.database.connect()?,
-                server,
+                server: Box::new(server),
                 from,
             });
         }
