@@ -11,7 +11,7 @@ use migrate_runtime::{Migrator, Previous};
 use tests::{Package, pg_database};
 
 use super::adopt::{load, refinery_fixture};
-use super::import::{run, with_fixture};
+use super::import::{BROKEN_HISTORIES, run, with_fixture};
 
 /// A package for PostgreSQL with `tool`'s fixture imported.
 fn imported(tool: &str) -> Package {
@@ -272,29 +272,7 @@ fn pg_every_tools_tracking_table_is_taken_over_and_failed_histories_are_refused(
         assert_eq!(rows(&mut client), before, "{tool}: the data is intact");
     }
 
-    let cases: &[(&str, &str, &str)] = &[
-        (
-            "sqlx",
-            "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 20240215093000;",
-            "records migration 20240215093000 as failed (success = false)",
-        ),
-        (
-            "golang-migrate",
-            "UPDATE schema_migrations SET dirty = true;",
-            "schema_migrations is dirty at version 2",
-        ),
-        (
-            "flyway",
-            "UPDATE flyway_schema_history SET success = false WHERE version = '1.1';",
-            "`flyway repair`",
-        ),
-        (
-            "goose",
-            "DELETE FROM goose_db_version WHERE version_id = 1;",
-            "records migration 2 but not 1, which comes before it",
-        ),
-    ];
-    for (tool, break_it, says) in cases {
+    for (tool, break_it, says) in BROKEN_HISTORIES {
         let Some(db) = pg_database!() else { return };
         let pkg = imported(tool);
         let mut client = db.client();
