@@ -5,6 +5,8 @@ mod build;
 mod cache;
 mod cli;
 mod database;
+#[cfg(feature = "diesel")]
+mod diesel_tool;
 mod downgrade;
 mod drift;
 mod import;
