@@ -6,10 +6,13 @@ mod build;
 mod cache;
 mod cli;
 mod database;
+#[cfg(feature = "diesel")]
+mod diesel_tool;
 mod downgrade;
 mod drift;
 mod import;
 mod lint;
+mod pg_adopt;
 mod pg_async;
 mod pg_corpus;
 mod pg_drift;

@@ -145,6 +145,10 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         self.check_schema(migrator, history).await
     }
 
+    async fn adopt(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<Vec<u64>> {
+        self.adopt_locked(migrator, history).await
+    }
+
     async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
         let _capture = notice::Capture::start();
         self.run_whole(m, direction, script).await

@@ -273,7 +273,7 @@ impl<C: PgClient> Postgres<'_, C> {
 
     /// [`record_schema`](Self::record_schema)'s writes, in the open
     /// transaction.
-    async fn write_schema(&mut self, migrator: &Migrator<'_>) -> Result<()> {
+    pub(super) async fn write_schema(&mut self, migrator: &Migrator<'_>) -> Result<()> {
         let filter = migrator.filter()?;
         let model = Model::read_pg(self.client, migrator.schema.as_deref(), &filter).await?;
         let table = self.table.clone();

@@ -366,6 +366,7 @@ fn sql_error(
     }
 }
 
+mod adopt;
 mod backend;
 pub(crate) mod client;
 mod drift;
