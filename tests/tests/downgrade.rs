@@ -4,7 +4,7 @@
 
 use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{Error, Migration, Migrator, Script};
-use tests::{Package, pg_database};
+use tests::Package;
 
 fn updown(version: u64, name: &str, up: &str, down: &str) -> Migration {
     Migration::new(
@@ -136,20 +136,7 @@ fn a_migration_applied_without_a_stored_down_is_refused_before_anything_runs() {
     assert_eq!(tests::applied_versions(&conn), [1, 2, 3]);
 }
 
-#[test]
-fn postgres_refuses_store_down_and_allow_downgrade() {
-    let Some(db) = pg_database!() else { return };
-    let all = release();
-    let mut client = db.client();
-    for migrator in [
-        Migrator::new(&all).store_down(true),
-        Migrator::new(&all).allow_downgrade(true),
-    ] {
-        let e = migrator.apply_postgres(&mut client).unwrap_err();
-        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
-        assert!(e.to_string().contains("SQLite-only for now"), "{e}");
-    }
-}
+// PostgreSQL: tests/tests/pg_team.rs.
 
 /// The app of the downgrade testbox: `ALLOW_DOWNGRADE=1` turns the
 /// downgrade on.

@@ -193,3 +193,132 @@ fn squash_refuses_bad_targets_in_one_line() {
         "{e}"
     );
 }
+
+/// The example app's own case (issue 14: "the example app gets a test of
+/// each case"): a copy of example-app (its `main.rs` and migrations 1 to
+/// 5, never the real ones) squashed to 4, and the app built from the
+/// squashed set meeting databases at 0, 3 (N−1), 4 (N) and 5 (beyond)
+/// that the app built before the squash made.
+#[test]
+fn the_example_app_squashed_meets_databases_at_0_n_minus_1_n_and_beyond() {
+    let app = tests::workspace_dir().join("example-app");
+    let pkg = tests::Package::named("example-squash");
+    let manifest = pkg.read("Cargo.toml").replacen(
+        "[dependencies]\n",
+        "[dependencies]\nclap = { version = \"4.5.53\", features = [\"derive\", \"env\"] }\n",
+        1,
+    );
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\ndir = \"migrations\"\nlint_from = 6\n"),
+    );
+    pkg.write("src/main.rs", std::fs::read(app.join("src/main.rs")).unwrap());
+    let mut originals: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(app.join("migrations")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        pkg.write(
+            &format!("migrations/{name}"),
+            std::fs::read(app.join("migrations").join(&name)).unwrap(),
+        );
+        originals.push(name);
+    }
+    assert!(originals.len() >= 10, "{originals:?}");
+    let keep = tests::scratch();
+    let run = |binary: &std::path::Path, db: &str, args: &[&str]| {
+        let out = std::process::Command::new(binary)
+            .arg("--database")
+            .arg(keep.path().join(db))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let migrate = |args: &[&str]| {
+        let out = pkg.migrate().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {err}");
+        err
+    };
+    // Databases before the squash: at 3 and 4 by the CLI, at 5 by the app,
+    // each with a recruit.
+    let add = [
+        "add",
+        "--first-name",
+        "Ada",
+        "--surname",
+        "Lovelace",
+        "--id-number",
+        "1815",
+        "--email",
+        "ada@example.com",
+    ];
+    for (db, to) in [("at3.db", "3"), ("at4.db", "4")] {
+        let url = format!("sqlite:{}", keep.path().join(db).display());
+        migrate(&["up", "--to", to, "--database", &url]);
+    }
+    let (ok, e) = pkg.build();
+    assert!(ok, "{e}");
+    let before_squash = keep.path().join("app-before");
+    std::fs::copy(pkg.binary(), &before_squash).unwrap();
+    let (ok, out) = run(&before_squash, "at5.db", &add);
+    assert!(ok, "{out}");
+    let conn = Connection::open(keep.path().join("at4.db")).unwrap();
+    conn.execute_batch(
+        "INSERT INTO recruits (first_name, surname, id_number, personal_email_address) \
+         VALUES ('Grace', 'Hopper', '1906', 'grace@example.com');",
+    )
+    .unwrap();
+    drop(conn);
+    let (ok, reference) = run(&before_squash, "reference.db", &["list"]);
+    assert!(ok, "{reference}");
+
+    let err = migrate(&["squash", "--to", "4"]);
+    assert!(
+        err.starts_with("squashed 4 migrations (8 files) into migrations/0004_baseline.sql"),
+        "{err}"
+    );
+    for name in &originals {
+        let squashed = !name.starts_with("0005");
+        assert_eq!(!pkg.path().join("migrations").join(name).exists(), squashed, "{name}");
+    }
+    migrate(&["check"]);
+    let (ok, e) = pkg.build();
+    assert!(ok, "{e}");
+    let after_squash = pkg.binary();
+
+    // 0: a new database applies the baseline, then 5.
+    let (ok, out) = run(&after_squash, "new.db", &add);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("applied 0004 baseline") && out.contains("applied 0005 require_personal_email_address"),
+        "{out}"
+    );
+    assert_eq!(
+        model(&keep.path().join("new.db")),
+        model(&keep.path().join("reference.db"))
+    );
+    // N−1: refused with the version it lacks; nothing changes.
+    let before = model(&keep.path().join("at3.db"));
+    let (ok, out) = run(&after_squash, "at3.db", &["list"]);
+    assert!(!ok);
+    assert!(
+        out.contains("migration 4 `baseline` replaces versions 1 to 4 (a squash), and the database applied only some of them: it lacks version 4;"),
+        "{out}"
+    );
+    assert_eq!(model(&keep.path().join("at3.db")), before);
+    // N: accepted; 5 applied on top; the recruit is still there.
+    let (ok, out) = run(&after_squash, "at4.db", &["list"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("applied 0005 require_personal_email_address") && !out.contains("baseline"),
+        "{out}"
+    );
+    assert!(out.contains("Grace"), "{out}");
+    // Beyond: up to date, the recruit listed.
+    let (ok, out) = run(&after_squash, "at5.db", &["list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("is up to date (version 5") && out.contains("Ada"), "{out}");
+}
