@@ -416,6 +416,67 @@ mod tests {
     }
 
     #[test]
+    fn a_squash_over_a_squash_accepts_both_histories() {
+        let (old, code) = setup();
+        let b1 = &code[0];
+        let d = row(4, "d", "CREATE TABLE d (x);");
+        let e = row(5, "e", "CREATE TABLE e (x);");
+        // Squashed again to 5: the digest of the rows as a database made
+        // from the first baseline records them.
+        let from_b1 = vec![
+            Applied {
+                name: b1.name().to_owned(),
+                checksum: b1.checksum().to_string(),
+                ..old[2].clone()
+            },
+            d.clone(),
+            e.clone(),
+        ];
+        let digest = Squash::digest(
+            from_b1
+                .iter()
+                .map(|a| (a.version, a.name.as_str(), a.checksum.as_str())),
+        );
+        let earlier = EarlierSquash::of_baseline(b1).unwrap();
+        let text = format!(
+            "{}\n{earlier}\nCREATE TABLE a (x);\n",
+            Squash {
+                first: 1,
+                last: 5,
+                digest
+            }
+        );
+        let b2 = vec![Migration::new(
+            5,
+            "baseline",
+            Script::new(text, "migrations/0005_baseline.sql"),
+        )];
+        assert_eq!(b2[0].earlier_squashes(), [earlier]);
+        let one_row = |h: &[Applied]| {
+            let n = normalize(&b2, h).unwrap();
+            assert_eq!(n.len(), 1);
+            assert!(matches(&b2[0], &n[0]));
+        };
+        one_row(&from_b1);
+        let mut originals = old.clone();
+        originals.extend([d.clone(), e.clone()]);
+        one_row(&originals);
+        // Partly: the versions lacking, whichever way the database was made.
+        match normalize(&b2, &from_b1[..2]) {
+            Err(Error::SquashedPartly { missing, .. }) => assert_eq!(missing, [5]),
+            other => panic!("{other:?}"),
+        }
+        match normalize(&b2, &originals[..2]) {
+            Err(Error::SquashedPartly { missing, .. }) => assert_eq!(missing, [3, 4, 5]),
+            other => panic!("{other:?}"),
+        }
+        // An original applied differently is not the earlier squash.
+        let mut changed = originals.clone();
+        changed[0].checksum = Checksum::of("CREATE TABLE a (y);").to_string();
+        assert!(normalize(&b2, &changed).is_err());
+    }
+
+    #[test]
     fn malformed_directives() {
         for bad in [
             "-- migrate:squashes",

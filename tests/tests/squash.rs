@@ -322,3 +322,73 @@ fn the_example_app_squashed_meets_databases_at_0_n_minus_1_n_and_beyond() {
     assert!(ok, "{out}");
     assert!(out.contains("is up to date (version 5") && out.contains("Ada"), "{out}");
 }
+
+/// Squashing again over a squash: databases made from the original
+/// migrations, from the first baseline, and new ones all meet the second
+/// baseline as they should; `--to` at or below it is refused.
+#[test]
+fn a_squash_over_a_squash_accepts_databases_from_either_history() {
+    let repo = four();
+    let dir = repo.pkg.path();
+    let url = |db: &str| format!("sqlite:{db}");
+    // Before any squash: at 2 and at 4, from the original migrations.
+    repo.ok(&["up", "--to", "2", "--database", &url("orig2.db")]);
+    repo.ok(&["up", "--database", &url("orig4.db")]);
+    repo.ok(&["squash", "--to", "2"]);
+    repo.commit_all("first squash");
+    // From the first baseline: at 3 and at 4.
+    repo.ok(&["up", "--to", "3", "--database", &url("b1at3.db")]);
+    repo.ok(&["up", "--database", &url("b1at4.db")]);
+    repo.pkg.write(
+        "migrations/0005_create_tags.sql",
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT);\n",
+    );
+    repo.ok(&["lock"]);
+    repo.commit_all("0005");
+
+    let (_, e) = repo.ok(&["squash", "--to", "4"]);
+    assert!(
+        e.starts_with("squashed 3 migrations (4 files) into migrations/0004_baseline.sql"),
+        "{e}"
+    );
+    let baseline = repo.pkg.read("migrations/0004_baseline.sql");
+    let lines: Vec<&str> = baseline.lines().collect();
+    assert!(lines[0].starts_with("-- migrate:squashes 1-4 "), "{baseline}");
+    assert!(lines[1].starts_with("-- migrate:earlier-squash 1-2 "), "{baseline}");
+    repo.ok(&["check"]);
+    let (code, _, e) = repo.migrate(&["squash", "--to", "3"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        e,
+        "error: --to 3 is below the squash in migrations/0004_baseline.sql, which replaces versions 1 to 4; squash to a version above 4. Nothing was changed\n"
+    );
+    repo.commit_all("second squash");
+
+    repo.ok(&["up", "--database", &url("reference.db")]);
+    for db in ["orig4.db", "b1at4.db", "new.db"] {
+        let (_, e) = repo.ok(&["up", "--database", &url(db)]);
+        assert!(e.contains("applying 0005 create_tags … done"), "{db}: {e}");
+        assert_eq!(model(&dir.join(db)), model(&dir.join("reference.db")), "{db}");
+        let (o, _) = repo.ok(&["status", "--database", &url(db)]);
+        let line = o.lines().find(|l| l.starts_with("0004 ")).unwrap_or_default();
+        assert_eq!(
+            line.split_whitespace().take(3).collect::<Vec<_>>(),
+            ["0004", "baseline", "applied"],
+            "{db}: {o}"
+        );
+    }
+    for (db, lacks) in [
+        ("orig2.db", "it lacks versions 3 to 4;"),
+        ("b1at3.db", "it lacks version 4;"),
+    ] {
+        let before = model(&dir.join(db));
+        let (code, _, e) = repo.migrate(&["up", "--database", &url(db)]);
+        assert_eq!(code, 1, "{db}");
+        assert!(
+            e.contains("migration 4 `baseline` replaces versions 1 to 4 (a squash), and the database applied only some of them: ")
+                && e.contains(lacks),
+            "{db}: {e}"
+        );
+        assert_eq!(model(&dir.join(db)), before, "{db}");
+    }
+}
