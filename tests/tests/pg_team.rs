@@ -181,6 +181,39 @@ fn pg_squash_keeps_every_database_working() {
     let (code, out, err) = cli(&pkg, None, &["status", "--database", &at4.url]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("0003     baseline   applied"), "{out}");
+
+    // Squashed again, to 4: the database made from the originals (at4) and
+    // the one made from the first baseline (new) both accept it.
+    pkg.write(
+        "migrations/0005_create_tags.sql",
+        "CREATE TABLE tags (id int PRIMARY KEY);\n",
+    );
+    let check = at4.server().url_for("postgres");
+    let err = ok(&pkg, Some(&check), &["squash", "--to", "4"]);
+    assert!(
+        err.starts_with("squashed 2 migrations (3 files) into migrations/0004_baseline.sql"),
+        "{err}"
+    );
+    let baseline = pkg.read("migrations/0004_baseline.sql");
+    assert!(
+        baseline
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("-- migrate:earlier-squash 1-3 "),
+        "{baseline}"
+    );
+    for db in [&at4, &new] {
+        let err = ok(&pkg, None, &["up", "--database", &db.url]);
+        assert!(
+            err.contains("applying 0005 create_tags … done") && !err.contains("baseline"),
+            "{err}"
+        );
+    }
+    assert_eq!(model(&mut at4.client()), model(&mut new.client()));
+    let (code, _, err) = cli(&pkg, None, &["up", "--database", &at2.url]);
+    assert_eq!(code, 1);
+    assert!(err.contains("it lacks versions 3 to 4;"), "{err}");
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! ([`migrate_runtime::Squash`]). Before anything is written, the baseline
 //! is checked: replayed alone it must give the schema model of migrations
 //! 1..=N replayed, and with the later migrations on top, the schema of all
-//! of them.
+//! of them. On PostgreSQL the replays run in scratch databases on a server
+//! (`pgsquash`).
 
 use std::path::{Path, PathBuf};
 
