@@ -6,7 +6,8 @@ use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{Error, Migration, Migrator, Script};
 use tests::Package;
 
-fn updown(version: u64, name: &str, up: &str, down: &str) -> Migration {
+/// A migration with an up and a down script.
+pub(crate) fn updown(version: u64, name: &str, up: &str, down: &str) -> Migration {
     Migration::new(
         version,
         name.to_owned(),

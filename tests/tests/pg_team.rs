@@ -10,6 +10,8 @@ use migrate_runtime::postgres::Client;
 use migrate_runtime::{Error, Migration, Migrator, Script};
 use tests::pg_database;
 
+use super::downgrade::updown;
+
 /// Runs the CLI in `pkg` with `DATABASE_URL` unset and the server of
 /// `check` (if any) as `MIGRATE_CHECK_DATABASE_URL`.
 fn cli(pkg: &tests::Package, check: Option<&str>, args: &[&str]) -> (i32, String, String) {
@@ -134,13 +136,8 @@ fn pg_squash_keeps_every_database_working() {
     ] {
         assert!(baseline.contains(part), "{part}: {baseline}");
     }
-    let mut files: Vec<String> = std::fs::read_dir(pkg.path().join("migrations"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
     assert_eq!(
-        files,
+        super::squash::file_names(&pkg.path().join("migrations")),
         ["0003_baseline.sql", "0004_add_phone.down.sql", "0004_add_phone.up.sql"]
     );
 
@@ -263,18 +260,6 @@ fn pg_squash_refuses_what_the_baseline_cannot_hold_naming_it() {
         assert!(!pkg.path().join("migrations/0003_baseline.sql").exists());
         assert!(pkg.path().join("migrations/0001_create_users.up.sql").exists());
     }
-}
-
-fn updown(version: u64, name: &str, up: &str, down: &str) -> Migration {
-    Migration::new(
-        version,
-        name.to_owned(),
-        Script::new(up.to_owned(), format!("migrations/{version:04}_{name}.up.sql")),
-    )
-    .with_down(Script::new(
-        down.to_owned(),
-        format!("migrations/{version:04}_{name}.down.sql"),
-    ))
 }
 
 fn release() -> Vec<Migration> {

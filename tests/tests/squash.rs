@@ -44,6 +44,16 @@ fn four() -> Repo {
     repo
 }
 
+/// The names of the files in `dir`, sorted.
+pub(crate) fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    files
+}
+
 fn model(path: &std::path::Path) -> Model {
     Model::read(&Connection::open(path).unwrap(), &Filter::new("_migrations")).unwrap()
 }
@@ -75,13 +85,8 @@ fn squash_keeps_every_database_working() {
     let baseline = repo.pkg.read("migrations/0003_baseline.sql");
     assert!(baseline.starts_with("-- migrate:squashes 1-3 "), "{baseline}");
     assert!(baseline.contains("CREATE VIEW team_owners"), "{baseline}");
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("migrations"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
     assert_eq!(
-        files,
+        file_names(&dir.join("migrations")),
         [
             "0003_baseline.sql",
             "0004_add_phone.down.sql",
