@@ -435,3 +435,108 @@ fn pg_cargo_migrate_up_stores_downs_with_the_config_key() {
         .collect();
     assert_eq!(rows, [(1, Some("DROP TABLE a;\n".to_owned())), (2, None)]);
 }
+
+/// The app of the PostgreSQL downgrade testbox: applies its migrations to
+/// the database at the URL of its first argument; `ALLOW_DOWNGRADE=1`
+/// turns the downgrade on.
+const PG_MAIN_RS: &str = r#"mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+fn main() {
+    let url = std::env::args().nth(1).expect("a database URL");
+    let mut client = migrate_runtime::postgres::Client::connect(&url, migrate_runtime::postgres::NoTls).expect("connect");
+    let migrator = migrations::migrator().allow_downgrade(std::env::var_os("ALLOW_DOWNGRADE").is_some());
+    match migrator.apply_postgres(&mut client) {
+        Ok(report) => print!("{report}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+"#;
+
+/// Issue 14's downgrade on PostgreSQL: the app built from a newer checkout
+/// (store_down = true) migrates the database; the app built from the older
+/// checkout of the same package rolls back what it does not know with the
+/// stored down, keeping the rows.
+#[test]
+fn pg_an_older_release_of_the_app_downgrades_a_database_its_newer_release_migrated() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::named("pg-downgrade");
+    let manifest = pkg.read("Cargo.toml").replacen(
+        "migrate-runtime = { path = ",
+        "migrate-runtime = { features = [\"postgres\"], path = ",
+        1,
+    );
+    assert!(manifest.contains("features = [\"postgres\"]"), "{manifest}");
+    pkg.write(
+        "Cargo.toml",
+        manifest + "\n[package.metadata.migrate]\nbackend = \"postgres\"\nstore_down = true\n",
+    );
+    pkg.write("src/main.rs", PG_MAIN_RS);
+    for m in release() {
+        let stem = format!("migrations/{:04}_{}", m.version(), m.name());
+        pkg.write(&format!("{stem}.up.sql"), m.up().sql());
+        pkg.write(&format!("{stem}.down.sql"), m.down().unwrap().sql());
+    }
+    let keep = tests::scratch();
+    let (ok, e) = pkg.build();
+    assert!(ok, "{e}");
+    let newer = keep.path().join("app-v3");
+    std::fs::copy(pkg.binary(), &newer).unwrap();
+    // The older checkout: without migration 3.
+    std::fs::remove_file(pkg.path().join("migrations/0003_create_notes.up.sql")).unwrap();
+    std::fs::remove_file(pkg.path().join("migrations/0003_create_notes.down.sql")).unwrap();
+    let (ok, e) = pkg.build();
+    assert!(ok, "{e}");
+    let older = keep.path().join("app-v2");
+    std::fs::copy(pkg.binary(), &older).unwrap();
+
+    let run = |binary: &std::path::Path, allow: bool| {
+        let mut cmd = std::process::Command::new(binary);
+        cmd.arg(&db.url);
+        if allow {
+            cmd.env("ALLOW_DOWNGRADE", "1");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = run(&newer, false);
+    assert!(ok, "{out}");
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "INSERT INTO users (name, phone) VALUES ('ada', '1'), ('grace', '2');\n\
+             INSERT INTO notes (author, body) VALUES (2, 'compilers');",
+        )
+        .unwrap();
+    let before = users(&mut client);
+
+    // The older release, as today: refused, nothing changed.
+    let (ok, out) = run(&older, false);
+    assert!(!ok);
+    assert!(
+        out.contains("the database has applied a migration this program does not know: 3 `create_notes`"),
+        "{out}"
+    );
+    assert_eq!(versions(&mut client), [1, 2, 3]);
+    // With allow_downgrade: migration 3 rolled back by its stored down.
+    let (ok, out) = run(&older, true);
+    assert!(ok, "{out}");
+    assert!(out.contains("rolled back 3 create_notes"), "{out}");
+    assert_eq!(versions(&mut client), [1, 2]);
+    assert_eq!(users(&mut client), before);
+    let notes: Option<String> = client
+        .query_one("SELECT to_regclass('notes')::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(notes, None);
+    // The newer release again: 3 is applied again.
+    let (ok, out) = run(&newer, false);
+    assert!(ok && out.contains("applied 3 create_notes"), "{out}");
+}
