@@ -155,7 +155,7 @@ pub enum Command {
         lacks. Before anything is written, the baseline is replayed and its schema compared with the \
         migrations'. On PostgreSQL the replays run in scratch databases on MIGRATE_CHECK_DATABASE_URL, else \
         on the server of --database, DATABASE_URL or the config's `database`; what the baseline cannot \
-        recreate (extensions, comments, grants, policies, …) is refused by name."
+        recreate (other schemas, comments, grants, policies, partitions, …) is refused by name."
     )]
     Squash(SquashArgs),
     /// Create, drop or reset the database itself (the SQLite file, or the database on the PostgreSQL server)

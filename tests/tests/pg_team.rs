@@ -36,8 +36,8 @@ fn ok(pkg: &tests::Package, check: Option<&str>, args: &[&str]) -> String {
     err
 }
 
-/// A PostgreSQL package with migrations 1 to 4: a serial key, an index, an
-/// enum type, a function with its trigger, a view, a foreign key, an
+/// A PostgreSQL package with migrations 1 to 4: an extension and a column
+/// of its type, a serial key, an index, an enum type, a function with its trigger, a view, a foreign key, an
 /// identity column, then a column added.
 fn four() -> tests::Package {
     let pkg = tests::Package::new();
@@ -48,12 +48,13 @@ fn four() -> tests::Package {
     );
     pkg.write(
         "migrations/0001_create_users.up.sql",
-        "CREATE TYPE mood AS ENUM ('ok', 'happy');\n\
-         CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, mood mood NOT NULL DEFAULT 'ok');\n",
+        "CREATE EXTENSION IF NOT EXISTS citext;\n\
+         CREATE TYPE mood AS ENUM ('ok', 'happy');\n\
+         CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, nick citext, mood mood NOT NULL DEFAULT 'ok');\n",
     );
     pkg.write(
         "migrations/0001_create_users.down.sql",
-        "DROP TABLE users;\nDROP TYPE mood;\n",
+        "DROP TABLE users;\nDROP TYPE mood;\nDROP EXTENSION citext;\n",
     );
     pkg.write(
         "migrations/0002_add_email.sql",
@@ -128,6 +129,7 @@ fn pg_squash_keeps_every_database_working() {
     let baseline = pkg.read("migrations/0003_baseline.sql");
     assert!(baseline.starts_with("-- migrate:squashes 1-3 "), "{baseline}");
     for part in [
+        "CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public;",
         "CREATE TYPE mood AS ENUM ('ok', 'happy');",
         "CREATE SEQUENCE users_id_seq AS integer;",
         "CREATE OR REPLACE FUNCTION public.trim_name()",

@@ -12,9 +12,11 @@
 //! triggers, publications) with the properties the model leaves out
 //! (comments, privileges, `UNLOGGED`, row level security, storage options,
 //! partitions and inheritance, constraint and index definitions, sequence
-//! settings). An object of a kind the baseline cannot write (an extension,
-//! an aggregate, a policy, a table in another schema, a comment…) is
-//! missing from the baseline's replay, and the squash is refused naming it.
+//! settings). An object of a kind the baseline cannot write (an aggregate,
+//! a policy, a table in another schema, a comment…) is missing from the
+//! baseline's replay, and the squash is refused naming it. Extensions the
+//! migrations created are created first by the baseline (`CREATE
+//! EXTENSION IF NOT EXISTS … WITH SCHEMA …`): their objects are theirs.
 
 use std::collections::BTreeSet;
 
@@ -97,20 +99,48 @@ fn inventory(client: &mut Client) -> Result<BTreeSet<String>> {
     Ok(out)
 }
 
-/// The extensions, and the schemas other than the package's, that the
-/// replay made: the baseline holds one schema's objects, and an
-/// extension's type or a table elsewhere would make it fail to run at all,
-/// so these are named before it is tried.
-fn outside(client: &mut Client, schema: Option<&str>) -> Result<Vec<String>> {
+/// The extensions (name, schema) and the schemas of a database, but
+/// those of `pg_catalog` and PostgreSQL's own schemas.
+fn extensions_and_schemas(client: &mut Client) -> Result<BTreeSet<(String, String)>> {
     let rows = client
         .query(
-            "SELECT 'extension ' || extname::text FROM pg_extension WHERE oid >= 16384 \
-             UNION ALL SELECT 'schema ' || nspname::text FROM pg_namespace \
-             WHERE oid >= 16384 AND nspname::text IS DISTINCT FROM $1::text ORDER BY 1",
-            &[&schema],
+            "SELECT e.extname::text, n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+             UNION ALL SELECT '', nspname::text FROM pg_namespace WHERE oid >= 16384",
+            &[],
         )
         .map_err(catalog_error)?;
-    Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// What the replay `before` made beyond an empty database (`empty`, from
+/// the same template): the `CREATE EXTENSION` statements the baseline
+/// starts with (an extension's objects are its own, not the model's), or
+/// the refusal naming the schemas other than the package's (the baseline
+/// holds one schema), which would otherwise make it fail to run at all.
+fn extensions_sql(
+    before: &mut Client,
+    empty: &mut Client,
+    schema: &str,
+) -> Result<std::result::Result<String, Vec<String>>> {
+    let template = extensions_and_schemas(empty)?;
+    let made: Vec<(String, String)> = extensions_and_schemas(before)?.difference(&template).cloned().collect();
+    let elsewhere: Vec<String> = made
+        .iter()
+        .filter(|(extension, nsp)| extension.is_empty() && nsp != schema)
+        .map(|(_, nsp)| format!("schema {nsp}"))
+        .collect();
+    if !elsewhere.is_empty() {
+        return Ok(Err(elsewhere));
+    }
+    let mut sql = String::new();
+    for (extension, nsp) in made.iter().filter(|(e, _)| !e.is_empty()) {
+        sql.push_str(&format!(
+            "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {};\n\n",
+            quote(extension),
+            quote(nsp)
+        ));
+    }
+    Ok(Ok(sql))
 }
 
 fn catalog_error(e: migrate_runtime::postgres::Error) -> anyhow::Error {
@@ -134,7 +164,7 @@ fn refusal(n: u64, lost: &[String], shown: &str) -> anyhow::Error {
         String::new()
     };
     anyhow!(
-        "migrations 1 to {n} make what {shown} cannot hold on PostgreSQL: {}{tail}. The baseline is written from the schema model (tables, columns, indexes, constraints, views, triggers, functions and procedures, enum and domain types, sequences, in the package's schema), and squashing would lose the rest, so nothing was changed. Squash to a version before the migration that makes it, or keep these migrations",
+        "migrations 1 to {n} make what {shown} cannot hold on PostgreSQL: {}{tail}. The baseline is written from the schema model (extensions, tables, columns, indexes, constraints, views, triggers, functions and procedures, enum and domain types, sequences, in the package's schema), and squashing would lose the rest, so nothing was changed. Squash to a version before the migration that makes it, or keep these migrations",
         list.join(", ")
     )
 }
@@ -222,11 +252,22 @@ pub(super) fn baseline(
     let mut before = replayed(package, runtime, n, &server, &filter, |e| {
         anyhow!("cannot replay migrations 1 to {n} on {from} (run `cargo migrate check`): {e}; nothing was changed")
     })?;
-    let outside = outside(before.scratch.client(), schema)?;
-    if !outside.is_empty() {
-        return Err(refusal(n, &outside, shown));
-    }
-    let text = text(&before.model.postgres_sql());
+    let mut empty = ScratchDatabase::create(&server, "migrate_replay_")?;
+    let target = match schema {
+        Some(s) => s.to_owned(),
+        None => before
+            .scratch
+            .client()
+            .query_one("SELECT coalesce(current_schema(), 'public')::text", &[])
+            .map_err(catalog_error)?
+            .get(0),
+    };
+    let extensions = match extensions_sql(before.scratch.client(), empty.client(), &target)? {
+        Ok(sql) => sql,
+        Err(elsewhere) => return Err(refusal(n, &elsewhere, shown)),
+    };
+    drop(empty);
+    let text = text(&format!("{extensions}{}", before.model.postgres_sql()));
     let squashed = super::squash::squashed(runtime, last, &text, shown);
     let alone = replayed(package, &squashed, n, &server, &filter, |e| {
         anyhow!(
