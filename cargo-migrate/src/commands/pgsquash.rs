@@ -99,8 +99,8 @@ fn inventory(client: &mut Client) -> Result<BTreeSet<String>> {
     Ok(out)
 }
 
-/// The extensions (name, schema) and the schemas of a database, but
-/// those of `pg_catalog` and PostgreSQL's own schemas.
+/// The extensions of a database, as (name, schema), and the schemas made
+/// after `initdb` (oid at or above 16384), as ("", name).
 fn extensions_and_schemas(client: &mut Client) -> Result<BTreeSet<(String, String)>> {
     let rows = client
         .query(
