@@ -10,7 +10,7 @@ use migrate_runtime::postgres::Client;
 use migrate_runtime::{Error, Migration, Migrator, Script};
 use tests::pg_database;
 
-use super::downgrade::updown;
+use super::downgrade::{run_release, two_releases, updown};
 
 /// Runs the CLI in `pkg` with `DATABASE_URL` unset and the server of
 /// `check` (if any) as `MIGRATE_CHECK_DATABASE_URL`.
@@ -478,36 +478,10 @@ fn pg_an_older_release_of_the_app_downgrades_a_database_its_newer_release_migrat
         manifest + "\n[package.metadata.migrate]\nbackend = \"postgres\"\nstore_down = true\n",
     );
     pkg.write("src/main.rs", PG_MAIN_RS);
-    for m in release() {
-        let stem = format!("migrations/{:04}_{}", m.version(), m.name());
-        pkg.write(&format!("{stem}.up.sql"), m.up().sql());
-        pkg.write(&format!("{stem}.down.sql"), m.down().unwrap().sql());
-    }
     let keep = tests::scratch();
-    let (ok, e) = pkg.build();
-    assert!(ok, "{e}");
-    let newer = keep.path().join("app-v3");
-    std::fs::copy(pkg.binary(), &newer).unwrap();
-    // The older checkout: without migration 3.
-    std::fs::remove_file(pkg.path().join("migrations/0003_create_notes.up.sql")).unwrap();
-    std::fs::remove_file(pkg.path().join("migrations/0003_create_notes.down.sql")).unwrap();
-    let (ok, e) = pkg.build();
-    assert!(ok, "{e}");
-    let older = keep.path().join("app-v2");
-    std::fs::copy(pkg.binary(), &older).unwrap();
-
-    let run = |binary: &std::path::Path, allow: bool| {
-        let mut cmd = std::process::Command::new(binary);
-        cmd.arg(&db.url);
-        if allow {
-            cmd.env("ALLOW_DOWNGRADE", "1");
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let (newer, older) = two_releases(&pkg, &release(), keep.path());
+    let url = std::ffi::OsString::from(&db.url);
+    let run = |binary: &std::path::Path, allow: bool| run_release(binary, &url, allow);
     let (ok, out) = run(&newer, false);
     assert!(ok, "{out}");
     let mut client = db.client();
