@@ -180,7 +180,9 @@ pub enum Command {
         the versions it replaces and a digest of their names and checksums. Databases at N or later accept \
         it as applied; a new database applies it; one between 1 and N-1 is refused, naming the versions it \
         lacks. Before anything is written, the baseline is replayed and its schema compared with the \
-        migrations'. SQLite only (the schema model is)."
+        migrations'. On PostgreSQL the replays run in scratch databases on MIGRATE_CHECK_DATABASE_URL, else \
+        on the server of --database, DATABASE_URL or the config's `database`; what the baseline cannot \
+        recreate (other schemas, comments, grants, policies, partitions, …) is refused by name."
     )]
     Squash(SquashArgs),
     /// Create, drop or reset the database itself (the SQLite file, or the database on the PostgreSQL server)

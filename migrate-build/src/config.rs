@@ -82,7 +82,7 @@ pub struct Config {
     pub lock_file: bool,
     /// Keep each applied migration's down script in the tracking table, so
     /// an older build can roll back migrations it does not know
-    /// ([`migrate_runtime::Migrator::store_down`]; SQLite only).
+    /// ([`migrate_runtime::Migrator::store_down`]; SQLite and PostgreSQL).
     #[serde(rename = "store_down", alias = "store-down")]
     pub store_down: bool,
     /// The first version the build's lint checks (`crate::lint`); `None`
@@ -502,17 +502,6 @@ impl Config {
                     "lock = \"table\" is for PostgreSQL, and these migrations are for SQLite (help: remove it; SQLite always uses its write lock)".to_owned(),
                 );
             }
-        }
-        if config.backend() == Backend::Postgres && config.store_down {
-            let line = key_line(text, section, "store_down", None);
-            return Err(Error::new(vec![
-                Problem::error(
-                    manifest,
-                    line,
-                    "store_down is for SQLite for now, and these migrations are for PostgreSQL: the runtime keeps down scripts in SQLite's tracking table only",
-                )
-                .hint("remove store_down"),
-            ]));
         }
         if config.backend() == Backend::Postgres && config.lint_from.is_some() {
             let line = key_line(text, section, "lint_from", None);

@@ -136,7 +136,7 @@ pub use previous::Previous;
 #[doc(hidden)]
 pub use replay_cache::{ReplayCache, Verified};
 pub use report::{Entry, Event, Notice, Report, State, Status, Step};
-pub use squash::Squash;
+pub use squash::{EarlierSquash, Squash};
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
 

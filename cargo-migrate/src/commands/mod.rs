@@ -21,6 +21,7 @@ mod lock;
 mod new;
 mod pgdrift;
 mod pgsqlgen;
+mod pgsquash;
 mod postgres;
 mod progress;
 mod project;

@@ -56,7 +56,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
              duration_ms bigint NOT NULL\n)",
             self.create_schema_sql(),
             self.table
-        );
+        ) + &self.down_column_sql();
         self.client
             .batch_execute(&sql)
             .await

@@ -217,6 +217,9 @@ impl<C: PgClient> Postgres<'_, C> {
         if migrator.drift == DriftPolicy::Off {
             return Ok(());
         }
+        // A history from before a squash, as the squashed set sees it.
+        let normalized = crate::squash::normalize(migrator.migrations, history);
+        let history: &[Applied] = normalized.as_deref().unwrap_or(history);
         let Some(newest) = history.last() else {
             return Ok(());
         };
