@@ -113,16 +113,19 @@ fn refuse_other_backend(db: &Database, package: &Package) -> Result<()> {
         return Ok(());
     }
     let title = |b: Backend| if b == Backend::Postgres { "PostgreSQL" } else { "SQLite" };
+    let article = |b: Backend| if b == Backend::Postgres { "a" } else { "an" };
     let dir = crate::package::show(&package.migrations_dir());
     let hint = if package.per_backend() {
         format!(
-            "give a {} database, or choose its migrations with --backend {}",
+            "give {} {} database, or choose its migrations with --backend {}",
+            article(config.backend()),
             title(config.backend()),
             kind.name()
         )
     } else {
         format!(
-            "give a {} database, or set backend = \"{}\" in [package.metadata.migrate] if these migrations are for {}",
+            "give {} {} database, or set backend = \"{}\" in [package.metadata.migrate] if these migrations are for {}",
+            article(config.backend()),
             title(config.backend()),
             kind.name(),
             title(kind)
