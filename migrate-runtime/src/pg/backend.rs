@@ -4,6 +4,9 @@
 use super::*;
 
 impl<C: PgClient> Backend for Postgres<'_, C> {
+    /// The row of [`summary_sql`](Postgres::summary_sql), as text.
+    type Summary = Vec<Option<String>>;
+
     async fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
         let start = Instant::now();
         let timeout = migrator.lock_timeout;
@@ -36,6 +39,8 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     }
 
     async fn rollback(&mut self) -> Result<()> {
+        // What the transaction recorded is undone: read the history again.
+        self.summary = None;
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
         }
@@ -60,12 +65,15 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         self.client
             .batch_execute(&sql)
             .await
-            .map_err(pg(format!("creating the tracking table {}", self.table)))
+            .map_err(pg(format!("creating the tracking table {}", self.table)))?;
+        self.tracked = true;
+        Ok(())
     }
 
-    async fn summary(&mut self, _migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
-        // Reading the whole history is one round trip too.
-        Ok(None)
+    async fn summary(&mut self, _migrator: &Migrator<'_>) -> Result<Option<Self::Summary>> {
+        // Read with the lock and with each recorded migration: no round
+        // trip here.
+        Ok(self.summary.clone())
     }
 
     async fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>> {
@@ -193,11 +201,15 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         direction: Direction,
         duration: Duration,
     ) -> Result<()> {
-        let sql = self.record_sql(m, direction, duration);
-        self.client.batch_execute(&sql).await.map_err(pg(format!(
+        // The summary read after the row changed is what the next
+        // transaction reads when no other process wrote in between.
+        let sql = self.with_summary(self.record_sql(m, direction, duration));
+        let mut sets = self.query_sets(&sql).await.map_err(pg(format!(
             "recording migration {} in {}",
             m.version(),
             self.table
-        )))
+        )))?;
+        self.keep_summary(&mut sets);
+        Ok(())
     }
 }

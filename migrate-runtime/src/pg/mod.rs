@@ -16,6 +16,10 @@
 //!   locks. The key is the first 8 bytes (big-endian) of the SHA-256 of the
 //!   tracking table's qualified name (`schema.table`), so two apps with
 //!   their own tracking tables in one database do not wait for each other.
+//! - The history is read under the lock once per run; each later
+//!   transaction reads only its summary ([`Postgres::summary_sql`]), in
+//!   the round trip that takes the lock, and reads the history again only
+//!   when that is not what this run's last recorded migration left.
 //! - A transactional script is sent whole, as one simple query (one round
 //!   trip however many statements); the server reports an error's position
 //!   as a character index in that text, which gives the line. Only when a
@@ -340,6 +344,13 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     /// The advisory-lock key, computed at the first lock.
     key: Option<i64>,
     in_transaction: bool,
+    /// Whether this run made sure the tracking table exists (then the
+    /// lock's round trip also reads the history's [`summary`](Postgres::summary_sql)).
+    tracked: bool,
+    /// The history's summary as last read in the open transaction: by the
+    /// statement that took the lock, then by the one that recorded a
+    /// migration. `None`: not read (the history is then read again).
+    summary: Option<Vec<Option<String>>>,
     /// The connection's `search_path` before the run, restored after it.
     search_path: Option<String>,
 }
