@@ -127,6 +127,8 @@ pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
+#[cfg(feature = "tokio-postgres")]
+pub use pg::NoticeForwarder;
 #[cfg(feature = "postgres")]
 pub use pg::TestDatabase;
 #[cfg(feature = "postgres")]

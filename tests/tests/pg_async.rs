@@ -191,3 +191,91 @@ fn pg_async_two_tasks_on_one_thread_start_at_once_and_each_migration_runs_once()
         assert!(valid);
     });
 }
+
+/// The async path's NOTICEs: a connection driven by a `NoticeForwarder`
+/// (spawned instead of the connection itself) reports a migration's
+/// `RAISE NOTICE` / `RAISE WARNING`, transactional or not, failed or not,
+/// as `Event::Notice` of that migration; nothing outside migrations.
+#[test]
+fn pg_async_notices_of_a_migration_reach_the_events_through_a_forwarder() {
+    use std::sync::Mutex;
+
+    use migrate_runtime::{Event, NoticeForwarder};
+    let Some(db) = pg_database!() else { return };
+    runtime().block_on(async {
+        let notices = NoticeForwarder::new();
+        let (mut client, connection) = tokio_postgres::connect(&db.url, NoTls).await.expect("connect");
+        let driven = tokio::spawn(notices.drive(connection));
+        // Said before any migration runs: dropped.
+        client
+            .batch_execute("DO $$ BEGIN RAISE NOTICE 'before'; END $$")
+            .await
+            .unwrap();
+        let ms = [
+            up(
+                1,
+                "backfill",
+                "CREATE TABLE t (x integer);\nDO $$ BEGIN RAISE NOTICE 'backfilled % rows', 3 USING HINT = 'none left'; END $$;\n",
+            ),
+            Migration::new(
+                2,
+                "index".to_owned(),
+                Script::new(
+                    "DO $$ BEGIN RAISE WARNING 'slow on big tables'; END $$;\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n"
+                        .to_owned(),
+                    "migrations/0002_index.sql".to_owned(),
+                )
+                .with_no_transaction(true),
+            ),
+            up(3, "fails", "DO $$ BEGIN RAISE NOTICE 'about to fail'; END $$;\nSELECT nope;\n"),
+        ];
+        let seen: Mutex<Vec<(u64, String, String, Option<String>)>> = Mutex::new(Vec::new());
+        let result = Migrator::new(&ms)
+            .notices_from(&notices)
+            .on_event(|e| {
+                if let Event::Notice { migration, notice, .. } = e {
+                    seen.lock().unwrap().push((
+                        migration.version(),
+                        notice.severity.clone(),
+                        notice.message.clone(),
+                        notice.hint.clone(),
+                    ));
+                }
+            })
+            .apply_tokio_postgres(&mut client)
+            .await;
+        assert!(matches!(result, Err(Error::Sql { version: 3, .. })), "{result:?}");
+        assert_eq!(
+            seen.into_inner().unwrap(),
+            [
+                (1, "NOTICE".to_owned(), "backfilled 3 rows".to_owned(), Some("none left".to_owned())),
+                (2, "WARNING".to_owned(), "slow on big tables".to_owned(), None),
+                (3, "NOTICE".to_owned(), "about to fail".to_owned(), None),
+            ]
+        );
+        assert_eq!(versions(&client).await, [1, 2]);
+
+        // Said between migrations: not carried into the next run's events.
+        client
+            .batch_execute("DO $$ BEGIN RAISE NOTICE 'app query'; END $$")
+            .await
+            .unwrap();
+        let fixed = [ms[0].clone(), ms[1].clone(), up(3, "fixed", "SELECT 1;")];
+        let seen = Mutex::new(Vec::new());
+        Migrator::new(&fixed)
+            .notices_from(&notices)
+            .on_event(|e| {
+                if let Event::Notice { notice, .. } = e {
+                    seen.lock().unwrap().push(notice.message.clone());
+                }
+            })
+            .apply_tokio_postgres(&mut client)
+            .await
+            .unwrap();
+        assert_eq!(seen.into_inner().unwrap(), Vec::<String>::new());
+
+        // The driven connection ends as `connection.await` would.
+        drop(client);
+        driven.await.expect("the task").expect("a clean end");
+    });
+}

@@ -154,12 +154,12 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     }
 
     async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
-        let _capture = notice::Capture::start();
+        let _capture = notice::Capture::start(self.notices.as_ref());
         self.run_whole(m, direction, script).await
     }
 
     fn notices(&mut self) -> Vec<Notice> {
-        notice::take()
+        notice::take(self.notices.as_ref())
     }
 
     async fn run_outside_transaction(
@@ -170,7 +170,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         script: &Script,
         waited: &mut Option<Duration>,
     ) -> Result<()> {
-        let _capture = notice::Capture::start();
+        let _capture = notice::Capture::start(self.notices.as_ref());
         if self.lock == Lock::Table {
             return self.run_under_lease(migrator, m, direction, script, waited).await;
         }

@@ -351,6 +351,8 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     /// statement that took the lock, then by the one that recorded a
     /// migration. `None`: not read (the history is then read again).
     summary: Option<Vec<Option<String>>>,
+    /// [`Migrator::notices_from`]'s forwarder.
+    notices: Option<notice::NoticeForwarder>,
     /// The connection's `search_path` before the run, restored after it.
     search_path: Option<String>,
 }
@@ -380,12 +382,14 @@ fn sql_error(
 mod backend;
 pub(crate) mod client;
 mod drift;
-mod notice;
+pub(crate) mod notice;
 pub(crate) mod scratch;
 mod session;
 mod testing;
 pub use testing::TestDatabase;
 
+#[cfg(feature = "tokio-postgres")]
+pub use notice::NoticeForwarder;
 pub use notice::forward_notices;
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             in_transaction: false,
             tracked: false,
             summary: None,
+            notices: migrator.notices.clone(),
             search_path: None,
         })
     }
