@@ -279,3 +279,116 @@ fn pg_async_notices_of_a_migration_reach_the_events_through_a_forwarder() {
         driven.await.expect("the task").expect("a clean end");
     });
 }
+
+/// The `main.rs` of an async testbox: applies the generated module with
+/// `apply_async` (or, given `down`, goes down to version 1 with
+/// `migrate_to_async`) on `DATABASE_URL`, on a tokio runtime.
+const ASYNC_MAIN_RS: &str = r#"mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+fn main() {
+    use migrate_runtime::tokio_postgres::{self, NoTls};
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let result = runtime.block_on(async {
+        let (mut client, connection) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        match std::env::args().nth(1).as_deref() {
+            Some("down") => migrations::migrate_to_async(&mut client, migrations::Version::Users).await,
+            _ => migrations::apply_async(&mut client).await,
+        }
+    });
+    match result {
+        Ok(report) => print!("{report}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+"#;
+
+/// An app on tokio with the runtime's `tokio-postgres` feature only: the
+/// generated module has `apply_async` and `migrate_to_async` on
+/// `tokio_postgres::Client` (with `postgres` only it compiles without
+/// them: the PostgreSQL testbox of `postgres.rs`).
+#[test]
+fn pg_async_testbox_the_generated_module_applies_and_migrates_on_tokio_postgres() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::bare();
+    let ws = tests::workspace_dir();
+    pkg.write(
+        "Cargo.toml",
+        format!(
+            r#"[package]
+name = "testbox-async"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[workspace]
+
+[dependencies]
+migrate-runtime = {{ path = {runtime:?}, default-features = false, features = ["tokio-postgres"] }}
+tokio = {{ version = "1", default-features = false, features = ["rt"] }}
+
+[build-dependencies]
+migrate-build = {{ path = {build:?}, features = ["postgres"] }}
+
+[package.metadata.migrate]
+database = "postgres://localhost/app"
+"#,
+            runtime = ws.join("migrate-runtime").display().to_string(),
+            build = ws.join("migrate-build").display().to_string(),
+        ),
+    );
+    pkg.write(
+        "build.rs",
+        "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::build()?;\n    Ok(())\n}\n",
+    );
+    pkg.write("src/main.rs", ASYNC_MAIN_RS);
+    pkg.write(
+        "migrations/0001_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    pkg.write("migrations/0001_users.down.sql", "DROP TABLE users;\n");
+    pkg.write(
+        "migrations/0002_posts.up.sql",
+        "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users);\n",
+    );
+    pkg.write("migrations/0002_posts.down.sql", "DROP TABLE posts;\n");
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+
+    let exe = tests::testbox_target().join("debug").join("testbox-async");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&exe)
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let first = run(&[]);
+    assert!(
+        first.contains("applied 1 users") && first.contains("applied 2 posts"),
+        "{first}"
+    );
+    let mut client = db.client();
+    let versions = |client: &mut migrate_runtime::postgres::Client| -> Vec<i64> {
+        client
+            .query("SELECT version FROM _migrations ORDER BY version", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(versions(&mut client), [1, 2]);
+    assert!(run(&[]).contains("nothing to do"));
+    let down = run(&["down"]);
+    assert!(down.contains("rolled back 2 posts"), "{down}");
+    assert_eq!(versions(&mut client), [1]);
+}
