@@ -277,9 +277,8 @@ fn tls_server(
 ) -> Option<(tests::postgres::PrivateServer, String, u16)> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let shared = pg_database!()?;
-    if shared.server().dir.is_none() {
-        return None;
-    }
+    // MIGRATE_TEST_POSTGRES_URL: not a server we may reconfigure.
+    shared.server().dir.as_ref()?;
     let server = tests::postgres::private_server().expect("a cluster of its own");
     let data = server.dir.as_ref().unwrap().join("data");
     let admin_url = server.url_for("postgres");

@@ -229,7 +229,9 @@ fn pg_async_notices_of_a_migration_reach_the_events_through_a_forwarder() {
             ),
             up(3, "fails", "DO $$ BEGIN RAISE NOTICE 'about to fail'; END $$;\nSELECT nope;\n"),
         ];
-        let seen: Mutex<Vec<(u64, String, String, Option<String>)>> = Mutex::new(Vec::new());
+        // (version, severity, message, hint) of each notice.
+        type Seen = Vec<(u64, String, String, Option<String>)>;
+        let seen: Mutex<Seen> = Mutex::new(Vec::new());
         let result = Migrator::new(&ms)
             .notices_from(&notices)
             .on_event(|e| {
