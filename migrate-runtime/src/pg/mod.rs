@@ -6,9 +6,9 @@
 //! - The history is first read without a lock (the common start-up with
 //!   nothing to do is one round trip).
 //! - Each migration then runs in a transaction that first takes the
-//!   migration lock, then reads the history, runs the script and records
-//!   it; PostgreSQL's DDL is transactional, so a failure leaves nothing of
-//!   that migration behind.
+//!   migration lock, then checks the history (below), runs the script and
+//!   records it; PostgreSQL's DDL is transactional, so a failure leaves
+//!   nothing of that migration behind.
 //! - The lock is `pg_advisory_xact_lock(key)` ([`Lock::Advisory`]), released
 //!   by the server at commit or rollback, so no error path can leak it; or
 //!   a row of a lock table taken with `SELECT … FOR UPDATE`
