@@ -318,36 +318,11 @@ fn main() {
 #[test]
 fn pg_async_testbox_the_generated_module_applies_and_migrates_on_tokio_postgres() {
     let Some(db) = pg_database!() else { return };
-    let pkg = tests::Package::bare();
-    let ws = tests::workspace_dir();
-    pkg.write(
-        "Cargo.toml",
-        format!(
-            r#"[package]
-name = "testbox-async"
-version = "0.0.0"
-edition = "2024"
-publish = false
-
-[workspace]
-
-[dependencies]
-migrate-runtime = {{ path = {runtime:?}, default-features = false, features = ["tokio-postgres"] }}
-tokio = {{ version = "1", default-features = false, features = ["rt"] }}
-
-[build-dependencies]
-migrate-build = {{ path = {build:?}, features = ["postgres"] }}
-
-[package.metadata.migrate]
-database = "postgres://localhost/app"
-"#,
-            runtime = ws.join("migrate-runtime").display().to_string(),
-            build = ws.join("migrate-build").display().to_string(),
-        ),
-    );
-    pkg.write(
-        "build.rs",
-        "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::build()?;\n    Ok(())\n}\n",
+    let pkg = tests::Package::postgres(
+        "testbox-async",
+        r#""tokio-postgres""#,
+        r#"tokio = { version = "1", default-features = false, features = ["rt"] }"#,
+        "",
     );
     pkg.write("src/main.rs", ASYNC_MAIN_RS);
     pkg.write(

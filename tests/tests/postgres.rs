@@ -833,37 +833,7 @@ fn main() {
 #[test]
 fn pg_testbox_a_postgres_only_app_is_checked_at_build_time_without_a_server_and_migrates_at_start_up() {
     let Some(db) = pg_database!() else { return };
-    let pkg = tests::Package::bare();
-    let ws = tests::workspace_dir();
-    pkg.write(
-        "Cargo.toml",
-        format!(
-            r#"[package]
-name = "testbox"
-version = "0.0.0"
-edition = "2024"
-publish = false
-
-[workspace]
-
-[dependencies]
-migrate-runtime = {{ path = {runtime:?}, default-features = false, features = ["postgres"] }}
-
-[build-dependencies]
-migrate-build = {{ path = {build:?}, features = ["postgres"] }}
-
-[package.metadata.migrate]
-database = "postgres://localhost/app"
-schema = "app"
-"#,
-            runtime = ws.join("migrate-runtime").display().to_string(),
-            build = ws.join("migrate-build").display().to_string(),
-        ),
-    );
-    pkg.write(
-        "build.rs",
-        "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::build()?;\n    Ok(())\n}\n",
-    );
+    let pkg = tests::Package::postgres("testbox", r#""postgres""#, "", "schema = \"app\"\n");
     pkg.write("src/main.rs", PG_MAIN_RS);
     pkg.write(
         "migrations/0001_users.up.sql",

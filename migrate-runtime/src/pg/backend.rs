@@ -32,6 +32,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     }
 
     async fn commit(&mut self) -> Result<()> {
+        self.savepoint = false;
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
         }
@@ -41,6 +42,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     async fn rollback(&mut self) -> Result<()> {
         // What the transaction recorded is undone: read the history again.
         self.summary = None;
+        self.savepoint = false;
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
         }
@@ -196,20 +198,40 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
 
     async fn record(
         &mut self,
-        _migrator: &Migrator<'_>,
+        migrator: &Migrator<'_>,
         m: &Migration,
         direction: Direction,
         duration: Duration,
     ) -> Result<()> {
+        // The script's savepoint is released in the same round trip: in a
+        // grouped run, each one left open nests the next script one
+        // subtransaction deeper, and the server's check of whether a row
+        // was written by this transaction walks every open level
+        // (`TransactionIdIsCurrentTransactionId` in PostgreSQL's xact.c).
+        let mut sql = if std::mem::take(&mut self.savepoint) {
+            "RELEASE SAVEPOINT migrate_script;\n".to_owned()
+        } else {
+            String::new()
+        };
+        sql.push_str(&self.record_sql(m, direction, duration));
         // The summary read after the row changed is what the next
-        // transaction reads when no other process wrote in between.
-        let sql = self.with_summary(self.record_sql(m, direction, duration));
+        // transaction reads when no other process wrote in between; a
+        // grouped run compares only once, after its last migration, so it
+        // reads the history again then instead of a summary at every one.
+        let sql = if migrator.grouped {
+            self.summary = None;
+            sql
+        } else {
+            self.with_summary(sql)
+        };
         let mut sets = self.query_sets(&sql).await.map_err(pg(format!(
             "recording migration {} in {}",
             m.version(),
             self.table
         )))?;
-        self.keep_summary(&mut sets);
+        if !migrator.grouped {
+            self.keep_summary(&mut sets);
+        }
         Ok(())
     }
 }

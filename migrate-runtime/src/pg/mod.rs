@@ -351,6 +351,9 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     /// statement that took the lock, then by the one that recorded a
     /// migration. `None`: not read (the history is then read again).
     summary: Option<Vec<Option<String>>>,
+    /// Whether the last script's savepoint is still open (released with
+    /// the tracking row).
+    savepoint: bool,
     /// [`Migrator::notices_from`]'s forwarder.
     notices: Option<notice::NoticeForwarder>,
     /// The connection's `search_path` before the run, restored after it.

@@ -20,6 +20,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             in_transaction: false,
             tracked: false,
             summary: None,
+            savepoint: false,
             notices: migrator.notices.clone(),
             search_path: None,
         })
@@ -358,7 +359,10 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         let e = loop {
             tries += 1;
             match self.client.batch_execute(&text).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.savepoint = true;
+                    return Ok(());
+                }
                 Err(e) => {
                     if !self.retry_lock_timeout(&e, tries).await {
                         break e;
