@@ -26,7 +26,10 @@ pub enum Cli {
     after_help = "Database URLs: sqlite:PATH, sqlite://PATH, sqlite::memory: or a plain file path; \
         in sqlite: URLs %XX escapes are decoded and ?mode=ro|rw|rwc|memory is honoured. \
         A relative path in --database or DATABASE_URL is relative to the current directory; \
-        in a .env file or [package.metadata.migrate], to that file's directory. PostgreSQL is not supported yet.\n\n\
+        in a .env file or [package.metadata.migrate], to that file's directory. \
+        PostgreSQL: postgres://USER:PASSWORD@HOST:PORT/DB or postgresql://…, with host=/dir for a unix socket \
+        and sslmode=disable|prefer|require|verify-ca|verify-full; the PG* environment variables and ~/.pgpass \
+        fill in what the URL leaves out.\n\n\
         Exit status: 0 on success, 1 on error (and from `diff` on drift), 2 on a usage error, \
         3 from `status --exit-code` when the database is not up to date, 130 on Ctrl-C."
 )]
@@ -49,9 +52,33 @@ pub struct Migrate {
     #[arg(long, global = true, value_name = "URL", help_heading = "Package and database")]
     pub database: Option<String>,
 
+    /// Which backend's migrations, when the package keeps one directory per backend [default: the database URL's; `new`, `check` and `lock` work on every directory]
+    #[arg(long, global = true, value_name = "BACKEND", help_heading = "Package and database")]
+    pub backend: Option<BackendArg>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--backend`: `sqlite` or `postgres` (the variants have no doc
+/// comments: clap would list them as a long help of every command).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)]
+pub enum BackendArg {
+    Sqlite,
+    #[value(alias = "postgresql")]
+    Postgres,
+}
+
+impl BackendArg {
+    /// The build crate's name for it.
+    pub fn backend(self) -> migrate_build::Backend {
+        match self {
+            Self::Sqlite => migrate_build::Backend::Sqlite,
+            Self::Postgres => migrate_build::Backend::Postgres,
+        }
+    }
 }
 
 impl Migrate {
@@ -153,7 +180,9 @@ pub enum Command {
         the versions it replaces and a digest of their names and checksums. Databases at N or later accept \
         it as applied; a new database applies it; one between 1 and N-1 is refused, naming the versions it \
         lacks. Before anything is written, the baseline is replayed and its schema compared with the \
-        migrations'. SQLite only (the schema model is)."
+        migrations'. On PostgreSQL the replays run in scratch databases on MIGRATE_CHECK_DATABASE_URL, else \
+        on the server of --database, DATABASE_URL or the config's `database`; what the baseline cannot \
+        recreate (other schemas, comments, grants, policies, partitions, …) is refused by name."
     )]
     Squash(SquashArgs),
     /// Create, drop or reset the database itself (the SQLite file, or the database on the PostgreSQL server)

@@ -55,6 +55,6 @@ fn run(args: cli::Migrate) -> anyhow::Result<ExitCode> {
     if let cli::Command::Lint(cli::LintArgs { explain: Some(id), .. }) = &args.command {
         return commands::explain(id);
     }
-    let settings = Settings::new(args)?;
-    commands::run(&settings)
+    let mut settings = Settings::new(args)?;
+    commands::run(&mut settings)
 }

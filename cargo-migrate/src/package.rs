@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use migrate_build::Config;
+use migrate_build::{Backend, Config};
 
 /// The package, its migration settings, and where things are.
 #[derive(Debug)]
@@ -18,8 +18,12 @@ pub struct Package {
     pub workspace_root: PathBuf,
     /// Its build script, when it has one.
     pub build_script: Option<PathBuf>,
-    /// `[package.metadata.migrate]`.
+    /// `[package.metadata.migrate]`: the settings of the migrations the
+    /// command works on (see [`Package::select`]).
     pub config: Config,
+    /// Every migrations directory's settings: one, or one per backend
+    /// ([`Config::sets_from_manifest`]).
+    pub sets: Vec<Config>,
     /// Where `check` keeps its replay cache:
     /// `<target dir>/migrate-check-cache/<package name>`.
     pub check_cache: PathBuf,
@@ -97,8 +101,9 @@ impl Package {
             .parent()
             .context("the package's manifest has no directory")?
             .to_owned();
-        let config = Config::from_manifest(&manifest)
+        let sets = Config::sets_from_manifest(&manifest)
             .map_err(|e| crate::messages::Problems::new(&e, "[package.metadata.migrate]"))?;
+        let config = sets[0].clone();
         let build_script = found
             .targets
             .iter()
@@ -110,10 +115,48 @@ impl Package {
             workspace_root: metadata.workspace_root.clone().into(),
             build_script,
             config,
+            sets,
             check_cache: PathBuf::from(metadata.target_directory.clone())
                 .join("migrate-check-cache")
                 .join(found.name.as_str()),
         })
+    }
+
+    /// Whether the package keeps one migrations directory per backend.
+    pub fn per_backend(&self) -> bool {
+        self.sets.len() > 1
+    }
+
+    /// Works on `backend`'s migrations from now on.
+    ///
+    /// # Errors
+    ///
+    /// When the package has no migrations for `backend`.
+    pub fn select(&mut self, backend: Backend) -> Result<()> {
+        match self.sets.iter().find(|c| c.backend() == backend) {
+            Some(config) => {
+                self.config = config.clone();
+                Ok(())
+            }
+            None => bail!(
+                "this package has no migrations for {}: its migrations are {} (help: drop --backend, or give a database of that kind)",
+                backend.name(),
+                self.describe_sets()
+            ),
+        }
+    }
+
+    /// `sqlite (migrations/sqlite) and postgres (migrations/postgresql)`.
+    pub fn describe_sets(&self) -> String {
+        let each: Vec<String> = self
+            .sets
+            .iter()
+            .map(|c| {
+                let dir = migrate_build::migrations_dir(&self.dir, c);
+                format!("{} ({})", c.backend().name(), show(&dir))
+            })
+            .collect();
+        each.join(" and ")
     }
 
     /// The migrations directory.
@@ -129,6 +172,15 @@ impl Package {
     /// When the directory does not exist.
     pub fn existing_migrations_dir(&self) -> Result<PathBuf> {
         let dir = self.migrations_dir();
+        if !dir.is_dir() && self.per_backend() {
+            bail!(
+                "the {} migrations directory {} does not exist; create it (`mkdir -p {}`), or set dir in [package.metadata.migrate.{}]",
+                self.config.backend().name(),
+                show(&dir),
+                show(&dir),
+                self.config.backend().name()
+            );
+        }
         if !dir.is_dir() {
             bail!(
                 "the migrations directory {} does not exist; create it with `cargo migrate init` (or set dir in [package.metadata.migrate])",

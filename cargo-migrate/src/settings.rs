@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::{Command, Migrate};
 use crate::database::{Database, Source};
@@ -22,6 +22,10 @@ pub struct Settings {
     pub cwd: PathBuf,
     /// The command and its own options.
     pub command: Command,
+    /// Whether the command runs once for each backend's migrations (`new`,
+    /// `check` and `lock` in a package with one directory per backend,
+    /// without `--backend`).
+    pub each_backend: bool,
 }
 
 impl Settings {
@@ -34,13 +38,38 @@ impl Settings {
     /// database URL is invalid.
     pub fn new(args: Migrate) -> Result<Self> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let package = Package::resolve(args.manifest_path.as_deref(), args.package.as_deref(), &cwd)?;
+        let mut package = Package::resolve(args.manifest_path.as_deref(), args.package.as_deref(), &cwd)?;
+        let every = every_backend(&args.command);
+        if let Some(backend) = args.backend {
+            package.select(backend.backend())?;
+        } else if package.per_backend() && !every {
+            // The database says which migrations: a PostgreSQL URL,
+            // PostgreSQL's. Without one, nothing is guessed.
+            match url(args.database.as_deref(), &package, &cwd, false)? {
+                Some((url, source, base)) => {
+                    let backend = if Database::parse(&url, source, &base)?.postgres_url().is_some() {
+                        migrate_build::Backend::Postgres
+                    } else {
+                        migrate_build::Backend::Sqlite
+                    };
+                    package.select(backend)?;
+                }
+                None => bail!(
+                    "this package keeps migrations for {}; choose which with --backend sqlite|postgres, or give a database with --database URL",
+                    package.describe_sets()
+                ),
+            }
+        }
         let database = if uses_database(&args.command) {
             database(args.database.as_deref(), &package, &cwd)?
         } else {
             None
         };
+        if let Some(db) = &database {
+            refuse_other_backend(db, &package)?;
+        }
         Ok(Self {
+            each_backend: package.per_backend() && args.backend.is_none() && every,
             package,
             database,
             database_flag: args.database,
@@ -62,6 +91,60 @@ impl Settings {
             )
         })
     }
+}
+
+/// Refuses a database of the other kind than the migrations are written
+/// for (PostgreSQL migrations on an SQLite file, or the other way round),
+/// when the package says which they are (`backend`, a `database` in the
+/// config, or one directory per backend): a script valid in both dialects
+/// would otherwise be applied to the wrong database.
+fn refuse_other_backend(db: &Database, package: &Package) -> Result<()> {
+    use migrate_build::Backend;
+    let config = &package.config;
+    if config.backend.is_none() && config.database.is_none() {
+        return Ok(());
+    }
+    let kind = if db.postgres_url().is_some() {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    if kind == config.backend() {
+        return Ok(());
+    }
+    let title = |b: Backend| if b == Backend::Postgres { "PostgreSQL" } else { "SQLite" };
+    let dir = crate::package::show(&package.migrations_dir());
+    let hint = if package.per_backend() {
+        format!(
+            "give a {} database, or choose its migrations with --backend {}",
+            title(config.backend()),
+            kind.name()
+        )
+    } else {
+        format!(
+            "give a {} database, or set backend = \"{}\" in [package.metadata.migrate] if these migrations are for {}",
+            title(config.backend()),
+            kind.name(),
+            title(kind)
+        )
+    };
+    bail!(
+        "the database {} is {}, and the migrations in {dir} are for {} ({hint}); nothing was done",
+        db.shown(),
+        if kind == Backend::Postgres {
+            "a PostgreSQL database"
+        } else {
+            "an SQLite database"
+        },
+        title(config.backend())
+    )
+}
+
+/// The commands that work on every migrations directory of a package
+/// that keeps one per backend, unless `--backend` chooses one: what a
+/// developer does to the migrations themselves, not to a database.
+fn every_backend(command: &Command) -> bool {
+    matches!(command, Command::New(_) | Command::Check(_) | Command::Lock)
 }
 
 fn uses_database(command: &Command) -> bool {
@@ -96,19 +179,36 @@ fn uses_database(command: &Command) -> bool {
 /// to the current directory, like every path given to a command; in a file
 /// (the manifest, a `.env`) they are relative to that file's directory.
 fn database(flag: Option<&str>, package: &Package, cwd: &Path) -> Result<Option<Database>> {
+    match url(flag, package, cwd, true)? {
+        Some((url, source, base)) => Database::parse(&url, source, &base).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The database URL [`database`] parses, where it came from, and the
+/// directory a relative path in it starts from; the config's `database`
+/// only `with_config`.
+fn url(
+    flag: Option<&str>,
+    package: &Package,
+    cwd: &Path,
+    with_config: bool,
+) -> Result<Option<(String, Source, PathBuf)>> {
     let env = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
-    let (url, source, base) = if let Some(url) = flag {
-        (url.to_owned(), Source::Flag, cwd.to_owned())
+    Ok(if let Some(url) = flag {
+        Some((url.to_owned(), Source::Flag, cwd.to_owned()))
     } else if let Some(url) = env {
-        (url, Source::Env, cwd.to_owned())
+        Some((url, Source::Env, cwd.to_owned()))
     } else if let Some((url, dir)) = dotenv_url(&[cwd, &package.dir])? {
-        (url, Source::DotEnv, dir)
-    } else if let Some(url) = &package.config.database {
-        (url.clone(), Source::Config, package.dir.clone())
+        Some((url, Source::DotEnv, dir))
     } else {
-        return Ok(None);
-    };
-    Database::parse(&url, source, &base).map(Some)
+        package
+            .config
+            .database
+            .as_ref()
+            .filter(|_| with_config)
+            .map(|url| (url.clone(), Source::Config, package.dir.clone()))
+    })
 }
 
 /// `DATABASE_URL` from the first `.env` file in `dirs` that sets it, and

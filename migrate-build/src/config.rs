@@ -82,7 +82,7 @@ pub struct Config {
     pub lock_file: bool,
     /// Keep each applied migration's down script in the tracking table, so
     /// an older build can roll back migrations it does not know
-    /// ([`migrate_runtime::Migrator::store_down`]; SQLite only).
+    /// ([`migrate_runtime::Migrator::store_down`]; SQLite and PostgreSQL).
     #[serde(rename = "store_down", alias = "store-down")]
     pub store_down: bool,
     /// The first version the build's lint checks (`crate::lint`); `None`
@@ -165,6 +165,21 @@ pub enum Backend {
     /// PostgreSQL: the build checks what needs no server.
     #[serde(alias = "postgresql")]
     Postgres,
+}
+
+impl Backend {
+    /// Its name in the manifest: `sqlite` or `postgres`.
+    ///
+    /// ```
+    /// assert_eq!(migrate_build::Backend::Postgres.name(), "postgres");
+    /// ```
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
 }
 
 fn lock<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Lock>, D::Error> {
@@ -294,8 +309,142 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// As [`from_manifest`](Self::from_manifest).
+    /// As [`from_manifest`](Self::from_manifest), and when the package
+    /// keeps one migrations directory per backend (read those with
+    /// [`sets_from_manifest`](Self::sets_from_manifest)).
     pub fn from_manifest_str(text: &str, manifest: &Path) -> Result<Self, Error> {
+        let mut sets = Self::sets_from_manifest_str(text, manifest)?;
+        if sets.len() > 1 {
+            let line = header_line(text, "[package.metadata.migrate.").unwrap_or(0);
+            return Err(Error::new(vec![
+                Problem::error(
+                    manifest,
+                    line,
+                    "this package keeps one migrations directory per backend ([package.metadata.migrate.sqlite] and [package.metadata.migrate.postgres])",
+                )
+                .hint("read every backend's settings with Config::sets_from_manifest, or choose one with Builder::config"),
+            ]));
+        }
+        Ok(sets.remove(0))
+    }
+
+    /// The settings of each migrations directory of the package: one
+    /// [`Config`] when `[package.metadata.migrate]` describes one
+    /// directory (the usual case), or one per backend when the package
+    /// keeps a directory for each — as an app that runs on SQLite and on
+    /// PostgreSQL does (vaultwarden keeps `migrations/sqlite` and
+    /// `migrations/postgresql`):
+    ///
+    /// ```toml
+    /// [package.metadata.migrate]         # keys shared by both
+    /// lock_file = true
+    ///
+    /// [package.metadata.migrate.sqlite]  # dir defaults to "migrations/sqlite"
+    /// database = "sqlite:data/app.db"
+    ///
+    /// [package.metadata.migrate.postgres]
+    /// dir = "migrations/postgresql"      # defaults to "migrations/postgres"
+    /// schema = "app"
+    /// ```
+    ///
+    /// A backend's table sets its own keys over the shared ones; its
+    /// `backend` is its name. SQLite's comes first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_build::{Backend, Config};
+    /// use std::path::Path;
+    ///
+    /// let text = "[package.metadata.migrate]\ntable = \"schema_history\"\n\
+    ///             [package.metadata.migrate.sqlite]\n\
+    ///             [package.metadata.migrate.postgres]\ndir = \"migrations/postgresql\"\n";
+    /// let sets = Config::sets_from_manifest_str(text, Path::new("Cargo.toml")).unwrap();
+    /// assert_eq!(sets.len(), 2);
+    /// assert_eq!((sets[0].backend(), sets[0].dir.as_path()), (Backend::Sqlite, Path::new("migrations/sqlite")));
+    /// assert_eq!((sets[1].backend(), sets[1].dir.as_path()), (Backend::Postgres, Path::new("migrations/postgresql")));
+    /// assert_eq!(sets[1].table, "schema_history");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`from_manifest`](Self::from_manifest), for each directory's
+    /// settings; and when two backends name the same directory.
+    pub fn sets_from_manifest_str(text: &str, manifest: &Path) -> Result<Vec<Self>, Error> {
+        // A manifest that does not parse is reported by the one-directory
+        // reading, with its line.
+        let section: Option<toml::Table> = toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|t| t.get("package")?.get("metadata")?.get("migrate")?.as_table().cloned());
+        let section = section.unwrap_or_default();
+        let backends: Vec<(Backend, &str)> = [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")]
+            .into_iter()
+            .filter(|(_, key)| section.get(*key).is_some_and(toml::Value::is_table))
+            .collect();
+        if backends.is_empty() {
+            return Self::one_from_manifest_str(text, manifest).map(|c| vec![c]);
+        }
+        let mut shared = section.clone();
+        shared.remove("sqlite");
+        shared.remove("postgres");
+        let mut sets: Vec<Self> = Vec::new();
+        for (backend, key) in backends {
+            let header = format!("[package.metadata.migrate.{key}]");
+            let line = header_line(text, &header)
+                .or_else(|| header_line(text, "[package.metadata.migrate]"))
+                .unwrap_or(0);
+            let bad =
+                |message: String, hint: &str| Error::new(vec![Problem::error(manifest, line, message).hint(hint)]);
+            let Some(own) = section.get(key).and_then(toml::Value::as_table) else {
+                continue;
+            };
+            if own.contains_key("backend") || shared.contains_key("backend") {
+                return Err(bad(
+                    format!("`backend` is set where {header} names the backend already"),
+                    "remove `backend`: each of [package.metadata.migrate.sqlite] and [package.metadata.migrate.postgres] holds the settings of that backend's migrations",
+                ));
+            }
+            let mut merged = shared.clone();
+            merged.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+            merged.insert("backend".to_owned(), toml::Value::String(key.to_owned()));
+            merged
+                .entry("dir")
+                .or_insert_with(|| toml::Value::String(format!("migrations/{key}")));
+            let config: Self = toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| bad(format!("invalid {header}: {}", e.message()), KEYS_HINT))?;
+            let config = config.validated(text, manifest, line)?;
+            if let Some(other) = sets.iter().find(|c| c.dir == config.dir) {
+                return Err(bad(
+                    format!(
+                        "{header}: dir {:?} is the {} migrations' directory too",
+                        config.dir.display().to_string(),
+                        other.backend().name()
+                    ),
+                    "give each backend a directory of its own, e.g. dir = \"migrations/sqlite\" and dir = \"migrations/postgres\"",
+                ));
+            }
+            debug_assert_eq!(config.backend(), backend);
+            sets.push(config);
+        }
+        Ok(sets)
+    }
+
+    /// [`sets_from_manifest_str`](Self::sets_from_manifest_str) of the
+    /// manifest at `manifest`.
+    ///
+    /// # Errors
+    ///
+    /// As [`sets_from_manifest_str`](Self::sets_from_manifest_str), and
+    /// when the manifest cannot be read.
+    pub fn sets_from_manifest(manifest: &Path) -> Result<Vec<Self>, Error> {
+        let text =
+            std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, "cannot read the manifest", &e))?;
+        Self::sets_from_manifest_str(&text, manifest)
+    }
+
+    /// The settings of a package with one migrations directory.
+    fn one_from_manifest_str(text: &str, manifest: &Path) -> Result<Self, Error> {
         #[derive(Deserialize)]
         struct Manifest {
             package: Option<Package>,
@@ -327,10 +476,14 @@ impl Config {
             .and_then(|p| p.metadata)
             .and_then(|m| m.migrate)
             .unwrap_or_default();
-        let section = text
-            .lines()
-            .position(|l| l.trim_start().starts_with("[package.metadata.migrate]"))
-            .map_or(0, |i| i + 1);
+        let section = header_line(text, "[package.metadata.migrate]").unwrap_or(0);
+        config.validated(text, manifest, section)
+    }
+
+    /// `self`, checked: what the types of the keys do not say. `section`
+    /// is the line of the keys' table in `text`, for messages.
+    fn validated(self, text: &str, manifest: &Path, section: usize) -> Result<Self, Error> {
+        let config = self;
         let bad = |message: String| Err(Error::new(vec![Problem::error(manifest, section, message)]));
         if !(1..=19).contains(&config.width) {
             return bad(format!(
@@ -349,17 +502,6 @@ impl Config {
                     "lock = \"table\" is for PostgreSQL, and these migrations are for SQLite (help: remove it; SQLite always uses its write lock)".to_owned(),
                 );
             }
-        }
-        if config.backend() == Backend::Postgres && config.store_down {
-            let line = key_line(text, section, "store_down", None);
-            return Err(Error::new(vec![
-                Problem::error(
-                    manifest,
-                    line,
-                    "store_down is for SQLite for now, and these migrations are for PostgreSQL: the runtime keeps down scripts in SQLite's tracking table only",
-                )
-                .hint("remove store_down"),
-            ]));
         }
         if config.backend() == Backend::Postgres && config.lint_from.is_some() {
             let line = key_line(text, section, "lint_from", None);
@@ -404,6 +546,14 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The 1-based line of the table header `header` (a prefix of the line,
+/// spaces before it aside).
+fn header_line(text: &str, header: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(header))
+        .map(|i| i + 1)
 }
 
 /// The keys and their types, for a manifest that does not parse.
@@ -584,5 +734,63 @@ mod tests {
     fn bad_width() {
         let e = parse("[package.metadata.migrate]\nwidth = 0\n").unwrap_err();
         assert!(e.to_string().contains("width = 0 is out of range"), "{e}");
+    }
+
+    fn sets(text: &str) -> Result<Vec<Config>, Error> {
+        Config::sets_from_manifest_str(text, Path::new("Cargo.toml"))
+    }
+
+    #[test]
+    fn one_directory_per_backend() {
+        let text = "[package]\nname = \"x\"\n[package.metadata.migrate]\ntable = \"h\"\nlock_file = true\n\
+                    [package.metadata.migrate.postgres]\ndir = \"db/pg\"\nschema = \"app\"\n\
+                    [package.metadata.migrate.sqlite]\ndatabase = \"sqlite:a.db\"\ntable = \"own\"\n";
+        let all = sets(text).unwrap();
+        assert_eq!(
+            all.iter().map(Config::backend).collect::<Vec<_>>(),
+            [Backend::Sqlite, Backend::Postgres]
+        );
+        assert_eq!(all[0].dir, Path::new("migrations/sqlite"));
+        assert_eq!(
+            (all[0].table.as_str(), all[0].database.as_deref()),
+            ("own", Some("sqlite:a.db"))
+        );
+        assert_eq!((all[1].dir.as_path(), all[1].table.as_str()), (Path::new("db/pg"), "h"));
+        assert_eq!(all[1].schema.as_deref(), Some("app"));
+        assert!(all[0].lock_file && all[1].lock_file, "shared keys reach both");
+        let e = parse(text).unwrap_err();
+        assert!(e.to_string().contains("one migrations directory per backend"), "{e}");
+        assert_eq!(sets("[package.metadata.migrate]\ndir = \"m\"\n").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn one_directory_per_backend_bad_input() {
+        for (text, line, what) in [
+            (
+                "[package.metadata.migrate.sqlite]\nschema = \"app\"\n",
+                1,
+                "is for PostgreSQL, and these migrations are for SQLite",
+            ),
+            (
+                "[package.metadata.migrate]\ndir = \"m\"\n[package.metadata.migrate.sqlite]\n[package.metadata.migrate.postgres]\n",
+                4,
+                "is the sqlite migrations' directory too",
+            ),
+            (
+                "[package.metadata.migrate.postgres]\nbackend = \"sqlite\"\n",
+                1,
+                "`backend` is set where",
+            ),
+            (
+                "[package.metadata.migrate.postgres]\nwidht = 3\n",
+                1,
+                "unknown field `widht`",
+            ),
+        ] {
+            let e = sets(text).unwrap_err();
+            let p = &e.problems()[0];
+            assert!(p.message.contains(what), "{text}: {p}");
+            assert_eq!(p.line, line, "{text}: {p}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 use crate::problem::Problem;
 
 /// The directives a file may carry.
-pub const DIRECTIVES: &[&str] = &["no-transaction", "squashes", "allow MS00N reason"];
+pub const DIRECTIVES: &[&str] = &["no-transaction", "squashes", "earlier-squash", "allow MS00N reason"];
 
 /// Reads `-- migrate:…` directives from the comment lines at the top of a
 /// file (`shown` names it in problems). Returns whether `no-transaction` is
@@ -32,6 +32,8 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
             .map(|name| {
                 if name.starts_with("squashes ") {
                     "squashes"
+                } else if name.starts_with("earlier-squash ") {
+                    "earlier-squash"
                 } else {
                     name
                 }
@@ -52,6 +54,15 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
             Some("no-transaction") => no_transaction = true,
             Some("squashes") => {
                 if let Some(Err(message)) = migrate_runtime::Squash::of(line) {
+                    problems.push(
+                        Problem::error(shown, i + 1, message)
+                            .hint("`cargo migrate squash --to N` writes this directive; restore it as it wrote it"),
+                    );
+                    ok = false;
+                }
+            }
+            Some("earlier-squash") => {
+                if let Some(Err(message)) = migrate_runtime::EarlierSquash::all(line).pop() {
                     problems.push(
                         Problem::error(shown, i + 1, message)
                             .hint("`cargo migrate squash --to N` writes this directive; restore it as it wrote it"),

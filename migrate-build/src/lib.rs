@@ -38,6 +38,24 @@
 //! SQLite ignores it), a down that gives a table back with its columns in
 //! another order.
 //!
+//! A package that keeps one migrations directory per backend
+//! (`[package.metadata.migrate.sqlite]` and
+//! `[package.metadata.migrate.postgres]`, see
+//! [`Config::sets_from_manifest`]) gets one module for each,
+//! `migrations_sqlite.rs` and `migrations_postgres.rs`, every directory
+//! checked before the build fails:
+//!
+//! ```ignore
+//! #[cfg(feature = "sqlite")]
+//! mod migrations {
+//!     include!(concat!(env!("OUT_DIR"), "/migrations_sqlite.rs"));
+//! }
+//! #[cfg(feature = "postgres")]
+//! mod migrations {
+//!     include!(concat!(env!("OUT_DIR"), "/migrations_postgres.rs"));
+//! }
+//! ```
+//!
 //! The generated code records each migration's schema fingerprint, so that
 //! the app refuses a database changed by hand at start-up (`drift` and
 //! `ignore` in the config).
@@ -58,6 +76,7 @@ pub mod imported;
 pub mod lint;
 pub mod lockfile;
 pub mod naming;
+mod pg_snapshot;
 mod problem;
 pub mod scan;
 #[cfg(feature = "postgres")]
@@ -112,6 +131,11 @@ pub struct Built {
     /// How many migrations, from the first, came from the replay cache
     /// in the output directory instead of being replayed again.
     pub cached: usize,
+    /// When the package keeps one migrations directory per backend
+    /// ([`Config::sets_from_manifest`]): what was built for the other
+    /// backends (this value describes SQLite's `migrations_sqlite.rs`, or
+    /// the first backend's). Empty otherwise.
+    pub more: Vec<Built>,
 }
 
 /// Settings for checking migrations and generating the module.
@@ -283,15 +307,70 @@ impl Builder {
             None => env_path("CARGO_MANIFEST_DIR")?,
         };
         let manifest = package_dir.join("Cargo.toml");
-        let mut config = match self.config.take() {
-            Some(c) => c,
-            None if manifest.exists() => Config::from_manifest(&manifest).inspect_err(|e| self.report(e.problems()))?,
-            None => Config::default(),
+        let mut sets = match self.config.take() {
+            Some(c) => vec![c],
+            None if manifest.exists() => {
+                Config::sets_from_manifest(&manifest).inspect_err(|e| self.report(e.problems()))?
+            }
+            None => vec![Config::default()],
         };
-        if let Some(dir) = self.dir.take() {
-            config.dir = dir;
+        let out_dir = match self.out_dir.take() {
+            Some(d) => d,
+            None => env_path("OUT_DIR")?,
+        };
+        if let [config] = sets.as_mut_slice() {
+            if let Some(dir) = self.dir.take() {
+                config.dir = dir;
+            }
+            let config = config.clone();
+            return self.build_one(
+                &package_dir,
+                &manifest,
+                config,
+                &out_dir.join(OUTPUT_FILE),
+                &runtime_path,
+            );
         }
-        let dir = migrations_dir(&package_dir, &config);
+        if self.dir.is_some() {
+            let problems = vec![
+                Problem::error(
+                    "build.rs",
+                    0,
+                    "Builder::dir names one migrations directory, and this package keeps one per backend ([package.metadata.migrate.sqlite] and [package.metadata.migrate.postgres])",
+                )
+                .hint("drop Builder::dir and set `dir` in each backend's table, or choose one with Builder::config"),
+            ];
+            self.report(&problems);
+            return Err(Error::new(problems));
+        }
+        // One module per backend; every backend is checked before failing.
+        let (mut built, mut problems) = (Vec::new(), Vec::new());
+        for config in sets {
+            let path = out_dir.join(format!("migrations_{}.rs", config.backend().name()));
+            match self.build_one(&package_dir, &manifest, config, &path, &runtime_path) {
+                Ok(b) => built.push(b),
+                Err(e) => problems.extend_from_slice(e.problems()),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::new(problems));
+        }
+        let mut first = built.remove(0);
+        first.more = built;
+        Ok(first)
+    }
+
+    /// Checks the migrations of `config` and writes their module to `path`.
+    fn build_one(
+        &mut self,
+        package_dir: &Path,
+        manifest: &Path,
+        config: Config,
+        path: &Path,
+        runtime_path: &str,
+    ) -> Result<Built, Error> {
+        let out_dir = path.parent().unwrap_or(path);
+        let dir = migrations_dir(package_dir, &config);
         self.emit(&format!("rerun-if-changed={}", dir.display()));
         if manifest.exists() {
             self.emit(&format!("rerun-if-changed={}", manifest.display()));
@@ -299,16 +378,11 @@ impl Builder {
         if config.backend() == Backend::Postgres {
             self.emit("rerun-if-env-changed=MIGRATE_CHECK_DATABASE_URL");
         }
-        if let Some(snapshot) = snapshot_path(&package_dir, &config) {
+        if let Some(snapshot) = snapshot_path(package_dir, &config) {
             self.emit(&format!("rerun-if-changed={}", snapshot.display()));
         }
-        let out_dir = match self.out_dir.take() {
-            Some(d) => d,
-            None => env_path("OUT_DIR")?,
-        };
-        let setup = self.replay_setup.take();
         let cache_dir = out_dir.join(CACHE_DIR);
-        let checked = check_incremental(&package_dir, &config, setup.as_deref(), Some(&cache_dir))
+        let checked = check_incremental(package_dir, &config, self.replay_setup.as_deref(), Some(&cache_dir))
             .inspect_err(|e| self.report(e.problems()))?;
         self.report(&checked.warnings);
         // Not a directive: cargo keeps the line in the build script's
@@ -323,7 +397,7 @@ impl Builder {
                 cache_dir.display()
             );
         }
-        let imported = imported::Imported::read(&dir, &package_dir)
+        let imported = imported::Imported::read(&dir, package_dir)
             .inspect_err(|e| self.report(e.problems()))?
             .map(|i| i.pairs())
             .unwrap_or_default();
@@ -332,9 +406,9 @@ impl Builder {
             tables: &checked.tables,
             ages: &checked.ages,
             tracking_table: &config.table,
-            package_dir: &package_dir,
-            dir_display: &scan::display_path(&dir, &package_dir),
-            runtime_path: &runtime_path,
+            package_dir,
+            dir_display: &scan::display_path(&dir, package_dir),
+            runtime_path,
             backend: config.backend(),
             schema: config.schema.as_deref(),
             lock: config.lock,
@@ -345,14 +419,14 @@ impl Builder {
             store_down: config.store_down,
             imported: &imported,
         });
-        let path = out_dir.join(OUTPUT_FILE);
-        let changed = write_if_changed(&path, source.as_bytes())?;
+        let changed = write_if_changed(path, source.as_bytes())?;
         Ok(Built {
-            path,
+            path: path.to_owned(),
             migrations: checked.migrations.len(),
             changed,
             warnings: checked.warnings,
             cached: checked.cached,
+            more: Vec::new(),
         })
     }
 

@@ -1,7 +1,7 @@
 //! Squash baselines in a migrations directory: where a `-- migrate:squashes
 //! FIRST-LAST DIGEST` directive may stand (see [`migrate_runtime::Squash`]).
 
-use migrate_runtime::Squash;
+use migrate_runtime::{EarlierSquash, Squash};
 
 use crate::problem::Problem;
 use crate::scan::Found;
@@ -13,7 +13,28 @@ use crate::scan::Found;
 pub fn check(migrations: &[Found]) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (i, m) in migrations.iter().enumerate() {
-        let Some(Ok(squash)) = Squash::of(&m.up.text) else {
+        let squash = Squash::of(&m.up.text).and_then(Result::ok);
+        for earlier in EarlierSquash::all(&m.up.text).into_iter().filter_map(Result::ok) {
+            if squash.is_none_or(|s| earlier.squash.last >= s.last) {
+                let line =
+                    m.up.text
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("-- migrate:earlier-squash"))
+                        .map_or(0, |l| l + 1);
+                problems.push(
+                    Problem::error(
+                        &m.up.display,
+                        line,
+                        format!(
+                            "`-- migrate:earlier-squash {}-{}` must stand under a `-- migrate:squashes 1-N` directive with N above {}",
+                            earlier.squash.first, earlier.squash.last, earlier.squash.last
+                        ),
+                    )
+                    .hint("`cargo migrate squash --to N` writes both directives; restore them as it wrote them"),
+                );
+            }
+        }
+        let Some(squash) = squash else {
             continue;
         };
         let line =

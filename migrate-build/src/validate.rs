@@ -134,16 +134,38 @@ pub fn check_incremental(
     cache_dir: Option<&Path>,
 ) -> Result<Checked, Error> {
     let cache_dir = cache_dir.filter(|_| setup.is_none());
-    let checked = replay(package_dir, config, setup, cache_dir, true)?;
+    let mut checked = replay(package_dir, config, setup, cache_dir, true)?;
     // PostgreSQL's schema is known only from a replay on a server.
-    let known = config.backend() == crate::Backend::Sqlite || check_server().is_some();
-    if let Some(stale) = snapshot_path(package_dir, config)
+    let postgres = config.backend() == crate::Backend::Postgres;
+    let known = !postgres || check_server().is_some();
+    let snapshot = snapshot_path(package_dir, config);
+    if let Some(stale) = snapshot
+        .as_ref()
         .filter(|_| known)
-        .and_then(|path| compare_snapshot(&path, package_dir, &checked.schema_sql))
+        .and_then(|path| compare_snapshot(path, package_dir, &checked.schema_sql))
     {
         let mut problems = checked.warnings;
         problems.push(stale);
         return Err(Error::new(problems));
+    }
+    // PostgreSQL's `schema` constants: from the server's replay when there
+    // is one (the snapshot then holds the same text), else from the
+    // committed snapshot, so a laptop builds them without a server.
+    if postgres && let Some(path) = snapshot {
+        let shown = display_path(&path, package_dir);
+        let tables = if known {
+            crate::pg_snapshot::tables(&checked.schema_sql, &shown)
+        } else {
+            crate::pg_snapshot::read_tables(&path, &shown)
+        };
+        match tables {
+            Ok(tables) => checked.tables = tables,
+            Err(problem) => {
+                let mut problems = checked.warnings;
+                problems.push(problem);
+                return Err(Error::new(problems));
+            }
+        }
     }
     Ok(checked)
 }
@@ -339,8 +361,9 @@ fn replay(
 /// order, directives, encodings), and that every script splits into
 /// statements the way the runtime will run them, with no string, quoted
 /// name, comment, dollar quote or `BEGIN ATOMIC` body left open. The SQL
-/// itself is not run (there is no SQLite replay for PostgreSQL's dialect),
-/// so the generated `schema` module is empty.
+/// itself is not run (there is no SQLite replay for PostgreSQL's dialect);
+/// the generated `schema` module comes from the `snapshot` file when the
+/// package has one, else it is empty.
 ///
 /// With `MIGRATE_CHECK_DATABASE_URL` set, every migration and round trip
 /// is also replayed on that server (feature `postgres`).

@@ -25,14 +25,8 @@ impl<'m> Migrator<'m> {
         if !conn.is_autocommit() {
             return Err(Error::InTransaction);
         }
-        let mut report = self.downgrade(conn)?;
-        let rest = self.run_plain(conn, target)?;
-        report.steps.extend(rest.steps);
-        report.waited = match (report.waited, rest.waited) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        };
-        Ok(report)
+        let report = self.downgrade(conn)?;
+        Ok(report.then(self.run_plain(conn, target)?))
     }
 
     /// [`run`](Self::run) without the downgrade.

@@ -57,8 +57,8 @@ pub(crate) trait Backend {
         match migrator.previous {
             None => Ok(Vec::new()),
             Some(p) => Err(crate::Error::Unsupported {
-                what: format!("Migrator::adopt(Previous::{p:?}) on PostgreSQL"),
-                instead: "taking over another tool's history is done for SQLite only so far; record the applied migrations by hand, or adopt on SQLite",
+                what: format!("Migrator::adopt(Previous::{p:?}) on this backend"),
+                instead: "taking over another tool's history is done on SQLite and PostgreSQL; take it over with `cargo migrate import --database URL` before the app starts",
             }),
         }
     }

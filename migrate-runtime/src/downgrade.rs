@@ -3,26 +3,29 @@
 //! existing table when missing), so that an older build of the app, which
 //! does not know the newer migrations, can roll them back with
 //! [`Migrator::allow_downgrade`] — the desktop app whose user installs an
-//! older release. SQLite only for now; PostgreSQL refuses both settings.
+//! older release. On SQLite and PostgreSQL alike: the column is added in
+//! the transaction that holds the migration lock, each down is stored in
+//! the transaction that records its migration, and the rollbacks run
+//! through the same locked loop as every migration.
 
 #[cfg(feature = "rusqlite")]
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Migrator;
-#[cfg(feature = "rusqlite")]
-use crate::{Applied, DriftPolicy, Error, Migration, Report, Result, Script, history::quote};
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
+use crate::{Applied, DriftPolicy, Error, Migration, Report, Result, Script};
 
 /// The column that holds the down scripts.
-#[cfg(feature = "rusqlite")]
-const COLUMN: &str = "down_sql";
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
+pub(crate) const COLUMN: &str = "down_sql";
 
 impl Migrator<'_> {
     /// Keeps each applied migration's down script in the tracking table
     /// (column `down_sql`, added to an existing table when missing; `NULL`
     /// for a migration without one), so that an older build can roll back
     /// migrations it does not know ([`allow_downgrade`](Self::allow_downgrade)).
-    /// Off by default (config `store_down = true`). SQLite only:
-    /// PostgreSQL refuses it.
+    /// Off by default (config `store_down = true`). On SQLite and
+    /// PostgreSQL.
     ///
     /// # Examples
     ///
@@ -55,8 +58,8 @@ impl Migrator<'_> {
     /// transaction with its tracking row; then applies as usual. Without
     /// it (the default), such a database is refused
     /// ([`Error::UnknownApplied`]). An unknown migration below the newest
-    /// known one (another branch's) is refused either way. SQLite only:
-    /// PostgreSQL refuses it.
+    /// known one (another branch's) is refused either way. On SQLite and
+    /// PostgreSQL.
     ///
     /// # Errors
     ///
@@ -68,20 +71,88 @@ impl Migrator<'_> {
         self.allow_downgrade = allow;
         self
     }
+}
 
-    /// Refuses the settings PostgreSQL cannot honour yet.
-    #[cfg(feature = "postgres")]
-    pub(crate) fn check_downgrade_postgres(&self) -> crate::Result<()> {
-        if self.store_down || self.allow_downgrade {
-            return Err(crate::Error::Unsupported {
-                what: "store_down / allow_downgrade (Migrator::store_down, Migrator::allow_downgrade) on PostgreSQL"
-                    .to_owned(),
-                instead: "stored down scripts are SQLite-only for now; leave both off for PostgreSQL databases, and roll back with the build that has the migrations",
-            });
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
+impl Migrator<'_> {
+    /// The applied migrations above this build's newest, newest last, as
+    /// migrations whose down is the script `down_of` gives for a version
+    /// (stored in the tracking table); `Ok(None)` when there are none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoStoredDown`] for the first without a stored down.
+    pub(crate) fn stored_downs(
+        &self,
+        history: &[Applied],
+        mut down_of: impl FnMut(u64) -> Result<Option<String>>,
+    ) -> Result<Option<Vec<Migration>>> {
+        let newest = self.newest();
+        let above: Vec<&Applied> = history.iter().filter(|a| a.version > newest).collect();
+        if above.is_empty() {
+            return Ok(None);
         }
-        Ok(())
+        let mut stored = Vec::with_capacity(above.len());
+        for a in above {
+            let Some(down) = down_of(a.version)? else {
+                return Err(Error::NoStoredDown {
+                    version: a.version,
+                    name: a.name.clone(),
+                    newest,
+                });
+            };
+            let file = format!("{}.{COLUMN} of migration {}", self.table.name, a.version);
+            let no_transaction = down
+                .lines()
+                .map(str::trim)
+                .take_while(|l| l.is_empty() || l.starts_with("--"))
+                .any(|l| l == "-- migrate:no-transaction");
+            // Its up is not known here: the stored down is what runs.
+            stored.push(
+                Migration::new(a.version, a.name.clone(), Script::new(String::new(), file.clone()))
+                    .with_down(Script::new(down, file).with_no_transaction(no_transaction)),
+            );
+        }
+        Ok(Some(stored))
+    }
+
+    /// This build's newest version (0 without migrations).
+    pub(crate) fn newest(&self) -> u64 {
+        self.migrations.last().map_or(0, Migration::version)
+    }
+
+    /// The runner that rolls back `stored` ([`stored_downs`](Self::stored_downs))
+    /// in this one's tracking table, schema and lock, to this build's newest.
+    pub(crate) fn rollback_runner<'s>(&self, stored: &'s [Migration]) -> Migrator<'s> {
+        let mut runner = Migrator::new(stored)
+            .table(&self.table.name)
+            .allow_unknown(true)
+            .allow_modified(true)
+            .drift(DriftPolicy::Off)
+            .lock_timeout(self.lock_timeout);
+        runner.schema.clone_from(&self.schema);
+        runner.lock = self.lock;
+        runner.table_lock_timeout = self.table_lock_timeout;
+        runner
     }
 }
+
+impl Report {
+    /// This report followed by `later`'s steps and wait.
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
+    pub(crate) fn then(mut self, later: Self) -> Self {
+        self.steps.extend(later.steps);
+        self.adopted.extend(later.adopted);
+        self.waited = match (self.waited, later.waited) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+}
+
+#[cfg(feature = "rusqlite")]
+use crate::history::quote;
 
 #[cfg(feature = "rusqlite")]
 impl Migrator<'_> {
@@ -118,53 +189,22 @@ impl Migrator<'_> {
     /// The downgrade before a run: rolls back the applied migrations above
     /// the newest known one with their stored down scripts.
     pub(crate) fn downgrade(&self, conn: &mut Connection) -> Result<Report> {
-        let newest = self.migrations.last().map_or(0, Migration::version);
         let history = self.table.read(conn)?;
-        let above: Vec<&Applied> = history.iter().filter(|a| a.version > newest).collect();
-        if above.is_empty() {
-            return Ok(Report::default());
-        }
         let column = has_column(conn, &self.table.name)?;
-        let mut stored = Vec::with_capacity(above.len());
-        for a in &above {
-            let down: Option<String> = if column {
-                conn.query_row(
-                    &format!("SELECT {COLUMN} FROM {} WHERE version = ?1", quote(&self.table.name)),
-                    params![i64::try_from(a.version).unwrap_or(i64::MAX)],
-                    |r| r.get(0),
-                )
+        let sql = format!("SELECT {COLUMN} FROM {} WHERE version = ?1", quote(&self.table.name));
+        let stored = self.stored_downs(&history, |version| {
+            if !column {
+                return Ok(None);
+            }
+            conn.query_row(&sql, params![i64::try_from(version).unwrap_or(i64::MAX)], |r| r.get(0))
                 .optional()
-                .map_err(Error::db(format!("reading the tracking table `{}`", self.table.name)))?
-                .flatten()
-            } else {
-                None
-            };
-            let Some(down) = down else {
-                return Err(Error::NoStoredDown {
-                    version: a.version,
-                    name: a.name.clone(),
-                    newest,
-                });
-            };
-            let file = format!("{}.{COLUMN} of migration {}", self.table.name, a.version);
-            let no_transaction = down
-                .lines()
-                .map(str::trim)
-                .take_while(|l| l.is_empty() || l.starts_with("--"))
-                .any(|l| l == "-- migrate:no-transaction");
-            // Its up is not known here: the stored down is what runs.
-            stored.push(
-                Migration::new(a.version, a.name.clone(), Script::new(String::new(), file.clone()))
-                    .with_down(Script::new(down, file).with_no_transaction(no_transaction)),
-            );
+                .map(Option::flatten)
+                .map_err(Error::db(format!("reading the tracking table `{}`", self.table.name)))
+        })?;
+        match stored {
+            Some(stored) => self.rollback_runner(&stored).run_plain(conn, Some(self.newest())),
+            None => Ok(Report::default()),
         }
-        let rollback = Migrator::new(&stored)
-            .table(&self.table.name)
-            .allow_unknown(true)
-            .allow_modified(true)
-            .drift(DriftPolicy::Off)
-            .lock_timeout(self.lock_timeout);
-        rollback.run_plain(conn, Some(newest))
     }
 }
 

@@ -225,7 +225,7 @@ impl Migrator<'_> {
         if !known {
             return Ok(());
         }
-        self.compare_fingerprint(conn, expected)
+        self.compare_fingerprint(conn, newest.version, expected)
     }
 
     /// The fast path's check: every migration is applied and unmodified.
@@ -233,13 +233,38 @@ impl Migrator<'_> {
         if self.drift == DriftPolicy::Off {
             return Ok(());
         }
-        match self.migrations.last().and_then(Migration::schema_fingerprint) {
-            Some(expected) => self.compare_fingerprint(conn, expected),
+        match self.migrations.last() {
+            Some(m) => match m.schema_fingerprint() {
+                Some(expected) => self.compare_fingerprint(conn, m.version(), expected),
+                None => Ok(()),
+            },
             None => Ok(()),
         }
     }
 
-    fn compare_fingerprint(&self, conn: &Connection, expected: &str) -> Result<()> {
+    /// After the newest migration ran (in its transaction): when the
+    /// schema is the one the build recorded for it, stamps its row with
+    /// SQLite's schema cookie, so that later start-ups skip reading the
+    /// schema while the cookie stays the same.
+    pub(crate) fn stamp_if_verified(&self, conn: &Connection, m: &Migration) -> Result<()> {
+        let newest = self.migrations.last().is_some_and(|last| last.version() == m.version());
+        let Some(expected) = m
+            .schema_fingerprint()
+            .filter(|_| newest && self.drift != DriftPolicy::Off)
+        else {
+            return Ok(());
+        };
+        if model::fingerprint(conn, &self.filter()?)? == expected {
+            self.table.stamp(conn, m.version_i64())?;
+        }
+        Ok(())
+    }
+
+    fn compare_fingerprint(&self, conn: &Connection, version: u64, expected: &str) -> Result<()> {
+        // Nothing in the schema changed since the runtime verified it.
+        if self.table.schema_unchanged(conn, version) {
+            return Ok(());
+        }
         let filter = self.filter()?;
         if model::fingerprint(conn, &filter)? == expected {
             return Ok(());
@@ -365,6 +390,67 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    fn stamp(conn: &Connection, version: i64) -> Option<i64> {
+        // None too when the column was never added (nothing was stamped).
+        conn.query_row(
+            "SELECT schema_version FROM _migrations WHERE version = ?1",
+            [version],
+            |r| r.get(0),
+        )
+        .ok()
+        .flatten()
+    }
+
+    #[test]
+    fn the_newest_migration_is_stamped_with_the_schema_cookie_only_when_its_schema_was_verified() {
+        let ms = story();
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrator::new(&ms).apply(&mut conn).unwrap();
+        let cookie: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(stamp(&conn, 3), Some(cookie), "the newest row holds the cookie");
+        assert_eq!(stamp(&conn, 2), None, "older rows are not stamped");
+        assert!(Migrator::new(&ms).table.schema_unchanged(&conn, 3));
+        // Any change to the schema changes the cookie: the check reads the
+        // schema again and finds the drift.
+        conn.execute_batch("CREATE INDEX notes_body ON notes (body);").unwrap();
+        assert!(!Migrator::new(&ms).table.schema_unchanged(&conn, 3));
+        let e = Migrator::new(&ms).apply(&mut conn).unwrap_err();
+        assert!(e.to_string().contains("table notes: index notes_body added"), "{e}");
+
+        // A database that held a table of its own before: the schema after
+        // the newest migration is not the recorded one, so no stamp.
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE mine (x);").unwrap();
+        Migrator::new(&ms).drift(DriftPolicy::Warn).apply(&mut conn).unwrap();
+        assert_eq!(stamp(&conn, 3), None);
+        // With the check off nothing is verified, so nothing is stamped.
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrator::new(&ms).drift(DriftPolicy::Off).apply(&mut conn).unwrap();
+        assert_eq!(stamp(&conn, 3), None);
+    }
+
+    #[test]
+    fn a_tracking_table_of_an_older_release_gets_the_stamp_column_with_its_next_migration() {
+        let ms = story();
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrator::new(&ms[..2]).apply(&mut conn).unwrap();
+        // As an older release left it: no schema_version column.
+        conn.execute_batch("ALTER TABLE _migrations DROP COLUMN schema_version;")
+            .unwrap();
+        assert!(
+            Migrator::new(&ms[..2]).apply(&mut conn).unwrap().is_empty(),
+            "checked the slow way"
+        );
+        conn.execute_batch("DROP INDEX recruits_name;").unwrap();
+        let e = Migrator::new(&ms[..2]).apply(&mut conn).unwrap_err();
+        assert!(e.to_string().contains("index recruits_name removed"), "{e}");
+        conn.execute_batch("CREATE INDEX recruits_name ON recruits (name);")
+            .unwrap();
+        Migrator::new(&ms).apply(&mut conn).unwrap();
+        let cookie: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(stamp(&conn, 3), Some(cookie));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub(crate) struct Table {
     create: String,
     summary: String,
     compact: String,
+    unchanged: String,
+    stamp: String,
+    stamp_column: String,
 }
 
 impl Table {
@@ -62,6 +65,18 @@ impl Table {
             // reads one end of the primary key. Neither scans the table.
             summary: format!("SELECT (SELECT data_version FROM pragma_data_version), (SELECT max(version) FROM {q})"),
             compact: format!("SELECT version, name, checksum FROM {q} ORDER BY version"),
+            // `schema_version` (the column) is SQLite's schema cookie right
+            // after that migration, when the runtime verified the schema
+            // then; `pragma_schema_version` is today's. SQLite changes the
+            // cookie with every change to the schema ("PRAGMA
+            // schema_version" in SQLite's documentation).
+            unchanged: format!(
+                "SELECT m.schema_version = (SELECT schema_version FROM pragma_schema_version) FROM {q} AS m WHERE m.version = ?1"
+            ),
+            stamp: format!(
+                "UPDATE {q} SET schema_version = (SELECT schema_version FROM pragma_schema_version) WHERE version = ?1"
+            ),
+            stamp_column: format!("ALTER TABLE {q} ADD COLUMN schema_version INTEGER"),
         }
     }
 }
@@ -192,6 +207,40 @@ impl Table {
                     Error::db(format!("recording migration {version} in `{}`", self.name))(e)
                 }
             })
+    }
+
+    /// Whether the schema is, byte for byte, the one the runtime verified
+    /// right after migration `version` (its stamp equals SQLite's schema
+    /// cookie): then the start-up drift check has nothing to read. `false`
+    /// (look closer) without a stamp, or on a tracking table without the
+    /// column (made by an older release).
+    pub(crate) fn schema_unchanged(&self, conn: &Connection, version: u64) -> bool {
+        let Ok(version) = i64::try_from(version) else {
+            return false;
+        };
+        conn.prepare_cached(&self.unchanged)
+            .and_then(|mut s| s.query_row([version], |r| r.get::<_, Option<bool>>(0)))
+            .is_ok_and(|same| same == Some(true))
+    }
+
+    /// Stamps migration `version`'s row with SQLite's schema cookie, after
+    /// the runtime verified that the schema is the one the migrations
+    /// make (see [`schema_unchanged`](Self::schema_unchanged)); adds the
+    /// column to a tracking table made by an older release first.
+    pub(crate) fn stamp(&self, conn: &Connection, version: i64) -> Result<()> {
+        let what = || format!("recording the schema's version in `{}`", self.name);
+        let has_column = conn
+            .prepare_cached(&self.stamp)
+            .and_then(|mut s| s.execute([version]))
+            .is_ok();
+        if !has_column {
+            // The cookie changes with the ALTER; the UPDATE reads it after.
+            conn.execute_batch(&self.stamp_column).map_err(Error::db(what()))?;
+            conn.prepare_cached(&self.stamp)
+                .and_then(|mut s| s.execute([version]))
+                .map_err(Error::db(what()))?;
+        }
+        Ok(())
     }
 
     pub(crate) fn delete(&self, conn: &Connection, version: i64) -> Result<()> {

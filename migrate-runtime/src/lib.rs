@@ -138,7 +138,7 @@ pub use previous::Previous;
 #[doc(hidden)]
 pub use replay_cache::{ReplayCache, Verified};
 pub use report::{Entry, Event, Notice, Report, State, Status, Step};
-pub use squash::Squash;
+pub use squash::{EarlierSquash, Squash};
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
 
@@ -187,9 +187,27 @@ pub fn statements(sql: &str) -> Vec<(usize, &str)> {
 /// assert!(migrate_runtime::postgres_statement_lines("SELECT 'oops;").is_err());
 /// ```
 pub fn postgres_statement_lines(sql: &str) -> std::result::Result<Vec<usize>, (usize, &'static str)> {
+    postgres_statements(sql).map(|all| all.iter().map(|(line, _)| *line).collect())
+}
+
+/// Each statement of a PostgreSQL script with its 1-based line, split as
+/// [`postgres_statement_lines`] splits it.
+///
+/// # Errors
+///
+/// As [`postgres_statement_lines`].
+///
+/// # Examples
+///
+/// ```
+/// let sql = "CREATE TABLE t (x text DEFAULT ';');\nDROP TABLE t;";
+/// let all = migrate_runtime::postgres_statements(sql).unwrap();
+/// assert_eq!(all, vec![(1, "CREATE TABLE t (x text DEFAULT ';');"), (2, "DROP TABLE t;")]);
+/// ```
+pub fn postgres_statements(sql: &str) -> std::result::Result<Vec<(usize, &str)>, (usize, &'static str)> {
     match pgsql::unterminated(sql) {
         Some(open) => Err(open),
-        None => Ok(pgsql::statements(sql).iter().map(|s| s.line).collect()),
+        None => Ok(pgsql::statements(sql).iter().map(|s| (s.line, s.text)).collect()),
     }
 }
 

@@ -44,7 +44,11 @@ impl<'m> crate::Migrator<'m> {
     /// transaction as the [`apply`](Self::apply) that follows; its table
     /// is left out of the drift check and left untouched. Later runs (our
     /// table has rows) and new databases (no history of `previous`) are
-    /// not affected. SQLite only: PostgreSQL refuses it.
+    /// not affected. On PostgreSQL the schema is compared with a replay of
+    /// those migrations run inside the transaction, in a savepoint that is
+    /// rolled back (a `-- migrate:no-transaction` migration cannot run
+    /// there: take such a database over with `cargo migrate import
+    /// --database` instead).
     ///
     /// # Examples
     ///
@@ -77,16 +81,80 @@ impl<'m> crate::Migrator<'m> {
     }
 }
 
+impl crate::Migrator<'_> {
+    /// The migrations to record, after the checks that need no schema.
+    #[cfg_attr(not(any(feature = "rusqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn recordable(&self, history: &[crate::Applied], versions: &[u64]) -> Result<Vec<&crate::Migration>> {
+        // The history must be one apply would accept.
+        self.plan(history, None)?;
+        let mut wanted: Vec<u64> = versions.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut out = Vec::with_capacity(wanted.len());
+        for &v in &wanted {
+            let m = crate::plan::find(self.migrations, v).ok_or_else(|| Error::UnknownTarget {
+                target: v,
+                known: self.migrations.iter().map(crate::Migration::version).collect(),
+            })?;
+            if history.iter().any(|a| a.version == v) {
+                return Err(Error::NotRecordable {
+                    version: v,
+                    reason: format!("migration {v} `{}` is applied already", m.name()),
+                });
+            }
+            out.push(m);
+        }
+        if let Some(top) = wanted.last().copied()
+            && !self.policy.allow_out_of_order
+            && let Some(below) = self
+                .migrations
+                .iter()
+                .take_while(|m| m.version() < top)
+                .find(|m| !wanted.contains(&m.version()) && !history.iter().any(|a| a.version == m.version()))
+        {
+            return Err(Error::NotRecordable {
+                version: top,
+                reason: format!(
+                    "migration {} `{}` comes before it and is not applied; record it too (or apply it first), so that no migration is left behind",
+                    below.version(),
+                    below.name()
+                ),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl crate::Applied {
+    /// [`duration_ms`](Self::duration_ms) of a migration recorded as
+    /// applied without running it (`Migrator::record_applied`): its
+    /// schema was checked and found as the migration makes it.
+    pub const RECORDED: i64 = -1;
+
+    /// [`duration_ms`](Self::duration_ms) of a migration recorded as
+    /// applied without running it although the schema differed from what
+    /// it makes (drift policy `DriftPolicy::Warn`: `cargo migrate
+    /// baseline --force`).
+    pub const FORCED: i64 = -2;
+
+    /// Whether the migration was recorded without running
+    /// ([`RECORDED`](Self::RECORDED) or [`FORCED`](Self::FORCED)).
+    pub fn recorded_only(&self) -> bool {
+        matches!(self.duration_ms, Self::RECORDED | Self::FORCED)
+    }
+}
+
 /// What a tool's tracking table says a database has applied, in that
 /// tool's versions.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "rusqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) enum History {
     /// Every applied version.
     Versions(Vec<String>),
     /// This version and every one before it (golang-migrate).
     UpTo(String),
-    /// The first `n` migrations (rusqlite_migration).
+    /// The first `n` migrations (rusqlite_migration, SQLite only).
+    #[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
     Count(u64),
 }
 
@@ -180,8 +248,8 @@ impl Previous {
         }
     }
 
-    #[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
-    fn error(self, message: impl Into<String>) -> Error {
+    #[cfg_attr(not(any(feature = "rusqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn error(self, message: impl Into<String>) -> Error {
         Error::Adopt {
             tool: self.name(),
             message: message.into(),
@@ -223,7 +291,7 @@ impl Previous {
     }
 
     /// Maps `history` to our versions through `imported`.
-    #[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "rusqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn resolve<S: AsRef<str>>(self, history: &History, imported: &[(S, u64)]) -> Result<Vec<u64>> {
         let table = self.table().unwrap_or("PRAGMA user_version");
         let position = |v: &str| imported.iter().position(|(s, _)| self.same_version(s.as_ref(), v));
@@ -271,6 +339,171 @@ impl Previous {
     }
 }
 
+impl Previous {
+    /// The query that reads the tool's history from its table, which has
+    /// `columns`: the same text on SQLite and PostgreSQL (`CAST(… AS
+    /// TEXT)`, booleans as `CASE WHEN … THEN 1 ELSE 0 END`), whose rows
+    /// [`interpret`](Self::interpret) reads. Refuses a table of another
+    /// shape.
+    #[cfg_attr(not(any(feature = "rusqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn history_sql(self, columns: &[String]) -> Result<&'static str> {
+        let table = self.table().unwrap_or_default();
+        let need = |col: &str| {
+            if columns.iter().any(|c| c.eq_ignore_ascii_case(col)) {
+                Ok(())
+            } else {
+                Err(self.error(format!(
+                    "its table `{table}` has no column `{col}` (it has {}), so another tool made it; check --from",
+                    columns.join(", ")
+                )))
+            }
+        };
+        Ok(match self {
+            // launchbadge/sqlx, sqlx-sqlite/src/migrate.rs and
+            // sqlx-postgres/src/migrate.rs: `_sqlx_migrations (version
+            // BIGINT PRIMARY KEY, description, installed_on, success BOOLEAN
+            // NOT NULL, checksum, execution_time)`; a row with success =
+            // false is a migration that failed ("dirty").
+            Self::Sqlx => {
+                need("success")?;
+                "SELECT CAST(version AS TEXT), CASE WHEN success THEN 1 ELSE 0 END FROM _sqlx_migrations ORDER BY version"
+            }
+            // diesel-rs/diesel, diesel_migrations/src/migration/
+            // setup_migration_table.sql: `version VARCHAR(50) PRIMARY KEY,
+            // run_on`; the version is the directory name's prefix without
+            // dashes (migrations_internals::version_from_string).
+            Self::Diesel => "SELECT CAST(version AS TEXT) FROM __diesel_schema_migrations ORDER BY version",
+            // rust-db/refinery, refinery_core/src/traits/mod.rs: `version
+            // INT4 PRIMARY KEY, name, applied_on, checksum`.
+            Self::Refinery => "SELECT CAST(version AS TEXT) FROM refinery_schema_history ORDER BY version",
+            // amacneil/dbmate, pkg/driver/sqlite/sqlite.go and
+            // pkg/driver/postgres/postgres.go: `schema_migrations (version
+            // varchar(128) primary key)`, one row per applied file.
+            Self::Dbmate => {
+                if columns.iter().any(|c| c.eq_ignore_ascii_case("dirty")) {
+                    return Err(self.error(
+                        "its table `schema_migrations` has a `dirty` column: golang-migrate made it, not dbmate; use --from golang-migrate",
+                    ));
+                }
+                "SELECT CAST(version AS TEXT) FROM schema_migrations ORDER BY version"
+            }
+            // golang-migrate/migrate, database/sqlite3/sqlite3.go and
+            // database/postgres/postgres.go: `schema_migrations (version
+            // bigint, dirty boolean)` holding one row, the current version.
+            Self::GolangMigrate => {
+                need("dirty")?;
+                "SELECT CAST(version AS TEXT), CASE WHEN dirty THEN 1 ELSE 0 END FROM schema_migrations"
+            }
+            // pressly/goose, internal/dialect/dialectquery/sqlite3.go and
+            // postgres.go: `goose_db_version (id, version_id, is_applied,
+            // tstamp)`; the newest row of a version says whether it is
+            // applied; version 0 is the row goose writes when it creates
+            // the table.
+            Self::Goose => {
+                need("is_applied")?;
+                "SELECT CAST(version_id AS TEXT), CASE WHEN is_applied THEN 1 ELSE 0 END FROM goose_db_version ORDER BY id"
+            }
+            // flyway/flyway, JdbcTableSchemaHistory and the createMetaDataTable
+            // templates: `installed_rank, version, description, type, script,
+            // checksum, installed_by, installed_on, execution_time, success`.
+            Self::Flyway => {
+                need("success")?;
+                need("type")?;
+                "SELECT CAST(version AS TEXT), type, CASE WHEN success THEN 1 ELSE 0 END FROM flyway_schema_history ORDER BY installed_rank"
+            }
+            Self::RusqliteMigration => {
+                return Err(self
+                    .error("rusqlite_migration keeps no table, only SQLite's PRAGMA user_version; is --from right?"));
+            }
+        })
+    }
+
+    /// The history in the rows [`history_sql`](Self::history_sql) read
+    /// (each cell as text); `None` when nothing is applied.
+    #[cfg_attr(not(any(feature = "rusqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn interpret(self, rows: Vec<Vec<Option<String>>>) -> Result<Option<History>> {
+        let rows: Vec<(String, Vec<String>)> = rows
+            .into_iter()
+            .map(|r| {
+                let mut cells = r
+                    .into_iter()
+                    .map(|c| c.map(|t| t.trim().to_owned()).unwrap_or_default());
+                (cells.next().unwrap_or_default(), cells.collect())
+            })
+            .collect();
+        let flag = |rest: &[String], i: usize| rest.get(i).is_some_and(|f| f == "1");
+        let versions = |rows: Vec<(String, Vec<String>)>| {
+            (!rows.is_empty()).then(|| History::Versions(rows.into_iter().map(|(v, _)| v).collect()))
+        };
+        match self {
+            Self::Sqlx => {
+                if let Some((v, _)) = rows.iter().find(|(_, rest)| !flag(rest, 0)) {
+                    return Err(self.error(format!(
+                        "_sqlx_migrations records migration {v} as failed (success = false): the database may be half-migrated; repair it and re-run that migration with sqlx (`sqlx migrate run`), then import again"
+                    )));
+                }
+                Ok(versions(rows))
+            }
+            Self::Diesel | Self::Refinery | Self::Dbmate => Ok(versions(rows)),
+            Self::GolangMigrate => match rows.as_slice() {
+                [] => Ok(None),
+                [(v, _)] if v == "-1" => Ok(None),
+                [(v, rest)] if flag(rest, 0) => Err(self.error(format!(
+                    "schema_migrations is dirty at version {v}: that migration failed halfway; repair the database by hand, mark it clean with `migrate force {v}` (or the version before it), then import again"
+                ))),
+                [(v, _)] => Ok(Some(History::UpTo(v.clone()))),
+                _ => Err(self.error(format!(
+                    "schema_migrations has {} rows, golang-migrate keeps one; is it dbmate's? Then use --from dbmate",
+                    rows.len()
+                ))),
+            },
+            Self::Goose => {
+                let mut applied: Vec<String> = Vec::new();
+                for (v, rest) in rows {
+                    applied.retain(|a| !self.same_version(a, &v));
+                    if flag(&rest, 0) && !self.same_version(&v, "0") {
+                        applied.push(v);
+                    }
+                }
+                Ok((!applied.is_empty()).then_some(History::Versions(applied)))
+            }
+            Self::Flyway => {
+                let mut applied: Vec<String> = Vec::new();
+                for (v, rest) in rows {
+                    if v.is_empty() {
+                        continue; // a repeatable migration, or the schema marker
+                    }
+                    if !flag(&rest, 1) {
+                        return Err(self.error(format!(
+                            "flyway_schema_history records migration {v} as failed (success = 0); repair the database, run `flyway repair`, then import again"
+                        )));
+                    }
+                    match rest.first().map(String::as_str).unwrap_or_default() {
+                        "UNDO_SQL" | "UNDO_JDBC" | "DELETE" => applied.retain(|a| !self.same_version(a, &v)),
+                        "BASELINE" => {
+                            return Err(self.error(format!(
+                                "flyway_schema_history has a baseline at version {v} (`flyway baseline`), which this import does not take over; run `cargo migrate baseline --version N` with our version of {v} instead"
+                            )));
+                        }
+                        _ => applied.push(v),
+                    }
+                }
+                Ok((!applied.is_empty()).then_some(History::Versions(applied)))
+            }
+            Self::RusqliteMigration => Ok(None),
+        }
+    }
+
+    /// The error when a migrator that adopts has no mapping of the tool's
+    /// versions to ours.
+    #[cfg_attr(not(any(feature = "rusqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn no_mapping(self) -> Error {
+        self.error(
+            "this migrator has no mapping of its versions to ours: run `cargo migrate import` (it writes migrations/imported.toml, which the generated migrator() passes to Migrator::imported)",
+        )
+    }
+}
+
 #[cfg(feature = "rusqlite")]
 impl Previous {
     /// Reads the tool's history; `None` when it left none.
@@ -290,150 +523,26 @@ impl Previous {
         if columns.is_empty() {
             return Ok(None);
         }
-        let need = |col: &str| {
-            if columns.iter().any(|c| c.eq_ignore_ascii_case(col)) {
-                Ok(())
-            } else {
-                Err(self.error(format!(
-                    "its table `{table}` has no column `{col}` (it has {}), so another tool made it; check --from",
-                    columns.join(", ")
-                )))
-            }
-        };
-        let texts = |sql: &str| -> Result<Vec<(String, Option<i64>)>> {
-            let mut stmt = conn.prepare(sql).map_err(Error::db(format!("reading `{table}`")))?;
-            let rows = stmt
-                .query_map([], |r| {
-                    let v: rusqlite::types::Value = r.get(0)?;
-                    let text = match v {
-                        rusqlite::types::Value::Integer(i) => i.to_string(),
-                        rusqlite::types::Value::Text(t) => t.trim().to_owned(),
-                        rusqlite::types::Value::Real(f) => f.to_string(),
-                        _ => String::new(),
-                    };
-                    Ok((text, r.get::<_, Option<i64>>(1)?))
-                })
-                .and_then(Iterator::collect)
-                .map_err(Error::db(format!("reading `{table}`")))?;
-            Ok(rows)
-        };
-        match self {
-            // launchbadge/sqlx, sqlx-sqlite/src/migrate.rs: `_sqlx_migrations
-            // (version BIGINT PRIMARY KEY, description, installed_on, success
-            // BOOLEAN NOT NULL, checksum BLOB, execution_time)`; a row with
-            // success = false is a migration that failed ("dirty").
-            Self::Sqlx => {
-                need("success")?;
-                let rows = texts("SELECT version, success FROM _sqlx_migrations ORDER BY version")?;
-                if let Some((v, _)) = rows.iter().find(|(_, ok)| *ok == Some(0)) {
-                    return Err(self.error(format!(
-                        "_sqlx_migrations records migration {v} as failed (success = false): the database may be half-migrated; repair it and re-run that migration with sqlx (`sqlx migrate run`), then import again"
-                    )));
-                }
-                Ok(versions(rows))
-            }
-            // diesel-rs/diesel, diesel_migrations/src/migration/
-            // setup_migration_table.sql: `version VARCHAR(50) PRIMARY KEY,
-            // run_on`; the version is the directory name's prefix without
-            // dashes (migrations_internals::version_from_string).
-            Self::Diesel => Ok(versions(texts(
-                "SELECT version, NULL FROM __diesel_schema_migrations ORDER BY version",
-            )?)),
-            // rust-db/refinery, refinery_core/src/traits/mod.rs: `version
-            // INT4 PRIMARY KEY, name, applied_on, checksum`.
-            Self::Refinery => Ok(versions(texts(
-                "SELECT version, NULL FROM refinery_schema_history ORDER BY version",
-            )?)),
-            // amacneil/dbmate, pkg/driver/sqlite/sqlite.go: `schema_migrations
-            // (version varchar(128) primary key)`, one row per applied file.
-            Self::Dbmate => {
-                if columns.iter().any(|c| c.eq_ignore_ascii_case("dirty")) {
-                    return Err(self.error(
-                        "its table `schema_migrations` has a `dirty` column: golang-migrate made it, not dbmate; use --from golang-migrate",
-                    ));
-                }
-                Ok(versions(texts(
-                    "SELECT version, NULL FROM schema_migrations ORDER BY version",
-                )?))
-            }
-            // golang-migrate/migrate, database/sqlite3/sqlite3.go: `schema_migrations
-            // (version uint64, dirty bool)` holding one row, the current version.
-            Self::GolangMigrate => {
-                need("dirty")?;
-                let rows = texts("SELECT version, dirty FROM schema_migrations")?;
-                match rows.as_slice() {
-                    [] => Ok(None),
-                    [(v, _)] if v == "-1" => Ok(None),
-                    [(v, Some(dirty))] if *dirty != 0 => Err(self.error(format!(
-                        "schema_migrations is dirty at version {v}: that migration failed halfway; repair the database by hand, mark it clean with `migrate force {v}` (or the version before it), then import again"
-                    ))),
-                    [(v, _)] => Ok(Some(History::UpTo(v.clone()))),
-                    _ => Err(self.error(format!(
-                        "schema_migrations has {} rows, golang-migrate keeps one; is it dbmate's? Then use --from dbmate",
-                        rows.len()
-                    ))),
-                }
-            }
-            // pressly/goose, internal/dialect/dialectquery/sqlite3.go:
-            // `goose_db_version (id INTEGER PRIMARY KEY AUTOINCREMENT,
-            // version_id INTEGER, is_applied INTEGER, tstamp)`; the newest row
-            // of a version says whether it is applied; version 0 is the row
-            // goose writes when it creates the table.
-            Self::Goose => {
-                need("is_applied")?;
-                let rows = texts("SELECT version_id, is_applied FROM goose_db_version ORDER BY id")?;
-                let mut applied: Vec<String> = Vec::new();
-                for (v, is_applied) in rows {
-                    applied.retain(|a| !self.same_version(a, &v));
-                    if is_applied != Some(0) && !self.same_version(&v, "0") {
-                        applied.push(v);
-                    }
-                }
-                Ok((!applied.is_empty()).then_some(History::Versions(applied)))
-            }
-            // flyway/flyway, JdbcTableSchemaHistory and the createMetaDataTable
-            // template: `installed_rank, version, description, type, script,
-            // checksum, installed_by, installed_on, execution_time, success`.
-            Self::Flyway => {
-                need("success")?;
-                need("type")?;
-                let mut stmt = conn
-                    .prepare("SELECT version, type, success FROM flyway_schema_history ORDER BY installed_rank")
-                    .map_err(Error::db("reading `flyway_schema_history`"))?;
-                let rows: Vec<(Option<String>, String, i64)> = stmt
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .and_then(Iterator::collect)
-                    .map_err(Error::db("reading `flyway_schema_history`"))?;
-                let mut applied: Vec<String> = Vec::new();
-                for (version, kind, success) in rows {
-                    let Some(v) = version else {
-                        continue; // a repeatable migration, or the schema marker
-                    };
-                    if success == 0 {
-                        return Err(self.error(format!(
-                            "flyway_schema_history records migration {v} as failed (success = 0); repair the database, run `flyway repair`, then import again"
-                        )));
-                    }
-                    match kind.as_str() {
-                        "UNDO_SQL" | "UNDO_JDBC" | "DELETE" => applied.retain(|a| !self.same_version(a, &v)),
-                        "BASELINE" => {
-                            return Err(self.error(format!(
-                                "flyway_schema_history has a baseline at version {v} (`flyway baseline`), which this import does not take over; run `cargo migrate baseline --version N` with our version of {v} instead"
-                            )));
-                        }
-                        _ => applied.push(v),
-                    }
-                }
-                Ok((!applied.is_empty()).then_some(History::Versions(applied)))
-            }
-            Self::RusqliteMigration => Ok(None),
-        }
+        let sql = self.history_sql(&columns)?;
+        let mut stmt = conn.prepare(sql).map_err(Error::db(format!("reading `{table}`")))?;
+        let width = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                (0..width)
+                    .map(|i| {
+                        Ok(match r.get::<_, rusqlite::types::Value>(i)? {
+                            rusqlite::types::Value::Integer(n) => Some(n.to_string()),
+                            rusqlite::types::Value::Text(t) => Some(t),
+                            rusqlite::types::Value::Real(f) => Some(f.to_string()),
+                            _ => None,
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .and_then(Iterator::collect)
+            .map_err(Error::db(format!("reading `{table}`")))?;
+        self.interpret(rows)
     }
-}
-
-#[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
-fn versions(rows: Vec<(String, Option<i64>)>) -> Option<History> {
-    (!rows.is_empty()).then(|| History::Versions(rows.into_iter().map(|(v, _)| v).collect()))
 }
 
 /// The columns of `table`, empty when it does not exist.

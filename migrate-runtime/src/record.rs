@@ -9,25 +9,6 @@ use crate::model::Model;
 use crate::session::{Session, Sqlite};
 use crate::{Applied, DriftPolicy, Error, Event, Migration, Migrator, Result};
 
-impl Applied {
-    /// [`duration_ms`](Self::duration_ms) of a migration recorded as
-    /// applied without running it ([`Migrator::record_applied`]): its
-    /// schema was checked and found as the migration makes it.
-    pub const RECORDED: i64 = -1;
-
-    /// [`duration_ms`](Self::duration_ms) of a migration recorded as
-    /// applied without running it although the schema differed from what
-    /// it makes (drift policy [`DriftPolicy::Warn`]: `cargo migrate
-    /// baseline --force`).
-    pub const FORCED: i64 = -2;
-
-    /// Whether the migration was recorded without running
-    /// ([`RECORDED`](Self::RECORDED) or [`FORCED`](Self::FORCED)).
-    pub fn recorded_only(&self) -> bool {
-        matches!(self.duration_ms, Self::RECORDED | Self::FORCED)
-    }
-}
-
 impl Migrator<'_> {
     /// Records the migrations numbered `versions` as applied without
     /// running them, in one transaction under the migration lock: for a
@@ -111,10 +92,7 @@ impl Migrator<'_> {
         }
         if self.imported.is_empty() && previous != crate::Previous::RusqliteMigration && previous.read(conn)?.is_some()
         {
-            return Err(Error::Adopt {
-                tool: previous.name(),
-                message: "this migrator has no mapping of its versions to ours: run `cargo migrate import` (it writes migrations/imported.toml, which the generated migrator() passes to Migrator::imported)".to_owned(),
-            });
+            return Err(previous.no_mapping());
         }
         let Some(versions) = previous.applied(conn, self.imported)? else {
             return Ok(Vec::new());
@@ -127,47 +105,6 @@ impl Migrator<'_> {
                 .insert(conn, m.version_i64(), m.name(), &m.checksum().to_string(), duration)?;
         }
         Ok(versions)
-    }
-
-    /// The migrations to record, after the checks that need no schema.
-    fn recordable(&self, history: &[Applied], versions: &[u64]) -> Result<Vec<&Migration>> {
-        // The history must be one apply would accept.
-        self.plan(history, None)?;
-        let mut wanted: Vec<u64> = versions.to_vec();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut out = Vec::with_capacity(wanted.len());
-        for &v in &wanted {
-            let m = crate::plan::find(self.migrations, v).ok_or_else(|| Error::UnknownTarget {
-                target: v,
-                known: self.migrations.iter().map(Migration::version).collect(),
-            })?;
-            if history.iter().any(|a| a.version == v) {
-                return Err(Error::NotRecordable {
-                    version: v,
-                    reason: format!("migration {v} `{}` is applied already", m.name()),
-                });
-            }
-            out.push(m);
-        }
-        if let Some(top) = wanted.last().copied()
-            && !self.policy.allow_out_of_order
-            && let Some(below) = self
-                .migrations
-                .iter()
-                .take_while(|m| m.version() < top)
-                .find(|m| !wanted.contains(&m.version()) && !history.iter().any(|a| a.version == m.version()))
-        {
-            return Err(Error::NotRecordable {
-                version: top,
-                reason: format!(
-                    "migration {} `{}` comes before it and is not applied; record it too (or apply it first), so that no migration is left behind",
-                    below.version(),
-                    below.name()
-                ),
-            });
-        }
-        Ok(out)
     }
 
     /// Compares the live schema with the replay of the applied migrations

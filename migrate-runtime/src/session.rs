@@ -441,7 +441,7 @@ impl Backend for Sqlite<'_, '_> {
                 if migrator.store_down {
                     migrator.record_down(conn, m)?;
                 }
-                Ok(())
+                migrator.stamp_if_verified(conn, m)
             }
             Direction::Down => migrator.table.delete(conn, m.version_i64()),
         }

@@ -12,6 +12,19 @@
 //! them, as recorded, has in effect applied the baseline; one that applied
 //! only some is refused with the versions it lacks; a new one applies the
 //! baseline.
+//!
+//! A baseline squashed again (`cargo migrate squash --to M` over a set that
+//! starts with a baseline of `1..=S`) also carries, for each baseline it
+//! replaces, the directive
+//!
+//! ```sql
+//! -- migrate:earlier-squash 1-3 5a0c…(digest) baseline 9f1e…(its checksum)
+//! ```
+//!
+//! so that a database that applied the original migrations of that earlier
+//! squash is first seen as having applied the earlier baseline, and then
+//! matched against this one's digest (computed over the earlier baseline's
+//! row and the migrations after it).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -119,6 +132,115 @@ impl fmt::Display for Squash {
     }
 }
 
+/// An earlier squash baseline that a baseline replaces (squashed again):
+/// the directive `-- migrate:earlier-squash FIRST-LAST DIGEST NAME
+/// CHECKSUM`, which `cargo migrate squash` writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EarlierSquash {
+    /// What the earlier baseline replaced (its version is `squash.last`).
+    pub squash: Squash,
+    /// The earlier baseline's name, as a database that applied it records it.
+    pub name: String,
+    /// The earlier baseline's checksum, as recorded.
+    pub checksum: Checksum,
+}
+
+/// The earlier-squash directive's name.
+const EARLIER: &str = "-- migrate:earlier-squash";
+
+impl EarlierSquash {
+    /// The earlier-squash directives among the comment lines at the top of
+    /// `sql`, each parsed or with what is wrong with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::{Checksum, EarlierSquash};
+    /// let (d, c) = (Checksum::of("a"), Checksum::of("b"));
+    /// let sql = format!("-- migrate:squashes 1-7 {d}\n-- migrate:earlier-squash 1-3 {d} baseline {c}\nSELECT 1;\n");
+    /// let earlier = EarlierSquash::all(&sql);
+    /// assert_eq!(earlier.len(), 1);
+    /// assert_eq!(earlier[0].as_ref().unwrap().squash.last, 3);
+    /// assert!(EarlierSquash::all("-- migrate:earlier-squash 1-3\n")[0].is_err());
+    /// ```
+    pub fn all(sql: &str) -> Vec<std::result::Result<Self, String>> {
+        let mut out = Vec::new();
+        for line in sql.trim_start_matches('\u{feff}').lines() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if !line.starts_with("--") {
+                break;
+            }
+            if let Some(rest) = line.strip_prefix(EARLIER)
+                && (rest.is_empty() || rest.starts_with(char::is_whitespace))
+            {
+                out.push(Self::parse(rest));
+            }
+        }
+        out
+    }
+
+    fn parse(args: &str) -> std::result::Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{EARLIER}{args}` does not read `{EARLIER} FIRST-LAST DIGEST NAME CHECKSUM` (DIGEST, CHECKSUM: 64 hex digits)"
+            )
+        };
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let [range, digest, name, checksum] = words[..] else {
+            return Err(bad());
+        };
+        let squash = Squash::parse(&format!(" {range} {digest}")).map_err(|_| bad())?;
+        let checksum = Checksum::parse(checksum).ok_or_else(bad)?;
+        Ok(Self {
+            squash,
+            name: name.to_owned(),
+            checksum,
+        })
+    }
+}
+
+impl fmt::Display for EarlierSquash {
+    /// The directive: `-- migrate:earlier-squash 1-3 DIGEST NAME CHECKSUM`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{EARLIER} {}-{} {} {} {}",
+            self.squash.first, self.squash.last, self.squash.digest, self.name, self.checksum
+        )
+    }
+}
+
+impl EarlierSquash {
+    /// `baseline` as an earlier squash of the baseline that replaces it
+    /// (`None` when it is not a squash baseline).
+    #[must_use]
+    pub fn of_baseline(baseline: &Migration) -> Option<Self> {
+        Some(Self {
+            squash: baseline.squash()?,
+            name: baseline.name().to_owned(),
+            checksum: baseline.checksum(),
+        })
+    }
+}
+
+impl Migration {
+    /// The earlier baselines this squash baseline replaces (well-formed
+    /// `-- migrate:earlier-squash` directives), oldest first.
+    #[must_use]
+    pub fn earlier_squashes(&self) -> Vec<EarlierSquash> {
+        let mut all: Vec<EarlierSquash> = EarlierSquash::all(self.up().sql())
+            .into_iter()
+            .filter_map(std::result::Result::ok)
+            .collect();
+        all.sort_by_key(|e| e.squash.last);
+        all
+    }
+}
+
 impl Migration {
     /// What this migration replaces, when it is a squash baseline (a
     /// well-formed `-- migrate:squashes` directive at the top of its up
@@ -137,18 +259,36 @@ impl Migration {
 ///
 /// [`Error::SquashedPartly`] when the database applied only some of them,
 /// [`Error::SquashMismatch`] when it applied them differently.
-pub(crate) fn normalize<'h>(migrations: &[Migration], history: &'h [Applied]) -> Result<Cow<'h, [Applied]>> {
+pub(crate) fn normalize<'h>(migrations: &[Migration], original: &'h [Applied]) -> Result<Cow<'h, [Applied]>> {
     let Some((baseline, squash)) = migrations.first().and_then(|m| m.squash().map(|s| (m, s))) else {
-        return Ok(Cow::Borrowed(history));
+        return Ok(Cow::Borrowed(original));
     };
+    // A history of an earlier squash's originals, as its baseline's row.
+    let earlier = baseline.earlier_squashes();
+    let mut collapsed: Cow<'h, [Applied]> = Cow::Borrowed(original);
+    for e in &earlier {
+        if let Some(rows) = collapse(&collapsed, e) {
+            collapsed = Cow::Owned(rows);
+        }
+    }
+    let covered = |v: u64| {
+        earlier.iter().any(|e| {
+            v <= e.squash.last
+                && collapsed.iter().any(|a| {
+                    a.version == e.squash.last && a.name == e.name && Checksum::parse(&a.checksum) == Some(e.checksum)
+                })
+        })
+    };
+    let history: &[Applied] = &collapsed;
     let inside: Vec<&Applied> = history.iter().filter(|a| a.version <= squash.last).collect();
     match inside.as_slice() {
-        [] => return Ok(Cow::Borrowed(history)),
-        [one] if one.version == squash.last && matches(baseline, one) => return Ok(Cow::Borrowed(history)),
+        // A new database, and one made from this baseline: as they are.
+        [] => return Ok(Cow::Borrowed(original)),
+        [one] if one.version == squash.last && matches(baseline, one) => return Ok(Cow::Borrowed(original)),
         _ => {}
     }
     let missing: Vec<u64> = (squash.first..=squash.last)
-        .filter(|v| !inside.iter().any(|a| a.version == *v))
+        .filter(|v| !inside.iter().any(|a| a.version == *v) && !covered(*v))
         .collect();
     let file = baseline.up().file().to_owned();
     if !missing.is_empty() {
@@ -183,6 +323,29 @@ pub(crate) fn normalize<'h>(migrations: &[Migration], history: &'h [Applied]) ->
     }
     out.extend(history.iter().filter(|a| a.version > squash.last).cloned());
     Ok(Cow::Owned(out))
+}
+
+/// `history` with the rows of `e`'s original migrations (all of them, as
+/// its digest says) replaced by its baseline's row; `None` when it has
+/// none of them, or not exactly those.
+fn collapse(history: &[Applied], e: &EarlierSquash) -> Option<Vec<Applied>> {
+    let inside: Vec<&Applied> = history.iter().filter(|a| a.version <= e.squash.last).collect();
+    let complete = (e.squash.first..=e.squash.last).all(|v| inside.iter().any(|a| a.version == v));
+    let digest = Squash::digest(
+        inside
+            .iter()
+            .filter(|a| a.version >= e.squash.first)
+            .map(|a| (a.version, a.name.as_str(), a.checksum.as_str())),
+    );
+    if !complete || digest != e.squash.digest {
+        return None;
+    }
+    let mut row = (*inside.last()?).clone();
+    row.name.clone_from(&e.name);
+    row.checksum = e.checksum.to_string();
+    let mut out = vec![row];
+    out.extend(history.iter().filter(|a| a.version > e.squash.last).cloned());
+    Some(out)
 }
 
 #[cfg(test)]
@@ -250,6 +413,67 @@ mod tests {
         let mut changed = old.clone();
         changed[1].checksum = Checksum::of("CREATE TABLE b (y);").to_string();
         assert!(matches!(normalize(&code, &changed), Err(Error::SquashMismatch { .. })));
+    }
+
+    #[test]
+    fn a_squash_over_a_squash_accepts_both_histories() {
+        let (old, code) = setup();
+        let b1 = &code[0];
+        let d = row(4, "d", "CREATE TABLE d (x);");
+        let e = row(5, "e", "CREATE TABLE e (x);");
+        // Squashed again to 5: the digest of the rows as a database made
+        // from the first baseline records them.
+        let from_b1 = vec![
+            Applied {
+                name: b1.name().to_owned(),
+                checksum: b1.checksum().to_string(),
+                ..old[2].clone()
+            },
+            d.clone(),
+            e.clone(),
+        ];
+        let digest = Squash::digest(
+            from_b1
+                .iter()
+                .map(|a| (a.version, a.name.as_str(), a.checksum.as_str())),
+        );
+        let earlier = EarlierSquash::of_baseline(b1).unwrap();
+        let text = format!(
+            "{}\n{earlier}\nCREATE TABLE a (x);\n",
+            Squash {
+                first: 1,
+                last: 5,
+                digest
+            }
+        );
+        let b2 = vec![Migration::new(
+            5,
+            "baseline",
+            Script::new(text, "migrations/0005_baseline.sql"),
+        )];
+        assert_eq!(b2[0].earlier_squashes(), [earlier]);
+        let one_row = |h: &[Applied]| {
+            let n = normalize(&b2, h).unwrap();
+            assert_eq!(n.len(), 1);
+            assert!(matches(&b2[0], &n[0]));
+        };
+        one_row(&from_b1);
+        let mut originals = old.clone();
+        originals.extend([d.clone(), e.clone()]);
+        one_row(&originals);
+        // Partly: the versions lacking, whichever way the database was made.
+        match normalize(&b2, &from_b1[..2]) {
+            Err(Error::SquashedPartly { missing, .. }) => assert_eq!(missing, [5]),
+            other => panic!("{other:?}"),
+        }
+        match normalize(&b2, &originals[..2]) {
+            Err(Error::SquashedPartly { missing, .. }) => assert_eq!(missing, [3, 4, 5]),
+            other => panic!("{other:?}"),
+        }
+        // An original applied differently is not the earlier squash.
+        let mut changed = originals.clone();
+        changed[0].checksum = Checksum::of("CREATE TABLE a (y);").to_string();
+        assert!(normalize(&b2, &changed).is_err());
     }
 
     #[test]

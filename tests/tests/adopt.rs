@@ -12,7 +12,7 @@ use tests::Package;
 
 use super::import::{add_rows, copy_dir, fixture, recorded, rows, run, tracking_tables, with_fixture};
 
-mod refinery_fixture {
+pub(crate) mod refinery_fixture {
     // The fixture, embedded by refinery's own macro as an app using it would.
     refinery::embed_migrations!("fixtures/import/refinery");
 }
@@ -82,7 +82,7 @@ fn databases_migrated_by_refinery_and_rusqlite_migration_continue_in_the_cli() {
 }
 
 /// The package's migrations and mapping, as the generated code has them.
-fn load(pkg: &Package) -> (Vec<Migration>, Vec<(String, u64)>) {
+pub(crate) fn load(pkg: &Package) -> (Vec<Migration>, Vec<(String, u64)>) {
     let config = migrate_build::Config::default();
     let loaded = migrate_build::load(pkg.path(), &config).unwrap();
     let mapping = migrate_build::imported::Imported::read(&pkg.path().join("migrations"), pkg.path())
@@ -190,30 +190,68 @@ fn a_real_app_adopts_sqlx_history_on_its_first_start() {
 }
 
 #[test]
-fn adopt_on_postgresql_says_it_is_not_supported_and_changes_nothing() {
+fn adopt_on_postgresql_refuses_what_it_cannot_take_over_and_changes_nothing() {
     let Some(db) = tests::postgres::database("adopt_on_postgresql") else {
         return;
     };
     let mut client = db.client();
-    let ms = [Migration::new(
-        1,
-        "t",
-        migrate_runtime::Script::new("CREATE TABLE t (x integer);", "0001_t.sql"),
-    )];
-    let e = Migrator::new(&ms)
-        .adopt(Previous::Sqlx)
-        .apply_postgres(&mut client)
-        .unwrap_err()
-        .to_string();
+    // A database sqlx took to its first migration (sqlx-postgres/src/migrate.rs).
+    client
+        .batch_execute(
+            "CREATE TABLE t (x integer);
+             CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL);
+             INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (1, 't', TRUE, '\\x01', 1);",
+        )
+        .unwrap();
+    let script = |sql: &str, file: &str| migrate_runtime::Script::new(sql.to_owned(), file.to_owned());
+    let ms = [
+        Migration::new(1, "t", script("CREATE TABLE t (x integer);", "0001_t.sql")),
+        Migration::new(2, "u", script("CREATE TABLE u (y integer);", "0002_u.sql")),
+    ];
+    let mapping = [("1", 1)];
+    let tables = |client: &mut migrate_runtime::postgres::Client| -> i64 {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE tablename IN ('u', '_migrations')",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let refused = |m: Migrator<'_>, client: &mut migrate_runtime::postgres::Client| {
+        m.apply_postgres(client).unwrap_err().to_string()
+    };
+
+    let e = refused(Migrator::new(&ms).adopt(Previous::Sqlx), &mut client);
+    assert!(e.contains("has no mapping of its versions to ours"), "{e}");
+    let e = refused(Migrator::new(&ms).adopt(Previous::RusqliteMigration), &mut client);
+    assert!(e.contains("which a PostgreSQL database does not have"), "{e}");
+    let no_tx = [
+        Migration::new(
+            1,
+            "t",
+            script("CREATE TABLE t (x integer);", "0001_t.sql").with_no_transaction(true),
+        ),
+        ms[1].clone(),
+    ];
+    let e = refused(
+        Migrator::new(&no_tx).imported(&mapping).adopt(Previous::Sqlx),
+        &mut client,
+    );
     assert!(
-        e.contains("Migrator::adopt(Previous::Sqlx) on PostgreSQL is not supported"),
+        e.contains("is `-- migrate:no-transaction`") && e.contains("cargo migrate import --from sqlx --database URL"),
         "{e}"
     );
-    let t: i64 = client
-        .query_one("SELECT count(*) FROM pg_tables WHERE tablename = 't'", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(t, 0, "nothing ran");
+    assert_eq!(tables(&mut client), 0, "nothing ran, nothing recorded");
+
+    let report = Migrator::new(&ms)
+        .imported(&mapping)
+        .adopt(Previous::Sqlx)
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert_eq!(report.adopted, [1]);
+    assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [2]);
+    assert_eq!(tables(&mut client), 2);
 }
 
 #[test]

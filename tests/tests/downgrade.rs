@@ -4,9 +4,13 @@
 
 use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{Error, Migration, Migrator, Script};
-use tests::{Package, pg_database};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 
-fn updown(version: u64, name: &str, up: &str, down: &str) -> Migration {
+use tests::Package;
+
+/// A migration with an up and a down script.
+pub(crate) fn updown(version: u64, name: &str, up: &str, down: &str) -> Migration {
     Migration::new(
         version,
         name.to_owned(),
@@ -136,19 +140,47 @@ fn a_migration_applied_without_a_stored_down_is_refused_before_anything_runs() {
     assert_eq!(tests::applied_versions(&conn), [1, 2, 3]);
 }
 
-#[test]
-fn postgres_refuses_store_down_and_allow_downgrade() {
-    let Some(db) = pg_database!() else { return };
-    let all = release();
-    let mut client = db.client();
-    for migrator in [
-        Migrator::new(&all).store_down(true),
-        Migrator::new(&all).allow_downgrade(true),
-    ] {
-        let e = migrator.apply_postgres(&mut client).unwrap_err();
-        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
-        assert!(e.to_string().contains("SQLite-only for now"), "{e}");
+// PostgreSQL: tests/tests/pg_team.rs.
+
+/// Writes `migrations` (with their downs) into `pkg` and builds the app:
+/// the newer release; then removes the last one's files and builds again:
+/// the older checkout. Returns both binaries, copied into `keep`.
+pub(crate) fn two_releases(pkg: &Package, migrations: &[Migration], keep: &Path) -> (PathBuf, PathBuf) {
+    let stem = |m: &Migration| format!("migrations/{:04}_{}", m.version(), m.name());
+    for m in migrations {
+        pkg.write(&format!("{}.up.sql", stem(m)), m.up().sql());
+        pkg.write(&format!("{}.down.sql", stem(m)), m.down().unwrap().sql());
     }
+    let mut binaries = Vec::new();
+    for release in ["newer", "older"] {
+        if release == "older" {
+            let last = migrations.last().unwrap();
+            std::fs::remove_file(pkg.path().join(format!("{}.up.sql", stem(last)))).unwrap();
+            std::fs::remove_file(pkg.path().join(format!("{}.down.sql", stem(last)))).unwrap();
+        }
+        let (ok, e) = pkg.build();
+        assert!(ok, "{e}");
+        let binary = keep.join(format!("app-{release}"));
+        std::fs::copy(pkg.binary(), &binary).unwrap();
+        binaries.push(binary);
+    }
+    let older = binaries.pop().unwrap();
+    (binaries.pop().unwrap(), older)
+}
+
+/// Runs a release of the app on `database` (`ALLOW_DOWNGRADE=1` when
+/// `allow`): whether it succeeded, and its stdout and stderr.
+pub(crate) fn run_release(binary: &Path, database: &OsStr, allow: bool) -> (bool, String) {
+    let mut cmd = std::process::Command::new(binary);
+    cmd.arg(database);
+    if allow {
+        cmd.env("ALLOW_DOWNGRADE", "1");
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 /// The app of the downgrade testbox: `ALLOW_DOWNGRADE=1` turns the
@@ -177,37 +209,10 @@ fn an_older_release_of_the_app_downgrades_a_database_its_newer_release_migrated(
     let manifest = pkg.read("Cargo.toml") + "\n[package.metadata.migrate]\nstore_down = true\n";
     pkg.write("Cargo.toml", manifest);
     pkg.write("src/main.rs", MAIN_RS);
-    for m in release() {
-        let stem = format!("migrations/{:04}_{}", m.version(), m.name());
-        pkg.write(&format!("{stem}.up.sql"), m.up().sql());
-        pkg.write(&format!("{stem}.down.sql"), m.down().unwrap().sql());
-    }
     let keep = tests::scratch();
-    let (ok, e) = pkg.build();
-    assert!(ok, "{e}");
-    let newer = keep.path().join("app-v3");
-    std::fs::copy(pkg.binary(), &newer).unwrap();
-    // The older checkout: without migration 3.
-    std::fs::remove_file(pkg.path().join("migrations/0003_create_notes.up.sql")).unwrap();
-    std::fs::remove_file(pkg.path().join("migrations/0003_create_notes.down.sql")).unwrap();
-    let (ok, e) = pkg.build();
-    assert!(ok, "{e}");
-    let older = keep.path().join("app-v2");
-    std::fs::copy(pkg.binary(), &older).unwrap();
-
+    let (newer, older) = two_releases(&pkg, &release(), keep.path());
     let db = keep.path().join("app.db");
-    let run = |binary: &std::path::Path, allow: bool| {
-        let mut cmd = std::process::Command::new(binary);
-        cmd.arg(&db);
-        if allow {
-            cmd.env("ALLOW_DOWNGRADE", "1");
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let run = |binary: &Path, allow: bool| run_release(binary, db.as_os_str(), allow);
     let (ok, out) = run(&newer, false);
     assert!(ok, "{out}");
     let conn = Connection::open(&db).unwrap();

@@ -1,18 +1,23 @@
 //! End-to-end tests: one test binary, a module per area.
 
 mod adopt;
+mod backends;
 mod build;
 mod cache;
 mod cli;
 mod database;
+#[cfg(feature = "diesel")]
+mod diesel_tool;
 mod downgrade;
 mod drift;
 mod import;
 mod lint;
+mod pg_adopt;
 mod pg_async;
 mod pg_corpus;
 mod pg_drift;
 mod pg_drift_cli;
+mod pg_team;
 mod postgres;
 mod properties;
 mod readme;

@@ -368,4 +368,68 @@ fn pg_async_testbox_the_generated_module_applies_and_migrates_on_tokio_postgres(
     let down = run(&["down"]);
     assert!(down.contains("rolled back 2 posts"), "{down}");
     assert_eq!(versions(&mut client), [1]);
+
+/// `store_down` and `allow_downgrade` on the async driver: the same
+/// backend, the stored downs written and run (the no-transaction one
+/// outside a transaction), the rows kept.
+#[test]
+fn pg_async_an_older_build_downgrades_with_the_stored_downs() {
+    let Some(db) = pg_database!() else { return };
+    runtime().block_on(async {
+        let mut client = connect(&db.url).await;
+        let ms = [
+            updown(
+                1,
+                "users",
+                "CREATE TABLE users (id bigint PRIMARY KEY, name text);",
+                "DROP TABLE users;",
+            ),
+            updown(
+                2,
+                "phone",
+                "ALTER TABLE users ADD phone text;",
+                "ALTER TABLE users DROP COLUMN phone;",
+            ),
+            Migration::new(
+                3,
+                "users_name",
+                Script::new(
+                    "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_name ON users (name);",
+                    "migrations/0003_users_name.up.sql",
+                )
+                .with_no_transaction(true),
+            )
+            .with_down(
+                Script::new(
+                    "-- migrate:no-transaction\nDROP INDEX CONCURRENTLY users_name;",
+                    "migrations/0003_users_name.down.sql",
+                )
+                .with_no_transaction(true),
+            ),
+        ];
+        Migrator::new(&ms)
+            .store_down(true)
+            .apply_tokio_postgres(&mut client)
+            .await
+            .unwrap();
+        client
+            .batch_execute("INSERT INTO users (id, name, phone) VALUES (1, 'ada', '1')")
+            .await
+            .unwrap();
+        let report = Migrator::new(&ms[..1])
+            .allow_downgrade(true)
+            .apply_tokio_postgres(&mut client)
+            .await
+            .unwrap();
+        assert_eq!(report.rolled_back().map(|s| s.version).collect::<Vec<_>>(), [3, 2]);
+        assert_eq!(versions(&client).await, [1]);
+        let name: String = client.query_one("SELECT name FROM users", &[]).await.unwrap().get(0);
+        assert_eq!(name, "ada");
+        let index: Option<String> = client
+            .query_one("SELECT to_regclass('users_name')::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(index, None);
+    });
 }

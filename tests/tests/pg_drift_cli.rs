@@ -337,3 +337,100 @@ fn pg_cli_diff_and_emit_in_a_configured_schema() {
         .get(0);
     assert_eq!(recorded, 4);
 }
+
+/// A PostgreSQL app whose code names columns through the generated
+/// `schema` module: the constants come from the committed snapshot, so a
+/// laptop builds without a server; a build with a check server proves the
+/// snapshot fresh; a column a migration drops stops the app compiling.
+#[test]
+fn pg_schema_constants_come_from_the_committed_snapshot_without_a_server() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::named("pg-snapshot-constants");
+    let ws = tests::workspace_dir();
+    pkg.write(
+        "Cargo.toml",
+        format!(
+            "[package]\nname = \"testbox-pg-snapshot-constants\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+             [workspace]\n\n[dependencies]\n\
+             migrate-runtime = {{ path = {:?}, default-features = false, features = [\"postgres\"] }}\n\n\
+             [build-dependencies]\nmigrate-build = {{ path = {:?}, features = [\"postgres\"] }}\n\n\
+             [package.metadata.migrate]\nbackend = \"postgres\"\nsnapshot = \"migrations/schema.sql\"\n",
+            ws.join("migrate-runtime").display().to_string(),
+            ws.join("migrate-build").display().to_string(),
+        ),
+    );
+    pkg.write(
+        "src/main.rs",
+        "mod migrations {\n    include!(concat!(env!(\"OUT_DIR\"), \"/migrations.rs\"));\n}\n\n\
+         use migrations::schema::users;\n\n\
+         fn main() {\n    println!(\"SELECT {}, {} FROM {}\", users::sql::FULL_NAME, users::EMAIL, users::TABLE);\n}\n",
+    );
+    pkg.write(
+        "migrations/0001_users.up.sql",
+        "CREATE TABLE users (\n    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    email text NOT NULL,\n    \"Full Name\" character varying(80),\n    tags text[] NOT NULL DEFAULT '{}'\n);\n",
+    );
+    pkg.write("migrations/0001_users.down.sql", "DROP TABLE users;\n");
+    let server = db.server().url_for("postgres");
+    let check = [("MIGRATE_CHECK_DATABASE_URL", server.as_str())];
+    let build = |env: &[(&str, &str)]| {
+        let out = pkg.cargo_env(&["build", "--quiet"], env);
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    // No snapshot yet and no server: the build says how to write it.
+    let (ok, stderr) = build(&[]);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("migrations/schema.sql: the schema snapshot is missing; the generated `schema` module"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cargo migrate schema --write"), "{stderr}");
+
+    // Written from a server's replay, it builds the constants without one.
+    let (code, _, err) = cli_env(&pkg, &db.url, &["schema", "--write"], &check);
+    assert_eq!(code, 0, "{err}");
+    let (ok, stderr) = build(&[]);
+    assert!(ok, "{stderr}");
+    let out = pkg.cargo(&["run", "--quiet"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "SELECT \"Full Name\", email FROM users\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = std::fs::read_dir(tests::testbox_target().join("debug/build"))
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.ok()?.path().join("out/migrations.rs");
+            let name = path.parent()?.parent()?.file_name()?.to_str()?.to_owned();
+            name.starts_with("testbox-pg-snapshot-constants-").then_some(path)
+        })
+        .find(|p| p.exists())
+        .expect("the generated module");
+    let code = std::fs::read_to_string(generated).unwrap();
+    assert!(code.contains("Column `tags` (text[], NOT NULL)."), "{code}");
+    assert!(code.contains("Column `id` (bigint, primary key)."), "{code}");
+
+    // A migration drops `email`: with the server the stale snapshot fails
+    // the build; written again, the app's use of the column stops compiling.
+    pkg.write(
+        "migrations/0002_drop_email.up.sql",
+        "ALTER TABLE users DROP COLUMN email;\n",
+    );
+    pkg.write(
+        "migrations/0002_drop_email.down.sql",
+        "ALTER TABLE users ADD COLUMN email text NOT NULL;\n",
+    );
+    let (ok, stderr) = build(&check);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("migrations/schema.sql:"), "{stderr}");
+    assert!(stderr.contains("schema snapshot is stale"), "{stderr}");
+    let (code, _, err) = cli_env(&pkg, &db.url, &["schema", "--write"], &check);
+    assert_eq!(code, 0, "{err}");
+    let (ok, stderr) = build(&[]);
+    assert!(!ok, "the app names a dropped column: {stderr}");
+    assert!(
+        stderr.contains("cannot find value `EMAIL` in module `users`"),
+        "{stderr}"
+    );
+}

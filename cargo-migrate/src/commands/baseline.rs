@@ -1,37 +1,27 @@
 //! `baseline --version N [--force]`: a database made without migrations
 //! (by hand, or by a tool with no history) is checked against the replay
 //! of migrations 1..N, and they are recorded as applied, running nothing
-//! (the runtime's `Migrator::record_applied`).
+//! (the runtime's `Migrator::record_applied`; on PostgreSQL
+//! `record_applied_postgres`, which replays them in a scratch database).
 
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use migrate_runtime::{DriftPolicy, Error, Event};
 
+use super::import::Target;
 use super::{Project, runtime_error};
 use crate::cli::BaselineArgs;
-use crate::database::Mode;
 use crate::messages::{count, say, warning};
 use crate::settings::Settings;
 
 /// `baseline`.
 pub fn run(settings: &Settings, args: &BaselineArgs) -> Result<()> {
     let project = Project::load(settings)?;
-    if project.database.postgres_url().is_some() {
-        bail!(
-            "`cargo migrate baseline` works on SQLite databases only for now, and `{}` is a PostgreSQL database: PostgreSQL is not supported yet (the schema model reads SQLite's catalog); nothing was recorded",
-            project.database.shown()
-        );
-    }
     let db = project.database.shown();
     let package = project.package;
     let timeout = Duration::from_secs(args.lock_timeout);
-    let Some(opened) = project.open(Mode::ReadWrite, timeout)? else {
-        bail!(
-            "the database file {db} does not exist, so there is nothing to baseline; check the path (--database, DATABASE_URL or database in [package.metadata.migrate]), or create it with `cargo migrate up`"
-        );
-    };
-    let mut conn = opened.conn;
+    let mut target = Target::open(&project, timeout)?;
     let versions: Vec<u64> = project
         .migrations
         .iter()
@@ -69,7 +59,7 @@ pub fn run(settings: &Settings, args: &BaselineArgs) -> Result<()> {
                 }
             }
         });
-    let status = project.status(&migrator, &conn)?;
+    let status = target.status(&project, &migrator)?;
     if let Some(top) = super::applied_versions(&status).last() {
         bail!(
             "{db} already has migrations recorded in `{}` (up to {}): baseline is for a database that no migration was recorded in; see `cargo migrate status`; nothing was recorded",
@@ -77,7 +67,7 @@ pub fn run(settings: &Settings, args: &BaselineArgs) -> Result<()> {
             package.version(*top)
         );
     }
-    match migrator.record_applied(&mut conn, &versions) {
+    match target.record(&migrator, &versions) {
         Ok(recorded) => {
             let forced = drifted.get();
             say!(
@@ -102,7 +92,7 @@ pub fn run(settings: &Settings, args: &BaselineArgs) -> Result<()> {
                 count(differences.len(), "difference")
             ))
         }
-        Err(e) => Err(runtime_error(e, &project)),
+        Err(e) => Err(target.error(e, &project)),
     }
 }
 

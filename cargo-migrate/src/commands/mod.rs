@@ -21,6 +21,7 @@ mod lock;
 mod new;
 mod pgdrift;
 mod pgsqlgen;
+mod pgsquash;
 mod postgres;
 mod progress;
 mod project;
@@ -41,7 +42,32 @@ use project::{Project, applied_versions, runtime_error};
 /// # Errors
 ///
 /// Whatever the command reports.
-pub fn run(settings: &Settings) -> Result<ExitCode> {
+pub fn run(settings: &mut Settings) -> Result<ExitCode> {
+    if settings.each_backend {
+        // One directory per backend: `new`, `check` and `lock` do each.
+        // `check` checks every directory before failing; the others stop
+        // at the first failure, so `new` never leaves one directory ahead.
+        let keep_going = matches!(settings.command, Command::Check(_));
+        let mut failed: Option<anyhow::Error> = None;
+        for config in settings.package.sets.clone() {
+            settings.package.config = config;
+            match run_one(settings) {
+                Ok(code) if code == ExitCode::SUCCESS => {}
+                Ok(code) => return Ok(code),
+                Err(e) if keep_going => {
+                    if let Some(earlier) = failed.replace(e) {
+                        crate::messages::error(&earlier);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        return failed.map_or(Ok(ExitCode::SUCCESS), Err);
+    }
+    run_one(settings)
+}
+
+fn run_one(settings: &Settings) -> Result<ExitCode> {
     let done = match &settings.command {
         // The commands with an exit status of their own.
         Command::Status(args) => return status::run(settings, args),

@@ -51,7 +51,7 @@ fn search_path(schema: Option<&str>) -> Option<String> {
 
 /// A runtime error of a replay, with what to do when the scratch database
 /// could not be made.
-fn replay_error(e: migrate_runtime::Error, from: &str, project: Option<&Project<'_>>) -> anyhow::Error {
+pub(super) fn replay_error(e: migrate_runtime::Error, from: &str, project: Option<&Project<'_>>) -> anyhow::Error {
     match e {
         migrate_runtime::Error::Postgres { ref doing, ref cause }
             if doing.starts_with("creating the scratch database") =>

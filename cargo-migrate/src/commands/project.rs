@@ -43,7 +43,7 @@ impl<'s> Project<'s> {
     pub(super) fn migrator(&self, run: Option<&RunArgs>) -> Migrator<'_> {
         let config = &self.package.config;
         let mut migrator = Migrator::new(&self.migrations).table(&config.table);
-        if config.store_down && self.database.postgres_url().is_none() {
+        if config.store_down {
             migrator = migrator.store_down(true);
         }
         if self.database.postgres_url().is_some() {

@@ -6,7 +6,8 @@
 //! ([`migrate_runtime::Squash`]). Before anything is written, the baseline
 //! is checked: replayed alone it must give the schema model of migrations
 //! 1..=N replayed, and with the later migrations on top, the schema of all
-//! of them.
+//! of them. On PostgreSQL the replays run in scratch databases on a server
+//! (`pgsquash`).
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use migrate_build::scan::{FileName, Kind};
 use migrate_runtime::model::{Filter, Model, schema_sql};
 use migrate_runtime::rusqlite::Connection;
-use migrate_runtime::{Migration, Migrator, Script, Squash};
+use migrate_runtime::{EarlierSquash, Migration, Migrator, Script, Squash};
 
 use crate::cli::SquashArgs;
 use crate::git::Git;
@@ -28,11 +29,6 @@ const NAME: &str = "baseline";
 /// `squash --to N [--dry-run]`.
 pub fn run(settings: &Settings, args: &SquashArgs) -> Result<()> {
     let package = &settings.package;
-    if package.config.backend() == migrate_build::Backend::Postgres {
-        bail!(
-            "`cargo migrate squash` needs the schema model to write the baseline, and the model is SQLite's only for now; these migrations are for PostgreSQL. Nothing was changed"
-        );
-    }
     let found = crate::migrations::load(package)?;
     let n = args.to;
     let Some(newest) = found.last() else {
@@ -49,6 +45,10 @@ pub fn run(settings: &Settings, args: &SquashArgs) -> Result<()> {
         );
     }
     let runtime = crate::migrations::to_runtime(&found);
+    // Squashing again: the baseline records the earlier ones it replaces,
+    // so that databases made from any of them, or from their originals,
+    // are accepted.
+    let mut earlier = Vec::new();
     if let Some(squash) = runtime[0].squash() {
         let file = &found[0].up.display;
         if n <= squash.last {
@@ -59,10 +59,8 @@ pub fn run(settings: &Settings, args: &SquashArgs) -> Result<()> {
                 squash.last
             );
         }
-        bail!(
-            "migrations 1 to {} are already squashed into {file}; squashing again over a squash is not supported yet (a database made from the old baseline and one that applied the original migrations would need two histories). Nothing was changed",
-            squash.last
-        );
+        earlier = runtime[0].earlier_squashes();
+        earlier.extend(EarlierSquash::of_baseline(&runtime[0]));
     }
     let Some(last) = found.iter().position(|f| f.version == n) else {
         bail!(
@@ -74,10 +72,7 @@ pub fn run(settings: &Settings, args: &SquashArgs) -> Result<()> {
         bail!("--to {n} would squash one migration into one: give a later version. Nothing was changed");
     }
     let table = &package.config.table;
-    let filter = Filter::new(table);
     let replaced = &runtime[..=last];
-    let before = replay(replaced, table, n)?;
-    let schema = schema_sql(&before, &filter)?;
     let digest = {
         let rows: Vec<(u64, String, String)> = replaced
             .iter()
@@ -85,14 +80,17 @@ pub fn run(settings: &Settings, args: &SquashArgs) -> Result<()> {
             .collect();
         Squash::digest(rows.iter().map(|(v, name, sum)| (*v, name.as_str(), sum.as_str())))
     };
-    let text = format!(
-        "-- migrate:squashes 1-{n} {digest}\n\
-         -- The schema that migrations {} to {} made, which this baseline replaces\n\
-         -- (`cargo migrate squash --to {n}`): a database that applied them has, in effect,\n\
-         -- applied it; a new database runs it.\n\n{schema}",
-        package.version(found[0].version),
-        package.version(n),
-    );
+    let baseline_text = |schema: &str| {
+        let earlier: String = earlier.iter().map(|e| format!("{e}\n")).collect();
+        format!(
+            "-- migrate:squashes 1-{n} {digest}\n{earlier}\
+             -- The schema that migrations {} to {} made, which this baseline replaces\n\
+             -- (`cargo migrate squash --to {n}`): a database that applied them has, in effect,\n\
+             -- applied it; a new database runs it.\n\n{schema}",
+            package.version(found[0].version),
+            package.version(n),
+        )
+    };
     let file_name = FileName {
         version: n,
         name: NAME.to_owned(),
@@ -102,8 +100,16 @@ pub fn run(settings: &Settings, args: &SquashArgs) -> Result<()> {
     let dir = package.migrations_dir();
     let path = dir.join(&file_name);
     let shown = show(&path);
-    verify(&runtime, last, &text, &shown, table, &filter, &before)?;
-    let rows = tables_with_rows(&before, &Model::read(&before, &filter)?)?;
+    let (text, rows) = if package.config.backend() == migrate_build::Backend::Postgres {
+        super::pgsquash::baseline(settings, &runtime, last, &shown, baseline_text)?
+    } else {
+        let filter = Filter::new(table);
+        let before = replay(replaced, table, n)?;
+        let text = baseline_text(&schema_sql(&before, &filter)?);
+        verify(&runtime, last, &text, &shown, table, &filter, &before)?;
+        let rows = tables_with_rows(&before, &Model::read(&before, &filter)?)?;
+        (text, rows)
+    };
     let removed: Vec<&Path> = found[..=last]
         .iter()
         .flat_map(|f| std::iter::once(f.up.path.as_path()).chain(f.down.as_ref().map(|d| d.path.as_path())))
@@ -144,6 +150,18 @@ fn replay(migrations: &[Migration], table: &str, to: u64) -> Result<Connection> 
     Ok(conn)
 }
 
+/// The baseline as a migration, with the migrations after it: the squashed set.
+pub(super) fn squashed(runtime: &[Migration], last: usize, text: &str, shown: &str) -> Vec<Migration> {
+    let baseline = Migration::new(
+        runtime[last].version(),
+        NAME,
+        Script::new(text.to_owned(), shown.to_owned()),
+    );
+    std::iter::once(baseline)
+        .chain(runtime[last + 1..].iter().cloned())
+        .collect()
+}
+
 /// Replays the baseline alone and with the later migrations, and compares
 /// the schema models with those of the migrations it replaces.
 fn verify(
@@ -156,9 +174,7 @@ fn verify(
     before: &Connection,
 ) -> Result<()> {
     let n = runtime[last].version();
-    let baseline = Migration::new(n, NAME, Script::new(text.to_owned(), shown.to_owned()));
-    let mut squashed: Vec<Migration> = vec![baseline];
-    squashed.extend(runtime[last + 1..].iter().cloned());
+    let squashed = squashed(runtime, last, text, shown);
     let newest = runtime.last().map_or(n, Migration::version);
     let same = |a: &Connection, b: &Connection, what: &str| -> Result<()> {
         let (a, b) = (Model::read(a, filter)?, Model::read(b, filter)?);
@@ -203,7 +219,8 @@ fn tables_with_rows(conn: &Connection, model: &Model) -> Result<Vec<String>> {
 fn write(dir: &Path, path: &Path, text: &str, removed: &[&Path]) -> Result<()> {
     let temporary: PathBuf = dir.join(".baseline.sql.tmp");
     std::fs::write(&temporary, text).with_context(|| format!("cannot write {}", show(&temporary)))?;
-    let git = Git::find(dir);
+    // Git only when it tracks the migrations (not an ignored directory).
+    let git = Git::find(dir).filter(|g| removed.iter().any(|f| g.tracks(f)));
     for file in removed {
         match &git {
             Some(g) if g.tracks(file) => g.rm(file)?,

@@ -63,7 +63,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
              duration_ms bigint NOT NULL\n)",
             self.create_schema_sql(),
             self.table
-        );
+        ) + &self.down_column_sql();
         self.client
             .batch_execute(&sql)
             .await
@@ -153,6 +153,10 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
 
     async fn check_drift(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<()> {
         self.check_schema(migrator, history).await
+    }
+
+    async fn adopt(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<Vec<u64>> {
+        self.adopt_locked(migrator, history).await
     }
 
     async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {

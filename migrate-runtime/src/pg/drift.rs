@@ -217,6 +217,9 @@ impl<C: PgClient> Postgres<'_, C> {
         if migrator.drift == DriftPolicy::Off {
             return Ok(());
         }
+        // A history from before a squash, as the squashed set sees it.
+        let normalized = crate::squash::normalize(migrator.migrations, history);
+        let history: &[Applied] = normalized.as_deref().unwrap_or(history);
         let Some(newest) = history.last() else {
             return Ok(());
         };
@@ -273,7 +276,7 @@ impl<C: PgClient> Postgres<'_, C> {
 
     /// [`record_schema`](Self::record_schema)'s writes, in the open
     /// transaction.
-    async fn write_schema(&mut self, migrator: &Migrator<'_>) -> Result<()> {
+    pub(super) async fn write_schema(&mut self, migrator: &Migrator<'_>) -> Result<()> {
         let filter = migrator.filter()?;
         let model = Model::read_pg(self.client, migrator.schema.as_deref(), &filter).await?;
         let table = self.table.clone();

@@ -234,10 +234,20 @@ impl<'m> Migrator<'m> {
         Ok(self.plan(&history, None)?.into_iter().map(|p| p.migration).collect())
     }
 
-    /// The one implementation of `apply` and `migrate_to` on either driver.
+    /// The one implementation of `apply` and `migrate_to` on either
+    /// driver: first the downgrade ([`allow_downgrade`](Self::allow_downgrade)).
     async fn run_postgres(&self, client: &mut impl PgClient, target: Option<u64>) -> Result<Report> {
+        if !self.allow_downgrade {
+            return self.run_postgres_plain(client, target).await;
+        }
         self.check_set()?;
-        self.check_downgrade_postgres()?;
+        let report = self.downgrade_pg(client).await?;
+        Ok(report.then(self.run_postgres_plain(client, target).await?))
+    }
+
+    /// [`run_postgres`](Self::run_postgres) without the downgrade.
+    async fn run_postgres_plain(&self, client: &mut impl PgClient, target: Option<u64>) -> Result<Report> {
+        self.check_set()?;
         let mut db = Postgres::new(client, self)?;
         let history = db.read(self).await?;
         if !db.invalid.is_empty() {
@@ -343,6 +353,8 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     lock: Lock,
     /// The advisory-lock key, computed at the first lock.
     key: Option<i64>,
+    /// [`Migrator::store_down`]: the tracking table keeps down scripts.
+    store_down: bool,
     in_transaction: bool,
     /// Whether this run made sure the tracking table exists (then the
     /// lock's round trip also reads the history's [`summary`](Postgres::summary_sql)).
@@ -382,8 +394,10 @@ fn sql_error(
     }
 }
 
+mod adopt;
 mod backend;
 pub(crate) mod client;
+mod downgrade;
 mod drift;
 pub(crate) mod notice;
 pub(crate) mod scratch;

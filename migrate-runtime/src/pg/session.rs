@@ -17,6 +17,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             schema,
             lock: migrator.lock,
             key: None,
+            store_down: migrator.store_down,
             in_transaction: false,
             tracked: false,
             summary: None,
@@ -574,10 +575,16 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     }
 
     pub(super) fn record_sql(&self, m: &Migration, direction: Direction, duration: Duration) -> String {
+        // With store_down, the down script too (`NULL` without one).
+        let (column, down) = match (self.store_down, m.down()) {
+            (false, _) => ("", String::new()),
+            (true, Some(down)) => (", down_sql", format!(", {}", literal(down.sql()))),
+            (true, None) => (", down_sql", ", NULL".to_owned()),
+        };
         match direction {
             Direction::Up => format!(
-                "INSERT INTO {} (version, name, checksum, applied_at, duration_ms) \
-                 VALUES ({}, {}, '{}', clock_timestamp(), {})",
+                "INSERT INTO {} (version, name, checksum, applied_at, duration_ms{column}) \
+                 VALUES ({}, {}, '{}', clock_timestamp(), {}{down})",
                 self.table,
                 m.version_i64(),
                 literal(m.name()),

@@ -28,12 +28,6 @@ pub(super) fn take_over(
     let package = &settings.package;
     let db = database.shown();
     let timeout = Duration::from_secs(args.lock_timeout);
-    let Some(opened) = database.open(Mode::ReadWrite, timeout)? else {
-        bail!(
-            "the database file {db} does not exist, so there is no history to take over; check the path given to --database"
-        );
-    };
-    let mut conn = opened.conn;
     let found = migrations::load(package)?;
     let project = Project {
         package,
@@ -42,13 +36,11 @@ pub(super) fn take_over(
     };
     let mut ignore = package.config.ignore.clone();
     ignore.extend(tool.table().map(str::to_owned));
-    let migrator = Migrator::new(&project.migrations)
-        .table(&package.config.table)
-        .ignore(&ignore)
-        .lock_timeout(timeout);
+    let migrator = project.migrator(None).ignore(&ignore).lock_timeout(timeout);
+    let mut target = Target::open(&project, timeout)?;
     let old = tool.table().unwrap_or("PRAGMA user_version");
-    let applied = tool
-        .applied(&conn, &mapping.pairs())
+    let applied = target
+        .applied(tool, mapping)
         .map_err(|e| anyhow!("{db}: {e}; nothing was recorded"))?
         .ok_or_else(|| {
             anyhow!(
@@ -57,7 +49,7 @@ pub(super) fn take_over(
                 old
             )
         })?;
-    let ours = applied_versions(&project.status(&migrator, &conn)?);
+    let ours = applied_versions(&target.status(&project, &migrator)?);
     if !ours.is_empty() {
         if ours == applied {
             say!(
@@ -76,7 +68,7 @@ pub(super) fn take_over(
             applied.last().map_or_else(String::new, |v| package.version(*v)),
         );
     }
-    match migrator.record_applied(&mut conn, &applied) {
+    match target.record(&migrator, &applied) {
         Ok(recorded) => {
             let last = recorded.last().copied().unwrap_or(0);
             let pending = project.migrations.iter().filter(|m| m.version() > last).count();
@@ -108,6 +100,91 @@ pub(super) fn take_over(
                 count(differences.len(), "difference")
             ))
         }
-        Err(e) => Err(runtime_error(e, &project)),
+        Err(e) => Err(target.error(e, &project)),
     }
+}
+
+/// The database whose history is taken over (or baselined): an SQLite
+/// file, or a PostgreSQL database with the server its replay runs on.
+pub(in crate::commands) enum Target {
+    Sqlite(migrate_runtime::rusqlite::Connection),
+    Postgres {
+        client: migrate_runtime::postgres::Client,
+        /// Where the scratch database for the replay is made.
+        server: Box<migrate_runtime::postgres::Config>,
+        /// Which server that is, for errors.
+        from: String,
+    },
+}
+
+impl Target {
+    /// Opens the project's database (an SQLite file that must exist).
+    pub(in crate::commands) fn open(project: &Project<'_>, timeout: Duration) -> Result<Self> {
+        let db = project.database.shown();
+        if let Some(url) = project.database.postgres_url() {
+            let (server, from) = crate::commands::pgdrift::replay_server(Some(url))?;
+            return Ok(Self::Postgres {
+                client: project.database.connect()?,
+                server: Box::new(server),
+                from,
+            });
+        }
+        let Some(opened) = project.database.open(Mode::ReadWrite, timeout)? else {
+            bail!(
+                "the database file {db} does not exist, so there is no history there; check the path (--database, DATABASE_URL or database in [package.metadata.migrate])"
+            );
+        };
+        Ok(Self::Sqlite(opened.conn))
+    }
+
+    /// What `tool` applied, in our versions.
+    fn applied(&mut self, tool: Previous, mapping: &Mapping) -> migrate_runtime::Result<Option<Vec<u64>>> {
+        match self {
+            Self::Sqlite(conn) => tool.applied(conn, &mapping.pairs()),
+            Self::Postgres { client, .. } => tool.applied_postgres(client, &mapping.pairs()),
+        }
+    }
+
+    /// Every migration's state in the database.
+    pub(in crate::commands) fn status<'m>(
+        &mut self,
+        project: &Project<'_>,
+        migrator: &Migrator<'m>,
+    ) -> Result<migrate_runtime::Status<'m>> {
+        match self {
+            Self::Sqlite(conn) => project.status(migrator, conn),
+            Self::Postgres { client, .. } => migrator.status_postgres(client).map_err(|e| runtime_error(e, project)),
+        }
+    }
+
+    /// Records `versions` as applied, after the checks.
+    pub(in crate::commands) fn record(
+        &mut self,
+        migrator: &Migrator<'_>,
+        versions: &[u64],
+    ) -> migrate_runtime::Result<Vec<u64>> {
+        match self {
+            Self::Sqlite(conn) => migrator.record_applied(conn, versions),
+            Self::Postgres { client, server, .. } => migrator.record_applied_postgres(client, server, versions),
+        }
+    }
+
+    /// A runtime error of [`record`](Self::record) other than drift, in
+    /// the command line's words.
+    pub(in crate::commands) fn error(&self, e: Error, project: &Project<'_>) -> anyhow::Error {
+        match (self, e) {
+            (Self::Postgres { from, .. }, e @ Error::Postgres { .. }) if is_scratch(&e) => {
+                anyhow!(
+                    "{}; nothing was recorded",
+                    crate::commands::pgdrift::replay_error(e, from, None)
+                )
+            }
+            (_, e) => runtime_error(e, project),
+        }
+    }
+}
+
+/// Whether `e` is the failure to make the replay's scratch database.
+fn is_scratch(e: &Error) -> bool {
+    matches!(e, Error::Postgres { doing, .. } if doing.starts_with("creating the scratch database"))
 }

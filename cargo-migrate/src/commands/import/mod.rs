@@ -26,6 +26,7 @@ mod rusqlite_migration;
 mod source;
 mod sqlx;
 
+pub(super) use history::Target;
 use migrate_build::imported::{self as mapping, Imported as Mapping};
 use source::Converted;
 
@@ -78,14 +79,6 @@ pub fn run(settings: &Settings, args: &ImportArgs) -> Result<()> {
         .as_deref()
         .map(|url| Database::parse(url, Source::Flag, &settings.cwd))
         .transpose()?;
-    if let Some(db) = &database
-        && db.postgres_url().is_some()
-    {
-        bail!(
-            "`cargo migrate import --database` takes over SQLite databases only for now, and `{}` is a PostgreSQL database: PostgreSQL is not supported yet; convert the files without --database, then record the applied migrations with `cargo migrate baseline` once it supports PostgreSQL; nothing was written",
-            db.shown()
-        );
-    }
     let dir = package.migrations_dir();
     let mapping_path = dir.join(mapping::FILE);
     let mapping = match &database {
