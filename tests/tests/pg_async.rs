@@ -368,6 +368,7 @@ fn pg_async_testbox_the_generated_module_applies_and_migrates_on_tokio_postgres(
     let down = run(&["down"]);
     assert!(down.contains("rolled back 2 posts"), "{down}");
     assert_eq!(versions(&mut client), [1]);
+}
 
 /// `store_down` and `allow_downgrade` on the async driver: the same
 /// backend, the stored downs written and run (the no-transaction one
