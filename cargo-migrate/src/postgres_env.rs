@@ -3,8 +3,8 @@
 //! `createdb` set `PGHOST`, `PGUSER`, … once, and `cargo migrate
 //! --database postgres://` (or `postgres:///app`) uses them too.
 //!
-//! (`PGSSLMODE` and `PGSSLROOTCERT` are read with the URL's TLS options, in
-//! `crate::tls`.) Which variables, and that a value in the URL wins over the environment:
+//! (`PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY` are read with
+//! the URL's TLS options, in `crate::tls`.) Which variables, and that a value in the URL wins over the environment:
 //! PostgreSQL 15 documentation, "34.15. Environment Variables"; the password
 //! file's format and lookup: "34.16. The Password File". The defaults when
 //! neither gives a value (the user's login name, a database named after the

@@ -355,13 +355,68 @@ pub fn migrator() -> {rt}::Migrator<'static> {{
     migrator().{migrate_to_fn}(conn, target.number())
 }}
 
-{test_db}",
+{async_functions}{test_db}",
         tracking_table = assignment(0, "pub const TRACKING_TABLE: &str", &literal(input.tracking_table)),
         body = migrator_body(input),
         apply = signature("apply", &[&connection], &report),
         migrate_to = signature("migrate_to", &[&connection, "target: Version"], &report),
+        async_functions = async_functions(input),
         test_db = test_db(input),
     )
+}
+
+/// PostgreSQL: `apply_async` and `migrate_to_async` on `tokio-postgres`.
+/// The module is compiled in the app, where `cfg(feature = …)` would name
+/// the app's features: the runtime's `__with_tokio_postgres!` keeps them
+/// only when the runtime has its feature `tokio-postgres`, so the module
+/// compiles with either set of features.
+fn async_functions(input: &Input<'_>) -> String {
+    let rt = input.runtime_path;
+    if input.backend != Backend::Postgres {
+        return String::new();
+    }
+    let connection = format!("conn: &mut {rt}::tokio_postgres::Client");
+    let report = format!("{rt}::Result<{rt}::Report>");
+    let items = format!(
+        "/// [`apply`] on the async `tokio-postgres` driver (the runtime's feature
+/// `tokio-postgres`); see [`{rt}::Migrator::apply_tokio_postgres`].
+///
+/// # Errors
+///
+/// As [`apply`].
+#[allow(dead_code)]
+{apply}
+    migrator().apply_tokio_postgres(conn).await
+}}
+
+/// [`migrate_to`] on the async `tokio-postgres` driver; see
+/// [`{rt}::Migrator::migrate_to_tokio_postgres`].
+///
+/// # Errors
+///
+/// As [`migrate_to`].
+#[allow(dead_code)]
+{migrate_to}
+    migrator().migrate_to_tokio_postgres(conn, target.number()).await
+}}",
+        apply = signature("apply_async", &[&connection], &report).replacen("pub fn", "pub async fn", 1),
+        migrate_to = signature("migrate_to_async", &[&connection, "target: Version"], &report).replacen(
+            "pub fn",
+            "pub async fn",
+            1
+        ),
+    );
+    let indented: String = items
+        .lines()
+        .map(|line| {
+            if line.is_empty() {
+                "\n".to_owned()
+            } else {
+                format!("    {line}\n")
+            }
+        })
+        .collect();
+    format!("{rt}::__with_tokio_postgres! {{\n{indented}}}\n\n")
 }
 
 /// `test_db()`: a migrated database per test, from the runtime's template

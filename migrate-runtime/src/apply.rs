@@ -85,8 +85,8 @@ impl<'m> Migrator<'m> {
         result.and(ended)
     }
 
-    async fn run_locked_inner(&self, db: &mut impl Backend, target: Option<u64>, report: &mut Report) -> Result<()> {
-        let mut seen: Option<(i64, Option<u64>)> = None;
+    async fn run_locked_inner<B: Backend>(&self, db: &mut B, target: Option<u64>, report: &mut Report) -> Result<()> {
+        let mut seen: Option<B::Summary> = None;
         let mut plan: Vec<Planned<'m>> = Vec::new();
         let mut created = false;
         let mut checked = false;

@@ -14,6 +14,9 @@ use crate::{Applied, Direction, Migration, Migrator, Notice, Result, Script};
 /// ready futures, which [`crate::ready::now`] completes in one poll, and
 /// `tokio-postgres` awaits the server.
 pub(crate) trait Backend {
+    /// What [`summary`](Self::summary) returns: compared for equality only.
+    type Summary: PartialEq;
+
     /// Begins a transaction and takes the migration lock inside it, before
     /// any history is read, waiting up to the migrator's lock timeout (and
     /// adding the time waited to `waited`).
@@ -29,9 +32,12 @@ pub(crate) trait Backend {
     async fn create_table(&mut self, migrator: &Migrator<'_>) -> Result<()>;
 
     /// A cheap token that changes when another process changed the
-    /// history; `None` when the backend has none (the history is then
-    /// read again each time).
-    async fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>>;
+    /// history. Asked right after [`begin`](Self::begin) (the history
+    /// then, under the lock) and right after [`record`](Self::record)
+    /// (the history as this run left it, to compare with the next
+    /// transaction's). `None` when the backend has none at that moment:
+    /// the history is then read again.
+    async fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<Self::Summary>>;
 
     /// Every applied migration, oldest first.
     async fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>>;

@@ -127,6 +127,8 @@ pub use error::{Direction, Error, Result};
 pub use history::Applied;
 pub use migration::{Checksum, Migration, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
+#[cfg(feature = "tokio-postgres")]
+pub use pg::NoticeForwarder;
 #[cfg(feature = "postgres")]
 pub use pg::TestDatabase;
 #[cfg(feature = "postgres")]
@@ -265,4 +267,26 @@ macro_rules! __migration {
     (@down $down:expr, $down_file:expr, $down_nt:expr) => {
         ::core::option::Option::Some($crate::Script::__from_static($down, $down_file, $down_nt))
     };
+}
+
+/// Expands to its input when this crate has its feature `tokio-postgres`,
+/// else to nothing: the generated module's async functions use it, since
+/// the module is compiled in the app, where `cfg(feature = …)` would name
+/// the app's features, not this crate's.
+#[cfg(feature = "tokio-postgres")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_tokio_postgres {
+    ($($item:tt)*) => {
+        $($item)*
+    };
+}
+
+/// Expands to its input when this crate has its feature `tokio-postgres`,
+/// else to nothing (this build: nothing).
+#[cfg(not(feature = "tokio-postgres"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_tokio_postgres {
+    ($($item:tt)*) => {};
 }

@@ -112,6 +112,10 @@ pub struct Migrator<'m> {
     #[cfg(feature = "rusqlite")]
     replay_setup: Option<ReplaySetup<'m>>,
     observer: Option<Observer<'m>>,
+    /// Where the server's notices of an async connection are collected
+    /// ([`notices_from`](Self::notices_from)).
+    #[cfg(feature = "postgres")]
+    pub(crate) notices: Option<crate::pg::notice::NoticeForwarder>,
     pub(crate) store_down: bool,
     pub(crate) allow_downgrade: bool,
     /// The tool whose history [`adopt`](Self::adopt) takes over.
@@ -167,6 +171,8 @@ impl<'m> Migrator<'m> {
             #[cfg(feature = "rusqlite")]
             replay_setup: None,
             observer: None,
+            #[cfg(feature = "postgres")]
+            notices: None,
             store_down: false,
             allow_downgrade: false,
             previous: None,
@@ -347,6 +353,18 @@ impl<'m> Migrator<'m> {
     #[must_use]
     pub fn on_event(mut self, observer: impl Fn(&Event<'_>) + 'm) -> Self {
         self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// PostgreSQL on `tokio-postgres`: reports the server's NOTICEs (and
+    /// WARNINGs, INFOs) sent while a migration runs as [`Event::Notice`],
+    /// collected by `forwarder` from the connection it
+    /// [drives](crate::NoticeForwarder::drive). The sync driver's
+    /// counterpart is [`forward_notices`](crate::forward_notices).
+    #[cfg(feature = "tokio-postgres")]
+    #[must_use]
+    pub fn notices_from(mut self, forwarder: &crate::NoticeForwarder) -> Self {
+        self.notices = Some(forwarder.clone());
         self
     }
 

@@ -355,6 +355,8 @@ impl<'s, 'c> Sqlite<'s, 'c> {
 }
 
 impl Backend for Sqlite<'_, '_> {
+    type Summary = (i64, Option<u64>);
+
     async fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
         self.rollback().await?;
         self.tx = Some(self.session.begin(migrator, waited)?);
@@ -383,7 +385,7 @@ impl Backend for Sqlite<'_, '_> {
         Ok(())
     }
 
-    async fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
+    async fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<Self::Summary>> {
         migrator.table.summary(self.session.conn).map(Some)
     }
 

@@ -202,6 +202,46 @@ migrate-build = {{ path = {build:?} }}
         p
     }
 
+    /// A PostgreSQL app, `name`d: the runtime without SQLite and with
+    /// `runtime_features`, `dependencies` (more `[dependencies]` lines),
+    /// migrate-build with its `postgres` feature, `[package.metadata.migrate]`
+    /// with a `postgres://` database and `metadata` (more lines), and a
+    /// `build.rs` calling `migrate_build::build()`; the caller writes
+    /// `src/main.rs` and the migrations.
+    pub fn postgres(name: &str, runtime_features: &str, dependencies: &str, metadata: &str) -> Self {
+        let p = Self::bare();
+        let ws = workspace_dir();
+        p.write(
+            "Cargo.toml",
+            format!(
+                r#"[package]
+name = "{name}"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[workspace]
+
+[dependencies]
+migrate-runtime = {{ path = {runtime:?}, default-features = false, features = [{runtime_features}] }}
+{dependencies}
+[build-dependencies]
+migrate-build = {{ path = {build:?}, features = ["postgres"] }}
+
+[package.metadata.migrate]
+database = "postgres://localhost/app"
+{metadata}"#,
+                runtime = ws.join("migrate-runtime").display().to_string(),
+                build = ws.join("migrate-build").display().to_string(),
+            ),
+        );
+        p.write(
+            "build.rs",
+            "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::build()?;\n    Ok(())\n}\n",
+        );
+        p
+    }
+
     /// The package directory.
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -227,11 +227,14 @@ fn pg_what_the_url_leaves_out_comes_from_the_pg_environment_variables() {
     assert!(err.contains("PGPORT=`nope` is not a port number"), "{err}");
 }
 
-/// A certificate authority and a server certificate it signed for
-/// `localhost` only, in PEM: (CA certificate, server certificate, server
-/// key).
-fn certificates() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+/// A certificate authority, a server certificate it signed for
+/// `localhost` only, and a client certificate it signed for each of
+/// `clients` (the common name a server's `clientcert=verify-full` compares
+/// with the user name), in PEM: (CA certificate, server certificate,
+/// server key, [(client certificate, client key)]).
+#[allow(clippy::type_complexity)]
+fn authority(clients: &[&str]) -> (String, String, String, Vec<(String, String)>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -242,38 +245,67 @@ fn certificates() -> (String, String, String) {
         .unwrap()
         .signed_by(&server_key, &issuer)
         .unwrap();
-    (ca.pem(), server.pem(), server_key.serialize_pem())
+    let clients = clients
+        .iter()
+        .map(|name| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name.push(DnType::CommonName, *name);
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        })
+        .collect();
+    (ca.pem(), server.pem(), server_key.serialize_pem(), clients)
 }
 
-#[test]
-fn pg_tls_require_verify_ca_and_verify_full_against_a_server_that_refuses_plain_connections() {
+/// [`authority`] without client certificates.
+fn certificates() -> (String, String, String) {
+    let (ca, cert, key, _) = authority(&[]);
+    (ca, cert, key)
+}
+
+/// A cluster of its own with TLS on: the server's certificate and key, the
+/// `hba` rules put first (with plain TCP refused after them), and `ssl_ca_file`
+/// when `client_ca` is given. Returns the server, its admin URL (TCP) and
+/// port, once plain connections are refused; `None` on a server we may not
+/// reconfigure (`MIGRATE_TEST_POSTGRES_URL`).
+fn tls_server(
+    cert: &str,
+    key: &str,
+    client_ca: Option<&str>,
+    hba: &str,
+) -> Option<(tests::postgres::PrivateServer, String, u16)> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let Some(_shared) = pg_database!() else { return };
-    if _shared.server().dir.is_none() {
-        // MIGRATE_TEST_POSTGRES_URL: not a server we may reconfigure.
-        return;
-    }
+    let shared = pg_database!()?;
+    // MIGRATE_TEST_POSTGRES_URL: not a server we may reconfigure.
+    shared.server().dir.as_ref()?;
     let server = tests::postgres::private_server().expect("a cluster of its own");
     let data = server.dir.as_ref().unwrap().join("data");
     let admin_url = server.url_for("postgres");
     let mut admin = Client::connect(&admin_url, NoTls).unwrap();
     admin.batch_execute("CREATE DATABASE tls_app").unwrap();
 
-    // The server's certificate and key (the key readable by the server's
-    // user only, as PostgreSQL requires), TLS on, and plain TCP refused.
-    let (ca, cert, key) = certificates();
+    // The server's files, readable by the server's user only, as
+    // PostgreSQL requires of the key.
     let owner = std::fs::metadata(&data).unwrap();
-    for (name, text) in [("server.crt", &cert), ("server.key", &key)] {
+    let mut files = vec![("server.crt", cert), ("server.key", key)];
+    if let Some(ca) = client_ca {
+        files.push(("client_ca.crt", ca));
+        admin
+            .batch_execute("ALTER SYSTEM SET ssl_ca_file = 'client_ca.crt'")
+            .unwrap();
+    }
+    for (name, text) in files {
         let path = data.join(name);
         std::fs::write(&path, text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
     }
-    let hba = data.join("pg_hba.conf");
-    let rules = std::fs::read_to_string(&hba).unwrap();
+    let hba_file = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba_file).unwrap();
     std::fs::write(
-        &hba,
-        format!("hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n{rules}"),
+        &hba_file,
+        format!("{hba}\nhostnossl all all 127.0.0.1/32 reject\n{rules}"),
     )
     .unwrap();
     admin.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
@@ -288,6 +320,19 @@ fn pg_tls_require_verify_ca_and_verify_full_against_a_server_that_refuses_plain_
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let port = {
+        let config: Config = admin_url.parse().unwrap();
+        config.get_ports()[0]
+    };
+    Some((server, admin_url, port))
+}
+
+#[test]
+fn pg_tls_require_verify_ca_and_verify_full_against_a_server_that_refuses_plain_connections() {
+    let (ca, cert, key) = certificates();
+    let Some((_server, _, port)) = tls_server(&cert, &key, None, "hostssl all all 127.0.0.1/32 trust") else {
+        return;
+    };
 
     let files = tempfile::tempdir().unwrap();
     let ca_file = files.path().join("ca.pem");
@@ -296,10 +341,6 @@ fn pg_tls_require_verify_ca_and_verify_full_against_a_server_that_refuses_plain_
     let other_ca_file = files.path().join("other-ca.pem");
     std::fs::write(&other_ca_file, other_ca).unwrap();
     let home = files.path().to_str().unwrap();
-    let port = {
-        let config: Config = admin_url.parse().unwrap();
-        config.get_ports()[0]
-    };
     let url = |host: &str, options: &str| format!("postgres://postgres@{host}:{port}/tls_app?{options}");
     let pkg = package();
     let ca_path = ca_file.to_str().unwrap();
@@ -353,6 +394,105 @@ fn pg_tls_require_verify_ca_and_verify_full_against_a_server_that_refuses_plain_
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("sslmode=verify-full needs the certificate of the authority"),
+        "{err}"
+    );
+}
+
+/// `sslcert`/`sslkey` (and `PGSSLCERT`/`PGSSLKEY`, and libpq's default
+/// files) against a server that wants a client certificate whose name is
+/// the user's (`clientcert=verify-full`) from the authority of its
+/// `ssl_ca_file`.
+#[test]
+fn pg_tls_client_certificates_from_the_url_the_environment_and_the_default_files() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (ca, cert, key, clients) = authority(&["postgres", "intruder"]);
+    let Some((_server, _, port)) = tls_server(
+        &cert,
+        &key,
+        Some(&ca),
+        "hostssl all all 127.0.0.1/32 trust clientcert=verify-full",
+    ) else {
+        return;
+    };
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let ca_path = write("ca.pem", &ca);
+    let (me_crt, me_key) = (write("me.crt", &clients[0].0), write("me.key", &clients[0].1));
+    let (other_crt, other_key) = (write("other.crt", &clients[1].0), write("other.key", &clients[1].1));
+    // HOME without ~/.postgresql: no default certificate.
+    let home = tempfile::tempdir().unwrap();
+    let home_s = home.path().to_str().unwrap();
+    let env = [("HOME", home_s)];
+    let url = |options: &str| {
+        format!("postgres://postgres@localhost:{port}/tls_app?sslmode=verify-full&sslrootcert={ca_path}{options}")
+    };
+    let pkg = package();
+
+    // No client certificate: the server's refusal.
+    let (code, _, err) = run(&pkg, &url(""), &["status"], &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("connection requires a valid client certificate"), "{err}");
+
+    // In the URL.
+    let (code, _, err) = run(&pkg, &url(&format!("&sslcert={me_crt}&sslkey={me_key}")), &["up"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("applied 1 migration"), "{err}");
+    // In the environment.
+    let env_cert = [
+        ("HOME", home_s),
+        ("PGSSLCERT", me_crt.as_str()),
+        ("PGSSLKEY", me_key.as_str()),
+    ];
+    let (code, _, err) = run(&pkg, &url(""), &["status"], &env_cert);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 applied, 0 pending"), "{err}");
+    // libpq's default files.
+    let dot = home.path().join(".postgresql");
+    std::fs::create_dir(&dot).unwrap();
+    std::fs::copy(&me_crt, dot.join("postgresql.crt")).unwrap();
+    std::fs::copy(&me_key, dot.join("postgresql.key")).unwrap();
+    let (code, _, err) = run(&pkg, &url(""), &["status"], &env);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_dir_all(&dot).unwrap();
+
+    // A certificate for another user: the server's refusal.
+    let (code, _, err) = run(
+        &pkg,
+        &url(&format!("&sslcert={other_crt}&sslkey={other_key}")),
+        &["status"],
+        &env,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        // The server gives the reason (not the user's name) in its log only.
+        err.contains("\"trust\" authentication failed for user \"postgres\""),
+        "{err}"
+    );
+    // A key others can read, as libpq: refused before connecting.
+    std::fs::set_permissions(&me_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = run(
+        &pkg,
+        &url(&format!("&sslcert={me_crt}&sslkey={me_key}")),
+        &["status"],
+        &env,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "the client key file {me_key} (sslkey) can be read by others (mode 644); make it private with chmod 600"
+        )),
+        "{err}"
+    );
+    // A certificate file that is not there.
+    let (code, _, err) = run(&pkg, &url("&sslcert=/nonexistent/me.crt"), &["status"], &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot read the client certificate file /nonexistent/me.crt (sslcert); check the path"),
         "{err}"
     );
 }

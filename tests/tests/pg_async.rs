@@ -192,6 +192,184 @@ fn pg_async_two_tasks_on_one_thread_start_at_once_and_each_migration_runs_once()
     });
 }
 
+/// The async path's NOTICEs: a connection driven by a `NoticeForwarder`
+/// (spawned instead of the connection itself) reports a migration's
+/// `RAISE NOTICE` / `RAISE WARNING`, transactional or not, failed or not,
+/// as `Event::Notice` of that migration; nothing outside migrations.
+#[test]
+fn pg_async_notices_of_a_migration_reach_the_events_through_a_forwarder() {
+    use std::sync::Mutex;
+
+    use migrate_runtime::{Event, NoticeForwarder};
+    let Some(db) = pg_database!() else { return };
+    runtime().block_on(async {
+        let notices = NoticeForwarder::new();
+        let (mut client, connection) = tokio_postgres::connect(&db.url, NoTls).await.expect("connect");
+        let driven = tokio::spawn(notices.drive(connection));
+        // Said before any migration runs: dropped.
+        client
+            .batch_execute("DO $$ BEGIN RAISE NOTICE 'before'; END $$")
+            .await
+            .unwrap();
+        let ms = [
+            up(
+                1,
+                "backfill",
+                "CREATE TABLE t (x integer);\nDO $$ BEGIN RAISE NOTICE 'backfilled % rows', 3 USING HINT = 'none left'; END $$;\n",
+            ),
+            Migration::new(
+                2,
+                "index".to_owned(),
+                Script::new(
+                    "DO $$ BEGIN RAISE WARNING 'slow on big tables'; END $$;\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n"
+                        .to_owned(),
+                    "migrations/0002_index.sql".to_owned(),
+                )
+                .with_no_transaction(true),
+            ),
+            up(3, "fails", "DO $$ BEGIN RAISE NOTICE 'about to fail'; END $$;\nSELECT nope;\n"),
+        ];
+        // (version, severity, message, hint) of each notice.
+        type Seen = Vec<(u64, String, String, Option<String>)>;
+        let seen: Mutex<Seen> = Mutex::new(Vec::new());
+        let result = Migrator::new(&ms)
+            .notices_from(&notices)
+            .on_event(|e| {
+                if let Event::Notice { migration, notice, .. } = e {
+                    seen.lock().unwrap().push((
+                        migration.version(),
+                        notice.severity.clone(),
+                        notice.message.clone(),
+                        notice.hint.clone(),
+                    ));
+                }
+            })
+            .apply_tokio_postgres(&mut client)
+            .await;
+        assert!(matches!(result, Err(Error::Sql { version: 3, .. })), "{result:?}");
+        assert_eq!(
+            seen.into_inner().unwrap(),
+            [
+                (1, "NOTICE".to_owned(), "backfilled 3 rows".to_owned(), Some("none left".to_owned())),
+                (2, "WARNING".to_owned(), "slow on big tables".to_owned(), None),
+                (3, "NOTICE".to_owned(), "about to fail".to_owned(), None),
+            ]
+        );
+        assert_eq!(versions(&client).await, [1, 2]);
+
+        // Said between migrations: not carried into the next run's events.
+        client
+            .batch_execute("DO $$ BEGIN RAISE NOTICE 'app query'; END $$")
+            .await
+            .unwrap();
+        let fixed = [ms[0].clone(), ms[1].clone(), up(3, "fixed", "SELECT 1;")];
+        let seen = Mutex::new(Vec::new());
+        Migrator::new(&fixed)
+            .notices_from(&notices)
+            .on_event(|e| {
+                if let Event::Notice { notice, .. } = e {
+                    seen.lock().unwrap().push(notice.message.clone());
+                }
+            })
+            .apply_tokio_postgres(&mut client)
+            .await
+            .unwrap();
+        assert_eq!(seen.into_inner().unwrap(), Vec::<String>::new());
+
+        // The driven connection ends as `connection.await` would.
+        drop(client);
+        driven.await.expect("the task").expect("a clean end");
+    });
+}
+
+/// The `main.rs` of an async testbox: applies the generated module with
+/// `apply_async` (or, given `down`, goes down to version 1 with
+/// `migrate_to_async`) on `DATABASE_URL`, on a tokio runtime.
+const ASYNC_MAIN_RS: &str = r#"mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+fn main() {
+    use migrate_runtime::tokio_postgres::{self, NoTls};
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let result = runtime.block_on(async {
+        let (mut client, connection) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        match std::env::args().nth(1).as_deref() {
+            Some("down") => migrations::migrate_to_async(&mut client, migrations::Version::Users).await,
+            _ => migrations::apply_async(&mut client).await,
+        }
+    });
+    match result {
+        Ok(report) => print!("{report}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+"#;
+
+/// An app on tokio with the runtime's `tokio-postgres` feature only: the
+/// generated module has `apply_async` and `migrate_to_async` on
+/// `tokio_postgres::Client` (with `postgres` only it compiles without
+/// them: the PostgreSQL testbox of `postgres.rs`).
+#[test]
+fn pg_async_testbox_the_generated_module_applies_and_migrates_on_tokio_postgres() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = tests::Package::postgres(
+        "testbox-async",
+        r#""tokio-postgres""#,
+        r#"tokio = { version = "1", default-features = false, features = ["rt"] }"#,
+        "",
+    );
+    pkg.write("src/main.rs", ASYNC_MAIN_RS);
+    pkg.write(
+        "migrations/0001_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    pkg.write("migrations/0001_users.down.sql", "DROP TABLE users;\n");
+    pkg.write(
+        "migrations/0002_posts.up.sql",
+        "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users);\n",
+    );
+    pkg.write("migrations/0002_posts.down.sql", "DROP TABLE posts;\n");
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+
+    let exe = tests::testbox_target().join("debug").join("testbox-async");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&exe)
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let first = run(&[]);
+    assert!(
+        first.contains("applied 1 users") && first.contains("applied 2 posts"),
+        "{first}"
+    );
+    let mut client = db.client();
+    let versions = |client: &mut migrate_runtime::postgres::Client| -> Vec<i64> {
+        client
+            .query("SELECT version FROM _migrations ORDER BY version", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(versions(&mut client), [1, 2]);
+    assert!(run(&[]).contains("nothing to do"));
+    let down = run(&["down"]);
+    assert!(down.contains("rolled back 2 posts"), "{down}");
+    assert_eq!(versions(&mut client), [1]);
+}
+
 /// `store_down` and `allow_downgrade` on the async driver: the same
 /// backend, the stored downs written and run (the no-transaction one
 /// outside a transaction), the rows kept.

@@ -121,6 +121,63 @@ fn pg_applies_in_numeric_order_records_each_and_reruns_as_a_no_op() {
     client.batch_execute("BEGIN; SELECT 1; COMMIT").unwrap();
 }
 
+/// Each migration's transaction reads only a summary of the history (in
+/// the lock's round trip) and the whole history only when it changed: a
+/// change by another process between two of the run's transactions must
+/// still be seen, or the run would apply again what the other applied, or
+/// skip what the other rolled back.
+#[test]
+fn pg_history_changed_by_another_process_between_two_migrations_is_seen() {
+    use std::cell::{Cell, RefCell};
+    let Some(db) = pg_database!() else { return };
+    let ms = [
+        updown(1, "a", "CREATE TABLE a (v integer);", "DROP TABLE a;"),
+        updown(2, "b", "CREATE TABLE b (v integer);", "DROP TABLE b;"),
+        updown(3, "c", "CREATE TABLE c (v integer);", "DROP TABLE c;"),
+        updown(4, "d", "CREATE TABLE d (v integer);", "DROP TABLE d;"),
+    ];
+    // After this run's migration 1, another process applies 2 and 3 (more
+    // rows): this run goes on with 4 only.
+    let mut client = db.client();
+    let other = RefCell::new(db.client());
+    let once = Cell::new(true);
+    let report = Migrator::new(&ms)
+        .on_event(|e| {
+            if let migrate_runtime::Event::Finished { migration, .. } = e
+                && migration.version() == 1
+                && once.replace(false)
+            {
+                Migrator::new(&ms[..3]).apply_postgres(&mut other.borrow_mut()).unwrap();
+            }
+        })
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [1, 4]);
+    assert_eq!(versions(&mut client), [1, 2, 3, 4]);
+
+    // Rolling back: after this run's first step down (4), another process
+    // rolls back 3 and 2 and applies 2 again (fewer rows, same highest
+    // version as a plan made before would expect next): this run rolls
+    // back what is left, 2 and 1, and never runs 3's down script twice.
+    let once = Cell::new(true);
+    let down = Migrator::new(&ms)
+        .on_event(|e| {
+            if let migrate_runtime::Event::Finished { migration, .. } = e
+                && migration.version() == 4
+                && once.replace(false)
+            {
+                let mut other = other.borrow_mut();
+                Migrator::new(&ms).migrate_to_postgres(&mut other, 1).unwrap();
+                Migrator::new(&ms).migrate_to_postgres(&mut other, 2).unwrap();
+            }
+        })
+        .migrate_to_postgres(&mut client, 0)
+        .unwrap();
+    assert_eq!(down.rolled_back().map(|s| s.version).collect::<Vec<_>>(), [4, 2, 1]);
+    assert!(versions(&mut client).is_empty());
+    assert_eq!(tables(&mut client, "public"), ["_migrations"]);
+}
+
 #[test]
 fn pg_failure_rolls_back_that_migration_only_and_names_file_line_and_server_message() {
     let Some(db) = pg_database!() else { return };
@@ -776,37 +833,7 @@ fn main() {
 #[test]
 fn pg_testbox_a_postgres_only_app_is_checked_at_build_time_without_a_server_and_migrates_at_start_up() {
     let Some(db) = pg_database!() else { return };
-    let pkg = tests::Package::bare();
-    let ws = tests::workspace_dir();
-    pkg.write(
-        "Cargo.toml",
-        format!(
-            r#"[package]
-name = "testbox"
-version = "0.0.0"
-edition = "2024"
-publish = false
-
-[workspace]
-
-[dependencies]
-migrate-runtime = {{ path = {runtime:?}, default-features = false, features = ["postgres"] }}
-
-[build-dependencies]
-migrate-build = {{ path = {build:?}, features = ["postgres"] }}
-
-[package.metadata.migrate]
-database = "postgres://localhost/app"
-schema = "app"
-"#,
-            runtime = ws.join("migrate-runtime").display().to_string(),
-            build = ws.join("migrate-build").display().to_string(),
-        ),
-    );
-    pkg.write(
-        "build.rs",
-        "fn main() -> Result<(), migrate_build::Error> {\n    migrate_build::build()?;\n    Ok(())\n}\n",
-    );
+    let pkg = tests::Package::postgres("testbox", r#""postgres""#, "", "schema = \"app\"\n");
     pkg.write("src/main.rs", PG_MAIN_RS);
     pkg.write(
         "migrations/0001_users.up.sql",

@@ -4,6 +4,9 @@
 use super::*;
 
 impl<C: PgClient> Backend for Postgres<'_, C> {
+    /// The row of [`summary_sql`](Postgres::summary_sql), as text.
+    type Summary = Vec<Option<String>>;
+
     async fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
         let start = Instant::now();
         let timeout = migrator.lock_timeout;
@@ -29,6 +32,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     }
 
     async fn commit(&mut self) -> Result<()> {
+        self.savepoint = false;
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
         }
@@ -36,6 +40,9 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     }
 
     async fn rollback(&mut self) -> Result<()> {
+        // What the transaction recorded is undone: read the history again.
+        self.summary = None;
+        self.savepoint = false;
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
         }
@@ -60,12 +67,15 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         self.client
             .batch_execute(&sql)
             .await
-            .map_err(pg(format!("creating the tracking table {}", self.table)))
+            .map_err(pg(format!("creating the tracking table {}", self.table)))?;
+        self.tracked = true;
+        Ok(())
     }
 
-    async fn summary(&mut self, _migrator: &Migrator<'_>) -> Result<Option<(i64, Option<u64>)>> {
-        // Reading the whole history is one round trip too.
-        Ok(None)
+    async fn summary(&mut self, _migrator: &Migrator<'_>) -> Result<Option<Self::Summary>> {
+        // Read with the lock and with each recorded migration: no round
+        // trip here.
+        Ok(self.summary.clone())
     }
 
     async fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<Applied>> {
@@ -150,12 +160,12 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     }
 
     async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
-        let _capture = notice::Capture::start();
+        let _capture = notice::Capture::start(self.notices.as_ref());
         self.run_whole(m, direction, script).await
     }
 
     fn notices(&mut self) -> Vec<Notice> {
-        notice::take()
+        notice::take(self.notices.as_ref())
     }
 
     async fn run_outside_transaction(
@@ -166,7 +176,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         script: &Script,
         waited: &mut Option<Duration>,
     ) -> Result<()> {
-        let _capture = notice::Capture::start();
+        let _capture = notice::Capture::start(self.notices.as_ref());
         if self.lock == Lock::Table {
             return self.run_under_lease(migrator, m, direction, script, waited).await;
         }
@@ -192,16 +202,40 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
 
     async fn record(
         &mut self,
-        _migrator: &Migrator<'_>,
+        migrator: &Migrator<'_>,
         m: &Migration,
         direction: Direction,
         duration: Duration,
     ) -> Result<()> {
-        let sql = self.record_sql(m, direction, duration);
-        self.client.batch_execute(&sql).await.map_err(pg(format!(
+        // The script's savepoint is released in the same round trip: in a
+        // grouped run, each one left open nests the next script one
+        // subtransaction deeper, and the server's check of whether a row
+        // was written by this transaction walks every open level
+        // (`TransactionIdIsCurrentTransactionId` in PostgreSQL's xact.c).
+        let mut sql = if std::mem::take(&mut self.savepoint) {
+            "RELEASE SAVEPOINT migrate_script;\n".to_owned()
+        } else {
+            String::new()
+        };
+        sql.push_str(&self.record_sql(m, direction, duration));
+        // The summary read after the row changed is what the next
+        // transaction reads when no other process wrote in between; a
+        // grouped run compares only once, after its last migration, so it
+        // reads the history again then instead of a summary at every one.
+        let sql = if migrator.grouped {
+            self.summary = None;
+            sql
+        } else {
+            self.with_summary(sql)
+        };
+        let mut sets = self.query_sets(&sql).await.map_err(pg(format!(
             "recording migration {} in {}",
             m.version(),
             self.table
-        )))
+        )))?;
+        if !migrator.grouped {
+            self.keep_summary(&mut sets);
+        }
+        Ok(())
     }
 }

@@ -6,9 +6,9 @@
 //! - The history is first read without a lock (the common start-up with
 //!   nothing to do is one round trip).
 //! - Each migration then runs in a transaction that first takes the
-//!   migration lock, then reads the history, runs the script and records
-//!   it; PostgreSQL's DDL is transactional, so a failure leaves nothing of
-//!   that migration behind.
+//!   migration lock, then checks the history (below), runs the script and
+//!   records it; PostgreSQL's DDL is transactional, so a failure leaves
+//!   nothing of that migration behind.
 //! - The lock is `pg_advisory_xact_lock(key)` ([`Lock::Advisory`]), released
 //!   by the server at commit or rollback, so no error path can leak it; or
 //!   a row of a lock table taken with `SELECT … FOR UPDATE`
@@ -16,6 +16,10 @@
 //!   locks. The key is the first 8 bytes (big-endian) of the SHA-256 of the
 //!   tracking table's qualified name (`schema.table`), so two apps with
 //!   their own tracking tables in one database do not wait for each other.
+//! - The history is read under the lock once per run; each later
+//!   transaction reads only its summary ([`Postgres::summary_sql`]), in
+//!   the round trip that takes the lock, and reads the history again only
+//!   when that is not what this run's last recorded migration left.
 //! - A transactional script is sent whole, as one simple query (one round
 //!   trip however many statements); the server reports an error's position
 //!   as a character index in that text, which gives the line. Only when a
@@ -352,6 +356,18 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     /// [`Migrator::store_down`]: the tracking table keeps down scripts.
     store_down: bool,
     in_transaction: bool,
+    /// Whether this run made sure the tracking table exists (then the
+    /// lock's round trip also reads the history's [`summary`](Postgres::summary_sql)).
+    tracked: bool,
+    /// The history's summary as last read in the open transaction: by the
+    /// statement that took the lock, then by the one that recorded a
+    /// migration. `None`: not read (the history is then read again).
+    summary: Option<Vec<Option<String>>>,
+    /// Whether the last script's savepoint is still open (released with
+    /// the tracking row).
+    savepoint: bool,
+    /// [`Migrator::notices_from`]'s forwarder.
+    notices: Option<notice::NoticeForwarder>,
     /// The connection's `search_path` before the run, restored after it.
     search_path: Option<String>,
 }
@@ -383,12 +399,14 @@ mod backend;
 pub(crate) mod client;
 mod downgrade;
 mod drift;
-mod notice;
+pub(crate) mod notice;
 pub(crate) mod scratch;
 mod session;
 mod testing;
 pub use testing::TestDatabase;
 
+#[cfg(feature = "tokio-postgres")]
+pub use notice::NoticeForwarder;
 pub use notice::forward_notices;
 
 #[cfg(test)]

@@ -19,6 +19,10 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             key: None,
             store_down: migrator.store_down,
             in_transaction: false,
+            tracked: false,
+            summary: None,
+            savepoint: false,
+            notices: migrator.notices.clone(),
             search_path: None,
         })
     }
@@ -206,9 +210,49 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         }
     }
 
+    /// The statement that reads the history's summary: how many rows,
+    /// the highest version and the latest `applied_at`; appended to the
+    /// statement that takes the lock and to the one that records a
+    /// migration, so it costs no round trip of its own.
+    ///
+    /// It changes whenever another process changed the history between
+    /// two of this run's transactions: another process writes only under
+    /// the lock, after this run's commit, so a row it inserts has an
+    /// `applied_at` (`clock_timestamp()` on the server) later than every
+    /// row this run saw, and rows it only deletes lower the count. (A
+    /// server clock set back between two migrations could hide an insert
+    /// that also deleted as many rows and kept the highest version; the
+    /// cost would be a history verified at the next start instead of
+    /// now.) Anything else that changes the text (a script that sets
+    /// `TimeZone`) only makes the history read again.
+    pub(super) fn summary_sql(&self) -> String {
+        format!("SELECT count(*), max(version), max(applied_at) FROM {}", self.table)
+    }
+
+    /// Appends [`summary_sql`](Self::summary_sql) to `sql` when the
+    /// tracking table is known to exist.
+    pub(super) fn with_summary(&self, sql: String) -> String {
+        if self.tracked {
+            format!("{sql};\n{}", self.summary_sql())
+        } else {
+            sql
+        }
+    }
+
+    /// Keeps the summary in the last of `sets` (see
+    /// [`with_summary`](Self::with_summary)).
+    pub(super) fn keep_summary(&mut self, sets: &mut Vec<Vec<Vec<Option<String>>>>) {
+        self.summary = if self.tracked {
+            sets.pop().and_then(|rows| rows.into_iter().next())
+        } else {
+            None
+        };
+    }
+
     /// Begins a transaction and takes the lock in it, waiting up to
-    /// `timeout`. Returns whether the lock table's lease is held by another
-    /// live session (then the caller waits and tries again).
+    /// `timeout`, and reads the history's summary in the same round trip.
+    /// Returns whether the lock table's lease is held by another live
+    /// session (then the caller waits and tries again).
     pub(super) async fn lock_once(
         &mut self,
         migrator: &Migrator<'_>,
@@ -218,18 +262,23 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     ) -> Result<bool> {
         self.rollback().await?;
         let key = self.key(migrator).await?;
-        let first = format!(
+        // One set per statement (BEGIN's is empty): the lock statement
+        // returns no row when it did not get the lock.
+        let first = self.with_summary(format!(
             "BEGIN;\nSELECT current_setting('lock_timeout');\n{}",
             self.lock_sql(key, false)
-        );
+        ));
         self.in_transaction = true;
-        let rows = self.query(&first).await.map_err(pg("starting a transaction"))?;
-        let cell = |rows: &[Vec<Option<String>>], row: usize, col: usize| {
-            rows.get(row).and_then(|r| r.get(col).cloned().flatten())
+        let mut sets = self.query_sets(&first).await.map_err(pg("starting a transaction"))?;
+        self.keep_summary(&mut sets);
+        let cell = |sets: &[Vec<Vec<Option<String>>>], set: usize, col: usize| {
+            sets.get(set)
+                .and_then(|rows| rows.first())
+                .and_then(|r| r.get(col).cloned().flatten())
         };
-        let old_timeout = cell(&rows, 0, 0).unwrap_or_default();
-        if cell(&rows, 1, 0).as_deref() == Some("t") {
-            return Ok(cell(&rows, 1, 1).as_deref() == Some("t"));
+        let old_timeout = cell(&sets, 1, 0).unwrap_or_default();
+        if cell(&sets, 2, 0).as_deref() == Some("t") {
+            return Ok(cell(&sets, 2, 1).as_deref() == Some("t"));
         }
         if !std::mem::replace(announced, true) {
             migrator.notify(Event::Waiting {
@@ -258,28 +307,34 @@ impl<'c, C: PgClient> Postgres<'c, C> {
                 self.client.sleep(pause.min(timeout - spent)).await;
                 pause = (pause * 2).min(Duration::from_millis(100));
                 self.in_transaction = true;
-                let rows = self
-                    .query(&format!("BEGIN;\n{}", self.lock_sql(key, false)))
-                    .await
-                    .map_err(pg("starting a transaction"))?;
-                if cell(&rows, 0, 0).as_deref() == Some("t") {
+                let sql = self.with_summary(format!("BEGIN;\n{}", self.lock_sql(key, false)));
+                let mut sets = self.query_sets(&sql).await.map_err(pg("starting a transaction"))?;
+                self.keep_summary(&mut sets);
+                if cell(&sets, 1, 0).as_deref() == Some("t") {
                     *waited = Some(waited.unwrap_or_default() + start.elapsed());
                     return Ok(false);
                 }
             }
         }
-        // lock_timeout 0 would mean "wait for ever".
+        // lock_timeout 0 would mean "wait for ever". In a new transaction:
+        // the first one read the summary without the lock, and keeps the
+        // tracking table's share lock until it ends; waiting in it would
+        // deadlock with a holder that alters the table (a tracking table
+        // given its schema column, in `record_schema`).
         let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-        let wait = format!(
-            "SET LOCAL lock_timeout = {ms};\n{};\nSELECT set_config('lock_timeout', {}, true)",
+        let wait = self.with_summary(format!(
+            "ROLLBACK;\nBEGIN;\nSET LOCAL lock_timeout = {ms};\n{};\nSELECT set_config('lock_timeout', {}, true)",
             self.lock_sql(key, true),
             literal(&old_timeout)
-        );
-        let result = self.query(&wait).await;
+        ));
+        let result = self.query_sets(&wait).await;
         let spent = start.elapsed();
         *waited = Some(waited.unwrap_or_default() + spent);
         match result {
-            Ok(rows) => Ok(cell(&rows, 0, 1).as_deref() == Some("t")),
+            Ok(mut sets) => {
+                self.keep_summary(&mut sets);
+                Ok(cell(&sets, 3, 1).as_deref() == Some("t"))
+            }
             Err(e) if state(&e) == Some(sqlstate::LOCK_NOT_AVAILABLE) => {
                 self.rollback().await?;
                 Err(Error::Locked { waited: spent })
@@ -305,7 +360,10 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         let e = loop {
             tries += 1;
             match self.client.batch_execute(&text).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.savepoint = true;
+                    return Ok(());
+                }
                 Err(e) => {
                     if !self.retry_lock_timeout(&e, tries).await {
                         break e;
