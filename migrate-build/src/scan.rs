@@ -262,13 +262,16 @@ pub(crate) fn scan_except(dir: &Path, base: &Path, width: usize, skip: Option<&P
             .hint("run `cargo migrate renumber --consecutive` to renumber them 0001, 0002, … in their current order"),
         );
     }
+    let versions: Vec<u64> = by_version.keys().copied().collect();
     pair(by_version, width, &mut scan);
-    check_contracts(&scan.migrations, &mut scan.problems);
+    check_contracts(&scan.migrations, &versions, &mut scan.problems);
     scan
 }
 
-/// Each contract names an expand migration that exists and comes before it.
-fn check_contracts(migrations: &[Found], problems: &mut Vec<Problem>) {
+/// Each contract names an expand migration that exists and comes before
+/// it. `versions` are every version a file has, read or not: a file with
+/// problems of its own was reported already.
+fn check_contracts(migrations: &[Found], versions: &[u64], problems: &mut Vec<Problem>) {
     use migrate_runtime::Phase;
     for m in migrations {
         let Some((expand, line)) = m.up.contract_of else {
@@ -277,15 +280,16 @@ fn check_contracts(migrations: &[Found], problems: &mut Vec<Problem>) {
         let shown = &m.up.display;
         let directive = format!("`-- migrate:contract-of {expand}`");
         let problem = match migrations.iter().find(|e| e.version == expand) {
+            None if versions.contains(&expand) => continue,
+            None => Problem::error(shown, line, format!("{directive}: there is no migration {expand}")).hint(
+                "name the version of the `-- migrate:phase expand` migration this contract completes (a contract without its expand is data loss)",
+            ),
             _ if expand >= m.version => Problem::error(
                 shown,
                 line,
                 format!("{directive} names a version that does not come before this migration ({})", m.version),
             )
             .hint("a contract completes an expand applied before it; name an earlier `-- migrate:phase expand` migration"),
-            None => Problem::error(shown, line, format!("{directive}: there is no migration {expand}")).hint(
-                "name the version of the `-- migrate:phase expand` migration this contract completes (a contract without its expand is data loss)",
-            ),
             Some(e) if e.up.phase != Some(Phase::Expand) => Problem::error(
                 shown,
                 line,

@@ -17,6 +17,7 @@ mod pg_async;
 mod pg_corpus;
 mod pg_drift;
 mod pg_drift_cli;
+mod phases;
 mod postgres;
 mod properties;
 mod readme;
