@@ -184,10 +184,9 @@ fn migration(m: &Found, input: &Input<'_>) -> String {
             migrate_runtime::Phase::Expand => "Expand",
             _ => "Contract",
         };
-        let of = m
-            .up
-            .contract_of
-            .map_or_else(String::new, |(v, _)| format!("        contract_of: {v},\n"));
+        let of =
+            m.up.contract_of
+                .map_or_else(String::new, |(v, _)| format!("        contract_of: {v},\n"));
         format!("        phase: {variant},\n{of}")
     });
     format!(

@@ -145,8 +145,12 @@ fn phase_directive(text: &str, shown: &str, line: usize, found: &mut Directives)
     let (name, args) = phase_args(text).unwrap_or_default();
     let twice = |first: usize| {
         Box::new(
-            Problem::error(shown, line, format!("`-- migrate:{name}` is given twice (first on line {first})"))
-                .hint("keep one"),
+            Problem::error(
+                shown,
+                line,
+                format!("`-- migrate:{name}` is given twice (first on line {first})"),
+            )
+            .hint("keep one"),
         )
     };
     if name == "phase" {
@@ -184,7 +188,9 @@ fn phase_directive(text: &str, shown: &str, line: usize, found: &mut Directives)
                     line,
                     format!("`-- migrate:contract-of {args}` does not name a version"),
                 )
-                .hint("write the version of the expand migration this contract completes: `-- migrate:contract-of 0007`"),
+                .hint(
+                    "write the version of the expand migration this contract completes: `-- migrate:contract-of 0007`",
+                ),
             )
         })?;
     found.contract_of = Some((version, line));
@@ -296,22 +302,48 @@ mod tests {
         let d = parse("-- migrate:phase expand\nALTER TABLE t ADD COLUMN c TEXT;", "f", &mut p).unwrap();
         assert_eq!(d.phase, Some((Phase::Expand, 1)));
         assert_eq!(d.contract_of, None);
-        let d = parse("-- migrate:phase contract\n-- migrate:contract-of 7\nSELECT 1;", "f", &mut p).unwrap();
+        let d = parse(
+            "-- migrate:phase contract\n-- migrate:contract-of 7\nSELECT 1;",
+            "f",
+            &mut p,
+        )
+        .unwrap();
         assert_eq!((d.phase, d.contract_of), (Some((Phase::Contract, 1)), Some((7, 2))));
         assert!(p.is_empty());
         let bad = [
             ("-- migrate:phase expnd\n", 1, "unknown phase `expnd`"),
             ("-- migrate:phase\n", 1, "names no phase"),
-            ("-- migrate:phase contract\nSELECT 1;", 1, "without `-- migrate:contract-of`"),
+            (
+                "-- migrate:phase contract\nSELECT 1;",
+                1,
+                "without `-- migrate:contract-of`",
+            ),
             ("-- migrate:contract-of 0007\n", 1, "not a contract"),
-            ("-- migrate:phase expand\n-- migrate:contract-of 7\n", 2, "not a contract"),
-            ("-- migrate:phase contract\n-- migrate:contract-of seven\n", 2, "does not name a version"),
-            ("-- migrate:phase expand\n-- migrate:phase contract\n", 2, "given twice (first on line 1)"),
+            (
+                "-- migrate:phase expand\n-- migrate:contract-of 7\n",
+                2,
+                "not a contract",
+            ),
+            (
+                "-- migrate:phase contract\n-- migrate:contract-of seven\n",
+                2,
+                "does not name a version",
+            ),
+            (
+                "-- migrate:phase expand\n-- migrate:phase contract\n",
+                2,
+                "given twice (first on line 1)",
+            ),
         ];
         for (text, line, message) in bad {
             p.clear();
             assert_eq!(parse(text, "f", &mut p), None, "{text}");
-            assert_eq!((p[0].line, p[0].message.contains(message)), (line, true), "{text}: {}", p[0]);
+            assert_eq!(
+                (p[0].line, p[0].message.contains(message)),
+                (line, true),
+                "{text}: {}",
+                p[0]
+            );
         }
     }
 

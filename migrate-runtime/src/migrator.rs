@@ -581,7 +581,12 @@ impl<'m> Migrator<'m> {
 
     /// Records in `report` the contract a run from `history` held, and
     /// announces it.
-    pub(crate) fn hold(&self, history: &[crate::Applied], target: Option<u64>, report: &mut crate::Report) -> Result<()> {
+    pub(crate) fn hold(
+        &self,
+        history: &[crate::Applied],
+        target: Option<u64>,
+        report: &mut crate::Report,
+    ) -> Result<()> {
         self.announce_held(self.held(history, target)?, report);
         Ok(())
     }

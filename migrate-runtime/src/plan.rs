@@ -342,7 +342,9 @@ mod tests {
         // 2 expands, 3 is its contract, 4 comes after.
         let mut migrations = code();
         migrations[1] = migration(2, true).with_phase(crate::Phase::Expand);
-        migrations[2] = migration(3, false).with_phase(crate::Phase::Contract).with_contract_of(2);
+        migrations[2] = migration(3, false)
+            .with_phase(crate::Phase::Contract)
+            .with_contract_of(2);
         let contract = Policy { contract: true, ..NONE };
         // Name, history, policy, target, expected plan, expected held version.
         #[rustfmt::skip]

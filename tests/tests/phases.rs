@@ -12,8 +12,7 @@ use tests::{Package, applied_versions, pg_database};
 
 const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n";
 const EXPAND: &str = "-- migrate:phase expand\nALTER TABLE users ADD COLUMN full_name TEXT;\n";
-const CONTRACT: &str =
-    "-- migrate:phase contract\n-- migrate:contract-of 0002\nALTER TABLE users DROP COLUMN name;\n";
+const CONTRACT: &str = "-- migrate:phase contract\n-- migrate:contract-of 0002\nALTER TABLE users DROP COLUMN name;\n";
 const AFTER: &str = "CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT);\n";
 
 /// 1 users, 2 expand, 3 its contract, 4 a plain migration after it.
@@ -52,9 +51,17 @@ fn sqlite_apply_holds_the_contract_until_asked_for() {
     let report = held_events(Migrator::new(&migrations), &seen).apply(&mut conn).unwrap();
     assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [1, 2]);
     let held = report.held.clone().expect("the contract is held");
-    assert_eq!((held.version, held.name.as_str(), held.contract_of), (3, "drop_name", Some(2)));
+    assert_eq!(
+        (held.version, held.name.as_str(), held.contract_of),
+        (3, "drop_name", Some(2))
+    );
     assert_eq!(*seen.borrow(), [3]);
-    assert!(report.to_string().contains("held 3 drop_name: a contract of 2, not applied"), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("held 3 drop_name: a contract of 2, not applied"),
+        "{report}"
+    );
     assert_eq!(applied_versions(&conn), [1, 2]);
     // The old column is still there for the old code.
     conn.execute("INSERT INTO users (name, full_name) VALUES ('Ada', 'Ada Lovelace')", [])
@@ -206,7 +213,11 @@ fn stable(text: &str) -> String {
                 continue;
             }
             let bare = w.trim_end_matches([' ', '\n']);
-            if bare.len() >= 20 && bare.ends_with('Z') && bare.as_bytes()[10] == b'T' && bare[..4].parse::<u32>().is_ok() {
+            if bare.len() >= 20
+                && bare.ends_with('Z')
+                && bare.as_bytes()[10] == b'T'
+                && bare[..4].parse::<u32>().is_ok()
+            {
                 kept.push(w.replacen(bare, "DATE", 1));
             } else {
                 kept.push(w.to_owned());
@@ -255,7 +266,11 @@ fn cli_up_holds_status_shows_up_contract_applies() {
         &["up", "--contract"],
         &["status"],
     ] {
-        text.push_str(&format!("$ cargo migrate {}\n{}\n", args.join(" "), migrate(&pkg, args)));
+        text.push_str(&format!(
+            "$ cargo migrate {}\n{}\n",
+            args.join(" "),
+            migrate(&pkg, args)
+        ));
     }
     insta::assert_snapshot!("phases_cli", text);
     let conn = Connection::open(pkg.path().join("app.db")).unwrap();
@@ -266,13 +281,41 @@ fn cli_up_holds_status_shows_up_contract_applies() {
 fn bad_phase_directives_are_path_line_errors_with_a_hint() {
     let pkg = Package::named("phases-bad");
     let cases: &[(&str, &str, &str)] = &[
-        ("unknown phase word", "0002_add_full_name.sql", "-- migrate:phase expnad\nALTER TABLE users ADD COLUMN full_name TEXT;\n"),
-        ("contract-of without phase contract", "0002_add_full_name.sql", "-- migrate:phase expand\n-- migrate:contract-of 0001\nALTER TABLE users ADD COLUMN full_name TEXT;\n"),
-        ("phase contract without contract-of", "0003_drop_name.sql", "-- migrate:phase contract\nALTER TABLE users DROP COLUMN name;\n"),
-        ("a contract of a version that does not exist", "0003_drop_name.sql", "-- migrate:phase contract\n-- migrate:contract-of 0009\nALTER TABLE users DROP COLUMN name;\n"),
-        ("a contract of a version that is not an expand", "0003_drop_name.sql", "-- migrate:phase contract\n-- migrate:contract-of 0001\nALTER TABLE users DROP COLUMN name;\n"),
-        ("a contract of a later version", "0003_drop_name.sql", "-- migrate:phase contract\n-- migrate:contract-of 0004\nALTER TABLE users DROP COLUMN name;\n"),
-        ("a phase in a down file", "0002_add_full_name.down.sql", "-- migrate:phase expand\nALTER TABLE users DROP COLUMN full_name;\n"),
+        (
+            "unknown phase word",
+            "0002_add_full_name.sql",
+            "-- migrate:phase expnad\nALTER TABLE users ADD COLUMN full_name TEXT;\n",
+        ),
+        (
+            "contract-of without phase contract",
+            "0002_add_full_name.sql",
+            "-- migrate:phase expand\n-- migrate:contract-of 0001\nALTER TABLE users ADD COLUMN full_name TEXT;\n",
+        ),
+        (
+            "phase contract without contract-of",
+            "0003_drop_name.sql",
+            "-- migrate:phase contract\nALTER TABLE users DROP COLUMN name;\n",
+        ),
+        (
+            "a contract of a version that does not exist",
+            "0003_drop_name.sql",
+            "-- migrate:phase contract\n-- migrate:contract-of 0009\nALTER TABLE users DROP COLUMN name;\n",
+        ),
+        (
+            "a contract of a version that is not an expand",
+            "0003_drop_name.sql",
+            "-- migrate:phase contract\n-- migrate:contract-of 0001\nALTER TABLE users DROP COLUMN name;\n",
+        ),
+        (
+            "a contract of a later version",
+            "0003_drop_name.sql",
+            "-- migrate:phase contract\n-- migrate:contract-of 0004\nALTER TABLE users DROP COLUMN name;\n",
+        ),
+        (
+            "a phase in a down file",
+            "0002_add_full_name.down.sql",
+            "-- migrate:phase expand\nALTER TABLE users DROP COLUMN full_name;\n",
+        ),
     ];
     let mut text = String::new();
     for (case, file, sql) in cases {
@@ -318,4 +361,42 @@ fn the_generated_module_holds_the_contract_at_start_up() {
     assert!(migrate(&pkg, &["up", "--contract"]).starts_with("exit 0\n"));
     let conn = Connection::open(pkg.path().join("app.db")).unwrap();
     assert_eq!(applied_versions(&conn), [1, 2, 3, 4]);
+}
+
+/// The lint (SQLite): an expand migration that removes or changes is an
+/// MS011 error at its line, which fails `check`; a waiver with a reason
+/// silences it; a contract's drop needs no waiver (its contract-of is
+/// the reason); `--explain MS011` says what to do instead.
+#[test]
+fn lint_an_expand_that_does_not_only_add() {
+    let pkg = Package::named("phases-lint");
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nlint_from = 1\n"),
+    );
+    let bad_expand = "-- migrate:phase expand\nALTER TABLE users ADD COLUMN full_name TEXT;\nDELETE FROM users WHERE name = '';\nDROP TABLE IF EXISTS audit_old;\n";
+    let mut files = FILES.to_vec();
+    files[1].1 = bad_expand;
+    write_migrations(&pkg, &files);
+    let mut text = String::new();
+    text.push_str(&format!("$ cargo migrate lint\n{}\n", migrate(&pkg, &["lint"])));
+    text.push_str(&format!("$ cargo migrate check\n{}\n", migrate(&pkg, &["check"])));
+    let waived = format!("-- migrate:allow MS011 the old code never reads name since 2.3\n{bad_expand}");
+    files[1].1 = &waived;
+    write_migrations(&pkg, &files);
+    text.push_str(&format!(
+        "$ cargo migrate check (waived)\n{}\n",
+        migrate(&pkg, &["check"])
+    ));
+    write_migrations(&pkg, FILES);
+    text.push_str(&format!(
+        "$ cargo migrate lint (a good expand)\n{}\n",
+        migrate(&pkg, &["lint"])
+    ));
+    text.push_str(&format!(
+        "$ cargo migrate lint --explain MS011\n{}",
+        migrate(&pkg, &["lint", "--explain", "MS011"])
+    ));
+    insta::assert_snapshot!("phases_lint", text);
 }

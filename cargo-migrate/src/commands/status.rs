@@ -112,7 +112,10 @@ impl Row {
     /// The text's NOTE column (`version` shows a version as the files do).
     fn note(&self, version: impl Fn(u64) -> String) -> String {
         if self.state == RowState::Held {
-            let of = self.contract_of.map(|v| format!(" of {}", version(v))).unwrap_or_default();
+            let of = self
+                .contract_of
+                .map(|v| format!(" of {}", version(v)))
+                .unwrap_or_default();
             return format!("contract{of}: run `cargo migrate up --contract` once every instance runs the new code");
         }
         let renamed = || {

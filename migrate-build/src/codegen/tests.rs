@@ -321,7 +321,13 @@ fn phases_are_carried_only_where_set() {
         "{code}"
     );
     // The first migration's code is the same as without phases.
-    let first = |code: &str| code[code.find("__migration!").unwrap()..].split("},").next().unwrap().to_owned();
+    let first = |code: &str| {
+        code[code.find("__migration!").unwrap()..]
+            .split("},")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(first(&before), first(&code));
     if let Some(clean) = rustfmt_clean(&code) {
         assert!(clean, "rustfmt would reformat:\n{code}");
