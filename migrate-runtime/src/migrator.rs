@@ -564,6 +564,35 @@ impl<'m> Migrator<'m> {
         plan::check_set(self.migrations)
     }
 
+    /// This migrator applying contracts too, without its observer and
+    /// replay setup: for the test templates, which hold every migration.
+    pub(crate) fn applying_contracts(&self) -> Migrator<'m> {
+        Migrator {
+            migrations: self.migrations,
+            table: Table::new(&self.table.name),
+            policy: Policy {
+                contract: true,
+                ..self.policy
+            },
+            grouped: self.grouped,
+            lock_timeout: self.lock_timeout,
+            schema: self.schema.clone(),
+            lock: self.lock,
+            table_lock_timeout: self.table_lock_timeout,
+            #[cfg(any(feature = "rusqlite", feature = "postgres"))]
+            drift: self.drift,
+            #[cfg(any(feature = "rusqlite", feature = "postgres"))]
+            ignore: self.ignore.clone(),
+            #[cfg(feature = "rusqlite")]
+            replay_setup: None,
+            observer: None,
+            store_down: self.store_down,
+            allow_downgrade: self.allow_downgrade,
+            previous: self.previous,
+            imported: self.imported,
+        }
+    }
+
     /// The contract migration a run towards `target` from `history` stops
     /// before, if any (see [`contract`](Self::contract)).
     pub(crate) fn held(&self, history: &[crate::Applied], target: Option<u64>) -> Result<Option<&'m Migration>> {

@@ -101,6 +101,13 @@ fn sqlite_apply_holds_the_contract_until_asked_for() {
 }
 
 #[test]
+fn test_databases_hold_every_migration_contracts_included() {
+    let migrations = migrations();
+    let conn = Migrator::new(&migrations).test_db().unwrap();
+    assert_eq!(applied_versions(&conn), [1, 2, 3, 4]);
+}
+
+#[test]
 fn sqlite_grouped_apply_stops_before_the_contract_too() {
     let migrations = migrations();
     let mut conn = Connection::open_in_memory().unwrap();
@@ -164,6 +171,16 @@ fn pg_apply_holds_the_contract_until_asked_for() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(columns, ["id", "full_name"]);
+    // A test database holds every migration, contracts included.
+    let mut test = Migrator::new(&migrations).test_db_postgres(&db.url).unwrap();
+    let versions: Vec<i64> = test
+        .client()
+        .query("SELECT version FROM _migrations ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4]);
 }
 
 /// Replaces the package's migrations with `files`.
