@@ -417,3 +417,51 @@ fn lint_an_expand_that_does_not_only_add() {
     ));
     insta::assert_snapshot!("phases_lint", text);
 }
+
+/// `cargo migrate up` on PostgreSQL holds the contract, `status` shows it,
+/// `up --contract` applies it.
+#[test]
+fn pg_cli_up_holds_status_shows_up_contract_applies() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = Package::named("phases-pg-cli");
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\n"),
+    );
+    write_migrations(&pkg, FILES);
+    let run = |args: &[&str]| {
+        let out = pkg
+            .migrate()
+            .env("DATABASE_URL", &db.url)
+            .env_remove("MIGRATE_CHECK_DATABASE_URL")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "exit {}\n{}{}",
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stable(&text)
+    };
+    let up = run(&["up"]);
+    assert!(up.starts_with("exit 0\n"), "{up}");
+    assert!(
+        up.contains("note: held 0003 drop_name: a contract migration of 0002 (-- migrate:phase contract), not applied, nor anything after it;"),
+        "{up}"
+    );
+    let status = run(&["status"]);
+    assert!(
+        status.contains("0003     drop_name      held ") && status.contains("2 applied, 1 pending, 1 held (contract)"),
+        "{status}"
+    );
+    let contract = run(&["up", "--contract"]);
+    assert!(
+        contract.contains("applied 2 migrations in T; the database is at version 0004 audit"),
+        "{contract}"
+    );
+    let status = run(&["status"]);
+    assert!(status.contains("up to date (4 applied, 0 pending)"), "{status}");
+}
