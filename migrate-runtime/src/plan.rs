@@ -347,8 +347,16 @@ mod tests {
             .with_contract_of(2);
         let contract = Policy { contract: true, ..NONE };
         // Name, history, policy, target, expected plan, expected held version.
+        type HeldCase = (
+            &'static str,
+            Vec<Applied>,
+            Policy,
+            Option<u64>,
+            &'static str,
+            Option<u64>,
+        );
         #[rustfmt::skip]
-        let cases: Vec<(&str, Vec<Applied>, Policy, Option<u64>, &str, Option<u64>)> = vec![
+        let cases: Vec<HeldCase> = vec![
             ("held", vec![], NONE, None, "up 1, up 2", Some(3)),
             ("held, nothing before it", history(&[1, 2]), NONE, None, "nothing", Some(3)),
             ("asked for", history(&[1, 2]), contract, None, "up 3, up 4", None),
