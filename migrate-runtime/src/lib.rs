@@ -243,40 +243,30 @@ macro_rules! __migration {
         up_no_transaction: $up_nt:expr,
         $(down: $down:expr, down_file: $down_file:expr, down_no_transaction: $down_nt:expr,)?
         $(schema: $schema:expr,)?
+        $(phase: $phase:ident, $(contract_of: $of:expr,)?)?
     ) => {
         $crate::__migration!(
-            @build
-            $version,
-            $name,
-            $crate::Script::__from_static($up, $up_file, $up_nt),
-            $crate::__migration!(@down $($down, $down_file, $down_nt)?),
-            $crate::Checksum::from_hex($checksum);
-            $($schema)?
+            @phase
+            $crate::__migration!(
+                @build
+                $version,
+                $name,
+                $crate::Script::__from_static($up, $up_file, $up_nt),
+                $crate::__migration!(@down $($down, $down_file, $down_nt)?),
+                $crate::Checksum::from_hex($checksum);
+                $($schema)?
+            );
+            $($phase $(, $of)?)?
         )
     };
-    (
-        version: $version:expr,
-        name: $name:expr,
-        checksum: $checksum:expr,
-        up: $up:expr,
-        up_file: $up_file:expr,
-        up_no_transaction: $up_nt:expr,
-        $(down: $down:expr, down_file: $down_file:expr, down_no_transaction: $down_nt:expr,)?
-        $(schema: $schema:expr,)?
-        phase: $phase:ident,
-        $(contract_of: $of:expr,)?
-    ) => {
-        $crate::__migration!(
-            @build
-            $version,
-            $name,
-            $crate::Script::__from_static($up, $up_file, $up_nt),
-            $crate::__migration!(@down $($down, $down_file, $down_nt)?),
-            $crate::Checksum::from_hex($checksum);
-            $($schema)?
-        )
-        .with_phase($crate::Phase::$phase)
-        $(.with_contract_of($of))?
+    (@phase $m:expr;) => {
+        $m
+    };
+    (@phase $m:expr; $phase:ident) => {
+        $m.with_phase($crate::Phase::$phase)
+    };
+    (@phase $m:expr; $phase:ident, $of:expr) => {
+        $m.with_phase($crate::Phase::$phase).with_contract_of($of)
     };
     (@build $version:expr, $name:expr, $up:expr, $down:expr, $checksum:expr;) => {
         $crate::Migration::__from_static($version, $name, $up, $down, $checksum)

@@ -10,6 +10,8 @@ use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{Event, Migration, Migrator, Phase, Script, State};
 use tests::{Package, applied_versions, pg_database};
 
+use super::lint::migrations as write_migrations;
+
 const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n";
 const EXPAND: &str = "-- migrate:phase expand\nALTER TABLE users ADD COLUMN full_name TEXT;\n";
 const CONTRACT: &str = "-- migrate:phase contract\n-- migrate:contract-of 0002\nALTER TABLE users DROP COLUMN name;\n";
@@ -183,22 +185,18 @@ fn pg_apply_holds_the_contract_until_asked_for() {
     assert_eq!(versions, [1, 2, 3, 4]);
 }
 
-/// Replaces the package's migrations with `files`.
-fn write_migrations(pkg: &Package, files: &[(&str, &str)]) {
-    let dir = pkg.path().join("migrations");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, text) in files {
-        pkg.write(&format!("migrations/{name}"), text);
-    }
+/// `cargo migrate ARGS` on the SQLite database `app.db`: see [`migrate_on`].
+fn migrate(pkg: &Package, args: &[&str]) -> String {
+    migrate_on(pkg, "sqlite:app.db", args)
 }
 
-/// `cargo migrate ARGS`: exit code, then stdout and stderr, with timings
-/// (`3 ms`, `0.2 s`) and dates made stable.
-fn migrate(pkg: &Package, args: &[&str]) -> String {
+/// `cargo migrate ARGS` on the database `url`: exit code, then stdout and
+/// stderr, with timings (`3 ms`, `0.2 s`) and dates made stable.
+fn migrate_on(pkg: &Package, url: &str, args: &[&str]) -> String {
     let out = pkg
         .migrate()
-        .env("DATABASE_URL", "sqlite:app.db")
+        .env("DATABASE_URL", url)
+        .env_remove("MIGRATE_CHECK_DATABASE_URL")
         .args(args)
         .output()
         .unwrap();
@@ -430,22 +428,7 @@ fn pg_cli_up_holds_status_shows_up_contract_applies() {
         format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\n"),
     );
     write_migrations(&pkg, FILES);
-    let run = |args: &[&str]| {
-        let out = pkg
-            .migrate()
-            .env("DATABASE_URL", &db.url)
-            .env_remove("MIGRATE_CHECK_DATABASE_URL")
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "exit {}\n{}{}",
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stable(&text)
-    };
+    let run = |args: &[&str]| migrate_on(&pkg, &db.url, args);
     let up = run(&["up"]);
     assert!(up.starts_with("exit 0\n"), "{up}");
     assert!(

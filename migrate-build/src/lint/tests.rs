@@ -7,6 +7,11 @@ use super::sql::Statement;
 
 /// The rule ids and lines that fire on `up` run after `setup`.
 fn lint(setup: &str, up: &str) -> Vec<(&'static str, usize)> {
+    lint_phase(setup, up, None)
+}
+
+/// [`lint`] of a migration in `phase`.
+fn lint_phase(setup: &str, up: &str, phase: Option<migrate_runtime::Phase>) -> Vec<(&'static str, usize)> {
     let conn = rusqlite::Connection::open_in_memory().unwrap();
     conn.execute_batch(setup).unwrap();
     let filter = Filter::new("_migrations");
@@ -17,14 +22,15 @@ fn lint(setup: &str, up: &str) -> Vec<(&'static str, usize)> {
         .into_iter()
         .map(|(line, text)| Statement::new(line, text))
         .collect();
-    all(&Input {
+    let findings = all(&Input {
         statements: &statements,
         before: &before,
         after: &after,
-    })
-    .into_iter()
-    .map(|f| (f.rule, f.line))
-    .collect()
+    });
+    super::phase_findings(phase, &statements, findings)
+        .into_iter()
+        .map(|f| (f.rule, f.line))
+        .collect()
 }
 
 const T: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INT);";
@@ -91,28 +97,9 @@ fn new_tables_and_filtered_writes_are_quiet() {
     );
 }
 
-/// The rule ids and lines that fire on `up` run after `setup` in an
-/// expand migration.
+/// [`lint`] of an expand migration.
 fn lint_expand(setup: &str, up: &str) -> Vec<(&'static str, usize)> {
-    let conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.execute_batch(setup).unwrap();
-    let filter = Filter::new("_migrations");
-    let before = Model::read(&conn, &filter).unwrap();
-    conn.execute_batch(up).unwrap();
-    let after = Model::read(&conn, &filter).unwrap();
-    let statements: Vec<Statement> = migrate_runtime::statements(up)
-        .into_iter()
-        .map(|(line, text)| Statement::new(line, text))
-        .collect();
-    let findings = all(&Input {
-        statements: &statements,
-        before: &before,
-        after: &after,
-    });
-    super::phase_findings(Some(migrate_runtime::Phase::Expand), &statements, findings)
-        .into_iter()
-        .map(|f| (f.rule, f.line))
-        .collect()
+    lint_phase(setup, up, Some(migrate_runtime::Phase::Expand))
 }
 
 #[test]
