@@ -131,11 +131,7 @@ fn refuse_other_backend(db: &Database, package: &Package) -> Result<()> {
     bail!(
         "the database {} is {}, and the migrations in {dir} are for {} ({hint}); nothing was done",
         db.shown(),
-        if kind == Backend::Postgres {
-            "a PostgreSQL database"
-        } else {
-            "an SQLite database"
-        },
+        if kind == Backend::Postgres { "a PostgreSQL database" } else { "an SQLite database" },
         title(config.backend())
     )
 }

@@ -250,10 +250,7 @@ impl Migrator<'_> {
     /// schema while the cookie stays the same.
     pub(crate) fn stamp_if_verified(&self, conn: &Connection, m: &Migration) -> Result<()> {
         let newest = self.migrations.last().is_some_and(|last| last.version() == m.version());
-        let Some(expected) = m
-            .schema_fingerprint()
-            .filter(|_| newest && self.drift != DriftPolicy::Off)
-        else {
+        let Some(expected) = m.schema_fingerprint().filter(|_| newest && self.drift != DriftPolicy::Off) else {
             return Ok(());
         };
         if model::fingerprint(conn, &self.filter()?)? == expected {
@@ -396,13 +393,9 @@ mod tests {
 
     fn stamp(conn: &Connection, version: i64) -> Option<i64> {
         // None too when the column was never added (nothing was stamped).
-        conn.query_row(
-            "SELECT schema_version FROM _migrations WHERE version = ?1",
-            [version],
-            |r| r.get(0),
-        )
-        .ok()
-        .flatten()
+        conn.query_row("SELECT schema_version FROM _migrations WHERE version = ?1", [version], |r| r.get(0))
+            .ok()
+            .flatten()
     }
 
     #[test]
@@ -439,17 +432,12 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         Migrator::new(&ms[..2]).apply(&mut conn).unwrap();
         // As an older release left it: no schema_version column.
-        conn.execute_batch("ALTER TABLE _migrations DROP COLUMN schema_version;")
-            .unwrap();
-        assert!(
-            Migrator::new(&ms[..2]).apply(&mut conn).unwrap().is_empty(),
-            "checked the slow way"
-        );
+        conn.execute_batch("ALTER TABLE _migrations DROP COLUMN schema_version;").unwrap();
+        assert!(Migrator::new(&ms[..2]).apply(&mut conn).unwrap().is_empty(), "checked the slow way");
         conn.execute_batch("DROP INDEX recruits_name;").unwrap();
         let e = Migrator::new(&ms[..2]).apply(&mut conn).unwrap_err();
         assert!(e.to_string().contains("index recruits_name removed"), "{e}");
-        conn.execute_batch("CREATE INDEX recruits_name ON recruits (name);")
-            .unwrap();
+        conn.execute_batch("CREATE INDEX recruits_name ON recruits (name);").unwrap();
         Migrator::new(&ms).apply(&mut conn).unwrap();
         let cookie: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).unwrap();
         assert_eq!(stamp(&conn, 3), Some(cookie));

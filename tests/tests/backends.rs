@@ -181,8 +181,5 @@ fn one_directory_per_backend_is_built_created_checked_and_applied_each_on_its_ow
     assert_eq!(std::fs::read(&sqlite_db).unwrap(), before);
     let (code, _, err) = migrate(&pkg, &["status", "--backend", "sqlite", "--database", &db.url]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("is a PostgreSQL database, and the migrations in migrations/sqlite are for SQLite"),
-        "{err}"
-    );
+    assert!(err.contains("is a PostgreSQL database, and the migrations in migrations/sqlite are for SQLite"), "{err}");
 }
