@@ -429,6 +429,12 @@ fn pg_cli_up_holds_status_shows_up_contract_applies() {
     );
     write_migrations(&pkg, FILES);
     let run = |args: &[&str]| migrate_on(&pkg, &db.url, args);
+    let dry = run(&["up", "--dry-run"]);
+    assert!(
+        dry.contains("note: would hold 0003 drop_name: a contract migration")
+            && dry.contains("dry run: would apply 2 migrations; nothing was changed"),
+        "{dry}"
+    );
     let up = run(&["up"]);
     assert!(up.starts_with("exit 0\n"), "{up}");
     assert!(

@@ -122,15 +122,7 @@ fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
     };
     pending.retain(|m| m.version() <= args.to.unwrap_or(u64::MAX));
     project.refuse_unwritten(pending.iter().copied())?;
-    let held = status.held().next();
-    if let Some(held) = held {
-        note!(
-            "would hold {} {}: a contract migration (-- migrate:phase contract), nor apply anything after it; {}",
-            project.version(held.version()),
-            held.name(),
-            migrate_runtime::CONTRACT_HINT
-        );
-    }
+    let held = dry_run_held(project, &status);
     let mut out = std::io::stdout().lock();
     for m in &pending {
         let up = m.up();
@@ -152,6 +144,19 @@ fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `up --dry-run`: says which contract `up` would hold, if any (none with
+/// `--contract`: `status` comes from a migrator that applies them).
+pub(super) fn dry_run_held<'m>(project: &Project<'_>, status: &migrate_runtime::Status<'m>) -> Option<&'m Migration> {
+    let held = status.entries.iter().find(|e| e.state == State::Held)?.migration;
+    note!(
+        "would hold {} {}: a contract migration (-- migrate:phase contract), nor apply anything after it; {}",
+        project.version(held.version()),
+        held.name(),
+        migrate_runtime::CONTRACT_HINT
+    );
+    Some(held)
 }
 
 /// What `up` would apply, up to and including `to`, after the runtime's

@@ -59,6 +59,10 @@ pub(super) fn up(project: &Project<'_>, args: &UpArgs) -> Result<()> {
         .collect();
     project.refuse_unwritten(pending.iter().copied())?;
     if args.dry_run {
+        let status = migrator
+            .status_postgres(&mut client)
+            .map_err(|e| runtime_error(e, project))?;
+        super::apply::dry_run_held(project, &status);
         let mut out = std::io::stdout().lock();
         for m in &pending {
             let up = m.up();
