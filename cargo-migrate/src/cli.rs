@@ -500,6 +500,12 @@ pub struct UpArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Apply contract migrations (`-- migrate:phase contract`) too, which
+    /// `up` otherwise holds: run it once every running instance has the
+    /// new code
+    #[arg(long)]
+    pub contract: bool,
+
     /// Options of the runner.
     #[command(flatten)]
     pub run: RunArgs,

@@ -177,6 +177,18 @@ fn migration(m: &Found, input: &Input<'_>) -> String {
             no_transaction = down.no_transaction,
         )
     });
+    // Only migrations with a phase get these lines, so the code of the
+    // others stays as it was.
+    let phase = m.up.phase.map_or_else(String::new, |phase| {
+        let variant = match phase {
+            migrate_runtime::Phase::Expand => "Expand",
+            _ => "Contract",
+        };
+        let of =
+            m.up.contract_of
+                .map_or_else(String::new, |(v, _)| format!("        contract_of: {v},\n"));
+        format!("        phase: {variant},\n{of}")
+    });
     format!(
         "    {rt}::__migration! {{
         version: {version},
@@ -185,7 +197,7 @@ fn migration(m: &Found, input: &Input<'_>) -> String {
         up: {include},
         up_file: {file},
         up_no_transaction: {no_transaction},
-{down}{schema}    }},
+{down}{schema}{phase}    }},
 ",
         rt = input.runtime_path,
         version = m.version,

@@ -3,7 +3,26 @@
 use crate::problem::Problem;
 
 /// The directives a file may carry.
-pub const DIRECTIVES: &[&str] = &["no-transaction", "squashes", "earlier-squash", "allow MS00N reason"];
+pub const DIRECTIVES: &[&str] = &[
+    "no-transaction",
+    "squashes",
+    "earlier-squash",
+    "allow MS00N reason",
+    "phase expand|contract",
+    "contract-of NNNN",
+];
+
+/// What the directives at the top of one file say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Directives {
+    /// `-- migrate:no-transaction`.
+    pub no_transaction: bool,
+    /// `-- migrate:phase expand|contract`, and its line.
+    pub phase: Option<(migrate_runtime::Phase, usize)>,
+    /// `-- migrate:contract-of NNNN`: the expand's version, and the line.
+    pub contract_of: Option<(u64, usize)>,
+}
 
 /// Reads `-- migrate:…` directives from the comment lines at the top of a
 /// file (`shown` names it in problems). Returns whether `no-transaction` is
@@ -20,7 +39,24 @@ pub const DIRECTIVES: &[&str] = &["no-transaction", "squashes", "earlier-squash"
 /// assert_eq!(problems[0].line, 1);
 /// ```
 pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Option<bool> {
-    let mut no_transaction = false;
+    parse(text, shown, problems).map(|d| d.no_transaction)
+}
+
+/// [`directives`], with everything they say.
+///
+/// # Examples
+///
+/// ```
+/// use migrate_runtime::Phase;
+///
+/// let mut problems = Vec::new();
+/// let sql = "-- migrate:phase contract\n-- migrate:contract-of 0007\nALTER TABLE users DROP COLUMN name;\n";
+/// let d = migrate_build::directives::parse(sql, "0008_drop_name.sql", &mut problems).unwrap();
+/// assert_eq!(d.phase, Some((Phase::Contract, 1)));
+/// assert_eq!(d.contract_of, Some((7, 2)));
+/// ```
+pub fn parse(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Option<Directives> {
+    let mut found = Directives::default();
     let mut header = true;
     let mut ok = true;
     for (i, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
@@ -38,7 +74,10 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
                     name
                 }
             })
-            .filter(|name| !name.is_empty() && (!name.contains(char::is_whitespace) || allow_args(name).is_some()));
+            .filter(|name| {
+                !name.is_empty()
+                    && (!name.contains(char::is_whitespace) || allow_args(name).is_some() || phase_args(name).is_some())
+            });
         match directive {
             Some(name) if !header => {
                 problems.push(
@@ -51,7 +90,13 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
                 );
                 ok = false;
             }
-            Some("no-transaction") => no_transaction = true,
+            Some("no-transaction") => found.no_transaction = true,
+            Some(text) if phase_args(text).is_some() => {
+                if let Err(problem) = phase_directive(text, shown, i + 1, &mut found) {
+                    problems.push(*problem);
+                    ok = false;
+                }
+            }
             Some("squashes") => {
                 if let Some(Err(message)) = migrate_runtime::Squash::of(line) {
                     problems.push(
@@ -93,7 +138,96 @@ pub fn directives(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Optio
             None => header = false,
         }
     }
-    ok.then_some(no_transaction)
+    if ok && let Err(problem) = check_phase(&found, shown) {
+        problems.push(*problem);
+        ok = false;
+    }
+    ok.then_some(found)
+}
+
+/// The directive's name and arguments when it is `phase …` or
+/// `contract-of …` (the arguments may be empty).
+fn phase_args(text: &str) -> Option<(&str, &str)> {
+    let (name, args) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    matches!(name, "phase" | "contract-of").then(|| (name, args.trim()))
+}
+
+/// Reads `phase …` or `contract-of …` at `line` into `found`.
+fn phase_directive(text: &str, shown: &str, line: usize, found: &mut Directives) -> Result<(), Box<Problem>> {
+    let (name, args) = phase_args(text).unwrap_or_default();
+    let twice = |first: usize| {
+        Box::new(
+            Problem::error(
+                shown,
+                line,
+                format!("`-- migrate:{name}` is given twice (first on line {first})"),
+            )
+            .hint("keep one"),
+        )
+    };
+    if name == "phase" {
+        if let Some((_, first)) = found.phase {
+            return Err(twice(first));
+        }
+        let phase = args.parse::<migrate_runtime::Phase>().map_err(|_| {
+            Box::new(
+                Problem::error(
+                    shown,
+                    line,
+                    if args.is_empty() {
+                        "`-- migrate:phase` names no phase".to_owned()
+                    } else {
+                        format!("unknown phase `{args}` in `-- migrate:phase {args}`")
+                    },
+                )
+                .hint("write `-- migrate:phase expand` (adds only) or `-- migrate:phase contract` (removes what an expand superseded)"),
+            )
+        })?;
+        found.phase = Some((phase, line));
+        return Ok(());
+    }
+    if let Some((_, first)) = found.contract_of {
+        return Err(twice(first));
+    }
+    let version = args
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v >= 1 && args.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            Box::new(
+                Problem::error(
+                    shown,
+                    line,
+                    format!("`-- migrate:contract-of {args}` does not name a version"),
+                )
+                .hint(
+                    "write the version of the expand migration this contract completes: `-- migrate:contract-of 0007`",
+                ),
+            )
+        })?;
+    found.contract_of = Some((version, line));
+    Ok(())
+}
+
+/// A contract names its expand, and only a contract names one.
+fn check_phase(found: &Directives, shown: &str) -> Result<(), Box<Problem>> {
+    use migrate_runtime::Phase;
+    match (found.phase, found.contract_of) {
+        (Some((Phase::Contract, line)), None) => Err(Box::new(
+            Problem::error(shown, line, "a contract migration without `-- migrate:contract-of`").hint(
+                "name the expand migration it completes on the next line: `-- migrate:contract-of NNNN` (a contract without its expand is data loss)",
+            ),
+        )),
+        (phase, Some((version, line))) if phase.is_none_or(|(p, _)| p != Phase::Contract) => Err(Box::new(
+            Problem::error(
+                shown,
+                line,
+                format!("`-- migrate:contract-of {version}` on a migration that is not a contract"),
+            )
+            .hint("add `-- migrate:phase contract` above it, or remove the line"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// What follows `-- migrate:` on a comment line, trimmed.
@@ -172,6 +306,58 @@ pub(crate) fn waivers(text: &str) -> Vec<crate::lint::Waiver> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phase_directives() {
+        use migrate_runtime::Phase;
+        let mut p = Vec::new();
+        let d = parse("-- migrate:phase expand\nALTER TABLE t ADD COLUMN c TEXT;", "f", &mut p).unwrap();
+        assert_eq!(d.phase, Some((Phase::Expand, 1)));
+        assert_eq!(d.contract_of, None);
+        let d = parse(
+            "-- migrate:phase contract\n-- migrate:contract-of 7\nSELECT 1;",
+            "f",
+            &mut p,
+        )
+        .unwrap();
+        assert_eq!((d.phase, d.contract_of), (Some((Phase::Contract, 1)), Some((7, 2))));
+        assert!(p.is_empty());
+        let bad = [
+            ("-- migrate:phase expnd\n", 1, "unknown phase `expnd`"),
+            ("-- migrate:phase\n", 1, "names no phase"),
+            (
+                "-- migrate:phase contract\nSELECT 1;",
+                1,
+                "without `-- migrate:contract-of`",
+            ),
+            ("-- migrate:contract-of 0007\n", 1, "not a contract"),
+            (
+                "-- migrate:phase expand\n-- migrate:contract-of 7\n",
+                2,
+                "not a contract",
+            ),
+            (
+                "-- migrate:phase contract\n-- migrate:contract-of seven\n",
+                2,
+                "does not name a version",
+            ),
+            (
+                "-- migrate:phase expand\n-- migrate:phase contract\n",
+                2,
+                "given twice (first on line 1)",
+            ),
+        ];
+        for (text, line, message) in bad {
+            p.clear();
+            assert_eq!(parse(text, "f", &mut p), None, "{text}");
+            assert_eq!(
+                (p[0].line, p[0].message.contains(message)),
+                (line, true),
+                "{text}: {}",
+                p[0]
+            );
+        }
+    }
 
     #[test]
     fn directive_parsing() {

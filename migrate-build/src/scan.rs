@@ -26,6 +26,11 @@ pub struct SqlFile {
     pub text: String,
     /// The `-- migrate:no-transaction` directive.
     pub no_transaction: bool,
+    /// The `-- migrate:phase` directive (up files only).
+    pub phase: Option<migrate_runtime::Phase>,
+    /// The `-- migrate:contract-of` directive: the expand's version and
+    /// the directive's line.
+    pub contract_of: Option<(u64, usize)>,
 }
 
 impl SqlFile {
@@ -38,6 +43,8 @@ impl SqlFile {
             display: display.into(),
             text: text.into(),
             no_transaction: false,
+            phase: None,
+            contract_of: None,
         }
     }
 
@@ -80,7 +87,13 @@ impl Found {
 
     /// The migration as the runtime applies it.
     pub fn to_migration(&self) -> Migration {
-        let m = Migration::new(self.version, self.name.clone(), self.up.script());
+        let mut m = Migration::new(self.version, self.name.clone(), self.up.script());
+        if let Some(phase) = self.up.phase {
+            m = m.with_phase(phase);
+        }
+        if let Some((expand, _)) = self.up.contract_of {
+            m = m.with_contract_of(expand);
+        }
         match &self.down {
             Some(down) => m.with_down(down.script()),
             None => m,
@@ -249,8 +262,47 @@ pub(crate) fn scan_except(dir: &Path, base: &Path, width: usize, skip: Option<&P
             .hint("run `cargo migrate renumber --consecutive` to renumber them 0001, 0002, … in their current order"),
         );
     }
+    let versions: Vec<u64> = by_version.keys().copied().collect();
     pair(by_version, width, &mut scan);
+    check_contracts(&scan.migrations, &versions, &mut scan.problems);
     scan
+}
+
+/// Each contract names an expand migration that exists and comes before
+/// it. `versions` are every version a file has, read or not: a file with
+/// problems of its own was reported already.
+fn check_contracts(migrations: &[Found], versions: &[u64], problems: &mut Vec<Problem>) {
+    use migrate_runtime::Phase;
+    for m in migrations {
+        let Some((expand, line)) = m.up.contract_of else {
+            continue;
+        };
+        let shown = &m.up.display;
+        let directive = format!("`-- migrate:contract-of {expand}`");
+        let problem = match migrations.iter().find(|e| e.version == expand) {
+            None if versions.contains(&expand) => continue,
+            None => Problem::error(shown, line, format!("{directive}: there is no migration {expand}")).hint(
+                "name the version of the `-- migrate:phase expand` migration this contract completes (a contract without its expand is data loss)",
+            ),
+            _ if expand >= m.version => Problem::error(
+                shown,
+                line,
+                format!("{directive} names a version that does not come before this migration ({})", m.version),
+            )
+            .hint("a contract completes an expand applied before it; name an earlier `-- migrate:phase expand` migration"),
+            Some(e) if e.up.phase != Some(Phase::Expand) => Problem::error(
+                shown,
+                line,
+                format!("{directive}: migration {expand} `{}` is not an expand", e.up.display),
+            )
+            .hint(format!(
+                "add `-- migrate:phase expand` at the top of `{}` if it only adds what the new code needs, or name the expand this contract completes",
+                e.up.display
+            )),
+            Some(_) => continue,
+        };
+        problems.push(problem);
+    }
 }
 
 fn dir_has_sql(dir: &Path) -> bool {
@@ -305,7 +357,17 @@ fn read_sql_file(path: &Path, shown: String, kind: Kind, problems: &mut Vec<Prob
             return None;
         }
     };
-    let no_transaction = directives(&text, &shown, problems)?;
+    let found = crate::directives::parse(&text, &shown, problems)?;
+    let no_transaction = found.no_transaction;
+    if kind == Kind::Down
+        && let Some(line) = found.phase.map(|p| p.1).or(found.contract_of.map(|c| c.1))
+    {
+        problems.push(
+            Problem::error(&shown, line, "a phase directive in a down file")
+                .hint("put `-- migrate:phase` and `-- migrate:contract-of` at the top of the up file"),
+        );
+        return None;
+    }
     if migrate_runtime::statement_lines(text.trim_start_matches('\u{feff}')).is_empty() {
         let what = if kind == Kind::Down { "down" } else { "up" };
         let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
@@ -345,6 +407,8 @@ fn read_sql_file(path: &Path, shown: String, kind: Kind, problems: &mut Vec<Prob
         display: shown,
         text,
         no_transaction,
+        phase: found.phase.map(|p| p.0),
+        contract_of: found.contract_of,
     })
 }
 

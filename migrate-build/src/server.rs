@@ -57,7 +57,11 @@ pub(crate) fn replay(url: &str, migrations: &[Migration], config: &Config) -> (V
 }
 
 fn replay_in(client: &mut Client, migrations: &[Migration], config: &Config) -> Vec<Problem> {
-    let mut migrator = Migrator::new(migrations).table(&config.table).drift(DriftPolicy::Off);
+    // A replay makes what the migrations make, contracts included.
+    let mut migrator = Migrator::new(migrations)
+        .table(&config.table)
+        .drift(DriftPolicy::Off)
+        .contract(true);
     if let Some(schema) = &config.schema {
         migrator = migrator.schema(schema);
     }

@@ -281,9 +281,11 @@ fn replay(
         }
         user_setup.map_or(Ok(()), |user| user(conn))
     };
+    // A replay makes what the migrations make, contracts included.
     let migrator = Migrator::new(&runtime)
         .table(&config.table)
         .ignore(&config.ignore)
+        .contract(true)
         .replay_setup(setup);
     let mut cache = cache_dir.map(|dir| Cache::new(dir, config, &runtime));
     // The runtime's filter, so the fingerprints are the ones it compares.
@@ -457,7 +459,8 @@ fn ages(
     let mut conn =
         migrate_runtime::rusqlite::Connection::open_in_memory().map_err(db_error("opening an in-memory database"))?;
     setup(&conn).map_err(db_error("setting up the replay database (functions, replay_setup)"))?;
-    let migrator = Migrator::new(migrations).table(table);
+    // A replay makes what the migrations make, contracts included.
+    let migrator = Migrator::new(migrations).table(table).contract(true);
     let mut ages = Ages::default();
     for m in migrations {
         migrator.migrate_to(&mut conn, m.version())?;

@@ -45,7 +45,7 @@ impl<'m> Migrator<'m> {
         }
         let history = self.table.read(conn)?;
         if !self.needs_lock(&history, target)? {
-            return Ok(Report::default());
+            return self.idle_report(&history, target);
         }
         let session = Session::start(conn, self.lock_timeout)?;
         let mut report = Report::default();
@@ -91,6 +91,7 @@ impl<'m> Migrator<'m> {
         let mut created = false;
         let mut checked = false;
         let mut uncommitted = false;
+        let mut held = None;
         loop {
             db.begin(self, &mut report.waited).await?;
             if !created {
@@ -115,8 +116,10 @@ impl<'m> Migrator<'m> {
                 }
                 plan = self.plan(&history, target)?;
                 plan.reverse(); // pop() takes the next step
+                held = self.held(&history, target)?;
             }
             let Some(next) = plan.pop() else {
+                self.announce_held(held, report);
                 // An adoption with nothing to apply after it is committed alone.
                 return if uncommitted {
                     db.commit().await

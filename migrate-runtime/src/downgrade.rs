@@ -138,11 +138,12 @@ impl Migrator<'_> {
 }
 
 impl Report {
-    /// This report followed by `later`'s steps and wait.
+    /// This report followed by `later`'s steps, wait and held contract.
     #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub(crate) fn then(mut self, later: Self) -> Self {
         self.steps.extend(later.steps);
         self.adopted.extend(later.adopted);
+        self.held = later.held;
         self.waited = match (self.waited, later.waited) {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),

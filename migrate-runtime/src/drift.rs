@@ -149,6 +149,8 @@ impl<'m> Migrator<'m> {
         Migrator::new(&subset)
             .table(self.table_name())
             .allow_out_of_order(true)
+            // A replay makes what the migrations make, contracts included.
+            .contract(true)
             .drift(DriftPolicy::Off)
             .apply(&mut conn)?;
         Ok(conn)

@@ -125,7 +125,7 @@ pub use drift::{DriftPolicy, SchemaDiff};
 pub use error::SqliteCode;
 pub use error::{Direction, Error, Result};
 pub use history::Applied;
-pub use migration::{Checksum, Migration, Script};
+pub use migration::{Checksum, Migration, Phase, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 #[cfg(feature = "tokio-postgres")]
 pub use pg::NoticeForwarder;
@@ -137,7 +137,7 @@ pub use previous::Previous;
 #[cfg(feature = "rusqlite")]
 #[doc(hidden)]
 pub use replay_cache::{ReplayCache, Verified};
-pub use report::{Entry, Event, Notice, Report, State, Status, Step};
+pub use report::{CONTRACT_HINT, Entry, Event, Held, Notice, Report, State, Status, Step};
 pub use squash::{EarlierSquash, Squash};
 #[cfg(feature = "rusqlite")]
 pub use validate::{Validated, Warning};
@@ -231,7 +231,8 @@ pub use ::tokio_postgres;
 /// Builds a `static` [`Migration`]; used by the code `migrate-build`
 /// generates, not meant to be written by hand. `schema:` (optional, last)
 /// is the [fingerprint](model::fingerprint) of the schema right after the
-/// migration, for the start-up drift check.
+/// migration, for the start-up drift check; `phase:` and `contract_of:`
+/// (optional, after it) carry `-- migrate:phase` and `-- migrate:contract-of`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __migration {
@@ -244,16 +245,30 @@ macro_rules! __migration {
         up_no_transaction: $up_nt:expr,
         $(down: $down:expr, down_file: $down_file:expr, down_no_transaction: $down_nt:expr,)?
         $(schema: $schema:expr,)?
+        $(phase: $phase:ident, $(contract_of: $of:expr,)?)?
     ) => {
         $crate::__migration!(
-            @build
-            $version,
-            $name,
-            $crate::Script::__from_static($up, $up_file, $up_nt),
-            $crate::__migration!(@down $($down, $down_file, $down_nt)?),
-            $crate::Checksum::from_hex($checksum);
-            $($schema)?
+            @phase
+            $crate::__migration!(
+                @build
+                $version,
+                $name,
+                $crate::Script::__from_static($up, $up_file, $up_nt),
+                $crate::__migration!(@down $($down, $down_file, $down_nt)?),
+                $crate::Checksum::from_hex($checksum);
+                $($schema)?
+            );
+            $($phase $(, $of)?)?
         )
+    };
+    (@phase $m:expr;) => {
+        $m
+    };
+    (@phase $m:expr; $phase:ident) => {
+        $m.with_phase($crate::Phase::$phase)
+    };
+    (@phase $m:expr; $phase:ident, $of:expr) => {
+        $m.with_phase($crate::Phase::$phase).with_contract_of($of)
     };
     (@build $version:expr, $name:expr, $up:expr, $down:expr, $checksum:expr;) => {
         $crate::Migration::__from_static($version, $name, $up, $down, $checksum)

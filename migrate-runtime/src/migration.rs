@@ -199,6 +199,57 @@ impl Script {
     }
 }
 
+/// The phase of a zero-downtime change (`-- migrate:phase expand|contract`):
+/// an expand adds what the new code needs while the old code still runs;
+/// its contract removes what only the old code used, once every running
+/// instance has the new code. [`Migrator::apply`](crate::Migrator::apply)
+/// holds contract migrations until it is told to run them
+/// ([`Migrator::contract`](crate::Migrator::contract)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// `-- migrate:phase expand`: only adds.
+    Expand,
+    /// `-- migrate:phase contract`: removes what its expand superseded.
+    Contract,
+}
+
+impl Phase {
+    /// The directive's word: `expand` or `contract`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::Phase::Contract.as_str(), "contract");
+    /// ```
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Expand => "expand",
+            Self::Contract => "contract",
+        }
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+
+    /// Parses the directive's word.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "expand" => Ok(Self::Expand),
+            "contract" => Ok(Self::Contract),
+            other => Err(format!("unknown phase `{other}`: expected `expand` or `contract`")),
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One schema migration: a version, a name, the up SQL, an optional down SQL
 /// and the checksum of the up file.
 ///
@@ -223,6 +274,8 @@ pub struct Migration {
     down: Option<Script>,
     checksum: Checksum,
     schema: Option<&'static str>,
+    phase: Option<Phase>,
+    contract_of: Option<u64>,
 }
 
 impl Migration {
@@ -246,6 +299,8 @@ impl Migration {
             down: None,
             checksum,
             schema: None,
+            phase: None,
+            contract_of: None,
         }
     }
 
@@ -307,7 +362,54 @@ impl Migration {
             down,
             checksum,
             schema,
+            phase: None,
+            contract_of: None,
         }
+    }
+
+    /// Marks the migration as an expand or a contract
+    /// (`-- migrate:phase …`, which generated code carries over).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::{Migration, Phase, Script};
+    ///
+    /// let m = Migration::new(8, "drop_name", Script::new("ALTER TABLE users DROP COLUMN name;", "0008_drop_name.sql"))
+    ///     .with_phase(Phase::Contract)
+    ///     .with_contract_of(7);
+    /// assert_eq!(m.phase(), Some(Phase::Contract));
+    /// assert_eq!(m.contract_of(), Some(7));
+    /// ```
+    #[must_use]
+    pub const fn with_phase(mut self, phase: Phase) -> Self {
+        self.phase = Some(phase);
+        self
+    }
+
+    /// Names the expand migration this contract completes
+    /// (`-- migrate:contract-of NNNN`).
+    #[must_use]
+    pub const fn with_contract_of(mut self, expand: u64) -> Self {
+        self.contract_of = Some(expand);
+        self
+    }
+
+    /// The migration's phase, when it has one.
+    pub fn phase(&self) -> Option<Phase> {
+        self.phase
+    }
+
+    /// Whether this is a contract migration, which
+    /// [`Migrator::apply`](crate::Migrator::apply) holds unless
+    /// [`Migrator::contract`](crate::Migrator::contract) is set.
+    pub fn is_contract(&self) -> bool {
+        self.phase == Some(Phase::Contract)
+    }
+
+    /// The version of the expand migration this contract completes.
+    pub fn contract_of(&self) -> Option<u64> {
+        self.contract_of
     }
 
     /// The fingerprint of the schema right after this migration, when the

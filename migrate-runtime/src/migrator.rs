@@ -135,6 +135,7 @@ impl fmt::Debug for Migrator<'_> {
             .field("allow_out_of_order", &self.policy.allow_out_of_order)
             .field("allow_unknown", &self.policy.allow_unknown)
             .field("allow_modified", &self.policy.allow_modified)
+            .field("contract", &self.policy.contract)
             .field("grouped", &self.grouped)
             .field("lock_timeout", &self.lock_timeout);
         #[cfg(any(feature = "rusqlite", feature = "postgres"))]
@@ -208,6 +209,41 @@ impl<'m> Migrator<'m> {
     #[must_use]
     pub fn allow_modified(mut self, allow: bool) -> Self {
         self.policy.allow_modified = allow;
+        self
+    }
+
+    /// Applies contract migrations (`-- migrate:phase contract`). Off by
+    /// default: [`apply`](Self::apply) and [`migrate_to`](Self::migrate_to)
+    /// stop before the first pending contract and report it as held
+    /// ([`Report::held`](crate::Report::held), [`Event::Held`]), because a
+    /// contract removes what the previous version of the app still uses.
+    /// Set it once every running instance has the new code (the CLI's
+    /// `cargo migrate up --contract`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::{Migration, Migrator, Phase, Script, rusqlite::Connection};
+    ///
+    /// let migrations = [
+    ///     Migration::new(1, "users", Script::new("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);", "0001_users.sql")),
+    ///     Migration::new(2, "add_full_name", Script::new("ALTER TABLE users ADD COLUMN full_name TEXT;", "0002_add_full_name.sql"))
+    ///         .with_phase(Phase::Expand),
+    ///     Migration::new(3, "drop_name", Script::new("ALTER TABLE users DROP COLUMN name;", "0003_drop_name.sql"))
+    ///         .with_phase(Phase::Contract)
+    ///         .with_contract_of(2),
+    /// ];
+    /// let mut conn = Connection::open_in_memory()?;
+    /// let report = Migrator::new(&migrations).apply(&mut conn)?;
+    /// assert_eq!(report.applied().count(), 2);
+    /// assert_eq!(report.held.map(|h| h.version), Some(3));
+    /// let report = Migrator::new(&migrations).contract(true).apply(&mut conn)?;
+    /// assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn contract(mut self, contract: bool) -> Self {
+        self.policy.contract = contract;
         self
     }
 
@@ -509,6 +545,7 @@ impl<'m> Migrator<'m> {
             }
             let row = applied.next_if(|a| a.version == m.version()).cloned();
             let state = match &row {
+                None if m.is_contract() && !self.policy.contract => State::Held,
                 None => State::Pending,
                 Some(a) if plan::matches(m, a) => State::Applied,
                 Some(_) => State::Modified,
@@ -543,6 +580,72 @@ impl<'m> Migrator<'m> {
 
     pub(crate) fn check_set(&self) -> Result<()> {
         plan::check_set(self.migrations)
+    }
+
+    /// This migrator applying contracts too, without its observer and
+    /// replay setup: for the test templates, which hold every migration.
+    pub(crate) fn applying_contracts(&self) -> Migrator<'m> {
+        Migrator {
+            migrations: self.migrations,
+            table: Table::new(&self.table.name),
+            policy: Policy {
+                contract: true,
+                ..self.policy
+            },
+            grouped: self.grouped,
+            lock_timeout: self.lock_timeout,
+            schema: self.schema.clone(),
+            lock: self.lock,
+            table_lock_timeout: self.table_lock_timeout,
+            #[cfg(any(feature = "rusqlite", feature = "postgres"))]
+            drift: self.drift,
+            #[cfg(any(feature = "rusqlite", feature = "postgres"))]
+            ignore: self.ignore.clone(),
+            #[cfg(feature = "rusqlite")]
+            replay_setup: None,
+            observer: None,
+            store_down: self.store_down,
+            allow_downgrade: self.allow_downgrade,
+            previous: self.previous,
+            imported: self.imported,
+            #[cfg(feature = "postgres")]
+            notices: self.notices.clone(),
+        }
+    }
+
+    /// The contract migration a run towards `target` from `history` stops
+    /// before, if any (see [`contract`](Self::contract)).
+    pub(crate) fn held(&self, history: &[crate::Applied], target: Option<u64>) -> Result<Option<&'m Migration>> {
+        let history = crate::squash::normalize(self.migrations, history)?;
+        Ok(plan::held(self.migrations, &history, self.policy, target))
+    }
+
+    /// A report of a run that had nothing to apply: empty, or naming the
+    /// contract it holds (announced through [`Event::Held`]).
+    pub(crate) fn idle_report(&self, history: &[crate::Applied], target: Option<u64>) -> Result<crate::Report> {
+        let mut report = crate::Report::default();
+        self.hold(history, target, &mut report)?;
+        Ok(report)
+    }
+
+    /// Records in `report` the contract a run from `history` held, and
+    /// announces it.
+    pub(crate) fn hold(
+        &self,
+        history: &[crate::Applied],
+        target: Option<u64>,
+        report: &mut crate::Report,
+    ) -> Result<()> {
+        self.announce_held(self.held(history, target)?, report);
+        Ok(())
+    }
+
+    /// Records `held` in `report` and announces it.
+    pub(crate) fn announce_held(&self, held: Option<&'m Migration>, report: &mut crate::Report) {
+        if let Some(m) = held {
+            self.notify(Event::Held { migration: m });
+            report.held = Some(crate::Held::of(m));
+        }
     }
 
     /// The plan towards `target` (`None`: the latest) from `history`.

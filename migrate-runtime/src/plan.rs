@@ -16,6 +16,9 @@ pub(crate) struct Policy {
     pub(crate) allow_unknown: bool,
     /// A pending migration below an applied one.
     pub(crate) allow_out_of_order: bool,
+    /// Contract migrations (`-- migrate:phase contract`) are applied;
+    /// otherwise the plan stops before the first pending one.
+    pub(crate) contract: bool,
 }
 
 /// One step of a plan.
@@ -91,6 +94,25 @@ pub(crate) fn check_set(migrations: &[Migration]) -> Result<()> {
     Ok(())
 }
 
+/// The first pending contract migration up to `target` (`None`: the
+/// latest), which the plan stops before unless `policy` applies contracts.
+/// `history` is the one [`plan`] checked.
+pub(crate) fn held<'m>(
+    migrations: &'m [Migration],
+    history: &[Applied],
+    policy: Policy,
+    target: Option<u64>,
+) -> Option<&'m Migration> {
+    if policy.contract {
+        return None;
+    }
+    let applied: BTreeSet<u64> = history.iter().map(|a| a.version).collect();
+    migrations
+        .iter()
+        .take_while(|m| m.version() <= target.unwrap_or(u64::MAX))
+        .find(|m| m.is_contract() && !applied.contains(&m.version()))
+}
+
 /// Checks `history` (oldest first) against `migrations` (sorted, see
 /// [`check_set`]) and plans the steps towards `target` (`None`: the
 /// latest): downs first, newest first, then ups, oldest first.
@@ -98,7 +120,8 @@ pub(crate) fn check_set(migrations: &[Migration]) -> Result<()> {
 /// Refuses, before any step, a modified or renamed applied migration, an
 /// unknown applied one, or an out-of-order pending one (unless `policy`
 /// allows it), and a rollback of a migration without a down script or one
-/// the code does not have.
+/// the code does not have. The ups stop before the first pending contract
+/// migration ([`held`]) unless `policy` applies contracts.
 pub(crate) fn plan<'m>(
     migrations: &'m [Migration],
     history: &[Applied],
@@ -155,7 +178,8 @@ pub(crate) fn plan<'m>(
     }
     // Ups: pending up to the target, oldest first.
     let latest_kept = history.iter().map(|a| a.version).filter(|&v| v <= limit).max();
-    for m in migrations.iter().take_while(|m| m.version() <= limit) {
+    let stop = held(migrations, history, policy, target).map_or(limit, |h| h.version() - 1);
+    for m in migrations.iter().take_while(|m| m.version() <= stop) {
         if applied.contains(&m.version()) {
             continue;
         }
@@ -252,6 +276,7 @@ mod tests {
         allow_modified: false,
         allow_unknown: false,
         allow_out_of_order: false,
+        contract: false,
     };
 
     /// Name, history, policy, target, expected outcome.
@@ -273,6 +298,7 @@ mod tests {
             allow_modified: true,
             allow_unknown: true,
             allow_out_of_order: true,
+            contract: false,
         };
         let out_of_order = Policy {
             allow_out_of_order: true,
@@ -308,6 +334,42 @@ mod tests {
         for (name, history, policy, target, expected) in cases {
             let got = outcome(plan(&migrations, &history, policy, target));
             assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn contracts_are_held_unless_asked_for() {
+        // 2 expands, 3 is its contract, 4 comes after.
+        let mut migrations = code();
+        migrations[1] = migration(2, true).with_phase(crate::Phase::Expand);
+        migrations[2] = migration(3, false)
+            .with_phase(crate::Phase::Contract)
+            .with_contract_of(2);
+        let contract = Policy { contract: true, ..NONE };
+        // Name, history, policy, target, expected plan, expected held version.
+        type HeldCase = (
+            &'static str,
+            Vec<Applied>,
+            Policy,
+            Option<u64>,
+            &'static str,
+            Option<u64>,
+        );
+        #[rustfmt::skip]
+        let cases: Vec<HeldCase> = vec![
+            ("held", vec![], NONE, None, "up 1, up 2", Some(3)),
+            ("held, nothing before it", history(&[1, 2]), NONE, None, "nothing", Some(3)),
+            ("asked for", history(&[1, 2]), contract, None, "up 3, up 4", None),
+            ("asked for from scratch", vec![], contract, None, "up 1, up 2, up 3, up 4", None),
+            ("target below the contract", vec![], NONE, Some(2), "up 1, up 2", None),
+            ("target past the contract", vec![], NONE, Some(4), "up 1, up 2", Some(3)),
+            ("applied contract", history(&[1, 2, 3]), NONE, None, "up 4", None),
+            ("down past a contract", history(&[1, 2, 3, 4]), NONE, Some(1), "irreversible 3", None),
+        ];
+        for (name, history, policy, target, expected, expected_held) in cases {
+            assert_eq!(outcome(plan(&migrations, &history, policy, target)), expected, "{name}");
+            let got = held(&migrations, &history, policy, target).map(Migration::version);
+            assert_eq!(got, expected_held, "{name}");
         }
     }
 

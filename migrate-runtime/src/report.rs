@@ -22,6 +22,13 @@ pub enum Event<'a> {
         /// Up or down.
         direction: Direction,
     },
+    /// The run stopped before a contract migration (`-- migrate:phase
+    /// contract`): it and the migrations after it stay pending until a run
+    /// with [`Migrator::contract`](crate::Migrator::contract) set.
+    Held {
+        /// The contract migration.
+        migration: &'a Migration,
+    },
     /// A migration finished and was committed.
     Finished {
         /// The migration.
@@ -102,7 +109,37 @@ pub struct Report {
     /// The migrations recorded as applied without running them, taken
     /// over from another tool's history ([`Migrator::adopt`](crate::Migrator::adopt)).
     pub adopted: Vec<u64>,
+    /// The contract migration the call stopped before, when it held one
+    /// (see [`Migrator::contract`](crate::Migrator::contract)).
+    pub held: Option<Held>,
 }
+
+/// A contract migration that a call held back ([`Report::held`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Held {
+    /// The version.
+    pub version: u64,
+    /// The name.
+    pub name: String,
+    /// The expand migration it completes (`-- migrate:contract-of`).
+    pub contract_of: Option<u64>,
+}
+
+impl Held {
+    /// The record of `migration` held back.
+    pub(crate) fn of(migration: &Migration) -> Self {
+        Self {
+            version: migration.version(),
+            name: migration.name().to_owned(),
+            contract_of: migration.contract_of(),
+        }
+    }
+}
+
+/// How to release a held contract, as reports and `status` say it.
+pub const CONTRACT_HINT: &str =
+    "once every running instance has the new code, run `cargo migrate up --contract` (Migrator::contract(true))";
 
 impl Report {
     /// The migrations applied by this call.
@@ -139,7 +176,7 @@ impl fmt::Display for Report {
                 if self.adopted.len() == 1 { "" } else { "s" }
             )?;
         }
-        if self.steps.is_empty() {
+        if self.steps.is_empty() && self.held.is_none() {
             return writeln!(f, "nothing to do: the database is up to date");
         }
         for s in &self.steps {
@@ -148,6 +185,14 @@ impl fmt::Display for Report {
                 Direction::Down => "rolled back",
             };
             writeln!(f, "{verb} {} {} ({} ms)", s.version, s.name, s.duration.as_millis())?;
+        }
+        if let Some(held) = &self.held {
+            let of = held.contract_of.map(|v| format!(" of {v}")).unwrap_or_default();
+            writeln!(
+                f,
+                "held {} {}: a contract{of}, not applied ({CONTRACT_HINT})",
+                held.version, held.name
+            )?;
         }
         Ok(())
     }
@@ -163,10 +208,15 @@ pub enum State {
     Pending,
     /// Applied, but the file (or its name) has changed since.
     Modified,
+    /// Not applied yet: a contract migration (`-- migrate:phase contract`),
+    /// which [`Migrator::apply`](crate::Migrator::apply) holds until
+    /// [`Migrator::contract`](crate::Migrator::contract) is set.
+    Held,
 }
 
 impl State {
-    /// The state in one lowercase word: `applied`, `pending`, `modified`.
+    /// The state in one lowercase word: `applied`, `pending`, `modified`,
+    /// `held`.
     ///
     /// # Examples
     ///
@@ -179,6 +229,7 @@ impl State {
             Self::Applied => "applied",
             Self::Pending => "pending",
             Self::Modified => "modified",
+            Self::Held => "held",
         }
     }
 }
@@ -216,11 +267,20 @@ pub struct Status<'m> {
 }
 
 impl Status<'_> {
-    /// The migrations not applied yet.
+    /// The migrations not applied yet, held contracts included.
     pub fn pending(&self) -> impl Iterator<Item = &Migration> {
         self.entries
             .iter()
-            .filter(|e| e.state == State::Pending)
+            .filter(|e| matches!(e.state, State::Pending | State::Held))
+            .map(|e| e.migration)
+    }
+
+    /// The contract migrations not applied yet, which
+    /// [`Migrator::apply`](crate::Migrator::apply) holds.
+    pub fn held(&self) -> impl Iterator<Item = &Migration> {
+        self.entries
+            .iter()
+            .filter(|e| e.state == State::Held)
             .map(|e| e.migration)
     }
 }

@@ -103,7 +103,8 @@ impl Migrator<'_> {
         // do not wait; two threads may both apply, and the first one kept
         // wins (the same migrations give the same database).
         let mut conn = Connection::open_in_memory().map_err(Error::db("opening the in-memory test template"))?;
-        self.apply(&mut conn)?;
+        // Every migration: contracts too (Migrator::contract).
+        self.applying_contracts().apply(&mut conn)?;
         let mut map = templates().lock().unwrap_or_else(PoisonError::into_inner);
         Ok(Arc::clone(map.entry(key).or_insert_with(|| Arc::new(Mutex::new(conn)))))
     }

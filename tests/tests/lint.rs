@@ -71,7 +71,7 @@ const FIXTURES: &[(&str, &str, &str)] = &[
 ];
 
 /// Replaces the package's migrations with `files`.
-fn migrations(pkg: &Package, files: &[(&str, &str)]) {
+pub(crate) fn migrations(pkg: &Package, files: &[(&str, &str)]) {
     let dir = pkg.path().join("migrations");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

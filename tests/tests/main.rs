@@ -18,6 +18,7 @@ mod pg_corpus;
 mod pg_drift;
 mod pg_drift_cli;
 mod pg_team;
+mod phases;
 mod postgres;
 mod properties;
 mod readme;

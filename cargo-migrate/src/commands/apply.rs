@@ -37,7 +37,10 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
     }
     project.in_memory_note();
     let progress = Progress::new(&project);
-    let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+    let migrator = project
+        .migrator(Some(&args.run))
+        .contract(args.contract)
+        .on_event(|e| progress.event(e));
     let status = project.status(&migrator, &conn)?;
     if let Some(m) = project.applied_template(&status) {
         project.forget_template(&conn, m, &status)?;
@@ -58,16 +61,22 @@ pub fn up(settings: &Settings, args: &UpArgs) -> Result<()> {
     };
     let report = progress.finish(result)?;
     let now = project.describe(project.top(&migrator, &conn)?);
-    if report.is_empty() {
-        say!("nothing to do: {now}, up to date");
-    } else {
-        say!(
+    summary(&report, &now);
+    Ok(())
+}
+
+/// The last line of `up`: what it applied, or that there was nothing to
+/// do; a held contract was announced as it happened ([`Progress`]).
+pub(super) fn summary(report: &Report, now: &str) {
+    match (report.is_empty(), &report.held) {
+        (true, None) => say!("nothing to do: {now}, up to date"),
+        (true, Some(_)) => say!("nothing applied: {now}; a contract is held (see above)"),
+        (false, _) => say!(
             "applied {} in {}; {now}",
             count(report.applied().count(), "migration"),
-            duration(total(&report))
-        );
+            duration(total(report))
+        ),
     }
-    Ok(())
 }
 
 /// `up` never rolls back: refuses a `--to` below what the database has applied.
@@ -88,7 +97,7 @@ pub(super) fn only_up(project: &Project<'_>, applied: u64, to: Option<u64>) -> R
 /// read-only, and not at all when the file does not exist.
 fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
     let timeout = Duration::from_secs(args.run.lock_timeout);
-    let migrator = project.migrator(Some(&args.run));
+    let migrator = project.migrator(Some(&args.run)).contract(args.contract);
     let conn = match project.open(Mode::ReadOnly, timeout)? {
         Some(opened) => opened.conn,
         None => {
@@ -113,6 +122,7 @@ fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
     };
     pending.retain(|m| m.version() <= args.to.unwrap_or(u64::MAX));
     project.refuse_unwritten(pending.iter().copied())?;
+    let held = dry_run_held(project, &status);
     let mut out = std::io::stdout().lock();
     for m in &pending {
         let up = m.up();
@@ -123,7 +133,9 @@ fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
         writeln!(out, "{}\n", up.sql().trim_end())?;
     }
     out.flush()?;
-    if pending.is_empty() {
+    if pending.is_empty() && held.is_some() {
+        say!("dry run: nothing to apply before the held contract; nothing was changed");
+    } else if pending.is_empty() {
         say!("dry run: nothing to apply, the database is up to date; nothing was changed");
     } else {
         say!(
@@ -132,6 +144,19 @@ fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `up --dry-run`: says which contract `up` would hold, if any (none with
+/// `--contract`: `status` comes from a migrator that applies them).
+pub(super) fn dry_run_held<'m>(project: &Project<'_>, status: &migrate_runtime::Status<'m>) -> Option<&'m Migration> {
+    let held = status.entries.iter().find(|e| e.state == State::Held)?.migration;
+    note!(
+        "would hold {} {}: a contract migration (-- migrate:phase contract), nor apply anything after it; {}",
+        project.version(held.version()),
+        held.name(),
+        migrate_runtime::CONTRACT_HINT
+    );
+    Some(held)
 }
 
 /// What `up` would apply, up to and including `to`, after the runtime's
@@ -209,7 +234,11 @@ pub fn redo(settings: &Settings, args: &RedoArgs) -> Result<()> {
         // What was applied did nothing: nothing to roll back.
         project.forget_template(&conn, m, &status)?;
         let progress = Progress::new(&project);
-        let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+        // Applies again what was applied, a contract included.
+        let migrator = project
+            .migrator(Some(&args.run))
+            .contract(true)
+            .on_event(|e| progress.event(e));
         let up = progress.finish(migrator.migrate_to(&mut conn, newest))?;
         let now = project.describe(project.top(&migrator, &conn)?);
         say!(
@@ -235,7 +264,11 @@ pub fn redo(settings: &Settings, args: &RedoArgs) -> Result<()> {
         );
     }
     let progress = Progress::new(&project);
-    let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+    // Applies again what was applied, a contract included.
+    let migrator = project
+        .migrator(Some(&args.run))
+        .contract(true)
+        .on_event(|e| progress.event(e));
     let down = progress.finish(migrator.migrate_to(&mut conn, previous))?;
     let up = progress.finish(migrator.migrate_to(&mut conn, newest))?;
     let now = project.describe(project.top(&migrator, &conn)?);

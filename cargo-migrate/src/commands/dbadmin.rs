@@ -38,6 +38,7 @@ pub fn run(settings: &Settings, args: &DatabaseArgs) -> Result<()> {
                 &UpArgs {
                     to: None,
                     dry_run: false,
+                    contract: false,
                     run: reset.run.clone(),
                 },
             )

@@ -45,7 +45,10 @@ fn top(project: &Project<'_>, migrator: &Migrator<'_>, client: &mut Client) -> R
 pub(super) fn up(project: &Project<'_>, args: &UpArgs) -> Result<()> {
     let mut client = project.database.connect()?;
     let progress = Progress::new(project);
-    let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+    let migrator = project
+        .migrator(Some(&args.run))
+        .contract(args.contract)
+        .on_event(|e| progress.event(e));
     only_up(project, top(project, &migrator, &mut client)?, args.to)?;
     let limit = args.to.unwrap_or(u64::MAX);
     let pending: Vec<_> = migrator
@@ -56,6 +59,10 @@ pub(super) fn up(project: &Project<'_>, args: &UpArgs) -> Result<()> {
         .collect();
     project.refuse_unwritten(pending.iter().copied())?;
     if args.dry_run {
+        let status = migrator
+            .status_postgres(&mut client)
+            .map_err(|e| runtime_error(e, project))?;
+        super::apply::dry_run_held(project, &status);
         let mut out = std::io::stdout().lock();
         for m in &pending {
             let up = m.up();
@@ -85,15 +92,7 @@ pub(super) fn up(project: &Project<'_>, args: &UpArgs) -> Result<()> {
     };
     let report = progress.finish(result)?;
     let now = project.describe(top(project, &migrator, &mut client)?);
-    if report.is_empty() {
-        say!("nothing to do: {now}, up to date");
-    } else {
-        say!(
-            "applied {} in {}; {now}",
-            count(report.applied().count(), "migration"),
-            duration(total(&report))
-        );
-    }
+    super::apply::summary(&report, &now);
     Ok(())
 }
 
@@ -152,7 +151,11 @@ pub(super) fn redo(project: &Project<'_>, args: &RedoArgs) -> Result<()> {
         );
     }
     let progress = Progress::new(project);
-    let migrator = project.migrator(Some(&args.run)).on_event(|e| progress.event(e));
+    // Applies again what was applied, a contract included.
+    let migrator = project
+        .migrator(Some(&args.run))
+        .contract(true)
+        .on_event(|e| progress.event(e));
     let down = progress.finish(migrator.migrate_to_postgres(&mut client, previous))?;
     let up = progress.finish(migrator.migrate_to_postgres(&mut client, newest))?;
     let now = project.describe(top(project, &migrator, &mut client)?);

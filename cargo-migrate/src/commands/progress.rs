@@ -78,6 +78,18 @@ impl<'a> Progress<'a> {
                 }
                 messages::interject(messages::Label::Note, format_args!("the server said: {text}"));
             }
+            Event::Held { migration } => {
+                let of = migration
+                    .contract_of()
+                    .map(|v| format!(" of {}", self.project.version(v)))
+                    .unwrap_or_default();
+                note!(
+                    "held {} {}: a contract migration{of} (-- migrate:phase contract), not applied, nor anything after it; {}",
+                    self.project.version(migration.version()),
+                    migration.name(),
+                    migrate_runtime::CONTRACT_HINT
+                );
+            }
             Event::Finished { duration, .. } => {
                 messages::end_progress(format_args!("done in {}", crate::output::duration(duration)));
             }

@@ -145,6 +145,7 @@ fn replay(migrations: &[Migration], table: &str, to: u64) -> Result<Connection> 
     let mut conn = Connection::open_in_memory().context("cannot open an in-memory database")?;
     Migrator::new(migrations)
         .table(table)
+        .contract(true)
         .migrate_to(&mut conn, to)
         .context("cannot replay the migrations to squash (run `cargo migrate check`)")?;
     Ok(conn)

@@ -25,6 +25,9 @@ enum RowState {
     Applied,
     /// Not applied yet.
     Pending,
+    /// Not applied yet: a contract migration, which `up` holds until `up
+    /// --contract`.
+    Held,
     /// Applied, but renamed or changed since.
     Modified,
     /// Applied, and not on disk.
@@ -36,6 +39,7 @@ impl RowState {
         match self {
             Self::Applied => "applied",
             Self::Pending => "pending",
+            Self::Held => "held",
             Self::Modified => "modified",
             Self::Unknown => "unknown",
         }
@@ -75,6 +79,12 @@ struct Row {
     /// --database`, `baseline`, `adopt`, `diff --emit`); `"forced"`: so,
     /// over a schema that differed (`baseline --force`); else `null`.
     recorded: Option<&'static str>,
+    /// `-- migrate:phase`: `"expand"` or `"contract"`; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phase: Option<&'static str>,
+    /// For a contract: the version of the expand it completes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contract_of: Option<u64>,
 }
 
 impl Row {
@@ -82,7 +92,11 @@ impl Row {
         Self {
             version: m.version(),
             name: m.name().to_owned(),
-            state: RowState::Pending,
+            state: if m.is_contract() {
+                RowState::Held
+            } else {
+                RowState::Pending
+            },
             why: Vec::new(),
             applied_at: None,
             applied_name: None,
@@ -90,11 +104,20 @@ impl Row {
             checksum: Some(m.checksum().to_string()),
             applied_checksum: None,
             recorded: None,
+            phase: m.phase().map(migrate_runtime::Phase::as_str),
+            contract_of: m.contract_of(),
         }
     }
 
-    /// The text's NOTE column.
-    fn note(&self) -> String {
+    /// The text's NOTE column (`version` shows a version as the files do).
+    fn note(&self, version: impl Fn(u64) -> String) -> String {
+        if self.state == RowState::Held {
+            let of = self
+                .contract_of
+                .map(|v| format!(" of {}", version(v)))
+                .unwrap_or_default();
+            return format!("contract{of}: run `cargo migrate up --contract` once every instance runs the new code");
+        }
         let renamed = || {
             format!(
                 "applied as `{}`: the migration was renamed",
@@ -124,10 +147,14 @@ struct Report {
     database: String,
     /// Whether its file exists (`false`: every migration is pending).
     exists: bool,
-    /// Nothing pending, modified or unknown.
+    /// Nothing pending, held, modified or unknown.
     up_to_date: bool,
     applied: usize,
     pending: usize,
+    /// Contract migrations not applied, which `up` holds (rows in state
+    /// `held`); absent when there are none.
+    #[serde(skip_serializing_if = "is_zero")]
+    held: usize,
     modified: usize,
     unknown: usize,
     /// By version.
@@ -137,6 +164,11 @@ struct Report {
     /// compared (no database, nothing applied, a modified or unknown
     /// migration).
     drift: Option<Vec<String>>,
+}
+
+/// Whether `n` is 0 (serde's `skip_serializing_if`).
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// How a row was recorded without running, if it was.
@@ -230,6 +262,8 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
                     checksum: None,
                     applied_checksum: Some(a.checksum.clone()),
                     recorded: recorded(a),
+                    phase: None,
+                    contract_of: None,
                 });
             }
             rows.sort_by_key(|r| r.version);
@@ -240,13 +274,14 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
         }
     }
     let tally = |state: RowState| rows.iter().filter(|r| r.state == state).count();
-    let (applied, pending, modified, unknown) = (
+    let (applied, pending, held, modified, unknown) = (
         tally(RowState::Applied),
         tally(RowState::Pending),
+        tally(RowState::Held),
         tally(RowState::Modified),
         tally(RowState::Unknown),
     );
-    let up_to_date = pending + modified + unknown == 0;
+    let up_to_date = pending + held + modified + unknown == 0;
     match args.format {
         Format::Text => {
             let lines = rows.iter().map(|r| {
@@ -255,7 +290,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
                     r.name.clone(),
                     r.state.word().to_owned(),
                     r.applied_at.clone().unwrap_or_default(),
-                    r.note(),
+                    r.note(|v| package.version(v)),
                 ]
             });
             table(&["VERSION", "NAME", "STATE", "APPLIED AT", "NOTE"], lines)?;
@@ -266,6 +301,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
             up_to_date,
             applied,
             pending,
+            held,
             modified,
             unknown,
             migrations: rows,
@@ -279,6 +315,9 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
         }
     }
     let mut parts = vec![format!("{applied} applied"), format!("{pending} pending")];
+    if held > 0 {
+        parts.push(format!("{held} held (contract)"));
+    }
     if modified > 0 {
         parts.push(format!("{modified} modified"));
     }
@@ -300,7 +339,9 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     if !args.exit_code {
         return Ok(ExitCode::SUCCESS);
     }
-    let hint = if modified + unknown == 0 {
+    let hint = if modified + unknown == 0 && held > 0 {
+        "apply them with `cargo migrate up`, and the held contracts with `cargo migrate up --contract`"
+    } else if modified + unknown == 0 {
         "apply them with `cargo migrate up`"
     } else {
         "see the NOTE column: restore changed files, or run the build that knows the unknown migrations"

@@ -7,6 +7,8 @@ fn found(version: u64, name: &str, down: bool) -> Found {
         display: format!("migrations/{version:04}_{name}{suffix}"),
         text: "CREATE TABLE t (x);".into(),
         no_transaction: false,
+        phase: None,
+        contract_of: None,
     };
     Found {
         version,
@@ -296,5 +298,38 @@ fn runtime_paths_are_paths() {
     }
     for bad in ["", "::", "rt::", "a b", "::rt;fn x(){}", "1rt", "_", "a::::b", "rt\n"] {
         assert!(!is_runtime_path(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn phases_are_carried_only_where_set() {
+    let plain = [found(1, "users", false), found(2, "add_full_name", true)];
+    let before = generate(&input_of(&plain));
+    assert!(!before.contains("phase:"), "{before}");
+    let mut phased = plain.to_vec();
+    phased[1].up.phase = Some(migrate_runtime::Phase::Expand);
+    phased.push(found(3, "drop_name", false));
+    phased[2].up.phase = Some(migrate_runtime::Phase::Contract);
+    phased[2].up.contract_of = Some((2, 2));
+    let code = generate(&input_of(&phased));
+    assert!(
+        code.contains("        down_no_transaction: false,\n        phase: Expand,\n    },"),
+        "{code}"
+    );
+    assert!(
+        code.contains("        up_no_transaction: false,\n        phase: Contract,\n        contract_of: 2,\n    },"),
+        "{code}"
+    );
+    // The first migration's code is the same as without phases.
+    let first = |code: &str| {
+        code[code.find("__migration!").unwrap()..]
+            .split("},")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(first(&before), first(&code));
+    if let Some(clean) = rustfmt_clean(&code) {
+        assert!(clean, "rustfmt would reformat:\n{code}");
     }
 }

@@ -120,7 +120,80 @@ pub const RULES: &[Rule] = &[
         alternative: "Recreate the child table with its REFERENCES clause naming the parent that exists, in the same migration as the parent's change, or keep the parent.",
         help: "point the REFERENCES clause at a table and column that exist, in the same migration",
     },
+    Rule {
+        id: "MS011",
+        severity: Severity::Error,
+        title: "an expand migration that does not only add",
+        explanation: "A migration marked `-- migrate:phase expand` runs while the previous version of the app is still serving: it may only add what the new code needs (tables, nullable or defaulted columns, indexes, views, triggers that keep old and new columns in step, backfills). This one drops, renames, deletes rows, or changes a column (type, NOT NULL) that the old code still uses, so the old code fails during the deploy, and the change cannot be held back like a contract.",
+        alternative: "Keep the expand to additions, and move the removal or change into a contract migration (`-- migrate:phase contract` with `-- migrate:contract-of NNNN` naming the expand), which `apply` holds until `cargo migrate up --contract` once every instance runs the new code.",
+        help: "move it to a contract migration (`-- migrate:phase contract`, `-- migrate:contract-of NNNN`); `cargo migrate lint --explain MS011`",
+    },
 ];
+
+/// The findings that, in an expand migration, break the code still
+/// running: they become [`EXPAND`] errors.
+const BREAKS_OLD_CODE: &[&str] = &["MS001", "MS002", "MS003", "MS005", "MS007"];
+
+/// The rule for an expand migration that does not only add.
+const EXPAND: &str = "MS011";
+
+/// What a contract migration is for, which its `-- migrate:contract-of`
+/// (checked to name an earlier expand) waives: dropping and renaming.
+const CONTRACT_WAIVES: &[&str] = &["MS001", "MS002", "MS003"];
+
+/// The findings as the migration's phase makes them: in an expand, the
+/// findings of rules that break the old code become [`EXPAND`] findings,
+/// and a statement that drops, renames or deletes rows is one too (once
+/// per line); in a contract, the drops and renames it exists for do not
+/// fire.
+fn phase_findings(
+    phase: Option<migrate_runtime::Phase>,
+    statements: &[sql::Statement],
+    findings: Vec<rules::Finding>,
+) -> Vec<rules::Finding> {
+    match phase {
+        Some(migrate_runtime::Phase::Expand) => {}
+        Some(migrate_runtime::Phase::Contract) => {
+            return findings
+                .into_iter()
+                .filter(|f| !CONTRACT_WAIVES.contains(&f.rule))
+                .collect();
+        }
+        _ => return findings,
+    }
+    let mut out = Vec::new();
+    for f in findings {
+        if BREAKS_OLD_CODE.contains(&f.rule) {
+            out.push(rules::Finding {
+                rule: EXPAND,
+                line: f.line,
+                message: format!("an expand migration {} ({})", f.message, f.rule),
+            });
+        } else {
+            out.push(f);
+        }
+    }
+    for s in statements {
+        let what = if s.starts(&["DROP"]) {
+            "drops"
+        } else if s.starts(&["DELETE"]) {
+            "deletes rows"
+        } else if s.starts(&["ALTER", "TABLE"]) && s.toks.iter().any(|t| t.is("RENAME")) {
+            "renames"
+        } else {
+            continue;
+        };
+        if !out.iter().any(|f| f.rule == EXPAND && f.line == s.line) {
+            out.push(rules::Finding {
+                rule: EXPAND,
+                line: s.line,
+                message: format!("an expand migration {what}: it may only add"),
+            });
+        }
+    }
+    out.sort_by_key(|f| f.line);
+    out
+}
 
 /// The rule with id `id` (any letter case).
 ///
@@ -220,6 +293,7 @@ pub(crate) fn run(
             carried = Some(after);
             findings
         };
+        let findings = phase_findings(m.up.phase, &statements, findings);
         let waivers = crate::directives::waivers(&m.up.text);
         for f in &findings {
             if waivers.iter().any(|w| w.rule == f.rule) {

@@ -48,6 +48,8 @@ impl Migrator<'_> {
         let mut replay = Migrator::new(&subset)
             .table(self.table_name())
             .allow_out_of_order(true)
+            // A replay makes what the migrations make, contracts included.
+            .contract(true)
             .drift(DriftPolicy::Off)
             .lock(self.lock);
         if let Some(schema) = &self.schema {

@@ -255,7 +255,7 @@ impl<'m> Migrator<'m> {
         }
         if !self.needs_lock(&history, target)? {
             db.check_schema(self, &history).await?;
-            return Ok(Report::default());
+            return self.idle_report(&history, target);
         }
         let mut report = Report::default();
         let result = match db.enter().await {

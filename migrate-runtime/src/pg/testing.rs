@@ -210,7 +210,8 @@ impl Migrator<'_> {
         let applied = config
             .connect(NoTls)
             .map_err(pg(format!("connecting to the test template {building}")))
-            .and_then(|mut template| self.apply_postgres(&mut template).map(drop));
+            // Every migration: contracts too (Migrator::contract).
+            .and_then(|mut template| self.applying_contracts().apply_postgres(&mut template).map(drop));
         if let Err(e) = applied {
             let _ = client.batch_execute(&drop_building);
             return Err(e);
