@@ -141,7 +141,8 @@ impl Table {
                  name TEXT NOT NULL,\n    \
                  checksum TEXT NOT NULL,\n    \
                  applied_at TEXT NOT NULL,\n    \
-                 duration_ms INTEGER NOT NULL\n)"
+                 duration_ms INTEGER NOT NULL,\n    \
+                 history_digest BLOB\n)"
             ),
             // data_version changes when another connection commits; max()
             // reads one end of the primary key. Neither scans the table.
