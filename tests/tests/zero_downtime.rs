@@ -6,9 +6,10 @@
 //! - **v1** has migration 0001 (`recruits`, with the column `chatname`)
 //!   and reads and writes `chatname`;
 //! - **v2** adds 0002, an expand (the column `rocketchat_user`, triggers
-//!   keeping both columns in step on inserts and updates, a backfill of
-//!   the rows already there), and 0003, its contract (drops the triggers
-//!   and `chatname`); it reads and writes `rocketchat_user`.
+//!   keeping both columns in step on inserts and updates), 0003, the
+//!   backfill of the rows already there (a migration of its own, as lint
+//!   MS009 asks), and 0004, the contract of 0002 (drops the triggers and
+//!   `chatname`); it reads and writes `rocketchat_user`.
 //!
 //! Old processes serve requests (insert, read, update, each checked) while
 //! new processes start, apply the expand at start-up with the contract held,
@@ -240,13 +241,18 @@ const PG_DB: &str = r#"mod db {
     }
 }"#;
 
-/// One backend's migrations: 0001 (v1 and v2), the expand 0002 and its
-/// contract 0003 (v2 only).
+/// One backend's migrations: 0001 (v1 and v2), the expand 0002, the
+/// backfill 0003 ([`BACKFILL`]) and the contract 0004 (v2 only).
 struct Migrations {
     recruits: &'static str,
     expand: &'static str,
     contract: &'static str,
 }
+
+/// The backfill, the same on both backends: a plain `UPDATE` in a
+/// transaction of its own, once the expand's triggers keep new writes in
+/// step.
+const BACKFILL: &str = "UPDATE recruits SET rocketchat_user = chatname WHERE rocketchat_user IS NULL;\n";
 
 const SQLITE: Migrations = Migrations {
     recruits: "CREATE TABLE recruits (\n    id INTEGER PRIMARY KEY,\n    login TEXT NOT NULL UNIQUE,\n    rev INTEGER NOT NULL DEFAULT 0,\n    chatname TEXT\n);\n",
@@ -280,9 +286,6 @@ BEGIN
     UPDATE recruits SET chatname = NEW.rocketchat_user
     WHERE id = NEW.id AND chatname IS NOT NEW.rocketchat_user;
 END;
-
--- The rows already there.
-UPDATE recruits SET rocketchat_user = chatname WHERE rocketchat_user IS NULL;
 ",
     contract: "-- migrate:phase contract
 -- migrate:contract-of 0002
@@ -320,9 +323,6 @@ END;
 $$;
 CREATE TRIGGER recruits_chatname_in_step BEFORE INSERT OR UPDATE ON recruits
 FOR EACH ROW EXECUTE FUNCTION recruits_chatname_in_step();
-
--- The rows already there.
-UPDATE recruits SET rocketchat_user = chatname WHERE rocketchat_user IS NULL;
 ",
     contract: "-- migrate:phase contract
 -- migrate:contract-of 0002
@@ -381,7 +381,8 @@ fn build_apps(backend: &str, migrations: &Migrations) -> Apps {
         pkg.write("migrations/0001_recruits.sql", migrations.recruits);
         if version == "v2" {
             pkg.write("migrations/0002_rocketchat_user.sql", migrations.expand);
-            pkg.write("migrations/0003_drop_chatname.sql", migrations.contract);
+            pkg.write("migrations/0003_backfill_rocketchat_user.sql", BACKFILL);
+            pkg.write("migrations/0004_drop_chatname.sql", migrations.contract);
         }
         let (ok, stderr) = pkg.build();
         assert!(ok, "building {backend} {version}:\n{stderr}");
@@ -583,7 +584,7 @@ fn story(
         let report = p.start_up();
         assert!(
             report.contains(
-                "held 3 drop_chatname: a contract of 2, not applied (once every running instance has the new code, run `cargo migrate up --contract` (Migrator::contract(true)))"
+                "held 4 drop_chatname: a contract of 2, not applied (once every running instance has the new code, run `cargo migrate up --contract` (Migrator::contract(true)))"
             ),
             "{}: {report}",
             p.name
@@ -593,12 +594,12 @@ fn story(
     assert_eq!(
         applied
             .iter()
-            .filter(|r| r.contains("applied 2 rocketchat_user ("))
+            .filter(|r| r.contains("applied 2 rocketchat_user (") && r.contains("applied 3 backfill_rocketchat_user ("))
             .count(),
         1,
-        "one new instance applies the expand: {applied:?}"
+        "one new instance applies the expand and the backfill: {applied:?}"
     );
-    assert_eq!(versions(), [1, 2], "the contract is held");
+    assert_eq!(versions(), [1, 2, 3], "the contract is held");
     let old_rows_at_deploy = count_old();
 
     // Both versions together.
@@ -611,7 +612,7 @@ fn story(
 
     // Held until asked for: status says so; `up --contract` applies it
     // while the new version serves.
-    assert_eq!(versions(), [1, 2]);
+    assert_eq!(versions(), [1, 2, 3]);
     let migrate = |args: &[&str]| {
         let out = apps
             .v2
@@ -629,15 +630,21 @@ fn story(
         assert!(out.status.success(), "cargo migrate {}:\n{text}", args.join(" "));
         text
     };
+    if backend.label == "SQLite" {
+        // The lint (SQLite's) finds nothing: the expand only adds, the
+        // contract removes what its expand superseded.
+        let lint = migrate(&["lint"]);
+        assert!(lint.contains(": no findings"), "{lint}");
+    }
     let status = migrate(&["status"]);
-    assert!(status.contains("2 applied, 0 pending, 1 held (contract)"), "{status}");
+    assert!(status.contains("3 applied, 0 pending, 1 held (contract)"), "{status}");
     let contract = migrate(&["up", "--contract"]);
     assert!(
-        contract.contains("applying 0003 drop_chatname … done in")
-            && contract.contains("the database is at version 0003 drop_chatname"),
+        contract.contains("applying 0004 drop_chatname … done in")
+            && contract.contains("the database is at version 0004 drop_chatname"),
         "{contract}"
     );
-    assert_eq!(versions(), [1, 2, 3]);
+    assert_eq!(versions(), [1, 2, 3, 4]);
     std::thread::sleep(Duration::from_millis(800));
     let new: Vec<Served> = new.into_iter().map(Process::stop).collect();
 
