@@ -143,7 +143,9 @@ fn serve(conn: &mut db::Conn, name: &str) {
 }
 "#;
 
-/// The SQLite app's driver calls.
+/// The SQLite app's driver calls, each statement prepared once per
+/// connection (`prepare_cached`): SQLite prepares it again after the
+/// migrations change the schema.
 const SQLITE_DB: &str = r#"mod db {
     use migrate_runtime::rusqlite::{Connection, OptionalExtension as _};
 
@@ -198,46 +200,71 @@ const SQLITE_DB: &str = r#"mod db {
     }
 }"#;
 
-/// The PostgreSQL app's driver calls (the blocking `postgres` client).
+/// The PostgreSQL app's driver calls (the blocking `postgres` client),
+/// with each statement prepared once per connection, as an app with a
+/// statement cache does: the server plans them again after the migrations
+/// change the table.
 const PG_DB: &str = r#"mod db {
-    use migrate_runtime::postgres::{Client, Error, NoTls};
+    use std::collections::HashMap;
 
-    pub type Conn = Client;
+    use migrate_runtime::postgres::{Client, Error, NoTls, Statement};
+
+    pub struct Conn {
+        client: Client,
+        prepared: HashMap<String, Statement>,
+    }
 
     pub fn connect(url: &str) -> Conn {
-        Client::connect(url, NoTls).expect("connect")
+        Conn {
+            client: Client::connect(url, NoTls).expect("connect"),
+            prepared: HashMap::new(),
+        }
     }
 
     pub fn apply(conn: &mut Conn) -> migrate_runtime::Result<migrate_runtime::Report> {
-        super::migrations::apply(conn)
+        super::migrations::apply(&mut conn.client)
     }
 
     fn text(e: Error) -> String {
         e.as_db_error().map_or_else(|| e.to_string(), ToString::to_string)
     }
 
+    fn prepared(conn: &mut Conn, sql: &str) -> Result<Statement, String> {
+        if let Some(statement) = conn.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = conn.client.prepare(sql).map_err(text)?;
+        conn.prepared.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
     pub fn batch(conn: &mut Conn, sql: &str) -> Result<(), String> {
-        conn.batch_execute(sql).map_err(text)
+        conn.client.batch_execute(sql).map_err(text)
     }
 
     pub fn max_id(conn: &mut Conn) -> Result<i64, String> {
-        conn.query_one("SELECT coalesce(max(id), 0) FROM recruits", &[])
+        conn.client
+            .query_one("SELECT coalesce(max(id), 0) FROM recruits", &[])
             .map(|r| r.get(0))
             .map_err(text)
     }
 
     pub fn insert(conn: &mut Conn, sql: &str, login: &str, value: &str) -> Result<i64, String> {
-        conn.query_one(sql, &[&login, &value]).map(|r| r.get(0)).map_err(text)
+        let statement = prepared(conn, sql)?;
+        conn.client.query_one(&statement, &[&login, &value]).map(|r| r.get(0)).map_err(text)
     }
 
     pub fn read(conn: &mut Conn, sql: &str, id: i64) -> Result<Option<(String, i64, Option<String>)>, String> {
-        conn.query_opt(sql, &[&id])
+        let statement = prepared(conn, sql)?;
+        conn.client
+            .query_opt(&statement, &[&id])
             .map(|row| row.map(|r| (r.get(0), r.get(1), r.get(2))))
             .map_err(text)
     }
 
     pub fn update(conn: &mut Conn, sql: &str, id: i64) -> Result<u64, String> {
-        conn.execute(sql, &[&id]).map_err(text)
+        let statement = prepared(conn, sql)?;
+        conn.client.execute(&statement, &[&id]).map_err(text)
     }
 }"#;
 
@@ -722,7 +749,7 @@ fn sqlite_old_and_new_app_versions_serve_through_expand_and_contract() {
         migrations: SQLITE,
         target: path.display().to_string(),
         url: format!("sqlite:{}", path.display()),
-        settings: "a file in WAL mode, busy_timeout 5 s",
+        settings: "a file in WAL mode, busy_timeout 5 s, statements prepared once per connection",
     };
     let open = || Connection::open(&path).unwrap();
     let strings = |sql: &str| -> Vec<String> {
@@ -768,7 +795,7 @@ fn pg_old_and_new_app_versions_serve_through_expand_and_contract() {
         migrations: POSTGRES,
         target: db.url.clone(),
         url: db.url.clone(),
-        settings: "a real server, the blocking postgres client, default settings",
+        settings: "a real server, the blocking postgres client, statements prepared once per connection",
     };
     let strings =
         |sql: &str| -> Vec<String> { db.client().query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect() };
