@@ -29,3 +29,4 @@ mod runtime;
 mod squash;
 mod team;
 mod testdb;
+mod zero_downtime;
