@@ -1,15 +1,17 @@
 //! The lint: rules with stable ids (`MS001`…) that flag migrations which
 //! replay fine on an empty database but lose data, break running code, or
-//! may fail on production data.
+//! may fail (or lock the app out) on production data.
 //!
-//! Each rule is a pure function over a migration's up statements and the
-//! [schema model](migrate_runtime::model::Model) before and after it (see
-//! the `rules` module); the build reads those models in an up-only replay
-//! of its own, so the replay cache never hides a finding. The lint runs on
-//! SQLite migrations from version `lint_from` in `[package.metadata.migrate]`
-//! on (not at all without it, so upgrading does not re-judge history);
-//! `-- migrate:allow MS00N reason` at the top of an up script waives a rule
-//! for that migration.
+//! On SQLite each rule is a pure function over a migration's up
+//! statements and the [schema model](migrate_runtime::model::Model)
+//! before and after it (see the `rules` module); the build reads those
+//! models in an up-only replay of its own, so the replay cache never
+//! hides a finding. On PostgreSQL the `pg` module's rules read the
+//! statements, knowing what the earlier migrations' statements made: no
+//! server is needed. The lint runs on migrations from version `lint_from`
+//! in `[package.metadata.migrate]` on (not at all without it, so
+//! upgrading does not re-judge history); `-- migrate:allow MS00N reason`
+//! at the top of an up script waives a rule for that migration.
 
 use migrate_runtime::Migrator;
 use migrate_runtime::model::{Filter, Model};
