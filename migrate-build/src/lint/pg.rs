@@ -517,7 +517,12 @@ pub(crate) fn findings(schema: &mut Schema, statements: &[PgStatement], no_trans
             } else {
                 1
             };
-            if at(toks, i, &["lock_timeout"]) && !(no_transaction && at(toks, 1, &["local"])) {
+            // `= 0` (or `TO DEFAULT`, the server's 0 unless configured)
+            // turns the timeout off.
+            let off = toks
+                .get(i + 2)
+                .is_some_and(|v| v.is_punct("0") || v.text() == "'0'" || v.is("default"));
+            if at(toks, i, &["lock_timeout"]) && !off && !(no_transaction && at(toks, 1, &["local"])) {
                 timeout = true;
             }
         } else if toks
@@ -905,6 +910,9 @@ mod tests {
         findings(&mut schema, &statements(T), false);
         let up = statements("SET LOCAL lock_timeout = '2s';\nALTER TABLE users ADD COLUMN c text;");
         let rules: Vec<_> = findings(&mut schema, &up, true).into_iter().map(|f| f.rule).collect();
+        assert_eq!(rules, ["MS019"]);
+        let off = statements("SET lock_timeout = 0;\nALTER TABLE users ADD COLUMN d text;");
+        let rules: Vec<_> = findings(&mut schema, &off, false).into_iter().map(|f| f.rule).collect();
         assert_eq!(rules, ["MS019"]);
     }
 

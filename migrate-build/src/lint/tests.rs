@@ -242,3 +242,61 @@ fn a_contract_drops_only_what_its_expand_superseded() {
     );
     assert_eq!(lint_contract(T, "CREATE TABLE other (x);", drop_t), [("MS012", 1)]);
 }
+
+/// The phases on PostgreSQL statements: an expand that drops or changes a
+/// type is MS011; a contract dropping a column its expand did not
+/// replace is MS012.
+#[test]
+fn phases_on_postgres_statements() {
+    let run = |before: &str, up: &str, phase, expand: Option<&str>| {
+        let mut schema = super::pg::Schema::default();
+        super::pg::findings(&mut schema, &super::pg::statements(before), false);
+        let statements = super::pg::statements(up);
+        let findings = super::pg::findings(&mut schema, &statements, false);
+        let shared: Vec<Statement> = statements.into_iter().map(|s| s.statement).collect();
+        let expand = expand.map(|e| super::Expand {
+            display: "migrations/0002_expand.sql",
+            statements: super::pg::statements(e).into_iter().map(|s| s.statement).collect(),
+        });
+        super::phase_findings(Some(phase), &shared, findings, expand.as_ref())
+            .into_iter()
+            .map(|f| (f.rule, f.line))
+            .collect::<Vec<_>>()
+    };
+    let users = "CREATE TABLE users (id bigint PRIMARY KEY, name text, age int);";
+    let expand = migrate_runtime::Phase::Expand;
+    let contract = migrate_runtime::Phase::Contract;
+    let timeout = "SET LOCAL lock_timeout = '1s';\n";
+    assert_eq!(
+        run(
+            users,
+            &format!("{timeout}ALTER TABLE users ADD COLUMN full_name text;"),
+            expand,
+            None
+        ),
+        []
+    );
+    assert_eq!(
+        run(
+            users,
+            &format!("{timeout}ALTER TABLE users ALTER COLUMN age TYPE bigint;"),
+            expand,
+            None
+        ),
+        [("MS011", 2)]
+    );
+    assert_eq!(
+        run(
+            users,
+            &format!("{timeout}ALTER TABLE users DROP COLUMN name;"),
+            expand,
+            None
+        ),
+        [("MS011", 2)]
+    );
+    let drop_name = format!("{timeout}ALTER TABLE users DROP COLUMN name;");
+    let added = "ALTER TABLE users ADD COLUMN full_name text;";
+    assert_eq!(run(users, &drop_name, contract, Some(added)), []);
+    let elsewhere = "CREATE TABLE audit (id bigint);";
+    assert_eq!(run(users, &drop_name, contract, Some(elsewhere)), [("MS012", 2)]);
+}
