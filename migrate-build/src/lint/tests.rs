@@ -300,3 +300,21 @@ fn phases_on_postgres_statements() {
     let elsewhere = "CREATE TABLE audit (id bigint);";
     assert_eq!(run(users, &drop_name, contract, Some(elsewhere)), [("MS012", 2)]);
 }
+
+#[test]
+fn a_rebuild_that_breaks_a_view() {
+    let setup = format!("{T}\nCREATE VIEW v AS SELECT b FROM t;");
+    // With the procedure, SQLite itself refuses the rename (it checks the
+    // views): the build's replay reports that.
+    let rebuild = "CREATE TABLE t_new (id INTEGER PRIMARY KEY, a TEXT);\nINSERT INTO t_new SELECT id, a FROM t;\n\
+                   DROP TABLE t;\nALTER TABLE t_new RENAME TO t;";
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&setup).unwrap();
+    let e = conn.execute_batch(rebuild).unwrap_err();
+    assert!(e.to_string().contains("error in view v"), "{e}");
+    // Dropped and created again without `b`: nothing checks the view but
+    // the lint.
+    let recreated = "CREATE TEMP TABLE keep AS SELECT * FROM t;\nDROP TABLE t;\n\
+                     CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);\nINSERT INTO t SELECT id, a FROM keep;";
+    assert_eq!(lint(&setup, recreated), [("MS002", 2), ("MS013", 2), ("MS013", 2)]);
+}
