@@ -459,7 +459,7 @@ mod digest_tests {
             .collect()
     }
 
-    const BASE: [(u64, &str, &'static str); 3] = [
+    const BASE: [(u64, &str, &str); 3] = [
         (1, "a", "CREATE TABLE a (x);"),
         (2, "b", "CREATE TABLE b (x);"),
         (3, "c", "CREATE TABLE c (x);"),
