@@ -431,7 +431,7 @@ pub struct NewArgs {
     pub name: Option<String>,
 
     /// With --recipe: the recipe's other arguments (COLUMN, or OLD NEW)
-    #[arg(value_name = "ARGS", requires = "recipe")]
+    #[arg(value_name = "ARGS")]
     pub args: Vec<String>,
 
     /// Write a single up-only {version}_{name}.sql (an irreversible migration)
@@ -446,8 +446,7 @@ pub struct NewArgs {
     #[arg(long = "type", value_name = "TYPE", requires = "recipe")]
     pub column_type: Option<String>,
 
-    /// add-required-unique-column: the SQL expression that fills the column in existing rows
-    /// [default: a placeholder unique per row, to edit]
+    /// add-required-unique-column: the SQL expression that fills the column in existing rows [default: a placeholder unique per row]
     #[arg(long, value_name = "SQL_EXPR", requires = "recipe")]
     pub backfill: Option<String>,
 }
@@ -455,9 +454,11 @@ pub struct NewArgs {
 /// The recipes of `new --recipe`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Recipe {
-    /// TABLE COLUMN: add nullable, backfill, unique index, NOT NULL (four migrations)
+    // Plain comments, not doc comments: clap would turn them into a long
+    // list in --help; the after_help of `new` shows each recipe's arguments.
+    // TABLE COLUMN: add nullable, backfill, unique index, NOT NULL (four migrations).
     AddRequiredUniqueColumn,
-    /// TABLE OLD NEW: an expand (new column, triggers keeping both in step, backfill) and its contract
+    // TABLE OLD NEW: an expand (new column, triggers keeping both in step, backfill) and its contract.
     RenameColumn,
 }
 

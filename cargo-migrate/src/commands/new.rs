@@ -23,6 +23,13 @@ pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
     }
     let package = &settings.package;
     let raw = args.name.as_deref().unwrap_or_default();
+    if !args.args.is_empty() {
+        bail!(
+            "`new` takes one NAME, and {} words were given; quote a name of several words (help: cargo migrate new \"{raw} {}\"), or pass --recipe for a recipe's arguments",
+            args.args.len() + 1,
+            args.args.join(" ")
+        );
+    }
     let name = normalize(raw, &package.migrations_dir())?;
     let kinds: &[Kind] = if args.no_down {
         &[Kind::UpOnly]

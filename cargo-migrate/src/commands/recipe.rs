@@ -339,6 +339,18 @@ fn add_required_unique_column(
             (format!("{} || {key}", literal(&format!("{}-", wanted.column))), true)
         }
     };
+    if let Some(replay) = &schema.replay {
+        replay()?
+            .prepare(&format!("SELECT ({backfill}) FROM {t} LIMIT 0"))
+            .map_err(|e| {
+                anyhow!(
+                    "the backfill expression `{backfill}` does not run on table `{}` in {}: {}; nothing was written (help: an SQL expression over the table's columns that gives each row its own value, e.g. --backfill \"'user-' || id || '@example.invalid'\")",
+                    table.name,
+                    schema.what,
+                    sqlite_message(&e)
+                )
+            })?;
+    }
     let index = free_name(&schema.model, &format!("{}_{}", table.name, wanted.column));
     let ix = name(&index, backend);
     let guard_doc = format!(
@@ -475,7 +487,7 @@ fn add_required_unique_column(
         for (i, sql) in [&up1, &up2, &up3].into_iter().enumerate() {
             for conn in [&from, &to] {
                 conn.execute_batch(sql)
-                    .map_err(|e| step_failed(&schema.what, &v(i as u64), &e.to_string()))?;
+                    .map_err(|e| step_failed(&schema.what, &v(i as u64), &sqlite_message(&e)))?;
             }
         }
         require(&to, &table.name, wanted.column)?;
@@ -543,6 +555,15 @@ fn quote_always(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
+/// SQLite's own message of `e`, without the statement.
+fn sqlite_message(e: &migrate_runtime::rusqlite::Error) -> String {
+    use migrate_runtime::rusqlite::Error as E;
+    match e {
+        E::SqlInputError { msg, .. } | E::SqliteFailure(_, Some(msg)) => msg.clone(),
+        e => e.to_string(),
+    }
+}
+
 fn step_failed(what: &str, version: &str, message: &str) -> anyhow::Error {
     anyhow!(
         "the recipe's migration {version} fails on {what}: {message}; nothing was written (help: check the arguments: names, --type and --backfill)"
@@ -598,7 +619,7 @@ fn round_trip(
                 step_failed(
                     &schema.what,
                     &format!("{} ({direction})", package.version(first + i as u64)),
-                    &e.to_string(),
+                    &sqlite_message(&e),
                 )
             })
     };

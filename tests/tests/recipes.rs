@@ -1,0 +1,612 @@
+//! `cargo migrate new --recipe …`: the written migrations pass `check` and
+//! the lint, apply on tables holding rows (rows intact, compared), the
+//! rename keeps both columns in step between expand and contract,
+//! duplicates in the backfill stop the first step before anything changes,
+//! and bad input writes nothing; on SQLite and PostgreSQL.
+
+use migrate_runtime::model::{Filter, Model};
+use migrate_runtime::rusqlite::Connection;
+use migrate_runtime::{Migration, Migrator, Script};
+use tests::{Package, applied_versions, pg_database};
+
+use super::lint::migrations as write_migrations;
+
+const RECRUITS_UP: &str = include_str!("../../example-app/migrations/0001_create_recruits.up.sql");
+const RECRUITS_DOWN: &str = include_str!("../../example-app/migrations/0001_create_recruits.down.sql");
+const BACKFILL: &str = "'recruit-' || id || '@placeholder.invalid'";
+
+/// `cargo migrate ARGS` with `DATABASE_URL=url` and `env`: exit code, stdout, stderr.
+fn cli(pkg: &Package, url: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = pkg.migrate();
+    cmd.env("DATABASE_URL", url)
+        .env_remove("MIGRATE_CHECK_DATABASE_URL")
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`cli`] on `app.db`, which must succeed: its standard error.
+fn ok(pkg: &Package, args: &[&str]) -> String {
+    let (code, out, err) = cli(pkg, "sqlite:app.db", args, &[]);
+    assert_eq!(code, 0, "cargo migrate {args:?}:\n{out}{err}");
+    err
+}
+
+/// A package with the example app's first migration, linted from 1.
+fn recruits(name: &str) -> Package {
+    let pkg = Package::named(name);
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nlint_from = 1\n"),
+    );
+    write_migrations(
+        &pkg,
+        &[
+            ("0001_create_recruits.up.sql", RECRUITS_UP),
+            ("0001_create_recruits.down.sql", RECRUITS_DOWN),
+        ],
+    );
+    pkg
+}
+
+const ROWS: &str = "INSERT INTO recruits (first_name, surname, chat_name, github_name, id_number) VALUES
+    ('Ada', 'Lovelace', 'ada', 'ada-l', 'ID1'),
+    ('Grace', 'Hopper', NULL, 'grace', 'ID2'),
+    ('Alan', 'Turing', 'alan', NULL, 'ID3'),
+    ('Joan', 'Turing', 'joan', 'jc', 'ID4');";
+
+const COLUMNS: &str = "id, first_name, surname, chat_name, github_name, id_number, created_at";
+
+fn rows(conn: &Connection, columns: &str) -> Vec<Vec<Option<String>>> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT {columns} FROM recruits ORDER BY id"))
+        .unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| r.get::<_, Option<migrate_runtime::rusqlite::types::Value>>(i))
+            .map(|v| v.map(|v| v.map(|v| format!("{v:?}"))))
+            .collect()
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn files(pkg: &Package) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(pkg.path().join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn sqlite_add_required_unique_column_applies_on_rows_and_matches_the_example_app() {
+    let pkg = recruits("recipes-add");
+    ok(&pkg, &["up"]);
+    let db = pkg.path().join("app.db");
+    Connection::open(&db).unwrap().execute_batch(ROWS).unwrap();
+    let before = rows(&Connection::open(&db).unwrap(), COLUMNS);
+
+    let (code, out, err) = cli(
+        &pkg,
+        "sqlite:app.db",
+        &[
+            "new",
+            "--recipe",
+            "add-required-unique-column",
+            "recruits",
+            "personal_email_address",
+            "--backfill",
+            BACKFILL,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "migrations/0002_add_personal_email_address.up.sql\nmigrations/0002_add_personal_email_address.down.sql\n\
+         migrations/0003_backfill_personal_email_address.up.sql\nmigrations/0003_backfill_personal_email_address.down.sql\n\
+         migrations/0004_unique_personal_email_address.up.sql\nmigrations/0004_unique_personal_email_address.down.sql\n\
+         migrations/0005_require_personal_email_address.up.sql\nmigrations/0005_require_personal_email_address.down.sql\n"
+    );
+    // check (replay and round trip) and the lint pass, without a finding.
+    let checked = ok(&pkg, &["check"]);
+    assert_eq!(checked, "checked 5 migrations in migrations: ok\n");
+    let linted = ok(&pkg, &["lint"]);
+    assert!(
+        linted.ends_with("from version 1 (lint_from): no findings\n"),
+        "{linted}"
+    );
+
+    ok(&pkg, &["up"]);
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(applied_versions(&conn), [1, 2, 3, 4, 5]);
+    assert_eq!(rows(&conn, COLUMNS), before, "rows intact");
+    let emails: Vec<String> = conn
+        .prepare("SELECT personal_email_address FROM recruits ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        emails,
+        (1..=4)
+            .map(|i| format!("recruit-{i}@placeholder.invalid"))
+            .collect::<Vec<_>>()
+    );
+    let err = conn
+        .execute(
+            "INSERT INTO recruits (first_name, surname, id_number) VALUES ('No', 'Email', 'ID9')",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("NOT NULL"), "{err}");
+    let err = conn
+        .execute(
+            "INSERT INTO recruits (first_name, surname, id_number, personal_email_address) VALUES ('Dup', 'Email', 'ID9', 'recruit-1@placeholder.invalid')",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
+
+    // The same schema as the example app's hand-written 0002–0005.
+    let example: Vec<Migration> = (1..=5)
+        .map(|v| {
+            let path = std::fs::read_dir(tests::workspace_dir().join("example-app/migrations"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| {
+                    let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                    n.starts_with(&format!("{v:04}_")) && n.ends_with(".up.sql")
+                })
+                .unwrap();
+            let sql = std::fs::read_to_string(&path).unwrap();
+            Migration::new(v, format!("m{v}"), Script::new(sql, path.display().to_string()))
+        })
+        .collect();
+    let replayed = Migrator::new(&example).replay_versions(&[1, 2, 3, 4, 5]).unwrap();
+    let filter = Filter::new("_migrations");
+    let theirs = Model::read(&replayed, &filter).unwrap();
+    let ours = Model::read(&conn, &filter).unwrap();
+    assert!(theirs.diff(&ours).is_empty(), "{:?}", theirs.diff(&ours));
+    drop(conn);
+
+    // Down to 1 with the rows: the column goes, the rows stay.
+    ok(&pkg, &["down", "--to", "1"]);
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(applied_versions(&conn), [1]);
+    assert_eq!(rows(&conn, COLUMNS), before);
+    assert_eq!(rows(&conn, "*")[0].len(), 7, "the column is gone");
+}
+
+#[test]
+fn sqlite_duplicates_and_nulls_in_the_backfill_stop_the_first_step_before_anything_changes() {
+    let pkg = recruits("recipes-dup");
+    ok(&pkg, &["up"]);
+    let db = pkg.path().join("app.db");
+    Connection::open(&db).unwrap().execute_batch(ROWS).unwrap();
+    let before = rows(&Connection::open(&db).unwrap(), "*");
+    // Two Turings: lower(surname) collides.
+    ok(
+        &pkg,
+        &[
+            "new",
+            "--recipe",
+            "add-required-unique-column",
+            "recruits",
+            "personal_email_address",
+            "--backfill",
+            "lower(surname) || '@example.com'",
+        ],
+    );
+    ok(&pkg, &["check"]);
+    let (code, _, err) = cli(&pkg, "sqlite:app.db", &["up"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("migrations/0002_add_personal_email_address.up.sql:")
+            && err.contains("CHECK constraint failed: two rows of recruits would get the same personal_email_address: make the backfill expression of step 0003 unique per row, or fix those rows, then apply again; nothing was changed"),
+        "{err}"
+    );
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(applied_versions(&conn), [1]);
+    assert_eq!(rows(&conn, "*"), before, "nothing changed");
+    drop(conn);
+
+    // A backfill that gives NULL (github_name is NULL for Alan).
+    write_migrations(
+        &pkg,
+        &[
+            ("0001_create_recruits.up.sql", RECRUITS_UP),
+            ("0001_create_recruits.down.sql", RECRUITS_DOWN),
+        ],
+    );
+    ok(
+        &pkg,
+        &[
+            "new",
+            "--recipe",
+            "add-required-unique-column",
+            "recruits",
+            "personal_email_address",
+            "--backfill",
+            "github_name || '@example.com'",
+        ],
+    );
+    let (code, _, err) = cli(&pkg, "sqlite:app.db", &["up"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("CHECK constraint failed: the backfill expression of step 0003 gives NULL for a row of recruits"),
+        "{err}"
+    );
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(applied_versions(&conn), [1]);
+    assert_eq!(rows(&conn, "*"), before, "nothing changed");
+    drop(conn);
+
+    // The rows fixed, the same steps apply.
+    Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE recruits SET github_name = 'alan-t' WHERE id_number = 'ID3'", [])
+        .unwrap();
+    ok(&pkg, &["up"]);
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(applied_versions(&conn), [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn sqlite_rename_column_keeps_both_columns_in_step_until_the_contract() {
+    let pkg = recruits("recipes-rename");
+    ok(&pkg, &["up"]);
+    let db = pkg.path().join("app.db");
+    Connection::open(&db).unwrap().execute_batch(ROWS).unwrap();
+    let before = rows(&Connection::open(&db).unwrap(), COLUMNS);
+    ok(
+        &pkg,
+        &[
+            "new",
+            "--recipe",
+            "rename-column",
+            "recruits",
+            "chat_name",
+            "rocketchat_user",
+        ],
+    );
+    assert_eq!(
+        files(&pkg)[2..],
+        [
+            "0002_rename_chat_name_to_rocketchat_user_expand.down.sql",
+            "0002_rename_chat_name_to_rocketchat_user_expand.up.sql",
+            "0003_rename_chat_name_to_rocketchat_user_contract.down.sql",
+            "0003_rename_chat_name_to_rocketchat_user_contract.up.sql",
+        ]
+    );
+    let checked = ok(&pkg, &["check"]);
+    assert!(
+        checked.ends_with("checked 3 migrations in migrations: ok (1 warning)\n"),
+        "{checked}"
+    );
+    assert!(checked.contains("with its columns in another order"), "{checked}");
+    let up = ok(&pkg, &["up"]);
+    assert!(
+        up.contains("note: held 0003 rename_chat_name_to_rocketchat_user_contract"),
+        "{up}"
+    );
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(applied_versions(&conn), [1, 2]);
+    assert_eq!(rows(&conn, COLUMNS), before, "rows intact");
+    // Old code writes chat_name, new code rocketchat_user.
+    conn.execute_batch(
+        "INSERT INTO recruits (first_name, surname, chat_name, id_number) VALUES ('Old', 'Code', 'old-insert', 'ID5');
+         UPDATE recruits SET chat_name = 'old-update' WHERE id_number = 'ID1';
+         INSERT INTO recruits (first_name, surname, rocketchat_user, id_number) VALUES ('New', 'Code', 'new-insert', 'ID6');
+         UPDATE recruits SET rocketchat_user = 'new-update' WHERE id_number = 'ID3';
+         UPDATE recruits SET chat_name = NULL WHERE id_number = 'ID4';",
+    )
+    .unwrap();
+    let both = rows(&conn, "id_number, chat_name, rocketchat_user");
+    let expected = [
+        ("ID1", Some("old-update")),
+        ("ID2", None),
+        ("ID3", Some("new-update")),
+        ("ID4", None),
+        ("ID5", Some("old-insert")),
+        ("ID6", Some("new-insert")),
+    ];
+    let text = |s: &str| {
+        Some(format!(
+            "{:?}",
+            migrate_runtime::rusqlite::types::Value::Text(s.to_owned())
+        ))
+    };
+    let want: Vec<Vec<Option<String>>> = expected
+        .iter()
+        .map(|(id, v)| vec![text(id), v.and_then(text), v.and_then(text)])
+        .collect();
+    assert_eq!(both, want);
+    drop(conn);
+
+    ok(&pkg, &["up", "--contract"]);
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(applied_versions(&conn), [1, 2, 3]);
+    let after = rows(&conn, "id_number, rocketchat_user");
+    assert_eq!(
+        after,
+        want.iter()
+            .map(|r| vec![r[0].clone(), r[2].clone()])
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        conn.prepare("SELECT chat_name FROM recruits").is_err(),
+        "the old column is gone"
+    );
+    drop(conn);
+    // The contract's down gives the old column back, filled.
+    ok(&pkg, &["down"]);
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(rows(&conn, "id_number, chat_name, rocketchat_user"), want);
+}
+
+#[test]
+fn bad_input_is_an_error_with_a_hint_and_writes_nothing() {
+    let pkg = recruits("recipes-bad");
+    let before = files(&pkg);
+    let cases: &[&[&str]] = &[
+        &["new", "--recipe", "add-required-unique-column", "recruit", "email"],
+        &["new", "--recipe", "add-required-unique-column", "recruits", "surname"],
+        &["new", "--recipe", "add-required-unique-column", "recruits"],
+        &[
+            "new",
+            "--recipe",
+            "add-required-unique-column",
+            "recruits",
+            "email",
+            "--backfill",
+            "nosuch || 'x'",
+        ],
+        &[
+            "new",
+            "--recipe",
+            "rename-column",
+            "recruits",
+            "chatname",
+            "rocketchat_user",
+        ],
+        &["new", "--recipe", "rename-column", "recruits", "chat_name", "surname"],
+        &[
+            "new",
+            "--recipe",
+            "rename-column",
+            "recruits",
+            "id_number",
+            "national_id",
+        ],
+        &[
+            "new",
+            "--recipe",
+            "rename-column",
+            "recruits",
+            "chat_name",
+            "x",
+            "--type",
+            "TEXT",
+        ],
+        &["new", "--recipe", "rename-column", "recruits", "chat_name", "a", "b"],
+        &["new", "--recipe", "drop-everything", "recruits"],
+        &["new", "recruits", "x"],
+    ];
+    let mut text = String::new();
+    for args in cases {
+        let (code, out, err) = cli(&pkg, "sqlite:app.db", args, &[]);
+        text.push_str(&format!(
+            "$ cargo migrate {}\nexit {code}\n{out}{err}\n",
+            args.join(" ")
+        ));
+        assert_eq!(files(&pkg), before, "nothing written: {args:?}");
+    }
+    insta::assert_snapshot!("recipes_bad_input", text);
+}
+
+const PG_RECRUITS: &str = "CREATE TABLE recruits (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    first_name text NOT NULL,
+    surname text NOT NULL,
+    chat_name text,
+    id_number text NOT NULL UNIQUE
+);
+";
+const PG_ROWS: &str = "INSERT INTO recruits (first_name, surname, chat_name, id_number) VALUES
+    ('Ada', 'Lovelace', 'ada', 'ID1'), ('Grace', 'Hopper', NULL, 'ID2'),
+    ('Alan', 'Turing', 'alan', 'ID3'), ('Joan', 'Turing', 'joan', 'ID4')";
+
+fn pg_package(name: &str) -> Package {
+    let pkg = Package::named(name);
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\n"),
+    );
+    write_migrations(
+        &pkg,
+        &[
+            ("0001_create_recruits.up.sql", PG_RECRUITS),
+            ("0001_create_recruits.down.sql", "DROP TABLE recruits;\n"),
+        ],
+    );
+    pkg
+}
+
+fn pg_rows(client: &mut migrate_runtime::postgres::Client, columns: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .query(&format!("SELECT {columns} FROM recruits ORDER BY id_number"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .collect()
+}
+
+#[test]
+fn pg_add_required_unique_column_applies_on_rows_and_stops_on_duplicates() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = pg_package("recipes-pg-add");
+    let check = [("MIGRATE_CHECK_DATABASE_URL", db.url.as_str())];
+    let pg_ok = |args: &[&str], env: &[(&str, &str)]| {
+        let (code, out, err) = cli(&pkg, &db.url, args, env);
+        assert_eq!(code, 0, "cargo migrate {args:?}:\n{out}{err}");
+        err
+    };
+    pg_ok(&["up"], &[]);
+    let mut client = db.client();
+    client.batch_execute(PG_ROWS).unwrap();
+    let columns = "id::text, first_name, surname, chat_name, id_number";
+    let before = pg_rows(&mut client, columns);
+    // Two Turings: the guard stops the first step.
+    pg_ok(
+        &[
+            "new",
+            "--recipe",
+            "add-required-unique-column",
+            "recruits",
+            "personal_email_address",
+            "--backfill",
+            "lower(surname) || '@example.com'",
+        ],
+        &[],
+    );
+    let up3 = pkg.read("migrations/0004_unique_personal_email_address.up.sql");
+    assert!(
+        up3.starts_with("-- migrate:no-transaction\n") && up3.contains("CREATE UNIQUE INDEX CONCURRENTLY"),
+        "{up3}"
+    );
+    let up4 = pkg.read("migrations/0005_require_personal_email_address.up.sql");
+    assert!(
+        up4.contains("NOT VALID;\n") && up4.contains("VALIDATE CONSTRAINT"),
+        "{up4}"
+    );
+    pg_ok(&["check"], &check);
+    let (code, _, err) = cli(&pkg, &db.url, &["up"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("two rows of recruits would get the same personal_email_address"),
+        "{err}"
+    );
+    assert_eq!(pg_rows(&mut client, columns), before, "nothing changed");
+    let has_column = |client: &mut migrate_runtime::postgres::Client| -> bool {
+        client
+            .query_one(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'recruits' AND column_name = 'personal_email_address'",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    };
+    assert!(!has_column(&mut client));
+
+    // A unique backfill: all four apply; rows intact; NOT NULL and unique.
+    write_migrations(
+        &pkg,
+        &[
+            ("0001_create_recruits.up.sql", PG_RECRUITS),
+            ("0001_create_recruits.down.sql", "DROP TABLE recruits;\n"),
+        ],
+    );
+    pg_ok(
+        &[
+            "new",
+            "--recipe",
+            "add-required-unique-column",
+            "recruits",
+            "personal_email_address",
+            "--backfill",
+            "'recruit-' || id || '@placeholder.invalid'",
+        ],
+        &[],
+    );
+    pg_ok(&["check"], &check);
+    pg_ok(&["up"], &[]);
+    assert_eq!(pg_rows(&mut client, columns), before, "rows intact");
+    let nullable: String = client
+        .query_one(
+            "SELECT is_nullable::text FROM information_schema.columns WHERE table_name = 'recruits' AND column_name = 'personal_email_address'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(nullable, "NO");
+    let err = client
+        .batch_execute(
+            "INSERT INTO recruits (first_name, surname, id_number, personal_email_address) VALUES ('D', 'E', 'ID9', 'recruit-1@placeholder.invalid')",
+        )
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("unique"), "{err:?}");
+    pg_ok(&["down", "--to", "1"], &[]);
+    assert!(!has_column(&mut client));
+    assert_eq!(pg_rows(&mut client, columns), before, "rows intact after down");
+}
+
+#[test]
+fn pg_rename_column_keeps_both_columns_in_step_until_the_contract() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = pg_package("recipes-pg-rename");
+    let pg_ok = |args: &[&str], env: &[(&str, &str)]| {
+        let (code, out, err) = cli(&pkg, &db.url, args, env);
+        assert_eq!(code, 0, "cargo migrate {args:?}:\n{out}{err}");
+        err
+    };
+    pg_ok(&["up"], &[]);
+    let mut client = db.client();
+    client.batch_execute(PG_ROWS).unwrap();
+    pg_ok(
+        &[
+            "new",
+            "--recipe",
+            "rename-column",
+            "recruits",
+            "chat_name",
+            "rocketchat_user",
+        ],
+        &[],
+    );
+    pg_ok(&["check"], &[("MIGRATE_CHECK_DATABASE_URL", db.url.as_str())]);
+    let up = pg_ok(&["up"], &[]);
+    assert!(up.contains("note: held 0003"), "{up}");
+    client
+        .batch_execute(
+            "INSERT INTO recruits (first_name, surname, chat_name, id_number) VALUES ('Old', 'Code', 'old-insert', 'ID5');
+             UPDATE recruits SET chat_name = 'old-update' WHERE id_number = 'ID1';
+             INSERT INTO recruits (first_name, surname, rocketchat_user, id_number) VALUES ('New', 'Code', 'new-insert', 'ID6');
+             UPDATE recruits SET rocketchat_user = 'new-update' WHERE id_number = 'ID3';
+             UPDATE recruits SET chat_name = NULL WHERE id_number = 'ID4';",
+        )
+        .unwrap();
+    let values = [
+        Some("old-update"),
+        None,
+        Some("new-update"),
+        None,
+        Some("old-insert"),
+        Some("new-insert"),
+    ];
+    let want: Vec<Vec<Option<String>>> = values
+        .iter()
+        .map(|v| vec![v.map(str::to_owned), v.map(str::to_owned)])
+        .collect();
+    assert_eq!(pg_rows(&mut client, "chat_name, rocketchat_user"), want);
+    pg_ok(&["up", "--contract"], &[]);
+    let after = pg_rows(&mut client, "rocketchat_user");
+    assert_eq!(after, want.iter().map(|r| vec![r[1].clone()]).collect::<Vec<_>>());
+    pg_ok(&["down"], &[]);
+    assert_eq!(pg_rows(&mut client, "chat_name, rocketchat_user"), want);
+}
