@@ -9,34 +9,23 @@ use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{Migration, Migrator, Script};
 use tests::{Package, applied_versions, pg_database};
 
+use super::database::run as cli;
 use super::lint::migrations as write_migrations;
 
 const RECRUITS_UP: &str = include_str!("../../example-app/migrations/0001_create_recruits.up.sql");
 const RECRUITS_DOWN: &str = include_str!("../../example-app/migrations/0001_create_recruits.down.sql");
 const BACKFILL: &str = "'recruit-' || id || '@placeholder.invalid'";
 
-/// `cargo migrate ARGS` with `DATABASE_URL=url` and `env`: exit code, stdout, stderr.
-fn cli(pkg: &Package, url: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = pkg.migrate();
-    cmd.env("DATABASE_URL", url)
-        .env_remove("MIGRATE_CHECK_DATABASE_URL")
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// [`cli`] on `app.db`, which must succeed: its standard error.
-fn ok(pkg: &Package, args: &[&str]) -> String {
-    let (code, out, err) = cli(pkg, "sqlite:app.db", args, &[]);
+/// [`cli`], which must succeed: its standard error.
+fn succeeds(pkg: &Package, url: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let (code, out, err) = cli(pkg, url, args, env);
     assert_eq!(code, 0, "cargo migrate {args:?}:\n{out}{err}");
     err
+}
+
+/// [`succeeds`] on `app.db`.
+fn ok(pkg: &Package, args: &[&str]) -> String {
+    succeeds(pkg, "sqlite:app.db", args, &[])
 }
 
 /// A package with the example app's first migration, linted from 1.
@@ -47,14 +36,51 @@ fn recruits(name: &str) -> Package {
         "Cargo.toml",
         format!("{manifest}\n[package.metadata.migrate]\nlint_from = 1\n"),
     );
+    first_migration(&pkg, RECRUITS_UP, RECRUITS_DOWN);
+    pkg
+}
+
+/// Replaces the package's migrations with 0001_create_recruits.
+fn first_migration(pkg: &Package, up: &str, down: &str) {
     write_migrations(
-        &pkg,
+        pkg,
         &[
-            ("0001_create_recruits.up.sql", RECRUITS_UP),
-            ("0001_create_recruits.down.sql", RECRUITS_DOWN),
+            ("0001_create_recruits.up.sql", up),
+            ("0001_create_recruits.down.sql", down),
         ],
     );
-    pkg
+}
+
+/// Old code writes chat_name, new code rocketchat_user: an insert and an
+/// update each, and old code clears one.
+const WRITES: &str =
+    "INSERT INTO recruits (first_name, surname, chat_name, id_number) VALUES ('Old', 'Code', 'old-insert', 'ID5');
+UPDATE recruits SET chat_name = 'old-update' WHERE id_number = 'ID1';
+INSERT INTO recruits (first_name, surname, rocketchat_user, id_number) VALUES ('New', 'Code', 'new-insert', 'ID6');
+UPDATE recruits SET rocketchat_user = 'new-update' WHERE id_number = 'ID3';
+UPDATE recruits SET chat_name = NULL WHERE id_number = 'ID4';";
+
+/// What each row (by id_number) holds in both columns after [`WRITES`].
+const AFTER_WRITES: [Option<&str>; 6] = [
+    Some("old-update"),
+    None,
+    Some("new-update"),
+    None,
+    Some("old-insert"),
+    Some("new-insert"),
+];
+
+/// `new --recipe add-required-unique-column recruits personal_email_address --backfill EXPR`.
+fn add_email(backfill: &str) -> [&str; 7] {
+    [
+        "new",
+        "--recipe",
+        "add-required-unique-column",
+        "recruits",
+        "personal_email_address",
+        "--backfill",
+        backfill,
+    ]
 }
 
 const ROWS: &str = "INSERT INTO recruits (first_name, surname, chat_name, github_name, id_number) VALUES
@@ -98,20 +124,7 @@ fn sqlite_add_required_unique_column_applies_on_rows_and_matches_the_example_app
     Connection::open(&db).unwrap().execute_batch(ROWS).unwrap();
     let before = rows(&Connection::open(&db).unwrap(), COLUMNS);
 
-    let (code, out, err) = cli(
-        &pkg,
-        "sqlite:app.db",
-        &[
-            "new",
-            "--recipe",
-            "add-required-unique-column",
-            "recruits",
-            "personal_email_address",
-            "--backfill",
-            BACKFILL,
-        ],
-        &[],
-    );
+    let (code, out, err) = cli(&pkg, "sqlite:app.db", &add_email(BACKFILL), &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
@@ -199,18 +212,7 @@ fn sqlite_duplicates_and_nulls_in_the_backfill_stop_the_first_step_before_anythi
     Connection::open(&db).unwrap().execute_batch(ROWS).unwrap();
     let before = rows(&Connection::open(&db).unwrap(), "*");
     // Two Turings: lower(surname) collides.
-    ok(
-        &pkg,
-        &[
-            "new",
-            "--recipe",
-            "add-required-unique-column",
-            "recruits",
-            "personal_email_address",
-            "--backfill",
-            "lower(surname) || '@example.com'",
-        ],
-    );
+    ok(&pkg, &add_email("lower(surname) || '@example.com'"));
     ok(&pkg, &["check"]);
     let (code, _, err) = cli(&pkg, "sqlite:app.db", &["up"], &[]);
     assert_eq!(code, 1, "{err}");
@@ -225,25 +227,8 @@ fn sqlite_duplicates_and_nulls_in_the_backfill_stop_the_first_step_before_anythi
     drop(conn);
 
     // A backfill that gives NULL (github_name is NULL for Alan).
-    write_migrations(
-        &pkg,
-        &[
-            ("0001_create_recruits.up.sql", RECRUITS_UP),
-            ("0001_create_recruits.down.sql", RECRUITS_DOWN),
-        ],
-    );
-    ok(
-        &pkg,
-        &[
-            "new",
-            "--recipe",
-            "add-required-unique-column",
-            "recruits",
-            "personal_email_address",
-            "--backfill",
-            "github_name || '@example.com'",
-        ],
-    );
+    first_migration(&pkg, RECRUITS_UP, RECRUITS_DOWN);
+    ok(&pkg, &add_email("github_name || '@example.com'"));
     let (code, _, err) = cli(&pkg, "sqlite:app.db", &["up"], &[]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -306,33 +291,18 @@ fn sqlite_rename_column_keeps_both_columns_in_step_until_the_contract() {
     let conn = Connection::open(&db).unwrap();
     assert_eq!(applied_versions(&conn), [1, 2]);
     assert_eq!(rows(&conn, COLUMNS), before, "rows intact");
-    // Old code writes chat_name, new code rocketchat_user.
-    conn.execute_batch(
-        "INSERT INTO recruits (first_name, surname, chat_name, id_number) VALUES ('Old', 'Code', 'old-insert', 'ID5');
-         UPDATE recruits SET chat_name = 'old-update' WHERE id_number = 'ID1';
-         INSERT INTO recruits (first_name, surname, rocketchat_user, id_number) VALUES ('New', 'Code', 'new-insert', 'ID6');
-         UPDATE recruits SET rocketchat_user = 'new-update' WHERE id_number = 'ID3';
-         UPDATE recruits SET chat_name = NULL WHERE id_number = 'ID4';",
-    )
-    .unwrap();
+    conn.execute_batch(WRITES).unwrap();
     let both = rows(&conn, "id_number, chat_name, rocketchat_user");
-    let expected = [
-        ("ID1", Some("old-update")),
-        ("ID2", None),
-        ("ID3", Some("new-update")),
-        ("ID4", None),
-        ("ID5", Some("old-insert")),
-        ("ID6", Some("new-insert")),
-    ];
     let text = |s: &str| {
         Some(format!(
             "{:?}",
             migrate_runtime::rusqlite::types::Value::Text(s.to_owned())
         ))
     };
-    let want: Vec<Vec<Option<String>>> = expected
+    let want: Vec<Vec<Option<String>>> = AFTER_WRITES
         .iter()
-        .map(|(id, v)| vec![text(id), v.and_then(text), v.and_then(text)])
+        .zip(1..)
+        .map(|(v, id)| vec![text(&format!("ID{id}")), v.and_then(text), v.and_then(text)])
         .collect();
     assert_eq!(both, want);
     drop(conn);
@@ -437,13 +407,7 @@ fn pg_package(name: &str) -> Package {
         "Cargo.toml",
         format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\n"),
     );
-    write_migrations(
-        &pkg,
-        &[
-            ("0001_create_recruits.up.sql", PG_RECRUITS),
-            ("0001_create_recruits.down.sql", "DROP TABLE recruits;\n"),
-        ],
-    );
+    first_migration(&pkg, PG_RECRUITS, "DROP TABLE recruits;\n");
     pkg
 }
 
@@ -461,29 +425,14 @@ fn pg_add_required_unique_column_applies_on_rows_and_stops_on_duplicates() {
     let Some(db) = pg_database!() else { return };
     let pkg = pg_package("recipes-pg-add");
     let check = [("MIGRATE_CHECK_DATABASE_URL", db.url.as_str())];
-    let pg_ok = |args: &[&str], env: &[(&str, &str)]| {
-        let (code, out, err) = cli(&pkg, &db.url, args, env);
-        assert_eq!(code, 0, "cargo migrate {args:?}:\n{out}{err}");
-        err
-    };
+    let pg_ok = |args: &[&str], env: &[(&str, &str)]| succeeds(&pkg, &db.url, args, env);
     pg_ok(&["up"], &[]);
     let mut client = db.client();
     client.batch_execute(PG_ROWS).unwrap();
     let columns = "id::text, first_name, surname, chat_name, id_number";
     let before = pg_rows(&mut client, columns);
     // Two Turings: the guard stops the first step.
-    pg_ok(
-        &[
-            "new",
-            "--recipe",
-            "add-required-unique-column",
-            "recruits",
-            "personal_email_address",
-            "--backfill",
-            "lower(surname) || '@example.com'",
-        ],
-        &[],
-    );
+    pg_ok(&add_email("lower(surname) || '@example.com'"), &[]);
     let up3 = pkg.read("migrations/0004_unique_personal_email_address.up.sql");
     assert!(
         up3.starts_with("-- migrate:no-transaction\n") && up3.contains("CREATE UNIQUE INDEX CONCURRENTLY"),
@@ -515,25 +464,8 @@ fn pg_add_required_unique_column_applies_on_rows_and_stops_on_duplicates() {
     assert!(!has_column(&mut client));
 
     // A unique backfill: all four apply; rows intact; NOT NULL and unique.
-    write_migrations(
-        &pkg,
-        &[
-            ("0001_create_recruits.up.sql", PG_RECRUITS),
-            ("0001_create_recruits.down.sql", "DROP TABLE recruits;\n"),
-        ],
-    );
-    pg_ok(
-        &[
-            "new",
-            "--recipe",
-            "add-required-unique-column",
-            "recruits",
-            "personal_email_address",
-            "--backfill",
-            "'recruit-' || id || '@placeholder.invalid'",
-        ],
-        &[],
-    );
+    first_migration(&pkg, PG_RECRUITS, "DROP TABLE recruits;\n");
+    pg_ok(&add_email("'recruit-' || id || '@placeholder.invalid'"), &[]);
     pg_ok(&["check"], &check);
     pg_ok(&["up"], &[]);
     assert_eq!(pg_rows(&mut client, columns), before, "rows intact");
@@ -560,11 +492,7 @@ fn pg_add_required_unique_column_applies_on_rows_and_stops_on_duplicates() {
 fn pg_rename_column_keeps_both_columns_in_step_until_the_contract() {
     let Some(db) = pg_database!() else { return };
     let pkg = pg_package("recipes-pg-rename");
-    let pg_ok = |args: &[&str], env: &[(&str, &str)]| {
-        let (code, out, err) = cli(&pkg, &db.url, args, env);
-        assert_eq!(code, 0, "cargo migrate {args:?}:\n{out}{err}");
-        err
-    };
+    let pg_ok = |args: &[&str], env: &[(&str, &str)]| succeeds(&pkg, &db.url, args, env);
     pg_ok(&["up"], &[]);
     let mut client = db.client();
     client.batch_execute(PG_ROWS).unwrap();
@@ -582,24 +510,8 @@ fn pg_rename_column_keeps_both_columns_in_step_until_the_contract() {
     pg_ok(&["check"], &[("MIGRATE_CHECK_DATABASE_URL", db.url.as_str())]);
     let up = pg_ok(&["up"], &[]);
     assert!(up.contains("note: held 0003"), "{up}");
-    client
-        .batch_execute(
-            "INSERT INTO recruits (first_name, surname, chat_name, id_number) VALUES ('Old', 'Code', 'old-insert', 'ID5');
-             UPDATE recruits SET chat_name = 'old-update' WHERE id_number = 'ID1';
-             INSERT INTO recruits (first_name, surname, rocketchat_user, id_number) VALUES ('New', 'Code', 'new-insert', 'ID6');
-             UPDATE recruits SET rocketchat_user = 'new-update' WHERE id_number = 'ID3';
-             UPDATE recruits SET chat_name = NULL WHERE id_number = 'ID4';",
-        )
-        .unwrap();
-    let values = [
-        Some("old-update"),
-        None,
-        Some("new-update"),
-        None,
-        Some("old-insert"),
-        Some("new-insert"),
-    ];
-    let want: Vec<Vec<Option<String>>> = values
+    client.batch_execute(WRITES).unwrap();
+    let want: Vec<Vec<Option<String>>> = AFTER_WRITES
         .iter()
         .map(|v| vec![v.map(str::to_owned), v.map(str::to_owned)])
         .collect();
@@ -609,4 +521,31 @@ fn pg_rename_column_keeps_both_columns_in_step_until_the_contract() {
     assert_eq!(after, want.iter().map(|r| vec![r[1].clone()]).collect::<Vec<_>>());
     pg_ok(&["down"], &[]);
     assert_eq!(pg_rows(&mut client, "chat_name, rocketchat_user"), want);
+
+    // A NOT NULL column: the BEFORE trigger fills it before PostgreSQL
+    // checks NOT NULL, so new code may leave it out.
+    pg_ok(&["up", "--contract"], &[]);
+    pg_ok(
+        &["new", "--recipe", "rename-column", "recruits", "surname", "family_name"],
+        &[],
+    );
+    pg_ok(&["check"], &[("MIGRATE_CHECK_DATABASE_URL", db.url.as_str())]);
+    pg_ok(&["up"], &[]);
+    client
+        .batch_execute("INSERT INTO recruits (first_name, family_name, id_number) VALUES ('Only', 'New', 'ID7')")
+        .unwrap();
+    let names = pg_rows(&mut client, "surname, family_name");
+    assert_eq!(names.len(), 7);
+    assert!(names.iter().all(|r| r[0].is_some() && r[0] == r[1]), "{names:?}");
+    pg_ok(&["up", "--contract"], &[]);
+    pg_ok(&["down"], &[]);
+    assert_eq!(pg_rows(&mut client, "surname, family_name"), names);
+    let nullable: String = client
+        .query_one(
+            "SELECT is_nullable::text FROM information_schema.columns WHERE table_name = 'recruits' AND column_name = 'surname'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(nullable, "NO", "the contract's down makes it NOT NULL again");
 }

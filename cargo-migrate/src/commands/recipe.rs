@@ -46,6 +46,12 @@ struct Step {
     down: String,
 }
 
+impl Step {
+    fn new(name: String, up: String, down: String) -> Self {
+        Self { name, up, down }
+    }
+}
+
 /// The schema after the last migration.
 struct Schema {
     model: Model,
@@ -515,26 +521,10 @@ fn add_required_unique_column(
         let _ = writeln!(down4, "{}", back.sql.trim_end());
     }
     let steps = vec![
-        Step {
-            name: format!("add {}", wanted.column),
-            up: up1,
-            down: down1,
-        },
-        Step {
-            name: format!("backfill {}", wanted.column),
-            up: up2,
-            down: down2,
-        },
-        Step {
-            name: format!("unique {}", wanted.column),
-            up: up3,
-            down: down3,
-        },
-        Step {
-            name: format!("require {}", wanted.column),
-            up: up4,
-            down: down4,
-        },
+        Step::new(format!("add {}", wanted.column), up1, down1),
+        Step::new(format!("backfill {}", wanted.column), up2, down2),
+        Step::new(format!("unique {}", wanted.column), up3, down3),
+        Step::new(format!("require {}", wanted.column), up4, down4),
     ];
     if let Some(replay) = &schema.replay {
         round_trip(replay, &steps, schema, first, package, true)?;
@@ -883,16 +873,8 @@ fn rename_column(
     }
     down2.push_str(&triggers_up);
     let steps = vec![
-        Step {
-            name: format!("rename {} to {new} expand", old.name),
-            up: up1,
-            down: down1,
-        },
-        Step {
-            name: format!("rename {} to {new} contract", old.name),
-            up: up2,
-            down: down2,
-        },
+        Step::new(format!("rename {} to {new} expand", old.name), up1, down1),
+        Step::new(format!("rename {} to {new} contract", old.name), up2, down2),
     ];
     if let Some(replay) = &schema.replay {
         // No comparison at the end: the contract's down gives the old
