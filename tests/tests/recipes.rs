@@ -107,6 +107,14 @@ fn rows(conn: &Connection, columns: &str) -> Vec<Vec<Option<String>>> {
     .collect()
 }
 
+/// Applies 0001 to `app.db` and inserts [`ROWS`]: the database's path.
+fn with_rows(pkg: &Package) -> std::path::PathBuf {
+    ok(pkg, &["up"]);
+    let db = pkg.path().join("app.db");
+    Connection::open(&db).unwrap().execute_batch(ROWS).unwrap();
+    db
+}
+
 fn files(pkg: &Package) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(pkg.path().join("migrations"))
         .unwrap()
@@ -119,9 +127,7 @@ fn files(pkg: &Package) -> Vec<String> {
 #[test]
 fn sqlite_add_required_unique_column_applies_on_rows_and_matches_the_example_app() {
     let pkg = recruits("recipes-add");
-    ok(&pkg, &["up"]);
-    let db = pkg.path().join("app.db");
-    Connection::open(&db).unwrap().execute_batch(ROWS).unwrap();
+    let db = with_rows(&pkg);
     let before = rows(&Connection::open(&db).unwrap(), COLUMNS);
 
     let (code, out, err) = cli(&pkg, "sqlite:app.db", &add_email(BACKFILL), &[]);
@@ -207,9 +213,7 @@ fn sqlite_add_required_unique_column_applies_on_rows_and_matches_the_example_app
 #[test]
 fn sqlite_duplicates_and_nulls_in_the_backfill_stop_the_first_step_before_anything_changes() {
     let pkg = recruits("recipes-dup");
-    ok(&pkg, &["up"]);
-    let db = pkg.path().join("app.db");
-    Connection::open(&db).unwrap().execute_batch(ROWS).unwrap();
+    let db = with_rows(&pkg);
     let before = rows(&Connection::open(&db).unwrap(), "*");
     // Two Turings: lower(surname) collides.
     ok(&pkg, &add_email("lower(surname) || '@example.com'"));
@@ -253,9 +257,7 @@ fn sqlite_duplicates_and_nulls_in_the_backfill_stop_the_first_step_before_anythi
 #[test]
 fn sqlite_rename_column_keeps_both_columns_in_step_until_the_contract() {
     let pkg = recruits("recipes-rename");
-    ok(&pkg, &["up"]);
-    let db = pkg.path().join("app.db");
-    Connection::open(&db).unwrap().execute_batch(ROWS).unwrap();
+    let db = with_rows(&pkg);
     let before = rows(&Connection::open(&db).unwrap(), COLUMNS);
     ok(
         &pkg,

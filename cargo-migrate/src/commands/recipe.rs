@@ -203,15 +203,7 @@ pub fn run(settings: &Settings, recipe: Recipe, args: &NewArgs) -> Result<()> {
 fn sqlite_schema(package: &Package) -> Result<Schema> {
     let found = crate::migrations::load(package)?;
     let all = crate::migrations::to_runtime(&found);
-    let dir = show(&package.migrations_dir());
-    let what = match all.last() {
-        Some(m) => format!(
-            "the schema after migration {} {} ({dir})",
-            package.version(m.version()),
-            m.name()
-        ),
-        None => format!("the empty schema (there are no migrations in {dir})"),
-    };
+    let what = super::schema::after_last(package, all.last());
     let table = package.config.table.clone();
     let replay = move || -> Result<Connection> {
         let versions: Vec<u64> = all.iter().map(migrate_runtime::Migration::version).collect();
