@@ -259,6 +259,23 @@ fn sqlite_rename_column_keeps_both_columns_in_step_until_the_contract() {
     let pkg = recruits("recipes-rename");
     let db = with_rows(&pkg);
     let before = rows(&Connection::open(&db).unwrap(), COLUMNS);
+    // An index on the old column: the expand copies it onto the new one.
+    pkg.write(
+        "migrations/0002_index_chat_name.up.sql",
+        "CREATE INDEX recruits_chat_name ON recruits (chat_name);\n",
+    );
+    pkg.write(
+        "migrations/0002_index_chat_name.down.sql",
+        "DROP INDEX recruits_chat_name;\n",
+    );
+    let indexes = |conn: &Connection| -> Vec<String> {
+        conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
     ok(
         &pkg,
         &[
@@ -271,28 +288,29 @@ fn sqlite_rename_column_keeps_both_columns_in_step_until_the_contract() {
         ],
     );
     assert_eq!(
-        files(&pkg)[2..],
+        files(&pkg)[4..],
         [
-            "0002_rename_chat_name_to_rocketchat_user_expand.down.sql",
-            "0002_rename_chat_name_to_rocketchat_user_expand.up.sql",
-            "0003_rename_chat_name_to_rocketchat_user_contract.down.sql",
-            "0003_rename_chat_name_to_rocketchat_user_contract.up.sql",
+            "0003_rename_chat_name_to_rocketchat_user_expand.down.sql",
+            "0003_rename_chat_name_to_rocketchat_user_expand.up.sql",
+            "0004_rename_chat_name_to_rocketchat_user_contract.down.sql",
+            "0004_rename_chat_name_to_rocketchat_user_contract.up.sql",
         ]
     );
     let checked = ok(&pkg, &["check"]);
     assert!(
-        checked.ends_with("checked 3 migrations in migrations: ok (1 warning)\n"),
+        checked.ends_with("checked 4 migrations in migrations: ok (1 warning)\n"),
         "{checked}"
     );
     assert!(checked.contains("with its columns in another order"), "{checked}");
     let up = ok(&pkg, &["up"]);
     assert!(
-        up.contains("note: held 0003 rename_chat_name_to_rocketchat_user_contract"),
+        up.contains("note: held 0004 rename_chat_name_to_rocketchat_user_contract"),
         "{up}"
     );
     let conn = Connection::open(&db).unwrap();
-    assert_eq!(applied_versions(&conn), [1, 2]);
+    assert_eq!(applied_versions(&conn), [1, 2, 3]);
     assert_eq!(rows(&conn, COLUMNS), before, "rows intact");
+    assert_eq!(indexes(&conn), ["recruits_chat_name", "recruits_rocketchat_user"]);
     conn.execute_batch(WRITES).unwrap();
     let both = rows(&conn, "id_number, chat_name, rocketchat_user");
     let text = |s: &str| {
@@ -311,7 +329,8 @@ fn sqlite_rename_column_keeps_both_columns_in_step_until_the_contract() {
 
     ok(&pkg, &["up", "--contract"]);
     let conn = Connection::open(&db).unwrap();
-    assert_eq!(applied_versions(&conn), [1, 2, 3]);
+    assert_eq!(applied_versions(&conn), [1, 2, 3, 4]);
+    assert_eq!(indexes(&conn), ["recruits_rocketchat_user"]);
     let after = rows(&conn, "id_number, rocketchat_user");
     assert_eq!(
         after,
@@ -328,6 +347,7 @@ fn sqlite_rename_column_keeps_both_columns_in_step_until_the_contract() {
     ok(&pkg, &["down"]);
     let conn = Connection::open(&db).unwrap();
     assert_eq!(rows(&conn, "id_number, chat_name, rocketchat_user"), want);
+    assert_eq!(indexes(&conn), ["recruits_chat_name", "recruits_rocketchat_user"]);
 }
 
 #[test]
@@ -397,6 +417,7 @@ const PG_RECRUITS: &str = "CREATE TABLE recruits (
     chat_name text,
     id_number text NOT NULL UNIQUE
 );
+CREATE INDEX recruits_chat_name ON recruits (chat_name);
 ";
 const PG_ROWS: &str = "INSERT INTO recruits (first_name, surname, chat_name, id_number) VALUES
     ('Ada', 'Lovelace', 'ada', 'ID1'), ('Grace', 'Hopper', NULL, 'ID2'),
@@ -510,8 +531,29 @@ fn pg_rename_column_keeps_both_columns_in_step_until_the_contract() {
         &[],
     );
     pg_ok(&["check"], &[("MIGRATE_CHECK_DATABASE_URL", db.url.as_str())]);
+    let index = pkg.read("migrations/0003_index_rocketchat_user.up.sql");
+    assert!(
+        index.starts_with("-- migrate:no-transaction\n")
+            && index.contains("CREATE INDEX CONCURRENTLY recruits_rocketchat_user ON recruits (rocketchat_user);"),
+        "{index}"
+    );
     let up = pg_ok(&["up"], &[]);
-    assert!(up.contains("note: held 0003"), "{up}");
+    assert!(up.contains("note: held 0004"), "{up}");
+    let pg_indexes = |client: &mut migrate_runtime::postgres::Client| -> Vec<String> {
+        client
+            .query(
+                "SELECT indexname::text FROM pg_indexes WHERE tablename = 'recruits' AND indexname LIKE '%chat%' ORDER BY 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(
+        pg_indexes(&mut client),
+        ["recruits_chat_name", "recruits_rocketchat_user"]
+    );
     client.batch_execute(WRITES).unwrap();
     let want: Vec<Vec<Option<String>>> = AFTER_WRITES
         .iter()
@@ -521,8 +563,13 @@ fn pg_rename_column_keeps_both_columns_in_step_until_the_contract() {
     pg_ok(&["up", "--contract"], &[]);
     let after = pg_rows(&mut client, "rocketchat_user");
     assert_eq!(after, want.iter().map(|r| vec![r[1].clone()]).collect::<Vec<_>>());
+    assert_eq!(pg_indexes(&mut client), ["recruits_rocketchat_user"]);
     pg_ok(&["down"], &[]);
     assert_eq!(pg_rows(&mut client, "chat_name, rocketchat_user"), want);
+    assert_eq!(
+        pg_indexes(&mut client),
+        ["recruits_chat_name", "recruits_rocketchat_user"]
+    );
 
     // A NOT NULL column: the BEFORE trigger fills it before PostgreSQL
     // checks NOT NULL, so new code may leave it out.

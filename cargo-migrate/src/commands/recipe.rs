@@ -667,9 +667,16 @@ fn refuse_rename(table: &Table, old: &Column, backend: Backend) -> Option<String
     None
 }
 
-/// `CREATE [UNIQUE] INDEX name ON table (columns)` for a plain index, with
-/// column `from` named `to`.
-fn index_sql(table: &Table, ix: &Index, ix_name: &str, from: &str, to: &str, backend: Backend) -> String {
+/// `CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON table (columns)` for a
+/// plain index, with column `from` named `to`.
+fn index_sql(
+    table: &Table,
+    ix: &Index,
+    ix_name: &str,
+    (from, to): (&str, &str),
+    concurrently: bool,
+    backend: Backend,
+) -> String {
     let columns: Vec<String> = ix
         .columns
         .iter()
@@ -694,8 +701,9 @@ fn index_sql(table: &Table, ix: &Index, ix_name: &str, from: &str, to: &str, bac
         _ => String::new(),
     };
     format!(
-        "CREATE {}INDEX {} ON {}{using} ({});",
+        "CREATE {}INDEX {}{} ON {}{using} ({});",
         if ix.unique { "UNIQUE " } else { "" },
+        if concurrently { "CONCURRENTLY " } else { "" },
         name(ix_name, backend),
         name(&table.name, backend),
         columns.join(", ")
@@ -755,7 +763,7 @@ fn rename_column(
                 format!("{}_{new}", ix.name)
             };
             let copy = free_name(&schema.model, &wanted);
-            let sql = index_sql(table, ix, &copy, &old.name, new, backend);
+            let sql = index_sql(table, ix, &copy, (&old.name, new), pg, backend);
             (copy, sql)
         })
         .collect();
@@ -814,6 +822,10 @@ fn rename_column(
         (up, down)
     };
     let backfill = format!("UPDATE {t} SET {n} = {o} WHERE {n} IS NULL AND {o} IS NOT NULL;\n");
+    // On PostgreSQL the index copies are built CONCURRENTLY, outside a
+    // transaction: a migration of their own between expand and contract.
+    let index_step = pg && !copies.is_empty();
+    let contract = v(if index_step { 2 } else { 1 });
     // The expand.
     let mut up1 = String::from("-- migrate:phase expand\n");
     if !pg {
@@ -822,21 +834,34 @@ fn rename_column(
     up1.push_str(&comment(&format!(
         "The expand of `{invocation}`: old code reads and writes {}, new code {new}; until the contract ({}) runs, the triggers copy what either writes into the other column. Deploy the new code after this migration; the contract waits for `cargo migrate up --contract`.",
         old.name,
-        v(1)
+        contract
     )));
     let _ = writeln!(up1, "ALTER TABLE {t} ADD COLUMN {definition};");
     up1.push_str(&triggers_up);
     up1.push_str("-- Backfill: the rows from before.\n");
     up1.push_str(&backfill);
-    if !copies.is_empty() {
-        up1.push_str(&comment(&format!("The indexes on {} again, on {new}.", old.name)));
-        for (_, sql) in &copies {
-            let _ = writeln!(up1, "{sql}");
-        }
-    }
     let mut down1 = String::new();
-    for (copy, _) in copies.iter().rev() {
-        let _ = writeln!(down1, "DROP INDEX {};", name(copy, backend));
+    let mut steps = Vec::new();
+    if index_step {
+        let mut up = String::from("-- migrate:no-transaction\n");
+        up.push_str(&comment(&format!(
+            "Part of the expand {} of `{invocation}`: the indexes on {} again, on {new}. CONCURRENTLY builds them without blocking writes, and cannot run in a transaction (PostgreSQL docs, CREATE INDEX, \"Building Indexes Concurrently\"). A failed build leaves an INVALID index behind: each DROP makes this script safe to run again.",
+            v(0),
+            old.name
+        )));
+        let mut down = String::from("-- migrate:no-transaction\n");
+        for (copy, sql) in &copies {
+            let copy = name(copy, backend);
+            let _ = writeln!(up, "DROP INDEX CONCURRENTLY IF EXISTS {copy};\n{sql}");
+            let _ = writeln!(down, "DROP INDEX CONCURRENTLY IF EXISTS {copy};");
+        }
+        steps.push(Step::new(format!("index {new}"), up, down));
+    } else if !copies.is_empty() {
+        up1.push_str(&comment(&format!("The indexes on {} again, on {new}.", old.name)));
+        for (copy, sql) in &copies {
+            let _ = writeln!(up1, "{sql}");
+            let _ = writeln!(down1, "DROP INDEX {};", name(copy, backend));
+        }
     }
     down1.push_str(&triggers_down);
     let _ = writeln!(down1, "ALTER TABLE {t} DROP COLUMN {n};");
@@ -861,13 +886,11 @@ fn rename_column(
         let _ = writeln!(down2, "ALTER TABLE {t} ALTER COLUMN {o} SET NOT NULL;");
     }
     for ix in &old_indexes {
-        let _ = writeln!(down2, "{}", index_sql(table, ix, &ix.name, "", "", backend));
+        let _ = writeln!(down2, "{}", index_sql(table, ix, &ix.name, ("", ""), false, backend));
     }
     down2.push_str(&triggers_up);
-    let steps = vec![
-        Step::new(format!("rename {} to {new} expand", old.name), up1, down1),
-        Step::new(format!("rename {} to {new} contract", old.name), up2, down2),
-    ];
+    steps.insert(0, Step::new(format!("rename {} to {new} expand", old.name), up1, down1));
+    steps.push(Step::new(format!("rename {} to {new} contract", old.name), up2, down2));
     if let Some(replay) = &schema.replay {
         // No comparison at the end: the contract's down gives the old
         // column back at the end of the table (`check` warns about the order).
