@@ -28,16 +28,22 @@ fn ok(pkg: &Package, args: &[&str]) -> String {
     succeeds(pkg, "sqlite:app.db", args, &[])
 }
 
-/// A package with the example app's first migration, linted from 1.
-fn recruits(name: &str) -> Package {
+/// A package with `metadata` in `[package.metadata.migrate]` and the
+/// migration 0001_create_recruits.
+fn package(name: &str, metadata: &str, up: &str, down: &str) -> Package {
     let pkg = Package::named(name);
     let manifest = pkg.read("Cargo.toml");
     pkg.write(
         "Cargo.toml",
-        format!("{manifest}\n[package.metadata.migrate]\nlint_from = 1\n"),
+        format!("{manifest}\n[package.metadata.migrate]\n{metadata}\n"),
     );
-    first_migration(&pkg, RECRUITS_UP, RECRUITS_DOWN);
+    first_migration(&pkg, up, down);
     pkg
+}
+
+/// A package with the example app's first migration, linted from 1.
+fn recruits(name: &str) -> Package {
+    package(name, "lint_from = 1", RECRUITS_UP, RECRUITS_DOWN)
 }
 
 /// Replaces the package's migrations with 0001_create_recruits.
@@ -424,14 +430,7 @@ const PG_ROWS: &str = "INSERT INTO recruits (first_name, surname, chat_name, id_
     ('Alan', 'Turing', 'alan', 'ID3'), ('Joan', 'Turing', 'joan', 'ID4')";
 
 fn pg_package(name: &str) -> Package {
-    let pkg = Package::named(name);
-    let manifest = pkg.read("Cargo.toml");
-    pkg.write(
-        "Cargo.toml",
-        format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\n"),
-    );
-    first_migration(&pkg, PG_RECRUITS, "DROP TABLE recruits;\n");
-    pkg
+    package(name, "backend = \"postgres\"", PG_RECRUITS, "DROP TABLE recruits;\n")
 }
 
 fn pg_rows(client: &mut migrate_runtime::postgres::Client, columns: &str) -> Vec<Vec<Option<String>>> {
