@@ -24,6 +24,7 @@
 //! they are written.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use migrate_build::Backend;
@@ -117,7 +118,7 @@ pub fn run(settings: &Settings, recipe: Recipe, args: &NewArgs) -> Result<()> {
     } else {
         sqlite_schema(package)?
     };
-    let invocation = format!(
+    let mut invocation = format!(
         "cargo migrate new --recipe {} {}",
         match recipe {
             Recipe::AddRequiredUniqueColumn => "add-required-unique-column",
@@ -125,6 +126,12 @@ pub fn run(settings: &Settings, recipe: Recipe, args: &NewArgs) -> Result<()> {
         },
         words.join(" ")
     );
+    if let Some(ty) = &args.column_type {
+        let _ = write!(invocation, " --type {ty}");
+    }
+    if let Some(expr) = &args.backfill {
+        let _ = write!(invocation, " --backfill \"{expr}\"");
+    }
     let first = next_version(package)?;
     let steps = match recipe {
         Recipe::AddRequiredUniqueColumn => {
@@ -171,24 +178,20 @@ pub fn run(settings: &Settings, recipe: Recipe, args: &NewArgs) -> Result<()> {
         .into_iter()
         .zip(first..)
         .map(|(step, version)| {
-            let mut files = vec![(Kind::Up, step.up)];
-            files.push((Kind::Down, step.down));
             Ok(Planned {
                 version,
                 name: normalize(&step.name, &package.migrations_dir())?,
-                files,
+                files: vec![(Kind::Up, step.up), (Kind::Down, step.down)],
             })
         })
         .collect::<Result<_>>()?;
     let created = create_all(package, &planned)?;
-    {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        for path in &created {
-            writeln!(out, "{}", show(path))?;
-        }
-        out.flush()?;
+    let mut out = std::io::stdout().lock();
+    for path in &created {
+        writeln!(out, "{}", show(path))?;
     }
+    out.flush()?;
+    drop(out);
     let last = planned.last().map_or(first, |p| p.version);
     say!(
         "created migrations {} to {} from {}: read them, edit what they say to edit, then `cargo migrate check`",
@@ -897,4 +900,45 @@ fn rename_column(
         round_trip(replay, &steps, schema, first, package, false)?;
     }
     Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_wrap_and_stay_comments() {
+        let text = comment(&"word ".repeat(40));
+        assert!(text.lines().count() > 2, "{text}");
+        assert!(text.lines().all(|l| l.starts_with("-- ") && l.len() <= 80), "{text}");
+        assert_eq!(comment("one line"), "-- one line\n");
+    }
+
+    #[test]
+    fn an_index_copied_onto_the_new_column() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE users (name TEXT, age INTEGER);
+             CREATE UNIQUE INDEX users_name_age ON users (name COLLATE NOCASE, age DESC);",
+        )
+        .unwrap();
+        let model = Model::read(&conn, &migrate_runtime::model::Filter::new("_migrations")).unwrap();
+        let table = &model.tables["users"];
+        let ix = &table.indexes["users_name_age"];
+        assert_eq!(
+            index_sql(
+                table,
+                ix,
+                "users_full_name_age",
+                ("name", "full_name"),
+                false,
+                Backend::Sqlite
+            ),
+            "CREATE UNIQUE INDEX users_full_name_age ON users (full_name COLLATE NOCASE, age DESC);"
+        );
+        assert_eq!(
+            index_sql(table, ix, "users_name_age", ("", ""), true, Backend::Postgres),
+            "CREATE UNIQUE INDEX CONCURRENTLY users_name_age ON users (name COLLATE \"NOCASE\", age DESC);"
+        );
+    }
 }
