@@ -489,6 +489,8 @@ fn pg_add_required_unique_column_applies_on_rows_and_stops_on_duplicates() {
     first_migration(&pkg, PG_RECRUITS, "DROP TABLE recruits;\n");
     pg_ok(&add_email("'recruit-' || id || '@placeholder.invalid'"), &[]);
     pg_ok(&["check"], &check);
+    let linted = pg_ok(&["lint"], &[]);
+    assert!(linted.ends_with("no findings\n"), "{linted}");
     pg_ok(&["up"], &[]);
     assert_eq!(pg_rows(&mut client, columns), before, "rows intact");
     let nullable: String = client
@@ -530,6 +532,8 @@ fn pg_rename_column_keeps_both_columns_in_step_until_the_contract() {
         &[],
     );
     pg_ok(&["check"], &[("MIGRATE_CHECK_DATABASE_URL", db.url.as_str())]);
+    let linted = pg_ok(&["lint"], &[]);
+    assert!(linted.ends_with("no findings\n"), "{linted}");
     let index = pkg.read("migrations/0003_index_rocketchat_user.up.sql");
     assert!(
         index.starts_with("-- migrate:no-transaction\n")

@@ -384,6 +384,7 @@ fn add_required_unique_column(
     let mut up1 = header(0, "add the column, nullable, so old and new code both work.");
     up1.push_str(&comment(&guard_doc));
     if pg {
+        up1.push_str(&lock_timeout(false));
         // A DO block can raise an error with a message of its own
         // (PostgreSQL docs, "DO" and PL/pgSQL "Errors and Messages").
         let _ = write!(
@@ -432,14 +433,13 @@ fn add_required_unique_column(
     if pg {
         up3.push_str("-- migrate:no-transaction\n");
         down3.push_str("-- migrate:no-transaction\n");
-    } else {
-        let _ = writeln!(
-            up3,
-            "-- migrate:allow MS004 the guard of step {} checked that the backfill of step {} gives every row its own value",
-            v(0),
-            v(1)
-        );
     }
+    let _ = writeln!(
+        up3,
+        "-- migrate:allow MS004 the guard of step {} checked that the backfill of step {} gives every row its own value",
+        v(0),
+        v(1)
+    );
     up3.push_str(&header(2, "make the column unique."));
     up3.push_str(&comment(
         "Fails, and changes nothing, if two rows share a value (written since the backfill): fix the data first.",
@@ -473,6 +473,7 @@ fn add_required_unique_column(
         up4.push_str(&comment(
             "Each statement commits on its own. SET NOT NULL scans the table under an ACCESS EXCLUSIVE lock, unless a valid CHECK constraint proves that no row holds NULL; a CHECK added NOT VALID is quick, and VALIDATE CONSTRAINT scans the table holding only a SHARE UPDATE EXCLUSIVE lock, which lets reads and writes go on (PostgreSQL docs, ALTER TABLE: SET NOT NULL, ADD table_constraint NOT VALID, VALIDATE CONSTRAINT). The first DROP makes the script safe to run again.",
         ));
+        up4.push_str(&lock_timeout(true));
         let _ = writeln!(
             up4,
             "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {check};\n\
@@ -533,6 +534,20 @@ fn add_required_unique_column(
         );
     }
     Ok(steps)
+}
+
+/// PostgreSQL: the `SET` that bounds how long a statement waits for its
+/// table lock (lint MS019), with why; `LOCAL` inside a transaction, for
+/// the session in a `-- migrate:no-transaction` script (the runner
+/// restores the setting after it).
+fn lock_timeout(no_transaction: bool) -> String {
+    format!(
+        "{}SET {}lock_timeout = '2s';\n",
+        comment(
+            "Wait at most 2 s for each table lock: behind a long query the statement fails instead of queueing the app's queries behind it; apply again later."
+        ),
+        if no_transaction { "" } else { "LOCAL " }
+    )
 }
 
 /// `"text"`: an SQLite name, always quoted (for a constraint named by its message).
@@ -831,14 +846,15 @@ fn rename_column(
     let contract = v(if index_step { 2 } else { 1 });
     // The expand.
     let mut up1 = String::from("-- migrate:phase expand\n");
-    if !pg {
-        up1.push_str("-- migrate:allow MS009 the backfill writes only the column this migration adds, row by row as the triggers would\n");
-    }
+    up1.push_str("-- migrate:allow MS009 the backfill writes only the column this migration adds, row by row as the triggers would\n");
     up1.push_str(&comment(&format!(
         "The expand of `{invocation}`: old code reads and writes {}, new code {new}; until the contract ({}) runs, the triggers copy what either writes into the other column. Deploy the new code after this migration; the contract waits for `cargo migrate up --contract`.",
         old.name,
         contract
     )));
+    if pg {
+        up1.push_str(&lock_timeout(false));
+    }
     let _ = writeln!(up1, "ALTER TABLE {t} ADD COLUMN {definition};");
     up1.push_str(&triggers_up);
     up1.push_str("-- Backfill: the rows from before.\n");
@@ -873,6 +889,9 @@ fn rename_column(
     up2.push_str(&comment(&format!(
         "The contract of `{invocation}`: apply it once every running instance has the new code (`cargo migrate up --contract`); the old column and its values go."
     )));
+    if pg {
+        up2.push_str(&lock_timeout(false));
+    }
     up2.push_str(&triggers_down);
     if !pg {
         for ix in &old_indexes {
