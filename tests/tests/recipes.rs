@@ -76,6 +76,16 @@ const AFTER_WRITES: [Option<&str>; 6] = [
     Some("new-insert"),
 ];
 
+/// `new --recipe rename-column recruits chat_name rocketchat_user`.
+const RENAME_CHAT_NAME: [&str; 6] = [
+    "new",
+    "--recipe",
+    "rename-column",
+    "recruits",
+    "chat_name",
+    "rocketchat_user",
+];
+
 /// `new --recipe add-required-unique-column recruits personal_email_address --backfill EXPR`.
 fn add_email(backfill: &str) -> [&str; 7] {
     [
@@ -282,17 +292,7 @@ fn sqlite_rename_column_keeps_both_columns_in_step_until_the_contract() {
             .map(Result::unwrap)
             .collect()
     };
-    ok(
-        &pkg,
-        &[
-            "new",
-            "--recipe",
-            "rename-column",
-            "recruits",
-            "chat_name",
-            "rocketchat_user",
-        ],
-    );
+    ok(&pkg, &RENAME_CHAT_NAME);
     assert_eq!(
         files(&pkg)[4..],
         [
@@ -520,17 +520,7 @@ fn pg_rename_column_keeps_both_columns_in_step_until_the_contract() {
     pg_ok(&["up"], &[]);
     let mut client = db.client();
     client.batch_execute(PG_ROWS).unwrap();
-    pg_ok(
-        &[
-            "new",
-            "--recipe",
-            "rename-column",
-            "recruits",
-            "chat_name",
-            "rocketchat_user",
-        ],
-        &[],
-    );
+    pg_ok(&RENAME_CHAT_NAME, &[]);
     pg_ok(&["check"], &[("MIGRATE_CHECK_DATABASE_URL", db.url.as_str())]);
     let linted = pg_ok(&["lint"], &[]);
     assert!(linted.ends_with("no findings\n"), "{linted}");
