@@ -60,7 +60,8 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
              name text NOT NULL,\n    \
              checksum text NOT NULL,\n    \
              applied_at timestamptz NOT NULL,\n    \
-             duration_ms bigint NOT NULL\n)",
+             duration_ms bigint NOT NULL,\n    \
+             history_digest bytea\n)",
             self.create_schema_sql(),
             self.table
         ) + &self.down_column_sql();
@@ -86,43 +87,73 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
             self.table
         );
         // The first read also looks for INVALID indexes, in the same round
-        // trip, and first asks whether the newest row's digest says the
-        // history is exactly the code's: then the rows are not sent.
+        // trip. At an apply's start-up it first asks whether the newest
+        // row's digest says the history is exactly the code's: then no row
+        // is sent, and no index is looked for (a failed migration leaves no
+        // digest, so the start-up after one still looks, in a round trip of
+        // its own; `status` always looks).
         let first = !self.in_transaction;
-        let exact = (first && std::mem::take(&mut self.try_exact))
-            .then(|| self.history_exact_sql(migrator))
-            .flatten();
-        // The start-up drift check may trust the catalogs' statistics:
-        // this session's own DDL is counted once it has reported its
-        // statistics, which this asks for at the end of this round trip.
-        let flush = exact.is_some() && migrator.drift != crate::DriftPolicy::Off;
-        let sql = match (&exact, first) {
-            (Some(exact), _) => format!(
-                "{}SELECT {exact};\n{} WHERE NOT {exact} ORDER BY version;\n{}",
-                if flush { super::drift::FLUSH_STATS } else { "" },
-                sql.trim_end_matches(" ORDER BY version"),
-                self.invalid_indexes_sql()
-            ),
-            (None, true) => format!("{sql};\n{}", self.invalid_indexes_sql()),
-            (None, false) => sql,
+        let startup = first && std::mem::take(&mut self.try_exact);
+        let mut exact = startup.then(|| self.history_exact_sql(migrator)).flatten();
+        let invalid = first && exact.is_none();
+        let result = loop {
+            // The start-up drift check may trust the catalogs' statistics:
+            // this session's own DDL is counted once it has reported its
+            // statistics, which this asks for at the end of this round trip.
+            let flush = exact.is_some() && migrator.drift != crate::DriftPolicy::Off;
+            let mut statements = Vec::new();
+            if flush {
+                statements.push(super::drift::FLUSH_STATS.to_owned());
+            }
+            match &exact {
+                Some(exact) => {
+                    statements.push(format!("SELECT {exact}"));
+                    statements.push(format!(
+                        "{} WHERE NOT {exact} ORDER BY version",
+                        sql.trim_end_matches(" ORDER BY version")
+                    ));
+                }
+                None => statements.push(sql.clone()),
+            }
+            if invalid {
+                statements.push(self.invalid_indexes_sql());
+            }
+            match self.query_sets(&statements.join(";\n")).await {
+                Ok(mut sets) => {
+                    if flush {
+                        sets.remove(0);
+                    }
+                    if exact.is_some() {
+                        let answer = sets.remove(0);
+                        self.history_exact = answer
+                            .first()
+                            .and_then(|r| r.first())
+                            .is_some_and(|v| v.as_deref() == Some("t"));
+                    }
+                    break Ok(sets);
+                }
+                // A tracking table made before the digest's column: read
+                // it as before (the next migration adds the column).
+                Err(e) if exact.is_some() && state(&e) == Some(sqlstate::UNDEFINED_COLUMN) => exact = None,
+                Err(e) => break Err(e),
+            }
         };
-        let rows = match self.query_sets(&sql).await {
+        let result = match result {
+            Ok(mut sets) if startup && !self.history_exact && !invalid => {
+                match self.query_sets(&self.invalid_indexes_sql()).await {
+                    Ok(found) => {
+                        sets.extend(found);
+                        Ok(sets)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        let rows = match result {
             Ok(mut sets) => {
-                if flush {
-                    sets.remove(0);
-                }
-                if exact.is_some() {
-                    let answer = sets.remove(0);
-                    self.history_exact = answer
-                        .first()
-                        .and_then(|r| r.first())
-                        .is_some_and(|v| v.as_deref() == Some("t"));
-                }
-                if first && let Some(invalid) = sets.get_mut(1) {
-                    self.invalid = invalid
-                        .drain(..)
-                        .filter_map(|r| r.into_iter().next().flatten())
-                        .collect();
+                if let Some(found) = sets.get_mut(1).filter(|_| first) {
+                    self.invalid = found.drain(..).filter_map(|r| r.into_iter().next().flatten()).collect();
                 }
                 sets.into_iter().next().unwrap_or_default()
             }

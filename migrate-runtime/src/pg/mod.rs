@@ -324,6 +324,7 @@ mod sqlstate {
     pub(super) const UNIQUE_VIOLATION: &str = "23505";
     pub(super) const DUPLICATE_TABLE: &str = "42P07";
     pub(super) const DUPLICATE_SCHEMA: &str = "42P06";
+    pub(super) const UNDEFINED_COLUMN: &str = "42703";
 }
 
 /// The SQLSTATE of a server error.

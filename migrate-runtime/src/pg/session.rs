@@ -46,16 +46,14 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     /// digest of exactly the code's history (see
     /// [`history_digest`](crate::history::history_digest)), that row is the
     /// code's last version, and the table has as many rows as the code has
-    /// migrations; false otherwise, also on a table without the column
-    /// (read through `to_jsonb`, so a missing column is no error). `None`
-    /// when the code has no migration.
+    /// migrations; false otherwise. A table without the column (made by
+    /// an older release) fails with SQLSTATE 42703, and the caller reads
+    /// the rows instead. `None` when the code has no migration.
     pub(super) fn history_exact_sql(&self, migrator: &Migrator<'_>) -> Option<String> {
         let last = migrator.migrations.last()?;
         let hex = digest_hex(migrator);
-        // bytea reads as `\x` and hex digits; chr(92) is the backslash,
-        // whatever standard_conforming_strings says.
         Some(format!(
-            "coalesce((SELECT (to_jsonb(m) ->> '{DIGEST_COLUMN}') = chr(92) || 'x{hex}' AND m.version = {} \
+            "coalesce((SELECT m.{DIGEST_COLUMN} = decode('{hex}', 'hex') AND m.version = {} \
              AND (SELECT count(*) FROM {table}) = {} FROM {table} AS m ORDER BY m.version DESC LIMIT 1), false)",
             last.version(),
             migrator.migrations.len(),
