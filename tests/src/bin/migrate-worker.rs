@@ -226,7 +226,8 @@ fn writer(db: &str) -> ExitCode {
             let conn = Connection::open(db).map_err(|e| e.to_string())?;
             conn.busy_timeout(Duration::from_secs(10)).map_err(|e| e.to_string())?;
             // What apps on WAL set: a commit does not wait for the disk.
-            conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(|e| e.to_string())?;
+            conn.execute_batch("PRAGMA synchronous = NORMAL")
+                .map_err(|e| e.to_string())?;
             let old: i64 = conn
                 .query_row("SELECT count(*) FROM items WHERE kind = 'old'", [], |r| r.get(0))
                 .map_err(|e| e.to_string())?;
