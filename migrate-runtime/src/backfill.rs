@@ -68,6 +68,25 @@ impl<'a> Backfill<'a> {
         let Some(first) = statements.first() else {
             return Err(not(1, "the file has no statement".into(), ONE_UPDATE));
         };
+        if let Some(tx) = statements.iter().find(|s| {
+            let word = s
+                .text
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .next()
+                .unwrap_or_default();
+            ["begin", "commit", "end", "rollback", "savepoint", "release"]
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(word))
+        }) {
+            return Err(not(
+                tx.line,
+                format!(
+                    "`{}` in a batched migration",
+                    first_words(tx.text).trim_end_matches(';')
+                ),
+                "remove BEGIN and COMMIT: the runner makes each batch a transaction of its own",
+            ));
+        }
         if let Some(second) = statements.get(1) {
             return Err(not(
                 second.line,

@@ -391,3 +391,94 @@ fn postgres_backfill_on_tokio_postgres_and_a_table_without_an_integer_key() {
         "only the table's migration"
     );
 }
+
+/// A batch directive on anything but one `UPDATE … WHERE …` of an up-only
+/// migration fails `check` (and the build, which runs the same check)
+/// with the file, the line and a hint; every problem at once.
+#[test]
+fn bad_batch_directives_are_path_line_errors_with_a_hint() {
+    let pkg = tests::Package::named("backfill-bad");
+    let table = "CREATE TABLE items (id INTEGER PRIMARY KEY, kind TEXT, n INTEGER NOT NULL DEFAULT 0);\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "0002_two_statements.sql",
+            "-- migrate:batch 1000\nUPDATE items SET n = 1 WHERE n = 0;\nUPDATE items SET kind = 'x' WHERE kind IS NULL;\n",
+        ),
+        (
+            "0003_a_delete.sql",
+            "-- migrate:batch 1000\nDELETE FROM items WHERE n = 0;\n",
+        ),
+        (
+            "0004_no_where.sql",
+            "-- migrate:batch 1000\nUPDATE items SET n = n + 1;\n",
+        ),
+        (
+            "0005_zero.sql",
+            "-- migrate:batch 0\nUPDATE items SET n = 1 WHERE n = 0;\n",
+        ),
+        (
+            "0006_not_a_number.sql",
+            "-- migrate:batch lots\nUPDATE items SET n = 1 WHERE n = 0;\n",
+        ),
+        (
+            "0007_returning.sql",
+            "-- migrate:batch 500\nUPDATE items SET n = 1\nWHERE n = 0\nRETURNING id;\n",
+        ),
+        (
+            "0008_transactional.sql",
+            "-- migrate:batch 500\nBEGIN;\nUPDATE items SET n = 1 WHERE n = 0;\nCOMMIT;\n",
+        ),
+        (
+            "0009_with_down.up.sql",
+            "-- migrate:batch 100\nUPDATE items SET n = 2 WHERE n = 1;\n",
+        ),
+        ("0009_with_down.down.sql", "UPDATE items SET n = 1 WHERE n = 2;\n"),
+        ("0010_batch_in_down.up.sql", "UPDATE items SET n = 3 WHERE n = 2;\n"),
+        (
+            "0010_batch_in_down.down.sql",
+            "-- migrate:batch 100\nUPDATE items SET n = 2 WHERE n = 3;\n",
+        ),
+        (
+            "0011_twice.sql",
+            "-- migrate:batch 100\n-- migrate:batch 200\nUPDATE items SET n = 1 WHERE n = 0;\n",
+        ),
+        (
+            "0012_good.sql",
+            "-- migrate:batch 100\n-- migrate:no-transaction\nUPDATE items SET n = 1 WHERE n = 0;\n",
+        ),
+    ];
+    let mut files = vec![("0001_items.sql", table)];
+    files.extend_from_slice(cases);
+    super::lint::migrations(&pkg, &files);
+    let text = super::phases::migrate(&pkg, &["check"]);
+    insta::assert_snapshot!("backfill_bad_input", text);
+    assert!(!text.contains("0012_good"), "{text}");
+}
+
+/// `cargo migrate up` says what the backfill did when it is done (piped
+/// output: no line per batch), and on Ctrl-C would say that the committed
+/// batches stay done; `list` and the dry run show the directive.
+#[test]
+fn cli_up_reports_the_backfill() {
+    let pkg = tests::Package::named("backfill-cli");
+    super::lint::migrations(&pkg, &[("0001_items.sql", ITEMS), ("0002_fill_n.sql", FILL)]);
+    let first = super::phases::migrate(&pkg, &["up", "--to", "1"]);
+    assert!(first.starts_with("exit 0\n"), "{first}");
+    let conn = Connection::open(pkg.path().join("app.db")).unwrap();
+    conn.execute_batch(
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 2500) \
+         INSERT INTO items (kind) SELECT CASE WHEN i % 5 = 0 THEN 'new' ELSE 'old' END FROM r",
+    )
+    .unwrap();
+    let mut text = String::new();
+    for args in [&["up", "--dry-run"][..], &["up"], &["status"]] {
+        text.push_str(&format!(
+            "$ cargo migrate {}\n{}\n",
+            args.join(" "),
+            super::phases::migrate(&pkg, args)
+        ));
+    }
+    insta::assert_snapshot!("backfill_cli", text);
+    assert_eq!(count(&conn, "SELECT count(*) FROM items WHERE n = 1"), 2000);
+    assert_eq!(count(&conn, "SELECT count(*) FROM items WHERE n = 0"), 500);
+}
