@@ -482,3 +482,69 @@ fn cli_up_reports_the_backfill() {
     assert_eq!(count(&conn, "SELECT count(*) FROM items WHERE n = 1"), 2000);
     assert_eq!(count(&conn, "SELECT count(*) FROM items WHERE n = 0"), 500);
 }
+
+/// A real build: the generated module carries `-- migrate:batch`, and the
+/// app's start-up `apply` runs the backfill in batches.
+#[test]
+fn the_generated_module_runs_the_backfill_in_batches() {
+    let pkg = tests::Package::named("backfill-build");
+    super::lint::migrations(&pkg, &[("0001_items.sql", ITEMS), ("0002_fill_n.sql", FILL)]);
+    let (ok, stderr) = pkg.build();
+    assert!(ok, "{stderr}");
+    let generated = std::fs::read_to_string(
+        walk_for(&tests::testbox_target(), "migrations.rs", "backfill-build").expect("the generated module"),
+    )
+    .unwrap();
+    assert!(generated.contains("        up_batch: 1000,\n"), "{generated}");
+    let db = pkg.path().join("app.db");
+    let mut conn = Connection::open(&db).unwrap();
+    let (_dir, ms) = migrations(ITEMS);
+    Migrator::new(&ms).migrate_to(&mut conn, 1).unwrap();
+    conn.execute_batch(
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 3500) \
+         INSERT INTO items (kind) SELECT 'old' FROM r",
+    )
+    .unwrap();
+    let out = Command::new(pkg.binary()).arg(&db).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("applied 2 fill_n ("), "{stdout}");
+    check_sqlite(&conn, 3500, 0, 0);
+}
+
+/// The newest `name` under `dir` whose path mentions `package`.
+fn walk_for(dir: &std::path::Path, name: &str, package: &str) -> Option<std::path::PathBuf> {
+    let mut best: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == name) && p.to_string_lossy().contains(package) {
+                let t = e.metadata().and_then(|m| m.modified()).ok()?;
+                if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                    best = Some((t, p));
+                }
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// SQLite: a WITHOUT ROWID table has no rowid to walk; the backfill is
+/// refused before anything runs, with the file and line.
+#[test]
+fn sqlite_refuses_a_without_rowid_table() {
+    let (dir, ms) = migrations(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;\n",
+    );
+    let mut conn = Connection::open(dir.path().with_extension("db")).unwrap();
+    let err = Migrator::new(&ms).apply(&mut conn).unwrap_err();
+    assert!(matches!(err, migrate_runtime::Error::Batch { .. }), "{err:?}");
+    assert!(
+        err.to_string().ends_with("0002_fill_n.sql:3: migration 2 `fill_n` cannot run in batches (-- migrate:batch): `items` is a WITHOUT ROWID table: there is no rowid to walk in ranges; run this UPDATE without `-- migrate:batch` (in one transaction), or batch it by hand in migrations of its own"),
+        "{err}"
+    );
+    assert_eq!(tests::applied_versions(&conn), [1]);
+}
