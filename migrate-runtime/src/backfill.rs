@@ -518,6 +518,21 @@ mod sqlite {
         }
     }
 
+    /// Whether `m` is recorded as applied: by another process that ran
+    /// the same backfill at the same time (SQLite has no lock that
+    /// outlives a transaction, so two migrators can share one backfill).
+    pub(crate) fn recorded(conn: &Connection, migrator: &Migrator<'_>, m: &Migration) -> Result<bool> {
+        conn.prepare_cached(&format!(
+            "SELECT 1 FROM {} WHERE version = ?1",
+            quote(&migrator.table.name)
+        ))
+        .and_then(|mut s| s.exists([m.version_i64()]))
+        .map_err(Error::db(format!(
+            "reading the tracking table `{}`",
+            migrator.table.name
+        )))
+    }
+
     /// Deletes the progress row of `m` (recorded applied now), when the
     /// progress table exists.
     pub(crate) fn forget(conn: &Connection, migrator: &Migrator<'_>, m: &Migration) -> Result<()> {
@@ -608,6 +623,12 @@ mod sqlite {
             let conn = self.conn();
             let progress = quote(&progress_table(&migrator.table.name));
             let mut tx = self.session().begin_batch()?;
+            // Another process finished this backfill and recorded it (its
+            // progress row is gone with it): nothing is left.
+            if recorded(conn, migrator, m)? {
+                tx.rollback()?;
+                return Ok(None);
+            }
             let lo: i64 = conn
                 .prepare_cached(&format!("SELECT last_key FROM {progress} WHERE version = ?1"))
                 .and_then(|mut s| s.query_row([m.version_i64()], |r| r.get(0)).optional())
@@ -657,7 +678,7 @@ mod sqlite {
     }
 }
 #[cfg(feature = "rusqlite")]
-pub(crate) use sqlite::forget;
+pub(crate) use sqlite::{forget, recorded};
 
 #[cfg(test)]
 mod tests {

@@ -462,6 +462,8 @@ impl Backend for Sqlite<'_, '_> {
     ) -> Result<()> {
         let conn = self.session.conn;
         match direction {
+            // A batched backfill another process shared and recorded first.
+            Direction::Up if m.up().batch().is_some() && crate::backfill::recorded(conn, migrator, m)? => Ok(()),
             Direction::Up => {
                 migrator.table.insert(
                     conn,

@@ -35,6 +35,30 @@ fn worker() -> Command {
     Command::new(env!("CARGO_BIN_EXE_migrate-worker"))
 }
 
+/// A migrator process (`migrate-worker ARGS --progress`), its output piped.
+fn migrator_process(args: &[&str]) -> Child {
+    worker()
+        .args(args)
+        .arg("--progress")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a migrator")
+}
+
+/// SIGKILLs `child` once it reported batch `n` committed (it may have
+/// committed one more meanwhile).
+fn kill_after_batch(mut child: Child, n: u64) {
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines {
+        if line.unwrap().starts_with(&format!("batch {n} ")) {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// A WAL database at the table's migration with `rows` old rows.
 fn sqlite_db(path: &std::path::Path, ms: &[Migration], rows: u64) -> Connection {
     let mut conn = Connection::open(path).unwrap();
@@ -176,23 +200,8 @@ fn sqlite_backfill_killed_half_way_resumes_after_the_last_batch() {
     let (dir, ms) = migrations(ITEMS);
     let path = dir.path().with_extension("db");
     let conn = sqlite_db(&path, &ms, ROWS);
-    let run = || {
-        worker()
-            .args([dir.path().to_str().unwrap(), path.to_str().unwrap(), "--progress"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let mut first = run();
-    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
-    // Killed once it reported its 50th batch (it may have gone on a little).
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("batch 50 ") {
-            break;
-        }
-    }
-    first.kill().unwrap();
-    first.wait().unwrap();
+    let run = || migrator_process(&[dir.path().to_str().unwrap(), path.to_str().unwrap()]);
+    kill_after_batch(run(), 50);
 
     let (last_key, walked, batches): (i64, u64, u64) = conn
         .query_row(
@@ -297,22 +306,8 @@ fn postgres_backfill_killed_half_way_resumes_after_the_last_batch() {
     let (dir, ms) = migrations(PG_ITEMS);
     let mut client = db.client();
     pg_db(&mut client, &ms, i64::try_from(ROWS).unwrap());
-    let run = || {
-        worker()
-            .args([dir.path().to_str().unwrap(), "--postgres", &db.url, "--progress"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let mut first = run();
-    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("batch 20 ") {
-            break;
-        }
-    }
-    first.kill().unwrap();
-    first.wait().unwrap();
+    let run = || migrator_process(&[dir.path().to_str().unwrap(), "--postgres", &db.url]);
+    kill_after_batch(run(), 20);
     let row = client
         .query_one(
             "SELECT rows_walked, batches FROM _migrations_backfill WHERE version = 2",
@@ -547,4 +542,33 @@ fn sqlite_refuses_a_without_rowid_table() {
         "{err}"
     );
     assert_eq!(tests::applied_versions(&conn), [1]);
+}
+
+/// SQLite: two migrator processes started at once share the backfill
+/// (each batch reads the progress under the write lock), so no range is
+/// updated twice, and the migration is recorded once.
+#[test]
+fn sqlite_two_migrators_share_one_backfill() {
+    const ROWS: u64 = 200_000;
+    let (dir, ms) = migrations(ITEMS);
+    let path = dir.path().with_extension("db");
+    let conn = sqlite_db(&path, &ms, ROWS);
+    let run = || migrator_process(&[dir.path().to_str().unwrap(), path.to_str().unwrap()]);
+    let (a, b) = (run(), run());
+    let mut batches = 0;
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        batches += text
+            .lines()
+            .filter(|l| l.starts_with("batch ") && !l.starts_with("batch 0 "))
+            .count();
+    }
+    check_sqlite(&conn, ROWS, 0, 0);
+    assert_eq!(tests::applied_versions(&conn), [1, 2]);
+    assert!(
+        (200..=202).contains(&batches),
+        "the two ran {batches} batches between them, each range once"
+    );
 }

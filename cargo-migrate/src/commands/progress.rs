@@ -108,6 +108,14 @@ impl<'a> Progress<'a> {
                 rate,
                 ..
             } => {
+                if self.backfill.get().is_none() && batches > 0 {
+                    messages::interject(
+                        messages::Label::Note,
+                        format_args!(
+                            "resuming the backfill after batch {batches}: {rows_done} of {rows_total} rows were done by an earlier run"
+                        ),
+                    );
+                }
                 self.backfill.set(Some((rows_done, rows_updated, batches)));
                 let percent = (rows_done * 100).checked_div(rows_total).unwrap_or(100);
                 messages::progress_status(format!(
