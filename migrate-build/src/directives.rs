@@ -412,6 +412,33 @@ mod tests {
     }
 
     #[test]
+    fn batch_directive() {
+        let mut p = Vec::new();
+        let d = parse("-- migrate:batch 500\nUPDATE t SET a = 1 WHERE a IS NULL;", "f", &mut p).unwrap();
+        assert_eq!(d.batch, Some((500, 1)));
+        for (text, line, message) in [
+            ("-- migrate:batch 0\n", 1, "at least 1"),
+            ("-- migrate:batch -5\n", 1, "at least 1"),
+            ("-- migrate:batch 1e3\n", 1, "at least 1"),
+            ("-- migrate:batch\n", 1, "says no batch size"),
+            (
+                "-- migrate:batch 10\n-- migrate:batch 20\n",
+                2,
+                "given twice (first on line 1)",
+            ),
+        ] {
+            p.clear();
+            assert_eq!(parse(text, "f", &mut p), None, "{text}");
+            assert_eq!(
+                (p[0].line, p[0].message.contains(message)),
+                (line, true),
+                "{text}: {}",
+                p[0]
+            );
+        }
+    }
+
+    #[test]
     fn directive_parsing() {
         let mut p = Vec::new();
         assert_eq!(
