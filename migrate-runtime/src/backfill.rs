@@ -219,11 +219,7 @@ impl<'a> Backfill<'a> {
 
 /// The first two words of a statement, for messages.
 fn first_words(text: &str) -> String {
-    text.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_uppercase()
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
 /// One token: where it is, its parenthesis depth, and whether it is a
@@ -712,7 +708,12 @@ mod tests {
             (
                 "UPDATE t SET a = 1 WHERE b;\nUPDATE t SET c = 2 WHERE d;",
                 2,
-                "a second statement (`UPDATE T`)",
+                "a second statement (`UPDATE t`)",
+            ),
+            (
+                "BEGIN;\nUPDATE t SET a = 1 WHERE b;\nCOMMIT;",
+                1,
+                "`BEGIN` in a batched migration",
             ),
             ("DELETE FROM t WHERE a;", 1, "`DELETE FROM`, not an UPDATE"),
             ("UPDATE t SET a = 1;", 1, "no WHERE clause"),
