@@ -295,6 +295,13 @@ fn postgres_backfill_lets_another_process_write() {
     let last = *seen.borrow().last().unwrap();
     assert_eq!((last.0, last.2), (last.1, ROWS), "{last:?}");
     assert_eq!(pg_count(&mut client)("SELECT count(*) FROM _migrations_backfill"), 0);
+    // The next start: nothing to do, and no drift (the progress table is
+    // not part of the schema).
+    let again = Migrator::new(&ms)
+        .drift(migrate_runtime::DriftPolicy::Error)
+        .apply_postgres(&mut client)
+        .unwrap();
+    assert!(again.steps.is_empty(), "{again:?}");
 }
 
 /// PostgreSQL: a migrator process killed half-way; the next run resumes
@@ -466,7 +473,7 @@ fn cli_up_reports_the_backfill() {
     )
     .unwrap();
     let mut text = String::new();
-    for args in [&["up", "--dry-run"][..], &["up"], &["status"]] {
+    for args in [&["list"][..], &["up", "--dry-run"], &["up"], &["status"], &["diff"]] {
         text.push_str(&format!(
             "$ cargo migrate {}\n{}\n",
             args.join(" "),
@@ -505,6 +512,16 @@ fn the_generated_module_runs_the_backfill_in_batches() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("applied 2 fill_n ("), "{stdout}");
     check_sqlite(&conn, 3500, 0, 0);
+    // The next start finds nothing to do, and no drift: the progress
+    // table is not part of the schema the build fingerprinted.
+    let again = Command::new(pkg.binary()).arg(&db).output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(again.status.success(), "{said}");
+    assert!(!said.contains("drift") && !said.contains("applied 2"), "{said}");
 }
 
 /// The newest `name` under `dir` whose path mentions `package`.
