@@ -164,19 +164,22 @@ fn phase_args(text: &str) -> Option<(&str, &str)> {
     matches!(name, "phase" | "contract-of").then(|| (name, args.trim()))
 }
 
+/// `-- migrate:{name}` at `line` repeats the one at line `first`.
+fn given_twice(name: &str, shown: &str, line: usize, first: usize) -> Box<Problem> {
+    Box::new(
+        Problem::error(
+            shown,
+            line,
+            format!("`-- migrate:{name}` is given twice (first on line {first})"),
+        )
+        .hint("keep one"),
+    )
+}
+
 /// Reads `phase …` or `contract-of …` at `line` into `found`.
 fn phase_directive(text: &str, shown: &str, line: usize, found: &mut Directives) -> Result<(), Box<Problem>> {
     let (name, args) = phase_args(text).unwrap_or_default();
-    let twice = |first: usize| {
-        Box::new(
-            Problem::error(
-                shown,
-                line,
-                format!("`-- migrate:{name}` is given twice (first on line {first})"),
-            )
-            .hint("keep one"),
-        )
-    };
+    let twice = |first: usize| given_twice(name, shown, line, first);
     if name == "phase" {
         if let Some((_, first)) = found.phase {
             return Err(twice(first));
@@ -230,14 +233,7 @@ fn batch_args(text: &str) -> Option<&str> {
 /// Reads `-- migrate:batch N` at `line` into `found`.
 fn batch_directive(args: &str, shown: &str, line: usize, found: &mut Directives) -> Result<(), Box<Problem>> {
     if let Some((_, first)) = found.batch {
-        return Err(Box::new(
-            Problem::error(
-                shown,
-                line,
-                format!("`-- migrate:batch` is given twice (first on line {first})"),
-            )
-            .hint("keep one"),
-        ));
+        return Err(given_twice("batch", shown, line, first));
     }
     let rows = args
         .parse::<u64>()
