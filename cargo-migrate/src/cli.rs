@@ -225,8 +225,10 @@ pub enum Command {
         [package.metadata.migrate], or from the first migration when it is not set (the build \
         lints only when it is set). Each finding names its rule (MS001…), file and line; errors \
         exit 1. Waive a rule for one migration with `-- migrate:allow MS00N reason` at the top \
-        of its up script. SQLite only: the rules compare the schema model before and after each \
-        migration, which PostgreSQL does not have yet."
+        of its up script. On SQLite the rules compare the schema before and after each migration \
+        (an in-memory replay); on PostgreSQL they read the statements, knowing the tables the \
+        earlier migrations made, and need no server. `--explain ID` says what a rule finds and \
+        the safe way."
     )]
     Lint(LintArgs),
 }

@@ -26,7 +26,7 @@ use crate::problem::{Error, Problem};
 /// functions = ["normalize/1"]   # app-defined SQL functions, stubbed in the build's replay
 /// lock_file = true              # keep migrations/migrate.lock (see crate::lockfile)
 /// store_down = true             # keep down scripts in the tracking table, for downgrades
-/// lint_from = 12                # lint migrations from this version on (SQLite)
+/// lint_from = 12                # lint migrations from this version on
 /// ```
 ///
 /// New keys will come (`#[non_exhaustive]`): start from
@@ -502,17 +502,6 @@ impl Config {
                     "lock = \"table\" is for PostgreSQL, and these migrations are for SQLite (help: remove it; SQLite always uses its write lock)".to_owned(),
                 );
             }
-        }
-        if config.backend() == Backend::Postgres && config.lint_from.is_some() {
-            let line = key_line(text, section, "lint_from", None);
-            return Err(Error::new(vec![
-                Problem::error(
-                    manifest,
-                    line,
-                    "lint_from is for SQLite for now, and these migrations are for PostgreSQL: the lint compares SQLite's schema models before and after each migration",
-                )
-                .hint("remove lint_from"),
-            ]));
         }
         if config.table.trim().is_empty() {
             return bad("table is empty (help: name the tracking table, e.g. table = \"_migrations\")".to_owned());

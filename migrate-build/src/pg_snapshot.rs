@@ -21,7 +21,7 @@ use crate::problem::Problem;
 
 /// One token of a statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Tok {
+pub(crate) enum Tok {
     /// A bare word, folded to lower case as PostgreSQL folds names.
     Word(String),
     /// A quoted name, as written between the quotes (`""` undoubled).
@@ -33,15 +33,15 @@ enum Tok {
 }
 
 impl Tok {
-    fn is(&self, word: &str) -> bool {
+    pub(crate) fn is(&self, word: &str) -> bool {
         matches!(self, Self::Word(w) if w == word)
     }
 
-    fn is_punct(&self, p: &str) -> bool {
+    pub(crate) fn is_punct(&self, p: &str) -> bool {
         matches!(self, Self::Punct(x) if x == p)
     }
 
-    fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         match self {
             Self::Word(w) | Self::Name(w) => Some(w),
             _ => None,
@@ -49,7 +49,7 @@ impl Tok {
     }
 
     /// The token as it reads in a type (`character varying`, `(20)`).
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Self::Word(w) => w.clone(),
             Self::Name(n) => format!("\"{}\"", n.replace('"', "\"\"")),
@@ -58,7 +58,9 @@ impl Tok {
     }
 }
 
-fn tokens(sql: &str) -> Vec<Tok> {
+/// The tokens of a PostgreSQL statement, comments left out (also the
+/// lint's, `crate::lint::pg`).
+pub(crate) fn tokens(sql: &str) -> Vec<Tok> {
     let chars: Vec<char> = sql.chars().collect();
     let text = |from: usize, to: usize| chars[from..to.min(chars.len())].iter().collect::<String>();
     let mut out = Vec::new();
@@ -164,7 +166,7 @@ fn dollar_tag(chars: &[char]) -> Option<usize> {
 }
 
 /// Splits `toks` at the commas outside parentheses.
-fn items(toks: &[Tok]) -> Vec<&[Tok]> {
+pub(crate) fn items(toks: &[Tok]) -> Vec<&[Tok]> {
     let mut out = Vec::new();
     let (mut depth, mut from) = (0usize, 0);
     for (i, t) in toks.iter().enumerate() {
@@ -198,7 +200,7 @@ fn name_list(toks: &[Tok]) -> Vec<String> {
 const TABLE_CONSTRAINTS: &[&str] = &["constraint", "check", "primary", "unique", "foreign", "exclude", "like"];
 
 /// The words that end a column's type and start its constraints.
-const COLUMN_CONSTRAINTS: &[&str] = &[
+pub(crate) const COLUMN_CONSTRAINTS: &[&str] = &[
     "collate",
     "default",
     "generated",
@@ -216,7 +218,7 @@ const COLUMN_CONSTRAINTS: &[&str] = &[
 /// The table a `CREATE TABLE` statement makes; `None` for other
 /// statements and for tables without a column list (`PARTITION OF`,
 /// `AS SELECT`, `OF type`).
-fn create_table(toks: &[Tok]) -> Option<Table> {
+pub(crate) fn create_table(toks: &[Tok]) -> Option<Table> {
     let mut i = 0;
     let mut next = |word: &str| {
         let found = toks.get(i).is_some_and(|t| t.is(word));
@@ -301,7 +303,7 @@ fn create_table(toks: &[Tok]) -> Option<Table> {
 
 /// A type's tokens as PostgreSQL prints it: `character varying(20)`,
 /// `numeric(10,2)`, `text[]`, `timestamp with time zone`.
-fn type_text(toks: &[Tok]) -> String {
+pub(crate) fn type_text(toks: &[Tok]) -> String {
     let mut out = String::new();
     for t in toks {
         let text = t.text();

@@ -368,7 +368,8 @@ fn replay(
 /// package has one, else it is empty.
 ///
 /// With `MIGRATE_CHECK_DATABASE_URL` set, every migration and round trip
-/// is also replayed on that server (feature `postgres`).
+/// is also replayed on that server (feature `postgres`). With `lint_from`,
+/// the lint's PostgreSQL rules judge the statements (no server needed).
 fn check_postgres(
     migrations: Vec<Found>,
     mut problems: Vec<Problem>,
@@ -396,6 +397,12 @@ fn check_postgres(
         let (found, schema) = replay_on_server(&url, &migrations, config);
         problems.extend(found);
         schema_sql = schema.unwrap_or_default();
+    }
+    if let Some(from) = config.lint_from
+        && !problems.iter().any(Problem::is_error)
+    {
+        // Statement by statement: no server needed.
+        problems.extend(crate::lint::run_postgres(&migrations, from));
     }
     if problems.iter().any(Problem::is_error) {
         return Err(Error::new(problems));

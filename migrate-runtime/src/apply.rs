@@ -39,7 +39,12 @@ impl<'m> Migrator<'m> {
         }
         // Fast path, without the write lock: most starts have nothing to do,
         // and the whole history is verified in one allocation-free pass.
-        if target.is_none() && self.table.matches_exactly(conn, self.migrations) {
+        if target.is_none()
+            && (self
+                .table
+                .digest_matches(conn, self.migrations, &crate::history::history_digest(self.migrations))
+                || self.table.matches_exactly(conn, self.migrations))
+        {
             self.check_drift_all_applied(conn)?;
             return Ok(Report::default());
         }

@@ -40,6 +40,88 @@ pub(crate) struct Table {
     unchanged: String,
     stamp: String,
     stamp_column: String,
+    digest_read: String,
+    digest_stamp: String,
+    digest_column: String,
+    digest_clear: String,
+}
+
+/// The history as the PostgreSQL backend compares it on the server, one
+/// line per migration: `version length(name) name checksum`, so that no
+/// two histories read the same (the name's length fixes where it ends).
+#[cfg(feature = "postgres")]
+pub(crate) fn history_text(migrations: &[crate::Migration]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(migrations.len() * 96);
+    for (i, m) in migrations.iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        let _ = write!(
+            text,
+            "{} {} {} {}",
+            m.version(),
+            m.name().chars().count(),
+            m.name(),
+            m.checksum()
+        );
+    }
+    text
+}
+
+/// A 128-bit digest of a whole history: the version, name and checksum of
+/// every migration, in order. The newest tracking row carries it (column
+/// `history_digest`) once the runtime has verified, row by row, that the
+/// table holds exactly these migrations; a start-up whose code has the same
+/// digest then reads one row instead of the whole history.
+///
+/// Not a cryptographic hash, and it need not be one: every checksum in it
+/// already is (SHA-256 of the file), and what it guards against is an
+/// accident — code and history that differ — never an adversary who can
+/// write the tracking table anyway. Each 64-bit lane is a chain of steps
+/// `h → (rotl(h, 23) ^ w) · K` with an odd `K`, each a bijection of `h`
+/// for a fixed input word: two histories of the same shape that differ in a
+/// single word (one checksum, one name, one version) always have different
+/// digests, and the shape itself (count, name lengths) is hashed too.
+pub(crate) fn history_digest(migrations: &[crate::Migration]) -> [u8; 16] {
+    struct Lanes(u64, u64);
+    impl Lanes {
+        fn word(&mut self, w: u64) {
+            self.0 = (self.0.rotate_left(23) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            self.1 = (self.1.rotate_left(31) ^ w).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+        }
+        fn bytes(&mut self, b: &[u8]) {
+            self.word(b.len() as u64);
+            let mut chunks = b.chunks_exact(8);
+            for c in &mut chunks {
+                self.word(u64::from_le_bytes(c.try_into().unwrap_or_default()));
+            }
+            let mut last = [0u8; 8];
+            last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+            self.word(u64::from_le_bytes(last));
+        }
+    }
+    // Odd, distinct starting points and multipliers (the 64-bit golden
+    // ratio and a MurmurHash3 finalizer constant).
+    let mut h = Lanes(0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344);
+    h.word(migrations.len() as u64);
+    for m in migrations {
+        h.word(m.version());
+        h.bytes(m.name().as_bytes());
+        h.bytes(m.checksum().as_bytes());
+    }
+    // Final avalanche, so that nearby states do not give nearby digests.
+    let fin = |mut x: u64| {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    };
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&fin(h.0 ^ h.1.rotate_left(17)).to_le_bytes());
+    out[8..].copy_from_slice(&fin(h.1 ^ h.0.rotate_left(41)).to_le_bytes());
+    out
 }
 
 impl Table {
@@ -59,7 +141,8 @@ impl Table {
                  name TEXT NOT NULL,\n    \
                  checksum TEXT NOT NULL,\n    \
                  applied_at TEXT NOT NULL,\n    \
-                 duration_ms INTEGER NOT NULL\n)"
+                 duration_ms INTEGER NOT NULL,\n    \
+                 history_digest BLOB\n)"
             ),
             // data_version changes when another connection commits; max()
             // reads one end of the primary key. Neither scans the table.
@@ -77,6 +160,15 @@ impl Table {
                 "UPDATE {q} SET schema_version = (SELECT schema_version FROM pragma_schema_version) WHERE version = ?1"
             ),
             stamp_column: format!("ALTER TABLE {q} ADD COLUMN schema_version INTEGER"),
+            // The newest row, its digest of the history up to it, and the
+            // row count: the digest covers every row only while the stamped
+            // row is the newest and no row was added below it.
+            digest_read: format!(
+                "SELECT m.history_digest, m.version, (SELECT count(*) FROM {q}) FROM {q} AS m ORDER BY m.version DESC LIMIT 1"
+            ),
+            digest_stamp: format!("UPDATE {q} SET history_digest = ?2 WHERE version = ?1"),
+            digest_column: format!("ALTER TABLE {q} ADD COLUMN history_digest BLOB"),
+            digest_clear: format!("UPDATE {q} SET history_digest = NULL WHERE history_digest IS NOT NULL"),
         }
     }
 }
@@ -167,6 +259,65 @@ impl Table {
         }
     }
 
+    /// Whether the newest tracking row carries `digest` (the code's
+    /// [`history_digest`]) and the table holds exactly as many rows as the
+    /// code has migrations, ending at the code's last version: then the
+    /// history is the code's, verified row by row when the digest was
+    /// written, and unchanged since (every command that rewrites a row
+    /// below the newest clears the digests: see
+    /// [`clear_digests`](Self::clear_digests)). `false` means "read the
+    /// history", never an error: no table, no column (an older release's
+    /// table), no digest yet.
+    pub(crate) fn digest_matches(&self, conn: &Connection, migrations: &[crate::Migration], digest: &[u8; 16]) -> bool {
+        use rusqlite::types::ValueRef;
+        let Some(last) = migrations.last() else {
+            return false;
+        };
+        let Ok(mut stmt) = conn.prepare_cached(&self.digest_read) else {
+            return false;
+        };
+        let Ok(mut rows) = stmt.query([]) else {
+            return false;
+        };
+        let Ok(Some(row)) = rows.next() else {
+            return false;
+        };
+        matches!(row.get_ref(0), Ok(ValueRef::Blob(stored)) if stored == digest)
+            && matches!(row.get_ref(1), Ok(ValueRef::Integer(v)) if v == last.version_i64())
+            && matches!(row.get_ref(2), Ok(ValueRef::Integer(n)) if usize::try_from(n).is_ok_and(|n| n == migrations.len()))
+    }
+
+    /// Stores `digest` in migration `version`'s row (the newest), adding
+    /// the column to a tracking table made by an older release first. Call
+    /// only right after [`matches_exactly`](Self::matches_exactly) said
+    /// yes, in the same transaction.
+    pub(crate) fn stamp_digest(&self, conn: &Connection, version: i64, digest: &[u8; 16]) -> Result<()> {
+        let what = || format!("recording the history's digest in `{}`", self.name);
+        let stamped = conn
+            .prepare_cached(&self.digest_stamp)
+            .and_then(|mut s| s.execute(params![version, &digest[..]]))
+            .is_ok();
+        if !stamped {
+            conn.execute_batch(&self.digest_column).map_err(Error::db(what()))?;
+            conn.prepare_cached(&self.digest_stamp)
+                .and_then(|mut s| s.execute(params![version, &digest[..]]))
+                .map_err(Error::db(what()))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every history digest: for a command that rewrites a row
+    /// other than by applying or undoing the newest migration (`repair`).
+    /// Nothing to do on a table without the column.
+    pub(crate) fn clear_digests(&self, conn: &Connection) -> Result<()> {
+        match conn.execute(&self.digest_clear, []) {
+            Err(e) if e.to_string().contains("no such column") => Ok(()),
+            other => other
+                .map(drop)
+                .map_err(Error::db(format!("clearing the history digests in `{}`", self.name))),
+        }
+    }
+
     /// SQLite's data version (it changes when another connection commits)
     /// and the highest version: a cheap way to see whether another process
     /// changed the history since we last read it.
@@ -248,5 +399,184 @@ impl Table {
             .and_then(|mut s| s.execute(params![version]))
             .map(drop)
             .map_err(Error::db(format!("removing migration {version} from `{}`", self.name)))
+    }
+}
+
+#[cfg(feature = "rusqlite")]
+impl crate::Migrator<'_> {
+    /// After migration `m` was recorded (in its transaction): when it is
+    /// the code's newest and the tracking table now holds exactly the
+    /// code's migrations, stamps its row with the [`history_digest`], so
+    /// that later start-ups verify the history by reading that one row.
+    pub(crate) fn stamp_history_digest(&self, conn: &Connection, m: &crate::Migration) -> Result<()> {
+        let newest = self.migrations.last().is_some_and(|last| last.version() == m.version());
+        if newest && self.table.matches_exactly(conn, self.migrations) {
+            self.table
+                .stamp_digest(conn, m.version_i64(), &history_digest(self.migrations))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the digest of the whole history that the newest tracking row
+    /// may carry (the start-up's one-row check of the history): for a
+    /// tool that rewrites a tracking row in place, as `cargo migrate
+    /// repair` does with a checksum, so that the next start-up reads and
+    /// verifies every row again. Applying and undoing migrations through
+    /// this crate keep the digest right by themselves.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when the table cannot be written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::{Migration, Migrator, Script, rusqlite::Connection};
+    /// let migrations = [Migration::new(1, "t", Script::new("CREATE TABLE t (x);", "0001_t.sql"))];
+    /// let mut conn = Connection::open_in_memory()?;
+    /// let migrator = Migrator::new(&migrations);
+    /// migrator.apply(&mut conn)?;
+    /// migrator.forget_history_digest(&conn)?;
+    /// assert!(migrator.pending(&conn)?.is_empty()); // still applied, verified row by row
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn forget_history_digest(&self, conn: &Connection) -> Result<()> {
+        self.table.clear_digests(conn)
+    }
+}
+
+#[cfg(all(test, feature = "rusqlite"))]
+mod digest_tests {
+    use rusqlite::Connection;
+
+    use super::history_digest;
+    use crate::{Error, Migration, Migrator, Script};
+
+    fn set(specs: &[(u64, &str, &'static str)]) -> Vec<Migration> {
+        specs
+            .iter()
+            .map(|&(v, name, sql)| Migration::new(v, name.to_owned(), Script::new(sql, format!("{v:04}_{name}.sql"))))
+            .collect()
+    }
+
+    const BASE: [(u64, &str, &str); 3] = [
+        (1, "a", "CREATE TABLE a (x);"),
+        (2, "b", "CREATE TABLE b (x);"),
+        (3, "c", "CREATE TABLE c (x);"),
+    ];
+
+    fn stored(conn: &Connection) -> Option<Vec<u8>> {
+        conn.query_row(
+            "SELECT history_digest FROM _migrations ORDER BY version DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_digest_changes_with_any_version_name_checksum_or_count() {
+        let base = history_digest(&set(&BASE));
+        let variants: [&[(u64, &str, &'static str)]; 6] = [
+            &[BASE[0], BASE[1], (3, "c", "CREATE TABLE c (y);")],
+            &[BASE[0], BASE[1], (3, "d", "CREATE TABLE c (x);")],
+            &[BASE[0], BASE[1], (4, "c", "CREATE TABLE c (x);")],
+            &[BASE[0], BASE[1]],
+            &[BASE[0], BASE[2]],
+            &[BASE[0], BASE[1], BASE[2], (4, "d", "CREATE TABLE d (x);")],
+        ];
+        for v in variants {
+            assert_ne!(history_digest(&set(v)), base, "{v:?}");
+        }
+        assert_eq!(history_digest(&set(&BASE)), base, "the same history, the same digest");
+    }
+
+    #[test]
+    fn applying_the_newest_stamps_the_digest_and_a_start_up_trusts_only_an_exact_match() {
+        let ms = set(&BASE);
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrator::new(&ms[..2]).apply(&mut conn).unwrap();
+        let two = stored(&conn).expect("stamped after the newest of two");
+        Migrator::new(&ms).apply(&mut conn).unwrap();
+        let three = stored(&conn).expect("stamped after the newest of three");
+        assert_ne!(two, three);
+        assert_eq!(three, history_digest(&ms).to_vec());
+        let m = Migrator::new(&ms);
+        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
+        // A row added below the newest (by hand, or another tool): the
+        // count no longer matches, so the one-row check says "look closer".
+        conn.execute_batch("INSERT INTO _migrations (version, name, checksum, applied_at, duration_ms) SELECT 0, 'z', checksum, applied_at, 0 FROM _migrations WHERE version = 1").unwrap();
+        assert!(!m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
+        conn.execute_batch("DELETE FROM _migrations WHERE version = 0").unwrap();
+        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
+        m.forget_history_digest(&conn).unwrap();
+        assert_eq!(stored(&conn), None);
+        assert!(!m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
+        assert!(
+            m.apply(&mut conn).unwrap().is_empty(),
+            "still up to date, verified row by row"
+        );
+    }
+
+    /// The five refusals of a start-up hold on a database whose newest row
+    /// carries a digest: edited, renamed, missing, database ahead, and a
+    /// late lower version.
+    #[test]
+    fn every_refusal_holds_when_the_history_carries_a_digest() {
+        let fresh = |specs: &[(u64, &str, &'static str)]| {
+            let mut conn = Connection::open_in_memory().unwrap();
+            Migrator::new(&set(specs)).apply(&mut conn).unwrap();
+            assert!(stored(&conn).is_some());
+            conn
+        };
+        let refused = |conn: &mut Connection, code: &[(u64, &str, &'static str)]| {
+            Migrator::new(&set(code)).apply(conn).unwrap_err()
+        };
+
+        let mut conn = fresh(&BASE);
+        let e = refused(&mut conn, &[BASE[0], (2, "b", "CREATE TABLE b (y);"), BASE[2]]);
+        assert!(matches!(e, Error::Modified { version: 2, .. }), "{e}");
+        let e = refused(&mut conn, &[BASE[0], (2, "bee", "CREATE TABLE b (x);"), BASE[2]]);
+        assert!(matches!(e, Error::Renamed { version: 2, .. }), "{e}");
+        let e = refused(&mut conn, &[BASE[0], BASE[2]]);
+        assert!(matches!(e, Error::UnknownApplied { .. }), "missing: {e}");
+        let e = refused(&mut conn, &BASE[..2]);
+        assert!(matches!(e, Error::UnknownApplied { .. }), "database ahead: {e}");
+
+        let mut conn = fresh(&[BASE[0], BASE[2]]);
+        let e = refused(&mut conn, &BASE);
+        assert!(
+            matches!(e, Error::OutOfOrder { version: 2, .. }),
+            "late lower version: {e}"
+        );
+    }
+
+    /// A tracking table made by a release without the digest gets the
+    /// column with its next migration, in that migration's transaction.
+    #[test]
+    fn an_older_release_table_gets_the_column_with_its_next_migration() {
+        let ms = set(&BASE);
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE _migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL, duration_ms INTEGER NOT NULL);
+             CREATE TABLE a (x); CREATE TABLE b (x);",
+        )
+        .unwrap();
+        for m in &ms[..2] {
+            conn.execute(
+                "INSERT INTO _migrations VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', 1)",
+                rusqlite::params![m.version_i64(), m.name(), m.checksum().to_string()],
+            )
+            .unwrap();
+        }
+        let m = Migrator::new(&ms[..2]);
+        assert!(
+            m.apply(&mut conn).unwrap().is_empty(),
+            "an older release's table is read as before"
+        );
+        let m = Migrator::new(&ms);
+        assert_eq!(m.apply(&mut conn).unwrap().applied().count(), 1);
+        assert_eq!(stored(&conn), Some(history_digest(&ms).to_vec()));
+        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
     }
 }

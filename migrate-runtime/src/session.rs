@@ -478,6 +478,9 @@ impl Backend for Sqlite<'_, '_> {
                 if m.up().batch().is_some() {
                     crate::backfill::forget(conn, migrator, m)?;
                 }
+                // Before the schema stamp: adding the digest's column to an
+                // older release's table changes SQLite's schema cookie.
+                migrator.stamp_history_digest(conn, m)?;
                 migrator.stamp_if_verified(conn, m)
             }
             Direction::Down => migrator.table.delete(conn, m.version_i64()),

@@ -345,6 +345,8 @@ fn init_path_points_the_dependencies_elsewhere() {
     let manifest = pg.read("Cargo.toml");
     assert!(manifest.contains("features = [\"postgres\"]"), "{manifest}");
     assert!(manifest.contains("database = \"postgres://x/y\""), "{manifest}");
+    // The lint runs on PostgreSQL too (no server needed): from the first.
+    assert!(manifest.contains("\nlint_from = 1\n"), "{manifest}");
 }
 
 #[test]

@@ -66,16 +66,32 @@ fn store_down_adds_its_column_to_a_tracking_table_made_without_it() {
     let dir = tests::scratch();
     let path = dir.path().join("app.db");
     let mut conn = Connection::open(&path).unwrap();
-    // The tracking table as a release without store_down makes it.
+    // The tracking table as a release without store_down makes it (with
+    // the history's digest, stamped after its newest migration).
     Migrator::new(&all[..1]).apply(&mut conn).unwrap();
     assert_eq!(
         columns(&conn),
-        ["version", "name", "checksum", "applied_at", "duration_ms"]
+        [
+            "version",
+            "name",
+            "checksum",
+            "applied_at",
+            "duration_ms",
+            "history_digest"
+        ]
     );
     Migrator::new(&all).store_down(true).apply(&mut conn).unwrap();
     assert_eq!(
         columns(&conn),
-        ["version", "name", "checksum", "applied_at", "duration_ms", "down_sql"]
+        [
+            "version",
+            "name",
+            "checksum",
+            "applied_at",
+            "duration_ms",
+            "history_digest",
+            "down_sql"
+        ]
     );
     let mut stmt = conn
         .prepare("SELECT version, down_sql FROM _migrations ORDER BY version")

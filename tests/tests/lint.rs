@@ -93,32 +93,247 @@ fn migrate(pkg: &Package, args: &[&str]) -> String {
     text
 }
 
+/// The four cases of a rule, as `cargo migrate lint` prints them: the
+/// migrations `history` then `change` (whose up the rule fires on), the
+/// change waived, waived without a reason, and a waiver in the first file
+/// of the history, where the rule does not fire.
+fn four_cases(pkg: &Package, id: &str, history: &[(&str, &str)], change: (&str, &str)) -> String {
+    let (name, up) = change;
+    let waived = format!("-- migrate:allow {id} checked with the owners, see the ticket\n{up}");
+    let no_reason = format!("-- migrate:allow {id}\n{up}");
+    let stale = format!("-- migrate:allow {id} kept from an old draft\n{}", history[0].1);
+    fn with<'a>(history: &[(&'a str, &'a str)], name: &'a str, last: &'a str) -> Vec<(&'a str, &'a str)> {
+        let mut files = history.to_vec();
+        files.push((name, last));
+        files
+    }
+    let cases: [(&str, Vec<(&str, &str)>); 4] = [
+        ("fires", with(history, name, up)),
+        ("waived", with(history, name, &waived)),
+        ("waiver without a reason", with(history, name, &no_reason)),
+        ("stale waiver", vec![(history[0].0, stale.as_str())]),
+    ];
+    let mut text = String::new();
+    for (case, files) in cases {
+        migrations(pkg, &files);
+        text.push_str(&format!("## {case}\n{}\n", migrate(pkg, &["lint"])));
+    }
+    text
+}
+
 #[test]
 fn each_rule_fires_is_waived_needs_a_reason_and_goes_stale() {
     let pkg = Package::named("lint-fixtures");
     for (id, before, up) in FIXTURES {
-        let mut text = String::new();
-        let waived = format!("-- migrate:allow {id} checked with the owners, see the ticket\n{up}");
-        let no_reason = format!("-- migrate:allow {id}\n{up}");
-        let stale = format!("-- migrate:allow {id} kept from an old draft\n{before}");
-        let cases: [(&str, Vec<(&str, &str)>); 4] = [
-            ("fires", vec![("0001_before.sql", before), ("0002_change.sql", up)]),
-            (
-                "waived",
-                vec![("0001_before.sql", before), ("0002_change.sql", &waived)],
-            ),
-            (
-                "waiver without a reason",
-                vec![("0001_before.sql", before), ("0002_change.sql", &no_reason)],
-            ),
-            ("stale waiver", vec![("0001_before.sql", &stale)]),
-        ];
-        for (case, files) in cases {
-            migrations(&pkg, &files);
-            text.push_str(&format!("## {case}\n{}\n", migrate(&pkg, &["lint"])));
-        }
+        let text = four_cases(&pkg, id, &[("0001_before.sql", before)], ("0002_change.sql", up));
         insta::assert_snapshot!(format!("lint_{id}"), text);
     }
+}
+
+/// MS012: a contract that drops a column its expand did not supersede
+/// (the expand added to another table); MS013: a table rebuild that does
+/// not recreate the old table's index.
+#[test]
+fn contract_without_expand_and_rebuild_procedure() {
+    let pkg = Package::named("lint-contract");
+    let history = [
+        (
+            "0001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, nickname TEXT);\nCREATE TABLE orders (id INTEGER PRIMARY KEY);\n",
+        ),
+        (
+            "0002_expand.sql",
+            "-- migrate:phase expand\nALTER TABLE orders ADD COLUMN note TEXT;\n",
+        ),
+    ];
+    let contract = "-- migrate:phase contract\n-- migrate:contract-of 0002\nALTER TABLE users DROP COLUMN nickname;\n";
+    let text = four_cases(&pkg, "MS012", &history, ("0003_contract.sql", contract));
+    insta::assert_snapshot!("lint_MS012", text);
+    // The expand that adds the replacement to users supersedes it.
+    let superseded = [
+        history[0],
+        (
+            "0002_expand.sql",
+            "-- migrate:phase expand\nALTER TABLE users ADD COLUMN display_name TEXT;\n",
+        ),
+        ("0003_contract.sql", contract),
+    ];
+    migrations(&pkg, &superseded);
+    assert_eq!(
+        migrate(&pkg, &["lint"]),
+        "exit 0\nlinted 3 migrations in migrations from the first (lint_from is not set, so `cargo build` does not lint): no findings\n"
+    );
+    let before = [(
+        "0001_users.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);\nCREATE INDEX users_email ON users (email);\n",
+    )];
+    let rebuild = "CREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT COLLATE NOCASE);\n\
+                   INSERT INTO users_new (id, email) SELECT id, email FROM users;\n\
+                   DROP TABLE users;\n\
+                   ALTER TABLE users_new RENAME TO users;\n";
+    let text = four_cases(&pkg, "MS013", &before, ("0002_rebuild.sql", rebuild));
+    insta::assert_snapshot!("lint_MS013", text);
+}
+
+/// Makes `pkg` a PostgreSQL package (no server) with `more` in its
+/// `[package.metadata.migrate]`.
+fn postgres(pkg: &Package, manifest: &str, more: &str) {
+    pkg.write(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\n{more}"),
+    );
+}
+
+/// The PostgreSQL rules, and the shared ones on PostgreSQL statements:
+/// the migration before, and the one the rule fires on.
+const PG_FIXTURES: &[(&str, &str, &str)] = &[
+    (
+        "MS002",
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text, nickname text);\n",
+        "SET LOCAL lock_timeout = '2s';\nALTER TABLE users DROP COLUMN nickname;\n",
+    ),
+    (
+        "MS014",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+        "SET LOCAL lock_timeout = '2s';\nCREATE INDEX users_email ON users (email);\n",
+    ),
+    (
+        "MS015",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+        "SET LOCAL lock_timeout = '2s';\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\n",
+    ),
+    (
+        "MS016",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+        "SET LOCAL lock_timeout = '2s';\nALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();\n",
+    ),
+    (
+        "MS017",
+        "CREATE TABLE items (id bigint PRIMARY KEY, price integer);\n",
+        "SET LOCAL lock_timeout = '2s';\nALTER TABLE items ALTER COLUMN price TYPE numeric(12, 2);\n",
+    ),
+    (
+        "MS018",
+        "CREATE TABLE teams (id bigint PRIMARY KEY);\nCREATE TABLE players (id bigint PRIMARY KEY, team_id bigint);\n",
+        "SET LOCAL lock_timeout = '2s';\nALTER TABLE players ADD CONSTRAINT players_team FOREIGN KEY (team_id) REFERENCES teams (id);\n",
+    ),
+    (
+        "MS019",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+        "ALTER TABLE users ADD COLUMN name text;\n",
+    ),
+];
+
+/// On a PostgreSQL package, without a server: each PostgreSQL rule fires,
+/// is waived, refuses a waiver without a reason, and goes stale.
+#[test]
+fn pg_each_rule_fires_is_waived_needs_a_reason_and_goes_stale() {
+    let pkg = Package::named("lint-pg-fixtures");
+    let manifest = pkg.read("Cargo.toml");
+    postgres(&pkg, &manifest, "");
+    for (id, before, up) in PG_FIXTURES {
+        let text = four_cases(&pkg, id, &[("0001_before.sql", before)], ("0002_change.sql", up));
+        insta::assert_snapshot!(format!("lint_pg_{id}"), text);
+    }
+}
+
+/// The safe ways on PostgreSQL pass: the index built concurrently
+/// outside a transaction, the NOT NULL through a validated CHECK, the
+/// foreign key NOT VALID then validated, a stable default, a widened
+/// varchar, each with a lock_timeout.
+#[test]
+fn pg_the_safe_ways_pass() {
+    let pkg = Package::named("lint-pg-safe");
+    let manifest = pkg.read("Cargo.toml");
+    postgres(&pkg, &manifest, "lint_from = 1\n");
+    migrations(
+        &pkg,
+        &[
+            (
+                "0001_users.sql",
+                "CREATE TABLE teams (id bigint PRIMARY KEY);\nCREATE TABLE users (id bigint PRIMARY KEY, email varchar(80), team_id bigint);\nCREATE INDEX users_team ON users (team_id);\n",
+            ),
+            (
+                "0002_email_index.sql",
+                "-- migrate:no-transaction\nSET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n",
+            ),
+            (
+                "0003_email_not_null_check.sql",
+                "SET LOCAL lock_timeout = '2s';\nALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users ADD CONSTRAINT users_team FOREIGN KEY (team_id) REFERENCES teams (id) NOT VALID;\n",
+            ),
+            (
+                "0004_validate.sql",
+                "ALTER TABLE users VALIDATE CONSTRAINT users_email_nn;\nALTER TABLE users VALIDATE CONSTRAINT users_team;\n",
+            ),
+            (
+                "0005_email_not_null.sql",
+                "SET LOCAL lock_timeout = '2s';\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users DROP CONSTRAINT users_email_nn;\nALTER TABLE users ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();\nALTER TABLE users ALTER COLUMN email TYPE varchar(200);\n",
+            ),
+        ],
+    );
+    assert_eq!(
+        migrate(&pkg, &["check"]),
+        "exit 0\nchecked 5 migrations in migrations: ok\n"
+    );
+    assert_eq!(
+        migrate(&pkg, &["lint"]),
+        "exit 0\nlinted 5 migrations in migrations from version 1 (lint_from): no findings\n"
+    );
+}
+
+/// On PostgreSQL, `check` (no server) fails on a lint error with its file
+/// and line, from `lint_from` on; a contract that drops what its expand
+/// did not supersede is one; and a real `cargo build` of a PostgreSQL
+/// app fails on it too, and shows a warning as a build-script warning.
+#[test]
+fn pg_check_and_cargo_build_fail_on_lint_errors() {
+    let pkg = Package::postgres("lint-pg-build", r#""postgres""#, "", "lint_from = 2\n");
+    migrations(
+        &pkg,
+        &[
+            (
+                "0001_users.sql",
+                "CREATE TABLE users (id bigint PRIMARY KEY, name text, nickname text);\nCREATE TABLE orders (id bigint PRIMARY KEY);\nDROP TABLE orders;\n",
+            ),
+            (
+                "0002_expand.sql",
+                "-- migrate:phase expand\nCREATE TABLE audit (id bigint PRIMARY KEY);\n",
+            ),
+            (
+                "0003_contract.sql",
+                "-- migrate:phase contract\n-- migrate:contract-of 0002\nSET LOCAL lock_timeout = '2s';\nALTER TABLE users DROP COLUMN nickname;\n",
+            ),
+        ],
+    );
+    let expected = "migrations/0003_contract.sql:4: MS012 contract without expand: drops column `users.nickname` and its data, which its expand migrations/0002_expand.sql does not supersede (it adds no column to `users` and no trigger on it)";
+    let text = migrate(&pkg, &["check"]);
+    assert!(text.starts_with("exit 1\n") && text.contains(expected), "{text}");
+    // 0001 drops a table, but it is below lint_from: history, not judged.
+    assert!(!text.contains("0001_users.sql"), "{text}");
+    let (ok, stderr) = pkg.build();
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    // A warning does not fail the build; it shows as the build script's.
+    migrations(
+        &pkg,
+        &[
+            (
+                "0001_users.sql",
+                "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+            ),
+            (
+                "0002_index.sql",
+                "SET LOCAL lock_timeout = '2s';\nCREATE INDEX users_email ON users (email);\n",
+            ),
+        ],
+    );
+    let out = pkg.cargo(&["build"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: lint-pg-build@0.0.0: migrations/0002_index.sql:2: MS014 creates an index on `users` without CONCURRENTLY"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -234,32 +449,4 @@ fn init_sets_lint_from_to_the_next_version() {
     fresh.migrate().arg("init").assert().success();
     let manifest = fresh.read("Cargo.toml");
     assert!(manifest.contains("\nlint_from = 1\n"), "{manifest}");
-}
-
-/// The lint is SQLite's: a PostgreSQL package's config refuses
-/// `lint_from` at its line, and `lint` says where it runs.
-#[test]
-fn postgres_packages_are_told_the_lint_is_sqlite_only() {
-    let pkg = Package::named("lint-postgres");
-    migrations(&pkg, &[("0001_a.sql", "CREATE TABLE a (x int);\n")]);
-    let manifest = pkg.read("Cargo.toml");
-    pkg.write(
-        "Cargo.toml",
-        format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\n"),
-    );
-    let text = migrate(&pkg, &["lint"]);
-    assert_eq!(
-        text,
-        "exit 1\nerror: cargo migrate lint runs on SQLite migrations only: its rules compare the schema model before and after each migration, which PostgreSQL does not have yet; `cargo migrate check` checks these migrations\n"
-    );
-    pkg.write(
-        "Cargo.toml",
-        format!("{manifest}\n[package.metadata.migrate]\nbackend = \"postgres\"\nlint_from = 1\n"),
-    );
-    let text = migrate(&pkg, &["check"]);
-    assert!(
-        text.contains("Cargo.toml:17: lint_from is for SQLite for now, and these migrations are for PostgreSQL")
-            && text.contains("(help: remove lint_from)"),
-        "{text}"
-    );
 }

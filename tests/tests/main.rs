@@ -30,3 +30,4 @@ mod runtime;
 mod squash;
 mod team;
 mod testdb;
+mod zero_downtime;

@@ -282,6 +282,70 @@ fn pg_start_up_check_refuses_a_drifted_database_and_accepts_a_clean_one() {
     assert!(e.to_string().contains("id_number"), "{e}");
 }
 
+/// A start-up with nothing to apply skips hashing the catalog while the
+/// server's statistics of the system catalogs are those of the last
+/// start-up that found the schema unchanged; DDL by another session (here
+/// one that has ended) is seen at the first start-up after the server
+/// counted it (within about a second), and this session's own DDL at once.
+#[test]
+fn pg_start_up_check_trusts_unchanged_catalog_statistics_and_sees_ddl_once_counted() {
+    let Some(db) = pg_database!() else { return };
+    let ms = story();
+    let mut client = db.client();
+    Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap();
+    let kept = |client: &mut Client| -> Option<String> {
+        client
+            .query_one("SELECT schema_stats FROM _migrations WHERE version = 2", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(
+        kept(&mut client),
+        None,
+        "a run that migrated keeps no statistics: its own are not counted yet"
+    );
+    assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
+    let first = kept(&mut client).expect("a clean start-up keeps the statistics it compared");
+    assert!(first.starts_with("on "), "{first}");
+    assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
+
+    {
+        let mut other = db.client();
+        other
+            .batch_execute("ALTER TABLE recruits ADD COLUMN cohort text")
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let e = loop {
+        match Migrator::new(&ms[..2]).apply_postgres(&mut db.client()) {
+            Err(e) => break e,
+            Ok(_) if started.elapsed() < std::time::Duration::from_secs(15) => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Ok(_) => panic!("another session's DDL was not seen within 15 s"),
+        }
+    };
+    assert!(matches!(e, Error::Drift { .. }), "{e}");
+    assert!(e.to_string().contains("column cohort added"), "{e}");
+    println!("another session's DDL seen after {:?}", started.elapsed());
+    assert_eq!(
+        kept(&mut client).as_deref(),
+        Some(first.as_str()),
+        "a drifted schema keeps nothing new"
+    );
+
+    client.batch_execute("ALTER TABLE recruits DROP COLUMN cohort").unwrap();
+    assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
+    client
+        .batch_execute("ALTER TABLE recruits RENAME COLUMN chatname TO rocketchat_user")
+        .unwrap();
+    let e = Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap_err();
+    assert!(
+        e.to_string().contains("renamed to rocketchat_user"),
+        "this session's DDL at once: {e}"
+    );
+}
+
 #[test]
 fn pg_start_up_check_adds_its_column_to_an_old_tracking_table_and_ignores_patterns() {
     let Some(db) = pg_database!() else { return };

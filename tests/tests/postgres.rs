@@ -257,6 +257,11 @@ fn pg_history_refusals_modified_renamed_unknown_out_of_order() {
         up(3, "c", "CREATE TABLE c (x integer);"),
     ];
     Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    assert_eq!(
+        digests(&mut client),
+        [false, true],
+        "the newest row carries the history's digest"
+    );
 
     let edited = [up(1, "a", "CREATE TABLE a (x bigint);"), ms[1].clone()];
     let err = Migrator::new(&edited).apply_postgres(&mut client).unwrap_err();
@@ -306,6 +311,73 @@ fn pg_history_refusals_modified_renamed_unknown_out_of_order() {
     let status = Migrator::new(&merged).status_postgres(&mut client).unwrap();
     assert!(status.entries.iter().all(|e| e.state == State::Applied));
     assert!(Migrator::new(&merged).pending_postgres(&mut client).unwrap().is_empty());
+}
+
+/// Which tracking rows carry a history digest, oldest first.
+fn digests(client: &mut Client) -> Vec<bool> {
+    client
+        .query(
+            "SELECT history_digest IS NOT NULL FROM _migrations ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The one-row start-up check of the history trusts the digest only while
+/// the stamped row is the newest and no row was added: a row added below
+/// it by hand is still refused, and a forgotten digest means every row is
+/// read and verified again (and stamped again by the next migration).
+#[test]
+fn pg_the_history_digest_covers_exactly_the_rows_it_was_stamped_with() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        up(3, "b", "CREATE TABLE b (x integer);"),
+    ];
+    Migrator::new(&ms[..1]).apply_postgres(&mut client).unwrap();
+    assert_eq!(digests(&mut client), [true]);
+    Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    assert_eq!(digests(&mut client), [true, true], "each run stamps its newest row");
+    assert!(Migrator::new(&ms).apply_postgres(&mut client).unwrap().is_empty());
+
+    client
+        .batch_execute(
+            "INSERT INTO _migrations (version, name, checksum, applied_at, duration_ms) VALUES (2, 'z', 'x', now(), 0)",
+        )
+        .unwrap();
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownApplied { .. }),
+        "a row below the stamped one is seen: {err}"
+    );
+    client
+        .batch_execute("DELETE FROM _migrations WHERE version = 2")
+        .unwrap();
+
+    Migrator::new(&ms).forget_history_digest_postgres(&mut client).unwrap();
+    assert_eq!(digests(&mut client), [false, false]);
+    assert!(
+        Migrator::new(&ms).apply_postgres(&mut client).unwrap().is_empty(),
+        "verified row by row"
+    );
+    let more = [ms[0].clone(), ms[1].clone(), up(4, "c", "CREATE TABLE c (x integer);")];
+    Migrator::new(&more).apply_postgres(&mut client).unwrap();
+    assert_eq!(digests(&mut client), [false, false, true]);
+    // A migrate_to below the newest leaves a history that is not the
+    // code's: no digest on its newest row.
+    let downs = [
+        updown(1, "a", "CREATE TABLE a (x integer);", "DROP TABLE a;"),
+        updown(3, "b", "CREATE TABLE b (x integer);", "DROP TABLE b;"),
+        updown(4, "c", "CREATE TABLE c (x integer);", "DROP TABLE c;"),
+    ];
+    Migrator::new(&downs).migrate_to_postgres(&mut client, 3).unwrap();
+    assert_eq!(digests(&mut client), [false, false]);
+    Migrator::new(&downs).apply_postgres(&mut client).unwrap();
+    assert_eq!(digests(&mut client), [false, false, true]);
 }
 
 #[test]

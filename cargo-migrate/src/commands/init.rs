@@ -364,10 +364,7 @@ fn add_config(doc: &mut DocumentMut, package: &Package, database: &str) -> Resul
     migrate.insert("database", toml_edit::value(database));
     migrate.insert("snapshot", toml_edit::value(snapshot(package).display().to_string()));
     migrate.insert("lock_file", toml_edit::value(true));
-    if !is_postgres(database) {
-        // The lint is SQLite's for now (the config refuses it for PostgreSQL).
-        migrate.insert("lint_from", toml_edit::value(lint_from(package)));
-    }
+    migrate.insert("lint_from", toml_edit::value(lint_from(package)));
     metadata.insert("migrate", Item::Table(migrate));
     Ok(())
 }

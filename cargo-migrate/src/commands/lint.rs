@@ -51,11 +51,6 @@ struct Row {
 /// every problem; exits 1 when one is an error.
 pub fn run(settings: &Settings, args: &LintArgs) -> Result<ExitCode> {
     let package = &settings.package;
-    if package.config.backend() == migrate_build::Backend::Postgres {
-        bail!(
-            "cargo migrate lint runs on SQLite migrations only: its rules compare the schema model before and after each migration, which PostgreSQL does not have yet; `cargo migrate check` checks these migrations"
-        );
-    }
     let mut config = package.config.clone();
     let from = config.lint_from.unwrap_or(1);
     config.lint_from = Some(from);

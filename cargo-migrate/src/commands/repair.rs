@@ -214,6 +214,9 @@ fn write_sqlite(conn: &mut Connection, project: &Project<'_>, repairs: &[Repair<
     restamp(repairs, &format!("`{table}`"), |r, version| {
         tx.execute(&update, (&r.new, &r.old, version)).with_context(failed)
     })?;
+    // The history changed under the newest row: the next start-up verifies
+    // every row again instead of trusting the digest stamped before.
+    project.migrator(None).forget_history_digest(&tx)?;
     tx.commit().with_context(failed)
 }
 
@@ -236,6 +239,7 @@ fn write_postgres(project: &Project<'_>, repairs: &[Repair<'_>]) -> Result<()> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
             .with_context(failed)
     })?;
+    project.migrator(None).forget_history_digest_postgres(&mut tx)?;
     tx.commit().with_context(failed)
 }
 

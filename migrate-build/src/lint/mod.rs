@@ -1,15 +1,17 @@
 //! The lint: rules with stable ids (`MS001`…) that flag migrations which
 //! replay fine on an empty database but lose data, break running code, or
-//! may fail on production data.
+//! may fail (or lock the app out) on production data.
 //!
-//! Each rule is a pure function over a migration's up statements and the
-//! [schema model](migrate_runtime::model::Model) before and after it (see
-//! the `rules` module); the build reads those models in an up-only replay
-//! of its own, so the replay cache never hides a finding. The lint runs on
-//! SQLite migrations from version `lint_from` in `[package.metadata.migrate]`
-//! on (not at all without it, so upgrading does not re-judge history);
-//! `-- migrate:allow MS00N reason` at the top of an up script waives a rule
-//! for that migration.
+//! On SQLite each rule is a pure function over a migration's up
+//! statements and the [schema model](migrate_runtime::model::Model)
+//! before and after it (see the `rules` module); the build reads those
+//! models in an up-only replay of its own, so the replay cache never
+//! hides a finding. On PostgreSQL the `pg` module's rules read the
+//! statements, knowing what the earlier migrations' statements made: no
+//! server is needed. The lint runs on migrations from version `lint_from`
+//! in `[package.metadata.migrate]` on (not at all without it, so
+//! upgrading does not re-judge history); `-- migrate:allow MS00N reason`
+//! at the top of an up script waives a rule for that migration.
 
 use migrate_runtime::Migrator;
 use migrate_runtime::model::{Filter, Model};
@@ -17,6 +19,7 @@ use migrate_runtime::model::{Filter, Model};
 use crate::problem::{Problem, Severity};
 use crate::scan::Found;
 
+mod pg;
 mod rules;
 mod sql;
 
@@ -128,35 +131,153 @@ pub const RULES: &[Rule] = &[
         alternative: "Keep the expand to additions, and move the removal or change into a contract migration (`-- migrate:phase contract` with `-- migrate:contract-of NNNN` naming the expand), which `apply` holds until `cargo migrate up --contract` once every instance runs the new code.",
         help: "move it to a contract migration (`-- migrate:phase contract`, `-- migrate:contract-of NNNN`); `cargo migrate lint --explain MS011`",
     },
+    Rule {
+        id: "MS012",
+        severity: Severity::Error,
+        title: "contract without expand",
+        explanation: "A contract migration (`-- migrate:phase contract`, `-- migrate:contract-of NNNN`) drops a table or a column that its expand did not supersede. The lint's definition, from the expand's statements: a column `t.c` is superseded when the expand adds a column to `t` (ALTER TABLE t ADD …, the replacement) or creates a trigger on `t` (keeping a replacement in step); a table `t` is superseded when the expand creates a table or a view and one of its statements reads `t` (INSERT … SELECT from it, a trigger on it, the view's query). Otherwise the new code has nowhere else to find the data, and the contract is plain data loss.",
+        alternative: "Name the expand that added the replacement (`-- migrate:contract-of NNNN`), or write that expand first: add the new column or table, keep it in step with triggers, backfill it, move the code to it; the contract then drops the old one. If the data may simply go, make it a plain migration with `-- migrate:allow MS001 <reason>` or `MS002`, or waive this rule with `-- migrate:allow MS012 <reason>`.",
+        help: "name the expand that adds the replacement in `-- migrate:contract-of`, or add `-- migrate:allow MS012 <reason>`; `cargo migrate lint --explain MS012`",
+    },
+    Rule {
+        id: "MS013",
+        severity: Severity::Error,
+        title: "table rebuild off SQLite's procedure",
+        explanation: "SQLite changes a table other than by ADD, RENAME or DROP COLUMN through a rebuild, and its manual (https://www.sqlite.org/lang_altertable.html, \"Making Other Kinds Of Table Schema Changes\") gives the order: CREATE TABLE new_X, INSERT INTO new_X SELECT … FROM X, DROP TABLE X, ALTER TABLE new_X RENAME TO X, in one transaction, then CREATE INDEX and CREATE TRIGGER again for X's indexes and triggers (dropped with X), and views that name X must still work. This migration rebuilds a table and misses a step: the rows are not copied, the old table is renamed first (which moves the foreign keys, triggers and views naming it onto the copy that is then dropped), it runs outside a transaction, an index or trigger is gone, or a view no longer works.",
+        alternative: "Follow the procedure in that order, in a migration that runs in a transaction (no `-- migrate:no-transaction`): create the new table under another name, copy every row with INSERT INTO new SELECT … FROM old, drop the old table, rename the new one, then recreate the old table's indexes and triggers and drop and recreate the views the change breaks.",
+        help: "follow SQLite's rebuild procedure (create new, copy, drop old, rename new, recreate indexes and triggers); `cargo migrate lint --explain MS013`",
+    },
+    Rule {
+        id: "MS014",
+        severity: Severity::Warning,
+        title: "index without CONCURRENTLY (PostgreSQL)",
+        explanation: "CREATE INDEX on a table that exists (not created in the same migration) without CONCURRENTLY holds a SHARE lock on the table until the index is built: on a large table, every INSERT, UPDATE and DELETE waits that long (PostgreSQL's manual, CREATE INDEX, \"Building Indexes Concurrently\").",
+        alternative: "Use CREATE INDEX CONCURRENTLY in a migration of its own marked `-- migrate:no-transaction` (PostgreSQL refuses it inside a transaction); if it fails, it leaves an INVALID index to drop (DROP INDEX CONCURRENTLY) before trying again. For a unique constraint, build the unique index concurrently and then ADD CONSTRAINT … UNIQUE USING INDEX.",
+        help: "use CREATE INDEX CONCURRENTLY in a `-- migrate:no-transaction` migration, or add `-- migrate:allow MS014 <reason>`",
+    },
+    Rule {
+        id: "MS015",
+        severity: Severity::Warning,
+        title: "SET NOT NULL without a validated CHECK (PostgreSQL)",
+        explanation: "ALTER TABLE … ALTER COLUMN … SET NOT NULL on a column that exists scans the whole table under an ACCESS EXCLUSIVE lock (no reads, no writes) to prove no row holds NULL, and fails on production data that does. Since PostgreSQL 12 the scan is skipped when a valid CHECK (col IS NOT NULL) constraint already proves it (the manual, ALTER TABLE, SET NOT NULL). The lint looks for such a constraint added by an earlier statement or migration without NOT VALID, or validated with VALIDATE CONSTRAINT.",
+        alternative: "In steps: ADD CONSTRAINT t_col_not_null CHECK (col IS NOT NULL) NOT VALID (instant); backfill the NULLs; VALIDATE CONSTRAINT t_col_not_null (scans without blocking writes); then SET NOT NULL (instant) and DROP CONSTRAINT t_col_not_null.",
+        help: "add CHECK (col IS NOT NULL) NOT VALID and VALIDATE it first, or add `-- migrate:allow MS015 <reason>`",
+    },
+    Rule {
+        id: "MS016",
+        severity: Severity::Warning,
+        title: "volatile default on ADD COLUMN (PostgreSQL)",
+        explanation: "Since PostgreSQL 11, ADD COLUMN with a non-volatile DEFAULT (a constant, now()) is instant: the value is stored once in the catalog. A volatile default (random(), clock_timestamp(), gen_random_uuid(), nextval() of a serial or identity column) or a stored generated column is computed for each row, so PostgreSQL rewrites the whole table and its indexes under an ACCESS EXCLUSIVE lock (the manual, ALTER TABLE, Notes). A function the lint does not know counts as volatile, PostgreSQL's own default for CREATE FUNCTION.",
+        alternative: "Add the column without the default (or with a constant one), set the volatile default with ALTER COLUMN … SET DEFAULT (which applies to new rows only), and backfill the existing rows in batches (UPDATE … WHERE id BETWEEN …).",
+        help: "add the column without the volatile default, SET DEFAULT after, backfill in batches; or add `-- migrate:allow MS016 <reason>`",
+    },
+    Rule {
+        id: "MS017",
+        severity: Severity::Warning,
+        title: "type change that rewrites the table (PostgreSQL)",
+        explanation: "ALTER COLUMN … TYPE rewrites the whole table and its indexes under an ACCESS EXCLUSIVE lock, and fails on values that do not convert, unless the old type is binary coercible to the new one (the manual, ALTER TABLE, Notes). The lint knows few such cases and is conservative: a longer or no varchar limit, varchar to text and text to unlimited varchar, a larger numeric precision with the same scale; every other change, a USING clause, or a column whose type the earlier migrations do not show, counts as a rewrite.",
+        alternative: "Add a new column of the new type, keep it in step with a trigger, backfill it in batches, move the code to it, and drop the old column in a contract migration. If the change is binary coercible (a domain over the same type, say), waive the rule with that reason.",
+        help: "add a column of the new type and backfill it instead, or add `-- migrate:allow MS017 <reason>`",
+    },
+    Rule {
+        id: "MS018",
+        severity: Severity::Warning,
+        title: "foreign key without NOT VALID (PostgreSQL)",
+        explanation: "ALTER TABLE … ADD FOREIGN KEY on a table that exists checks every row while holding SHARE ROW EXCLUSIVE locks on both tables: no writes to either until the check ends, and it fails on production rows that point at nothing.",
+        alternative: "Add it with NOT VALID (instant: only new rows are checked), then VALIDATE CONSTRAINT in a later migration, which checks the old rows without blocking writes.",
+        help: "add the foreign key NOT VALID, then VALIDATE CONSTRAINT in a later migration; or add `-- migrate:allow MS018 <reason>`",
+    },
+    Rule {
+        id: "MS019",
+        severity: Severity::Warning,
+        title: "strong lock without lock_timeout (PostgreSQL)",
+        explanation: "ALTER TABLE, DROP TABLE, TRUNCATE, LOCK, CREATE TRIGGER and CREATE INDEX without CONCURRENTLY lock a table that exists (the manual, Explicit Locking). Behind a long query the statement waits for its lock, and every query on the table queues behind it: a short migration stops the app. The lint looks for `SET lock_timeout`, `SET LOCAL lock_timeout` (not in a `-- migrate:no-transaction` migration, where it does nothing) or set_config('lock_timeout', …) before the statement. `lock_timeout` in [package.metadata.migrate] does not count: it bounds the wait for the migration lock between runners, not the statements' table locks.",
+        alternative: "Start the migration with `SET LOCAL lock_timeout = '2s';`: the statement fails instead of blocking the app, and the deploy tries again later. An app that runs its migrations with Migrator::table_lock_timeout gets the same: waive the rule with that reason.",
+        help: "start the migration with `SET LOCAL lock_timeout = '2s';`, or add `-- migrate:allow MS019 <reason>`",
+    },
 ];
 
 /// The findings that, in an expand migration, break the code still
 /// running: they become [`EXPAND`] errors.
-const BREAKS_OLD_CODE: &[&str] = &["MS001", "MS002", "MS003", "MS005", "MS007"];
+const BREAKS_OLD_CODE: &[&str] = &["MS001", "MS002", "MS003", "MS005", "MS007", "MS015", "MS017"];
 
 /// The rule for an expand migration that does not only add.
 const EXPAND: &str = "MS011";
 
 /// What a contract migration is for, which its `-- migrate:contract-of`
-/// (checked to name an earlier expand) waives: dropping and renaming.
+/// (checked to name an earlier expand) waives: renaming, and dropping
+/// what the expand superseded (else [`CONTRACT_WITHOUT_EXPAND`]).
 const CONTRACT_WAIVES: &[&str] = &["MS001", "MS002", "MS003"];
+
+/// The rule for a contract that drops what its expand did not supersede.
+const CONTRACT_WITHOUT_EXPAND: &str = "MS012";
+
+/// The expand a contract names: its file, as shown, and its statements.
+struct Expand<'a> {
+    display: &'a str,
+    statements: Vec<sql::Statement>,
+}
+
+/// Whether the expand's statements supersede what a contract removes
+/// (the definition `--explain MS012` gives): a column `t.c` when the
+/// expand adds a column to `t` or a trigger on it; a table `t` when the
+/// expand creates a table or view and one of its statements reads `t`.
+fn superseded(removed: &rules::Removed, expand: &[sql::Statement]) -> bool {
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    match removed {
+        rules::Removed::Column(table, _) => expand.iter().any(|s| {
+            s.altered_table().is_some_and(|t| same(&t, table)) && s.adds_column()
+                || s.trigger_table().is_some_and(|t| same(&t, table))
+        }),
+        rules::Removed::Table(table) => {
+            let makes_it = |s: &sql::Statement| s.created().is_some_and(|t| same(&t, table));
+            let creates = expand.iter().any(|s| s.created().is_some() && !makes_it(s));
+            creates && expand.iter().any(|s| !makes_it(s) && s.names(table))
+        }
+    }
+}
 
 /// The findings as the migration's phase makes them: in an expand, the
 /// findings of rules that break the old code become [`EXPAND`] findings,
 /// and a statement that drops, renames or deletes rows is one too (once
-/// per line); in a contract, the drops and renames it exists for do not
-/// fire.
+/// per line); in a contract, the renames and the drops it exists for do
+/// not fire, and a drop its expand did not supersede is a
+/// [`CONTRACT_WITHOUT_EXPAND`] finding.
 fn phase_findings(
     phase: Option<migrate_runtime::Phase>,
     statements: &[sql::Statement],
     findings: Vec<rules::Finding>,
+    expand: Option<&Expand<'_>>,
 ) -> Vec<rules::Finding> {
     match phase {
         Some(migrate_runtime::Phase::Expand) => {}
         Some(migrate_runtime::Phase::Contract) => {
             return findings
                 .into_iter()
-                .filter(|f| !CONTRACT_WAIVES.contains(&f.rule))
+                .filter_map(|f| {
+                    if !CONTRACT_WAIVES.contains(&f.rule) {
+                        return Some(f);
+                    }
+                    let (Some(removed), Some(expand)) = (&f.removes, expand) else {
+                        return None;
+                    };
+                    if superseded(removed, &expand.statements) {
+                        return None;
+                    }
+                    let why = match removed {
+                        rules::Removed::Column(t, _) => format!("it adds no column to `{t}` and no trigger on it"),
+                        rules::Removed::Table(t) => format!("it creates no table or view that reads `{t}`"),
+                    };
+                    Some(rules::Finding {
+                        rule: CONTRACT_WITHOUT_EXPAND,
+                        line: f.line,
+                        message: format!(
+                            "contract without expand: {}, which its expand {} does not supersede ({why})",
+                            f.message, expand.display
+                        ),
+                        removes: None,
+                    })
+                })
                 .collect();
         }
         _ => return findings,
@@ -165,6 +286,7 @@ fn phase_findings(
     for f in findings {
         if BREAKS_OLD_CODE.contains(&f.rule) {
             out.push(rules::Finding {
+                removes: None,
                 rule: EXPAND,
                 line: f.line,
                 message: format!("an expand migration {} ({})", f.message, f.rule),
@@ -185,6 +307,7 @@ fn phase_findings(
         };
         if !out.iter().any(|f| f.rule == EXPAND && f.line == s.line) {
             out.push(rules::Finding {
+                removes: None,
                 rule: EXPAND,
                 line: s.line,
                 message: format!("an expand migration {what}: it may only add"),
@@ -239,6 +362,27 @@ pub(crate) struct Waiver {
     pub(crate) rule: &'static str,
 }
 
+/// The statements of a SQLite up script, as the runtime splits them.
+fn sqlite_statements(text: &str) -> Vec<sql::Statement> {
+    migrate_runtime::statements(text)
+        .into_iter()
+        .map(|(line, text)| sql::Statement::new(line, text))
+        .collect()
+}
+
+/// The views of the database on `conn` that no longer work, with
+/// SQLite's reason: (view, error).
+pub(crate) fn broken_views(conn: &rusqlite::Connection, model: &Model) -> Vec<(String, String)> {
+    model
+        .views
+        .keys()
+        .filter_map(|name| {
+            let sql = format!("SELECT * FROM \"{}\" LIMIT 0", name.replace('"', "\"\""));
+            conn.prepare(&sql).err().map(|e| (name.clone(), e.to_string()))
+        })
+        .collect()
+}
+
 /// Lints the migrations from version `from` on: replays their ups into
 /// an in-memory database (set up by `setup`), reads the schema model
 /// before and after each, runs every rule, and applies the files'
@@ -269,10 +413,7 @@ pub(crate) fn run(
     let mut carried: Option<Model> = None;
     let mut problems = Vec::new();
     for m in &found[first..] {
-        let statements: Vec<sql::Statement> = migrate_runtime::statements(&m.up.text)
-            .into_iter()
-            .map(|(line, text)| sql::Statement::new(line, text))
-            .collect();
+        let statements = sqlite_statements(&m.up.text);
         let findings = if statements.iter().all(sql::Statement::only_adds) {
             // Nothing a rule looks for: skip reading the schema twice.
             migrator.migrate_to(&mut conn, m.version)?;
@@ -283,57 +424,104 @@ pub(crate) fn run(
                 Some(model) => model,
                 None => Model::read(&conn, filter)?,
             };
+            let broken_before = broken_views(&conn, &before);
             migrator.migrate_to(&mut conn, m.version)?;
             let after = Model::read(&conn, filter)?;
+            let mut broken = broken_views(&conn, &after);
+            broken.retain(|b| !broken_before.iter().any(|o| o.0 == b.0));
             let findings = rules::all(&rules::Input {
                 statements: &statements,
                 before: &before,
                 after: &after,
+                no_transaction: m.up.no_transaction,
+                broken_views: &broken,
             });
             carried = Some(after);
             findings
         };
-        let findings = phase_findings(m.up.phase, &statements, findings);
-        let waivers = crate::directives::waivers(&m.up.text);
-        for f in &findings {
-            if waivers.iter().any(|w| w.rule == f.rule) {
-                continue;
-            }
-            let rule = rule(f.rule).expect("every check has a rule");
-            let message = format!("{} {}", rule.id, f.message);
-            let p = match rule.severity {
-                Severity::Error => Problem::error(&m.up.display, f.line, message),
-                _ => Problem::warning(&m.up.display, f.line, message),
-            };
-            problems.push(p.hint(rule.help));
-        }
-        for w in waivers.iter().filter(|w| !findings.iter().any(|f| f.rule == w.rule)) {
-            problems.push(
-                Problem::warning(
-                    &m.up.display,
-                    w.line,
-                    format!(
-                        "`-- migrate:allow {}` waives a rule that does not fire on this migration",
-                        w.rule
-                    ),
-                )
-                .hint("delete the line, so the waiver cannot hide a problem added to the file later"),
-            );
-        }
-        if let Some(down) = &m.down
-            && let Some(w) = crate::directives::waivers(&down.text).first()
-        {
-            problems.push(
-                Problem::warning(
-                    &down.display,
-                    w.line,
-                    "`-- migrate:allow` in a down script waives nothing: the lint checks up scripts",
-                )
-                .hint("move it to the up script, or delete it"),
-            );
-        }
+        report(found, m, &statements, findings, &sqlite_statements, &mut problems);
     }
     Ok(problems)
+}
+
+/// Lints PostgreSQL migrations from version `from` on, without a server:
+/// the rules of the `pg` module, on each migration's statements and what
+/// the statements of every migration before it made (from the first, so
+/// `lint_from` skips judging history, not knowing it).
+pub(crate) fn run_postgres(found: &[Found], from: u64) -> Vec<Problem> {
+    let mut schema = pg::Schema::default();
+    let mut problems = Vec::new();
+    let shared = |text: &str| pg::statements(text).into_iter().map(|s| s.statement).collect();
+    for m in found {
+        let statements = pg::statements(&m.up.text);
+        let findings = pg::findings(&mut schema, &statements, m.up.no_transaction);
+        if m.version < from {
+            continue;
+        }
+        let statements: Vec<sql::Statement> = statements.into_iter().map(|s| s.statement).collect();
+        report(found, m, &statements, findings, &shared, &mut problems);
+    }
+    problems
+}
+
+/// Turns a migration's findings into problems: through its phase (and,
+/// for a contract, its expand's statements, read by `read`), then its
+/// waivers; a waiver of a rule that did not fire, and one in a down
+/// script, are warnings.
+fn report(
+    found: &[Found],
+    m: &Found,
+    statements: &[sql::Statement],
+    findings: Vec<rules::Finding>,
+    read: &dyn Fn(&str) -> Vec<sql::Statement>,
+    problems: &mut Vec<Problem>,
+) {
+    let expand =
+        m.up.contract_of
+            .and_then(|(version, _)| found.iter().find(|e| e.version == version))
+            .map(|e| Expand {
+                display: &e.up.display,
+                statements: read(&e.up.text),
+            });
+    let findings = phase_findings(m.up.phase, statements, findings, expand.as_ref());
+    let waivers = crate::directives::waivers(&m.up.text);
+    for f in &findings {
+        if waivers.iter().any(|w| w.rule == f.rule) {
+            continue;
+        }
+        let rule = rule(f.rule).expect("every check has a rule");
+        let message = format!("{} {}", rule.id, f.message);
+        let p = match rule.severity {
+            Severity::Error => Problem::error(&m.up.display, f.line, message),
+            _ => Problem::warning(&m.up.display, f.line, message),
+        };
+        problems.push(p.hint(rule.help));
+    }
+    for w in waivers.iter().filter(|w| !findings.iter().any(|f| f.rule == w.rule)) {
+        problems.push(
+            Problem::warning(
+                &m.up.display,
+                w.line,
+                format!(
+                    "`-- migrate:allow {}` waives a rule that does not fire on this migration",
+                    w.rule
+                ),
+            )
+            .hint("delete the line, so the waiver cannot hide a problem added to the file later"),
+        );
+    }
+    if let Some(down) = &m.down
+        && let Some(w) = crate::directives::waivers(&down.text).first()
+    {
+        problems.push(
+            Problem::warning(
+                &down.display,
+                w.line,
+                "`-- migrate:allow` in a down script waives nothing: the lint checks up scripts",
+            )
+            .hint("move it to the up script, or delete it"),
+        );
+    }
 }
 
 #[cfg(test)]

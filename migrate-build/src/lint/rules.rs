@@ -13,6 +13,10 @@ pub(crate) struct Input<'a> {
     pub(crate) before: &'a Model,
     /// The schema after it.
     pub(crate) after: &'a Model,
+    /// Whether it runs outside a transaction (`-- migrate:no-transaction`).
+    pub(crate) no_transaction: bool,
+    /// The views that work before it and no longer after: (view, error).
+    pub(crate) broken_views: &'a [(String, String)],
 }
 
 /// A rule that fired: its id, the line, and what it found.
@@ -24,6 +28,18 @@ pub(crate) struct Finding {
     pub(crate) line: usize,
     /// What it found, without the id.
     pub(crate) message: String,
+    /// What it removes (MS001, MS002).
+    pub(crate) removes: Option<Removed>,
+}
+
+/// What a finding of MS001 or MS002 removes: a contract's removals
+/// must be superseded by its expand (`super::contract_findings`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Removed {
+    /// A table.
+    Table(String),
+    /// A column of a table: (table, column).
+    Column(String, String),
 }
 
 /// A rule: its id and the function that runs it.
@@ -41,6 +57,7 @@ pub(crate) const CHECKS: &[(&str, Check)] = &[
     ("MS008", write_without_where),
     ("MS009", schema_and_data),
     ("MS010", dangling_foreign_key),
+    ("MS013", rebuild_procedure),
 ];
 
 /// Every finding of every rule on `input`, by line.
@@ -123,6 +140,7 @@ fn drop_table(input: &Input<'_>) -> Vec<Finding> {
         .values()
         .filter(|t| input.after_of(&t.name).is_none())
         .map(|t| Finding {
+            removes: Some(Removed::Table(t.name.clone())),
             rule: "MS001",
             line: input.line(
                 |s| matches!(&s.kind, Kind::DropTable(d) if d.eq_ignore_ascii_case(&t.name)),
@@ -166,6 +184,7 @@ fn drop_column(input: &Input<'_>) -> Vec<Finding> {
                 ),
             };
             found.push(Finding {
+                removes: Some(Removed::Column(before.name.clone(), c.name.clone())),
                 rule: "MS002",
                 line,
                 message,
@@ -196,6 +215,7 @@ fn rename(input: &Input<'_>) -> Vec<Finding> {
                 _ => None,
             }
             .map(|message| Finding {
+                removes: None,
                 rule: "MS003",
                 line: s.line,
                 message: format!("{message}: code still running against the old name breaks"),
@@ -241,6 +261,7 @@ fn unique_on_existing(input: &Input<'_>) -> Vec<Finding> {
                 )
             };
             found.push(Finding {
+            removes: None,
                 rule: "MS004",
                 line,
                 message: format!(
@@ -263,6 +284,7 @@ fn not_null_on_existing(input: &Input<'_>) -> Vec<Finding> {
                 .any(|b| b.name.eq_ignore_ascii_case(&c.name) && !b.not_null)
             {
                 found.push(Finding {
+            removes: None,
                     rule: "MS005",
                     line: input.definition_line(&after.name, &c.name),
                     message: format!(
@@ -284,6 +306,7 @@ fn check_on_existing(input: &Input<'_>) -> Vec<Finding> {
         let had: Vec<String> = before.checks.iter().map(|c| norm(c)).collect();
         for check in after.checks.iter().filter(|c| !had.contains(&norm(c))) {
             found.push(Finding {
+            removes: None,
                 rule: "MS006",
                 line: input.line(|s| s.starts(&["CREATE", "TABLE"]) && s.names("CHECK"), &after.name),
                 message: format!(
@@ -314,6 +337,7 @@ fn type_change(input: &Input<'_>) -> Vec<Finding> {
                     }
                 };
                 found.push(Finding {
+            removes: None,
                     rule: "MS007",
                     line: input.definition_line(&after.name, &c.name),
                     message: format!(
@@ -341,6 +365,7 @@ fn write_without_where(input: &Input<'_>) -> Vec<Finding> {
                 table: t,
                 filtered: false,
             } if table(input.before, t).is_some() => Some(Finding {
+                removes: None,
                 rule: "MS008",
                 line: s.line,
                 message: format!("`{verb}` of `{t}` has no WHERE: it changes every row of the table"),
@@ -361,6 +386,7 @@ fn schema_and_data(input: &Input<'_>) -> Vec<Finding> {
         .iter()
         .find_map(|s| match &s.kind {
             Kind::Write { verb, table: t, .. } if table(input.before, t).is_some() => Some(Finding {
+            removes: None,
                 rule: "MS009",
                 line: s.line,
                 message: format!(
@@ -401,9 +427,141 @@ fn dangling_foreign_key(input: &Input<'_>) -> Vec<Finding> {
         .into_iter()
         .filter(|d| !before.contains(d))
         .map(|(child, columns, parent, missing)| Finding {
+            removes: None,
             rule: "MS010",
             line: input.line(|s| s.is_ddl() && s.names(&parent), &child),
             message: format!("leaves the foreign key `{child}({columns})` pointing at {missing}"),
         })
         .collect()
+}
+
+/// MS013: a table rebuild that leaves SQLite's procedure
+/// (<https://www.sqlite.org/lang_altertable.html>, section "Making Other
+/// Kinds Of Table Schema Changes": create the new table, copy the rows
+/// with INSERT … SELECT, drop the old table, rename the new one to the
+/// old name, in one transaction; recreate the indexes and triggers, keep
+/// the views working). A rebuild is a table of the schema before that is
+/// dropped and exists again after, or renamed away and created again.
+fn rebuild_procedure(input: &Input<'_>) -> Vec<Finding> {
+    let statements = input.statements;
+    let mut found = Vec::new();
+    let mut push = |line: usize, message: String| {
+        found.push(Finding {
+            rule: "MS013",
+            line,
+            message,
+            removes: None,
+        });
+    };
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let mut rebuilt: Vec<(String, usize)> = Vec::new();
+    for (i, s) in statements.iter().enumerate() {
+        let later = &statements[i + 1..];
+        let earlier = &statements[..i];
+        match &s.kind {
+            Kind::DropTable(x) if table(input.before, x).is_some() && table(input.after, x).is_some() => {
+                let new_table = later.iter().find_map(|r| match &r.kind {
+                    Kind::RenameTable { from, to } if same(to, x) => Some((from.clone(), r.line)),
+                    _ => None,
+                });
+                let Some((new, _)) = new_table else {
+                    if later
+                        .iter()
+                        .any(|c| c.starts(&["CREATE"]) && c.created().is_some_and(|t| same(&t, x)))
+                    {
+                        push(
+                            s.line,
+                            format!(
+                                "rebuilds table `{x}` out of order: it drops `{x}` and creates it again, where SQLite's procedure creates the new table under another name, copies the rows into it, drops `{x}`, then renames the new table to `{x}`"
+                            ),
+                        );
+                        rebuilt.push((x.clone(), s.line));
+                    }
+                    continue;
+                };
+                let created_first = earlier.iter().any(|c| c.created().is_some_and(|t| same(&t, &new)));
+                if !created_first {
+                    push(
+                        s.line,
+                        format!(
+                            "rebuilds table `{x}` without creating the new table `{new}` before `DROP TABLE {x}`: the procedure creates it first, to copy the rows into"
+                        ),
+                    );
+                } else if !earlier
+                    .iter()
+                    .any(|c| c.starts(&["INSERT"]) && c.names(&new) && c.names(x))
+                {
+                    push(
+                        s.line,
+                        format!(
+                            "rebuilds table `{x}` without copying its rows: no `INSERT INTO {new} SELECT … FROM {x}` comes before `DROP TABLE {x}`, so every row is lost"
+                        ),
+                    );
+                }
+                rebuilt.push((x.clone(), s.line));
+            }
+            Kind::RenameTable { from: x, to: old }
+                if table(input.before, x).is_some()
+                    && table(input.after, x).is_some()
+                    && later
+                        .iter()
+                        .any(|d| matches!(&d.kind, Kind::DropTable(t) if same(t, old))) =>
+            {
+                push(
+                    s.line,
+                    format!(
+                        "rebuilds table `{x}` by renaming it to `{old}` first: SQLite then moves the foreign keys, triggers and views that name `{x}` onto `{old}`, which the migration drops; the procedure creates the new table under another name and renames it to `{x}` after dropping the old one"
+                    ),
+                );
+                rebuilt.push((x.clone(), s.line));
+            }
+            _ => {}
+        }
+    }
+    for (x, line) in &rebuilt {
+        if input.no_transaction && !statements.iter().any(|s| s.starts(&["BEGIN"])) {
+            push(
+                *line,
+                format!(
+                    "rebuilds table `{x}` outside a transaction (`-- migrate:no-transaction`): a failure half-way leaves it dropped or half-copied"
+                ),
+            );
+        }
+        let (Some(before), Some(after)) = (table(input.before, x), table(input.after, x)) else {
+            continue;
+        };
+        for index in before.indexes.values().filter(|i| i.origin == "c") {
+            if !after.indexes.keys().any(|k| same(k, &index.name)) {
+                push(
+                    *line,
+                    format!(
+                        "rebuilds table `{x}` without recreating its index `{}` (DROP TABLE dropped it): CREATE INDEX it again after the rename",
+                        index.name
+                    ),
+                );
+            }
+        }
+        for trigger in input.before.triggers.values().filter(|t| same(&t.table, x)) {
+            if !input.after.triggers.keys().any(|k| same(k, &trigger.name)) {
+                push(
+                    *line,
+                    format!(
+                        "rebuilds table `{x}` without recreating its trigger `{}` (DROP TABLE dropped it): CREATE TRIGGER it again after the rename",
+                        trigger.name
+                    ),
+                );
+            }
+        }
+    }
+    if let Some((x, line)) = rebuilt.first() {
+        for (view, error) in input.broken_views {
+            push(
+                *line,
+                format!(
+                    "after the rebuild of `{x}`, view `{view}` no longer works ({error}): drop it before the rebuild and create it again after"
+                ),
+            );
+        }
+    }
+    found
 }

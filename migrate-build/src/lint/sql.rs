@@ -123,7 +123,12 @@ pub(crate) struct Statement {
 impl Statement {
     /// The statement `text` at `line`.
     pub(crate) fn new(line: usize, text: &str) -> Self {
-        let toks = tokens(text);
+        Self::of_tokens(line, tokens(text))
+    }
+
+    /// The statement at `line` made of `toks` (a PostgreSQL statement,
+    /// which its own tokenizer reads).
+    pub(crate) fn of_tokens(line: usize, toks: Vec<Tok>) -> Self {
         let kind = kind(&toks);
         Self { line, toks, kind }
     }
@@ -166,6 +171,43 @@ impl Statement {
         trigger || ((creates || adds_column) && !risky) || self.starts(&["SELECT"]) || self.starts(&["INSERT"])
     }
 
+    /// The table an `ALTER TABLE` changes.
+    pub(crate) fn altered_table(&self) -> Option<String> {
+        alter_target(&self.toks).map(|(t, _)| t)
+    }
+
+    /// Whether the statement adds a column (`ADD [COLUMN] c`, not `ADD
+    /// CONSTRAINT`).
+    pub(crate) fn adds_column(&self) -> bool {
+        const CONSTRAINTS: &[&str] = &["CONSTRAINT", "CHECK", "UNIQUE", "PRIMARY", "FOREIGN", "EXCLUDE"];
+        self.toks
+            .windows(2)
+            .any(|w| w[0].is("ADD") && !CONSTRAINTS.iter().any(|c| w[1].is(c)))
+    }
+
+    /// The table a `CREATE TRIGGER` is on.
+    pub(crate) fn trigger_table(&self) -> Option<String> {
+        if !self.starts(&["CREATE"]) || !self.toks.iter().take(5).any(|t| t.is("TRIGGER")) {
+            return None;
+        }
+        let on = self.toks.iter().position(|t| t.is("ON"))?;
+        qualified(&self.toks, on + 1).map(|(t, _)| t)
+    }
+
+    /// The table or view a `CREATE [TEMP] TABLE|VIEW [IF NOT EXISTS]` makes.
+    pub(crate) fn created(&self) -> Option<String> {
+        if !self.starts(&["CREATE"]) {
+            return None;
+        }
+        let at = self.toks.iter().take(4).position(|t| t.is("TABLE") || t.is("VIEW"))?;
+        let at = if self.toks.get(at + 1).is_some_and(|t| t.is("IF")) {
+            at + 4
+        } else {
+            at + 1
+        };
+        qualified(&self.toks, at).map(|(t, _)| t)
+    }
+
     /// Whether the statement is a schema change (`CREATE`, `ALTER`, `DROP`).
     pub(crate) fn is_ddl(&self) -> bool {
         !matches!(self.kind, Kind::Write { .. } | Kind::Other)
@@ -182,6 +224,23 @@ fn qualified(toks: &[Tok], at: usize) -> Option<(String, usize)> {
     Some((first.to_owned(), at + 1))
 }
 
+/// `ALTER TABLE [IF EXISTS] [ONLY] t` (PostgreSQL's `IF EXISTS` and
+/// `ONLY`): the table and the index after it.
+fn alter_target(toks: &[Tok]) -> Option<(String, usize)> {
+    let is = |i: usize, kw: &str| toks.get(i).is_some_and(|t| t.is(kw));
+    if !(is(0, "ALTER") && is(1, "TABLE")) {
+        return None;
+    }
+    let mut at = 2;
+    if is(at, "IF") && is(at + 1, "EXISTS") {
+        at += 2;
+    }
+    if is(at, "ONLY") {
+        at += 1;
+    }
+    qualified(toks, at)
+}
+
 fn kind(toks: &[Tok]) -> Kind {
     let is = |i: usize, kw: &str| toks.get(i).is_some_and(|t| t.is(kw));
     let name_at = |i: usize| toks.get(i).and_then(Tok::name).map(str::to_owned);
@@ -190,7 +249,7 @@ fn kind(toks: &[Tok]) -> Kind {
         return qualified(toks, at).map_or(Kind::Ddl, |(t, _)| Kind::DropTable(t));
     }
     if is(0, "ALTER") && is(1, "TABLE") {
-        let Some((table, at)) = qualified(toks, 2) else {
+        let Some((table, at)) = alter_target(toks) else {
             return Kind::Ddl;
         };
         if is(at, "RENAME") {
@@ -202,8 +261,11 @@ fn kind(toks: &[Tok]) -> Kind {
                 return Kind::RenameColumn { table, from, to };
             }
         }
-        if is(at, "DROP") {
-            let col = if is(at + 1, "COLUMN") { at + 2 } else { at + 1 };
+        if is(at, "DROP") && !is(at + 1, "CONSTRAINT") {
+            let mut col = if is(at + 1, "COLUMN") { at + 2 } else { at + 1 };
+            if is(col, "IF") && is(col + 1, "EXISTS") {
+                col += 2;
+            }
             if let Some(column) = name_at(col) {
                 return Kind::DropColumn { table, column };
             }
@@ -228,6 +290,9 @@ fn kind(toks: &[Tok]) -> Kind {
                 }
                 if verb == "UPDATE" && is(at, "OR") {
                     at += 2;
+                }
+                if is(at, "ONLY") && !is(at + 1, "SET") && !is(at + 1, "WHERE") {
+                    at += 1;
                 }
                 let Some((table, rest)) = qualified(toks, at) else {
                     return Kind::Other;

@@ -85,15 +85,39 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
              FROM {} ORDER BY version",
             self.table
         );
-        // The first read also looks for INVALID indexes, in the same round trip.
+        // The first read also looks for INVALID indexes, in the same round
+        // trip, and first asks whether the newest row's digest says the
+        // history is exactly the code's: then the rows are not sent.
         let first = !self.in_transaction;
-        let sql = if first {
-            format!("{sql};\n{}", self.invalid_indexes_sql())
-        } else {
-            sql
+        let exact = (first && std::mem::take(&mut self.try_exact))
+            .then(|| self.history_exact_sql(migrator))
+            .flatten();
+        // The start-up drift check may trust the catalogs' statistics:
+        // this session's own DDL is counted once it has reported its
+        // statistics, which this asks for at the end of this round trip.
+        let flush = exact.is_some() && migrator.drift != crate::DriftPolicy::Off;
+        let sql = match (&exact, first) {
+            (Some(exact), _) => format!(
+                "{}SELECT {exact};\n{} WHERE NOT {exact} ORDER BY version;\n{}",
+                if flush { super::drift::FLUSH_STATS } else { "" },
+                sql.trim_end_matches(" ORDER BY version"),
+                self.invalid_indexes_sql()
+            ),
+            (None, true) => format!("{sql};\n{}", self.invalid_indexes_sql()),
+            (None, false) => sql,
         };
         let rows = match self.query_sets(&sql).await {
             Ok(mut sets) => {
+                if flush {
+                    sets.remove(0);
+                }
+                if exact.is_some() {
+                    let answer = sets.remove(0);
+                    self.history_exact = answer
+                        .first()
+                        .and_then(|r| r.first())
+                        .is_some_and(|v| v.as_deref() == Some("t"));
+                }
                 if first && let Some(invalid) = sets.get_mut(1) {
                     self.invalid = invalid
                         .drain(..)
@@ -152,7 +176,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     }
 
     async fn check_drift(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<()> {
-        self.check_schema(migrator, history).await
+        self.check_schema(migrator, history, false).await
     }
 
     async fn adopt(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<Vec<u64>> {

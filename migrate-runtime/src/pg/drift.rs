@@ -31,6 +31,44 @@ use crate::{Applied, DriftPolicy, Error, Migrator, Result, SchemaDiff};
 /// migration.
 const COLUMN: &str = "schema_model";
 
+/// Asks the server to report this session's statistics at the end of the
+/// current transaction instead of at most once a second
+/// (`pg_stat_force_next_flush`, PostgreSQL 15 and later; PostgreSQL's
+/// `pgstat.c` otherwise waits `PGSTAT_MIN_INTERVAL`, 1 s, between two
+/// reports), so that [`STATS`] read in a later round trip counts DDL this
+/// session ran: a statement of its own, ending in `;\n`, in a `DO` block
+/// so that older servers, which lack the function, skip it.
+pub(super) const FLUSH_STATS: &str = "DO $migrate$BEGIN IF current_setting('server_version_num')::int >= 150000 \
+THEN PERFORM pg_stat_force_next_flush(); END IF; END$migrate$;\n";
+
+/// The tracking table's column that holds [`STATS`] as it was when a
+/// start-up last found the live schema equal to the record.
+const STATS_COLUMN: &str = "schema_stats";
+
+/// The server's count of rows written to the system catalogs the schema
+/// model is read from, in this database (inserted + updated + deleted:
+/// every `CREATE`, `ALTER` and `DROP` writes some),
+/// with whether counting is on and when the database's statistics were
+/// last reset. PostgreSQL's manual, "The Cumulative Statistics System":
+/// `pg_stat_get_tuples_inserted` and friends count per table, for
+/// catalogs too, when `track_counts` is on; a reset (or a crash, whose
+/// recovery discards them) changes the reset time or lowers the counts.
+/// So an unchanged value means no DDL the server has counted: then a
+/// start-up need not hash the catalog. It is a hint, not a proof: another
+/// session reports its counts when it goes idle, at most once a second
+/// (this one is made to report them at once, [`FLUSH_STATS`]), so DDL
+/// committed by another session within about the last second may not be
+/// counted yet; that start-up then misses it, and the next one sees it.
+/// Every run that applies a migration compares the schema itself, under
+/// the lock, as does `cargo migrate diff`.
+const STATS: &str = "\
+SELECT concat_ws(' ', current_setting('track_counts'), \
+  (SELECT pg_stat_get_db_stat_reset_time(oid) FROM pg_database WHERE datname = current_database()), \
+  sum(pg_stat_get_tuples_inserted(c) + pg_stat_get_tuples_updated(c) + pg_stat_get_tuples_deleted(c))) \
+FROM unnest('{pg_catalog.pg_class,pg_catalog.pg_attribute,pg_catalog.pg_attrdef,pg_catalog.pg_index,\
+pg_catalog.pg_constraint,pg_catalog.pg_trigger,pg_catalog.pg_rewrite,pg_catalog.pg_proc,pg_catalog.pg_type,\
+pg_catalog.pg_enum,pg_catalog.pg_sequence,pg_catalog.pg_depend,pg_catalog.pg_namespace,pg_catalog.pg_extension}'::regclass[]) AS c";
+
 impl Migrator<'_> {
     /// A new [`ScratchDatabase`] on the server `server` points at, holding
     /// what the migrations numbered `versions` make, applied through this
@@ -215,7 +253,12 @@ impl<C: PgClient> Postgres<'_, C> {
     /// committed by another process between the reads is not drift: the
     /// record is read again after the live schema, and a change skips the
     /// check.
-    pub(super) async fn check_schema(&mut self, migrator: &Migrator<'_>, history: &[Applied]) -> Result<()> {
+    pub(super) async fn check_schema(
+        &mut self,
+        migrator: &Migrator<'_>,
+        history: &[Applied],
+        startup: bool,
+    ) -> Result<()> {
         if migrator.drift == DriftPolicy::Off {
             return Ok(());
         }
@@ -231,34 +274,118 @@ impl<C: PgClient> Postgres<'_, C> {
         {
             return Ok(());
         }
-        let Some((version, Some(head), hash)) = self.recorded_head(migrator).await? else {
+        self.check_schema_at(migrator, Some(newest.version), startup).await
+    }
+
+    /// [`check_schema`](Self::check_schema) once the history is known to
+    /// be ours, unmodified, up to version `newest`. At a `startup` with
+    /// nothing to apply, first compares the catalogs' statistics
+    /// ([`STATS`]) with those of the last start-up that found the schema
+    /// unchanged, and skips the catalog's hash when they are equal; when
+    /// the schema is then found unchanged, keeps the new statistics.
+    pub(super) async fn check_schema_at(
+        &mut self,
+        migrator: &Migrator<'_>,
+        newest: Option<u64>,
+        startup: bool,
+    ) -> Result<()> {
+        let Some(newest) = newest.filter(|_| migrator.drift != DriftPolicy::Off) else {
             return Ok(());
         };
-        if version != newest.version || hash.is_some_and(|h| head == hash_line(&h)) {
+        let stats = if startup {
+            self.recorded_stats(newest).await?
+        } else {
+            None
+        };
+        // What was verified depends on what the check leaves out: a
+        // record made with other `ignore` patterns is not this one's.
+        let stats = stats.map(|(recorded, live)| (recorded, format!("{live} ignore:{}", migrator.ignore.join(","))));
+        if let Some((recorded, live)) = &stats
+            && live.starts_with("on ")
+            && recorded.as_deref() == Some(live.as_str())
+        {
             return Ok(());
         }
+        if self.schema_unchanged(migrator, newest).await?
+            && let Some((_, live)) = stats
+        {
+            self.keep_stats(newest, &live).await;
+        }
+        Ok(())
+    }
+
+    /// The statistics recorded with version `newest` (when its row is the
+    /// newest and the column exists) and the live ones: one round trip.
+    async fn recorded_stats(&mut self, newest: u64) -> Result<Option<(Option<String>, String)>> {
+        let sql = format!(
+            "SELECT (SELECT to_jsonb(m) ->> '{STATS_COLUMN}' FROM {} AS m WHERE version = $1), ({STATS})",
+            self.table
+        );
+        let version = i64::try_from(newest).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query(&sql, &[&version])
+            .await
+            .map_err(pg("reading the catalogs' statistics"))?;
+        Ok(rows
+            .first()
+            .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default())))
+    }
+
+    /// Records `live` statistics with version `newest`, after the schema
+    /// was found unchanged. Best effort: a role that may not write the
+    /// tracking table, a standby, or a table made before the column was
+    /// added (the next migration adds it) only means the next start-up
+    /// hashes the catalog again.
+    async fn keep_stats(&mut self, newest: u64, live: &str) {
+        let version = i64::try_from(newest).unwrap_or(i64::MAX);
+        let sql = format!(
+            "UPDATE {} SET {STATS_COLUMN} = $1 WHERE version = $2 AND {STATS_COLUMN} IS DISTINCT FROM $1",
+            self.table
+        );
+        let _ = self.client.execute(&sql, &[&live, &version]).await;
+    }
+
+    /// Whether the live schema is the one recorded with version `newest`
+    /// (`false` when there is no usable record: nothing to compare); drift
+    /// is an error or a warning, as the migrator's policy says.
+    async fn schema_unchanged(&mut self, migrator: &Migrator<'_>, newest: u64) -> Result<bool> {
+        let Some((version, Some(head), hash)) = self.recorded_head(migrator).await? else {
+            return Ok(false);
+        };
+        if version != newest {
+            return Ok(false);
+        }
+        if hash.is_some_and(|h| head == hash_line(&h)) {
+            return Ok(true);
+        }
         let Some(text) = self.recorded_model(version).await? else {
-            return Ok(());
+            return Ok(false);
         };
         let record = text.strip_prefix(&format!("{head}\n")).unwrap_or(&text);
         let Some(expected) = Model::from_record(record) else {
-            return Ok(()); // another version's format: checked after the next migration
+            return Ok(false); // another version's format: checked after the next migration
         };
         let filter = migrator.filter()?;
         let actual = Model::read_pg(self.client, migrator.schema.as_deref(), &filter).await?;
         let differences = expected.diff(&actual);
         if differences.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         match self.recorded_head(migrator).await? {
-            Some((v, Some(h), _)) if v == version && h == head => migrator.drifted(Some(version), &differences),
-            _ => Ok(()),
+            Some((v, Some(h), _)) if v == version && h == head => {
+                migrator.drifted(Some(version), &differences).map(|()| false)
+            }
+            _ => Ok(false),
         }
     }
 
-    /// After a run that changed the history: stores the live schema with
-    /// the newest applied migration, under the migration lock, adding the
-    /// column to a tracking table that lacks it.
+    /// After a run that changed the history, under the migration lock:
+    /// stamps the history's digest (see
+    /// [`stamp_history_digest`](Self::stamp_history_digest)) and, unless
+    /// the drift check is off, stores the live schema with the newest
+    /// applied migration, adding the columns to a tracking table that
+    /// lacks them.
     pub(super) async fn record_schema(
         &mut self,
         migrator: &Migrator<'_>,
@@ -266,7 +393,11 @@ impl<C: PgClient> Postgres<'_, C> {
     ) -> Result<()> {
         use crate::backend::Backend as _;
         self.begin(migrator, waited).await?;
-        let recorded = self.write_schema(migrator).await;
+        let recorded = match self.stamp_history_digest(migrator).await {
+            Ok(()) if migrator.drift == DriftPolicy::Off => Ok(()),
+            Ok(()) => self.write_schema(migrator).await,
+            Err(e) => Err(e),
+        };
         match recorded {
             Ok(()) => self.commit().await,
             Err(e) => {
@@ -284,8 +415,12 @@ impl<C: PgClient> Postgres<'_, C> {
         let table = self.table.clone();
         let failed = pg(format!("recording the schema in {table}"));
         let written: std::result::Result<(), tokio_postgres::Error> = async {
+            // The statistics are recorded by the next start-up that finds
+            // this schema: this backend reports its own counts later.
             self.client
-                .batch_execute(&format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {COLUMN} text"))
+                .batch_execute(&format!(
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {COLUMN} text, ADD COLUMN IF NOT EXISTS {STATS_COLUMN} text"
+                ))
                 .await?;
             let rows = self
                 .client
@@ -297,7 +432,9 @@ impl<C: PgClient> Postgres<'_, C> {
             let hash: String = rows.first().map(|r| r.get(0)).unwrap_or_default();
             self.client
                 .execute(
-                    &format!("UPDATE {table} SET {COLUMN} = $1 WHERE version = (SELECT max(version) FROM {table})"),
+                    &format!(
+                        "UPDATE {table} SET {COLUMN} = $1, {STATS_COLUMN} = NULL WHERE version = (SELECT max(version) FROM {table})"
+                    ),
                     &[&format!("{}\n{}", hash_line(&hash), model.to_record())],
                 )
                 .await?;

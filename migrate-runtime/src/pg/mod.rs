@@ -145,6 +145,43 @@ impl<'m> Migrator<'m> {
         crate::ready::now(self.pending_pg(client))
     }
 
+    /// [`forget_history_digest`](Self::forget_history_digest) on
+    /// PostgreSQL, on a client or in the caller's transaction: for a tool
+    /// that rewrites a tracking row in place (`cargo migrate repair`), so
+    /// that the next start-up reads and verifies every row again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when the table cannot be written.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use migrate_runtime::{Migrator, postgres::{Client, NoTls}};
+    /// # let migrations = [];
+    /// let mut client = Client::connect("host=/run/postgresql dbname=app", NoTls)?;
+    /// let mut tx = client.transaction()?;
+    /// // … rewrite a row's checksum …
+    /// Migrator::new(&migrations).forget_history_digest_postgres(&mut tx)?;
+    /// tx.commit()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn forget_history_digest_postgres(&self, client: &mut impl postgres::GenericClient) -> Result<()> {
+        let prefix = self
+            .schema
+            .as_deref()
+            .map(|s| format!("{}.", quote(s)))
+            .unwrap_or_default();
+        let table = format!("{prefix}{}", quote(&self.table.name));
+        let column = session::DIGEST_COLUMN;
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} bytea;\n\
+                 UPDATE {table} SET {column} = NULL WHERE {column} IS NOT NULL"
+            ))
+            .map_err(pg(format!("clearing the history digests in {table}")))
+    }
+
     /// [`apply_postgres`](Self::apply_postgres) on the async
     /// `tokio-postgres` driver (feature `tokio-postgres`): the same
     /// backend, rules, lock and errors; it awaits the server instead of
@@ -249,18 +286,25 @@ impl<'m> Migrator<'m> {
     async fn run_postgres_plain(&self, client: &mut impl PgClient, target: Option<u64>) -> Result<Report> {
         self.check_set()?;
         let mut db = Postgres::new(client, self)?;
+        db.try_exact = target.is_none();
         let history = db.read(self).await?;
         if !db.invalid.is_empty() {
             self.notify(Event::InvalidIndexes { indexes: &db.invalid });
         }
+        if db.history_exact {
+            // Every migration applied, exactly as the code has them.
+            db.check_schema_at(self, self.migrations.last().map(Migration::version), true)
+                .await?;
+            return Ok(Report::default());
+        }
         if !self.needs_lock(&history, target)? {
-            db.check_schema(self, &history).await?;
+            db.check_schema(self, &history, true).await?;
             return self.idle_report(&history, target);
         }
         let mut report = Report::default();
         let result = match db.enter().await {
             Ok(()) => match self.run_locked(&mut db, target, &mut report).await {
-                Ok(()) if report.steps.is_empty() || self.drift == crate::DriftPolicy::Off => Ok(()),
+                Ok(()) if report.steps.is_empty() => Ok(()),
                 Ok(()) => db.record_schema(self, &mut report.waited).await,
                 Err(e) => Err(e),
             },
@@ -346,6 +390,13 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     /// INVALID indexes in the migrations' schemas, found by the first
     /// read of the history.
     invalid: Vec<String>,
+    /// Whether the first read may answer "exactly the code's history"
+    /// from the digest instead of reading the rows: only for the start-up
+    /// of an `apply` (status, pending and `migrate_to` need the rows).
+    try_exact: bool,
+    /// Whether the first read found the history to be exactly the code's
+    /// by the newest row's digest (then it read no rows).
+    history_exact: bool,
     /// [`Migrator::table_lock_timeout`].
     table_lock: Option<(Duration, u32)>,
     /// The schema, when one is set.

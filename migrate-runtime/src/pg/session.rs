@@ -3,6 +3,19 @@
 
 use super::*;
 
+/// The tracking table's column holding the history's digest.
+pub(super) const DIGEST_COLUMN: &str = "history_digest";
+
+/// The digest of the migrator's history, in hex.
+fn digest_hex(migrator: &Migrator<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut hex = String::with_capacity(32);
+    for b in crate::history::history_digest(migrator.migrations) {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
 impl<'c, C: PgClient> Postgres<'c, C> {
     pub(super) fn new(client: &'c mut C, migrator: &Migrator<'_>) -> Result<Self> {
         let schema = migrator.schema.clone();
@@ -13,6 +26,8 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             lock_table: format!("{prefix}{}", quote(&format!("{}_lock", migrator.table.name))),
             me: String::new(),
             invalid: Vec::new(),
+            try_exact: false,
+            history_exact: false,
             table_lock: migrator.table_lock_timeout,
             schema,
             lock: migrator.lock,
@@ -25,6 +40,47 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             notices: migrator.notices.clone(),
             search_path: None,
         })
+    }
+
+    /// An SQL expression, true when the newest tracking row carries the
+    /// digest of exactly the code's history (see
+    /// [`history_digest`](crate::history::history_digest)), that row is the
+    /// code's last version, and the table has as many rows as the code has
+    /// migrations; false otherwise, also on a table without the column
+    /// (read through `to_jsonb`, so a missing column is no error). `None`
+    /// when the code has no migration.
+    pub(super) fn history_exact_sql(&self, migrator: &Migrator<'_>) -> Option<String> {
+        let last = migrator.migrations.last()?;
+        let hex = digest_hex(migrator);
+        // bytea reads as `\x` and hex digits; chr(92) is the backslash,
+        // whatever standard_conforming_strings says.
+        Some(format!(
+            "coalesce((SELECT (to_jsonb(m) ->> '{DIGEST_COLUMN}') = chr(92) || 'x{hex}' AND m.version = {} \
+             AND (SELECT count(*) FROM {table}) = {} FROM {table} AS m ORDER BY m.version DESC LIMIT 1), false)",
+            last.version(),
+            migrator.migrations.len(),
+            table = self.table,
+        ))
+    }
+
+    /// After a run that changed the history, in its transaction: stamps
+    /// the newest row with the digest of the code's history when the rows
+    /// are exactly the code's migrations (compared on the server, in this
+    /// one round trip), and clears it otherwise; adds the column to a
+    /// tracking table made by an older release.
+    pub(super) async fn stamp_history_digest(&mut self, migrator: &Migrator<'_>) -> Result<()> {
+        let hex = digest_hex(migrator);
+        let table = &self.table;
+        let sql = format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {DIGEST_COLUMN} bytea;\n\
+             UPDATE {table} SET {DIGEST_COLUMN} = CASE WHEN (SELECT string_agg(concat_ws(' ', version, length(name), name, checksum), E'\\n' ORDER BY version) FROM {table}) = {} \
+             THEN decode('{hex}', 'hex') END WHERE version = (SELECT max(version) FROM {table})",
+            literal(&crate::history::history_text(migrator.migrations))
+        );
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(pg(format!("recording the history's digest in {table}")))
     }
 
     /// The INVALID indexes in the migrations' schemas (the schema, or the
