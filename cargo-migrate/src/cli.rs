@@ -421,14 +421,47 @@ pub struct InitArgs {
 
 /// `new`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Recipes (--recipe) write the numbered steps of a change that one migration cannot make safely, \
+each with its down, from the schema after the last migration:\n  \
+cargo migrate new --recipe add-required-unique-column TABLE COLUMN [--type TEXT] [--backfill SQL_EXPR]\n  \
+cargo migrate new --recipe rename-column TABLE OLD NEW"
+)]
 pub struct NewArgs {
     /// What the migration does, in a few words ("create users table"); it becomes the file name in snake_case
-    #[arg(value_name = "NAME")]
-    pub name: String,
+    #[arg(value_name = "NAME", required_unless_present = "recipe")]
+    pub name: Option<String>,
+
+    /// With --recipe: the recipe's other arguments (COLUMN, or OLD NEW)
+    #[arg(value_name = "ARGS")]
+    pub args: Vec<String>,
 
     /// Write a single up-only {version}_{name}.sql (an irreversible migration)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "recipe")]
     pub no_down: bool,
+
+    /// Write the steps of a multi-step change (NAME and ARGS are then the recipe's arguments)
+    #[arg(long, value_enum, value_name = "RECIPE")]
+    pub recipe: Option<Recipe>,
+
+    /// add-required-unique-column: the new column's type [default: TEXT]
+    #[arg(long = "type", value_name = "TYPE", requires = "recipe")]
+    pub column_type: Option<String>,
+
+    /// add-required-unique-column: the SQL expression that fills the column in existing rows [default: a placeholder unique per row]
+    #[arg(long, value_name = "SQL_EXPR", requires = "recipe")]
+    pub backfill: Option<String>,
+}
+
+/// The recipes of `new --recipe`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Recipe {
+    // Plain comments, not doc comments: clap would turn them into a long
+    // list in --help; the after_help of `new` shows each recipe's arguments.
+    // TABLE COLUMN: add nullable, backfill, unique index, NOT NULL (four migrations).
+    AddRequiredUniqueColumn,
+    // TABLE OLD NEW: an expand (new column, triggers keeping both in step, backfill) and its contract.
+    RenameColumn,
 }
 
 /// Output formats.

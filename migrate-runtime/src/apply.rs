@@ -39,14 +39,19 @@ impl<'m> Migrator<'m> {
         }
         // Fast path, without the write lock: most starts have nothing to do,
         // and the whole history is verified in one allocation-free pass.
-        if target.is_none()
-            && (self
-                .table
-                .digest_matches(conn, self.migrations, &crate::history::history_digest(self.migrations))
-                || self.table.matches_exactly(conn, self.migrations))
-        {
-            self.check_drift_all_applied(conn)?;
-            return Ok(Report::default());
+        if target.is_none() {
+            // One row (the newest, with the history's digest), else every row.
+            let digest = crate::history::history_digest(self.migrations);
+            if let Some(schema_unchanged) = self.table.digest_matches(conn, self.migrations, &digest) {
+                if !schema_unchanged {
+                    self.check_drift_all_applied(conn)?;
+                }
+                return Ok(Report::default());
+            }
+            if self.table.matches_exactly(conn, self.migrations) {
+                self.check_drift_all_applied(conn)?;
+                return Ok(Report::default());
+            }
         }
         let history = self.table.read(conn)?;
         if !self.needs_lock(&history, target)? {

@@ -142,6 +142,7 @@ impl Table {
                  checksum TEXT NOT NULL,\n    \
                  applied_at TEXT NOT NULL,\n    \
                  duration_ms INTEGER NOT NULL,\n    \
+                 schema_version INTEGER,\n    \
                  history_digest BLOB\n)"
             ),
             // data_version changes when another connection commits; max()
@@ -163,8 +164,13 @@ impl Table {
             // The newest row, its digest of the history up to it, and the
             // row count: the digest covers every row only while the stamped
             // row is the newest and no row was added below it.
+            // …and whether the schema is the one stamped with it (see
+            // `unchanged`), so that the start-up's drift check needs no
+            // statement of its own.
             digest_read: format!(
-                "SELECT m.history_digest, m.version, (SELECT count(*) FROM {q}) FROM {q} AS m ORDER BY m.version DESC LIMIT 1"
+                "SELECT m.history_digest, m.version, (SELECT count(*) FROM {q}), \
+                 m.schema_version IS (SELECT schema_version FROM pragma_schema_version) \
+                 FROM {q} AS m ORDER BY m.version DESC LIMIT 1"
             ),
             digest_stamp: format!("UPDATE {q} SET history_digest = ?2 WHERE version = ?1"),
             digest_column: format!("ALTER TABLE {q} ADD COLUMN history_digest BLOB"),
@@ -267,24 +273,24 @@ impl Table {
     /// below the newest clears the digests: see
     /// [`clear_digests`](Self::clear_digests)). `false` means "read the
     /// history", never an error: no table, no column (an older release's
-    /// table), no digest yet.
-    pub(crate) fn digest_matches(&self, conn: &Connection, migrations: &[crate::Migration], digest: &[u8; 16]) -> bool {
+    /// table), no digest yet. When it matches: whether the schema is, by
+    /// SQLite's schema cookie, the one verified with the newest migration
+    /// (see [`schema_unchanged`](Self::schema_unchanged)).
+    pub(crate) fn digest_matches(
+        &self,
+        conn: &Connection,
+        migrations: &[crate::Migration],
+        digest: &[u8; 16],
+    ) -> Option<bool> {
         use rusqlite::types::ValueRef;
-        let Some(last) = migrations.last() else {
-            return false;
-        };
-        let Ok(mut stmt) = conn.prepare_cached(&self.digest_read) else {
-            return false;
-        };
-        let Ok(mut rows) = stmt.query([]) else {
-            return false;
-        };
-        let Ok(Some(row)) = rows.next() else {
-            return false;
-        };
-        matches!(row.get_ref(0), Ok(ValueRef::Blob(stored)) if stored == digest)
+        let last = migrations.last()?;
+        let mut stmt = conn.prepare_cached(&self.digest_read).ok()?;
+        let mut rows = stmt.query([]).ok()?;
+        let row = rows.next().ok()??;
+        let exact = matches!(row.get_ref(0), Ok(ValueRef::Blob(stored)) if stored == digest)
             && matches!(row.get_ref(1), Ok(ValueRef::Integer(v)) if v == last.version_i64())
-            && matches!(row.get_ref(2), Ok(ValueRef::Integer(n)) if usize::try_from(n).is_ok_and(|n| n == migrations.len()))
+            && matches!(row.get_ref(2), Ok(ValueRef::Integer(n)) if usize::try_from(n).is_ok_and(|n| n == migrations.len()));
+        exact.then(|| matches!(row.get_ref(3), Ok(ValueRef::Integer(1))))
     }
 
     /// Stores `digest` in migration `version`'s row (the newest), adding
@@ -298,6 +304,14 @@ impl Table {
             .and_then(|mut s| s.execute(params![version, &digest[..]]))
             .is_ok();
         if !stamped {
+            // An older release's table: the digest's column, and the schema
+            // stamp's (which the digest's read reads too) when that is
+            // missing as well.
+            if let Err(e) = conn.execute_batch(&self.stamp_column)
+                && !e.to_string().contains("duplicate column")
+            {
+                return Err(Error::db(what())(e));
+            }
             conn.execute_batch(&self.digest_column).map_err(Error::db(what()))?;
             conn.prepare_cached(&self.digest_stamp)
                 .and_then(|mut s| s.execute(params![version, &digest[..]]))
@@ -502,16 +516,16 @@ mod digest_tests {
         assert_ne!(two, three);
         assert_eq!(three, history_digest(&ms).to_vec());
         let m = Migrator::new(&ms);
-        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
+        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)).is_some());
         // A row added below the newest (by hand, or another tool): the
         // count no longer matches, so the one-row check says "look closer".
         conn.execute_batch("INSERT INTO _migrations (version, name, checksum, applied_at, duration_ms) SELECT 0, 'z', checksum, applied_at, 0 FROM _migrations WHERE version = 1").unwrap();
-        assert!(!m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
+        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)).is_none());
         conn.execute_batch("DELETE FROM _migrations WHERE version = 0").unwrap();
-        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
+        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)).is_some());
         m.forget_history_digest(&conn).unwrap();
         assert_eq!(stored(&conn), None);
-        assert!(!m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
+        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)).is_none());
         assert!(
             m.apply(&mut conn).unwrap().is_empty(),
             "still up to date, verified row by row"
@@ -577,6 +591,6 @@ mod digest_tests {
         let m = Migrator::new(&ms);
         assert_eq!(m.apply(&mut conn).unwrap().applied().count(), 1);
         assert_eq!(stored(&conn), Some(history_digest(&ms).to_vec()));
-        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)));
+        assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)).is_some());
     }
 }

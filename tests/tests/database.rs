@@ -8,7 +8,7 @@ use tests::pg_database;
 
 /// `cargo migrate ARGS` in `pkg` with `--database url`: (exit code,
 /// stdout, stderr).
-fn run(pkg: &tests::Package, url: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+pub(crate) fn run(pkg: &tests::Package, url: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = pkg.migrate();
     cmd.arg("--database").arg(url).args(args);
     for (k, v) in env {

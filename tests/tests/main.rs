@@ -23,6 +23,7 @@ mod phases;
 mod postgres;
 mod properties;
 mod readme;
+mod recipes;
 mod reliability;
 mod renumber;
 mod repair;

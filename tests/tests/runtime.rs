@@ -220,7 +220,9 @@ fn status_and_pending() {
     let changed = [up(1, "a", "CREATE TABLE a (y);")];
     let status = Migrator::new(&changed).status(&conn).unwrap();
     assert_eq!(status.entries[0].state, State::Modified);
-    conn.execute_batch("INSERT INTO _migrations VALUES (7, 'ghost', 'x', '2026-01-01T00:00:00.000Z', 0)")
+    conn.execute_batch(
+        "INSERT INTO _migrations (version, name, checksum, applied_at, duration_ms) VALUES (7, 'ghost', 'x', '2026-01-01T00:00:00.000Z', 0)",
+    )
         .unwrap();
     let status = migrator.status(&conn).unwrap();
     assert_eq!(status.unknown.len(), 1);

@@ -25,6 +25,7 @@ mod pgsquash;
 mod postgres;
 mod progress;
 mod project;
+mod recipe;
 mod renumber;
 mod repair;
 mod schema;

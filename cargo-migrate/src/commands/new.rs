@@ -16,10 +16,21 @@ use crate::settings::Settings;
 /// limits of file systems.
 const MAX_NAME: usize = 100;
 
-/// `new NAME [--no-down]`.
+/// `new NAME [--no-down]`, or `new --recipe RECIPE ARGS…`.
 pub fn run(settings: &Settings, args: &NewArgs) -> Result<()> {
+    if let Some(recipe) = args.recipe {
+        return super::recipe::run(settings, recipe, args);
+    }
     let package = &settings.package;
-    let name = normalize(&args.name, &package.migrations_dir())?;
+    let raw = args.name.as_deref().unwrap_or_default();
+    if !args.args.is_empty() {
+        bail!(
+            "`new` takes one NAME, and {} words were given; quote a name of several words (help: cargo migrate new \"{raw} {}\"), or pass --recipe for a recipe's arguments",
+            args.args.len() + 1,
+            args.args.join(" ")
+        );
+    }
+    let name = normalize(raw, &package.migrations_dir())?;
     let kinds: &[Kind] = if args.no_down {
         &[Kind::UpOnly]
     } else {
@@ -80,36 +91,76 @@ pub fn create(
     kinds: &[Kind],
     text: impl Fn(&str, Kind) -> String,
 ) -> Result<(u64, Vec<PathBuf>)> {
-    let dir = package.existing_migrations_dir()?;
     let version = next_version(package)?;
-    if let Some(v) = named(package, name)? {
-        warning!(
-            "migration {} is also called `{name}`; both are kept (the generated Version enum tells them apart)",
-            package.version(v)
-        );
+    let files = kinds
+        .iter()
+        .map(|&kind| (kind, text(&package.version(version), kind)))
+        .collect();
+    let created = create_all(
+        package,
+        &[Planned {
+            version,
+            name: name.to_owned(),
+            files,
+        }],
+    )?;
+    Ok((version, created))
+}
+
+/// One migration to write: its version, name (normalized) and files.
+pub struct Planned {
+    /// The version (the next ones: see [`next_version`]).
+    pub version: u64,
+    /// The name, normalized.
+    pub name: String,
+    /// Each file's kind and text.
+    pub files: Vec<(Kind, String)>,
+}
+
+/// Writes `migrations`, all or none: never overwrites a file, and removes
+/// what it wrote when one cannot be written. Returns the paths.
+///
+/// # Errors
+///
+/// When the directory is missing or a file cannot be written.
+pub fn create_all(package: &Package, migrations: &[Planned]) -> Result<Vec<PathBuf>> {
+    let dir = package.existing_migrations_dir()?;
+    for m in migrations {
+        if let Some(v) = named(package, &m.name)? {
+            warning!(
+                "migration {} is also called `{}`; both are kept (the generated Version enum tells them apart)",
+                package.version(v),
+                m.name
+            );
+        }
     }
     let mut created: Vec<PathBuf> = Vec::new();
     let mut written = Vec::new();
-    for &kind in kinds {
-        let file = FileName {
-            version,
-            name: name.to_owned(),
-            kind,
-        };
-        let path = dir.join(file.to_file_name(package.config.width));
-        let contents = text(&package.version(version), kind);
-        if let Err(e) = create_new(&path, &contents) {
-            // Leave nothing half made.
-            for p in &created {
-                let _ = std::fs::remove_file(p);
+    for m in migrations {
+        let mut files = Vec::new();
+        for (kind, contents) in &m.files {
+            let file = FileName {
+                version: m.version,
+                name: m.name.clone(),
+                kind: *kind,
+            };
+            let path = dir.join(file.to_file_name(package.config.width));
+            if let Err(e) = create_new(&path, contents) {
+                // Leave nothing half made.
+                for p in &created {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e);
             }
-            return Err(e);
+            created.push(path.clone());
+            files.push((*kind, path, contents.clone()));
         }
-        created.push(path.clone());
-        written.push((kind, path, contents));
+        written.push((m, files));
     }
-    super::lock::after_new(package, version, name, &written);
-    Ok((version, created))
+    for (m, files) in &written {
+        super::lock::after_new(package, m.version, &m.name, files);
+    }
+    Ok(created)
 }
 
 /// The name in snake_case (`"Create Users Table"` → `create_users_table`),

@@ -321,14 +321,9 @@ fn replayed(package: &Package, server: &Config, from: &str) -> Result<(Model, St
         .replay_postgres(server, &versions)
         .map_err(|e| replay_error(e, from, None))?;
     let model = Model::read_postgres(scratch.client(), package.config.schema.as_deref(), &filter)?;
-    let dir = show(&package.migrations_dir());
     let what = match all.last() {
-        Some(m) => format!(
-            "the schema after migration {} {} ({dir}), replayed on {from}",
-            package.version(m.version()),
-            m.name()
-        ),
-        None => format!("the empty schema: there are no migrations in {dir}"),
+        Some(m) => format!("{}, replayed on {from}", super::schema::after_last(package, Some(m))),
+        None => super::schema::after_last(package, None),
     };
     Ok((model, what))
 }

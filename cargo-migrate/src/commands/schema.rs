@@ -72,16 +72,7 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
             let conn = Migrator::new(&all)
                 .table(&package.config.table)
                 .replay_versions(&versions)?;
-            let dir = crate::package::show(&package.migrations_dir());
-            let what = match all.last() {
-                Some(m) => format!(
-                    "the schema after migration {} {} ({dir})",
-                    package.version(m.version()),
-                    m.name()
-                ),
-                None => format!("the empty schema: there are no migrations in {dir}"),
-            };
-            (conn, what)
+            (conn, after_last(package, all.last()))
         }
     };
     let text = match args.format {
@@ -94,6 +85,20 @@ pub fn run(settings: &Settings, args: &SchemaArgs) -> Result<()> {
     out.flush()?;
     say!("{source}");
     Ok(())
+}
+
+/// What the schema after the migrations is, for messages: "the schema
+/// after migration 0005 add_email (migrations)", or the empty schema.
+pub(super) fn after_last(package: &Package, last: Option<&Migration>) -> String {
+    let dir = crate::package::show(&package.migrations_dir());
+    match last {
+        Some(m) => format!(
+            "the schema after migration {} {} ({dir})",
+            package.version(m.version()),
+            m.name()
+        ),
+        None => format!("the empty schema: there are no migrations in {dir}"),
+    }
 }
 
 /// Prints a PostgreSQL model in `format`, and `what` it is to stderr.

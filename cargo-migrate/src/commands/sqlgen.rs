@@ -188,7 +188,7 @@ pub(super) fn quote(name: &str) -> String {
 }
 
 /// The `CREATE` statement of the object `name` of `kind` in `conn`.
-fn create_sql(conn: &Connection, kind: &str, name: &str) -> Result<String> {
+pub(super) fn create_sql(conn: &Connection, kind: &str, name: &str) -> Result<String> {
     conn.query_row(
         "SELECT sql FROM sqlite_schema WHERE type = ?1 AND name = ?2 COLLATE NOCASE AND sql IS NOT NULL",
         [kind, name],
@@ -259,7 +259,7 @@ pub(super) fn table_items(sql: &str) -> Option<(Range<usize>, Vec<Range<usize>>)
 }
 
 /// The first name of an item (a column's name), unquoted.
-fn first_name(item: &str) -> String {
+pub(super) fn first_name(item: &str) -> String {
     let item = item.trim_start();
     let mut chars = item.chars();
     match chars.next() {
@@ -288,7 +288,7 @@ fn first_name(item: &str) -> String {
     }
 }
 
-fn is_constraint(item: &str) -> bool {
+pub(super) fn is_constraint(item: &str) -> bool {
     let word = first_name(item).to_ascii_lowercase();
     let quoted = item.trim_start().starts_with(['"', '`', '[']);
     !quoted && matches!(word.as_str(), "constraint" | "primary" | "unique" | "check" | "foreign")
