@@ -197,7 +197,7 @@ fn migration(m: &Found, input: &Input<'_>) -> String {
         up: {include},
         up_file: {file},
         up_no_transaction: {no_transaction},
-{down}{schema}{phase}    }},
+{batch}{down}{schema}{phase}    }},
 ",
         rt = input.runtime_path,
         version = m.version,
@@ -206,6 +206,9 @@ fn migration(m: &Found, input: &Input<'_>) -> String {
         include = include(&m.up, input.package_dir),
         file = literal(&m.up.display),
         no_transaction = m.up.no_transaction,
+        batch =
+            m.up.batch
+                .map_or_else(String::new, |(rows, _)| format!("        up_batch: {rows},\n")),
     )
 }
 

@@ -10,6 +10,7 @@ pub const DIRECTIVES: &[&str] = &[
     "allow MS00N reason",
     "phase expand|contract",
     "contract-of NNNN",
+    "batch N",
 ];
 
 /// What the directives at the top of one file say.
@@ -22,6 +23,8 @@ pub struct Directives {
     pub phase: Option<(migrate_runtime::Phase, usize)>,
     /// `-- migrate:contract-of NNNN`: the expand's version, and the line.
     pub contract_of: Option<(u64, usize)>,
+    /// `-- migrate:batch N`: rows per batch, and the line.
+    pub batch: Option<(u64, usize)>,
 }
 
 /// Reads `-- migrate:…` directives from the comment lines at the top of a
@@ -76,7 +79,10 @@ pub fn parse(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Option<Dir
             })
             .filter(|name| {
                 !name.is_empty()
-                    && (!name.contains(char::is_whitespace) || allow_args(name).is_some() || phase_args(name).is_some())
+                    && (!name.contains(char::is_whitespace)
+                        || allow_args(name).is_some()
+                        || phase_args(name).is_some()
+                        || batch_args(name).is_some())
             });
         match directive {
             Some(name) if !header => {
@@ -112,6 +118,12 @@ pub fn parse(text: &str, shown: &str, problems: &mut Vec<Problem>) -> Option<Dir
                         Problem::error(shown, i + 1, message)
                             .hint("`cargo migrate squash --to N` writes this directive; restore it as it wrote it"),
                     );
+                    ok = false;
+                }
+            }
+            Some(text) if batch_args(text).is_some() => {
+                if let Err(problem) = batch_directive(batch_args(text).unwrap_or_default(), shown, i + 1, &mut found) {
+                    problems.push(*problem);
                     ok = false;
                 }
             }
@@ -152,19 +164,22 @@ fn phase_args(text: &str) -> Option<(&str, &str)> {
     matches!(name, "phase" | "contract-of").then(|| (name, args.trim()))
 }
 
+/// `-- migrate:{name}` at `line` repeats the one at line `first`.
+fn given_twice(name: &str, shown: &str, line: usize, first: usize) -> Box<Problem> {
+    Box::new(
+        Problem::error(
+            shown,
+            line,
+            format!("`-- migrate:{name}` is given twice (first on line {first})"),
+        )
+        .hint("keep one"),
+    )
+}
+
 /// Reads `phase …` or `contract-of …` at `line` into `found`.
 fn phase_directive(text: &str, shown: &str, line: usize, found: &mut Directives) -> Result<(), Box<Problem>> {
     let (name, args) = phase_args(text).unwrap_or_default();
-    let twice = |first: usize| {
-        Box::new(
-            Problem::error(
-                shown,
-                line,
-                format!("`-- migrate:{name}` is given twice (first on line {first})"),
-            )
-            .hint("keep one"),
-        )
-    };
+    let twice = |first: usize| given_twice(name, shown, line, first);
     if name == "phase" {
         if let Some((_, first)) = found.phase {
             return Err(twice(first));
@@ -206,6 +221,39 @@ fn phase_directive(text: &str, shown: &str, line: usize, found: &mut Directives)
             )
         })?;
     found.contract_of = Some((version, line));
+    Ok(())
+}
+
+/// The arguments of a `batch` directive (`1000`), possibly empty.
+fn batch_args(text: &str) -> Option<&str> {
+    let (name, args) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    (name == "batch").then(|| args.trim())
+}
+
+/// Reads `-- migrate:batch N` at `line` into `found`.
+fn batch_directive(args: &str, shown: &str, line: usize, found: &mut Directives) -> Result<(), Box<Problem>> {
+    if let Some((_, first)) = found.batch {
+        return Err(given_twice("batch", shown, line, first));
+    }
+    let rows = args
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n >= 1 && args.bytes().all(|b| b.is_ascii_digit()) && i64::try_from(*n).is_ok())
+        .ok_or_else(|| {
+            Box::new(
+                Problem::error(
+                    shown,
+                    line,
+                    if args.is_empty() {
+                        "`-- migrate:batch` says no batch size".to_owned()
+                    } else {
+                        format!("`-- migrate:batch {args}`: the batch size is not a number of rows of at least 1")
+                    },
+                )
+                .hint("write the rows per batch, e.g. `-- migrate:batch 1000` (each batch is one short transaction)"),
+            )
+        })?;
+    found.batch = Some((rows, line));
     Ok(())
 }
 
@@ -348,6 +396,33 @@ mod tests {
             ),
         ];
         for (text, line, message) in bad {
+            p.clear();
+            assert_eq!(parse(text, "f", &mut p), None, "{text}");
+            assert_eq!(
+                (p[0].line, p[0].message.contains(message)),
+                (line, true),
+                "{text}: {}",
+                p[0]
+            );
+        }
+    }
+
+    #[test]
+    fn batch_directive() {
+        let mut p = Vec::new();
+        let d = parse("-- migrate:batch 500\nUPDATE t SET a = 1 WHERE a IS NULL;", "f", &mut p).unwrap();
+        assert_eq!(d.batch, Some((500, 1)));
+        for (text, line, message) in [
+            ("-- migrate:batch 0\n", 1, "at least 1"),
+            ("-- migrate:batch -5\n", 1, "at least 1"),
+            ("-- migrate:batch 1e3\n", 1, "at least 1"),
+            ("-- migrate:batch\n", 1, "says no batch size"),
+            (
+                "-- migrate:batch 10\n-- migrate:batch 20\n",
+                2,
+                "given twice (first on line 1)",
+            ),
+        ] {
             p.clear();
             assert_eq!(parse(text, "f", &mut p), None, "{text}");
             assert_eq!(

@@ -31,6 +31,9 @@ pub struct SqlFile {
     /// The `-- migrate:contract-of` directive: the expand's version and
     /// the directive's line.
     pub contract_of: Option<(u64, usize)>,
+    /// The `-- migrate:batch N` directive (up files only): rows per
+    /// batch, and the directive's line.
+    pub batch: Option<(u64, usize)>,
 }
 
 impl SqlFile {
@@ -45,11 +48,16 @@ impl SqlFile {
             no_transaction: false,
             phase: None,
             contract_of: None,
+            batch: None,
         }
     }
 
     fn script(&self) -> Script {
-        Script::new(self.text.clone(), self.display.clone()).with_no_transaction(self.no_transaction)
+        let script = Script::new(self.text.clone(), self.display.clone()).with_no_transaction(self.no_transaction);
+        match self.batch {
+            Some((rows, _)) => script.with_batch(rows),
+            None => script,
+        }
     }
 }
 
@@ -368,6 +376,19 @@ fn read_sql_file(path: &Path, shown: String, kind: Kind, problems: &mut Vec<Prob
         );
         return None;
     }
+    if let Some((_, line)) = found.batch {
+        if kind == Kind::Down {
+            problems.push(
+                Problem::error(&shown, line, "`-- migrate:batch` in a down file")
+                    .hint("a batched backfill is an up-only migration: put `-- migrate:batch N` at the top of its `.sql` file, and delete the down file"),
+            );
+            return None;
+        }
+        if let Err(e) = migrate_runtime::Backfill::parse(text.trim_start_matches('\u{feff}')) {
+            problems.push(Problem::error(&shown, e.line, format!("`-- migrate:batch`: {}", e.message)).hint(e.hint));
+            return None;
+        }
+    }
     if migrate_runtime::statement_lines(text.trim_start_matches('\u{feff}')).is_empty() {
         let what = if kind == Kind::Down { "down" } else { "up" };
         let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
@@ -401,6 +422,7 @@ fn read_sql_file(path: &Path, shown: String, kind: Kind, problems: &mut Vec<Prob
             .hint("a forgotten template? write its SQL; if the no-op is intended, ignore this"),
         );
     }
+    let no_transaction = no_transaction || found.batch.is_some();
     crate::checks::warnings(text.trim_start_matches('\u{feff}'), &shown, no_transaction, problems);
     Some(SqlFile {
         path: path.to_owned(),
@@ -409,6 +431,7 @@ fn read_sql_file(path: &Path, shown: String, kind: Kind, problems: &mut Vec<Prob
         no_transaction,
         phase: found.phase.map(|p| p.0),
         contract_of: found.contract_of,
+        batch: found.batch,
     })
 }
 
@@ -526,6 +549,13 @@ fn pair(by_version: BTreeMap<u64, Vec<Named>>, width: usize, scan: &mut Scan) {
             Some(Named { file: Some(d), .. }) => Some(d),
             Some(Named { file: None, .. }) => continue,
         };
+        if let (Some(down), Some((_, line))) = (&down, up.batch) {
+            scan.problems.push(
+                Problem::error(&up.display, line, format!("`-- migrate:batch` on a migration with a down file (`{}`)", down.display))
+                    .hint("a batched backfill is up-only: delete the down file (rolling back past it is then refused), or drop `-- migrate:batch` to run the UPDATE in one transaction with its down"),
+            );
+            continue;
+        }
         scan.migrations.push(Found {
             version,
             name: up_name.name,

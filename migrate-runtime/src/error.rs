@@ -268,6 +268,25 @@ pub enum Error {
         problems: Vec<Error>,
     },
 
+    /// A batched backfill (`-- migrate:batch N`) that cannot run in
+    /// batches: its statement is not one `UPDATE … WHERE …`, or its table
+    /// has no key to walk in ranges. Nothing of it ran.
+    #[error("{file}:{line}: migration {version} `{name}` cannot run in batches (-- migrate:batch): {message}; {hint}")]
+    Batch {
+        /// The migration's version.
+        version: u64,
+        /// The migration's name.
+        name: String,
+        /// The script's file.
+        file: String,
+        /// 1-based line of the statement (or of the directive).
+        line: usize,
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
+
     /// A setting this backend cannot honour.
     #[error("{what} is not supported: {instead}")]
     Unsupported {

@@ -83,6 +83,8 @@
 
 mod apply;
 mod backend;
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
+mod backfill;
 mod downgrade;
 #[cfg(any(feature = "rusqlite", feature = "postgres"))]
 mod drift;
@@ -119,6 +121,8 @@ mod testing;
 #[cfg(feature = "rusqlite")]
 mod validate;
 
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
+pub use backfill::{Backfill, NotBatchable};
 #[cfg(any(feature = "rusqlite", feature = "postgres"))]
 pub use drift::{DriftPolicy, SchemaDiff};
 #[cfg(not(feature = "rusqlite"))]
@@ -232,7 +236,8 @@ pub use ::tokio_postgres;
 /// generates, not meant to be written by hand. `schema:` (optional, last)
 /// is the [fingerprint](model::fingerprint) of the schema right after the
 /// migration, for the start-up drift check; `phase:` and `contract_of:`
-/// (optional, after it) carry `-- migrate:phase` and `-- migrate:contract-of`.
+/// (optional, after it) carry `-- migrate:phase` and `-- migrate:contract-of`;
+/// `up_batch:` (optional) carries `-- migrate:batch N`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __migration {
@@ -243,6 +248,7 @@ macro_rules! __migration {
         up: $up:expr,
         up_file: $up_file:expr,
         up_no_transaction: $up_nt:expr,
+        $(up_batch: $batch:expr,)?
         $(down: $down:expr, down_file: $down_file:expr, down_no_transaction: $down_nt:expr,)?
         $(schema: $schema:expr,)?
         $(phase: $phase:ident, $(contract_of: $of:expr,)?)?
@@ -253,7 +259,7 @@ macro_rules! __migration {
                 @build
                 $version,
                 $name,
-                $crate::Script::__from_static($up, $up_file, $up_nt),
+                $crate::Script::__from_static($up, $up_file, $up_nt)$(.with_batch($batch))?,
                 $crate::__migration!(@down $($down, $down_file, $down_nt)?),
                 $crate::Checksum::from_hex($checksum);
                 $($schema)?

@@ -126,6 +126,7 @@ pub struct Script {
     sql: Cow<'static, str>,
     file: Cow<'static, str>,
     no_transaction: bool,
+    batch: Option<u64>,
 }
 
 impl Script {
@@ -146,6 +147,7 @@ impl Script {
             sql: sql.into(),
             file: file.into(),
             no_transaction: false,
+            batch: None,
         }
     }
 
@@ -164,7 +166,42 @@ impl Script {
             sql: Cow::Borrowed(sql),
             file: Cow::Borrowed(file),
             no_transaction,
+            batch: None,
         }
+    }
+
+    /// Runs the script as a batched backfill (the `-- migrate:batch N`
+    /// directive): its one `UPDATE … WHERE …` statement runs over ranges of
+    /// `rows` keys (SQLite: rowids; PostgreSQL: the integer primary key),
+    /// one short transaction per range, with its progress recorded so an
+    /// interrupted run resumes after the last committed batch. Implies
+    /// [`with_no_transaction`](Self::with_no_transaction).
+    ///
+    /// # Panics
+    ///
+    /// When `rows` is 0 (in a constant context, a compile error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use migrate_runtime::Script;
+    ///
+    /// let s = Script::new("UPDATE users SET email = lower(email) WHERE email <> lower(email);", "migrations/0004_lower_emails.sql")
+    ///     .with_batch(1000);
+    /// assert_eq!(s.batch(), Some(1000));
+    /// assert!(s.no_transaction());
+    /// ```
+    #[must_use]
+    pub const fn with_batch(mut self, rows: u64) -> Self {
+        assert!(rows >= 1, "a batch has at least one row");
+        self.batch = Some(rows);
+        self.no_transaction = true;
+        self
+    }
+
+    /// The rows per batch of a batched backfill (`-- migrate:batch N`).
+    pub fn batch(&self) -> Option<u64> {
+        self.batch
     }
 
     /// The SQL text, without a leading byte order mark.
@@ -179,7 +216,7 @@ impl Script {
 
     /// Whether the script runs outside a transaction.
     pub fn no_transaction(&self) -> bool {
-        self.no_transaction
+        self.no_transaction || self.batch.is_some()
     }
 
     /// Each statement's 1-based line in the file, in order; comments and

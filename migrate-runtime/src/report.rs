@@ -38,6 +38,26 @@ pub enum Event<'a> {
         /// How long it took.
         duration: Duration,
     },
+    /// A batched backfill (`-- migrate:batch N`) committed a batch; also
+    /// sent once before the first batch of a run (`batches` then counts
+    /// the batches an earlier, interrupted run committed).
+    Backfill {
+        /// The migration.
+        migration: &'a Migration,
+        /// Rows of the table walked so far (by this run and the runs it
+        /// resumes), whether the `WHERE` matched them or not.
+        rows_done: u64,
+        /// Rows of the table to walk: those done, and those left when
+        /// this run started (rows inserted later, above the range, are
+        /// the app's to write).
+        rows_total: u64,
+        /// Rows the `UPDATE` changed so far.
+        rows_updated: u64,
+        /// Batches committed so far.
+        batches: u64,
+        /// Rows walked per second by this run.
+        rate: f64,
+    },
     /// PostgreSQL: indexes left INVALID, usually by a `CREATE INDEX
     /// CONCURRENTLY` that failed or was interrupted (or one being built by
     /// another session right now). They take writes but answer no query;

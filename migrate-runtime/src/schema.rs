@@ -108,7 +108,8 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// Reads the schema of `conn`'s main database, leaving out `tracking_table`.
+    /// Reads the schema of `conn`'s main database, leaving out `tracking_table`
+    /// (and its backfill progress table, `{tracking_table}_backfill`).
     ///
     /// # Errors
     ///
@@ -118,6 +119,7 @@ impl Schema {
             .prepare_cached(
                 "SELECT type, name, tbl_name, sql FROM sqlite_schema \
                  WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND tbl_name <> ?1 COLLATE NOCASE \
+                 AND tbl_name <> ?1 || '_backfill' COLLATE NOCASE \
                  ORDER BY type, name",
             )
             .map_err(Error::db("reading the schema"))?;

@@ -214,6 +214,23 @@ impl<'c> Session<'c> {
             .map_err(Error::db("restoring the connection's settings"))
     }
 
+    /// `BEGIN IMMEDIATE` for one batch of a backfill: waits up to the lock
+    /// timeout for the write lock, without announcing it (other writers
+    /// hold it for moments between batches, which is the point).
+    pub(crate) fn begin_batch(&self) -> Result<Tx<'c>> {
+        let start = Instant::now();
+        match self.conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => Ok(Tx {
+                conn: self.conn,
+                open: true,
+            }),
+            Err(e) if is_busy(&e) => Err(Error::Locked {
+                waited: start.elapsed(),
+            }),
+            Err(e) => Err(Error::db("starting a transaction")(e)),
+        }
+    }
+
     /// `BEGIN IMMEDIATE`: takes the write lock before the history is read,
     /// waiting up to the lock timeout for another process.
     pub(crate) fn begin(&self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<Tx<'c>> {
@@ -352,6 +369,16 @@ impl<'s, 'c> Sqlite<'s, 'c> {
     pub(crate) fn new(session: &'s Session<'c>) -> Self {
         Self { session, tx: None }
     }
+
+    /// The run's session.
+    pub(crate) fn session(&self) -> &'s Session<'c> {
+        self.session
+    }
+
+    /// The connection.
+    pub(crate) fn conn(&self) -> &'c Connection {
+        self.session.conn
+    }
 }
 
 impl Backend for Sqlite<'_, '_> {
@@ -417,7 +444,12 @@ impl Backend for Sqlite<'_, '_> {
         // (committing the tracking table, when this run created it), run,
         // then lock again to record.
         self.commit().await?;
-        self.session.run_script(m, direction, script, false)?;
+        match script.batch() {
+            Some(size) => crate::backfill::run(self, migrator, m, script, size).await?,
+            None => {
+                self.session.run_script(m, direction, script, false)?;
+            }
+        }
         self.begin(migrator, waited).await
     }
 
@@ -430,6 +462,8 @@ impl Backend for Sqlite<'_, '_> {
     ) -> Result<()> {
         let conn = self.session.conn;
         match direction {
+            // A batched backfill another process shared and recorded first.
+            Direction::Up if m.up().batch().is_some() && crate::backfill::recorded(conn, migrator, m)? => Ok(()),
             Direction::Up => {
                 migrator.table.insert(
                     conn,
@@ -440,6 +474,9 @@ impl Backend for Sqlite<'_, '_> {
                 )?;
                 if migrator.store_down {
                     migrator.record_down(conn, m)?;
+                }
+                if m.up().batch().is_some() {
+                    crate::backfill::forget(conn, migrator, m)?;
                 }
                 // Before the schema stamp: adding the digest's column to an
                 // older release's table changes SQLite's schema cookie.

@@ -2,6 +2,7 @@
 
 mod adopt;
 mod backends;
+mod backfill;
 mod build;
 mod cache;
 mod cli;

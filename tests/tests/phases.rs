@@ -186,7 +186,7 @@ fn pg_apply_holds_the_contract_until_asked_for() {
 }
 
 /// `cargo migrate ARGS` on the SQLite database `app.db`: see [`migrate_on`].
-fn migrate(pkg: &Package, args: &[&str]) -> String {
+pub(crate) fn migrate(pkg: &Package, args: &[&str]) -> String {
     migrate_on(pkg, "sqlite:app.db", args)
 }
 

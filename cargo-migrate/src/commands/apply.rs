@@ -127,8 +127,8 @@ fn dry_run(project: &Project<'_>, args: &UpArgs) -> Result<()> {
     for m in &pending {
         let up = m.up();
         writeln!(out, "-- {} {} ({})", project.version(m.version()), m.name(), up.file())?;
-        if up.no_transaction() {
-            writeln!(out, "-- runs outside a transaction (-- migrate:no-transaction)")?;
+        if let Some(how) = how_it_runs(up) {
+            writeln!(out, "{how}")?;
         }
         writeln!(out, "{}\n", up.sql().trim_end())?;
     }
@@ -328,4 +328,18 @@ pub(super) fn down_target(
     }
     project.refuse_missing_files(status, target)?;
     Ok(Some(target))
+}
+
+/// The dry run's comment on how a script runs, when not in one
+/// transaction: in batches (`-- migrate:batch N`) or outside a
+/// transaction (`-- migrate:no-transaction`).
+pub(super) fn how_it_runs(script: &migrate_runtime::Script) -> Option<String> {
+    match script.batch() {
+        Some(rows) => Some(format!(
+            "-- runs in batches of {rows} rows, one transaction each, resumable (-- migrate:batch {rows})"
+        )),
+        None => script
+            .no_transaction()
+            .then(|| "-- runs outside a transaction (-- migrate:no-transaction)".to_owned()),
+    }
 }

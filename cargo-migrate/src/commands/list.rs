@@ -31,6 +31,10 @@ struct Row<'a> {
     reversible: bool,
     up_no_transaction: bool,
     down_no_transaction: bool,
+    /// Rows per batch of a batched backfill (`-- migrate:batch N`), only
+    /// when it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    up_batch: Option<u64>,
     /// SHA-256 of the up file, hex, as the tracking table records it.
     checksum: String,
 }
@@ -45,6 +49,7 @@ impl<'a> Row<'a> {
             reversible: m.down.is_some(),
             up_no_transaction: m.up.no_transaction,
             down_no_transaction: m.down.as_ref().is_some_and(|d| d.no_transaction),
+            up_batch: m.up.batch.map(|(rows, _)| rows),
             checksum: m.checksum().to_string(),
         }
     }
@@ -58,7 +63,9 @@ pub fn run(settings: &Settings, args: &ListArgs) -> Result<()> {
     match args.format {
         Format::Text => {
             let file = |f: &SqlFile| {
-                if f.no_transaction {
+                if let Some((rows, _)) = f.batch {
+                    format!("{} (batch {rows})", f.display)
+                } else if f.no_transaction {
                     format!("{} (no-transaction)", f.display)
                 } else {
                     f.display.clone()

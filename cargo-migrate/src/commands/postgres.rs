@@ -67,8 +67,8 @@ pub(super) fn up(project: &Project<'_>, args: &UpArgs) -> Result<()> {
         for m in &pending {
             let up = m.up();
             writeln!(out, "-- {} {} ({})", project.version(m.version()), m.name(), up.file())?;
-            if up.no_transaction() {
-                writeln!(out, "-- runs outside a transaction (-- migrate:no-transaction)")?;
+            if let Some(how) = super::apply::how_it_runs(up) {
+                writeln!(out, "{how}")?;
             }
             writeln!(out, "{}\n", up.sql().trim_end())?;
         }

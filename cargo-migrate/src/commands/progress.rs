@@ -10,12 +10,18 @@ use crate::messages::{self, note, say};
 /// `applying 0001 create_users … done in 3 ms`.
 pub(super) struct Progress<'a> {
     project: &'a Project<'a>,
+    /// The last report of the running backfill (`-- migrate:batch`):
+    /// rows walked, rows updated, batches.
+    backfill: std::cell::Cell<Option<(u64, u64, u64)>>,
 }
 
 impl<'a> Progress<'a> {
     /// Progress of the migrations of `project`.
     pub(super) fn new(project: &'a Project<'a>) -> Self {
-        Self { project }
+        Self {
+            project,
+            backfill: std::cell::Cell::new(None),
+        }
     }
 
     /// Says what the runtime reports: waiting for a lock, a migration
@@ -38,7 +44,11 @@ impl<'a> Progress<'a> {
                     self.project.version(migration.version()),
                     migration.name()
                 );
-                let on_interrupt = if script.is_some_and(Script::no_transaction) {
+                let on_interrupt = if let Some(rows) = script.and_then(Script::batch) {
+                    format!(
+                        "interrupted (Ctrl-C) while {verb} {what}, a batched backfill (-- migrate:batch {rows}): the batches committed so far stay done, with their progress; run the same command again to resume after the last one (it is recorded as applied when its last batch is done). The migrations before it are unchanged"
+                    )
+                } else if script.is_some_and(Script::no_transaction) {
                     format!(
                         "interrupted (Ctrl-C) while {verb} {what}, which runs outside a transaction (-- migrate:no-transaction): the statements that finished stay done, and it is not recorded; check the database before running it again. The migrations before it are unchanged"
                     )
@@ -90,8 +100,43 @@ impl<'a> Progress<'a> {
                     migrate_runtime::CONTRACT_HINT
                 );
             }
+            Event::Backfill {
+                rows_done,
+                rows_total,
+                rows_updated,
+                batches,
+                rate,
+                ..
+            } => {
+                if self.backfill.get().is_none() && batches > 0 {
+                    messages::interject(
+                        messages::Label::Note,
+                        format_args!(
+                            "resuming the backfill after batch {batches}: {rows_done} of {rows_total} rows were done by an earlier run"
+                        ),
+                    );
+                }
+                self.backfill.set(Some((rows_done, rows_updated, batches)));
+                let percent = (rows_done * 100).checked_div(rows_total).unwrap_or(100);
+                messages::progress_status(format!(
+                    "{rows_done}/{rows_total} rows ({percent}%), {rows_updated} updated, {} rows/s",
+                    rate.round()
+                ));
+            }
             Event::Finished { duration, .. } => {
-                messages::end_progress(format_args!("done in {}", crate::output::duration(duration)));
+                let rows = self
+                    .backfill
+                    .take()
+                    .map(|(walked, updated, batches)| {
+                        let batches = if batches == 1 {
+                            "1 batch".to_owned()
+                        } else {
+                            format!("{batches} batches")
+                        };
+                        format!(" ({walked} rows in {batches}, {updated} updated)")
+                    })
+                    .unwrap_or_default();
+                messages::end_progress(format_args!("done in {}{rows}", crate::output::duration(duration)));
             }
             Event::Drift { differences } => {
                 // PostgreSQL: the runtime's check, with --allow-drift or drift = "warn".

@@ -9,6 +9,7 @@ fn found(version: u64, name: &str, down: bool) -> Found {
         no_transaction: false,
         phase: None,
         contract_of: None,
+        batch: None,
     };
     Found {
         version,

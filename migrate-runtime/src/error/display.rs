@@ -39,6 +39,7 @@ variants!(
     NoTransactionInGroup,
     InvalidSet,
     Validation,
+    Batch,
     Unsupported,
     NotRecordable,
     Adopt,
@@ -68,6 +69,14 @@ fn examples() -> Vec<Error> {
             message: "no such table: main.missing".into(),
             code: None,
             rolled_back: true,
+        },
+        Error::Batch {
+            version: 5,
+            name: "fill_email_lower".into(),
+            file: "migrations/0005_fill_email_lower.sql".into(),
+            line: 3,
+            message: "`users` is a WITHOUT ROWID table: there is no rowid to walk in ranges".into(),
+            hint: "run this UPDATE without `-- migrate:batch` (in one transaction), or batch it by hand in migrations of its own".into(),
         },
         Error::Modified {
             version: 2,

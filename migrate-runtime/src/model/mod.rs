@@ -294,6 +294,7 @@ impl Filter {
     fn excludes_bytes(&self, name: &[u8], text: impl Fn(&[u8]) -> String) -> bool {
         name.get(..7).is_some_and(|p| p.eq_ignore_ascii_case(b"sqlite_"))
             || name.eq_ignore_ascii_case(self.tracking_table.as_bytes())
+            || crate::backfill::is_progress_table(name, &self.tracking_table)
             || (!self.ignore.is_empty() && self.excludes(&text(name)))
     }
 
@@ -303,6 +304,7 @@ impl Filter {
         // check asks this of every object in the schema.
         name.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("sqlite_"))
             || name.eq_ignore_ascii_case(&self.tracking_table)
+            || crate::backfill::is_progress_table(name.as_bytes(), &self.tracking_table)
             || (!self.ignore.is_empty() && {
                 let lower = name.to_ascii_lowercase();
                 self.ignore.iter().any(|p| glob(p.as_bytes(), lower.as_bytes()))
@@ -346,7 +348,8 @@ pub fn fingerprint(conn: &Connection, filter: &Filter) -> Result<String> {
     let query = if with_patterns {
         "SELECT name, sql, tbl_name FROM sqlite_schema WHERE sql IS NOT NULL"
     } else {
-        "SELECT name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND tbl_name <> ?1 COLLATE NOCASE"
+        "SELECT name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND tbl_name <> ?1 COLLATE NOCASE \
+         AND tbl_name <> ?1 || '_backfill' COLLATE NOCASE"
     };
     let mut stmt = conn.prepare_cached(query).map_err(db_err("reading the schema"))?;
     let mut rows = if with_patterns {
@@ -493,6 +496,7 @@ fn row_excluded(filter: &Filter, name: &[u8], table: &[u8]) -> bool {
     if filter.ignore.is_empty() {
         // SQLite allows no index or trigger on its own tables.
         table.eq_ignore_ascii_case(filter.tracking_table.as_bytes())
+            || crate::backfill::is_progress_table(table, &filter.tracking_table)
             || name.get(..7).is_some_and(|p| p.eq_ignore_ascii_case(b"sqlite_"))
     } else {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();

@@ -40,8 +40,9 @@ fn action(code: &str) -> String {
     .to_owned()
 }
 
-/// Whether the reader leaves `name` out: the filter's names, and the lock
-/// table of [`Lock::Table`](crate::Lock::Table) (`{tracking}_lock`).
+/// Whether the reader leaves `name` out: the filter's names (the
+/// tracking table and its backfill progress table among them), and the
+/// lock table of [`Lock::Table`](crate::Lock::Table) (`{tracking}_lock`).
 fn excluded(filter: &Filter, name: &str) -> bool {
     filter.excludes(name)
         || name

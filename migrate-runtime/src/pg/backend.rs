@@ -241,7 +241,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
             .await
             .map_err(pg("taking the session's migration lock"))?;
         let ran = match self.commit().await {
-            Ok(()) => match self.run_each(m, direction, script).await {
+            Ok(()) => match self.run_each(migrator, m, direction, script).await {
                 Ok(()) => self.begin(migrator, waited).await,
                 Err(e) => Err(e),
             },
@@ -273,6 +273,10 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
             String::new()
         };
         sql.push_str(&self.record_sql(m, direction, duration));
+        if direction == Direction::Up && m.up().batch().is_some() {
+            sql.push_str(";\n");
+            sql.push_str(&self.forget_progress_sql(migrator, m));
+        }
         // The summary read after the row changed is what the next
         // transaction reads when no other process wrote in between; a
         // grouped run compares only once, after its last migration, so it

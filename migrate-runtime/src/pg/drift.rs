@@ -167,9 +167,9 @@ impl Migrator<'_> {
 /// OIDs, or a major upgrade) only means the model is read and compared.
 const CATALOG_HASH: &str = "\
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = coalesce($1::text, current_schema())::name), \
-skip AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name) \
+skip AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name, ($2::text || '_backfill')::name) \
          UNION ALL SELECT x.indexrelid FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid \
-         WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name)), \
+         WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name, ($2::text || '_backfill')::name)), \
 rels AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.oid NOT IN (SELECT oid FROM skip)) \
 SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM ( \
  SELECT concat_ws(' ', 'c', c.oid, c.relname, c.relkind, c.relnatts, c.relchecks, c.relam, c.relpersistence, c.reloftype, c.relispartition) \

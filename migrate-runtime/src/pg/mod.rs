@@ -448,6 +448,7 @@ fn sql_error(
 
 mod adopt;
 mod backend;
+mod backfill;
 pub(crate) mod client;
 mod downgrade;
 mod drift;

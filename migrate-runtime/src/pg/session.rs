@@ -543,7 +543,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         );
         self.query(&set).await.map_err(pg("taking the lock table's lease"))?;
         let ran = match self.commit().await {
-            Ok(()) => match self.run_each(m, direction, script).await {
+            Ok(()) => match self.run_each(migrator, m, direction, script).await {
                 Ok(()) => self.begin(migrator, waited).await,
                 Err(e) => Err(e),
             },
@@ -566,10 +566,17 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         ran.and(cleared)
     }
 
-    /// Runs `script` one statement at a time, in autocommit.
-    pub(super) async fn run_each(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+    /// Runs `script` one statement at a time, in autocommit (a batched
+    /// backfill batch by batch).
+    pub(super) async fn run_each(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+    ) -> Result<()> {
         let Some((timeout, _)) = self.table_lock else {
-            return self.run_each_statement(m, direction, script).await;
+            return self.run_unlocked(migrator, m, direction, script).await;
         };
         // Outside a transaction, for the session: set, then restored on
         // every path.
@@ -584,13 +591,28 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             .first()
             .and_then(|r| r.first().cloned().flatten())
             .unwrap_or_default();
-        let ran = self.run_each_statement(m, direction, script).await;
+        let ran = self.run_unlocked(migrator, m, direction, script).await;
         let restored = self
             .query(&format!("SELECT set_config('lock_timeout', {}, false)", literal(&old)))
             .await
             .map(drop)
             .map_err(pg("restoring lock_timeout"));
         ran.and(restored)
+    }
+
+    /// [`run_each_statement`](Self::run_each_statement), or a batched
+    /// backfill ([`crate::backfill::run`]).
+    async fn run_unlocked(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+    ) -> Result<()> {
+        match script.batch() {
+            Some(size) => crate::backfill::run(self, migrator, m, script, size).await,
+            None => self.run_each_statement(m, direction, script).await,
+        }
     }
 
     pub(super) async fn run_each_statement(
