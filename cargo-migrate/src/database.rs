@@ -381,6 +381,15 @@ impl Database {
                 Some(("28000", m)) if m.contains("no encryption") => {
                     "the server accepts only TLS connections from here: add sslmode=require to the URL (better: sslmode=verify-full with sslrootcert=PATH)"
                 }
+                Some(("28000", m)) if m.contains("client certificate") => {
+                    "the server asks for a client certificate: give sslcert and sslkey in the URL (or PGSSLCERT and PGSSLKEY, or ~/.postgresql/postgresql.crt and postgresql.key)"
+                }
+                // With a client certificate, the server refuses one that is
+                // not for the URL's user (its common name, or a mapping in
+                // pg_ident.conf) and says only "authentication failed".
+                Some(("28000", m)) if pg.tls.client.is_some() && m.contains("authentication failed") => {
+                    "authentication failed with the client certificate: its common name (CN) must be the URL's user (or be mapped to it in the server's pg_ident.conf); check sslcert and the user in the URL"
+                }
                 Some(("28P01" | "28000", _)) => "authentication failed: check the user and the password in the URL (or PGUSER, PGPASSWORD, ~/.pgpass)",
                 Some(_) => "check the URL",
                 None if chain.contains("certificate") || chain.contains("Certificate") => {

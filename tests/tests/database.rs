@@ -437,6 +437,7 @@ fn pg_tls_client_certificates_from_the_url_the_environment_and_the_default_files
     let (code, _, err) = run(&pkg, &url(""), &["status"], &env);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("connection requires a valid client certificate"), "{err}");
+    assert!(err.contains("give sslcert and sslkey in the URL"), "{err}");
 
     // In the URL.
     let (code, _, err) = run(&pkg, &url(&format!("&sslcert={me_crt}&sslkey={me_key}")), &["up"], &env);
@@ -471,6 +472,10 @@ fn pg_tls_client_certificates_from_the_url_the_environment_and_the_default_files
     assert!(
         // The server gives the reason (not the user's name) in its log only.
         err.contains("\"trust\" authentication failed for user \"postgres\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("its common name (CN) must be the URL's user") && !err.contains("password"),
         "{err}"
     );
     // A key others can read, as libpq: refused before connecting.
