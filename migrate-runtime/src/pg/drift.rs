@@ -147,7 +147,7 @@ impl Migrator<'_> {
     }
 
     /// `"schema"."table"`, or `"table"`.
-    fn qualified_table(&self) -> String {
+    pub(super) fn qualified_table(&self) -> String {
         let table = crate::history::quote(self.table_name());
         match &self.schema {
             Some(s) => format!("{}.{table}", crate::history::quote(s)),

@@ -167,12 +167,7 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn forget_history_digest_postgres(&self, client: &mut impl postgres::GenericClient) -> Result<()> {
-        let prefix = self
-            .schema
-            .as_deref()
-            .map(|s| format!("{}.", quote(s)))
-            .unwrap_or_default();
-        let table = format!("{prefix}{}", quote(&self.table.name));
+        let table = self.qualified_table();
         let column = session::DIGEST_COLUMN;
         client
             .batch_execute(&format!(
