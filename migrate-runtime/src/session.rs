@@ -382,7 +382,7 @@ impl<'s, 'c> Sqlite<'s, 'c> {
 }
 
 impl Backend for Sqlite<'_, '_> {
-    type Summary = (i64, Option<u64>);
+    type Summary = i64;
 
     async fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
         self.rollback().await?;
