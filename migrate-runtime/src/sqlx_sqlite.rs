@@ -24,6 +24,10 @@ impl<'m> Migrator<'m> {
     /// serving. Afterwards the connection is as it was: its busy timeout and
     /// `foreign_keys` are restored and no transaction is left open.
     ///
+    /// The future borrows the migrator, whose observer
+    /// ([`on_event`](Self::on_event)) need not be `Send`: await it where it
+    /// is made (as in `main` at start-up).
+    ///
     /// Hooks set through sqlx's `LockedSqliteHandle` (update, commit,
     /// rollback, progress handler) are removed by the run, as rusqlite
     /// removes its own when it lets go of a handle: set them after

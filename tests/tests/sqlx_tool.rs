@@ -110,6 +110,36 @@ fn a_sqlx_app_migrates_through_its_pool_and_keeps_using_it() {
     assert_eq!(versions, [1, 2]);
 }
 
+/// Two processes' worth of starts (threads, each with its own runtime and
+/// sqlx connection to one file) at once: each migration runs once, the
+/// other start waits for SQLite's write lock and finds nothing to do.
+#[test]
+fn concurrent_starts_through_sqlx_apply_each_migration_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let barrier = std::sync::Barrier::new(2);
+    let applied: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let starts: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    runtime().block_on(async {
+                        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+                        let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+                        let migrations = app_migrations();
+                        barrier.wait();
+                        let report = Migrator::new(&migrations).apply_sqlx_sqlite(&mut conn).await.unwrap();
+                        report.applied().map(|s| s.version).collect()
+                    })
+                })
+            })
+            .collect();
+        starts.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let mut all: Vec<u64> = applied.concat();
+    all.sort_unstable();
+    assert_eq!(all, [1, 2], "each migration applied by exactly one start: {applied:?}");
+}
+
 #[test]
 fn refusals_come_back_through_sqlx_and_leave_the_connection_usable() {
     let dir = tempfile::tempdir().unwrap();
@@ -257,7 +287,8 @@ fn a_database_sqlx_migrated_is_adopted_through_the_same_connection() {
 }
 
 /// `cargo tree` of the runtime with `sqlx` and no bundled SQLite of its
-/// own: one `libsqlite3-sys`, reached from both rusqlite and sqlx-sqlite.
+/// own, the SQLite coming from sqlx's `sqlite-bundled` as in a sqlx app:
+/// one `libsqlite3-sys`, reached from both rusqlite and sqlx-sqlite.
 #[test]
 fn one_libsqlite3_sys_with_the_sqlx_feature() {
     let out = Command::new(env!("CARGO"))
@@ -270,7 +301,7 @@ fn one_libsqlite3_sys_with_the_sqlx_feature() {
             "migrate-runtime",
             "--no-default-features",
             "--features",
-            "rusqlite,sqlx",
+            "rusqlite,sqlx,sqlx/sqlite-bundled",
             "-e",
             "normal",
             "-i",
