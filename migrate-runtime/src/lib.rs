@@ -91,6 +91,13 @@
     allow(dead_code, unused_imports)
 )]
 
+// The feature `sqlx` runs the SQLite backend on sqlx's SQLite connection;
+// alone (say, for a PostgreSQL app) it would compile to nothing usable.
+#[cfg(all(feature = "sqlx", not(feature = "rusqlite")))]
+compile_error!(
+    "migrate-runtime's feature `sqlx` applies migrations on a sqlx `SqliteConnection` and needs the feature `rusqlite` (the SQLite backend it runs): add \"rusqlite\" to the features. sqlx's `PgConnection` is not supported: on PostgreSQL use the feature `tokio-postgres` (`Migrator::apply_tokio_postgres`) on a connection of its own at start-up"
+);
+
 mod apply;
 mod backend;
 #[cfg(any(feature = "rusqlite", feature = "postgres"))]
