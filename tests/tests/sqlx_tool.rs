@@ -10,25 +10,11 @@ use std::process::Command;
 
 use migrate_runtime::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use migrate_runtime::sqlx::{self, Connection as _, SqlitePool};
-use migrate_runtime::{Error, Migration, Migrator, Previous, Script, State};
+use migrate_runtime::{Error, Migration, Migrator, Previous, State};
 
 use super::adopt::load;
 use super::import::{fixture, run, with_fixture};
-
-fn up(version: u64, name: &str, sql: &str) -> Migration {
-    Migration::new(
-        version,
-        name.to_owned(),
-        Script::new(sql.to_owned(), format!("migrations/{version:04}_{name}.sql")),
-    )
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
+use super::pg_async::{runtime, up};
 
 /// The app's pool on a database file (created), as a sqlx app opens it.
 async fn pool(path: &Path) -> SqlitePool {
@@ -36,6 +22,14 @@ async fn pool(path: &Path) -> SqlitePool {
     SqlitePoolOptions::new()
         .max_connections(2)
         .connect_with(options)
+        .await
+        .unwrap()
+}
+
+async fn tables_named(conn: &mut sqlx::SqliteConnection, name: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM sqlite_schema WHERE name = ?")
+        .bind(name)
+        .fetch_one(conn)
         .await
         .unwrap()
 }
@@ -163,14 +157,11 @@ fn refusals_come_back_through_sqlx_and_leave_the_connection_usable() {
         let text = e.to_string();
         assert!(
             text.starts_with(
-                "migrations/0001_create_users.sql: migration 1 `create_users` was changed after it was applied"
+                "migrations/0001_create_users.up.sql: migration 1 `create_users` was changed after it was applied"
             ),
             "{text}"
         );
-        let posts: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema WHERE name = 'posts'")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+        let posts = tables_named(&mut conn, "posts").await;
         assert_eq!(posts, 0, "nothing of the run was applied");
 
         // A failing statement: file, line and SQLite's message, rolled back.
@@ -186,7 +177,7 @@ fn refusals_come_back_through_sqlx_and_leave_the_connection_usable() {
         let e = Migrator::new(&failing).apply_sqlx_sqlite(&mut conn).await.unwrap_err();
         let text = e.to_string();
         assert!(
-            text.starts_with("migrations/0003_bad.sql:2: up migration 3 `bad` failed: no such table: missing"),
+            text.starts_with("migrations/0003_bad.up.sql:2: up migration 3 `bad` failed: no such table: missing"),
             "{text}"
         );
         // Inside the app's own transaction: refused, as on rusqlite.
@@ -200,10 +191,7 @@ fn refusals_come_back_through_sqlx_and_leave_the_connection_usable() {
             .execute(&mut *conn)
             .await
             .unwrap();
-        let posts: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema WHERE name = 'posts'")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+        let posts = tables_named(&mut conn, "posts").await;
         assert_eq!(posts, 0, "the failed migration was rolled back");
         drop(conn);
         pool.close().await;
