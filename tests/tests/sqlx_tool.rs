@@ -1,8 +1,8 @@
 //! The runtime's feature `sqlx` (feature `sqlx` of this crate, which CI
 //! runs): a sqlx app migrates through its own pool's connection, on a real
 //! database file, and keeps using it; a database sqlx's own migrator made
-//! is continued through it with `adopt(Previous::Sqlx)`; and the build
-//! links one SQLite. Every test runs on a current-thread tokio runtime, as
+//! is continued through it with `adopt(Previous::Sqlx)` (on PostgreSQL, by
+//! the PostgreSQL backend); and the build links one SQLite. Every test runs on a current-thread tokio runtime, as
 //! an app's `main` would.
 
 use std::path::Path;
@@ -14,6 +14,7 @@ use migrate_runtime::{Error, Migration, Migrator, Previous, State};
 
 use super::adopt::load;
 use super::import::{fixture, run, with_fixture};
+use super::pg_adopt;
 use super::pg_async::{runtime, up};
 
 /// The app's pool on a database file (created), as a sqlx app opens it.
@@ -198,10 +199,10 @@ fn refusals_come_back_through_sqlx_and_leave_the_connection_usable() {
     });
 }
 
-/// The sqlx fixture's first two migrations, run by sqlx's own migrator
-/// (`sqlx::migrate::Migrator` from a directory, as `sqlx::migrate!` and
-/// `sqlx migrate run` do) on a pool's connection, then rows written.
-async fn migrated_by_sqlx(pool: &SqlitePool, scratch: &Path) {
+/// sqlx's own migrator (`sqlx::migrate::Migrator` from a directory, as
+/// `sqlx::migrate!` and `sqlx migrate run` do) loaded with the sqlx
+/// fixture's first two migrations.
+async fn sqlx_migrator_of_the_first_two(scratch: &Path) -> sqlx::migrate::Migrator {
     let first_two = scratch.join("sqlx-first-two");
     std::fs::create_dir_all(&first_two).unwrap();
     for file in [
@@ -212,8 +213,13 @@ async fn migrated_by_sqlx(pool: &SqlitePool, scratch: &Path) {
     ] {
         std::fs::copy(fixture("sqlx").join(file), first_two.join(file)).unwrap();
     }
-    let sqlx_migrator = sqlx::migrate::Migrator::new(first_two.as_path()).await.unwrap();
-    sqlx_migrator.run(pool).await.unwrap();
+    sqlx::migrate::Migrator::new(first_two.as_path()).await.unwrap()
+}
+
+/// The first two migrations run by sqlx's migrator on the app's pool, then
+/// rows written.
+async fn migrated_by_sqlx(pool: &SqlitePool, scratch: &Path) {
+    sqlx_migrator_of_the_first_two(scratch).await.run(pool).await.unwrap();
     sqlx::query("INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com'), ('Grace', 'grace@example.com')")
         .execute(pool)
         .await
@@ -272,6 +278,61 @@ fn a_database_sqlx_migrated_is_adopted_through_the_same_connection() {
         drop(conn);
         pool.close().await;
     });
+}
+
+/// On PostgreSQL, where the runtime has no API on sqlx's `PgConnection`
+/// (its feature `sqlx` is SQLite's): a database sqlx's own migrator took
+/// to its second migration is continued at start-up by the PostgreSQL
+/// backend with `adopt(Previous::Sqlx)`, reading sqlx's real
+/// `_sqlx_migrations` (BYTEA checksums, TIMESTAMPTZ), nothing run twice.
+#[test]
+fn pg_a_database_sqlx_migrated_is_adopted_at_start_up() {
+    let Some(db) = tests::pg_database!() else { return };
+    let pkg = super::pg_adopt::imported("sqlx");
+    let (migrations, pairs) = load(&pkg);
+    let mapping: Vec<(&str, u64)> = pairs.iter().map(|(s, v)| (s.as_str(), *v)).collect();
+    runtime().block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx_migrator_of_the_first_two(pkg.path())
+            .await
+            .run(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let mut client = db.client();
+    pg_adopt::add_rows(&mut client);
+    let before = pg_adopt::rows(&mut client);
+    let sqlx_history = |client: &mut migrate_runtime::postgres::Client| -> Vec<(i64, bool)> {
+        client
+            .query("SELECT version, success FROM _sqlx_migrations ORDER BY version", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let old = sqlx_history(&mut client);
+    assert_eq!(
+        old,
+        [(20240101120000, true), (20240215093000, true)],
+        "sqlx's own record"
+    );
+    let migrator = || {
+        Migrator::new(&migrations)
+            .imported(&mapping)
+            .ignore(&["_sqlx_migrations"])
+            .adopt(Previous::Sqlx)
+    };
+    let report = migrator().apply_postgres(&mut client).unwrap();
+    assert_eq!(report.adopted, [1, 2], "taken over, not run again");
+    assert_eq!(report.applied().map(|s| s.version).collect::<Vec<_>>(), [3]);
+    assert_eq!(pg_adopt::recorded(&mut client)[..2], [(1, -1), (2, -1)]);
+    assert_eq!(pg_adopt::rows(&mut client), before, "rows intact");
+    assert!(
+        migrator().apply_postgres(&mut client).unwrap().is_empty(),
+        "the second start does nothing"
+    );
+    assert_eq!(sqlx_history(&mut client), old, "sqlx's history is left as it was");
 }
 
 /// `cargo tree` of the runtime with `sqlx` and no bundled SQLite of its
