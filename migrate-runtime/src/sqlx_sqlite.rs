@@ -128,7 +128,8 @@ fn lend(locked: &mut sqlx::sqlite::LockedSqliteHandle<'_>) -> Result<Connection>
     //   or any of its statements"; the connection is `&mut`, so no sqlx
     //   statement of the caller is running.
     // - Outlived: `with_rusqlite`, the only caller, drops the rusqlite
-    //   connection before the lock. `from_handle` (unlike
+    //   connection before the lock, on a panic in its `f` too (`lent` is
+    //   declared after `locked`, so unwinding drops it first). `from_handle` (unlike
     //   `from_handle_owned`) does not close the handle on drop (rusqlite
     //   0.37, `InnerConnection::close` returns early when not owned); the
     //   drop finalizes the statements rusqlite prepared and removes the hooks
