@@ -602,6 +602,7 @@ fn code_hint(code: Option<SqliteCode>) -> Option<&'static str> {
 pub(crate) fn message_of(e: &rusqlite::Error) -> String {
     match e {
         rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        #[cfg(any(feature = "modern-sqlite", feature = "sqlx"))]
         rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
         other => other.to_string(),
     }
