@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::{Connection, OptionalExtension};
 
 use crate::session::Session;
 use crate::{Direction, Error, Migration, Result, Script};
@@ -106,44 +106,20 @@ fn violations(session: &Session<'_>, touched: &BTreeSet<String>) -> Result<Viola
         // Keep the list of tables with foreign keys up to date for the
         // tables this migration touched; a table that is gone (dropped, or
         // renamed away) means the list is rebuilt.
-        //
-        // One plain statement per table, not the `pragma_foreign_key_list`
-        // and `pragma_table_list` virtual tables: every statement is
-        // prepared again after a migration's DDL, and connecting a virtual
-        // table parses its declaration each time (about half of what this
-        // check cost per migration). A table's SQL without the word
-        // REFERENCES has no foreign key (SQLite's grammar has no other way
-        // to declare one), so the key list is read only for one with it.
-        let mut mentions = conn
-            .prepare_cached(
-                "SELECT sql LIKE '%references%' FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
-            )
-            .map_err(Error::db("checking foreign keys"))?;
         for t in touched {
-            // SQLite's own tables (`sqlite_master`, written by every
-            // CREATE) have no foreign keys.
-            if t.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("sqlite_")) {
-                continue;
-            }
-            let Some(may_have_keys) = mentions
-                .query_row([t], |r| r.get::<_, bool>(0))
-                .optional()
-                .map_err(Error::db("checking foreign keys"))?
-            else {
-                // Gone (dropped, or renamed away), or not in `main`.
-                stale = true;
-                continue;
-            };
-            let has_keys = may_have_keys
-                && keys
-                    .query_map([t], |r| r.get::<_, String>(0))
-                    .and_then(|mut rows| rows.next().transpose())
-                    .map_err(Error::db("checking foreign keys"))?
-                    .is_some();
-            if has_keys {
-                known.insert(t.clone());
-            } else {
+            let parents: Vec<String> = keys
+                .query_map([t], |r| r.get(0))
+                .and_then(Iterator::collect)
+                .map_err(Error::db("checking foreign keys"))?;
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM pragma_table_list(?1)")
+                .and_then(|mut s| s.exists([t]))
+                .map_err(Error::db("checking foreign keys"))?;
+            stale |= !exists;
+            if parents.is_empty() {
                 known.remove(t);
+            } else {
+                known.insert(t.clone());
             }
         }
     }
