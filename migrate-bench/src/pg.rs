@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use migrate_runtime::postgres::{Client, NoTls};
-use migrate_runtime::{Migration, Migrator};
+use migrate_runtime::{DriftPolicy, Migration, Migrator};
 use refinery::Runner;
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
@@ -76,6 +76,9 @@ pub enum Startup {
     Floor,
     /// Ours, then the query.
     Ours,
+    /// Ours with the drift check off (the history verified, the schema
+    /// not compared), then the query.
+    OursDriftOff,
     /// refinery, then the query.
     Refinery,
     /// sqlx, then the query.
@@ -86,13 +89,21 @@ pub enum Startup {
 
 impl Startup {
     /// Every contender, in the order of a round.
-    pub const ALL: [Self; 5] = [Self::Floor, Self::Ours, Self::Refinery, Self::Sqlx, Self::SqlxFloor];
+    pub const ALL: [Self; 6] = [
+        Self::Floor,
+        Self::Ours,
+        Self::OursDriftOff,
+        Self::Refinery,
+        Self::Sqlx,
+        Self::SqlxFloor,
+    ];
 
     /// The name in tables and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Self::Floor => "pg-floor-connect-query-close",
             Self::Ours => "pg-ours+query",
+            Self::OursDriftOff => "pg-ours+query-drift-off",
             Self::Refinery => "pg-refinery+query",
             Self::Sqlx => "pg-sqlx+query",
             Self::SqlxFloor => "pg-sqlx-connect-query-close",
@@ -188,7 +199,7 @@ impl Fixture {
     /// `who` measures (outside any timing).
     pub fn prepare_startup(&self, who: Startup, url: &str) {
         let tool = match who {
-            Startup::Floor | Startup::Ours => Apply::OursPerMigration,
+            Startup::Floor | Startup::Ours | Startup::OursDriftOff => Apply::OursPerMigration,
             Startup::Refinery => Apply::Refinery,
             Startup::Sqlx | Startup::SqlxFloor => Apply::Sqlx,
         };
@@ -206,9 +217,17 @@ impl Fixture {
                 let mut client = Client::connect(url, NoTls).expect("connect");
                 app_query(&mut client);
             }),
-            Startup::Ours => time(|| {
+            Startup::Ours | Startup::OursDriftOff => time(|| {
                 let mut client = Client::connect(url, NoTls).expect("connect");
-                let report = Migrator::new(&self.ours).apply_postgres(&mut client).expect("ours");
+                let drift = if who == Startup::Ours {
+                    DriftPolicy::Error
+                } else {
+                    DriftPolicy::Off
+                };
+                let report = Migrator::new(&self.ours)
+                    .drift(drift)
+                    .apply_postgres(&mut client)
+                    .expect("ours");
                 assert!(report.is_empty(), "nothing pending");
                 app_query(&mut client);
             }),
