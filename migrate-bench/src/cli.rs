@@ -110,12 +110,7 @@ impl CliFixture {
             .grouped(true)
             .apply(&mut conn)
             .expect("apply");
-        Self {
-            set,
-            bin,
-            package,
-            db,
-        }
+        Self { set, bin, package, db }
     }
 
     fn manifest(&self) -> PathBuf {

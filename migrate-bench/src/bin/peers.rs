@@ -66,7 +66,14 @@ enum Workload {
 }
 
 impl Workload {
-    const ALL: [Self; 6] = [Self::Disk, Self::Memory, Self::Startup, Self::Build, Self::TestDb, Self::Cli];
+    const ALL: [Self; 6] = [
+        Self::Disk,
+        Self::Memory,
+        Self::Startup,
+        Self::Build,
+        Self::TestDb,
+        Self::Cli,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -90,7 +97,9 @@ impl Workload {
             Self::TestDb => {
                 "A migrated database per test (make it + `SELECT count(*) FROM t1` + close), against a fresh apply in memory"
             }
-            Self::Cli => "`cargo migrate check` and `status` as processes, against SQLite running the ups and reading the files and rows",
+            Self::Cli => {
+                "`cargo migrate check` and `status` as processes, against SQLite running the ups and reading the files and rows"
+            }
         }
     }
 
@@ -136,10 +145,9 @@ fn parse_args() -> Result<Args, String> {
                 args.workloads = list(it.next(), "--workload")?
                     .iter()
                     .map(|s| {
-                        Workload::ALL
-                            .into_iter()
-                            .find(|w| w.name() == s)
-                            .ok_or_else(|| format!("unknown workload `{s}` (disk, memory, startup, build, testdb, cli)"))
+                        Workload::ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| {
+                            format!("unknown workload `{s}` (disk, memory, startup, build, testdb, cli)")
+                        })
                     })
                     .collect::<Result<_, _>>()?;
             }
@@ -346,10 +354,7 @@ fn run_workload(args: &Args, workload: Workload, dir: &std::path::Path) {
             Workload::Startup => {
                 let fixture = Fixture::new(args.shape, n);
                 let fixture = &fixture;
-                let who: Vec<Startup> = Startup::ALL
-                    .into_iter()
-                    .filter(|s| selected(args, s.name()))
-                    .collect();
+                let who: Vec<Startup> = Startup::ALL.into_iter().filter(|s| selected(args, s.name())).collect();
                 let dbs = fixture.startup_databases(dir, args.dir.is_some(), &who);
                 let dbs = &dbs;
                 let mut contenders: Vec<Contender<'_>> = who
