@@ -464,8 +464,9 @@ static CPU_CLOCK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// core; CPU time leaves the wait out. Linux only: it reads
 /// `/proc/thread-self/schedstat` (nanoseconds on a CPU) and the `cutime`
 /// and `cstime` fields of `/proc/self/stat` (clock ticks, 10 ms here).
-/// Meant for single-threaded contenders: sqlx's worker thread is not
-/// counted.
+/// Meant for single-threaded contenders (sqlx's worker thread is not
+/// counted) and runs of 100 ms and more: the kernel brings a running
+/// thread's figure up to date at scheduler ticks and switches only.
 pub fn use_cpu_clock() {
     CPU_CLOCK.store(true, std::sync::atomic::Ordering::Relaxed);
 }
