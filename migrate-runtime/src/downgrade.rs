@@ -137,9 +137,9 @@ impl Migrator<'_> {
     }
 }
 
+#[cfg(any(feature = "rusqlite", feature = "postgres"))]
 impl Report {
     /// This report followed by `later`'s steps, wait and held contract.
-    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub(crate) fn then(mut self, later: Self) -> Self {
         self.steps.extend(later.steps);
         self.adopted.extend(later.adopted);

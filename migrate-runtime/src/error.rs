@@ -326,6 +326,17 @@ pub enum Error {
         cause: ::postgres::Error,
     },
 
+    /// sqlx could not lend its connection (feature `sqlx`): the
+    /// connection's worker stopped, or the connection is closed.
+    #[cfg(feature = "sqlx")]
+    #[error("{doing}: {cause}; {SQLX_HINT}")]
+    Sqlx {
+        /// What we were doing.
+        doing: String,
+        /// sqlx's error.
+        cause: sqlx::Error,
+    },
+
     /// Any other SQLite error.
     #[cfg(feature = "rusqlite")]
     #[error("{doing}: {}{}", message_of(cause), cause.sqlite_error_code().and_then(Error::hint_for).map(|h| format!("; {h}")).unwrap_or_default())]
@@ -539,6 +550,11 @@ const ALLOW_UNKNOWN: &str = "`Migrator::allow_unknown(true)`, or `--allow-unknow
 const ALLOW_OUT_OF_ORDER: &str = "`Migrator::allow_out_of_order(true)`, or `--allow-out-of-order` on the command line";
 
 /// What to do when another process holds the database's write lock.
+/// What to do when sqlx cannot lend its connection ([`Error::Sqlx`]).
+#[cfg(feature = "sqlx")]
+const SQLX_HINT: &str =
+    "the sqlx connection is no longer usable; open a new one (a pool replaces it: acquire another) and apply again";
+
 const LOCKED_HINT: &str = "make sure no other program holds a long transaction on it, or raise the lock timeout (`Migrator::lock_timeout`, or `--lock-timeout` on the command line)";
 
 /// What to do about rows a migration left without their parent.
@@ -586,6 +602,7 @@ fn code_hint(code: Option<SqliteCode>) -> Option<&'static str> {
 pub(crate) fn message_of(e: &rusqlite::Error) -> String {
     match e {
         rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        #[cfg(any(feature = "modern-sqlite", feature = "sqlx"))]
         rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
         other => other.to_string(),
     }

@@ -1,7 +1,7 @@
 //! The tracking table: which migrations a database has applied.
 
 #[cfg(feature = "rusqlite")]
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 #[cfg(feature = "rusqlite")]
 use crate::{Error, Result};
@@ -145,9 +145,11 @@ impl Table {
                  schema_version INTEGER,\n    \
                  history_digest BLOB\n)"
             ),
-            // data_version changes when another connection commits; max()
-            // reads one end of the primary key. Neither scans the table.
-            summary: format!("SELECT (SELECT data_version FROM pragma_data_version), (SELECT max(version) FROM {q})"),
+            // data_version changes when another connection commits, and
+            // only then. A pragma statement: no virtual table to connect,
+            // and cheap to prepare again after a migration's DDL expired it
+            // (every statement is, once the schema changed).
+            summary: "PRAGMA data_version".to_owned(),
             compact: format!("SELECT version, name, checksum FROM {q} ORDER BY version"),
             // `schema_version` (the column) is SQLite's schema cookie right
             // after that migration, when the runtime verified the schema
@@ -332,20 +334,16 @@ impl Table {
         }
     }
 
-    /// SQLite's data version (it changes when another connection commits)
-    /// and the highest version: a cheap way to see whether another process
-    /// changed the history since we last read it.
-    pub(crate) fn summary(&self, conn: &Connection) -> Result<(i64, Option<u64>)> {
+    /// SQLite's data version: "different if changes were committed to the
+    /// database by any other connection in the interim", and unchanged by
+    /// this connection's own commits (SQLite's documentation, "PRAGMA
+    /// data_version"). Equal before a commit and after the next `BEGIN
+    /// IMMEDIATE` means that no other process changed the history (or
+    /// anything else) in between: the plan still holds.
+    pub(crate) fn summary(&self, conn: &Connection) -> Result<i64> {
         conn.prepare_cached(&self.summary)
-            .and_then(|mut s| {
-                s.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))
-                    .optional()
-            })
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
             .map_err(Error::db(format!("reading the tracking table `{}`", self.name)))
-            .map(|row| {
-                let (data_version, max) = row.unwrap_or((0, None));
-                (data_version, max.and_then(|m| u64::try_from(m).ok()))
-            })
     }
 
     pub(crate) fn create(&self, conn: &Connection) -> Result<()> {

@@ -68,6 +68,16 @@
 //! `migrate_runtime::tokio_postgres`), through the same backend. Without the
 //! default feature `rusqlite`, no SQLite is compiled.
 //!
+//! # sqlx
+//!
+//! With the feature `sqlx` (and `rusqlite`), `Migrator::apply_sqlx_sqlite`,
+//! `migrate_to_sqlx_sqlite`, `status_sqlx_sqlite` and `pending_sqlx_sqlite`
+//! run the SQLite backend on a sqlx `SqliteConnection` (sqlx is re-exported
+//! as `migrate_runtime::sqlx`), on the connection's own SQLite handle: one
+//! SQLite library in the program, sqlx's. PostgreSQL through sqlx's
+//! `PgConnection` is not supported yet: use `tokio-postgres` for the
+//! migrations there.
+//!
 //! # The tracking table
 //!
 //! `_migrations` by default: `version INTEGER PRIMARY KEY, name TEXT,
@@ -80,6 +90,13 @@
     not(any(feature = "rusqlite", feature = "postgres")),
     allow(dead_code, unused_imports)
 )]
+
+// The feature `sqlx` runs the SQLite backend on sqlx's SQLite connection;
+// alone (say, for a PostgreSQL app) it would compile to nothing usable.
+#[cfg(all(feature = "sqlx", not(feature = "rusqlite")))]
+compile_error!(
+    "migrate-runtime's feature `sqlx` applies migrations on a sqlx `SqliteConnection` and needs the feature `rusqlite` (the SQLite backend it runs): add \"rusqlite\" to the features. sqlx's `PgConnection` is not supported: on PostgreSQL use the feature `tokio-postgres` (`Migrator::apply_tokio_postgres`) on a connection of its own at start-up"
+);
 
 mod apply;
 mod backend;
@@ -111,6 +128,8 @@ mod scratch;
 #[cfg(feature = "rusqlite")]
 mod session;
 mod sql;
+#[cfg(all(feature = "sqlx", feature = "rusqlite"))]
+mod sqlx_sqlite;
 mod squash;
 #[doc(hidden)]
 pub use sql::line_at_byte;
@@ -226,6 +245,12 @@ pub use rusqlite;
 pub use ::postgres;
 #[cfg(feature = "postgres")]
 pub use pg::scratch::ScratchDatabase;
+
+/// The sqlx this crate is built with (feature `sqlx`): use it, or the same
+/// version, so your `SqliteConnection` type is the one
+/// `Migrator::apply_sqlx_sqlite` takes.
+#[cfg(feature = "sqlx")]
+pub use ::sqlx;
 
 /// The async `tokio-postgres` driver this crate is built with (feature
 /// `tokio-postgres`): use it, so your `Client` type matches.

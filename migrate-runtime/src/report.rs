@@ -69,8 +69,8 @@ pub enum Event<'a> {
     /// PostgreSQL: the server sent a NOTICE, WARNING or INFO message while
     /// the migration's script ran (`RAISE NOTICE`, "… does not exist,
     /// skipping"); reported when the script ends, failed or not. Only on
-    /// connections made with [`forward_notices`](crate::forward_notices)
-    /// (sync driver), or driven by the migrator's `NoticeForwarder`
+    /// connections made with `forward_notices` (sync driver, feature `postgres`),
+    /// or driven by the migrator's `NoticeForwarder`
     /// (`tokio-postgres`, see `Migrator::notices_from`).
     Notice {
         /// The migration.

@@ -11,7 +11,7 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
 use crate::backend::Backend;
 use crate::foreign_keys::{step_in_tx, written_table};
-use crate::sql::{line_at, statements};
+use crate::sql::statements;
 use crate::{Direction, Error, Event, Migration, Migrator, Result, Script};
 
 /// Connection settings changed for the duration of a run, restored after.
@@ -163,8 +163,9 @@ impl<'c> Session<'c> {
             for stmt in statements(sql) {
                 if let Err(e) = conn.execute_batch(stmt.text) {
                     let line = match &e {
+                        #[cfg(any(feature = "modern-sqlite", feature = "sqlx"))]
                         rusqlite::Error::SqlInputError { offset, .. } => {
-                            line_at(sql, stmt.offset + usize::try_from(*offset).unwrap_or(0))
+                            crate::sql::line_at(sql, stmt.offset + usize::try_from(*offset).unwrap_or(0))
                         }
                         _ => stmt.line,
                     };
@@ -382,7 +383,7 @@ impl<'s, 'c> Sqlite<'s, 'c> {
 }
 
 impl Backend for Sqlite<'_, '_> {
-    type Summary = (i64, Option<u64>);
+    type Summary = i64;
 
     async fn begin(&mut self, migrator: &Migrator<'_>, waited: &mut Option<Duration>) -> Result<()> {
         self.rollback().await?;

@@ -28,6 +28,8 @@ mod reliability;
 mod renumber;
 mod repair;
 mod runtime;
+#[cfg(feature = "sqlx")]
+mod sqlx_tool;
 mod squash;
 mod team;
 mod testdb;

@@ -14,7 +14,7 @@ use super::adopt::{load, refinery_fixture};
 use super::import::{BROKEN_HISTORIES, run, with_fixture};
 
 /// A package for PostgreSQL with `tool`'s fixture imported.
-fn imported(tool: &str) -> Package {
+pub(crate) fn imported(tool: &str) -> Package {
     let (pkg, args) = with_fixture(tool);
     postgres_backend(&pkg);
     let (code, _, err) = run(&pkg, &args);
@@ -30,7 +30,7 @@ fn postgres_backend(pkg: &Package) {
     );
 }
 
-fn add_rows(client: &mut Client) {
+pub(crate) fn add_rows(client: &mut Client) {
     client
         .batch_execute(
             "INSERT INTO users (id, name, email) VALUES (1, 'Ada', 'ada@example.com'), (2, 'Grace', 'grace@example.com');",
@@ -38,7 +38,7 @@ fn add_rows(client: &mut Client) {
         .unwrap();
 }
 
-fn rows(client: &mut Client) -> Vec<(i32, String, String)> {
+pub(crate) fn rows(client: &mut Client) -> Vec<(i32, String, String)> {
     client
         .query("SELECT id, name, email FROM users ORDER BY id", &[])
         .unwrap()
@@ -48,7 +48,7 @@ fn rows(client: &mut Client) -> Vec<(i32, String, String)> {
 }
 
 /// Our tracking rows: (version, duration_ms); empty when there is no table.
-fn recorded(client: &mut Client) -> Vec<(i64, i64)> {
+pub(crate) fn recorded(client: &mut Client) -> Vec<(i64, i64)> {
     let exists: bool = client
         .query_one("SELECT to_regclass('_migrations') IS NOT NULL", &[])
         .unwrap()

@@ -9,7 +9,7 @@ use migrate_runtime::tokio_postgres::{self, Client, NoTls};
 use migrate_runtime::{Error, Migration, Migrator, Script, State};
 use tests::pg_database;
 
-fn up(version: u64, name: &str, sql: &str) -> Migration {
+pub(crate) fn up(version: u64, name: &str, sql: &str) -> Migration {
     Migration::new(
         version,
         name.to_owned(),
@@ -24,7 +24,7 @@ fn updown(version: u64, name: &str, sql: &str, down: &str) -> Migration {
     ))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

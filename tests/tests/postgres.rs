@@ -358,6 +358,37 @@ fn pg_the_history_digest_covers_exactly_the_rows_it_was_stamped_with() {
         .batch_execute("DELETE FROM _migrations WHERE version = 2")
         .unwrap();
 
+    // A stamped start-up is answered by the digest without reading the
+    // rows (with and without the drift check's statistics in the same
+    // statement): a checksum rewritten by hand, as only `repair` should
+    // (and it clears the digests), goes unseen until the digests are
+    // cleared; then the rows are read and the edit refused.
+    let original: String = client
+        .query_one("SELECT checksum FROM _migrations WHERE version = 1", &[])
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute("UPDATE _migrations SET checksum = 'edited' WHERE version = 1")
+        .unwrap();
+    assert!(
+        Migrator::new(&ms).apply_postgres(&mut client).unwrap().is_empty(),
+        "answered by the digest"
+    );
+    assert!(
+        Migrator::new(&ms)
+            .drift(migrate_runtime::DriftPolicy::Off)
+            .apply_postgres(&mut client)
+            .unwrap()
+            .is_empty(),
+        "answered by the digest, without the statistics"
+    );
+    Migrator::new(&ms).forget_history_digest_postgres(&mut client).unwrap();
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Modified { .. }), "read row by row: {err}");
+    client
+        .execute("UPDATE _migrations SET checksum = $1 WHERE version = 1", &[&original])
+        .unwrap();
+
     Migrator::new(&ms).forget_history_digest_postgres(&mut client).unwrap();
     assert_eq!(digests(&mut client), [false, false]);
     assert!(

@@ -422,6 +422,45 @@ fn violations_that_were_already_there_do_not_block_a_migration() {
     );
 }
 
+/// Within one run, the list of tables with foreign keys follows each
+/// migration: a child table made by one migration (its key declared in
+/// lower case, its name written in another case later) is checked when a
+/// later migration of the same run writes an orphan into it, also after a
+/// rename.
+#[test]
+fn a_child_table_made_earlier_in_the_same_run_is_checked() {
+    let (_d, mut conn) = db();
+    let ms = [
+        up(
+            1,
+            "parent",
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY); INSERT INTO parent VALUES (1);",
+        ),
+        up(
+            2,
+            "child",
+            "CREATE TABLE Child (id INTEGER PRIMARY KEY, parent_id INTEGER references parent (id));",
+        ),
+        up(3, "fine", "INSERT INTO child (parent_id) VALUES (1);"),
+        up(4, "renamed", "ALTER TABLE child RENAME TO kid;"),
+        up(5, "orphan", "INSERT INTO kid (parent_id) VALUES (98);"),
+    ];
+    let e = Migrator::new(&ms).apply(&mut conn).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::ForeignKey {
+                version: 5,
+                rows: 1,
+                table,
+                ..
+            } if table == "kid"
+        ),
+        "{e}"
+    );
+    assert_eq!(versions(&conn), [1, 2, 3, 4]);
+}
+
 #[test]
 fn refuses_inside_a_callers_transaction() {
     let (_d, mut conn) = db();

@@ -45,6 +45,8 @@ variants!(
     Adopt,
     #[cfg(feature = "postgres")]
     Postgres,
+    #[cfg(feature = "sqlx")]
+    Sqlx,
     Database,
     SquashedPartly,
     SquashMismatch,
@@ -52,10 +54,16 @@ variants!(
 );
 
 /// Variants without an example here, and why.
-const EXEMPT: &[(&str, &str)] = &[(
-    "Postgres",
-    "the driver's error has no public constructor; its text is tested against a real server (tests/tests/postgres.rs)",
-)];
+const EXEMPT: &[(&str, &str)] = &[
+    (
+        "Postgres",
+        "the driver's error has no public constructor; its text is tested against a real server (tests/tests/postgres.rs)",
+    ),
+    (
+        "Sqlx",
+        "only with the feature `sqlx`, so not in the one snapshot every build compares: `sqlx_display` below",
+    ),
+];
 
 fn examples() -> Vec<Error> {
     vec![
@@ -225,4 +233,22 @@ fn every_variant_display_snapshot() {
             );
         }
     }
+}
+
+#[cfg(feature = "sqlx")]
+#[test]
+fn sqlx_display() {
+    let e = Error::Sqlx {
+        doing: "taking the SQLite handle from the sqlx connection".into(),
+        cause: sqlx::Error::WorkerCrashed,
+    };
+    assert_eq!(
+        e.to_string(),
+        "taking the SQLite handle from the sqlx connection: attempted to communicate with a crashed background worker; \
+         the sqlx connection is no longer usable; open a new one (a pool replaces it: acquire another) and apply again"
+    );
+    assert!(
+        std::error::Error::source(&e).is_none(),
+        "the cause is in the message, not repeated"
+    );
 }

@@ -89,67 +89,18 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         // The first read also looks for INVALID indexes, in the same round
         // trip. At an apply's start-up it first asks whether the newest
         // row's digest says the history is exactly the code's: then no row
-        // is sent, and no index is looked for (a failed migration leaves no
-        // digest, so the start-up after one still looks, in a round trip of
-        // its own; `status` always looks).
+        // is read, and no index is looked for (a failed migration leaves no
+        // digest, so the start-up after one still looks; `status` always
+        // looks).
         let first = !self.in_transaction;
-        let startup = first && std::mem::take(&mut self.try_exact);
-        let mut exact = startup.then(|| self.history_exact_sql(migrator)).flatten();
-        let invalid = first && exact.is_none();
-        let result = loop {
-            // The start-up drift check may trust the catalogs' statistics:
-            // this session's own DDL is counted once it has reported its
-            // statistics, which this asks for at the end of this round trip.
-            let flush = exact.is_some() && migrator.drift != crate::DriftPolicy::Off;
-            let mut statements = Vec::new();
-            if flush {
-                statements.push(super::drift::FLUSH_STATS.to_owned());
-            }
-            match &exact {
-                Some(exact) => {
-                    statements.push(format!("SELECT {exact}"));
-                    statements.push(format!(
-                        "{} WHERE NOT {exact} ORDER BY version",
-                        sql.trim_end_matches(" ORDER BY version")
-                    ));
-                }
-                None => statements.push(sql.clone()),
-            }
-            if invalid {
-                statements.push(self.invalid_indexes_sql());
-            }
-            match self.query_sets(&statements.join(";\n")).await {
-                Ok(mut sets) => {
-                    if flush {
-                        sets.remove(0);
-                    }
-                    if exact.is_some() {
-                        let answer = sets.remove(0);
-                        self.history_exact = answer
-                            .first()
-                            .and_then(|r| r.first())
-                            .is_some_and(|v| v.as_deref() == Some("t"));
-                    }
-                    break Ok(sets);
-                }
-                // A tracking table made before the digest's column: read
-                // it as before (the next migration adds the column).
-                Err(e) if exact.is_some() && state(&e) == Some(sqlstate::UNDEFINED_COLUMN) => exact = None,
-                Err(e) => break Err(e),
-            }
-        };
-        let result = match result {
-            Ok(mut sets) if startup && !self.history_exact && !invalid => {
-                match self.query_sets(&self.invalid_indexes_sql()).await {
-                    Ok(found) => {
-                        sets.extend(found);
-                        Ok(sets)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            other => other,
-        };
+        if first && std::mem::take(&mut self.try_exact) && self.probe_exact(migrator).await? {
+            return Ok(Vec::new());
+        }
+        let mut statements = vec![sql];
+        if first {
+            statements.push(self.invalid_indexes_sql());
+        }
+        let result = self.query_sets(&statements.join(";\n")).await;
         let rows = match result {
             Ok(mut sets) => {
                 if let Some(found) = sets.get_mut(1).filter(|_| first) {

@@ -393,6 +393,10 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     /// Whether the first read found the history to be exactly the code's
     /// by the newest row's digest (then it read no rows).
     history_exact: bool,
+    /// The catalogs' statistics as recorded with the code's newest version
+    /// and as they are now, read by the first read when it found the
+    /// history exact (for the start-up drift check).
+    startup_stats: Option<(Option<String>, String)>,
     /// [`Migrator::table_lock_timeout`].
     table_lock: Option<(Duration, u32)>,
     /// The schema, when one is set.
