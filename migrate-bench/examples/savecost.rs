@@ -1,12 +1,21 @@
 //! One check of `n` generated migrations, without a cache (`none`), saving
 //! into an empty one (`save`), or after a first check (`hit`, `add`: the
 //! cache of n - 1; `edit`: the cache of the whole set, then migration n / 2
-//! edited): for callgrind's instruction counts of each.
+//! edited): for callgrind's instruction counts of each. A third argument
+//! `app` generates the set with `migrate_bench::generate_app`.
+//!
+//! ```text
+//! savecost N [none|save|hit|add|edit] [tables|app]
+//! ```
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100);
     let mode = args.next().unwrap_or_else(|| "none".into());
-    let set = migrate_bench::generate(n);
+    let set = if args.next().as_deref() == Some("app") {
+        migrate_bench::generate_app(n)
+    } else {
+        migrate_bench::generate(n)
+    };
     let pkg = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let config = migrate_build::Config::default();

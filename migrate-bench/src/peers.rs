@@ -16,14 +16,14 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use migrate_runtime::rusqlite::Connection;
 use migrate_runtime::{DriftPolicy, Migration, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions as _, Connection as _};
 
-use crate::{Generated, app_query, floor_apply, generate, ours_with_fingerprints, remove_db, write_dir};
+use crate::{Generated, Shape, app_query, floor_apply, ours_with_fingerprints, remove_db, write_dir};
 
 /// Where a fresh apply runs.
 #[derive(Clone, Copy, Debug)]
@@ -163,6 +163,18 @@ impl Startup {
         }
     }
 
+    /// Which up-to-date database it opens (as [`Fixture::startup_databases`]
+    /// names them).
+    fn database(self) -> &'static str {
+        match self {
+            Self::Floor => "floor",
+            Self::Ours | Self::OursDriftOff | Self::OursCall | Self::OursCallDriftOff => "ours",
+            Self::Refinery | Self::RefineryCall => "refinery",
+            Self::RusqliteMigration | Self::RusqliteMigrationCall => "rusqlite_migration",
+            Self::Sqlx | Self::SqlxFloor | Self::SqlxCall => "sqlx",
+        }
+    }
+
     fn query(self) -> bool {
         matches!(
             self,
@@ -188,14 +200,14 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// `n` generated migrations, written to a temporary `migrations/`
-    /// directory for sqlx to read once.
+    /// `n` generated migrations of `shape`, written to a temporary
+    /// `migrations/` directory for sqlx to read once.
     ///
     /// # Panics
     ///
     /// When the directory or the runtime cannot be made.
-    pub fn new(n: usize) -> Self {
-        let set = generate(n);
+    pub fn new(shape: Shape, n: usize) -> Self {
+        let set = shape.generate(n);
         let package = tempfile::tempdir().expect("tempdir");
         write_dir(package.path(), &set);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -252,7 +264,7 @@ impl Fixture {
     /// When the tool fails.
     pub fn apply(&self, tool: Apply, place: Place<'_>) -> Duration {
         if tool == Apply::Sqlx {
-            let start = Instant::now();
+            let start = crate::Clock::start();
             self.rt.block_on(async {
                 let mut conn = Self::sqlx_options(place).connect().await.expect("sqlx connect");
                 self.sqlx.run(&mut conn).await.expect("sqlx migrate");
@@ -260,7 +272,7 @@ impl Fixture {
             });
             return start.elapsed();
         }
-        let start = Instant::now();
+        let start = crate::Clock::start();
         let mut conn = Self::open(place);
         match tool {
             Apply::FloorPerMigration => floor_apply(&conn, &self.set, false),
@@ -292,18 +304,18 @@ impl Fixture {
         start.elapsed()
     }
 
-    /// Up-to-date databases for the start-up workload, one per tool, in
-    /// `dir` (`startup-ours-1000.db`, …). With `reuse`, a file already there
+    /// Up-to-date databases for the start-up workload, one per tool that
+    /// one of `who` needs, in `dir` (`startup-ours-1000.db`, …). With `reuse`, a file already there
     /// is kept (a stale one makes [`startup`](Self::startup) panic, as it
     /// finds something pending), which saves the setup under a profiler.
     ///
     /// # Panics
     ///
     /// When a tool fails.
-    pub fn startup_databases(&self, dir: &Path, reuse: bool) -> StartupDatabases {
+    pub fn startup_databases(&self, dir: &Path, reuse: bool, who: &[Startup]) -> StartupDatabases {
         let make = |name: &str, tool: Apply| {
             let path = dir.join(format!("startup-{name}-{}.db", self.set.len()));
-            if !(reuse && path.exists()) {
+            if !(reuse && path.exists()) && who.iter().any(|w| w.database() == name) {
                 remove_db(&path);
                 self.apply(tool, Place::Disk(&path));
             }
@@ -328,7 +340,7 @@ impl Fixture {
         let query = who.query();
         match who {
             Startup::Sqlx | Startup::SqlxCall | Startup::SqlxFloor => {
-                let start = Instant::now();
+                let start = crate::Clock::start();
                 self.rt.block_on(async {
                     let mut conn: SqliteConnection = Self::sqlx_options(Place::Disk(&dbs.sqlx))
                         .create_if_missing(false)
@@ -352,7 +364,7 @@ impl Fixture {
                     Startup::Refinery | Startup::RefineryCall => &dbs.refinery,
                     _ => &dbs.rusqlite_migration,
                 };
-                let start = Instant::now();
+                let start = crate::Clock::start();
                 let mut conn = Self::open(Place::Disk(path));
                 match who {
                     Startup::Ours | Startup::OursCall => {

@@ -21,7 +21,7 @@
 //!   of getting a database pays.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use migrate_runtime::Migrator;
 use sqlx::{ConnectOptions as _, Connection as _};
@@ -81,7 +81,7 @@ impl Fixture {
             // The template, made once per process (here, not timed).
             drop(Migrator::new(&self.ours).test_db().expect("test_db"));
         }
-        let start = Instant::now();
+        let start = crate::Clock::start();
         self.timed_test_db(who, path, ready);
         start.elapsed()
     }

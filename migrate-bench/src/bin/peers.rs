@@ -3,12 +3,23 @@
 //!
 //! ```text
 //! cargo run --release -p migrate-bench --features peers --bin peers -- \
-//!     [--n 100,1000] [--workload disk,memory,startup,build,testdb] [--rounds R] \
-//!     [--only NAME,NAME…] [--once] [--dir PATH]
+//!     [--n 100,1000] [--workload disk,memory,startup,build,testdb,cli] [--rounds R] \
+//!     [--only NAME,NAME…] [--once] [--dir PATH] [--shape tables|app] [--bin PATH] [--clock wall|cpu] [--warmup W]
 //! ```
 //!
+//! `--shape` picks the generated set: `tables` (the default: a new table
+//! per migration, [`migrate_bench::generate`]) or `app` (a pool of 200
+//! tables, then columns, indexes, views, triggers, seed rows and rebuilds,
+//! [`migrate_bench::generate_app`]). The `cli` workload runs the
+//! `cargo-migrate` binary next to this one (or `--bin PATH`); it is not in
+//! the default list of workloads. `--clock cpu` times CPU time (this
+//! thread's, and the reaped child processes') instead of wall time, for a
+//! machine whose cores are shared with other work
+//! ([`migrate_bench::use_cpu_clock`]; not for sqlx, whose worker thread it
+//! misses).
+//!
 //! Every round runs each selected contender once, in a fixed order (A B C D
-//! A B C D …), after one warm-up round; the table shows each contender's
+//! A B C D …), after one warm-up round (`--warmup W`: W of them); the table shows each contender's
 //! median and its ratio to the median of its floor from the same run.
 //! `--once` runs each selected contender once, without warm-up, and prints
 //! its time: for `strace -f -c -e trace=fsync,fdatasync` or a profiler.
@@ -21,11 +32,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use migrate_bench::cli::{Cli, CliFixture};
 use migrate_bench::peers::{Apply, Fixture, Place, Startup};
 use migrate_bench::testdb::TestDb;
-use migrate_bench::{BuildFixture, BuildStep, Paths, median, remove_db};
+use migrate_bench::{BuildFixture, BuildStep, Paths, Shape, median, remove_db};
 
-const USAGE: &str = "usage: peers [--n 100,1000] [--workload disk,memory,startup,build,testdb] [--rounds R] [--only NAME,…] [--once] [--dir PATH]";
+const USAGE: &str = "usage: peers [--n 100,1000] [--workload disk,memory,startup,build,testdb,cli] [--rounds R] [--only NAME,…] [--once] [--dir PATH] [--shape tables|app] [--bin PATH] [--clock wall|cpu] [--warmup W]";
 
 /// The command line.
 struct Args {
@@ -35,6 +47,11 @@ struct Args {
     only: Option<Vec<String>>,
     once: bool,
     dir: Option<PathBuf>,
+    shape: Shape,
+    /// Rounds run before the counted ones.
+    warmup: usize,
+    /// The `cargo-migrate` binary of the `cli` workload.
+    bin: Option<PathBuf>,
 }
 
 /// The workloads.
@@ -45,10 +62,18 @@ enum Workload {
     Startup,
     Build,
     TestDb,
+    Cli,
 }
 
 impl Workload {
-    const ALL: [Self; 5] = [Self::Disk, Self::Memory, Self::Startup, Self::Build, Self::TestDb];
+    const ALL: [Self; 6] = [
+        Self::Disk,
+        Self::Memory,
+        Self::Startup,
+        Self::Build,
+        Self::TestDb,
+        Self::Cli,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -57,6 +82,7 @@ impl Workload {
             Self::Startup => "startup",
             Self::Build => "build",
             Self::TestDb => "testdb",
+            Self::Cli => "cli",
         }
     }
 
@@ -71,6 +97,9 @@ impl Workload {
             Self::TestDb => {
                 "A migrated database per test (make it + `SELECT count(*) FROM t1` + close), against a fresh apply in memory"
             }
+            Self::Cli => {
+                "`cargo migrate check` and `status` as processes, against SQLite running the ups and reading the files and rows"
+            }
         }
     }
 
@@ -78,7 +107,7 @@ impl Workload {
     fn default_rounds(self) -> usize {
         match self {
             Self::Disk => 11,
-            Self::Memory | Self::Build | Self::TestDb => 21,
+            Self::Memory | Self::Build | Self::TestDb | Self::Cli => 21,
             Self::Startup => 51,
         }
     }
@@ -87,11 +116,14 @@ impl Workload {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         ns: vec![100, 1000],
-        workloads: Workload::ALL.to_vec(),
+        workloads: Workload::ALL.into_iter().filter(|w| *w != Workload::Cli).collect(),
         rounds: None,
         only: None,
         once: false,
         dir: None,
+        shape: Shape::Tables,
+        warmup: 1,
+        bin: None,
     };
     let mut it = std::env::args().skip(1);
     let list = |v: Option<String>, flag: &str| -> Result<Vec<String>, String> {
@@ -113,10 +145,9 @@ fn parse_args() -> Result<Args, String> {
                 args.workloads = list(it.next(), "--workload")?
                     .iter()
                     .map(|s| {
-                        Workload::ALL
-                            .into_iter()
-                            .find(|w| w.name() == s)
-                            .ok_or_else(|| format!("unknown workload `{s}` (disk, memory, startup, build, testdb)"))
+                        Workload::ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| {
+                            format!("unknown workload `{s}` (disk, memory, startup, build, testdb, cli)")
+                        })
                     })
                     .collect::<Result<_, _>>()?;
             }
@@ -127,6 +158,23 @@ fn parse_args() -> Result<Args, String> {
             "--only" => args.only = Some(list(it.next(), "--only")?),
             "--once" => args.once = true,
             "--dir" => args.dir = Some(it.next().ok_or("--dir needs a value")?.into()),
+            "--clock" => match it.next().as_deref() {
+                Some("wall") => {}
+                Some("cpu") => migrate_bench::use_cpu_clock(),
+                other => return Err(format!("--clock needs `wall` or `cpu`, not {other:?}")),
+            },
+            "--warmup" => {
+                let v = it.next().ok_or("--warmup needs a value")?;
+                args.warmup = v.parse().map_err(|_| format!("bad warm-up rounds `{v}`"))?;
+            }
+            "--bin" => args.bin = Some(it.next().ok_or("--bin needs a value")?.into()),
+            "--shape" => {
+                let v = it.next().ok_or("--shape needs a value")?;
+                args.shape = Shape::ALL
+                    .into_iter()
+                    .find(|s| s.name() == v)
+                    .ok_or_else(|| format!("unknown shape `{v}` (tables, app)"))?;
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -138,6 +186,7 @@ fn parse_args() -> Result<Args, String> {
             .chain(Startup::ALL.iter().map(|s| s.name()))
             .chain(BuildStep::ALL.iter().map(|b| b.name()))
             .chain(TestDb::ALL.iter().map(|t| t.name()))
+            .chain(Cli::ALL.iter().map(|c| c.name()))
             .collect();
         if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
             return Err(format!("unknown contender `{bad}`; known: {}", known.join(", ")));
@@ -196,11 +245,13 @@ fn selected(args: &Args, name: &str) -> bool {
     args.only.as_ref().is_none_or(|only| only.iter().any(|o| o == name))
 }
 
-/// Runs the contenders alternately for `rounds` rounds after a warm-up
-/// round, and records their medians.
-fn measure(contenders: &mut [Contender<'_>], rounds: usize, n: usize, results: &mut Results) {
-    for c in contenders.iter_mut() {
-        let _ = (c.run)();
+/// Runs the contenders alternately for `rounds` rounds after `warmup`
+/// rounds, and records their medians.
+fn measure(contenders: &mut [Contender<'_>], (warmup, rounds): (usize, usize), n: usize, results: &mut Results) {
+    for _ in 0..warmup {
+        for c in contenders.iter_mut() {
+            let _ = (c.run)();
+        }
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); contenders.len()];
     for round in 0..rounds {
@@ -226,8 +277,8 @@ fn fmt(d: Duration) -> String {
     }
 }
 
-fn print_table(workload: Workload, ns: &[usize], rounds: usize, results: &Results) {
-    println!("\n### {}\n", workload.title());
+fn print_table(workload: Workload, shape: Shape, ns: &[usize], rounds: usize, results: &Results) {
+    println!("\n### {} (shape `{}`)\n", workload.title(), shape.name());
     println!(
         "Medians of {rounds} alternated rounds; × = median over the rounds of the time divided by the floor's time in the same round.\n"
     );
@@ -269,12 +320,12 @@ fn run_workload(args: &Args, workload: Workload, dir: &std::path::Path) {
                     println!("{} {} N={n}: {}", workload.name(), c.name, fmt(d));
                 }
             } else {
-                measure(contenders, rounds, n, results);
+                measure(contenders, (args.warmup, rounds), n, results);
             }
         };
         match workload {
             Workload::Disk | Workload::Memory => {
-                let fixture = Fixture::new(n);
+                let fixture = Fixture::new(args.shape, n);
                 let fixture = &fixture;
                 let mut contenders: Vec<Contender<'_>> = Apply::ALL
                     .into_iter()
@@ -301,13 +352,13 @@ fn run_workload(args: &Args, workload: Workload, dir: &std::path::Path) {
                 report(&mut contenders, &mut results);
             }
             Workload::Startup => {
-                let fixture = Fixture::new(n);
+                let fixture = Fixture::new(args.shape, n);
                 let fixture = &fixture;
-                let dbs = fixture.startup_databases(dir, args.dir.is_some());
+                let who: Vec<Startup> = Startup::ALL.into_iter().filter(|s| selected(args, s.name())).collect();
+                let dbs = fixture.startup_databases(dir, args.dir.is_some(), &who);
                 let dbs = &dbs;
-                let mut contenders: Vec<Contender<'_>> = Startup::ALL
+                let mut contenders: Vec<Contender<'_>> = who
                     .into_iter()
-                    .filter(|s| selected(args, s.name()))
                     .map(|who| Contender {
                         name: who.name(),
                         floor: Startup::Floor.name(),
@@ -317,7 +368,7 @@ fn run_workload(args: &Args, workload: Workload, dir: &std::path::Path) {
                 report(&mut contenders, &mut results);
             }
             Workload::Build => {
-                let fixture = BuildFixture::new(migrate_bench::generate(n));
+                let fixture = BuildFixture::new(args.shape.generate(n));
                 let fixture = &fixture;
                 let mut contenders: Vec<Contender<'_>> = BuildStep::ALL
                     .into_iter()
@@ -330,8 +381,26 @@ fn run_workload(args: &Args, workload: Workload, dir: &std::path::Path) {
                     .collect();
                 report(&mut contenders, &mut results);
             }
+            Workload::Cli => {
+                let bin = args.bin.clone().unwrap_or_else(|| {
+                    let me = std::env::current_exe().expect("this program's path");
+                    me.with_file_name(format!("cargo-migrate{}", std::env::consts::EXE_SUFFIX))
+                });
+                let fixture = CliFixture::new(args.shape.generate(n), bin);
+                let fixture = &fixture;
+                let mut contenders: Vec<Contender<'_>> = Cli::ALL
+                    .into_iter()
+                    .filter(|c| selected(args, c.name()))
+                    .map(|who| Contender {
+                        name: who.name(),
+                        floor: who.floor().name(),
+                        run: Box::new(move || fixture.run(who)),
+                    })
+                    .collect();
+                report(&mut contenders, &mut results);
+            }
             Workload::TestDb => {
-                let fixture = Fixture::new(n);
+                let fixture = Fixture::new(args.shape, n);
                 let fixture = &fixture;
                 let ready = fixture.ready_database(dir);
                 let ready = &ready;
@@ -357,7 +426,7 @@ fn run_workload(args: &Args, workload: Workload, dir: &std::path::Path) {
         }
     }
     if !args.once && !results.order.is_empty() {
-        print_table(workload, &args.ns, rounds, &results);
+        print_table(workload, args.shape, &args.ns, rounds, &results);
     }
 }
 

@@ -1,0 +1,41 @@
+//! One no-op start-up (open, `apply` with nothing pending, the app's
+//! query, close) of `n` generated migrations against a database they were
+//! applied to, for callgrind's instruction counts of `timed` alone:
+//!
+//! ```text
+//! startupcost N DB [tables|app] [floor]
+//! ```
+//!
+//! With `floor`, `timed` opens, runs the query and closes, without
+//! `apply`: the floor of the start-up workload (give it
+//! `startup-floor-N.db`).
+//! The database is one the start-up workload keeps with `--dir`
+//! (`startup-ours-N.db`). The migrations carry no schema fingerprints, so
+//! the drift check is not counted: this is the history check alone.
+use migrate_runtime::Migrator;
+use migrate_runtime::rusqlite::Connection;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let db = args.next().expect("the database path");
+    let set = if args.next().as_deref() == Some("app") {
+        migrate_bench::generate_app(n)
+    } else {
+        migrate_bench::generate(n)
+    };
+    let floor = args.next().as_deref() == Some("floor");
+    let ours = migrate_bench::ours(&set);
+    timed(&ours, &db, floor);
+    timed(&ours, &db, floor);
+}
+
+#[inline(never)]
+fn timed(ours: &[migrate_runtime::Migration], db: &str, floor: bool) {
+    let mut conn = Connection::open(db).unwrap();
+    if !floor {
+        let report = Migrator::new(ours).apply(&mut conn).unwrap();
+        assert!(report.is_empty());
+    }
+    assert_eq!(migrate_bench::app_query(&conn), 0);
+}
