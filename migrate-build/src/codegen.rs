@@ -316,9 +316,15 @@ fn migrator_body(input: &Input<'_>) -> String {
     if !input.imported.is_empty() {
         calls.push("imported(IMPORTED)".to_owned());
     }
-    if calls.len() == 1 {
-        return format!("{rt}::Migrator::new(MIGRATIONS).table(TRACKING_TABLE)");
-    }
+    // The history's digest, computed here once instead of at every start
+    // of the app (see `Migrator::__code_digest`).
+    let digest = migrate_runtime::digest_of(
+        input
+            .migrations
+            .iter()
+            .map(|m| (m.version, m.name.as_str(), m.checksum())),
+    );
+    calls.push(format!("__code_digest(0x{:032x})", u128::from_be_bytes(digest)));
     format!(
         "{rt}::Migrator::new(MIGRATIONS)\n        .{}",
         calls.join("\n        .")

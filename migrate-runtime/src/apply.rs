@@ -41,7 +41,7 @@ impl<'m> Migrator<'m> {
         // and the whole history is verified in one allocation-free pass.
         if target.is_none() {
             // One row (the newest, with the history's digest), else every row.
-            let digest = crate::history::history_digest(self.migrations);
+            let digest = self.code_digest();
             if let Some(schema_unchanged) = self.table.digest_matches(conn, self.migrations, &digest) {
                 if !schema_unchanged {
                     self.check_drift_all_applied(conn)?;

@@ -84,6 +84,14 @@ pub(crate) fn history_text(migrations: &[crate::Migration]) -> String {
 /// single word (one checksum, one name, one version) always have different
 /// digests, and the shape itself (count, name lengths) is hashed too.
 pub(crate) fn history_digest(migrations: &[crate::Migration]) -> [u8; 16] {
+    digest_of(migrations.iter().map(|m| (m.version(), m.name(), m.checksum())))
+}
+
+/// [`history_digest`] of `(version, name, checksum)` entries, oldest
+/// first: what the build computes for the generated module's `migrator()`
+/// (see [`Migrator::__code_digest`](crate::Migrator::__code_digest)).
+#[doc(hidden)]
+pub fn digest_of<'a>(entries: impl ExactSizeIterator<Item = (u64, &'a str, crate::Checksum)>) -> [u8; 16] {
     struct Lanes(u64, u64);
     impl Lanes {
         fn word(&mut self, w: u64) {
@@ -104,11 +112,11 @@ pub(crate) fn history_digest(migrations: &[crate::Migration]) -> [u8; 16] {
     // Odd, distinct starting points and multipliers (the 64-bit golden
     // ratio and a MurmurHash3 finalizer constant).
     let mut h = Lanes(0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344);
-    h.word(migrations.len() as u64);
-    for m in migrations {
-        h.word(m.version());
-        h.bytes(m.name().as_bytes());
-        h.bytes(m.checksum().as_bytes());
+    h.word(entries.len() as u64);
+    for (version, name, checksum) in entries {
+        h.word(version);
+        h.bytes(name.as_bytes());
+        h.bytes(checksum.as_bytes());
     }
     // Final avalanche, so that nearby states do not give nearby digests.
     let fin = |mut x: u64| {
@@ -423,8 +431,7 @@ impl crate::Migrator<'_> {
     pub(crate) fn stamp_history_digest(&self, conn: &Connection, m: &crate::Migration) -> Result<()> {
         let newest = self.migrations.last().is_some_and(|last| last.version() == m.version());
         if newest && self.table.matches_exactly(conn, self.migrations) {
-            self.table
-                .stamp_digest(conn, m.version_i64(), &history_digest(self.migrations))?;
+            self.table.stamp_digest(conn, m.version_i64(), &self.code_digest())?;
         }
         Ok(())
     }

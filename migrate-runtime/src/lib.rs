@@ -148,6 +148,8 @@ pub use drift::{DriftPolicy, SchemaDiff};
 pub use error::SqliteCode;
 pub use error::{Direction, Error, Result};
 pub use history::Applied;
+#[doc(hidden)]
+pub use history::digest_of;
 pub use migration::{Checksum, Migration, Phase, Script};
 pub use migrator::{DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Lock, Migrator};
 #[cfg(feature = "tokio-postgres")]

@@ -98,6 +98,8 @@ type Observer<'m> = Box<dyn Fn(&Event<'_>) + 'm>;
 /// ```
 pub struct Migrator<'m> {
     pub(crate) migrations: &'m [Migration],
+    /// [`__code_digest`](Self::__code_digest).
+    pub(crate) code_digest: Option<[u8; 16]>,
     pub(crate) table: Table,
     pub(crate) policy: Policy,
     pub(crate) grouped: bool,
@@ -178,6 +180,40 @@ impl<'m> Migrator<'m> {
             allow_downgrade: false,
             previous: None,
             imported: &[],
+            code_digest: None,
+        }
+    }
+
+    /// Generated code only: the digest of this migrator's migrations,
+    /// computed by the build (`migrate_runtime::digest_of`), so that a
+    /// start-up does not compute it again (about 100 instructions per
+    /// migration: 1 M at 10,000). Debug builds check it against the
+    /// migrations; a wrong one only makes every start read the whole
+    /// history row by row — except in the one case it cannot detect, the
+    /// digest of another history that the database happens to carry, which
+    /// is why only the generated module, which derives it from the same
+    /// files as `MIGRATIONS`, calls this.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn __code_digest(mut self, digest: u128) -> Self {
+        self.code_digest = Some(digest.to_be_bytes());
+        self
+    }
+
+    /// The digest of the code's history: the build's, when the generated
+    /// module gave it, else computed.
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
+    pub(crate) fn code_digest(&self) -> [u8; 16] {
+        match self.code_digest {
+            Some(digest) => {
+                debug_assert_eq!(
+                    digest,
+                    crate::history::history_digest(self.migrations),
+                    "the generated module's digest is not its migrations'"
+                );
+                digest
+            }
+            None => crate::history::history_digest(self.migrations),
         }
     }
 
@@ -587,6 +623,7 @@ impl<'m> Migrator<'m> {
     pub(crate) fn applying_contracts(&self) -> Migrator<'m> {
         Migrator {
             migrations: self.migrations,
+            code_digest: self.code_digest,
             table: Table::new(&self.table.name),
             policy: Policy {
                 contract: true,

@@ -113,10 +113,17 @@ fn postgres_functions_and_the_configs_migrator_settings() {
         ),
         "{code}"
     );
-    // SQLite without settings: as before.
+    // SQLite without settings: the table, and the history's digest,
+    // computed here as the runtime computes it.
     let plain = generate_with(DEFAULT_RUNTIME_PATH, &ms);
+    let runtime_migrations: Vec<migrate_runtime::Migration> = ms.iter().map(|m| m.to_migration()).collect();
+    let digest = u128::from_be_bytes(migrate_runtime::digest_of(
+        runtime_migrations.iter().map(|m| (m.version(), m.name(), m.checksum())),
+    ));
     assert!(
-        plain.contains("::migrate_runtime::Migrator::new(MIGRATIONS).table(TRACKING_TABLE)\n"),
+        plain.contains(&format!(
+            "::migrate_runtime::Migrator::new(MIGRATIONS)\n        .table(TRACKING_TABLE)\n        .__code_digest(0x{digest:032x})\n"
+        )),
         "{plain}"
     );
     assert!(plain.contains("migrator().apply(conn)"), "{plain}");

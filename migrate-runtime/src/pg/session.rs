@@ -10,7 +10,7 @@ pub(super) const DIGEST_COLUMN: &str = "history_digest";
 fn digest_hex(migrator: &Migrator<'_>) -> String {
     use std::fmt::Write as _;
     let mut hex = String::with_capacity(32);
-    for b in crate::history::history_digest(migrator.migrations) {
+    for b in migrator.code_digest() {
         let _ = write!(hex, "{b:02x}");
     }
     hex
