@@ -221,7 +221,7 @@ fn pg_start_up_check_refuses_a_drifted_database_and_accepts_a_clean_one() {
         .get(0);
     let recorded = recorded.unwrap();
     assert!(recorded.starts_with("catalog "), "{recorded}");
-    assert_eq!(recorded.lines().nth(1), Some("migrate-model 1"), "{recorded}");
+    assert_eq!(recorded.lines().nth(1), Some("migrate-model 2"), "{recorded}");
     assert!(
         Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty(),
         "clean: accepted"
@@ -389,7 +389,7 @@ fn pg_start_up_check_adds_its_column_to_an_old_tracking_table_and_ignores_patter
 /// Schema changes for the property test: each valid after the ones before
 /// it whatever the order (names are made unique by the step's number).
 fn change(kind: u8, n: usize) -> String {
-    match kind % 10 {
+    match kind % 13 {
         0 => format!(
             "CREATE TABLE t{n} (id bigint PRIMARY KEY, a text NOT NULL DEFAULT 'x', b numeric(8, 2) CHECK (b > 0));"
         ),
@@ -403,6 +403,11 @@ fn change(kind: u8, n: usize) -> String {
         ),
         7 => format!("CREATE TYPE e{n} AS ENUM ('a', 'b{n}'); CREATE DOMAIN d{n} AS int NOT NULL CHECK (VALUE > {n});"),
         8 => format!("CREATE SEQUENCE s{n} INCREMENT BY {} START {};", n + 1, n + 2),
+        10 => format!("COMMENT ON TABLE base IS 'step {n}'; COMMENT ON COLUMN base.name IS 'it''s {n}';"),
+        11 => format!(
+            "ALTER TABLE base ENABLE ROW LEVEL SECURITY; CREATE POLICY p{n} ON base AS RESTRICTIVE FOR UPDATE TO PUBLIC USING (id > {n}) WITH CHECK (name <> '');"
+        ),
+        12 => format!("CREATE UNIQUE INDEX u{n} ON base (name COLLATE \"C\" DESC, (id + {n})) INCLUDE (id);"),
         _ => format!("ALTER TABLE base ADD COLUMN k{n} int GENERATED ALWAYS AS (id * {n}) STORED;"),
     }
 }
@@ -447,4 +452,56 @@ fn pg_property_the_model_read_live_equals_the_model_of_a_replay_of_the_same_stat
             Ok(())
         })
         .unwrap();
+}
+
+/// Comments, row-level security and policies are seen by the start-up
+/// check's fast path too: the catalogs they are written to (pg_description,
+/// pg_policy, pg_class) are among those whose statistics it compares.
+#[test]
+fn pg_start_up_check_sees_a_comment_a_policy_and_row_level_security_added_by_hand() {
+    let Some(db) = pg_database!() else { return };
+    let ms = story();
+    let mut client = db.client();
+    Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap();
+    let kept = |client: &mut Client| -> Option<String> {
+        client
+            .query_one("SELECT schema_stats FROM _migrations WHERE version = 2", &[])
+            .unwrap()
+            .get(0)
+    };
+    for (change, undo, expected) in [
+        (
+            "COMMENT ON COLUMN recruits.chatname IS 'their chat name'",
+            "COMMENT ON COLUMN recruits.chatname IS NULL",
+            "table recruits: comment on column recruits.chatname added (COMMENT ON COLUMN recruits.chatname IS 'their chat name')",
+        ),
+        (
+            "CREATE POLICY mine ON recruits USING (name = current_user)",
+            "DROP POLICY mine ON recruits",
+            "table recruits: policy mine added (CREATE POLICY mine ON recruits AS PERMISSIVE FOR ALL TO PUBLIC USING (name = CURRENT_USER))",
+        ),
+        (
+            "ALTER TABLE recruits ENABLE ROW LEVEL SECURITY",
+            "ALTER TABLE recruits DISABLE ROW LEVEL SECURITY",
+            "table recruits: row-level security enabled added (ALTER TABLE recruits ENABLE ROW LEVEL SECURITY)",
+        ),
+        (
+            "DROP INDEX recruits_id_number; CREATE UNIQUE INDEX recruits_id_number ON recruits (id_number DESC) INCLUDE (name)",
+            "DROP INDEX recruits_id_number; CREATE UNIQUE INDEX recruits_id_number ON recruits (id_number DESC)",
+            "table recruits: index recruits_id_number changed: was UNIQUE (id_number DESC), is UNIQUE (id_number DESC) INCLUDE (name)",
+        ),
+    ] {
+        // A clean start-up keeps the statistics it compared: the next one
+        // takes the fast path, unless the catalogs were written since.
+        assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
+        assert!(kept(&mut client).is_some_and(|k| k.starts_with("on ")));
+        let before = rows(&mut client);
+        client.batch_execute(change).unwrap();
+        let e = Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap_err();
+        assert!(matches!(e, Error::Drift { version: Some(2), .. }), "{change}: {e}");
+        assert!(e.to_string().contains(expected), "{change}: {e}");
+        assert_eq!(rows(&mut client), before);
+        client.batch_execute(undo).unwrap();
+    }
+    assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
 }

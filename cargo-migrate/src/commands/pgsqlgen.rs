@@ -10,6 +10,7 @@
 
 use migrate_runtime::model::{Change, Column, Definition, Difference, Model, Object, Table, quote_postgres as quote};
 
+use super::pgalter::{self, Alter};
 use super::sqlgen::{Script, renamed_tables};
 
 /// The statements of one phase, in order.
@@ -23,6 +24,8 @@ struct Phases {
     columns: Vec<Step>,
     /// Indexes, constraints, views and triggers made or made again.
     after: Vec<Step>,
+    /// Comments, row-level security and policies set, on what is made.
+    settings: Vec<Step>,
     /// Tables and types, functions and sequences dropped.
     last: Vec<Step>,
 }
@@ -77,6 +80,7 @@ pub(super) fn transform(from: &Model, to: &Model, allow_drop: bool) -> Script {
             Object::View => view_step(d, &from, to, &mut p),
             Object::Trigger => trigger_step(d, &from, to, &mut p),
             Object::Table => table_step(d, &from, to, &mut p),
+            Object::Comment | Object::Policy | Object::RowSecurity => setting_step(d, &from, to, &mut p),
             _ => {}
         }
     }
@@ -95,6 +99,7 @@ pub(super) fn transform(from: &Model, to: &Model, allow_drop: bool) -> Script {
         .chain(p.tables)
         .chain(p.columns)
         .chain(p.after)
+        .chain(p.settings)
         .chain(p.last)
     {
         match step {
@@ -127,11 +132,20 @@ fn definition_step(d: &Difference, from: &Model, to: &Model, first: &mut Vec<Ste
         Change::Changed(_) => {
             let was = definition(map_from, &d.name).map(|d| d.sql.clone()).unwrap_or_default();
             let is = definition(map_to, &d.name).map(|d| d.sql.clone()).unwrap_or_default();
-            first.push(Step::Comment(format!(
-                "{} {} changed, which this cannot write for you (write the ALTER {kind} yourself):\nwas: {was}\nis:  {is}",
-                kind.to_ascii_lowercase(),
-                d.name
-            )));
+            match pgalter::alter(&d.name, &was, &is, from) {
+                Alter::Live { note, sql } => {
+                    if let Some(note) = note {
+                        first.push(Step::Comment(note));
+                    }
+                    first.extend(sql.into_iter().map(Step::Live));
+                }
+                Alter::Rebuild { why, sql } => first.push(Step::Drop {
+                    why,
+                    sql: sql.join(";\n"),
+                    difference: d.clone(),
+                }),
+                Alter::Cannot(why) => first.push(Step::Comment(why)),
+            }
         }
         Change::Removed => {
             let name = if kind == "FUNCTION" {
@@ -152,6 +166,46 @@ fn definition_step(d: &Difference, from: &Model, to: &Model, first: &mut Vec<Ste
             p.last.push(Step::Drop {
                 why: format!("drops {} {}", kind.to_ascii_lowercase(), d.name),
                 sql: format!("DROP {kind} {name}"),
+                difference: d.clone(),
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Comments, row-level security and policies: set after what they are on
+/// is made, taken away before it changes. Turning row-level security off
+/// and dropping a policy show rows to roles that did not see them: held
+/// back like drops.
+fn setting_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
+    let find = |m: &Model| {
+        m.settings
+            .values()
+            .find(|s| s.object == d.object && s.name == d.name && s.table == d.table)
+            .cloned()
+    };
+    match (&d.change, find(from), find(to)) {
+        (Change::Added(_), _, Some(new)) => p.settings.push(Step::Live(new.sql)),
+        (Change::Changed(_), Some(old), Some(new)) => {
+            if d.object != Object::Comment {
+                p.before.push(Step::Live(old.undo));
+            }
+            p.settings.push(Step::Live(new.sql));
+        }
+        (Change::Removed, Some(old), _) if d.object == Object::Comment => p.before.push(Step::Live(old.undo)),
+        (Change::Removed, Some(old), _) => {
+            let table = d.table.as_deref().unwrap_or_default();
+            let why = if d.object == Object::Policy {
+                format!("drops policy {} on {table}, which changes the rows each role sees", d.name)
+            } else {
+                format!(
+                    "turns row-level security ({}) off for {table}, which shows its rows to every role it is granted to",
+                    d.name
+                )
+            };
+            p.before.push(Step::Drop {
+                why,
+                sql: old.undo,
                 difference: d.clone(),
             });
         }
@@ -272,7 +326,12 @@ fn table_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
 /// `CONSTRAINT name PRIMARY KEY (a, b)` or `… UNIQUE (…)`.
 fn constraint(ix: &migrate_runtime::model::Index) -> String {
     let kind = if ix.origin == "pk" { "PRIMARY KEY" } else { "UNIQUE" };
-    format!("CONSTRAINT {} {kind} ({})", quote(&ix.name), ix.postgres_columns())
+    format!(
+        "CONSTRAINT {} {kind} ({}){}",
+        quote(&ix.name),
+        ix.postgres_columns(),
+        ix.postgres_include()
+    )
 }
 
 fn table_changes(ft: &Table, tt: &Table, differences: &[&Difference], p: &mut Phases) {

@@ -68,6 +68,23 @@ impl Model {
                 &mut out,
             );
         }
+        for (key, e) in &self.settings {
+            match actual.settings.get(key) {
+                None => out.push(Difference::new(e.object, e.table.as_deref(), &e.name, Change::Removed)),
+                Some(a) if a.sql != e.sql => out.push(Difference::new(
+                    e.object,
+                    e.table.as_deref(),
+                    &e.name,
+                    Change::Changed(format!("was `{}`, is `{}`", e.sql, a.sql)),
+                )),
+                Some(_) => {}
+            }
+        }
+        for (key, a) in &actual.settings {
+            if !self.settings.contains_key(key) {
+                out.push(Difference::new(a.object, a.table.as_deref(), &a.name, Change::Added(a.sql.clone())));
+            }
+        }
         out
     }
 }
@@ -344,6 +361,9 @@ pub(super) fn index_facts(ix: &Index) -> String {
     if let Some(method) = &ix.using {
         s.push_str(&format!(" USING {method}"));
     }
+    if !ix.include.is_empty() {
+        s.push_str(&format!(" INCLUDE ({})", ix.include.join(", ").to_ascii_lowercase()));
+    }
     if let Some(w) = &ix.partial {
         s.push_str(&format!(" WHERE {w}"));
     }
@@ -394,6 +414,12 @@ pub enum Object {
     Type,
     /// A sequence no column owns (PostgreSQL).
     Sequence,
+    /// A comment (`COMMENT ON`, PostgreSQL).
+    Comment,
+    /// A row-level security policy (PostgreSQL).
+    Policy,
+    /// Row-level security turned on for a table (PostgreSQL).
+    RowSecurity,
 }
 
 impl Object {
@@ -410,6 +436,9 @@ impl Object {
             Self::Function => "function",
             Self::Type => "type",
             Self::Sequence => "sequence",
+            Self::Comment => "comment",
+            Self::Policy => "policy",
+            Self::RowSecurity => "row-level security",
         }
     }
 }

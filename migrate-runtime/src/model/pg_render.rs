@@ -52,9 +52,10 @@ impl Model {
             for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
                 let kind = if ix.origin == "pk" { "PRIMARY KEY" } else { "UNIQUE" };
                 items.push(format!(
-                    "    CONSTRAINT {} {kind} ({})",
+                    "    CONSTRAINT {} {kind} ({}){}",
                     quote(&ix.name),
-                    index_columns(ix)
+                    index_columns(ix),
+                    include(ix)
                 ));
             }
             for check in &t.checks {
@@ -78,6 +79,10 @@ impl Model {
         }
         for t in self.triggers.values() {
             statements.push(t.sql.trim_end().trim_end_matches(';').to_owned());
+        }
+        // Row-level security, policies, comments: after what they are on.
+        for st in self.settings.values() {
+            statements.push(st.sql.clone());
         }
         let mut out = String::new();
         for s in statements {
@@ -117,6 +122,12 @@ impl Index {
     /// `CREATE INDEX` and `PRIMARY KEY`/`UNIQUE` constraints.
     pub fn postgres_columns(&self) -> String {
         index_columns(self)
+    }
+
+    /// ` INCLUDE (c, d)`, what follows the key columns of an index or
+    /// constraint with non-key columns; empty when it has none.
+    pub fn postgres_include(&self) -> String {
+        include(self)
     }
 }
 
@@ -189,6 +200,9 @@ fn index_columns(ix: &Index) -> String {
             } else {
                 c.column.clone()
             };
+            if let Some(coll) = &c.collation {
+                let _ = write!(s, " COLLATE {}", quote(coll));
+            }
             if c.descending {
                 s.push_str(" DESC");
             }
@@ -196,6 +210,15 @@ fn index_columns(ix: &Index) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// ` INCLUDE (a, b)`, or nothing.
+fn include(ix: &Index) -> String {
+    if ix.include.is_empty() {
+        return String::new();
+    }
+    // As the server prints them (`pg_get_indexdef`): quoted where needed.
+    format!(" INCLUDE ({})", ix.include.join(", "))
 }
 
 /// `CREATE [UNIQUE] INDEX name ON table [USING method] (columns) [WHERE …]`.
@@ -209,7 +232,7 @@ fn index_sql(table: &str, ix: &Index) -> String {
     if let Some(method) = &ix.using {
         let _ = write!(s, " USING {method}");
     }
-    let _ = write!(s, " ({})", index_columns(ix));
+    let _ = write!(s, " ({}){}", index_columns(ix), include(ix));
     if let Some(w) = &ix.partial {
         let _ = write!(s, " WHERE {w}");
     }

@@ -110,6 +110,7 @@ fn read_indexes(conn: &Connection, table: &mut Table) -> Result<()> {
             columns,
             partial: parsed.partial,
             using: None,
+            include: Vec::new(),
         };
         // Automatic indexes get numbered names that a rebuild changes.
         let key = if origin == "c" {

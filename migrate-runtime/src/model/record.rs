@@ -9,9 +9,13 @@
 
 use std::collections::BTreeMap;
 
-use super::{Column, Definition, ForeignKey, Generated, Index, IndexColumn, Model, Table, Trigger, View};
+use super::{Column, Definition, ForeignKey, Generated, Index, IndexColumn, Model, Object, Setting, Table, Trigger, View};
 
-const HEADER: &str = "migrate-model 1";
+/// Version 2 added index `INCLUDE` columns and [`Setting`]s (comments,
+/// row-level security, policies): a version 1 record, which lacks them, is
+/// not read (the start-up check then waits for the next migration's record
+/// rather than report them as drift).
+const HEADER: &str = "migrate-model 2";
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -117,6 +121,7 @@ impl Model {
                     esc(&ix.origin),
                     opt(ix.partial.as_deref()),
                     opt(ix.using.as_deref()),
+                    list(&ix.include),
                 ]);
                 for c in &ix.columns {
                     line(vec![
@@ -154,6 +159,17 @@ impl Model {
             for (key, d) in map {
                 line(vec![kind.into(), esc(key), esc(&d.name), esc(&d.sql)]);
             }
+        }
+        for (key, st) in &self.settings {
+            line(vec![
+                "A".into(),
+                esc(key),
+                st.object.as_str().into(),
+                opt(st.table.as_deref()),
+                esc(&st.name),
+                esc(&st.sql),
+                esc(&st.undo),
+            ]);
         }
         let mut text = lines.join("\n");
         text.push('\n');
@@ -217,6 +233,7 @@ impl Model {
                         columns: Vec::new(),
                         partial: o(6)?,
                         using: o(7)?,
+                        include: unlist(field(8)?),
                     };
                     model.tables.get_mut(&owner)?.indexes.insert(s(2)?, ix);
                 }
@@ -275,6 +292,21 @@ impl Model {
                         },
                     );
                 }
+                "A" => {
+                    let object = [Object::Comment, Object::Policy, Object::RowSecurity]
+                        .into_iter()
+                        .find(|o| Some(o.as_str()) == field(2))?;
+                    model.settings.insert(
+                        s(1)?,
+                        Setting {
+                            object,
+                            table: o(3)?,
+                            name: s(4)?,
+                            sql: s(5)?,
+                            undo: s(6)?,
+                        },
+                    );
+                }
                 _ => return None,
             }
         }
@@ -309,6 +341,18 @@ mod tests {
             },
         );
         model.tables.get_mut("a").unwrap().columns[0].identity = Some("BY DEFAULT".into());
+        let ix = model.tables.get_mut("b").unwrap().indexes.values_mut().next().unwrap();
+        ix.include = vec!["a_id".into(), "x\ty".into()];
+        model.settings.insert(
+            "comment on table a".into(),
+            Setting {
+                object: Object::Comment,
+                table: Some("a".into()),
+                name: "on table a".into(),
+                sql: "COMMENT ON TABLE a IS 'it''s\n'".into(),
+                undo: "COMMENT ON TABLE a IS NULL".into(),
+            },
+        );
         let text = model.to_record();
         assert_eq!(Model::from_record(&text), Some(model));
         assert_eq!(Model::from_record("something else"), None);
