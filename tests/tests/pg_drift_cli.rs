@@ -283,25 +283,17 @@ fn pg_cli_emit_adopts_every_kind_of_hand_change_and_the_down_undoes_it() {
     ] {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
-    // The enum's new value cannot be written for the user: --emit says so and writes nothing.
-    let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt", "--allow-drop"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("does not make the schema of"), "{err}");
-    assert!(err.contains("type mood changed"), "{err}");
-    assert!(
-        !pkg.path().join("migrations/0004_adopt.up.sql").exists(),
-        "nothing was written"
-    );
-    client
-        .batch_execute(
-            "DROP TYPE mood CASCADE; CREATE TYPE mood AS ENUM ('good', 'bad'); ALTER TABLE notes ADD COLUMN mood mood;",
-        )
-        .unwrap();
+    // The enum's new value is written as ALTER TYPE … ADD VALUE; its down
+    // rebuilds the type (there is no DROP VALUE).
     let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt", "--allow-drop"]);
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = cli(&pkg, url, &["diff"]);
     assert_eq!((code, out.as_str()), (0, ""), "clean after --emit --allow-drop: {err}");
     assert_eq!(rows(&mut client).len(), before.len());
+    let up = pkg.read("migrations/0004_adopt.up.sql");
+    assert!(up.contains("ALTER TYPE mood ADD VALUE 'meh' AFTER 'bad';"), "{up}");
+    let down = pkg.read("migrations/0004_adopt.down.sql");
+    assert!(down.contains("ALTER TYPE mood RENAME TO mood__old;"), "{down}");
     // The written pair passes the round trip on a server (up, down, up).
     let (code, _, err) = cli_env(&pkg, url, &["check"], &[("MIGRATE_CHECK_DATABASE_URL", url)]);
     assert_eq!(code, 0, "{err}");
@@ -483,22 +475,80 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
         .unwrap();
     let (code, out, err) = cli(&pkg, url, &["diff"]);
     assert_eq!(code, 1, "{err}");
-    println!("{out}");
-    assert_eq!(out, "");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "type mood changed: was `CREATE TYPE mood AS ENUM ('good', 'bad')`, is `CREATE TYPE mood AS ENUM ('good', 'meh', 'bad')`",
+            "table recruits: index recruits_chat changed: was (chatname), is (chatname COLLATE C) INCLUDE (score)",
+            "table recruits: comment on column recruits.name added (COMMENT ON COLUMN recruits.name IS 'full name, as they write it')",
+            "table recruits: comment on table recruits added (COMMENT ON TABLE recruits IS 'people who applied')",
+            "table recruits: policy own_rows added (CREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER))",
+            "table recruits: row-level security enabled added (ALTER TABLE recruits ENABLE ROW LEVEL SECURITY)",
+            "type score_t changed: was `CREATE DOMAIN score_t AS integer DEFAULT 0 CONSTRAINT score_t_check CHECK (VALUE >= 0)`, is `CREATE DOMAIN score_t AS integer DEFAULT 1 CONSTRAINT score_small CHECK (VALUE < 100) CONSTRAINT score_t_check CHECK (VALUE >= 0)`",
+            "sequence tickets changed: was `CREATE SEQUENCE tickets AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1`, is `CREATE SEQUENCE tickets AS bigint INCREMENT BY 5 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1 CYCLE`",
+        ],
+        "{out}"
+    );
+    let (code, json, _) = cli(&pkg, url, &["diff", "--format", "json"]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let policy = json["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["object"] == "policy")
+        .unwrap();
+    assert_eq!(
+        (&policy["table"], &policy["name"], &policy["change"]),
+        (&"recruits".into(), &"own_rows".into(), &"added".into())
+    );
 
     // --sql: the way back; turning row-level security off and dropping the
     // policy are held back like drops; an enum value cannot be removed in
     // place.
     let (code, sql, err) = cli(&pkg, url, &["diff", "--sql"]);
     assert_eq!(code, 1, "{err}");
-    println!("{sql}");
+    for expected in [
+        "-- removes value 'meh' of enum mood: PostgreSQL has no ALTER TYPE … DROP VALUE, so this rebuilds the type",
+        "-- ALTER TABLE notes ALTER COLUMN mood TYPE mood USING mood::text::mood;\n",
+        "\nALTER DOMAIN score_t DROP CONSTRAINT score_small;\nALTER DOMAIN score_t SET DEFAULT 0;\n",
+        "\nALTER SEQUENCE tickets AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1 NO CYCLE;\n",
+        "\nCOMMENT ON TABLE recruits IS NULL;\n",
+        "\n-- DROP POLICY own_rows ON recruits;\n",
+        "\n-- ALTER TABLE recruits DISABLE ROW LEVEL SECURITY;\n",
+        "\nCREATE INDEX recruits_chat ON recruits (chatname);\n",
+    ] {
+        assert!(sql.contains(expected), "missing `{expected}` in:\n{sql}");
+    }
     assert_eq!(rows(&mut client), before, "--sql runs nothing");
 
     let (code, out, err) = cli(&pkg, url, &["diff", "--emit", "adopt"]);
     assert_eq!(code, 0, "{out}{err}");
     let up = pkg.read("migrations/0005_adopt.up.sql");
     let down = pkg.read("migrations/0005_adopt.down.sql");
-    println!("{up}\n----\n{down}");
+    for expected in [
+        "-- ALTER TYPE … ADD VALUE runs in this migration's transaction on PostgreSQL 12 and later",
+        "\nALTER TYPE mood ADD VALUE 'meh' AFTER 'good';\n",
+        "\nALTER DOMAIN score_t SET DEFAULT 1;\nALTER DOMAIN score_t ADD CONSTRAINT score_small CHECK (VALUE < 100);\n",
+        "\nALTER SEQUENCE tickets AS bigint INCREMENT BY 5 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1 CYCLE;\n",
+        "\nCREATE INDEX recruits_chat ON recruits (chatname COLLATE \"C\") INCLUDE (score);\n",
+        "\nCOMMENT ON TABLE recruits IS 'people who applied';\n",
+        "\nCREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER);\n",
+        "\nALTER TABLE recruits ENABLE ROW LEVEL SECURITY;\n",
+    ] {
+        assert!(up.contains(expected), "missing `{expected}` in:\n{up}");
+    }
+    // The down undoes each; the enum value by rebuilding the type, and
+    // says so.
+    for expected in [
+        "-- removes value 'meh' of enum mood: PostgreSQL has no ALTER TYPE … DROP VALUE",
+        "\nALTER TYPE mood RENAME TO mood__old;\nCREATE TYPE mood AS ENUM ('good', 'bad');\nALTER TABLE notes ALTER COLUMN mood TYPE mood USING mood::text::mood;\nDROP TYPE mood__old;\n",
+        "\nDROP POLICY own_rows ON recruits;\n",
+        "\nALTER TABLE recruits DISABLE ROW LEVEL SECURITY;\n",
+        "\nCOMMENT ON COLUMN recruits.name IS NULL;\n",
+    ] {
+        assert!(down.contains(expected), "missing `{expected}` in:\n{down}");
+    }
     let (code, out, err) = cli(&pkg, url, &["diff"]);
     assert_eq!((code, out.as_str()), (0, ""), "clean after --emit: {err}");
     assert_eq!(rows(&mut client), before, "no row changed");
@@ -509,5 +559,17 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
     // The schema (and the snapshot) print them.
     let (code, schema, err) = cli(&pkg, url, &["schema", "--database", url]);
     assert_eq!(code, 0, "{err}");
-    println!("{schema}");
+    assert!(
+        schema.ends_with(
+            "COMMENT ON COLUMN recruits.name IS 'full name, as they write it';\n\n\
+             COMMENT ON TABLE recruits IS 'people who applied';\n\n\
+             CREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER);\n\n\
+             ALTER TABLE recruits ENABLE ROW LEVEL SECURITY;\n"
+        ),
+        "{schema}"
+    );
+    assert!(
+        schema.contains("\nCREATE INDEX recruits_chat ON recruits (chatname COLLATE \"C\") INCLUDE (score);\n"),
+        "{schema}"
+    );
 }

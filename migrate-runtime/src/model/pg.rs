@@ -459,13 +459,13 @@ ORDER BY 1, 3";
 /// (`PUBLIC` for all).
 const POLICIES: &str = "\
 SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity, o.polname::text, \
-  format('CREATE POLICY %I ON %I AS %s FOR %s TO %s', o.polname, c.relname, \
+  CASE WHEN o.oid IS NOT NULL THEN format('CREATE POLICY %I ON %I AS %s FOR %s TO %s', o.polname, c.relname, \
     CASE WHEN o.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, \
     CASE o.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END, \
     coalesce((SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ' ORDER BY 1) \
               FROM unnest(o.polroles) AS r), 'PUBLIC')) \
   || coalesce(' USING (' || pg_get_expr(o.polqual, o.polrelid, true) || ')', '') \
-  || coalesce(' WITH CHECK (' || pg_get_expr(o.polwithcheck, o.polrelid, true) || ')', '') \
+  || coalesce(' WITH CHECK (' || pg_get_expr(o.polwithcheck, o.polrelid, true) || ')', '') END \
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_policy o ON o.polrelid = c.oid \
 WHERE n.nspname = $1::text::name AND c.relkind IN ('r', 'p') \
   AND (c.relrowsecurity OR c.relforcerowsecurity OR o.oid IS NOT NULL) \
