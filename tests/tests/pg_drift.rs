@@ -389,7 +389,7 @@ fn pg_start_up_check_adds_its_column_to_an_old_tracking_table_and_ignores_patter
 /// Schema changes for the property test: each valid after the ones before
 /// it whatever the order (names are made unique by the step's number).
 fn change(kind: u8, n: usize) -> String {
-    match kind % 13 {
+    match kind % 14 {
         0 => format!(
             "CREATE TABLE t{n} (id bigint PRIMARY KEY, a text NOT NULL DEFAULT 'x', b numeric(8, 2) CHECK (b > 0));"
         ),
@@ -406,6 +406,9 @@ fn change(kind: u8, n: usize) -> String {
         10 => format!("COMMENT ON TABLE base IS 'step {n}'; COMMENT ON COLUMN base.name IS 'it''s {n}';"),
         11 => format!(
             "ALTER TABLE base ENABLE ROW LEVEL SECURITY; CREATE POLICY p{n} ON base AS RESTRICTIVE FOR UPDATE TO PUBLIC USING (id > {n}) WITH CHECK (name <> '');"
+        ),
+        13 => format!(
+            "CREATE TABLE pt{n} (id int NOT NULL, k int) PARTITION BY LIST (k); CREATE TABLE pt{n}_a PARTITION OF pt{n} FOR VALUES IN ({n}); CREATE INDEX ON pt{n} (id);"
         ),
         12 => format!("CREATE UNIQUE INDEX u{n} ON base (name COLLATE \"C\" DESC, (id + {n})) INCLUDE (id);"),
         _ => format!("ALTER TABLE base ADD COLUMN k{n} int GENERATED ALWAYS AS (id * {n}) STORED;"),

@@ -441,7 +441,11 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
         "migrations/0004_extras.sql",
         "CREATE DOMAIN score_t AS integer DEFAULT 0 CHECK (VALUE >= 0);\n\
          CREATE SEQUENCE tickets START 100;\n\
-         CREATE INDEX recruits_chat ON recruits (chatname);\n",
+         CREATE INDEX recruits_chat ON recruits (chatname);\n\
+         CREATE TABLE events (id bigint NOT NULL, day date NOT NULL) PARTITION BY RANGE (day);\n\
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n\
+         CREATE INDEX events_day ON events (day);\n\
+         INSERT INTO events VALUES (1, '2024-05-01');\n",
     );
     let url = db.url.as_str();
     let (code, _, err) = cli(&pkg, url, &["up"]);
@@ -470,7 +474,8 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
              ALTER TYPE mood ADD VALUE 'meh' AFTER 'good';\n\
              ALTER DOMAIN score_t SET DEFAULT 1;\n\
              ALTER DOMAIN score_t ADD CONSTRAINT score_small CHECK (VALUE < 100);\n\
-             ALTER SEQUENCE tickets INCREMENT BY 5 CYCLE;",
+             ALTER SEQUENCE tickets INCREMENT BY 5 CYCLE;\n\
+             CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');",
         )
         .unwrap();
     let (code, out, err) = cli(&pkg, url, &["diff"]);
@@ -486,6 +491,8 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
             "table recruits: row-level security enabled added (ALTER TABLE recruits ENABLE ROW LEVEL SECURITY)",
             "type score_t changed: was `CREATE DOMAIN score_t AS integer DEFAULT 0 CONSTRAINT score_t_check CHECK (VALUE >= 0)`, is `CREATE DOMAIN score_t AS integer DEFAULT 1 CONSTRAINT score_small CHECK (VALUE < 100) CONSTRAINT score_t_check CHECK (VALUE >= 0)`",
             "sequence tickets changed: was `CREATE SEQUENCE tickets AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1`, is `CREATE SEQUENCE tickets AS bigint INCREMENT BY 5 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1 CYCLE`",
+            "table events_2025 added (2 columns)",
+            "table events_2025: partition of events added (ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01'))",
         ],
         "{out}"
     );
@@ -501,6 +508,14 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
     assert_eq!(
         (&policy["table"], &policy["name"], &policy["change"]),
         (&"recruits".into(), &"own_rows".into(), &"added".into())
+    );
+
+    // The runtime's start-up check refuses the drifted database.
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("table events_2025: partition of events added") && err.contains("policy own_rows added"),
+        "{err}"
     );
 
     // --sql: the way back; turning row-level security off and dropping the
@@ -535,6 +550,8 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
         "\nCOMMENT ON TABLE recruits IS 'people who applied';\n",
         "\nCREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER);\n",
         "\nALTER TABLE recruits ENABLE ROW LEVEL SECURITY;\n",
+        "\nCREATE TABLE events_2025 (\n    id bigint NOT NULL,\n    day date NOT NULL\n);\n",
+        "\nALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n",
     ] {
         assert!(up.contains(expected), "missing `{expected}` in:\n{up}");
     }
@@ -553,6 +570,8 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
     assert_eq!((code, out.as_str()), (0, ""), "clean after --emit: {err}");
     assert_eq!(rows(&mut client), before, "no row changed");
     assert_eq!(notes(&mut client), notes_before, "no row changed");
+    let events: i64 = client.query_one("SELECT count(*) FROM events", &[]).unwrap().get(0);
+    assert_eq!(events, 1);
     // The written pair passes the round trip on a server (up, down, up).
     let (code, _, err) = cli_env(&pkg, url, &["check"], &[("MIGRATE_CHECK_DATABASE_URL", url)]);
     assert_eq!(code, 0, "{err}");
@@ -566,6 +585,10 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
              CREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER);\n\n\
              ALTER TABLE recruits ENABLE ROW LEVEL SECURITY;\n"
         ),
+        "{schema}"
+    );
+    assert!(
+        schema.contains("\n    day date NOT NULL\n) PARTITION BY RANGE (day);\n"),
         "{schema}"
     );
     assert!(

@@ -80,7 +80,9 @@ pub(super) fn transform(from: &Model, to: &Model, allow_drop: bool) -> Script {
             Object::View => view_step(d, &from, to, &mut p),
             Object::Trigger => trigger_step(d, &from, to, &mut p),
             Object::Table => table_step(d, &from, to, &mut p),
-            Object::Comment | Object::Policy | Object::RowSecurity => setting_step(d, &from, to, &mut p),
+            Object::Comment | Object::Policy | Object::RowSecurity | Object::Partition => {
+                setting_step(d, &from, to, &mut p);
+            }
             _ => {}
         }
     }
@@ -197,6 +199,11 @@ fn setting_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
             let table = d.table.as_deref().unwrap_or_default();
             let why = if d.object == Object::Policy {
                 format!("drops policy {} on {table}, which changes the rows each role sees", d.name)
+            } else if d.object == Object::Partition {
+                format!(
+                    "detaches partition {table} ({}): its rows stay in {table} but leave the partitioned table",
+                    d.name
+                )
             } else {
                 format!(
                     "turns row-level security ({}) off for {table}, which shows its rows to every role it is granted to",
@@ -295,9 +302,13 @@ fn table_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
             }
             items.extend(t.checks.iter().map(|c| format!("    {c}")));
             p.tables.push(Step::Live(format!(
-                "CREATE TABLE {} (\n{}\n)",
+                "CREATE TABLE {} (\n{}\n){}",
                 quote(&t.name),
-                items.join(",\n")
+                items.join(",\n"),
+                t.partition_by
+                    .as_deref()
+                    .map(|p| format!(" PARTITION BY {p}"))
+                    .unwrap_or_default()
             )));
             for ix in t.indexes.values().filter(|ix| ix.origin == "c") {
                 p.after.push(Step::Live(ix.postgres_create(&t.name)));

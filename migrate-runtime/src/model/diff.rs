@@ -129,6 +129,13 @@ fn diff_table(e: &Table, a: &Table, out: &mut Vec<Difference>) {
     if e.virtual_sql != a.virtual_sql {
         options.push("virtual table definition".to_owned());
     }
+    if e.partition_by != a.partition_by {
+        options.push(format!(
+            "PARTITION BY {} → {}",
+            e.partition_by.as_deref().unwrap_or("none"),
+            a.partition_by.as_deref().unwrap_or("none")
+        ));
+    }
     if !options.is_empty() {
         out.push(Difference::new(
             Object::Table,
@@ -420,6 +427,9 @@ pub enum Object {
     Policy,
     /// Row-level security turned on for a table (PostgreSQL).
     RowSecurity,
+    /// A table attached as a partition of another, with its bounds
+    /// (PostgreSQL).
+    Partition,
 }
 
 impl Object {
@@ -439,6 +449,7 @@ impl Object {
             Self::Comment => "comment",
             Self::Policy => "policy",
             Self::RowSecurity => "row-level security",
+            Self::Partition => "partition",
         }
     }
 }

@@ -87,8 +87,10 @@ pub struct Model {
     /// PostgreSQL: what statements of their own set on the objects above:
     /// comments (`COMMENT ON`), row-level security (`ALTER TABLE … ENABLE`
     /// / `FORCE ROW LEVEL SECURITY`) and its policies (`CREATE POLICY`),
+    /// partitions' bounds (`ALTER TABLE … ATTACH PARTITION … FOR VALUES`),
     /// by lower-cased key (`comment on column recruits.name`,
-    /// `policy own_rows on recruits`). Empty on SQLite.
+    /// `policy own_rows on recruits`, `partition of events on
+    /// events_2024`). Empty on SQLite.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "BTreeMap::is_empty"))]
     pub settings: BTreeMap<String, Setting>,
 }
@@ -100,8 +102,8 @@ pub struct Model {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Setting {
-    /// What kind: [`Object::Comment`], [`Object::Policy`] or
-    /// [`Object::RowSecurity`].
+    /// What kind: [`Object::Comment`], [`Object::Policy`],
+    /// [`Object::RowSecurity`] or [`Object::Partition`].
     pub object: Object,
     /// The table it belongs to, when it belongs to one.
     pub table: Option<String>,
@@ -141,6 +143,10 @@ pub struct Table {
     /// A virtual table (`CREATE VIRTUAL TABLE`): the module and arguments
     /// are in `sql`.
     pub virtual_sql: Option<String>,
+    /// PostgreSQL: a partitioned table's `PARTITION BY …` (its partitions
+    /// are tables of their own, each with a [`Setting`] that attaches it).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub partition_by: Option<String>,
     /// Its columns, in declaration order.
     pub columns: Vec<Column>,
     /// Its indexes (also those SQLite makes for `UNIQUE` and `PRIMARY KEY`

@@ -141,7 +141,8 @@ async fn read_tables(client: &mut impl PgClient, schema: &str, filter: &Filter, 
         "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), coalesce(a.attnotnull, false), \
          pg_get_expr(d.adbin, d.adrelid, true), coalesce(a.attidentity::text, ''), coalesce(a.attgenerated::text, ''), \
          CASE WHEN a.attcollation <> t.typcollation THEN co.collname::text END, \
-         coalesce(array_position(pk.conkey, a.attnum), 0)::int4 \
+         coalesce(array_position(pk.conkey, a.attnum), 0)::int4, \
+         CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
          LEFT JOIN pg_type t ON t.oid = a.atttypid \
@@ -162,6 +163,7 @@ async fn read_tables(client: &mut impl PgClient, schema: &str, filter: &Filter, 
             strict: false,
             without_rowid: false,
             virtual_sql: None,
+            partition_by: row.get(9),
             columns: Vec::new(),
             indexes: BTreeMap::new(),
             foreign_keys: Vec::new(),
@@ -193,7 +195,9 @@ async fn read_tables(client: &mut impl PgClient, schema: &str, filter: &Filter, 
 
 async fn read_indexes(client: &mut impl PgClient, schema: &str, model: &mut Model) -> Result<()> {
     // One row per key column, with the INCLUDE columns; the backing indexes
-    // of exclusion constraints are the constraints' (read with them). A key
+    // of exclusion constraints are the constraints' (read with them); a
+    // partition's indexes that are partitions of its parent's follow from
+    // those (attaching the partition makes them). A key
     // column's collation is kept when it is not the one the column (or the
     // expression's type) has.
     let sql = "SELECT t.relname::text, i.relname::text, x.indisunique, x.indisprimary, coalesce(k.contype::text, ''), \
@@ -209,7 +213,7 @@ async fn read_indexes(client: &mut impl PgClient, schema: &str, model: &mut Mode
          LEFT JOIN pg_attribute ia ON ia.attrelid = x.indexrelid AND ia.attnum = s.k \
          LEFT JOIN pg_type ity ON ity.oid = ia.atttypid \
          LEFT JOIN pg_collation co ON co.oid = x.indcollation[s.k - 1] \
-         WHERE n.nspname = $1::text::name AND coalesce(k.contype, 'c') <> 'x' \
+         WHERE n.nspname = $1::text::name AND coalesce(k.contype, 'c') <> 'x' AND NOT i.relispartition \
          ORDER BY t.relname, i.relname, s.k";
     let rows = client.query(sql, &[&schema]).await.map_err(pg("reading the indexes"))?;
     for row in rows {
@@ -471,7 +475,16 @@ WHERE n.nspname = $1::text::name AND c.relkind IN ('r', 'p') \
   AND (c.relrowsecurity OR c.relforcerowsecurity OR o.oid IS NOT NULL) \
 ORDER BY 1, 4";
 
-/// Comments, row-level security and policies ([`Model::settings`]).
+/// The partitions in the schema (`$1`): `(partition, parent, bound)`.
+const PARTITIONS: &str = "\
+SELECT c.relname::text, CASE WHEN pn.nspname = $1::text::name THEN quote_ident(p.relname) \
+  ELSE quote_ident(pn.nspname) || '.' || quote_ident(p.relname) END, pg_get_expr(c.relpartbound, c.oid, true) \
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_inherits h ON h.inhrelid = c.oid \
+JOIN pg_class p ON p.oid = h.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+WHERE n.nspname = $1::text::name AND c.relispartition AND c.relkind IN ('r', 'p', 'f') ORDER BY 1";
+
+/// Comments, row-level security, policies and partitions' bounds
+/// ([`Model::settings`]).
 async fn read_settings(client: &mut impl PgClient, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
     let mut add = |object: Object, table: Option<String>, name: String, sql: String, undo: String| {
         let key = match (object, &table) {
@@ -538,6 +551,24 @@ async fn read_settings(client: &mut impl PgClient, schema: &str, filter: &Filter
             let undo = format!("DROP POLICY {} ON {t}", quote(&name));
             add(Object::Policy, Some(table.clone()), name, sql, undo);
         }
+    }
+    for row in client
+        .query(PARTITIONS, &[&schema])
+        .await
+        .map_err(pg("reading the partitions"))?
+    {
+        let (table, parent, bound): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        if excluded(filter, &table) {
+            continue;
+        }
+        let t = quote(&table);
+        add(
+            Object::Partition,
+            Some(table),
+            format!("of {parent}"),
+            format!("ALTER TABLE {parent} ATTACH PARTITION {t} {bound}"),
+            format!("ALTER TABLE {parent} DETACH PARTITION {t}"),
+        );
     }
     Ok(())
 }

@@ -61,7 +61,15 @@ impl Model {
             for check in &t.checks {
                 items.push(format!("    {check}"));
             }
-            statements.push(format!("CREATE TABLE {} (\n{}\n)", quote(&t.name), items.join(",\n")));
+            statements.push(format!(
+                "CREATE TABLE {} (\n{}\n){}",
+                quote(&t.name),
+                items.join(",\n"),
+                t.partition_by
+                    .as_deref()
+                    .map(|p| format!(" PARTITION BY {p}"))
+                    .unwrap_or_default()
+            ));
         }
         statements.extend(owned);
         for t in self.tables.values() {
@@ -80,7 +88,8 @@ impl Model {
         for t in self.triggers.values() {
             statements.push(t.sql.trim_end().trim_end_matches(';').to_owned());
         }
-        // Row-level security, policies, comments: after what they are on.
+        // Row-level security, policies, comments, partitions attached:
+        // after what they are on.
         for st in self.settings.values() {
             statements.push(st.sql.clone());
         }
@@ -241,6 +250,57 @@ fn index_sql(table: &str, ix: &Index) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Index, IndexColumn, Model, Object, Setting, Table};
+
+    #[test]
+    fn partitions_include_columns_collations_and_settings_are_rendered() {
+        let mut model = Model::default();
+        let ix = Index {
+            name: "events_day".into(),
+            unique: false,
+            origin: "c".into(),
+            columns: vec![IndexColumn {
+                column: "day".into(),
+                expression: false,
+                descending: true,
+                collation: Some("C".into()),
+            }],
+            partial: None,
+            using: None,
+            include: vec!["id".into(), "\"Note\"".into()],
+        };
+        model.tables.insert(
+            "events".into(),
+            Table {
+                name: "events".into(),
+                strict: false,
+                without_rowid: false,
+                virtual_sql: None,
+                partition_by: Some("RANGE (day)".into()),
+                columns: Vec::new(),
+                indexes: [("events_day".to_owned(), ix)].into(),
+                foreign_keys: Vec::new(),
+                checks: Vec::new(),
+            },
+        );
+        model.settings.insert(
+            "comment on table events".into(),
+            Setting {
+                object: Object::Comment,
+                table: Some("events".into()),
+                name: "on table events".into(),
+                sql: "COMMENT ON TABLE events IS 'what happened'".into(),
+                undo: "COMMENT ON TABLE events IS NULL".into(),
+            },
+        );
+        assert_eq!(
+            model.postgres_sql(),
+            "CREATE TABLE events (\n\n) PARTITION BY RANGE (day);\n\n\
+             CREATE INDEX events_day ON events (day COLLATE \"C\" DESC) INCLUDE (id, \"Note\");\n\n\
+             COMMENT ON TABLE events IS 'what happened';\n"
+        );
+    }
+
     #[test]
     fn serial_sequences_are_named_by_their_default() {
         assert_eq!(

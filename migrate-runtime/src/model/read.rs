@@ -52,6 +52,7 @@ pub(super) fn read_table(
         strict,
         without_rowid,
         virtual_sql: is_virtual.then(|| normalize(sql)),
+        partition_by: None,
         columns,
         indexes: BTreeMap::new(),
         foreign_keys: Vec::new(),

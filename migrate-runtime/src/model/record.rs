@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use super::{Column, Definition, ForeignKey, Generated, Index, IndexColumn, Model, Object, Setting, Table, Trigger, View};
 
-/// Version 2 added index `INCLUDE` columns and [`Setting`]s (comments,
-/// row-level security, policies): a version 1 record, which lacks them, is
+/// Version 2 added index `INCLUDE` columns, partition keys and
+/// [`Setting`]s (comments, row-level security, policies, partition bounds): a version 1 record, which lacks them, is
 /// not read (the start-up check then waits for the next migration's record
 /// rather than report them as drift).
 const HEADER: &str = "migrate-model 2";
@@ -90,6 +90,7 @@ impl Model {
                 flag(t.without_rowid).into(),
                 opt(t.virtual_sql.as_deref()),
                 list(&t.checks),
+                opt(t.partition_by.as_deref()),
             ]);
             for c in &t.columns {
                 line(vec![
@@ -204,6 +205,7 @@ impl Model {
                             indexes: BTreeMap::new(),
                             foreign_keys: Vec::new(),
                             checks: unlist(field(6)?),
+                            partition_by: o(7)?,
                         },
                     );
                 }
@@ -293,7 +295,7 @@ impl Model {
                     );
                 }
                 "A" => {
-                    let object = [Object::Comment, Object::Policy, Object::RowSecurity]
+                    let object = [Object::Comment, Object::Policy, Object::RowSecurity, Object::Partition]
                         .into_iter()
                         .find(|o| Some(o.as_str()) == field(2))?;
                     model.settings.insert(
@@ -343,6 +345,7 @@ mod tests {
         model.tables.get_mut("a").unwrap().columns[0].identity = Some("BY DEFAULT".into());
         let ix = model.tables.get_mut("b").unwrap().indexes.values_mut().next().unwrap();
         ix.include = vec!["a_id".into(), "x\ty".into()];
+        model.tables.get_mut("a").unwrap().partition_by = Some("RANGE (id)".into());
         model.settings.insert(
             "comment on table a".into(),
             Setting {
