@@ -483,6 +483,8 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
+            "table events_2025 added (2 columns)",
+            "table events_2025: partition of events added (ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01'))",
             "type mood changed: was `CREATE TYPE mood AS ENUM ('good', 'bad')`, is `CREATE TYPE mood AS ENUM ('good', 'meh', 'bad')`",
             "table recruits: index recruits_chat changed: was (chatname), is (chatname COLLATE C) INCLUDE (score)",
             "table recruits: comment on column recruits.name added (COMMENT ON COLUMN recruits.name IS 'full name, as they write it')",
@@ -491,8 +493,6 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
             "table recruits: row-level security enabled added (ALTER TABLE recruits ENABLE ROW LEVEL SECURITY)",
             "type score_t changed: was `CREATE DOMAIN score_t AS integer DEFAULT 0 CONSTRAINT score_t_check CHECK (VALUE >= 0)`, is `CREATE DOMAIN score_t AS integer DEFAULT 1 CONSTRAINT score_small CHECK (VALUE < 100) CONSTRAINT score_t_check CHECK (VALUE >= 0)`",
             "sequence tickets changed: was `CREATE SEQUENCE tickets AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1`, is `CREATE SEQUENCE tickets AS bigint INCREMENT BY 5 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1 CYCLE`",
-            "table events_2025 added (2 columns)",
-            "table events_2025: partition of events added (ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01'))",
         ],
         "{out}"
     );
@@ -550,8 +550,7 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
         "\nCOMMENT ON TABLE recruits IS 'people who applied';\n",
         "\nCREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER);\n",
         "\nALTER TABLE recruits ENABLE ROW LEVEL SECURITY;\n",
-        "\nCREATE TABLE events_2025 (\n    id bigint NOT NULL,\n    day date NOT NULL\n);\n",
-        "\nALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n",
+        "\nCREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n",
     ] {
         assert!(up.contains(expected), "missing `{expected}` in:\n{up}");
     }
@@ -588,7 +587,11 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
         "{schema}"
     );
     assert!(
-        schema.contains("\n    day date NOT NULL\n) PARTITION BY RANGE (day);\n"),
+        schema.contains(
+            "\n    day date NOT NULL\n) PARTITION BY RANGE (day);\n\n\
+             CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n\n\
+             CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n"
+        ),
         "{schema}"
     );
     assert!(

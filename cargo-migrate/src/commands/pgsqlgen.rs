@@ -186,7 +186,10 @@ fn setting_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
             .find(|s| s.object == d.object && s.name == d.name && s.table == d.table)
             .cloned()
     };
+    // A new partition is made as one (`CREATE TABLE … PARTITION OF`).
+    let new_table = |t: &Option<String>| t.as_deref().is_some_and(|t| !from.tables.contains_key(&key(t)));
     match (&d.change, find(from), find(to)) {
+        (Change::Added(_), _, Some(new)) if d.object == Object::Partition && new_table(&new.table) => {}
         (Change::Added(_), _, Some(new)) => p.settings.push(Step::Live(new.sql)),
         (Change::Changed(_), Some(old), Some(new)) => {
             if d.object != Object::Comment {
@@ -292,24 +295,7 @@ fn table_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
             let Some(t) = to.tables.get(&key(&d.name)) else {
                 return;
             };
-            let mut items: Vec<String> = t
-                .columns
-                .iter()
-                .map(|c| format!("    {}", c.postgres_definition()))
-                .collect();
-            for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
-                items.push(format!("    {}", constraint(ix)));
-            }
-            items.extend(t.checks.iter().map(|c| format!("    {c}")));
-            p.tables.push(Step::Live(format!(
-                "CREATE TABLE {} (\n{}\n){}",
-                quote(&t.name),
-                items.join(",\n"),
-                t.partition_by
-                    .as_deref()
-                    .map(|p| format!(" PARTITION BY {p}"))
-                    .unwrap_or_default()
-            )));
+            p.tables.push(Step::Live(to.postgres_create_table(t)));
             for ix in t.indexes.values().filter(|ix| ix.origin == "c") {
                 p.after.push(Step::Live(ix.postgres_create(&t.name)));
             }

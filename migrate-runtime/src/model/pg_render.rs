@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::pg::quote;
-use super::{Column, Generated, Index, Model};
+use super::{Column, Generated, Index, Model, Object, Table};
 
 impl Model {
     /// The schema read by [`read_postgres`](Self::read_postgres) as SQL
@@ -47,29 +47,25 @@ impl Model {
                 }
             }
         }
-        for t in self.tables.values() {
-            let mut items: Vec<String> = t.columns.iter().map(|c| format!("    {}", column_sql(c))).collect();
-            for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
-                let kind = if ix.origin == "pk" { "PRIMARY KEY" } else { "UNIQUE" };
-                items.push(format!(
-                    "    CONSTRAINT {} {kind} ({}){}",
-                    quote(&ix.name),
-                    index_columns(ix),
-                    include(ix)
-                ));
+        // Partitions after the tables they are partitions of.
+        let mut tables: Vec<&Table> = self.tables.values().collect();
+        let mut made: Vec<String> = Vec::new();
+        while !tables.is_empty() {
+            let before = tables.len();
+            tables.retain(|t| {
+                let ready = self
+                    .partition_of(t)
+                    .is_none_or(|(parent, _)| made.contains(&parent) || !self.tables.values().any(|p| quote(&p.name) == parent));
+                if ready {
+                    statements.push(self.postgres_create_table(t));
+                    made.push(quote(&t.name));
+                }
+                !ready
+            });
+            if tables.len() == before {
+                // A cycle cannot be: make the rest as they are.
+                statements.extend(tables.drain(..).map(|t| self.postgres_create_table(t)));
             }
-            for check in &t.checks {
-                items.push(format!("    {check}"));
-            }
-            statements.push(format!(
-                "CREATE TABLE {} (\n{}\n){}",
-                quote(&t.name),
-                items.join(",\n"),
-                t.partition_by
-                    .as_deref()
-                    .map(|p| format!(" PARTITION BY {p}"))
-                    .unwrap_or_default()
-            ));
         }
         statements.extend(owned);
         for t in self.tables.values() {
@@ -90,7 +86,8 @@ impl Model {
         }
         // Row-level security, policies, comments, partitions attached:
         // after what they are on.
-        for st in self.settings.values() {
+        // (Partitions are made as such, with their tables.)
+        for st in self.settings.values().filter(|s| s.object != Object::Partition) {
             statements.push(st.sql.clone());
         }
         let mut out = String::new();
@@ -101,6 +98,66 @@ impl Model {
             let _ = writeln!(out, "{s};");
         }
         out
+    }
+}
+
+impl Model {
+    /// `(parent, FOR VALUES …)` of table `t` when it is a partition, from
+    /// its [`Setting`](super::Setting) (`ALTER TABLE parent ATTACH
+    /// PARTITION t FOR VALUES …`); `parent` as SQL names it.
+    fn partition_of(&self, t: &Table) -> Option<(String, String)> {
+        let s = self
+            .settings
+            .values()
+            .find(|s| s.object == Object::Partition && s.table.as_deref() == Some(t.name.as_str()))?;
+        let (parent, bound) = s
+            .sql
+            .strip_prefix("ALTER TABLE ")?
+            .split_once(&format!(" ATTACH PARTITION {} ", quote(&t.name)))?;
+        Some((parent.to_owned(), bound.to_owned()))
+    }
+
+    /// `CREATE TABLE …` for table `t` of this model, as PostgreSQL takes
+    /// it: columns, primary key, unique and CHECK constraints, `PARTITION
+    /// BY`; a partition as `CREATE TABLE t PARTITION OF parent [(its own
+    /// constraints)] FOR VALUES …` (its columns, and the constraints it
+    /// inherits, come from the parent: `ATTACH PARTITION` would want
+    /// those CHECK constraints made first).
+    pub fn postgres_create_table(&self, t: &Table) -> String {
+        let partition = self.partition_of(t);
+        let mut items: Vec<String> = if partition.is_some() {
+            Vec::new()
+        } else {
+            t.columns.iter().map(|c| format!("    {}", column_sql(c))).collect()
+        };
+        for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
+            let kind = if ix.origin == "pk" { "PRIMARY KEY" } else { "UNIQUE" };
+            items.push(format!(
+                "    CONSTRAINT {} {kind} ({}){}",
+                quote(&ix.name),
+                index_columns(ix),
+                include(ix)
+            ));
+        }
+        for check in &t.checks {
+            items.push(format!("    {check}"));
+        }
+        let by = t
+            .partition_by
+            .as_deref()
+            .map(|p| format!(" PARTITION BY {p}"))
+            .unwrap_or_default();
+        match partition {
+            Some((parent, bound)) if items.is_empty() => {
+                format!("CREATE TABLE {} PARTITION OF {parent} {bound}{by}", quote(&t.name))
+            }
+            Some((parent, bound)) => format!(
+                "CREATE TABLE {} PARTITION OF {parent} (\n{}\n) {bound}{by}",
+                quote(&t.name),
+                items.join(",\n")
+            ),
+            None => format!("CREATE TABLE {} (\n{}\n){by}", quote(&t.name), items.join(",\n")),
+        }
     }
 }
 
@@ -283,6 +340,23 @@ mod tests {
                 checks: Vec::new(),
             },
         );
+        // A partition named before its parent is made after it, as one.
+        let mut part = model.tables["events"].clone();
+        part.name = "a_2024".into();
+        part.partition_by = None;
+        part.indexes.clear();
+        part.checks.push("CONSTRAINT early CHECK (day < '2030-01-01'::date)".into());
+        model.tables.insert("a_2024".into(), part);
+        model.settings.insert(
+            "partition of events on a_2024".into(),
+            Setting {
+                object: Object::Partition,
+                table: Some("a_2024".into()),
+                name: "of events".into(),
+                sql: "ALTER TABLE events ATTACH PARTITION a_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')".into(),
+                undo: "ALTER TABLE events DETACH PARTITION a_2024".into(),
+            },
+        );
         model.settings.insert(
             "comment on table events".into(),
             Setting {
@@ -296,6 +370,8 @@ mod tests {
         assert_eq!(
             model.postgres_sql(),
             "CREATE TABLE events (\n\n) PARTITION BY RANGE (day);\n\n\
+             CREATE TABLE a_2024 PARTITION OF events (\n    CONSTRAINT early CHECK (day < '2030-01-01'::date)\n) \
+             FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n\n\
              CREATE INDEX events_day ON events (day COLLATE \"C\" DESC) INCLUDE (id, \"Note\");\n\n\
              COMMENT ON TABLE events IS 'what happened';\n"
         );
