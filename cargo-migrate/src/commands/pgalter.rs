@@ -146,7 +146,9 @@ fn alter_enum(name: &str, from: &[String], to: &[String], model: &Model) -> Alte
     }
     sql.push(format!("DROP TYPE {old}"));
     let why = if removed.is_empty() {
-        format!("reorders the values of enum {name}: PostgreSQL cannot reorder them in place, so this rebuilds the type and moves every column of it to the new one")
+        format!(
+            "reorders the values of enum {name}: PostgreSQL cannot reorder them in place, so this rebuilds the type and moves every column of it to the new one"
+        )
     } else {
         format!(
             "removes value {} of enum {name}: PostgreSQL has no ALTER TYPE … DROP VALUE, so this rebuilds the type and moves every column of it to the new one, which fails (changing nothing) while a row holds a removed value",
@@ -305,7 +307,12 @@ mod tests {
                 "ALTER TYPE mood ADD VALUE 'it''s' AFTER 'bad'",
             ]
         );
-        let sql = live(alter_enum("Mood", &labels(&["good", "bad"]), &labels(&["fine", "bad"]), &m));
+        let sql = live(alter_enum(
+            "Mood",
+            &labels(&["good", "bad"]),
+            &labels(&["fine", "bad"]),
+            &m,
+        ));
         assert_eq!(sql, ["ALTER TYPE \"Mood\" RENAME VALUE 'good' TO 'fine'"]);
     }
 

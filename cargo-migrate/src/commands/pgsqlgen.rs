@@ -201,7 +201,10 @@ fn setting_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
         (Change::Removed, Some(old), _) => {
             let table = d.table.as_deref().unwrap_or_default();
             let why = if d.object == Object::Policy {
-                format!("drops policy {} on {table}, which changes the rows each role sees", d.name)
+                format!(
+                    "drops policy {} on {table}, which changes the rows each role sees",
+                    d.name
+                )
             } else if d.object == Object::Partition {
                 format!(
                     "detaches partition {table} ({}): its rows stay in {table} but leave the partitioned table",

@@ -82,7 +82,12 @@ impl Model {
         }
         for (key, a) in &actual.settings {
             if !self.settings.contains_key(key) {
-                out.push(Difference::new(a.object, a.table.as_deref(), &a.name, Change::Added(a.sql.clone())));
+                out.push(Difference::new(
+                    a.object,
+                    a.table.as_deref(),
+                    &a.name,
+                    Change::Added(a.sql.clone()),
+                ));
             }
         }
         out

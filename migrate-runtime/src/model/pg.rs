@@ -534,7 +534,10 @@ async fn read_settings(client: &mut impl PgClient, schema: &str, filter: &Filter
         let t = quote(&table);
         if seen.as_ref() != Some(&table) {
             seen = Some(table.clone());
-            for (on, what, word) in [(row.get::<_, bool>(1), "enabled", "ENABLE"), (row.get(2), "forced", "FORCE")] {
+            for (on, what, word) in [
+                (row.get::<_, bool>(1), "enabled", "ENABLE"),
+                (row.get(2), "forced", "FORCE"),
+            ] {
                 if on {
                     let undo = if word == "ENABLE" { "DISABLE" } else { "NO FORCE" };
                     add(

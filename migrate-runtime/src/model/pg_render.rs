@@ -53,9 +53,9 @@ impl Model {
         while !tables.is_empty() {
             let before = tables.len();
             tables.retain(|t| {
-                let ready = self
-                    .partition_of(t)
-                    .is_none_or(|(parent, _)| made.contains(&parent) || !self.tables.values().any(|p| quote(&p.name) == parent));
+                let ready = self.partition_of(t).is_none_or(|(parent, _)| {
+                    made.contains(&parent) || !self.tables.values().any(|p| quote(&p.name) == parent)
+                });
                 if ready {
                     statements.push(self.postgres_create_table(t));
                     made.push(quote(&t.name));
@@ -345,7 +345,8 @@ mod tests {
         part.name = "a_2024".into();
         part.partition_by = None;
         part.indexes.clear();
-        part.checks.push("CONSTRAINT early CHECK (day < '2030-01-01'::date)".into());
+        part.checks
+            .push("CONSTRAINT early CHECK (day < '2030-01-01'::date)".into());
         model.tables.insert("a_2024".into(), part);
         model.settings.insert(
             "partition of events on a_2024".into(),
@@ -353,7 +354,8 @@ mod tests {
                 object: Object::Partition,
                 table: Some("a_2024".into()),
                 name: "of events".into(),
-                sql: "ALTER TABLE events ATTACH PARTITION a_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')".into(),
+                sql: "ALTER TABLE events ATTACH PARTITION a_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')"
+                    .into(),
                 undo: "ALTER TABLE events DETACH PARTITION a_2024".into(),
             },
         );

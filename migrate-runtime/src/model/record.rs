@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Column, Definition, ForeignKey, Generated, Index, IndexColumn, Model, Object, Setting, Table, Trigger, View};
+use super::{
+    Column, Definition, ForeignKey, Generated, Index, IndexColumn, Model, Object, Setting, Table, Trigger, View,
+};
 
 /// Version 2 added index `INCLUDE` columns, partition keys and
 /// [`Setting`]s (comments, row-level security, policies, partition bounds): a version 1 record, which lacks them, is
