@@ -50,12 +50,25 @@ pub(crate) fn filter() -> Filter {
 }
 
 pub(crate) fn rows(client: &mut Client) -> Vec<String> {
+    rows_of(client, "recruits")
+}
+
+/// Every row of `table` (which has an `id`), as JSON, in `id` order.
+pub(crate) fn rows_of(client: &mut Client, table: &str) -> Vec<String> {
     client
-        .query("SELECT to_jsonb(r)::text FROM recruits AS r ORDER BY id", &[])
+        .query(&format!("SELECT to_jsonb(r)::text FROM {table} AS r ORDER BY id"), &[])
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect()
+}
+
+/// The catalogs' statistics a clean start-up kept with version 2.
+fn kept(client: &mut Client) -> Option<String> {
+    client
+        .query_one("SELECT schema_stats FROM _migrations WHERE version = 2", &[])
+        .unwrap()
+        .get(0)
 }
 
 #[test]
@@ -293,12 +306,6 @@ fn pg_start_up_check_trusts_unchanged_catalog_statistics_and_sees_ddl_once_count
     let ms = story();
     let mut client = db.client();
     Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap();
-    let kept = |client: &mut Client| -> Option<String> {
-        client
-            .query_one("SELECT schema_stats FROM _migrations WHERE version = 2", &[])
-            .unwrap()
-            .get(0)
-    };
     assert_eq!(
         kept(&mut client),
         None,
@@ -466,12 +473,6 @@ fn pg_start_up_check_sees_a_comment_a_policy_and_row_level_security_added_by_han
     let ms = story();
     let mut client = db.client();
     Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap();
-    let kept = |client: &mut Client| -> Option<String> {
-        client
-            .query_one("SELECT schema_stats FROM _migrations WHERE version = 2", &[])
-            .unwrap()
-            .get(0)
-    };
     for (change, undo, expected) in [
         (
             "COMMENT ON COLUMN recruits.chatname IS 'their chat name'",

@@ -7,7 +7,7 @@ use migrate_runtime::model::Model;
 use migrate_runtime::postgres::Config;
 use tests::pg_database;
 
-use super::pg_drift::{HAND_CHANGES, filter, rows, story};
+use super::pg_drift::{HAND_CHANGES, filter, rows, rows_of, story};
 
 fn cli(pkg: &tests::Package, url: &str, args: &[&str]) -> (i32, String, String) {
     cli_env(pkg, url, args, &[])
@@ -454,14 +454,7 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
     client
         .batch_execute("INSERT INTO notes (recruit_id, body, mood) VALUES (1, 'fine', 'good'), (2, 'meh', 'bad')")
         .unwrap();
-    let notes = |client: &mut migrate_runtime::postgres::Client| -> Vec<String> {
-        client
-            .query("SELECT to_jsonb(n)::text FROM notes AS n ORDER BY id", &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    };
+    let notes = |client: &mut migrate_runtime::postgres::Client| rows_of(client, "notes");
     let (before, notes_before) = (rows(&mut client), notes(&mut client));
     client
         .batch_execute(
