@@ -455,7 +455,7 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
         .batch_execute("INSERT INTO notes (recruit_id, body, mood) VALUES (1, 'fine', 'good'), (2, 'meh', 'bad')")
         .unwrap();
     let notes = |client: &mut migrate_runtime::postgres::Client| rows_of(client, "notes");
-    let (before, notes_before) = (rows(&mut client), notes(&mut client));
+    let before = rows(&mut client);
     client
         .batch_execute(
             "COMMENT ON TABLE recruits IS 'people who applied';\n\
@@ -468,17 +468,23 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
              ALTER DOMAIN score_t SET DEFAULT 1;\n\
              ALTER DOMAIN score_t ADD CONSTRAINT score_small CHECK (VALUE < 100);\n\
              ALTER SEQUENCE tickets INCREMENT BY 5 CYCLE;\n\
-             CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');",
+             CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n\
+             CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);\n\
+             ALTER TABLE notes ADD COLUMN handle text COLLATE ci;",
         )
         .unwrap();
+    // (The hand changes add a column `handle` to notes: its rows as they are now.)
+    let notes_before = notes(&mut client);
     let (code, out, err) = cli(&pkg, url, &["diff"]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
+            "collation ci added (CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false))",
             "table events_2025 added (2 columns)",
             "table events_2025: partition of events added (ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01'))",
             "type mood changed: was `CREATE TYPE mood AS ENUM ('good', 'bad')`, is `CREATE TYPE mood AS ENUM ('good', 'meh', 'bad')`",
+            "table notes: column handle added (TEXT COLLATE CI)",
             "table recruits: index recruits_chat changed: was (chatname), is (chatname COLLATE C) INCLUDE (score)",
             "table recruits: comment on column recruits.name added (COMMENT ON COLUMN recruits.name IS 'full name, as they write it')",
             "table recruits: comment on table recruits added (COMMENT ON TABLE recruits IS 'people who applied')",
@@ -507,7 +513,9 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
     let (code, _, err) = cli(&pkg, url, &["up"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("table events_2025: partition of events added") && err.contains("policy own_rows added"),
+        err.contains("table events_2025: partition of events added")
+            && err.contains("policy own_rows added")
+            && err.contains("collation ci added"),
         "{err}"
     );
 
@@ -543,6 +551,8 @@ fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_chan
         "\nCOMMENT ON TABLE recruits IS 'people who applied';\n",
         "\nCREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER);\n",
         "\nALTER TABLE recruits ENABLE ROW LEVEL SECURITY;\n",
+        "\nCREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);\n",
+        "\nALTER TABLE notes ADD COLUMN handle text COLLATE ci;\n",
         "\nCREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n",
     ] {
         assert!(up.contains(expected), "missing `{expected}` in:\n{up}");

@@ -252,6 +252,11 @@ pub(super) fn alter(name: &str, from: &str, to: &str, model: &Model) -> Alter {
             "{name} changed in a way this cannot write for you (write the ALTER yourself):\nwas: {from}\nis:  {to}"
         ))
     };
+    if from.starts_with("CREATE COLLATION ") {
+        return Alter::Cannot(format!(
+            "collation {name} changed, which ALTER COLLATION cannot do (it only renames and refreshes the version): create a collation under a new name, move the columns and indexes to it, drop the old one:\nwas: {from}\nis:  {to}"
+        ));
+    }
     if from.starts_with("CREATE SEQUENCE ") {
         return alter_sequence(name, to).unwrap_or_else(cannot);
     }

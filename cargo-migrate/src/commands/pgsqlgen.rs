@@ -76,7 +76,9 @@ pub(super) fn transform(from: &Model, to: &Model, allow_drop: bool) -> Script {
     let mut first = Vec::new();
     for d in &differences {
         match d.object {
-            Object::Function | Object::Type | Object::Sequence => definition_step(d, &from, to, &mut first, &mut p),
+            Object::Function | Object::Type | Object::Sequence | Object::Collation => {
+                definition_step(d, &from, to, &mut first, &mut p);
+            }
             Object::View => view_step(d, &from, to, &mut p),
             Object::Trigger => trigger_step(d, &from, to, &mut p),
             Object::Table => table_step(d, &from, to, &mut p),
@@ -117,6 +119,7 @@ fn definition_step(d: &Difference, from: &Model, to: &Model, first: &mut Vec<Ste
     let (map_from, map_to, kind) = match d.object {
         Object::Function => (&from.functions, &to.functions, "FUNCTION"),
         Object::Type => (&from.types, &to.types, "TYPE"),
+        Object::Collation => (&from.collations, &to.collations, "COLLATION"),
         _ => (&from.sequences, &to.sequences, "SEQUENCE"),
     };
     match &d.change {

@@ -59,6 +59,7 @@ impl Model {
             (&self.functions, &actual.functions, Object::Function),
             (&self.types, &actual.types, Object::Type),
             (&self.sequences, &actual.sequences, Object::Sequence),
+            (&self.collations, &actual.collations, Object::Collation),
         ] {
             diff_named(
                 expected,
@@ -426,6 +427,8 @@ pub enum Object {
     Type,
     /// A sequence no column owns (PostgreSQL).
     Sequence,
+    /// A collation made by `CREATE COLLATION` (PostgreSQL).
+    Collation,
     /// A comment (`COMMENT ON`, PostgreSQL).
     Comment,
     /// A row-level security policy (PostgreSQL).
@@ -451,6 +454,7 @@ impl Object {
             Self::Function => "function",
             Self::Type => "type",
             Self::Sequence => "sequence",
+            Self::Collation => "collation",
             Self::Comment => "comment",
             Self::Policy => "policy",
             Self::RowSecurity => "row-level security",

@@ -84,6 +84,10 @@ pub struct Model {
     /// Empty on SQLite.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "BTreeMap::is_empty"))]
     pub sequences: BTreeMap<String, Definition>,
+    /// PostgreSQL: collations made by `CREATE COLLATION`, by lower-cased
+    /// name (their provider, locale and determinism). Empty on SQLite.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "BTreeMap::is_empty"))]
+    pub collations: BTreeMap<String, Definition>,
     /// PostgreSQL: what statements of their own set on the objects above:
     /// comments (`COMMENT ON`), row-level security (`ALTER TABLE … ENABLE`
     /// / `FORCE ROW LEVEL SECURITY`) and its policies (`CREATE POLICY`),

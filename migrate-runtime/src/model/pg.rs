@@ -74,8 +74,9 @@ impl Model {
     /// `current_schema()`, usually `public`) of a PostgreSQL database from
     /// its catalog: tables with their columns, primary keys, indexes,
     /// foreign keys and CHECK constraints, views (and materialized views),
-    /// triggers, functions and procedures, enum and domain types, and
-    /// sequences no column owns. Leaves out the tracking table, its lock
+    /// triggers, functions and procedures, enum and domain types,
+    /// collations, sequences no column owns, comments, row-level security
+    /// and policies, partition keys and bounds. Leaves out the tracking table, its lock
     /// table, what `filter` leaves out, and objects of extensions.
     ///
     /// # Errors
@@ -392,6 +393,34 @@ async fn read_definitions(client: &mut impl PgClient, schema: &str, filter: &Fil
         }
         model
             .types
+            .insert(name.to_ascii_lowercase(), Definition { name, sql: row.get(1) });
+    }
+    // Collations, as `CREATE COLLATION` takes them; the ICU locale is
+    // `colliculocale` in PostgreSQL 15 and 16, `colllocale` from 17 on:
+    // read by name from the row as JSON, which has either.
+    let not_extension = NOT_EXTENSION
+        .replace("c.oid", "co.oid")
+        .replace("'pg_class'", "'pg_collation'");
+    let sql = format!(
+        "SELECT co.collname::text, format('CREATE COLLATION %I (%s)', co.collname, concat_ws(', ', \
+           'provider = ' || CASE co.collprovider WHEN 'i' THEN 'icu' WHEN 'b' THEN 'builtin' ELSE 'libc' END, \
+           CASE WHEN co.collprovider = 'c' THEN 'lc_collate = ' || quote_literal(co.collcollate) END, \
+           CASE WHEN co.collprovider = 'c' THEN 'lc_ctype = ' || quote_literal(co.collctype) END, \
+           CASE WHEN co.collprovider <> 'c' THEN 'locale = ' || \
+             quote_literal(coalesce(to_jsonb(co) ->> 'colllocale', to_jsonb(co) ->> 'colliculocale')) END, \
+           'rules = ' || quote_literal(to_jsonb(co) ->> 'collicurules'), \
+           CASE WHEN NOT co.collisdeterministic THEN 'deterministic = false' END)) \
+         FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace \
+         WHERE n.nspname = $1::text::name AND {not_extension} ORDER BY 1"
+    );
+    for row in client
+        .query(&sql, &[&schema])
+        .await
+        .map_err(pg("reading the collations"))?
+    {
+        let name: String = row.get(0);
+        model
+            .collations
             .insert(name.to_ascii_lowercase(), Definition { name, sql: row.get(1) });
     }
     // Sequences that no column owns (`serial` and identity columns own theirs).

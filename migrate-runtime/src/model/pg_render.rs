@@ -26,8 +26,9 @@ impl Model {
     pub fn postgres_sql(&self) -> String {
         let mut statements: Vec<String> = Vec::new();
         for d in self
-            .types
+            .collations
             .values()
+            .chain(self.types.values())
             .chain(self.sequences.values())
             .chain(self.functions.values())
         {

@@ -13,7 +13,7 @@ use super::{
     Column, Definition, ForeignKey, Generated, Index, IndexColumn, Model, Object, Setting, Table, Trigger, View,
 };
 
-/// Version 2 added index `INCLUDE` columns, partition keys and
+/// Version 2 added index `INCLUDE` columns, partition keys, collations and
 /// [`Setting`]s (comments, row-level security, policies, partition bounds): a version 1 record, which lacks them, is
 /// not read (the start-up check then waits for the next migration's record
 /// rather than report them as drift).
@@ -158,7 +158,12 @@ impl Model {
         for (key, t) in &self.triggers {
             line(vec!["G".into(), esc(key), esc(&t.name), esc(&t.table), esc(&t.sql)]);
         }
-        for (kind, map) in [("P", &self.functions), ("Y", &self.types), ("S", &self.sequences)] {
+        for (kind, map) in [
+            ("P", &self.functions),
+            ("Y", &self.types),
+            ("S", &self.sequences),
+            ("L", &self.collations),
+        ] {
             for (key, d) in map {
                 line(vec![kind.into(), esc(key), esc(&d.name), esc(&d.sql)]);
             }
@@ -282,10 +287,11 @@ impl Model {
                         },
                     );
                 }
-                kind @ ("P" | "Y" | "S") => {
+                kind @ ("P" | "Y" | "S" | "L") => {
                     let map = match kind {
                         "P" => &mut model.functions,
                         "Y" => &mut model.types,
+                        "L" => &mut model.collations,
                         _ => &mut model.sequences,
                     };
                     map.insert(

@@ -53,7 +53,7 @@ const STATS_COLUMN: &str = "schema_stats";
 /// (`pg_class`, `pg_attribute`, `pg_attrdef`, `pg_index`, `pg_constraint`,
 /// `pg_trigger`, `pg_rewrite`, `pg_proc`, `pg_type`, `pg_enum`,
 /// `pg_sequence`, `pg_depend`, `pg_namespace`, `pg_extension`,
-/// `pg_description` (comments), `pg_policy`, by their
+/// `pg_description` (comments), `pg_policy`, `pg_collation`, by their
 /// OIDs, which are fixed in PostgreSQL's catalog headers, `pg_class.h` and
 /// the others: no name lookups in a new session),
 /// with whether counting is on and when the database's statistics were
@@ -73,7 +73,7 @@ const STATS: &str = "\
 SELECT concat_ws(' ', current_setting('track_counts'), \
   (SELECT pg_stat_get_db_stat_reset_time(oid) FROM pg_database WHERE datname = current_database()), \
   sum(pg_stat_get_tuples_inserted(c) + pg_stat_get_tuples_updated(c) + pg_stat_get_tuples_deleted(c))) \
-FROM unnest('{1259,1249,2604,2610,2606,2620,2618,1255,1247,3501,2224,2608,2615,3079,2609,3256}'::oid[]) AS c";
+FROM unnest('{1259,1249,2604,2610,2606,2620,2618,1255,1247,3501,2224,2608,2615,3079,2609,3256,3456}'::oid[]) AS c";
 
 impl Migrator<'_> {
     /// A new [`ScratchDatabase`] on the server `server` points at, holding
@@ -200,6 +200,7 @@ SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM ( \
    FROM pg_sequence s WHERE s.seqrelid IN (SELECT oid FROM rels) \
  UNION ALL SELECT concat_ws(' ', 'x', d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid, d.deptype) \
    FROM pg_depend d WHERE d.deptype = 'e' OR (d.deptype IN ('a', 'i') AND d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM rels)) \
+ UNION ALL SELECT concat_ws(' ', 'l', to_jsonb(co)::text) FROM pg_collation co WHERE co.collnamespace = (SELECT oid FROM ns) \
  UNION ALL SELECT concat_ws(' ', 'o', o.oid, o.polname, o.polrelid, o.polcmd, o.polpermissive, o.polroles, o.polqual, o.polwithcheck) \
    FROM pg_policy o WHERE o.polrelid IN (SELECT oid FROM rels) \
  UNION ALL SELECT concat_ws(' ', 'm', m.classoid, m.objoid, m.objsubid, m.description) FROM pg_description m \
