@@ -509,3 +509,38 @@ fn pg_start_up_check_sees_a_comment_a_policy_and_row_level_security_added_by_han
     }
     assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
 }
+
+/// A partition detached and attached again with other bounds (same table,
+/// same columns) is drift at start-up: the bounds are in the model and in
+/// the catalog hash.
+#[test]
+fn pg_start_up_check_sees_a_partition_attached_again_with_other_bounds() {
+    let Some(db) = pg_database!() else { return };
+    let ms = [up(
+        1,
+        "events",
+        "CREATE TABLE events (id int NOT NULL, day date NOT NULL) PARTITION BY RANGE (day);\n\
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n\
+         INSERT INTO events VALUES (1, '2024-03-01'), (2, '2024-05-01');",
+    )];
+    let mut client = db.client();
+    Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    assert!(Migrator::new(&ms).apply_postgres(&mut client).unwrap().is_empty());
+    let before = rows_of(&mut client, "events");
+    client
+        .batch_execute(
+            "ALTER TABLE events DETACH PARTITION events_2024;\n\
+             ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');",
+        )
+        .unwrap();
+    let e = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "table events_2024: partition of events changed: \
+             was `ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`, \
+             is `ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2024-07-01')`"
+        ),
+        "{e}"
+    );
+    assert_eq!(rows_of(&mut client, "events"), before);
+}

@@ -174,7 +174,8 @@ skip AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns
 rels AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.oid NOT IN (SELECT oid FROM skip)) \
 SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM ( \
  SELECT concat_ws(' ', 'c', c.oid, c.relname, c.relkind, c.relnatts, c.relchecks, c.relam, c.relpersistence, c.reloftype, c.relispartition, \
-   c.relrowsecurity, c.relforcerowsecurity) \
+   c.relrowsecurity, c.relforcerowsecurity, c.relpartbound, \
+   (SELECT string_agg(h.inhparent::text, ',' ORDER BY h.inhseqno) FROM pg_inherits h WHERE h.inhrelid = c.oid)) \
    FROM pg_class c WHERE c.oid IN (SELECT oid FROM rels) \
  UNION ALL SELECT concat_ws(' ', 'a', a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attisdropped, \
    a.atthasdef, a.attidentity, a.attgenerated, a.attcollation) FROM pg_attribute a WHERE a.attrelid IN (SELECT oid FROM rels) AND a.attnum > 0 \
