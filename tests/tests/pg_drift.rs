@@ -50,12 +50,25 @@ pub(crate) fn filter() -> Filter {
 }
 
 pub(crate) fn rows(client: &mut Client) -> Vec<String> {
+    rows_of(client, "recruits")
+}
+
+/// Every row of `table` (which has an `id`), as JSON, in `id` order.
+pub(crate) fn rows_of(client: &mut Client, table: &str) -> Vec<String> {
     client
-        .query("SELECT to_jsonb(r)::text FROM recruits AS r ORDER BY id", &[])
+        .query(&format!("SELECT to_jsonb(r)::text FROM {table} AS r ORDER BY id"), &[])
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect()
+}
+
+/// The catalogs' statistics a clean start-up kept with version 2.
+fn kept(client: &mut Client) -> Option<String> {
+    client
+        .query_one("SELECT schema_stats FROM _migrations WHERE version = 2", &[])
+        .unwrap()
+        .get(0)
 }
 
 #[test]
@@ -221,7 +234,7 @@ fn pg_start_up_check_refuses_a_drifted_database_and_accepts_a_clean_one() {
         .get(0);
     let recorded = recorded.unwrap();
     assert!(recorded.starts_with("catalog "), "{recorded}");
-    assert_eq!(recorded.lines().nth(1), Some("migrate-model 1"), "{recorded}");
+    assert_eq!(recorded.lines().nth(1), Some("migrate-model 2"), "{recorded}");
     assert!(
         Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty(),
         "clean: accepted"
@@ -293,12 +306,6 @@ fn pg_start_up_check_trusts_unchanged_catalog_statistics_and_sees_ddl_once_count
     let ms = story();
     let mut client = db.client();
     Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap();
-    let kept = |client: &mut Client| -> Option<String> {
-        client
-            .query_one("SELECT schema_stats FROM _migrations WHERE version = 2", &[])
-            .unwrap()
-            .get(0)
-    };
     assert_eq!(
         kept(&mut client),
         None,
@@ -389,7 +396,7 @@ fn pg_start_up_check_adds_its_column_to_an_old_tracking_table_and_ignores_patter
 /// Schema changes for the property test: each valid after the ones before
 /// it whatever the order (names are made unique by the step's number).
 fn change(kind: u8, n: usize) -> String {
-    match kind % 10 {
+    match kind % 14 {
         0 => format!(
             "CREATE TABLE t{n} (id bigint PRIMARY KEY, a text NOT NULL DEFAULT 'x', b numeric(8, 2) CHECK (b > 0));"
         ),
@@ -403,6 +410,14 @@ fn change(kind: u8, n: usize) -> String {
         ),
         7 => format!("CREATE TYPE e{n} AS ENUM ('a', 'b{n}'); CREATE DOMAIN d{n} AS int NOT NULL CHECK (VALUE > {n});"),
         8 => format!("CREATE SEQUENCE s{n} INCREMENT BY {} START {};", n + 1, n + 2),
+        10 => format!("COMMENT ON TABLE base IS 'step {n}'; COMMENT ON COLUMN base.name IS 'it''s {n}';"),
+        11 => format!(
+            "ALTER TABLE base ENABLE ROW LEVEL SECURITY; CREATE POLICY p{n} ON base AS RESTRICTIVE FOR UPDATE TO PUBLIC USING (id > {n}) WITH CHECK (name <> '');"
+        ),
+        13 => format!(
+            "CREATE TABLE pt{n} (id int NOT NULL, k int) PARTITION BY LIST (k); CREATE TABLE pt{n}_a PARTITION OF pt{n} FOR VALUES IN ({n}); CREATE INDEX ON pt{n} (id);"
+        ),
+        12 => format!("CREATE UNIQUE INDEX u{n} ON base (name COLLATE \"C\" DESC, (id + {n})) INCLUDE (id);"),
         _ => format!("ALTER TABLE base ADD COLUMN k{n} int GENERATED ALWAYS AS (id * {n}) STORED;"),
     }
 }
@@ -447,4 +462,85 @@ fn pg_property_the_model_read_live_equals_the_model_of_a_replay_of_the_same_stat
             Ok(())
         })
         .unwrap();
+}
+
+/// Comments, row-level security and policies are seen by the start-up
+/// check's fast path too: the catalogs they are written to (pg_description,
+/// pg_policy, pg_class) are among those whose statistics it compares.
+#[test]
+fn pg_start_up_check_sees_a_comment_a_policy_and_row_level_security_added_by_hand() {
+    let Some(db) = pg_database!() else { return };
+    let ms = story();
+    let mut client = db.client();
+    Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap();
+    for (change, undo, expected) in [
+        (
+            "COMMENT ON COLUMN recruits.chatname IS 'their chat name'",
+            "COMMENT ON COLUMN recruits.chatname IS NULL",
+            "table recruits: comment on column recruits.chatname added (COMMENT ON COLUMN recruits.chatname IS 'their chat name')",
+        ),
+        (
+            "CREATE POLICY mine ON recruits USING (name = current_user)",
+            "DROP POLICY mine ON recruits",
+            "table recruits: policy mine added (CREATE POLICY mine ON recruits AS PERMISSIVE FOR ALL TO PUBLIC USING (name = CURRENT_USER))",
+        ),
+        (
+            "ALTER TABLE recruits ENABLE ROW LEVEL SECURITY",
+            "ALTER TABLE recruits DISABLE ROW LEVEL SECURITY",
+            "table recruits: row-level security enabled added (ALTER TABLE recruits ENABLE ROW LEVEL SECURITY)",
+        ),
+        (
+            "DROP INDEX recruits_id_number; CREATE UNIQUE INDEX recruits_id_number ON recruits (id_number DESC) INCLUDE (name)",
+            "DROP INDEX recruits_id_number; CREATE UNIQUE INDEX recruits_id_number ON recruits (id_number DESC)",
+            "table recruits: index recruits_id_number changed: was UNIQUE (id_number DESC), is UNIQUE (id_number DESC) INCLUDE (name)",
+        ),
+    ] {
+        // A clean start-up keeps the statistics it compared: the next one
+        // takes the fast path, unless the catalogs were written since.
+        assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
+        assert!(kept(&mut client).is_some_and(|k| k.starts_with("on ")));
+        let before = rows(&mut client);
+        client.batch_execute(change).unwrap();
+        let e = Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap_err();
+        assert!(matches!(e, Error::Drift { version: Some(2), .. }), "{change}: {e}");
+        assert!(e.to_string().contains(expected), "{change}: {e}");
+        assert_eq!(rows(&mut client), before);
+        client.batch_execute(undo).unwrap();
+    }
+    assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
+}
+
+/// A partition detached and attached again with other bounds (same table,
+/// same columns) is drift at start-up: the bounds are in the model and in
+/// the catalog hash.
+#[test]
+fn pg_start_up_check_sees_a_partition_attached_again_with_other_bounds() {
+    let Some(db) = pg_database!() else { return };
+    let ms = [up(
+        1,
+        "events",
+        "CREATE TABLE events (id int NOT NULL, day date NOT NULL) PARTITION BY RANGE (day);\n\
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n\
+         INSERT INTO events VALUES (1, '2024-03-01'), (2, '2024-05-01');",
+    )];
+    let mut client = db.client();
+    Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    assert!(Migrator::new(&ms).apply_postgres(&mut client).unwrap().is_empty());
+    let before = rows_of(&mut client, "events");
+    client
+        .batch_execute(
+            "ALTER TABLE events DETACH PARTITION events_2024;\n\
+             ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');",
+        )
+        .unwrap();
+    let e = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "table events_2024: partition of events changed: \
+             was `ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`, \
+             is `ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2024-07-01')`"
+        ),
+        "{e}"
+    );
+    assert_eq!(rows_of(&mut client, "events"), before);
 }

@@ -7,7 +7,7 @@ use migrate_runtime::model::Model;
 use migrate_runtime::postgres::Config;
 use tests::pg_database;
 
-use super::pg_drift::{HAND_CHANGES, filter, rows, story};
+use super::pg_drift::{HAND_CHANGES, filter, rows, rows_of, story};
 
 fn cli(pkg: &tests::Package, url: &str, args: &[&str]) -> (i32, String, String) {
     cli_env(pkg, url, args, &[])
@@ -283,25 +283,17 @@ fn pg_cli_emit_adopts_every_kind_of_hand_change_and_the_down_undoes_it() {
     ] {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
-    // The enum's new value cannot be written for the user: --emit says so and writes nothing.
-    let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt", "--allow-drop"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("does not make the schema of"), "{err}");
-    assert!(err.contains("type mood changed"), "{err}");
-    assert!(
-        !pkg.path().join("migrations/0004_adopt.up.sql").exists(),
-        "nothing was written"
-    );
-    client
-        .batch_execute(
-            "DROP TYPE mood CASCADE; CREATE TYPE mood AS ENUM ('good', 'bad'); ALTER TABLE notes ADD COLUMN mood mood;",
-        )
-        .unwrap();
+    // The enum's new value is written as ALTER TYPE … ADD VALUE; its down
+    // rebuilds the type (there is no DROP VALUE).
     let (code, _, err) = cli(&pkg, url, &["diff", "--emit", "adopt", "--allow-drop"]);
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = cli(&pkg, url, &["diff"]);
     assert_eq!((code, out.as_str()), (0, ""), "clean after --emit --allow-drop: {err}");
     assert_eq!(rows(&mut client).len(), before.len());
+    let up = pkg.read("migrations/0004_adopt.up.sql");
+    assert!(up.contains("ALTER TYPE mood ADD VALUE 'meh' AFTER 'bad';"), "{up}");
+    let down = pkg.read("migrations/0004_adopt.down.sql");
+    assert!(down.contains("ALTER TYPE mood RENAME TO mood__old;"), "{down}");
     // The written pair passes the round trip on a server (up, down, up).
     let (code, _, err) = cli_env(&pkg, url, &["check"], &[("MIGRATE_CHECK_DATABASE_URL", url)]);
     assert_eq!(code, 0, "{err}");
@@ -432,5 +424,181 @@ fn pg_schema_constants_come_from_the_committed_snapshot_without_a_server() {
     assert!(
         stderr.contains("cannot find value `EMAIL` in module `users`"),
         "{stderr}"
+    );
+}
+
+/// What the PostgreSQL model reads beyond tables and columns, changed by
+/// hand on a database with rows: comments, row-level security and a
+/// policy, an index's INCLUDE column and key collation, an enum value
+/// added, a domain's default and constraint, a sequence's options. `diff`
+/// lists each, `--emit` adopts them all (the down undoes them, the round
+/// trip passes), `diff` is clean after, and no row changed.
+#[test]
+fn pg_cli_emit_adopts_comments_policies_index_options_and_type_and_sequence_changes() {
+    let Some(db) = pg_database!() else { return };
+    let pkg = story_package("");
+    pkg.write(
+        "migrations/0004_extras.sql",
+        "CREATE DOMAIN score_t AS integer DEFAULT 0 CHECK (VALUE >= 0);\n\
+         CREATE SEQUENCE tickets START 100;\n\
+         CREATE INDEX recruits_chat ON recruits (chatname);\n\
+         CREATE TABLE events (id bigint NOT NULL, day date NOT NULL) PARTITION BY RANGE (day);\n\
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n\
+         CREATE INDEX events_day ON events (day);\n\
+         INSERT INTO events VALUES (1, '2024-05-01');\n",
+    );
+    let url = db.url.as_str();
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 0, "{err}");
+    let mut client = db.client();
+    client
+        .batch_execute("INSERT INTO notes (recruit_id, body, mood) VALUES (1, 'fine', 'good'), (2, 'meh', 'bad')")
+        .unwrap();
+    let notes = |client: &mut migrate_runtime::postgres::Client| rows_of(client, "notes");
+    let before = rows(&mut client);
+    client
+        .batch_execute(
+            "COMMENT ON TABLE recruits IS 'people who applied';\n\
+             COMMENT ON COLUMN recruits.name IS 'full name, as they write it';\n\
+             ALTER TABLE recruits ENABLE ROW LEVEL SECURITY;\n\
+             CREATE POLICY own_rows ON recruits FOR SELECT USING (chatname = current_user);\n\
+             DROP INDEX recruits_chat;\n\
+             CREATE INDEX recruits_chat ON recruits (chatname COLLATE \"C\") INCLUDE (score);\n\
+             ALTER TYPE mood ADD VALUE 'meh' AFTER 'good';\n\
+             ALTER DOMAIN score_t SET DEFAULT 1;\n\
+             ALTER DOMAIN score_t ADD CONSTRAINT score_small CHECK (VALUE < 100);\n\
+             ALTER SEQUENCE tickets INCREMENT BY 5 CYCLE;\n\
+             CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n\
+             CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);\n\
+             ALTER TABLE notes ADD COLUMN handle text COLLATE ci;",
+        )
+        .unwrap();
+    // (The hand changes add a column `handle` to notes: its rows as they are now.)
+    let notes_before = notes(&mut client);
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "collation ci added (CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false))",
+            "table events_2025 added (2 columns)",
+            "table events_2025: partition of events added (ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01'))",
+            "type mood changed: was `CREATE TYPE mood AS ENUM ('good', 'bad')`, is `CREATE TYPE mood AS ENUM ('good', 'meh', 'bad')`",
+            "table notes: column handle added (TEXT COLLATE CI)",
+            "table recruits: index recruits_chat changed: was (chatname), is (chatname COLLATE C) INCLUDE (score)",
+            "table recruits: comment on column recruits.name added (COMMENT ON COLUMN recruits.name IS 'full name, as they write it')",
+            "table recruits: comment on table recruits added (COMMENT ON TABLE recruits IS 'people who applied')",
+            "table recruits: policy own_rows added (CREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER))",
+            "table recruits: row-level security enabled added (ALTER TABLE recruits ENABLE ROW LEVEL SECURITY)",
+            "type score_t changed: was `CREATE DOMAIN score_t AS integer DEFAULT 0 CONSTRAINT score_t_check CHECK (VALUE >= 0)`, is `CREATE DOMAIN score_t AS integer DEFAULT 1 CONSTRAINT score_small CHECK (VALUE < 100) CONSTRAINT score_t_check CHECK (VALUE >= 0)`",
+            "sequence tickets changed: was `CREATE SEQUENCE tickets AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1`, is `CREATE SEQUENCE tickets AS bigint INCREMENT BY 5 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1 CYCLE`",
+        ],
+        "{out}"
+    );
+    let (code, json, _) = cli(&pkg, url, &["diff", "--format", "json"]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let policy = json["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["object"] == "policy")
+        .unwrap();
+    assert_eq!(
+        (&policy["table"], &policy["name"], &policy["change"]),
+        (&"recruits".into(), &"own_rows".into(), &"added".into())
+    );
+
+    // The runtime's start-up check refuses the drifted database.
+    let (code, _, err) = cli(&pkg, url, &["up"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("table events_2025: partition of events added")
+            && err.contains("policy own_rows added")
+            && err.contains("collation ci added"),
+        "{err}"
+    );
+
+    // --sql: the way back; turning row-level security off and dropping the
+    // policy are held back like drops; an enum value cannot be removed in
+    // place.
+    let (code, sql, err) = cli(&pkg, url, &["diff", "--sql"]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "-- removes value 'meh' of enum mood: PostgreSQL has no ALTER TYPE … DROP VALUE, so this rebuilds the type",
+        "-- ALTER TABLE notes ALTER COLUMN mood TYPE mood USING mood::text::mood;\n",
+        "\nALTER DOMAIN score_t DROP CONSTRAINT score_small;\nALTER DOMAIN score_t SET DEFAULT 0;\n",
+        "\nALTER SEQUENCE tickets AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1 NO CYCLE;\n",
+        "\nCOMMENT ON TABLE recruits IS NULL;\n",
+        "\n-- DROP POLICY own_rows ON recruits;\n",
+        "\n-- ALTER TABLE recruits DISABLE ROW LEVEL SECURITY;\n",
+        "\nCREATE INDEX recruits_chat ON recruits (chatname);\n",
+    ] {
+        assert!(sql.contains(expected), "missing `{expected}` in:\n{sql}");
+    }
+    assert_eq!(rows(&mut client), before, "--sql runs nothing");
+
+    let (code, out, err) = cli(&pkg, url, &["diff", "--emit", "adopt"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let up = pkg.read("migrations/0005_adopt.up.sql");
+    let down = pkg.read("migrations/0005_adopt.down.sql");
+    for expected in [
+        "-- ALTER TYPE … ADD VALUE runs in this migration's transaction on PostgreSQL 12 and later",
+        "\nALTER TYPE mood ADD VALUE 'meh' AFTER 'good';\n",
+        "\nALTER DOMAIN score_t SET DEFAULT 1;\nALTER DOMAIN score_t ADD CONSTRAINT score_small CHECK (VALUE < 100);\n",
+        "\nALTER SEQUENCE tickets AS bigint INCREMENT BY 5 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 100 CACHE 1 CYCLE;\n",
+        "\nCREATE INDEX recruits_chat ON recruits (chatname COLLATE \"C\") INCLUDE (score);\n",
+        "\nCOMMENT ON TABLE recruits IS 'people who applied';\n",
+        "\nCREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER);\n",
+        "\nALTER TABLE recruits ENABLE ROW LEVEL SECURITY;\n",
+        "\nCREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);\n",
+        "\nALTER TABLE notes ADD COLUMN handle text COLLATE ci;\n",
+        "\nCREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n",
+    ] {
+        assert!(up.contains(expected), "missing `{expected}` in:\n{up}");
+    }
+    // The down undoes each; the enum value by rebuilding the type, and
+    // says so.
+    for expected in [
+        "-- removes value 'meh' of enum mood: PostgreSQL has no ALTER TYPE … DROP VALUE",
+        "\nALTER TYPE mood RENAME TO mood__old;\nCREATE TYPE mood AS ENUM ('good', 'bad');\nALTER TABLE notes ALTER COLUMN mood TYPE mood USING mood::text::mood;\nDROP TYPE mood__old;\n",
+        "\nDROP POLICY own_rows ON recruits;\n",
+        "\nALTER TABLE recruits DISABLE ROW LEVEL SECURITY;\n",
+        "\nCOMMENT ON COLUMN recruits.name IS NULL;\n",
+    ] {
+        assert!(down.contains(expected), "missing `{expected}` in:\n{down}");
+    }
+    let (code, out, err) = cli(&pkg, url, &["diff"]);
+    assert_eq!((code, out.as_str()), (0, ""), "clean after --emit: {err}");
+    assert_eq!(rows(&mut client), before, "no row changed");
+    assert_eq!(notes(&mut client), notes_before, "no row changed");
+    let events: i64 = client.query_one("SELECT count(*) FROM events", &[]).unwrap().get(0);
+    assert_eq!(events, 1);
+    // The written pair passes the round trip on a server (up, down, up).
+    let (code, _, err) = cli_env(&pkg, url, &["check"], &[("MIGRATE_CHECK_DATABASE_URL", url)]);
+    assert_eq!(code, 0, "{err}");
+    // The schema (and the snapshot) print them.
+    let (code, schema, err) = cli(&pkg, url, &["schema", "--database", url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        schema.ends_with(
+            "COMMENT ON COLUMN recruits.name IS 'full name, as they write it';\n\n\
+             COMMENT ON TABLE recruits IS 'people who applied';\n\n\
+             CREATE POLICY own_rows ON recruits AS PERMISSIVE FOR SELECT TO PUBLIC USING (chatname = CURRENT_USER);\n\n\
+             ALTER TABLE recruits ENABLE ROW LEVEL SECURITY;\n"
+        ),
+        "{schema}"
+    );
+    assert!(
+        schema.contains(
+            "\n    day date NOT NULL\n) PARTITION BY RANGE (day);\n\n\
+             CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n\n\
+             CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n"
+        ),
+        "{schema}"
+    );
+    assert!(
+        schema.contains("\nCREATE INDEX recruits_chat ON recruits (chatname COLLATE \"C\") INCLUDE (score);\n"),
+        "{schema}"
     );
 }

@@ -19,6 +19,7 @@ mod lint;
 mod list;
 mod lock;
 mod new;
+mod pgalter;
 mod pgdrift;
 mod pgsqlgen;
 mod pgsquash;

@@ -10,6 +10,7 @@
 
 use migrate_runtime::model::{Change, Column, Definition, Difference, Model, Object, Table, quote_postgres as quote};
 
+use super::pgalter::{self, Alter};
 use super::sqlgen::{Script, renamed_tables};
 
 /// The statements of one phase, in order.
@@ -23,6 +24,8 @@ struct Phases {
     columns: Vec<Step>,
     /// Indexes, constraints, views and triggers made or made again.
     after: Vec<Step>,
+    /// Comments, row-level security and policies set, on what is made.
+    settings: Vec<Step>,
     /// Tables and types, functions and sequences dropped.
     last: Vec<Step>,
 }
@@ -73,10 +76,15 @@ pub(super) fn transform(from: &Model, to: &Model, allow_drop: bool) -> Script {
     let mut first = Vec::new();
     for d in &differences {
         match d.object {
-            Object::Function | Object::Type | Object::Sequence => definition_step(d, &from, to, &mut first, &mut p),
+            Object::Function | Object::Type | Object::Sequence | Object::Collation => {
+                definition_step(d, &from, to, &mut first, &mut p);
+            }
             Object::View => view_step(d, &from, to, &mut p),
             Object::Trigger => trigger_step(d, &from, to, &mut p),
             Object::Table => table_step(d, &from, to, &mut p),
+            Object::Comment | Object::Policy | Object::RowSecurity | Object::Partition => {
+                setting_step(d, &from, to, &mut p);
+            }
             _ => {}
         }
     }
@@ -95,6 +103,7 @@ pub(super) fn transform(from: &Model, to: &Model, allow_drop: bool) -> Script {
         .chain(p.tables)
         .chain(p.columns)
         .chain(p.after)
+        .chain(p.settings)
         .chain(p.last)
     {
         match step {
@@ -110,6 +119,7 @@ fn definition_step(d: &Difference, from: &Model, to: &Model, first: &mut Vec<Ste
     let (map_from, map_to, kind) = match d.object {
         Object::Function => (&from.functions, &to.functions, "FUNCTION"),
         Object::Type => (&from.types, &to.types, "TYPE"),
+        Object::Collation => (&from.collations, &to.collations, "COLLATION"),
         _ => (&from.sequences, &to.sequences, "SEQUENCE"),
     };
     match &d.change {
@@ -127,11 +137,20 @@ fn definition_step(d: &Difference, from: &Model, to: &Model, first: &mut Vec<Ste
         Change::Changed(_) => {
             let was = definition(map_from, &d.name).map(|d| d.sql.clone()).unwrap_or_default();
             let is = definition(map_to, &d.name).map(|d| d.sql.clone()).unwrap_or_default();
-            first.push(Step::Comment(format!(
-                "{} {} changed, which this cannot write for you (write the ALTER {kind} yourself):\nwas: {was}\nis:  {is}",
-                kind.to_ascii_lowercase(),
-                d.name
-            )));
+            match pgalter::alter(&d.name, &was, &is, from) {
+                Alter::Live { note, sql } => {
+                    if let Some(note) = note {
+                        first.push(Step::Comment(note));
+                    }
+                    first.extend(sql.into_iter().map(Step::Live));
+                }
+                Alter::Rebuild { why, sql } => first.push(Step::Drop {
+                    why,
+                    sql: sql.join(";\n"),
+                    difference: d.clone(),
+                }),
+                Alter::Cannot(why) => first.push(Step::Comment(why)),
+            }
         }
         Change::Removed => {
             let name = if kind == "FUNCTION" {
@@ -152,6 +171,57 @@ fn definition_step(d: &Difference, from: &Model, to: &Model, first: &mut Vec<Ste
             p.last.push(Step::Drop {
                 why: format!("drops {} {}", kind.to_ascii_lowercase(), d.name),
                 sql: format!("DROP {kind} {name}"),
+                difference: d.clone(),
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Comments, row-level security and policies: set after what they are on
+/// is made, taken away before it changes. Turning row-level security off
+/// and dropping a policy show rows to roles that did not see them: held
+/// back like drops.
+fn setting_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
+    let find = |m: &Model| {
+        m.settings
+            .values()
+            .find(|s| s.object == d.object && s.name == d.name && s.table == d.table)
+            .cloned()
+    };
+    // A new partition is made as one (`CREATE TABLE … PARTITION OF`).
+    let new_table = |t: &Option<String>| t.as_deref().is_some_and(|t| !from.tables.contains_key(&key(t)));
+    match (&d.change, find(from), find(to)) {
+        (Change::Added(_), _, Some(new)) if d.object == Object::Partition && new_table(&new.table) => {}
+        (Change::Added(_), _, Some(new)) => p.settings.push(Step::Live(new.sql)),
+        (Change::Changed(_), Some(old), Some(new)) => {
+            if d.object != Object::Comment {
+                p.before.push(Step::Live(old.undo));
+            }
+            p.settings.push(Step::Live(new.sql));
+        }
+        (Change::Removed, Some(old), _) if d.object == Object::Comment => p.before.push(Step::Live(old.undo)),
+        (Change::Removed, Some(old), _) => {
+            let table = d.table.as_deref().unwrap_or_default();
+            let why = if d.object == Object::Policy {
+                format!(
+                    "drops policy {} on {table}, which changes the rows each role sees",
+                    d.name
+                )
+            } else if d.object == Object::Partition {
+                format!(
+                    "detaches partition {table} ({}): its rows stay in {table} but leave the partitioned table",
+                    d.name
+                )
+            } else {
+                format!(
+                    "turns row-level security ({}) off for {table}, which shows its rows to every role it is granted to",
+                    d.name
+                )
+            };
+            p.before.push(Step::Drop {
+                why,
+                sql: old.undo,
                 difference: d.clone(),
             });
         }
@@ -231,20 +301,7 @@ fn table_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
             let Some(t) = to.tables.get(&key(&d.name)) else {
                 return;
             };
-            let mut items: Vec<String> = t
-                .columns
-                .iter()
-                .map(|c| format!("    {}", c.postgres_definition()))
-                .collect();
-            for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
-                items.push(format!("    {}", constraint(ix)));
-            }
-            items.extend(t.checks.iter().map(|c| format!("    {c}")));
-            p.tables.push(Step::Live(format!(
-                "CREATE TABLE {} (\n{}\n)",
-                quote(&t.name),
-                items.join(",\n")
-            )));
+            p.tables.push(Step::Live(to.postgres_create_table(t)));
             for ix in t.indexes.values().filter(|ix| ix.origin == "c") {
                 p.after.push(Step::Live(ix.postgres_create(&t.name)));
             }
@@ -272,7 +329,12 @@ fn table_step(d: &Difference, from: &Model, to: &Model, p: &mut Phases) {
 /// `CONSTRAINT name PRIMARY KEY (a, b)` or `… UNIQUE (…)`.
 fn constraint(ix: &migrate_runtime::model::Index) -> String {
     let kind = if ix.origin == "pk" { "PRIMARY KEY" } else { "UNIQUE" };
-    format!("CONSTRAINT {} {kind} ({})", quote(&ix.name), ix.postgres_columns())
+    format!(
+        "CONSTRAINT {} {kind} ({}){}",
+        quote(&ix.name),
+        ix.postgres_columns(),
+        ix.postgres_include()
+    )
 }
 
 fn table_changes(ft: &Table, tt: &Table, differences: &[&Difference], p: &mut Phases) {

@@ -13,8 +13,8 @@
 //! (comments, privileges, `UNLOGGED`, row level security, storage options,
 //! partitions and inheritance, constraint and index definitions, sequence
 //! settings). An object of a kind the baseline cannot write (an aggregate,
-//! a policy, a table in another schema, a comment…) is missing from the
-//! baseline's replay, and the squash is refused naming it. Extensions the
+//! a table in another schema, a privilege…) is missing from the baseline's
+//! replay, and the squash is refused naming it. Extensions the
 //! migrations created are created first by the baseline (`CREATE
 //! EXTENSION IF NOT EXISTS … WITH SCHEMA …`): their objects are theirs.
 
@@ -164,7 +164,7 @@ fn refusal(n: u64, lost: &[String], shown: &str) -> anyhow::Error {
         String::new()
     };
     anyhow!(
-        "migrations 1 to {n} make what {shown} cannot hold on PostgreSQL: {}{tail}. The baseline is written from the schema model (extensions, tables, columns, indexes, constraints, views, triggers, functions and procedures, enum and domain types, sequences, in the package's schema), and squashing would lose the rest, so nothing was changed. Squash to a version before the migration that makes it, or keep these migrations",
+        "migrations 1 to {n} make what {shown} cannot hold on PostgreSQL: {}{tail}. The baseline is written from the schema model (extensions, tables, columns, indexes, constraints, views, triggers, functions and procedures, enum and domain types, collations, sequences, comments, row-level security and policies, partitions, in the package's schema), and squashing would lose the rest, so nothing was changed. Squash to a version before the migration that makes it, or keep these migrations",
         list.join(", ")
     )
 }

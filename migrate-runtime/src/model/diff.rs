@@ -59,6 +59,7 @@ impl Model {
             (&self.functions, &actual.functions, Object::Function),
             (&self.types, &actual.types, Object::Type),
             (&self.sequences, &actual.sequences, Object::Sequence),
+            (&self.collations, &actual.collations, Object::Collation),
         ] {
             diff_named(
                 expected,
@@ -67,6 +68,28 @@ impl Model {
                 object,
                 &mut out,
             );
+        }
+        for (key, e) in &self.settings {
+            match actual.settings.get(key) {
+                None => out.push(Difference::new(e.object, e.table.as_deref(), &e.name, Change::Removed)),
+                Some(a) if a.sql != e.sql => out.push(Difference::new(
+                    e.object,
+                    e.table.as_deref(),
+                    &e.name,
+                    Change::Changed(format!("was `{}`, is `{}`", e.sql, a.sql)),
+                )),
+                Some(_) => {}
+            }
+        }
+        for (key, a) in &actual.settings {
+            if !self.settings.contains_key(key) {
+                out.push(Difference::new(
+                    a.object,
+                    a.table.as_deref(),
+                    &a.name,
+                    Change::Added(a.sql.clone()),
+                ));
+            }
         }
         out
     }
@@ -111,6 +134,13 @@ fn diff_table(e: &Table, a: &Table, out: &mut Vec<Difference>) {
     }
     if e.virtual_sql != a.virtual_sql {
         options.push("virtual table definition".to_owned());
+    }
+    if e.partition_by != a.partition_by {
+        options.push(format!(
+            "PARTITION BY {} → {}",
+            e.partition_by.as_deref().unwrap_or("none"),
+            a.partition_by.as_deref().unwrap_or("none")
+        ));
     }
     if !options.is_empty() {
         out.push(Difference::new(
@@ -344,6 +374,9 @@ pub(super) fn index_facts(ix: &Index) -> String {
     if let Some(method) = &ix.using {
         s.push_str(&format!(" USING {method}"));
     }
+    if !ix.include.is_empty() {
+        s.push_str(&format!(" INCLUDE ({})", ix.include.join(", ").to_ascii_lowercase()));
+    }
     if let Some(w) = &ix.partial {
         s.push_str(&format!(" WHERE {w}"));
     }
@@ -394,6 +427,17 @@ pub enum Object {
     Type,
     /// A sequence no column owns (PostgreSQL).
     Sequence,
+    /// A collation made by `CREATE COLLATION` (PostgreSQL).
+    Collation,
+    /// A comment (`COMMENT ON`, PostgreSQL).
+    Comment,
+    /// A row-level security policy (PostgreSQL).
+    Policy,
+    /// Row-level security turned on for a table (PostgreSQL).
+    RowSecurity,
+    /// A table attached as a partition of another, with its bounds
+    /// (PostgreSQL).
+    Partition,
 }
 
 impl Object {
@@ -410,6 +454,11 @@ impl Object {
             Self::Function => "function",
             Self::Type => "type",
             Self::Sequence => "sequence",
+            Self::Collation => "collation",
+            Self::Comment => "comment",
+            Self::Policy => "policy",
+            Self::RowSecurity => "row-level security",
+            Self::Partition => "partition",
         }
     }
 }

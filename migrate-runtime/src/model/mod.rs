@@ -84,6 +84,41 @@ pub struct Model {
     /// Empty on SQLite.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "BTreeMap::is_empty"))]
     pub sequences: BTreeMap<String, Definition>,
+    /// PostgreSQL: collations made by `CREATE COLLATION`, by lower-cased
+    /// name (their provider, locale and determinism). Empty on SQLite.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "BTreeMap::is_empty"))]
+    pub collations: BTreeMap<String, Definition>,
+    /// PostgreSQL: what statements of their own set on the objects above:
+    /// comments (`COMMENT ON`), row-level security (`ALTER TABLE … ENABLE`
+    /// / `FORCE ROW LEVEL SECURITY`) and its policies (`CREATE POLICY`),
+    /// partitions' bounds (`ALTER TABLE … ATTACH PARTITION … FOR VALUES`),
+    /// by lower-cased key (`comment on column recruits.name`,
+    /// `policy own_rows on recruits`, `partition of events on
+    /// events_2024`). Empty on SQLite.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "BTreeMap::is_empty"))]
+    pub settings: BTreeMap<String, Setting>,
+}
+
+/// A property of a schema object that a statement of its own sets
+/// (PostgreSQL's comments, row-level security and policies): the
+/// statement that sets it and the one that takes it away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Setting {
+    /// What kind: [`Object::Comment`], [`Object::Policy`],
+    /// [`Object::RowSecurity`] or [`Object::Partition`].
+    pub object: Object,
+    /// The table it belongs to, when it belongs to one.
+    pub table: Option<String>,
+    /// What it is on, in words: `on column recruits.name`, `own_rows`,
+    /// `enabled`.
+    pub name: String,
+    /// The statement that sets it, as the server prints its parts.
+    pub sql: String,
+    /// The statement that takes it away (`COMMENT ON … IS NULL`, `DROP
+    /// POLICY …`, `ALTER TABLE … DISABLE ROW LEVEL SECURITY`).
+    pub undo: String,
 }
 
 /// A schema object known by its name and the statement that creates it
@@ -112,6 +147,10 @@ pub struct Table {
     /// A virtual table (`CREATE VIRTUAL TABLE`): the module and arguments
     /// are in `sql`.
     pub virtual_sql: Option<String>,
+    /// PostgreSQL: a partitioned table's `PARTITION BY …` (its partitions
+    /// are tables of their own, each with a [`Setting`] that attaches it).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub partition_by: Option<String>,
     /// Its columns, in declaration order.
     pub columns: Vec<Column>,
     /// Its indexes (also those SQLite makes for `UNIQUE` and `PRIMARY KEY`
@@ -182,6 +221,9 @@ pub struct Index {
     /// PostgreSQL: the index method when not `btree` (`gin`, `gist`, …).
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub using: Option<String>,
+    /// PostgreSQL: the non-key columns of `INCLUDE (…)`, in order.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Vec::is_empty"))]
+    pub include: Vec<String>,
 }
 
 /// One key column of an index.

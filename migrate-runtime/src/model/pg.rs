@@ -18,7 +18,9 @@ use postgres::Client;
 
 use crate::pg::client::PgClient;
 
-use super::{Column, Definition, Filter, ForeignKey, Generated, Index, IndexColumn, Model, Table, Trigger, View};
+use super::{
+    Column, Definition, Filter, ForeignKey, Generated, Index, IndexColumn, Model, Object, Setting, Table, Trigger, View,
+};
 use crate::{Error, Result};
 
 fn pg(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
@@ -72,8 +74,9 @@ impl Model {
     /// `current_schema()`, usually `public`) of a PostgreSQL database from
     /// its catalog: tables with their columns, primary keys, indexes,
     /// foreign keys and CHECK constraints, views (and materialized views),
-    /// triggers, functions and procedures, enum and domain types, and
-    /// sequences no column owns. Leaves out the tracking table, its lock
+    /// triggers, functions and procedures, enum and domain types,
+    /// collations, sequences no column owns, comments, row-level security
+    /// and policies, partition keys and bounds. Leaves out the tracking table, its lock
     /// table, what `filter` leaves out, and objects of extensions.
     ///
     /// # Errors
@@ -126,7 +129,8 @@ async fn read_all(client: &mut impl PgClient, schema: &str, filter: &Filter, mod
     read_indexes(client, schema, model).await?;
     read_constraints(client, schema, model).await?;
     read_views_and_triggers(client, schema, filter, model).await?;
-    read_definitions(client, schema, filter, model).await
+    read_definitions(client, schema, filter, model).await?;
+    read_settings(client, schema, filter, model).await
 }
 
 /// Not an extension's object: `pg_depend` has no `e` row for it (by
@@ -138,7 +142,8 @@ async fn read_tables(client: &mut impl PgClient, schema: &str, filter: &Filter, 
         "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), coalesce(a.attnotnull, false), \
          pg_get_expr(d.adbin, d.adrelid, true), coalesce(a.attidentity::text, ''), coalesce(a.attgenerated::text, ''), \
          CASE WHEN a.attcollation <> t.typcollation THEN co.collname::text END, \
-         coalesce(array_position(pk.conkey, a.attnum), 0)::int4 \
+         coalesce(array_position(pk.conkey, a.attnum), 0)::int4, \
+         CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
          LEFT JOIN pg_type t ON t.oid = a.atttypid \
@@ -159,6 +164,7 @@ async fn read_tables(client: &mut impl PgClient, schema: &str, filter: &Filter, 
             strict: false,
             without_rowid: false,
             virtual_sql: None,
+            partition_by: row.get(9),
             columns: Vec::new(),
             indexes: BTreeMap::new(),
             foreign_keys: Vec::new(),
@@ -189,16 +195,26 @@ async fn read_tables(client: &mut impl PgClient, schema: &str, filter: &Filter, 
 }
 
 async fn read_indexes(client: &mut impl PgClient, schema: &str, model: &mut Model) -> Result<()> {
-    // One row per key column (not INCLUDE columns); the backing indexes of
-    // exclusion constraints are the constraints' (read with them).
+    // One row per key column, with the INCLUDE columns; the backing indexes
+    // of exclusion constraints are the constraints' (read with them); a
+    // partition's indexes that are partitions of its parent's follow from
+    // those (attaching the partition makes them). A key
+    // column's collation is kept when it is not the one the column (or the
+    // expression's type) has.
     let sql = "SELECT t.relname::text, i.relname::text, x.indisunique, x.indisprimary, coalesce(k.contype::text, ''), \
          am.amname::text, pg_get_expr(x.indpred, x.indrelid, true), \
-         pg_get_indexdef(x.indexrelid, s.k, true), x.indkey[s.k - 1] = 0, (x.indoption[s.k - 1] & 1) = 1 \
+         pg_get_indexdef(x.indexrelid, s.k, true), x.indkey[s.k - 1] = 0, (x.indoption[s.k - 1] & 1) = 1, \
+         CASE WHEN x.indcollation[s.k - 1] NOT IN (0, coalesce(ta.attcollation, ity.typcollation)) THEN co.collname::text END, \
+         array(SELECT pg_get_indexdef(x.indexrelid, j, true) FROM generate_series(x.indnkeyatts + 1, x.indnatts) AS j ORDER BY j) \
          FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
          JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_am am ON am.oid = i.relam \
          LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x') \
          CROSS JOIN LATERAL generate_series(1, x.indnkeyatts::int4) AS s(k) \
-         WHERE n.nspname = $1::text::name AND coalesce(k.contype, 'c') <> 'x' \
+         LEFT JOIN pg_attribute ta ON ta.attrelid = x.indrelid AND ta.attnum = x.indkey[s.k - 1] AND x.indkey[s.k - 1] <> 0 \
+         LEFT JOIN pg_attribute ia ON ia.attrelid = x.indexrelid AND ia.attnum = s.k \
+         LEFT JOIN pg_type ity ON ity.oid = ia.atttypid \
+         LEFT JOIN pg_collation co ON co.oid = x.indcollation[s.k - 1] \
+         WHERE n.nspname = $1::text::name AND coalesce(k.contype, 'c') <> 'x' AND NOT i.relispartition \
          ORDER BY t.relname, i.relname, s.k";
     let rows = client.query(sql, &[&schema]).await.map_err(pg("reading the indexes"))?;
     for row in rows {
@@ -222,12 +238,13 @@ async fn read_indexes(client: &mut impl PgClient, schema: &str, model: &mut Mode
             columns: Vec::new(),
             partial: row.get(6),
             using: (method != "btree").then_some(method),
+            include: row.get(11),
         });
         index.columns.push(IndexColumn {
             column: row.get(7),
             expression: row.get(8),
             descending: row.get(9),
-            collation: None,
+            collation: row.get(10),
         });
     }
     Ok(())
@@ -378,6 +395,34 @@ async fn read_definitions(client: &mut impl PgClient, schema: &str, filter: &Fil
             .types
             .insert(name.to_ascii_lowercase(), Definition { name, sql: row.get(1) });
     }
+    // Collations, as `CREATE COLLATION` takes them; the ICU locale is
+    // `colliculocale` in PostgreSQL 15 and 16, `colllocale` from 17 on:
+    // read by name from the row as JSON, which has either.
+    let not_extension = NOT_EXTENSION
+        .replace("c.oid", "co.oid")
+        .replace("'pg_class'", "'pg_collation'");
+    let sql = format!(
+        "SELECT co.collname::text, format('CREATE COLLATION %I (%s)', co.collname, concat_ws(', ', \
+           'provider = ' || CASE co.collprovider WHEN 'i' THEN 'icu' WHEN 'b' THEN 'builtin' ELSE 'libc' END, \
+           CASE WHEN co.collprovider = 'c' THEN 'lc_collate = ' || quote_literal(co.collcollate) END, \
+           CASE WHEN co.collprovider = 'c' THEN 'lc_ctype = ' || quote_literal(co.collctype) END, \
+           CASE WHEN co.collprovider <> 'c' THEN 'locale = ' || \
+             quote_literal(coalesce(to_jsonb(co) ->> 'colllocale', to_jsonb(co) ->> 'colliculocale')) END, \
+           'rules = ' || quote_literal(to_jsonb(co) ->> 'collicurules'), \
+           CASE WHEN NOT co.collisdeterministic THEN 'deterministic = false' END)) \
+         FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace \
+         WHERE n.nspname = $1::text::name AND {not_extension} ORDER BY 1"
+    );
+    for row in client
+        .query(&sql, &[&schema])
+        .await
+        .map_err(pg("reading the collations"))?
+    {
+        let name: String = row.get(0);
+        model
+            .collations
+            .insert(name.to_ascii_lowercase(), Definition { name, sql: row.get(1) });
+    }
     // Sequences that no column owns (`serial` and identity columns own theirs).
     let sql = format!(
         "SELECT c.relname::text, format('CREATE SEQUENCE %I AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s START WITH %s CACHE %s%s', \
@@ -401,6 +446,161 @@ async fn read_definitions(client: &mut impl PgClient, schema: &str, filter: &Fil
         model
             .sequences
             .insert(name.to_ascii_lowercase(), Definition { name, sql: row.get(1) });
+    }
+    Ok(())
+}
+
+/// The comments on the schema's objects, with the table each belongs to
+/// (`$1`: the schema): `(kind, table, object as SQL names it, comment as
+/// a literal)`. Kinds as `COMMENT ON` takes them (PostgreSQL's manual,
+/// "COMMENT"); objects of extensions left out.
+const COMMENTS: &str = "\
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1::text::name), \
+objects(classoid, objoid, objsubid, kind, tbl, target) AS ( \
+ SELECT 'pg_class'::regclass, c.oid, 0, CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' \
+   WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END, \
+   CASE WHEN c.relkind IN ('r', 'p', 'f') THEN c.relname::text END, quote_ident(c.relname) \
+   FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') \
+ UNION ALL SELECT 'pg_class'::regclass, c.oid, a.attnum, 'column', CASE WHEN c.relkind IN ('r', 'p', 'f') THEN c.relname::text END, \
+   quote_ident(c.relname) || '.' || quote_ident(a.attname) \
+   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+   WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('r', 'p', 'f', 'v', 'm') \
+ UNION ALL SELECT 'pg_class'::regclass, i.oid, 0, 'index', t.relname::text, quote_ident(i.relname) \
+   FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+   WHERE t.relnamespace = (SELECT oid FROM ns) \
+ UNION ALL SELECT 'pg_proc'::regclass, p.oid, 0, CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, NULL, \
+   quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')' \
+   FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM ns) AND p.prokind IN ('f', 'p') \
+ UNION ALL SELECT 'pg_type'::regclass, t.oid, 0, CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, NULL, quote_ident(t.typname) \
+   FROM pg_type t WHERE t.typnamespace = (SELECT oid FROM ns) AND t.typtype IN ('e', 'd') \
+ UNION ALL SELECT 'pg_constraint'::regclass, k.oid, 0, 'constraint', t.relname::text, quote_ident(k.conname) || ' ON ' || quote_ident(t.relname) \
+   FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid WHERE k.connamespace = (SELECT oid FROM ns) \
+ UNION ALL SELECT 'pg_constraint'::regclass, k.oid, 0, 'constraint', NULL, quote_ident(k.conname) || ' ON DOMAIN ' || quote_ident(y.typname) \
+   FROM pg_constraint k JOIN pg_type y ON y.oid = k.contypid WHERE k.connamespace = (SELECT oid FROM ns) \
+ UNION ALL SELECT 'pg_trigger'::regclass, g.oid, 0, 'trigger', t.relname::text, quote_ident(g.tgname) || ' ON ' || quote_ident(t.relname) \
+   FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgrelid WHERE t.relnamespace = (SELECT oid FROM ns) AND NOT g.tgisinternal \
+ UNION ALL SELECT 'pg_policy'::regclass, o.oid, 0, 'policy', t.relname::text, quote_ident(o.polname) || ' ON ' || quote_ident(t.relname) \
+   FROM pg_policy o JOIN pg_class t ON t.oid = o.polrelid WHERE t.relnamespace = (SELECT oid FROM ns)) \
+SELECT o.kind, o.tbl, o.target, quote_literal(d.description) \
+FROM objects o JOIN pg_description d ON d.classoid = o.classoid AND d.objoid = o.objoid AND d.objsubid = o.objsubid \
+WHERE NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = o.classoid AND e.objid = o.objoid AND e.deptype = 'e') \
+ORDER BY 1, 3";
+
+/// Row-level security and its policies (`$1`: the schema): `(table,
+/// enabled, forced, policy name, CREATE POLICY)`, one row per table that
+/// has row-level security on or a policy. The policy's roles as names
+/// (`PUBLIC` for all).
+const POLICIES: &str = "\
+SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity, o.polname::text, \
+  CASE WHEN o.oid IS NOT NULL THEN format('CREATE POLICY %I ON %I AS %s FOR %s TO %s', o.polname, c.relname, \
+    CASE WHEN o.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, \
+    CASE o.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END, \
+    coalesce((SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ' ORDER BY 1) \
+              FROM unnest(o.polroles) AS r), 'PUBLIC')) \
+  || coalesce(' USING (' || pg_get_expr(o.polqual, o.polrelid, true) || ')', '') \
+  || coalesce(' WITH CHECK (' || pg_get_expr(o.polwithcheck, o.polrelid, true) || ')', '') END \
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_policy o ON o.polrelid = c.oid \
+WHERE n.nspname = $1::text::name AND c.relkind IN ('r', 'p') \
+  AND (c.relrowsecurity OR c.relforcerowsecurity OR o.oid IS NOT NULL) \
+ORDER BY 1, 4";
+
+/// The partitions in the schema (`$1`): `(partition, parent, bound)`.
+const PARTITIONS: &str = "\
+SELECT c.relname::text, CASE WHEN pn.nspname = $1::text::name THEN quote_ident(p.relname) \
+  ELSE quote_ident(pn.nspname) || '.' || quote_ident(p.relname) END, pg_get_expr(c.relpartbound, c.oid, true) \
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_inherits h ON h.inhrelid = c.oid \
+JOIN pg_class p ON p.oid = h.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+WHERE n.nspname = $1::text::name AND c.relispartition AND c.relkind IN ('r', 'p', 'f') ORDER BY 1";
+
+/// Comments, row-level security, policies and partitions' bounds
+/// ([`Model::settings`]).
+async fn read_settings(client: &mut impl PgClient, schema: &str, filter: &Filter, model: &mut Model) -> Result<()> {
+    let mut add = |object: Object, table: Option<String>, name: String, sql: String, undo: String| {
+        let key = match (object, &table) {
+            (Object::Comment, _) | (_, None) => format!("{} {name}", object.as_str()),
+            (_, Some(t)) => format!("{} {name} on {t}", object.as_str()),
+        };
+        model.settings.insert(
+            key.to_ascii_lowercase(),
+            Setting {
+                object,
+                table,
+                name,
+                sql,
+                undo,
+            },
+        );
+    };
+    for row in client
+        .query(COMMENTS, &[&schema])
+        .await
+        .map_err(pg("reading the comments"))?
+    {
+        let (kind, table, target, text): (String, Option<String>, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if table.as_deref().is_some_and(|t| excluded(filter, t)) || excluded(filter, target.trim_matches('"')) {
+            continue;
+        }
+        let on = format!("{} {target}", kind.to_ascii_uppercase());
+        add(
+            Object::Comment,
+            table,
+            format!("on {kind} {target}"),
+            format!("COMMENT ON {on} IS {text}"),
+            format!("COMMENT ON {on} IS NULL"),
+        );
+    }
+    let mut seen = None;
+    for row in client
+        .query(POLICIES, &[&schema])
+        .await
+        .map_err(pg("reading the row-level security policies"))?
+    {
+        let table: String = row.get(0);
+        if excluded(filter, &table) {
+            continue;
+        }
+        let t = quote(&table);
+        if seen.as_ref() != Some(&table) {
+            seen = Some(table.clone());
+            for (on, what, word) in [
+                (row.get::<_, bool>(1), "enabled", "ENABLE"),
+                (row.get(2), "forced", "FORCE"),
+            ] {
+                if on {
+                    let undo = if word == "ENABLE" { "DISABLE" } else { "NO FORCE" };
+                    add(
+                        Object::RowSecurity,
+                        Some(table.clone()),
+                        what.to_owned(),
+                        format!("ALTER TABLE {t} {word} ROW LEVEL SECURITY"),
+                        format!("ALTER TABLE {t} {undo} ROW LEVEL SECURITY"),
+                    );
+                }
+            }
+        }
+        if let (Some(name), Some(sql)) = (row.get::<_, Option<String>>(3), row.get::<_, Option<String>>(4)) {
+            let undo = format!("DROP POLICY {} ON {t}", quote(&name));
+            add(Object::Policy, Some(table.clone()), name, sql, undo);
+        }
+    }
+    for row in client
+        .query(PARTITIONS, &[&schema])
+        .await
+        .map_err(pg("reading the partitions"))?
+    {
+        let (table, parent, bound): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        if excluded(filter, &table) {
+            continue;
+        }
+        let t = quote(&table);
+        add(
+            Object::Partition,
+            Some(table),
+            format!("of {parent}"),
+            format!("ALTER TABLE {parent} ATTACH PARTITION {t} {bound}"),
+            format!("ALTER TABLE {parent} DETACH PARTITION {t}"),
+        );
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::pg::quote;
-use super::{Column, Generated, Index, Model};
+use super::{Column, Generated, Index, Model, Object, Table};
 
 impl Model {
     /// The schema read by [`read_postgres`](Self::read_postgres) as SQL
@@ -26,8 +26,9 @@ impl Model {
     pub fn postgres_sql(&self) -> String {
         let mut statements: Vec<String> = Vec::new();
         for d in self
-            .types
+            .collations
             .values()
+            .chain(self.types.values())
             .chain(self.sequences.values())
             .chain(self.functions.values())
         {
@@ -47,20 +48,25 @@ impl Model {
                 }
             }
         }
-        for t in self.tables.values() {
-            let mut items: Vec<String> = t.columns.iter().map(|c| format!("    {}", column_sql(c))).collect();
-            for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
-                let kind = if ix.origin == "pk" { "PRIMARY KEY" } else { "UNIQUE" };
-                items.push(format!(
-                    "    CONSTRAINT {} {kind} ({})",
-                    quote(&ix.name),
-                    index_columns(ix)
-                ));
+        // Partitions after the tables they are partitions of.
+        let mut tables: Vec<&Table> = self.tables.values().collect();
+        let mut made: Vec<String> = Vec::new();
+        while !tables.is_empty() {
+            let before = tables.len();
+            tables.retain(|t| {
+                let ready = self.partition_of(t).is_none_or(|(parent, _)| {
+                    made.contains(&parent) || !self.tables.values().any(|p| quote(&p.name) == parent)
+                });
+                if ready {
+                    statements.push(self.postgres_create_table(t));
+                    made.push(quote(&t.name));
+                }
+                !ready
+            });
+            if tables.len() == before {
+                // A cycle cannot be: make the rest as they are.
+                statements.extend(tables.drain(..).map(|t| self.postgres_create_table(t)));
             }
-            for check in &t.checks {
-                items.push(format!("    {check}"));
-            }
-            statements.push(format!("CREATE TABLE {} (\n{}\n)", quote(&t.name), items.join(",\n")));
         }
         statements.extend(owned);
         for t in self.tables.values() {
@@ -79,6 +85,12 @@ impl Model {
         for t in self.triggers.values() {
             statements.push(t.sql.trim_end().trim_end_matches(';').to_owned());
         }
+        // Row-level security, policies, comments, partitions attached:
+        // after what they are on.
+        // (Partitions are made as such, with their tables.)
+        for st in self.settings.values().filter(|s| s.object != Object::Partition) {
+            statements.push(st.sql.clone());
+        }
         let mut out = String::new();
         for s in statements {
             if !out.is_empty() {
@@ -87,6 +99,66 @@ impl Model {
             let _ = writeln!(out, "{s};");
         }
         out
+    }
+}
+
+impl Model {
+    /// `(parent, FOR VALUES …)` of table `t` when it is a partition, from
+    /// its [`Setting`](super::Setting) (`ALTER TABLE parent ATTACH
+    /// PARTITION t FOR VALUES …`); `parent` as SQL names it.
+    fn partition_of(&self, t: &Table) -> Option<(String, String)> {
+        let s = self
+            .settings
+            .values()
+            .find(|s| s.object == Object::Partition && s.table.as_deref() == Some(t.name.as_str()))?;
+        let (parent, bound) = s
+            .sql
+            .strip_prefix("ALTER TABLE ")?
+            .split_once(&format!(" ATTACH PARTITION {} ", quote(&t.name)))?;
+        Some((parent.to_owned(), bound.to_owned()))
+    }
+
+    /// `CREATE TABLE …` for table `t` of this model, as PostgreSQL takes
+    /// it: columns, primary key, unique and CHECK constraints, `PARTITION
+    /// BY`; a partition as `CREATE TABLE t PARTITION OF parent [(its own
+    /// constraints)] FOR VALUES …` (its columns, and the constraints it
+    /// inherits, come from the parent: `ATTACH PARTITION` would want
+    /// those CHECK constraints made first).
+    pub fn postgres_create_table(&self, t: &Table) -> String {
+        let partition = self.partition_of(t);
+        let mut items: Vec<String> = if partition.is_some() {
+            Vec::new()
+        } else {
+            t.columns.iter().map(|c| format!("    {}", column_sql(c))).collect()
+        };
+        for ix in t.indexes.values().filter(|ix| ix.origin != "c") {
+            let kind = if ix.origin == "pk" { "PRIMARY KEY" } else { "UNIQUE" };
+            items.push(format!(
+                "    CONSTRAINT {} {kind} ({}){}",
+                quote(&ix.name),
+                index_columns(ix),
+                include(ix)
+            ));
+        }
+        for check in &t.checks {
+            items.push(format!("    {check}"));
+        }
+        let by = t
+            .partition_by
+            .as_deref()
+            .map(|p| format!(" PARTITION BY {p}"))
+            .unwrap_or_default();
+        match partition {
+            Some((parent, bound)) if items.is_empty() => {
+                format!("CREATE TABLE {} PARTITION OF {parent} {bound}{by}", quote(&t.name))
+            }
+            Some((parent, bound)) => format!(
+                "CREATE TABLE {} PARTITION OF {parent} (\n{}\n) {bound}{by}",
+                quote(&t.name),
+                items.join(",\n")
+            ),
+            None => format!("CREATE TABLE {} (\n{}\n){by}", quote(&t.name), items.join(",\n")),
+        }
     }
 }
 
@@ -117,6 +189,12 @@ impl Index {
     /// `CREATE INDEX` and `PRIMARY KEY`/`UNIQUE` constraints.
     pub fn postgres_columns(&self) -> String {
         index_columns(self)
+    }
+
+    /// ` INCLUDE (c, d)`, what follows the key columns of an index or
+    /// constraint with non-key columns; empty when it has none.
+    pub fn postgres_include(&self) -> String {
+        include(self)
     }
 }
 
@@ -189,6 +267,9 @@ fn index_columns(ix: &Index) -> String {
             } else {
                 c.column.clone()
             };
+            if let Some(coll) = &c.collation {
+                let _ = write!(s, " COLLATE {}", quote(coll));
+            }
             if c.descending {
                 s.push_str(" DESC");
             }
@@ -196,6 +277,15 @@ fn index_columns(ix: &Index) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// ` INCLUDE (a, b)`, or nothing.
+fn include(ix: &Index) -> String {
+    if ix.include.is_empty() {
+        return String::new();
+    }
+    // As the server prints them (`pg_get_indexdef`): quoted where needed.
+    format!(" INCLUDE ({})", ix.include.join(", "))
 }
 
 /// `CREATE [UNIQUE] INDEX name ON table [USING method] (columns) [WHERE …]`.
@@ -209,7 +299,7 @@ fn index_sql(table: &str, ix: &Index) -> String {
     if let Some(method) = &ix.using {
         let _ = write!(s, " USING {method}");
     }
-    let _ = write!(s, " ({})", index_columns(ix));
+    let _ = write!(s, " ({}){}", index_columns(ix), include(ix));
     if let Some(w) = &ix.partial {
         let _ = write!(s, " WHERE {w}");
     }
@@ -218,6 +308,78 @@ fn index_sql(table: &str, ix: &Index) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Index, IndexColumn, Model, Object, Setting, Table};
+
+    #[test]
+    fn partitions_include_columns_collations_and_settings_are_rendered() {
+        let mut model = Model::default();
+        let ix = Index {
+            name: "events_day".into(),
+            unique: false,
+            origin: "c".into(),
+            columns: vec![IndexColumn {
+                column: "day".into(),
+                expression: false,
+                descending: true,
+                collation: Some("C".into()),
+            }],
+            partial: None,
+            using: None,
+            include: vec!["id".into(), "\"Note\"".into()],
+        };
+        model.tables.insert(
+            "events".into(),
+            Table {
+                name: "events".into(),
+                strict: false,
+                without_rowid: false,
+                virtual_sql: None,
+                partition_by: Some("RANGE (day)".into()),
+                columns: Vec::new(),
+                indexes: [("events_day".to_owned(), ix)].into(),
+                foreign_keys: Vec::new(),
+                checks: Vec::new(),
+            },
+        );
+        // A partition named before its parent is made after it, as one.
+        let mut part = model.tables["events"].clone();
+        part.name = "a_2024".into();
+        part.partition_by = None;
+        part.indexes.clear();
+        part.checks
+            .push("CONSTRAINT early CHECK (day < '2030-01-01'::date)".into());
+        model.tables.insert("a_2024".into(), part);
+        model.settings.insert(
+            "partition of events on a_2024".into(),
+            Setting {
+                object: Object::Partition,
+                table: Some("a_2024".into()),
+                name: "of events".into(),
+                sql: "ALTER TABLE events ATTACH PARTITION a_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')"
+                    .into(),
+                undo: "ALTER TABLE events DETACH PARTITION a_2024".into(),
+            },
+        );
+        model.settings.insert(
+            "comment on table events".into(),
+            Setting {
+                object: Object::Comment,
+                table: Some("events".into()),
+                name: "on table events".into(),
+                sql: "COMMENT ON TABLE events IS 'what happened'".into(),
+                undo: "COMMENT ON TABLE events IS NULL".into(),
+            },
+        );
+        assert_eq!(
+            model.postgres_sql(),
+            "CREATE TABLE events (\n\n) PARTITION BY RANGE (day);\n\n\
+             CREATE TABLE a_2024 PARTITION OF events (\n    CONSTRAINT early CHECK (day < '2030-01-01'::date)\n) \
+             FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n\n\
+             CREATE INDEX events_day ON events (day COLLATE \"C\" DESC) INCLUDE (id, \"Note\");\n\n\
+             COMMENT ON TABLE events IS 'what happened';\n"
+        );
+    }
+
     #[test]
     fn serial_sequences_are_named_by_their_default() {
         assert_eq!(

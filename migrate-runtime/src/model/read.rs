@@ -52,6 +52,7 @@ pub(super) fn read_table(
         strict,
         without_rowid,
         virtual_sql: is_virtual.then(|| normalize(sql)),
+        partition_by: None,
         columns,
         indexes: BTreeMap::new(),
         foreign_keys: Vec::new(),
@@ -110,6 +111,7 @@ fn read_indexes(conn: &Connection, table: &mut Table) -> Result<()> {
             columns,
             partial: parsed.partial,
             using: None,
+            include: Vec::new(),
         };
         // Automatic indexes get numbered names that a rebuild changes.
         let key = if origin == "c" {

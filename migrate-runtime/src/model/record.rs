@@ -9,9 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use super::{Column, Definition, ForeignKey, Generated, Index, IndexColumn, Model, Table, Trigger, View};
+use super::{
+    Column, Definition, ForeignKey, Generated, Index, IndexColumn, Model, Object, Setting, Table, Trigger, View,
+};
 
-const HEADER: &str = "migrate-model 1";
+/// Version 2 added index `INCLUDE` columns, partition keys, collations and
+/// [`Setting`]s (comments, row-level security, policies, partition bounds): a version 1 record, which lacks them, is
+/// not read (the start-up check then waits for the next migration's record
+/// rather than report them as drift).
+const HEADER: &str = "migrate-model 2";
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -86,6 +92,7 @@ impl Model {
                 flag(t.without_rowid).into(),
                 opt(t.virtual_sql.as_deref()),
                 list(&t.checks),
+                opt(t.partition_by.as_deref()),
             ]);
             for c in &t.columns {
                 line(vec![
@@ -117,6 +124,7 @@ impl Model {
                     esc(&ix.origin),
                     opt(ix.partial.as_deref()),
                     opt(ix.using.as_deref()),
+                    list(&ix.include),
                 ]);
                 for c in &ix.columns {
                     line(vec![
@@ -150,10 +158,26 @@ impl Model {
         for (key, t) in &self.triggers {
             line(vec!["G".into(), esc(key), esc(&t.name), esc(&t.table), esc(&t.sql)]);
         }
-        for (kind, map) in [("P", &self.functions), ("Y", &self.types), ("S", &self.sequences)] {
+        for (kind, map) in [
+            ("P", &self.functions),
+            ("Y", &self.types),
+            ("S", &self.sequences),
+            ("L", &self.collations),
+        ] {
             for (key, d) in map {
                 line(vec![kind.into(), esc(key), esc(&d.name), esc(&d.sql)]);
             }
+        }
+        for (key, st) in &self.settings {
+            line(vec![
+                "A".into(),
+                esc(key),
+                st.object.as_str().into(),
+                opt(st.table.as_deref()),
+                esc(&st.name),
+                esc(&st.sql),
+                esc(&st.undo),
+            ]);
         }
         let mut text = lines.join("\n");
         text.push('\n');
@@ -188,6 +212,7 @@ impl Model {
                             indexes: BTreeMap::new(),
                             foreign_keys: Vec::new(),
                             checks: unlist(field(6)?),
+                            partition_by: o(7)?,
                         },
                     );
                 }
@@ -217,6 +242,7 @@ impl Model {
                         columns: Vec::new(),
                         partial: o(6)?,
                         using: o(7)?,
+                        include: unlist(field(8)?),
                     };
                     model.tables.get_mut(&owner)?.indexes.insert(s(2)?, ix);
                 }
@@ -261,10 +287,11 @@ impl Model {
                         },
                     );
                 }
-                kind @ ("P" | "Y" | "S") => {
+                kind @ ("P" | "Y" | "S" | "L") => {
                     let map = match kind {
                         "P" => &mut model.functions,
                         "Y" => &mut model.types,
+                        "L" => &mut model.collations,
                         _ => &mut model.sequences,
                     };
                     map.insert(
@@ -272,6 +299,21 @@ impl Model {
                         Definition {
                             name: s(2)?,
                             sql: s(3)?,
+                        },
+                    );
+                }
+                "A" => {
+                    let object = [Object::Comment, Object::Policy, Object::RowSecurity, Object::Partition]
+                        .into_iter()
+                        .find(|o| Some(o.as_str()) == field(2))?;
+                    model.settings.insert(
+                        s(1)?,
+                        Setting {
+                            object,
+                            table: o(3)?,
+                            name: s(4)?,
+                            sql: s(5)?,
+                            undo: s(6)?,
                         },
                     );
                 }
@@ -309,6 +351,19 @@ mod tests {
             },
         );
         model.tables.get_mut("a").unwrap().columns[0].identity = Some("BY DEFAULT".into());
+        let ix = model.tables.get_mut("b").unwrap().indexes.values_mut().next().unwrap();
+        ix.include = vec!["a_id".into(), "x\ty".into()];
+        model.tables.get_mut("a").unwrap().partition_by = Some("RANGE (id)".into());
+        model.settings.insert(
+            "comment on table a".into(),
+            Setting {
+                object: Object::Comment,
+                table: Some("a".into()),
+                name: "on table a".into(),
+                sql: "COMMENT ON TABLE a IS 'it''s\n'".into(),
+                undo: "COMMENT ON TABLE a IS NULL".into(),
+            },
+        );
         let text = model.to_record();
         assert_eq!(Model::from_record(&text), Some(model));
         assert_eq!(Model::from_record("something else"), None);

@@ -61,7 +61,7 @@ pub(super) const STATS_COLUMN: &str = "schema_stats";
 /// about the last second may not be counted yet; that start-up then misses
 /// it, and the next one sees it. A statistics reset or a crash (whose
 /// recovery discards them) zeroes the counts: a start-up would then skip
-/// the hash only if all 42 counts had climbed back to exactly their
+/// the hash only if all 51 counts had climbed back to exactly their
 /// recorded values. Every run that applies a migration compares the schema
 /// itself, under the lock, as does `cargo migrate diff`.
 ///
@@ -73,7 +73,7 @@ pub(super) const LIVE_STATS: &str = "current_setting('track_counts'), \
 (SELECT array_agg(ARRAY[pg_stat_get_tuples_inserted(c) + pg_stat_get_xact_tuples_inserted(c), \
 pg_stat_get_tuples_updated(c) + pg_stat_get_xact_tuples_updated(c), \
 pg_stat_get_tuples_deleted(c) + pg_stat_get_xact_tuples_deleted(c)]) \
-FROM unnest('{1259,1249,2604,2610,2606,2620,2618,1255,1247,3501,2224,2608,2615,3079}'::oid[]) AS c)";
+FROM unnest('{1259,1249,2604,2610,2606,2620,2618,1255,1247,3501,2224,2608,2615,3079,2609,3256,3456}'::oid[]) AS c)";
 
 /// The two columns of [`LIVE_STATS`] as one text, as a start-up records
 /// them: `on {{…}}`.
@@ -179,12 +179,14 @@ skip AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns
          WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name, ($2::text || '_backfill')::name)), \
 rels AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.oid NOT IN (SELECT oid FROM skip)) \
 SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM ( \
- SELECT concat_ws(' ', 'c', c.oid, c.relname, c.relkind, c.relnatts, c.relchecks, c.relam, c.relpersistence, c.reloftype, c.relispartition) \
+ SELECT concat_ws(' ', 'c', c.oid, c.relname, c.relkind, c.relnatts, c.relchecks, c.relam, c.relpersistence, c.reloftype, c.relispartition, \
+   c.relrowsecurity, c.relforcerowsecurity, c.relpartbound, \
+   (SELECT string_agg(h.inhparent::text, ',' ORDER BY h.inhseqno) FROM pg_inherits h WHERE h.inhrelid = c.oid)) \
    FROM pg_class c WHERE c.oid IN (SELECT oid FROM rels) \
  UNION ALL SELECT concat_ws(' ', 'a', a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attisdropped, \
    a.atthasdef, a.attidentity, a.attgenerated, a.attcollation) FROM pg_attribute a WHERE a.attrelid IN (SELECT oid FROM rels) AND a.attnum > 0 \
  UNION ALL SELECT concat_ws(' ', 'd', d.adrelid, d.adnum, d.adbin) FROM pg_attrdef d WHERE d.adrelid IN (SELECT oid FROM rels) \
- UNION ALL SELECT concat_ws(' ', 'i', x.indexrelid, x.indrelid, x.indisunique, x.indisprimary, x.indnkeyatts, x.indkey, x.indoption, \
+ UNION ALL SELECT concat_ws(' ', 'i', x.indexrelid, x.indrelid, x.indisunique, x.indisprimary, x.indnkeyatts, x.indnatts, x.indkey, x.indoption, \
    x.indcollation, x.indclass, x.indexprs, x.indpred) FROM pg_index x WHERE x.indrelid IN (SELECT oid FROM rels) \
  UNION ALL SELECT concat_ws(' ', 'k', k.oid, k.conname, k.contype, k.conrelid, k.contypid, k.conkey, k.confrelid, k.confkey, k.confdeltype, \
    k.confupdtype, k.condeferrable, k.condeferred, k.conbin, k.conindid, k.conislocal, k.conparentid, f.relname, fn.nspname) \
@@ -205,6 +207,16 @@ SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM ( \
    FROM pg_sequence s WHERE s.seqrelid IN (SELECT oid FROM rels) \
  UNION ALL SELECT concat_ws(' ', 'x', d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid, d.deptype) \
    FROM pg_depend d WHERE d.deptype = 'e' OR (d.deptype IN ('a', 'i') AND d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM rels)) \
+ UNION ALL SELECT concat_ws(' ', 'l', to_jsonb(co)::text) FROM pg_collation co WHERE co.collnamespace = (SELECT oid FROM ns) \
+ UNION ALL SELECT concat_ws(' ', 'o', o.oid, o.polname, o.polrelid, o.polcmd, o.polpermissive, o.polroles, o.polqual, o.polwithcheck) \
+   FROM pg_policy o WHERE o.polrelid IN (SELECT oid FROM rels) \
+ UNION ALL SELECT concat_ws(' ', 'm', m.classoid, m.objoid, m.objsubid, m.description) FROM pg_description m \
+   WHERE (m.classoid = 'pg_class'::regclass AND m.objoid IN (SELECT oid FROM rels)) \
+   OR (m.classoid = 'pg_proc'::regclass AND m.objoid IN (SELECT oid FROM pg_proc WHERE pronamespace = (SELECT oid FROM ns))) \
+   OR (m.classoid = 'pg_type'::regclass AND m.objoid IN (SELECT oid FROM pg_type WHERE typnamespace = (SELECT oid FROM ns))) \
+   OR (m.classoid = 'pg_constraint'::regclass AND m.objoid IN (SELECT oid FROM pg_constraint WHERE connamespace = (SELECT oid FROM ns))) \
+   OR (m.classoid = 'pg_trigger'::regclass AND m.objoid IN (SELECT oid FROM pg_trigger WHERE tgrelid IN (SELECT oid FROM rels))) \
+   OR (m.classoid = 'pg_policy'::regclass AND m.objoid IN (SELECT oid FROM pg_policy WHERE polrelid IN (SELECT oid FROM rels))) \
  UNION ALL SELECT concat_ws(' ', 'v', current_setting('server_version_num'), (SELECT oid FROM ns)) \
 ) AS f(x)";
 
