@@ -365,6 +365,15 @@ pub fn ours(set: &[Generated]) -> Vec<Migration> {
         .collect()
 }
 
+/// The history digest the generated module's `migrator()` passes to
+/// `Migrator::__code_digest` (computed by the build, so not at start-up):
+/// the start-up contenders use it as an app's generated code does.
+pub fn code_digest(ours: &[Migration]) -> u128 {
+    u128::from_be_bytes(migrate_runtime::digest_of(
+        ours.iter().map(|m| (m.version(), m.name(), m.checksum())),
+    ))
+}
+
 /// [`ours`] with each migration's schema fingerprint, computed by the
 /// build's replay ([`migrate_runtime::Migrator::check`]) as the generated
 /// module records them: with these, `apply` runs the start-up drift check.

@@ -193,6 +193,8 @@ impl Startup {
 pub struct Fixture {
     set: Vec<Generated>,
     pub(crate) ours: Vec<Migration>,
+    /// [`crate::code_digest`] of `ours`, as the generated module has it.
+    digest: u128,
     refinery: Vec<(String, String)>,
     pub(crate) sqlx: sqlx::migrate::Migrator,
     pub(crate) rt: tokio::runtime::Runtime,
@@ -218,8 +220,10 @@ impl Fixture {
             .block_on(sqlx::migrate::Migrator::new(package.path().join("migrations")))
             .expect("sqlx reads the migrations");
         assert_eq!(sqlx.iter().filter(|m| m.migration_type.is_up_migration()).count(), n);
+        let ours = ours_with_fingerprints(&set);
         Self {
-            ours: ours_with_fingerprints(&set),
+            digest: crate::code_digest(&ours),
+            ours,
             refinery: set
                 .iter()
                 .map(|m| (format!("V{}__{}", m.version, m.name), m.up.clone()))
@@ -368,11 +372,15 @@ impl Fixture {
                 let mut conn = Self::open(Place::Disk(path));
                 match who {
                     Startup::Ours | Startup::OursCall => {
-                        let report = Migrator::new(&self.ours).apply(&mut conn).expect("ours");
+                        let report = Migrator::new(&self.ours)
+                            .__code_digest(self.digest)
+                            .apply(&mut conn)
+                            .expect("ours");
                         assert!(report.is_empty());
                     }
                     Startup::OursDriftOff | Startup::OursCallDriftOff => {
                         let report = Migrator::new(&self.ours)
+                            .__code_digest(self.digest)
                             .drift(DriftPolicy::Off)
                             .apply(&mut conn)
                             .expect("ours");
