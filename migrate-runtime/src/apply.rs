@@ -42,8 +42,12 @@ impl<'m> Migrator<'m> {
         if target.is_none() {
             // One row (the newest, with the history's digest), else every row.
             let digest = self.code_digest();
-            if let Some(schema_unchanged) = self.table.digest_matches(conn, self.migrations, &digest) {
-                if !schema_unchanged {
+            if let Some(verified_cookie) = self.table.digest_matches(conn, self.migrations, &digest) {
+                // The schema is the one verified with the newest migration
+                // while SQLite's schema cookie is the one stamped then.
+                if self.drift_applies()
+                    && verified_cookie.is_none_or(|cookie| crate::history::schema_cookie(conn) != Some(cookie))
+                {
                     self.check_drift_all_applied(conn)?;
                 }
                 return Ok(Report::default());

@@ -232,16 +232,20 @@ impl Migrator<'_> {
 
     /// The fast path's check: every migration is applied and unmodified.
     pub(crate) fn check_drift_all_applied(&self, conn: &Connection) -> Result<()> {
-        if self.drift == DriftPolicy::Off {
-            return Ok(());
-        }
-        match self.migrations.last() {
+        match self.migrations.last().filter(|_| self.drift_applies()) {
             Some(m) => match m.schema_fingerprint() {
                 Some(expected) => self.compare_fingerprint(conn, m.version(), expected),
                 None => Ok(()),
             },
             None => Ok(()),
         }
+    }
+
+    /// Whether a start-up with every migration applied has a schema to
+    /// check: the drift check is on and the build recorded the newest
+    /// migration's schema.
+    pub(crate) fn drift_applies(&self) -> bool {
+        self.drift != DriftPolicy::Off && self.migrations.last().is_some_and(|m| m.schema_fingerprint().is_some())
     }
 
     /// After the newest migration ran (in its transaction): when the
