@@ -2,7 +2,11 @@
 //! instruction counts: `copy` (`Migrator::test_db` after the template
 //! exists, then the app's query, then close), `open` (open a migrated
 //! file, the query, close: SQLite's own cost of a new connection to that
-//! schema), `fresh` (open in memory, apply, the query, close).
+//! schema), `fresh` (open in memory, apply, the query, close):
+//!
+//! ```text
+//! testdbcost N [copy|open|fresh] [tables|app]
+//! ```
 use migrate_runtime::Migrator;
 use migrate_runtime::rusqlite::Connection;
 
@@ -10,7 +14,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100);
     let mode = args.next().unwrap_or_else(|| "copy".into());
-    let ours = migrate_bench::ours(&migrate_bench::generate(n));
+    let set = if args.next().as_deref() == Some("app") {
+        migrate_bench::generate_app(n)
+    } else {
+        migrate_bench::generate(n)
+    };
+    let ours = migrate_bench::ours(&set);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ready.db");
     match mode.as_str() {
