@@ -986,3 +986,53 @@ fn status_and_diff_say_the_same_with_no_check_cache_a_warm_one_and_a_damaged_one
     assert_eq!(drift_outputs(&pkg), cold, "with the cache written again");
     assert!(std::fs::read(&db).unwrap() == before, "nothing changed the database");
 }
+
+/// Migrations that call a function of the app's (`functions` in the
+/// config): the drift replays of `status` and `diff` register its stub,
+/// as `check` does, so they compare the database instead of failing.
+#[test]
+fn status_and_diff_replay_migrations_that_call_the_apps_functions() {
+    use migrate_runtime::rusqlite::functions::FunctionFlags;
+    let pkg = Package::new();
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!(
+            "{manifest}\n[package.metadata.migrate]\ndatabase = \"sqlite:dev.db\"\nfunctions = [\"normalize/1\"]\n"
+        ),
+    );
+    pkg.write(
+        "migrations/0001_names.sql",
+        "CREATE TABLE names (n TEXT NOT NULL);\nINSERT INTO names VALUES (normalize(' Ada '));\n",
+    );
+    pkg.write("migrations/0002_more.sql", "CREATE TABLE more (x);\n");
+    // The app applies them, its function registered.
+    let migrations = [
+        migrate_runtime::Migration::new(
+            1,
+            "names",
+            migrate_runtime::Script::new(pkg.read("migrations/0001_names.sql"), "migrations/0001_names.sql"),
+        ),
+        migrate_runtime::Migration::new(
+            2,
+            "more",
+            migrate_runtime::Script::new(pkg.read("migrations/0002_more.sql"), "migrations/0002_more.sql"),
+        ),
+    ];
+    let db = pkg.path().join("dev.db");
+    let mut conn = Connection::open(&db).unwrap();
+    conn.create_scalar_function("normalize", 1, FunctionFlags::SQLITE_UTF8, |ctx| {
+        Ok(ctx.get::<String>(0)?.trim().to_lowercase())
+    })
+    .unwrap();
+    migrate_runtime::Migrator::new(&migrations).apply(&mut conn).unwrap();
+    drop(conn);
+
+    let (json, _) = ok(&pkg, &["status", "--format", "json"]);
+    assert!(json.contains("\"drift\":[]"), "compared, no drift: {json}");
+    let (_, text) = ok(&pkg, &["diff"]);
+    assert!(text.contains("no drift"), "{text}");
+    sql(&db, "CREATE INDEX names_n ON names (n);");
+    let (_, text) = ok(&pkg, &["status"]);
+    assert!(text.contains("drift: table names: index names_n added"), "{text}");
+}
