@@ -26,7 +26,11 @@
 //! Which prefixes are kept: every `total / 16` migrations (rounded up; at
 //! most 16 along the set) and the whole set, so adding a migration replays one, and an
 //! edit replays from the kept prefix before it. Files of other prefixes
-//! (an older version of the set) are removed at the end of a check.
+//! (an older version of the set) are removed at the end of a check. No
+//! prefix that holds a migration whose scripts may leave state on the
+//! replay's connection (a `PRAGMA` setting, an `ATTACH`, a `TEMP` object,
+//! which no database file holds) is kept or resumed: the runtime says
+//! which.
 
 use std::collections::HashSet;
 use std::io::Write as _;
