@@ -12,7 +12,11 @@
 //! - **floor-status**: what any `status` has to do, in process: read every
 //!   migration file and every row of the tracking table.
 //! - **ours-cli-status**: `cargo-migrate migrate status --manifest-path …
-//!   --database sqlite:…` against a database with every migration applied.
+//!   --database sqlite:…` against a database with every migration applied,
+//!   with the check cache a previous `check` left (its drift replay starts
+//!   from there).
+//! - **ours-cli-status-cold**: the same with the check cache removed
+//!   first: the drift replay from nothing.
 //!
 //! The process rows include starting `cargo-migrate` and its `cargo
 //! metadata --no-deps` (a fixed cost of some tens of milliseconds), which
@@ -38,18 +42,22 @@ pub enum Cli {
     CheckCached,
     /// Read every migration file and every tracking row, in process.
     FloorStatus,
-    /// `cargo-migrate migrate status` against an up-to-date database.
+    /// `cargo-migrate migrate status` against an up-to-date database,
+    /// the check cache there.
     Status,
+    /// The same, no check cache.
+    StatusCold,
 }
 
 impl Cli {
     /// Every contender, in the order the harness alternates them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::FloorBuild,
         Self::Check,
         Self::CheckCached,
         Self::FloorStatus,
         Self::Status,
+        Self::StatusCold,
     ];
 
     /// The name used on the command line and in the table.
@@ -60,6 +68,7 @@ impl Cli {
             Self::CheckCached => "ours-cli-check-cached",
             Self::FloorStatus => "floor-status",
             Self::Status => "ours-cli-status",
+            Self::StatusCold => "ours-cli-status-cold",
         }
     }
 
@@ -67,7 +76,7 @@ impl Cli {
     pub fn floor(self) -> Self {
         match self {
             Self::FloorBuild | Self::Check | Self::CheckCached => Self::FloorBuild,
-            Self::FloorStatus | Self::Status => Self::FloorStatus,
+            Self::FloorStatus | Self::Status | Self::StatusCold => Self::FloorStatus,
         }
     }
 }
@@ -156,7 +165,12 @@ impl CliFixture {
                 time(|| self.run_bin(&["check"]))
             }
             Cli::FloorStatus => time(|| floor_status(&self.package.path().join("migrations"), &self.db)),
-            Cli::Status => {
+            Cli::Status | Cli::StatusCold => {
+                if who == Cli::StatusCold {
+                    let _ = std::fs::remove_dir_all(&cache);
+                } else if !cache.exists() {
+                    self.run_bin(&["check"]);
+                }
                 let url = format!("sqlite:{}", self.db.display());
                 time(|| self.run_bin(&["status", "--database", &url]))
             }

@@ -15,10 +15,22 @@
 //! bytes, an image SQLite refuses) is deleted and ignored: the replay then
 //! starts from the next shorter prefix, or from nothing.
 //!
+//! `cargo migrate status`, `diff` and the drift check of `up`, `down` and
+//! `redo` start their replay of a database's applied migrations from the
+//! longest prefix in `cargo migrate check`'s directory that the replay
+//! from nothing would also make ([`replay_cache`]); they only read it:
+//! their replays verify nothing (no round trips, no warnings), so they
+//! never write a file that a check would trust. A file they find damaged
+//! is deleted, as a check deletes it, and the next check writes it again.
+//!
 //! Which prefixes are kept: every `total / 16` migrations (rounded up; at
 //! most 16 along the set) and the whole set, so adding a migration replays one, and an
 //! edit replays from the kept prefix before it. Files of other prefixes
-//! (an older version of the set) are removed at the end of a check.
+//! (an older version of the set) are removed at the end of a check. No
+//! prefix that holds a migration whose scripts may leave state on the
+//! replay's connection (a `PRAGMA` setting, an `ATTACH`, a `TEMP` object,
+//! which no database file holds) is kept or resumed: the runtime says
+//! which.
 
 use std::collections::HashSet;
 use std::io::Write as _;
@@ -32,6 +44,15 @@ use crate::config::Config;
 
 const MAGIC: &[u8] = b"cargo-migrate replay cache 1\n";
 const EXTENSION: &str = "replay";
+
+/// The replay cache that `cargo migrate check` keeps in `dir` for
+/// `migrations` checked with `config`, for the command line's drift
+/// replays to start from
+/// ([`Migrator::replay_versions_cached`](migrate_runtime::Migrator::replay_versions_cached)).
+#[doc(hidden)]
+pub fn replay_cache(dir: &Path, config: &Config, migrations: &[Migration]) -> impl ReplayCache + use<> {
+    Cache::new(dir, config, migrations)
+}
 
 /// The cache of one check: the keys of its prefixes and the directory.
 pub(crate) struct Cache {
@@ -124,13 +145,13 @@ impl Cache {
 }
 
 impl ReplayCache for Cache {
-    fn resume(&mut self, conn: &mut Connection) -> Option<Verified> {
+    fn resume(&mut self, conn: &mut Connection, limit: usize) -> Option<Verified> {
         let names: HashSet<std::ffi::OsString> = std::fs::read_dir(&self.dir)
             .ok()?
             .flatten()
             .map(|e| e.file_name())
             .collect();
-        for prefix in (1..=self.keys.len()).rev() {
+        for prefix in (1..=self.keys.len().min(limit)).rev() {
             let name = self.path(prefix).file_name().map(ToOwned::to_owned)?;
             if names.contains(&name)
                 && let Some(verified) = self.load(prefix, conn)

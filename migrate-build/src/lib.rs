@@ -86,6 +86,8 @@ pub mod squash;
 mod template;
 mod validate;
 
+#[doc(hidden)]
+pub use cache::replay_cache;
 pub use config::{Backend, Config, Drift};
 pub use problem::{Error, Problem, Severity};
 /// The rusqlite the replay runs on (with its `functions` feature), for
@@ -93,8 +95,8 @@ pub use problem::{Error, Problem, Severity};
 pub use rusqlite;
 pub use template::template;
 pub use validate::{
-    Checked, Loaded, ReplaySetup, check, check_incremental, check_with_setup, load, migrations_dir, schema_snapshot,
-    snapshot_path,
+    Checked, Loaded, ReplaySetup, check, check_incremental, check_with_setup, load, migrations_dir,
+    register_function_stubs, schema_snapshot, snapshot_path,
 };
 
 /// The name of the generated file in the output directory.

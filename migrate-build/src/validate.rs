@@ -274,11 +274,8 @@ fn replay(
         return check_postgres(migrations, problems, dir, config);
     }
     let runtime: Vec<Migration> = migrations.iter().map(Found::to_migration).collect();
-    let stubs = config.function_stubs();
     let setup = |conn: &rusqlite::Connection| {
-        for f in &stubs {
-            register_stub(conn, f)?;
-        }
+        register_function_stubs(conn, config)?;
         user_setup.map_or(Ok(()), |user| user(conn))
     };
     // A replay makes what the migrations make, contracts included.
@@ -475,6 +472,30 @@ fn ages(
         ages.record(m.version(), &schema.tables(&conn)?);
     }
     Ok(ages)
+}
+
+/// Registers on `conn` a stub of each SQL function of `functions` in
+/// `[package.metadata.migrate]`, as the build's replay does before
+/// anything runs: `cargo migrate`'s own replays (drift, schema) do the
+/// same, so that they replay what the build accepted.
+///
+/// # Errors
+///
+/// When SQLite refuses a function.
+///
+/// # Examples
+///
+/// ```
+/// let mut config = migrate_build::Config::default();
+/// config.functions = vec!["normalize/1".to_owned()];
+/// let conn = migrate_build::rusqlite::Connection::open_in_memory()?;
+/// migrate_build::register_function_stubs(&conn, &config)?;
+/// let back: String = conn.query_row("SELECT normalize('x')", [], |r| r.get(0))?;
+/// assert_eq!(back, "x");
+/// # Ok::<(), migrate_build::rusqlite::Error>(())
+/// ```
+pub fn register_function_stubs(conn: &rusqlite::Connection, config: &Config) -> rusqlite::Result<()> {
+    config.function_stubs().iter().try_for_each(|f| register_stub(conn, f))
 }
 
 /// Registers the stub of an app-defined function: deterministic, returns

@@ -12,7 +12,7 @@ use crate::Migrator;
 use crate::model::{self, Filter};
 use crate::model::{Difference, Model};
 #[cfg(feature = "rusqlite")]
-use crate::{Applied, Migration};
+use crate::{Applied, Migration, ReplayCache};
 use crate::{Error, Result, State, Status};
 
 /// What to do when a database's schema is not what its migrations made.
@@ -142,10 +142,35 @@ impl<'m> Migrator<'m> {
     /// [`Error::UnknownTarget`] for a version the code does not have; the
     /// replay's errors when a migration fails.
     pub fn replay_versions(&self, versions: &[u64]) -> Result<Connection> {
+        self.replay_versions_cached(versions, &mut crate::replay_cache::NoCache)
+    }
+
+    /// [`replay_versions`](Self::replay_versions), starting from the
+    /// longest verified prefix of the migrations that `cache` holds (the
+    /// incremental check's, see [`check_cached`](Self::check_cached)) when
+    /// that database is the one the replay from nothing makes at that
+    /// point: every migration of the prefix is in `versions`, and none
+    /// ran its round trip outside a transaction or may leave state on the
+    /// connection. Saves nothing: the cache holds only verified prefixes.
+    ///
+    /// # Errors
+    ///
+    /// As [`replay_versions`](Self::replay_versions).
+    #[doc(hidden)]
+    pub fn replay_versions_cached(&self, versions: &[u64], cache: &mut dyn ReplayCache) -> Result<Connection> {
         let subset = self.subset(versions)?;
         // In memory, attached databases too, with the app's functions.
-        let mut conn = crate::session::replay_connection()?;
-        self.set_up_replay(&conn)?;
+        let fresh = || -> Result<Connection> {
+            let conn = crate::session::replay_connection()?;
+            self.set_up_replay(&conn)?;
+            Ok(conn)
+        };
+        let mut conn = fresh()?;
+        let usable = self.replayed_as_checked(&subset);
+        if usable > 0 && cache.resume(&mut conn, usable).is_some_and(|v| v.prefix > usable) {
+            // Not what was asked for: from nothing.
+            conn = fresh()?;
+        }
         Migrator::new(&subset)
             .table(self.table_name())
             .allow_out_of_order(true)
@@ -154,6 +179,26 @@ impl<'m> Migrator<'m> {
             .drift(DriftPolicy::Off)
             .apply(&mut conn)?;
         Ok(conn)
+    }
+
+    /// How many of the migrations, from the first, the check's replay
+    /// leaves as a replay of `subset` from nothing does (see
+    /// [`replay_versions_cached`](Self::replay_versions_cached)): the
+    /// same versions in the same order, and no round trip committed
+    /// outside a transaction (whose down and up ran again on the full
+    /// database).
+    fn replayed_as_checked(&self, subset: &[Migration]) -> usize {
+        let outside_transaction = |m: &Migration| {
+            m.down()
+                .is_some_and(|down| down.no_transaction() || m.up().no_transaction())
+        };
+        let same = self
+            .migrations()
+            .iter()
+            .zip(subset)
+            .take_while(|(m, s)| m.version() == s.version() && !outside_transaction(m))
+            .count();
+        same.min(crate::replay_cache::resumable(self.migrations()))
     }
 
     /// The schema that the migrations numbered `versions` make: the
@@ -190,13 +235,29 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn schema_diff(&self, conn: &Connection, filter: &Filter) -> Result<SchemaDiff> {
+        self.schema_diff_cached(conn, filter, &mut crate::replay_cache::NoCache)
+    }
+
+    /// [`schema_diff`](Self::schema_diff), its replay started from what
+    /// `cache` holds ([`replay_versions_cached`](Self::replay_versions_cached)).
+    ///
+    /// # Errors
+    ///
+    /// As [`schema_diff`](Self::schema_diff).
+    #[doc(hidden)]
+    pub fn schema_diff_cached(
+        &self,
+        conn: &Connection,
+        filter: &Filter,
+        cache: &mut dyn ReplayCache,
+    ) -> Result<SchemaDiff> {
         if !has_table(conn, self.table_name())? {
             return Err(Error::NotMigrated {
                 table: self.table_name().to_owned(),
             });
         }
         let versions = replayable(&self.status(conn)?)?;
-        let expected = self.schema_after(&versions, filter)?;
+        let expected = Model::read(&self.replay_versions_cached(&versions, cache)?, filter)?;
         let actual = Model::read(conn, filter)?;
         Ok(SchemaDiff::new(versions.last().copied(), expected, actual))
     }

@@ -175,8 +175,9 @@ impl<'m> Migrator<'m> {
         let mut found = Findings::default();
         let mut conn = self.fresh_replay()?;
         let mut from = 0;
-        match cache.resume(&mut conn) {
-            Some(verified) if verified.prefix <= self.migrations.len() => {
+        let resumable = crate::replay_cache::resumable(self.migrations);
+        match cache.resume(&mut conn, resumable) {
+            Some(verified) if verified.prefix <= resumable => {
                 from = verified.prefix;
                 found.warnings = verified.warnings;
                 found.fingerprints = verified.fingerprints.into_iter().collect();
@@ -234,8 +235,11 @@ impl<'m> Migrator<'m> {
             fingerprints.fingerprint(conn, &filter, (!all).then_some(&touched.tables))
         };
         let total = self.migrations.len();
+        let resumable = crate::replay_cache::resumable(self.migrations);
         let mut save = |found: &Findings, prefix: usize| {
-            if let Some(cache) = cache.as_deref_mut().filter(|c| prefix > from && c.wants(prefix, total))
+            if let Some(cache) = cache
+                .as_deref_mut()
+                .filter(|c| prefix > from && prefix <= resumable && c.wants(prefix, total))
                 && found.problems.is_empty()
             {
                 let verified = Verified {

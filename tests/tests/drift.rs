@@ -863,3 +863,176 @@ fn the_config_keys_ignore_snapshot_and_drift() {
     let (_, e) = expect(&pkg, &["diff"], 1);
     assert!(e.contains("ignore"), "{e}");
 }
+
+// ------------------------------------------------- the check's cache
+
+/// Everything `status`, `diff` and `up` (its drift check) say about the
+/// database: exit status, stdout and stderr of each.
+fn drift_outputs(pkg: &Package) -> Vec<(Option<i32>, String, String)> {
+    let commands: [&[&str]; 7] = [
+        &["status"],
+        &["status", "--format", "json"],
+        &["diff"],
+        &["diff", "--format", "json"],
+        &["diff", "--sql"],
+        &["diff", "--sql", "--allow-drop"],
+        &["up"],
+    ];
+    commands
+        .iter()
+        .map(|args| {
+            let out = run(pkg, args);
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn status_and_diff_say_the_same_with_no_check_cache_a_warm_one_and_a_damaged_one() {
+    let (pkg, db) = story();
+    // 30 more migrations of every kind, with rows, so that the check keeps
+    // prefixes (every 2nd of 32) and the replay of the applied ones
+    // can start from one.
+    for i in 3..=32 {
+        let (up, down) = match i % 5 {
+            0 => (
+                format!("ALTER TABLE recruits ADD COLUMN c{i} TEXT DEFAULT 'v{i}';\n"),
+                Some(format!("ALTER TABLE recruits DROP COLUMN c{i};\n")),
+            ),
+            1 => (
+                format!("CREATE INDEX cohorts_i{i} ON cohorts (title, id);\n"),
+                Some(format!("DROP INDEX cohorts_i{i};\n")),
+            ),
+            2 => (format!("INSERT INTO cohorts (title) VALUES ('C{i}');\n"), None),
+            3 => (
+                format!("CREATE VIEW v{i} AS SELECT id, title FROM cohorts WHERE id > {i};\n"),
+                Some(format!("DROP VIEW v{i};\n")),
+            ),
+            _ => (
+                format!(
+                    "CREATE TABLE t{i} (id INTEGER PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0));\n\
+                     CREATE TRIGGER t{i}_audit AFTER INSERT ON t{i} BEGIN UPDATE cohorts SET title = title WHERE id = NEW.n; END;\n"
+                ),
+                Some(format!("DROP TABLE t{i};\n")),
+            ),
+        };
+        match down {
+            Some(down) => {
+                pkg.write(&format!("migrations/{i:04}_m{i}.up.sql"), up);
+                pkg.write(&format!("migrations/{i:04}_m{i}.down.sql"), down);
+            }
+            None => pkg.write(&format!("migrations/{i:04}_m{i}.sql"), up),
+        }
+    }
+    // Applied up to 29 of 32; then changed by hand (drift).
+    ok(&pkg, &["up", "--to", "29"]);
+    sql(&db, HAND_CHANGES);
+    sql(
+        &db,
+        "DROP INDEX cohorts_i11; CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);",
+    );
+    let cache = pkg.path().join("target/migrate-check-cache").join(pkg.name());
+    let files = || -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&cache)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    };
+
+    let before = std::fs::read(&db).unwrap();
+    let cold = drift_outputs(&pkg);
+    assert!(files().is_empty(), "status and diff write no cache: {:?}", files());
+    // What the replay finds is in there: drift, the SQL back, and `up`
+    // refusing to run on the drifted database.
+    assert_eq!(cold[0].0, Some(0), "{:?}", cold[0]);
+    assert!(cold[0].2.contains("drift: 5 differences"), "{}", cold[0].2);
+    assert_eq!(cold[2].0, Some(1), "{:?}", cold[2]);
+    assert!(cold[2].1.contains("index cohorts_i11"), "{}", cold[2].1);
+    assert!(cold[4].1.contains("CREATE INDEX cohorts_i11"), "{}", cold[4].1);
+    assert!(cold[6].2.contains("(drift)"), "{}", cold[6].2);
+
+    // `check` keeps the replayed database every 2nd migration: the
+    // commands start from the longest applied prefix, and say the same.
+    ok(&pkg, &["check"]);
+    let kept = files();
+    assert_eq!(kept.len(), 16, "{kept:?}");
+    assert_eq!(drift_outputs(&pkg), cold, "with the check's cache");
+
+    // Every file damaged: each one the commands look at (the prefixes up
+    // to the 29 applied) is found out, deleted and not trusted; those of
+    // 30 and 32 migrations are never looked at.
+    for file in &kept {
+        std::fs::write(file, b"not a replay cache").unwrap();
+    }
+    assert_eq!(drift_outputs(&pkg), cold, "with a damaged cache");
+    assert_eq!(files().len(), 2, "the damaged files were deleted: {:?}", files());
+    // Files swapped (each valid, but for another prefix): not taken either.
+    ok(&pkg, &["check"]);
+    let kept = files();
+    let bytes: Vec<Vec<u8>> = kept.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    for (file, other) in kept.iter().zip(bytes.iter().cycle().skip(1)) {
+        std::fs::write(file, other).unwrap();
+    }
+    assert_eq!(drift_outputs(&pkg), cold, "with files of other prefixes");
+    assert_eq!(files().len(), 2, "{:?}", files());
+    // The next check writes them again.
+    ok(&pkg, &["check"]);
+    assert_eq!(files().len(), 16);
+    assert_eq!(drift_outputs(&pkg), cold, "with the cache written again");
+    assert!(std::fs::read(&db).unwrap() == before, "nothing changed the database");
+}
+
+/// Migrations that call a function of the app's (`functions` in the
+/// config): the drift replays of `status` and `diff` register its stub,
+/// as `check` does, so they compare the database instead of failing.
+#[test]
+fn status_and_diff_replay_migrations_that_call_the_apps_functions() {
+    use migrate_runtime::rusqlite::functions::FunctionFlags;
+    let pkg = Package::new();
+    let manifest = pkg.read("Cargo.toml");
+    pkg.write(
+        "Cargo.toml",
+        format!(
+            "{manifest}\n[package.metadata.migrate]\ndatabase = \"sqlite:dev.db\"\nfunctions = [\"normalize/1\"]\n"
+        ),
+    );
+    pkg.write(
+        "migrations/0001_names.sql",
+        "CREATE TABLE names (n TEXT NOT NULL);\nINSERT INTO names VALUES (normalize(' Ada '));\n",
+    );
+    pkg.write("migrations/0002_more.sql", "CREATE TABLE more (x);\n");
+    // The app applies them, its function registered.
+    let migrations = [
+        migrate_runtime::Migration::new(
+            1,
+            "names",
+            migrate_runtime::Script::new(pkg.read("migrations/0001_names.sql"), "migrations/0001_names.sql"),
+        ),
+        migrate_runtime::Migration::new(
+            2,
+            "more",
+            migrate_runtime::Script::new(pkg.read("migrations/0002_more.sql"), "migrations/0002_more.sql"),
+        ),
+    ];
+    let db = pkg.path().join("dev.db");
+    let mut conn = Connection::open(&db).unwrap();
+    conn.create_scalar_function("normalize", 1, FunctionFlags::SQLITE_UTF8, |ctx| {
+        Ok(ctx.get::<String>(0)?.trim().to_lowercase())
+    })
+    .unwrap();
+    migrate_runtime::Migrator::new(&migrations).apply(&mut conn).unwrap();
+    drop(conn);
+
+    let (json, _) = ok(&pkg, &["status", "--format", "json"]);
+    assert!(json.contains("\"drift\":[]"), "compared, no drift: {json}");
+    let (_, text) = ok(&pkg, &["diff"]);
+    assert!(text.contains("no drift"), "{text}");
+    sql(&db, "CREATE INDEX names_n ON names (n);");
+    let (_, text) = ok(&pkg, &["status"]);
+    assert!(text.contains("drift: table names: index names_n added"), "{text}");
+}

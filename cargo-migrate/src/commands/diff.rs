@@ -153,7 +153,7 @@ fn sql(
 ) -> Result<ExitCode> {
     let versions = applied(&project.status(migrator, conn)?);
     let expected_conn = migrator
-        .replay_versions(&versions)
+        .replay_versions_cached(&versions, &mut project.replay_cache())
         .map_err(|e| super::runtime_error(e, project))?;
     let script = sqlgen::transform(
         Side {
@@ -296,7 +296,7 @@ fn emit(
     let versions = applied(&status);
     let replay = || {
         migrator
-            .replay_versions(&versions)
+            .replay_versions_cached(&versions, &mut project.replay_cache())
             .map_err(|e| super::runtime_error(e, project))
     };
     // up: the migrations' schema → the live one.

@@ -1,7 +1,9 @@
 //! Drift, shared by `diff`, `status`, `up`, `down` and `redo`: the
 //! database's schema against the replay of exactly the migrations its
 //! tracking table records (the runtime's `Migrator::schema_diff`), with
-//! the errors in the command line's words.
+//! the errors in the command line's words. The replay starts from the
+//! longest prefix that `cargo migrate check`'s replay cache holds and
+//! that a replay from nothing would make too ([`Project::replay_cache`]).
 
 use anyhow::{Result, anyhow};
 use migrate_runtime::model::{Difference, Filter};
@@ -50,7 +52,7 @@ pub(super) fn applied(status: &Status<'_>) -> Vec<u64> {
 pub(super) fn compare(project: &Project<'_>, migrator: &Migrator<'_>, conn: &Connection) -> Result<SchemaDiff> {
     let filter = filter(project.package)?;
     migrator
-        .schema_diff(conn, &filter)
+        .schema_diff_cached(conn, &filter, &mut project.replay_cache())
         .map_err(|e| cannot_compare(e, project))
 }
 
@@ -123,7 +125,7 @@ pub(super) fn before_running(
     }
     let allow = allow || configured == migrate_build::Drift::Warn;
     let filter = filter(project.package)?;
-    let Ok(diff) = migrator.schema_diff(conn, &filter) else {
+    let Ok(diff) = migrator.schema_diff_cached(conn, &filter, &mut project.replay_cache()) else {
         return Ok(());
     };
     if diff.is_clean() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use migrate_runtime::rusqlite::Connection;
-use migrate_runtime::{Migration, Migrator, State, Status};
+use migrate_runtime::{Migration, Migrator, ReplayCache, State, Status};
 
 use super::new;
 use crate::cli::RunArgs;
@@ -43,6 +43,10 @@ impl<'s> Project<'s> {
     pub(super) fn migrator(&self, run: Option<&RunArgs>) -> Migrator<'_> {
         let config = &self.package.config;
         let mut migrator = Migrator::new(&self.migrations).table(&config.table);
+        if !config.functions.is_empty() {
+            // The drift replays run what the build's replay accepted.
+            migrator = migrator.replay_setup(|conn| migrate_build::register_function_stubs(conn, config));
+        }
         if config.store_down {
             migrator = migrator.store_down(true);
         }
@@ -72,6 +76,13 @@ impl<'s> Project<'s> {
                 .allow_modified(run.allow_modified)
                 .lock_timeout(Duration::from_secs(run.lock_timeout)),
         }
+    }
+
+    /// The replay cache that `cargo migrate check` keeps for these
+    /// migrations, which the drift replays start from (and only read):
+    /// see [`Migrator::schema_diff_cached`].
+    pub(super) fn replay_cache(&self) -> impl ReplayCache + use<> {
+        migrate_build::replay_cache(&self.package.check_cache, &self.package.config, &self.migrations)
     }
 
     /// Opens the database; `None` when its file does not exist and `mode`

@@ -209,7 +209,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
             Some(opened) => {
                 // The replay of what is applied, when the history can be replayed.
                 if let Ok(filter) = super::drift::filter(package)
-                    && let Ok(diff) = migrator.schema_diff(&opened.conn, &filter)
+                    && let Ok(diff) = migrator.schema_diff_cached(&opened.conn, &filter, &mut project.replay_cache())
                 {
                     drift = Some(
                         super::drift::sorted(&diff.differences)
