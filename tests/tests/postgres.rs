@@ -61,7 +61,7 @@ fn tables(client: &mut Client, schema: &str) -> Vec<String> {
 }
 
 /// Whether another session can take the migration lock right now.
-fn lock_is_free(db: &tests::postgres::Database, table: &str) -> bool {
+pub(crate) fn lock_is_free(db: &tests::postgres::Database, table: &str) -> bool {
     let mut other = db.client();
     let schema: String = other.query_one("SELECT current_schema()::text", &[]).unwrap().get(0);
     let key = advisory_key(&format!("{schema}.{table}"));
