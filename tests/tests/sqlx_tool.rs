@@ -415,7 +415,10 @@ fn pg_a_sqlx_app_migrates_through_its_pool_and_keeps_using_it() {
             .unwrap();
         assert_eq!(open, "\"$user\", public", "the session's settings are the app's again");
         drop(conn);
-        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM users").fetch_all(&pool).await.unwrap();
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM users")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
         assert_eq!(names, ["Ada"]);
 
         // A second start does nothing (the schema recorded by the first is
@@ -443,7 +446,10 @@ fn pg_a_sqlx_app_migrates_through_its_pool_and_keeps_using_it() {
         // Down to 0 and up again, through the same connection.
         let rollbackable: Vec<Migration> = pg_app_migrations()
             .into_iter()
-            .zip(["DROP TABLE users;", "DROP TABLE posts;\nDROP INDEX users_email;\nALTER TABLE users DROP COLUMN email;"])
+            .zip([
+                "DROP TABLE users;",
+                "DROP TABLE posts;\nDROP INDEX users_email;\nALTER TABLE users DROP COLUMN email;",
+            ])
             .map(|(m, down)| {
                 let file = format!("migrations/{:04}_{}.down.sql", m.version(), m.name());
                 m.with_down(migrate_runtime::Script::new(down.to_owned(), file))
@@ -574,16 +580,9 @@ fn pg_refusals_and_failures_come_back_through_sqlx_and_leave_the_connection_usab
 #[test]
 fn pg_a_server_error_outside_the_scripts_is_worded_as_on_the_other_drivers() {
     let Some(db) = tests::pg_database!() else { return };
-    if db.server().dir.is_none() {
-        // Needs a role of its own on a trust-authenticated server.
+    let Some((url, role)) = super::postgres::unprivileged_url(&db) else {
         return;
-    }
-    let role = format!("r_{}", db.name);
-    let mut owner = db.client();
-    owner.batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN")).unwrap();
-    let url = db
-        .url
-        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    };
     let migrations = pg_app_migrations();
     let mut client = migrate_runtime::postgres::Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
     let sync = Migrator::new(&migrations).apply_postgres(&mut client).unwrap_err();
@@ -600,6 +599,9 @@ fn pg_a_server_error_outside_the_scripts_is_worded_as_on_the_other_drivers() {
         sqlx::query("SELECT 1").execute(&mut conn).await.unwrap();
     });
     drop(client);
+    db.client()
+        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
+        .unwrap();
 }
 
 /// Two processes' worth of starts (threads, each with its own runtime and
@@ -627,7 +629,11 @@ fn pg_concurrent_starts_through_sqlx_apply_each_migration_once() {
     });
     let mut all: Vec<u64> = applied.concat();
     all.sort_unstable();
-    assert_eq!(all, [1, 2, 3], "each migration applied by exactly one start: {applied:?}");
+    assert_eq!(
+        all,
+        [1, 2, 3],
+        "each migration applied by exactly one start: {applied:?}"
+    );
 }
 
 /// `cargo tree` of the runtime with `sqlx` and no bundled SQLite of its
@@ -663,20 +669,69 @@ fn one_libsqlite3_sys_with_the_sqlx_feature() {
     );
 }
 
-/// The README's sqlx example is `migrate-runtime/examples/sqlx.rs`, which
-/// CI compiles (clippy `-p migrate-runtime --all-targets --features sqlx`).
+/// The README's sqlx examples are `migrate-runtime/examples/sqlx.rs` and
+/// `sqlx_pg.rs`, which CI compiles (clippy `-p migrate-runtime
+/// --all-targets` with `sqlx`, and with `postgres,sqlx`).
 #[test]
-fn the_readme_sqlx_example_is_the_compiled_example() {
+fn the_readme_sqlx_examples_are_the_compiled_examples() {
     let readme = std::fs::read_to_string(tests::workspace_dir().join("README.md")).unwrap();
-    let example = std::fs::read_to_string(tests::workspace_dir().join("migrate-runtime/examples/sqlx.rs")).unwrap();
-    let after = readme
-        .find("(`migrate-runtime/examples/sqlx.rs`)")
-        .map(|at| &readme[at..])
-        .expect("the README names the example");
-    let block = after
-        .split("```rust\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .unwrap();
-    assert_eq!(block, example, "README.md and migrate-runtime/examples/sqlx.rs differ");
+    for name in ["sqlx.rs", "sqlx_pg.rs"] {
+        let path = format!("migrate-runtime/examples/{name}");
+        let example = std::fs::read_to_string(tests::workspace_dir().join(&path)).unwrap();
+        let after = readme
+            .find(&format!("(`{path}`)"))
+            .map(|at| &readme[at..])
+            .expect("the README names the example");
+        let block = after
+            .split("```rust\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap();
+        assert_eq!(block, example, "README.md and {path} differ");
+    }
+}
+
+/// `cargo tree` of the runtime as each kind of sqlx app builds it: an
+/// SQLite app (`sqlx` with the default `rusqlite`) compiles no PostgreSQL
+/// driver of sqlx's, a PostgreSQL app (`postgres,sqlx`, no default
+/// features) no SQLite at all.
+#[test]
+fn each_sqlx_build_compiles_only_its_backends_driver() {
+    let tree = |features: &[&str], package: &str| {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(tests::workspace_dir())
+            .args([
+                "tree",
+                "--locked",
+                "--offline",
+                "-p",
+                "migrate-runtime",
+                "-e",
+                "normal",
+                "-i",
+                package,
+            ])
+            .args(features)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, err) = tree(&["--features", "sqlx"], "sqlx-postgres");
+    assert!(
+        out.is_empty() && err.contains("did not match any packages"),
+        "{out}{err}"
+    );
+    let pg_only = ["--no-default-features", "--features", "postgres,sqlx"];
+    let (out, err) = tree(&pg_only, "sqlx-postgres");
+    assert!(out.starts_with("sqlx-postgres v"), "{out}{err}");
+    for sqlite in ["sqlx-sqlite", "libsqlite3-sys"] {
+        let (out, err) = tree(&pg_only, sqlite);
+        assert!(
+            !out.contains(sqlite),
+            "{sqlite} in a PostgreSQL-only build:\n{out}{err}"
+        );
+    }
 }

@@ -251,7 +251,9 @@ pub(crate) fn server_of_tokio(e: &tokio_postgres::Error) -> Option<ServerError<'
 /// sqlx's [`PgDatabaseError`](sqlx::postgres::PgDatabaseError) fields.
 #[cfg(feature = "sqlx")]
 pub(crate) fn server_of_sqlx(e: &sqlx::Error) -> Option<ServerError<'_>> {
-    let db = e.as_database_error()?.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    let db = e
+        .as_database_error()?
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
     Some(ServerError {
         code: db.code(),
         message: db.message(),
@@ -339,9 +341,9 @@ fn tokio_messages(messages: Vec<tokio_postgres::SimpleQueryMessage>) -> Vec<Mess
     messages
         .into_iter()
         .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => {
-                Some(Message::Row((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect()))
-            }
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(Message::Row(
+                (0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect(),
+            )),
             tokio_postgres::SimpleQueryMessage::CommandComplete(_) => Some(Message::Complete),
             _ => None,
         })
@@ -470,7 +472,8 @@ mod sqlx_pg {
         async fn simple_query(&mut self, sql: &str) -> Result<Vec<Message>, PgError> {
             let mut stream = sqlx::Executor::fetch_many(&mut *self, sqlx::raw_sql(AssertSqlSafe(sql.to_owned())));
             let mut messages = Vec::new();
-            while let Some(next) = std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx)).await {
+            while let Some(next) = std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx)).await
+            {
                 messages.push(match next? {
                     Either::Left(_) => Message::Complete,
                     Either::Right(row) => Message::Row(text_row(&row)?),

@@ -37,8 +37,8 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::Client;
 use client::{PgClient, PgError};
+use postgres::Client;
 use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;

@@ -25,7 +25,7 @@ impl<'m> Migrator<'m> {
     /// The server's NOTICEs sent while a migration runs are not reported as
     /// [`Event::Notice`](crate::Event::Notice) on this driver: sqlx does not
     /// hand them to the app, it logs them (through `log`/`tracing`, target
-    /// `sqlx::postgres::notice`).
+    /// `sqlx::postgres::notice`; sqlx-postgres 0.9, `connection/stream.rs`).
     ///
     /// The future borrows the migrator, whose observer
     /// ([`on_event`](Self::on_event)) need not be `Send`: await it where it

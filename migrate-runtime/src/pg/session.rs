@@ -170,10 +170,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     }
 
     /// Runs `sql` as one simple query, returning the rows' text.
-    pub(super) async fn query(
-        &mut self,
-        sql: &str,
-    ) -> std::result::Result<Vec<Vec<Option<String>>>, PgError> {
+    pub(super) async fn query(&mut self, sql: &str) -> std::result::Result<Vec<Vec<Option<String>>>, PgError> {
         adopt::text_rows(self.client, sql).await
     }
 
