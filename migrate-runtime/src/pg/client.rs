@@ -421,10 +421,7 @@ mod sqlx_pg {
     /// `sql` with `params` bound, not kept as a prepared statement (a
     /// migration changes the schema under the app's cached statements; ours
     /// need not add to them).
-    fn bound(
-        sql: &str,
-        params: &[&dyn ToParam],
-    ) -> Result<sqlx::query::Query<'static, sqlx::Postgres, PgArguments>, PgError> {
+    fn bound(sql: &str, params: &[&dyn ToParam]) -> sqlx::query::Query<'static, sqlx::Postgres, PgArguments> {
         let mut query = sqlx::query(AssertSqlSafe(sql.to_owned())).persistent(false);
         for p in params {
             query = match p.to_param() {
@@ -432,7 +429,7 @@ mod sqlx_pg {
                 Param::Int(n) => query.bind(n),
             };
         }
-        Ok(query)
+        query
     }
 
     /// A sqlx row (binary values, typed) as a [`Row`].
@@ -483,12 +480,12 @@ mod sqlx_pg {
         }
 
         async fn query(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<Vec<Row>, PgError> {
-            let rows = bound(sql, params)?.fetch_all(&mut *self).await?;
+            let rows = bound(sql, params).fetch_all(&mut *self).await?;
             rows.iter().map(row_of).collect()
         }
 
         async fn execute(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<u64, PgError> {
-            Ok(bound(sql, params)?.execute(&mut *self).await?.rows_affected())
+            Ok(bound(sql, params).execute(&mut *self).await?.rows_affected())
         }
 
         fn is_closed(&self) -> bool {
