@@ -326,10 +326,13 @@ pub enum Error {
         cause: ::postgres::Error,
     },
 
-    /// sqlx could not lend its connection (feature `sqlx`): the
-    /// connection's worker stopped, or the connection is closed.
+    /// An error of sqlx's (feature `sqlx`). On SQLite: sqlx could not lend
+    /// its connection (the connection's worker stopped, or the connection
+    /// is closed). On PostgreSQL (`Migrator::apply_sqlx_pg`): any error
+    /// outside a migration's statements, as [`Error::Postgres`] is for the
+    /// other drivers (the server's message, SQLSTATE, detail and hint).
     #[cfg(feature = "sqlx")]
-    #[error("{doing}: {cause}; {SQLX_HINT}")]
+    #[error("{doing}: {}", sqlx_text(cause))]
     Sqlx {
         /// What we were doing.
         doing: String,
@@ -480,14 +483,21 @@ impl Error {
 /// What to do about a PostgreSQL error outside a migration's statements.
 #[cfg(feature = "postgres")]
 fn postgres_hint(cause: &::postgres::Error) -> &'static str {
-    match cause.as_db_error().map(|d| d.code().code()) {
+    postgres_hint_for(cause.as_db_error().map(|d| d.code().code()), cause.is_closed())
+}
+
+/// What to do about a PostgreSQL error with SQLSTATE `code` (`None`: not
+/// the server's), on a connection that is `closed` or not.
+#[cfg(feature = "postgres")]
+fn postgres_hint_for(code: Option<&str>, closed: bool) -> &'static str {
+    match code {
         Some("42501") => {
             "the role lacks a privilege: grant it (CREATE on the schema or database), or connect as the owner"
         }
         Some("3D000") => "the database does not exist: create it (createdb) or check the URL",
         Some("28P01" | "28000") => "authentication failed: check the user and password in the URL",
         Some(_) => "check the server's message above",
-        None if cause.is_closed() => "the connection to the server was lost: check that it runs and run again",
+        None if closed => "the connection to the server was lost: check that it runs and run again",
         None => "check the URL and that the server runs",
     }
 }
@@ -549,8 +559,20 @@ const ALLOW_UNKNOWN: &str = "`Migrator::allow_unknown(true)`, or `--allow-unknow
 /// The option that accepts a pending migration below an applied one.
 const ALLOW_OUT_OF_ORDER: &str = "`Migrator::allow_out_of_order(true)`, or `--allow-out-of-order` on the command line";
 
-/// What to do when another process holds the database's write lock.
-/// What to do when sqlx cannot lend its connection ([`Error::Sqlx`]).
+/// An [`Error::Sqlx`]'s text after what we were doing: a PostgreSQL
+/// server's error as [`Error::Postgres`] says it, anything else with what
+/// to do about a connection sqlx can no longer use.
+#[cfg(feature = "sqlx")]
+fn sqlx_text(cause: &sqlx::Error) -> String {
+    #[cfg(feature = "postgres")]
+    if let Some(message) = crate::pg::sqlx_message_of(cause) {
+        let code = cause.as_database_error().and_then(|d| d.code());
+        return format!("{message}; {}", postgres_hint_for(code.as_deref(), false));
+    }
+    format!("{cause}; {SQLX_HINT}")
+}
+
+/// What to do when sqlx cannot lend its connection, or lost it ([`Error::Sqlx`]).
 #[cfg(feature = "sqlx")]
 const SQLX_HINT: &str =
     "the sqlx connection is no longer usable; open a new one (a pool replaces it: acquire another) and apply again";

@@ -70,13 +70,22 @@
 //!
 //! # sqlx
 //!
-//! With the feature `sqlx` (and `rusqlite`), `Migrator::apply_sqlx_sqlite`,
-//! `migrate_to_sqlx_sqlite`, `status_sqlx_sqlite` and `pending_sqlx_sqlite`
-//! run the SQLite backend on a sqlx `SqliteConnection` (sqlx is re-exported
-//! as `migrate_runtime::sqlx`), on the connection's own SQLite handle: one
-//! SQLite library in the program, sqlx's. PostgreSQL through sqlx's
-//! `PgConnection` is not supported yet: use `tokio-postgres` for the
-//! migrations there.
+//! With the feature `sqlx` (sqlx is re-exported as `migrate_runtime::sqlx`),
+//! the backends turned on also run on sqlx's connections, so a sqlx app
+//! migrates through its own pool:
+//!
+//! - with `rusqlite`, `Migrator::apply_sqlx_sqlite`,
+//!   `migrate_to_sqlx_sqlite`, `status_sqlx_sqlite` and `pending_sqlx_sqlite`
+//!   run the SQLite backend on a sqlx `SqliteConnection`, on the
+//!   connection's own SQLite handle: one SQLite library in the program,
+//!   sqlx's;
+//! - with `postgres`, `Migrator::apply_sqlx_pg`, `migrate_to_sqlx_pg`,
+//!   `status_sqlx_pg` and `pending_sqlx_pg` run the PostgreSQL backend on a
+//!   sqlx `PgConnection` (async). A PostgreSQL app turns default features
+//!   off (`features = ["postgres", "sqlx"]`), so no SQLite is compiled; an
+//!   SQLite app leaves `postgres` off, so sqlx's PostgreSQL driver is not
+//!   compiled. The `postgres` crate is still compiled (the backend's other
+//!   driver), but no connection of its is made.
 //!
 //! # The tracking table
 //!
@@ -91,11 +100,11 @@
     allow(dead_code, unused_imports)
 )]
 
-// The feature `sqlx` runs the SQLite backend on sqlx's SQLite connection;
-// alone (say, for a PostgreSQL app) it would compile to nothing usable.
-#[cfg(all(feature = "sqlx", not(feature = "rusqlite")))]
+// The feature `sqlx` runs the backends turned on over sqlx's connections;
+// without one it would compile to nothing usable.
+#[cfg(all(feature = "sqlx", not(feature = "rusqlite"), not(feature = "postgres")))]
 compile_error!(
-    "migrate-runtime's feature `sqlx` applies migrations on a sqlx `SqliteConnection` and needs the feature `rusqlite` (the SQLite backend it runs): add \"rusqlite\" to the features. sqlx's `PgConnection` is not supported: on PostgreSQL use the feature `tokio-postgres` (`Migrator::apply_tokio_postgres`) on a connection of its own at start-up"
+    "migrate-runtime's feature `sqlx` applies migrations on sqlx's connections of the backends turned on, and none is: add \"postgres\" to the features for a `PgConnection` (`Migrator::apply_sqlx_pg`), or \"rusqlite\" for a `SqliteConnection` (`Migrator::apply_sqlx_sqlite`)"
 );
 
 mod apply;
@@ -249,8 +258,8 @@ pub use ::postgres;
 pub use pg::scratch::ScratchDatabase;
 
 /// The sqlx this crate is built with (feature `sqlx`): use it, or the same
-/// version, so your `SqliteConnection` type is the one
-/// `Migrator::apply_sqlx_sqlite` takes.
+/// version, so your `SqliteConnection` or `PgConnection` type is the one
+/// `Migrator::apply_sqlx_sqlite` or `Migrator::apply_sqlx_pg` takes.
 #[cfg(feature = "sqlx")]
 pub use ::sqlx;
 

@@ -61,7 +61,22 @@ fn tables(client: &mut Client, schema: &str) -> Vec<String> {
 }
 
 /// Whether another session can take the migration lock right now.
-fn lock_is_free(db: &tests::postgres::Database, table: &str) -> bool {
+/// A new login role of `db`'s own, without privileges: the URL for it, and
+/// its name (for the test to drop). `None` (the test skips it) unless the
+/// server is the tests' own, trust-authenticated one.
+pub(crate) fn unprivileged_url(db: &tests::postgres::Database) -> Option<(String, String)> {
+    db.server().dir.as_ref()?;
+    let role = format!("r_{}", db.name);
+    db.client()
+        .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN"))
+        .unwrap();
+    let url = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    Some((url, role))
+}
+
+pub(crate) fn lock_is_free(db: &tests::postgres::Database, table: &str) -> bool {
     let mut other = db.client();
     let schema: String = other.query_one("SELECT current_schema()::text", &[]).unwrap().get(0);
     let key = advisory_key(&format!("{schema}.{table}"));
@@ -571,7 +586,8 @@ fn pg_a_failed_migration_on_a_reused_connection_does_not_keep_the_lock() {
         .apply_postgres(&mut other)
         .unwrap();
     assert_eq!(report.waited, None, "the other process did not wait");
-    assert!(start.elapsed() < Duration::from_secs(2));
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
     client.batch_execute("SELECT 1").unwrap();
 }
 
@@ -1033,16 +1049,10 @@ fn pg_testbox_a_postgres_only_app_is_checked_at_build_time_without_a_server_and_
 #[test]
 fn pg_no_permission_for_the_tracking_table_or_schema_is_a_clear_error_and_changes_nothing() {
     let Some(db) = pg_database!() else { return };
-    if db.server().dir.is_none() {
-        // Needs a role of its own on a trust-authenticated server.
+    let Some((url, role)) = unprivileged_url(&db) else {
         return;
-    }
-    let role = format!("r_{}", db.name);
+    };
     let mut owner = db.client();
-    owner.batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN")).unwrap();
-    let url = db
-        .url
-        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
     let mut client = migrate_runtime::postgres::Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
     let ms = [up(1, "a", "CREATE TABLE a (x integer);")];
     let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();

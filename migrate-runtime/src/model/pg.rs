@@ -16,18 +16,15 @@ use std::collections::BTreeMap;
 
 use postgres::Client;
 
-use crate::pg::client::PgClient;
+use crate::pg::client::{PgClient, PgError};
 
 use super::{
     Column, Definition, Filter, ForeignKey, Generated, Index, IndexColumn, Model, Object, Setting, Table, Trigger, View,
 };
 use crate::{Error, Result};
 
-fn pg(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
-    move |cause| Error::Postgres {
-        doing: doing.to_owned(),
-        cause,
-    }
+fn pg(doing: &'static str) -> impl FnOnce(PgError) -> Error {
+    move |cause| cause.into_error(doing.to_owned())
 }
 
 /// The `ON DELETE`/`ON UPDATE` action of `pg_constraint.confdeltype`.
@@ -170,7 +167,7 @@ async fn read_tables(client: &mut impl PgClient, schema: &str, filter: &Filter, 
             foreign_keys: Vec::new(),
             checks: Vec::new(),
         });
-        let Some(column) = row.get::<_, Option<String>>(1) else {
+        let Some(column) = row.get::<Option<String>>(1) else {
             continue; // a table without columns
         };
         let generated: String = row.get(6);
@@ -180,7 +177,7 @@ async fn read_tables(client: &mut impl PgClient, schema: &str, filter: &Filter, 
             decl_type: row.get(2),
             not_null: row.get(3),
             default: row.get(4),
-            primary_key: u32::try_from(row.get::<_, i32>(8)).unwrap_or(0),
+            primary_key: u32::try_from(row.get::<i32>(8)).unwrap_or(0),
             collation: row.get(7),
             generated: (generated == "s").then_some(Generated::Stored),
             hidden: false,
@@ -227,9 +224,9 @@ async fn read_indexes(client: &mut impl PgClient, schema: &str, model: &mut Mode
         let index = t.indexes.entry(name.to_ascii_lowercase()).or_insert_with(|| Index {
             name: name.clone(),
             unique: row.get(2),
-            origin: if row.get::<_, bool>(3) {
+            origin: if row.get::<bool>(3) {
                 "pk"
-            } else if row.get::<_, String>(4) == "u" {
+            } else if row.get::<String>(4) == "u" {
                 "u"
             } else {
                 "c"
@@ -277,10 +274,10 @@ async fn read_constraints(client: &mut impl PgClient, schema: &str, model: &mut 
         if kind == "f" {
             t.foreign_keys.push(ForeignKey {
                 columns: row.get(3),
-                table: row.get::<_, Option<String>>(4).unwrap_or_default(),
+                table: row.get::<Option<String>>(4).unwrap_or_default(),
                 to: row.get(5),
-                on_delete: action(&row.get::<_, String>(6)),
-                on_update: action(&row.get::<_, String>(7)),
+                on_delete: action(&row.get::<String>(6)),
+                on_update: action(&row.get::<String>(7)),
                 deferred: row.get(8),
                 name: Some(row.get(9)),
             });
@@ -564,7 +561,7 @@ async fn read_settings(client: &mut impl PgClient, schema: &str, filter: &Filter
         if seen.as_ref() != Some(&table) {
             seen = Some(table.clone());
             for (on, what, word) in [
-                (row.get::<_, bool>(1), "enabled", "ENABLE"),
+                (row.get::<bool>(1), "enabled", "ENABLE"),
                 (row.get(2), "forced", "FORCE"),
             ] {
                 if on {
@@ -579,7 +576,7 @@ async fn read_settings(client: &mut impl PgClient, schema: &str, filter: &Filter
                 }
             }
         }
-        if let (Some(name), Some(sql)) = (row.get::<_, Option<String>>(3), row.get::<_, Option<String>>(4)) {
+        if let (Some(name), Some(sql)) = (row.get::<Option<String>>(3), row.get::<Option<String>>(4)) {
             let undo = format!("DROP POLICY {} ON {t}", quote(&name));
             add(Object::Policy, Some(table.clone()), name, sql, undo);
         }

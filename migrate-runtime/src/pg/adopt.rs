@@ -19,10 +19,9 @@
 //!   run there, and is refused with what to do instead.
 
 use postgres::{Client, Config};
-use tokio_postgres::SimpleQueryMessage;
 
-use super::client::PgClient;
-use super::{Postgres, literal, message_of, pg};
+use super::client::{Message, PgClient, PgError};
+use super::{Postgres, literal, message_of_any, pg};
 use crate::backend::Backend as _;
 use crate::history::quote;
 use crate::model::{Filter, Model};
@@ -34,17 +33,17 @@ use crate::{Applied, DriftPolicy, Migration, Migrator, Previous, Result};
 const REPLAY_SCHEMA: &str = "migrate_adopt_replay";
 
 /// Runs `sql` as one simple query, returning the rows' text.
-async fn text_rows(
+pub(super) async fn text_rows(
     client: &mut impl PgClient,
     sql: &str,
-) -> std::result::Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
+) -> std::result::Result<Vec<Vec<Option<String>>>, PgError> {
     Ok(client
         .simple_query(sql)
         .await?
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect()),
-            _ => None,
+            Message::Row(row) => Some(row),
+            Message::Complete => None,
         })
         .collect())
 }
@@ -252,7 +251,7 @@ impl<C: PgClient> Postgres<'_, C> {
                     m.version(),
                     m.name(),
                     m.up().file(),
-                    message_of(&e)
+                    message_of_any(&e)
                 )));
                 break;
             }

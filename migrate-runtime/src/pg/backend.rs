@@ -48,7 +48,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         }
         match self.client.batch_execute("ROLLBACK").await {
             // A lost connection has no transaction left to roll back.
-            Err(_) if self.client.is_closed() => Ok(()),
+            Err(e) if self.client.is_closed() || e.lost() => Ok(()),
             other => other.map_err(pg("rolling back")),
         }
     }
@@ -117,10 +117,10 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
             {
                 return Ok(Vec::new());
             }
-            Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42703") => {
+            Err(e) if e.code() == Some("42703") => {
                 return Err(Error::TrackingTable {
                     table: migrator.table.name.clone(),
-                    message: message_of(&e),
+                    message: message_of_any(&e),
                 });
             }
             Err(e) => return Err(pg(format!("reading the tracking table {}", self.table))(e)),

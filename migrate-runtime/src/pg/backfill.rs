@@ -61,7 +61,7 @@ impl<C: PgClient> Postgres<'_, C> {
     }
 
     /// A statement of the backfill failed: the error at its line.
-    fn batch_error(m: &Migration, plan: &Backfill<'_>, statement: &str, e: &tokio_postgres::Error) -> Error {
+    fn batch_error(m: &Migration, plan: &Backfill<'_>, statement: &str, e: &PgError) -> Error {
         sql_error(m, Direction::Up, m.up(), plan.line(), statement.to_owned(), e, false)
     }
 

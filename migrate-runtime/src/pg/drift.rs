@@ -447,7 +447,7 @@ impl<C: PgClient> Postgres<'_, C> {
         let model = Model::read_pg(self.client, migrator.schema.as_deref(), &filter).await?;
         let table = self.table.clone();
         let failed = pg(format!("recording the schema in {table}"));
-        let written: std::result::Result<(), tokio_postgres::Error> = async {
+        let written: std::result::Result<(), super::client::PgError> = async {
             // The statistics are recorded by the next start-up that finds
             // this schema: this backend reports its own counts later.
             self.client

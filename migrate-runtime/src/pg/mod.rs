@@ -37,10 +37,8 @@
 
 use std::time::{Duration, Instant};
 
+use client::{PgClient, PgError};
 use postgres::Client;
-use tokio_postgres::SimpleQueryMessage;
-
-use client::PgClient;
 use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;
@@ -323,32 +321,46 @@ mod sqlstate {
 }
 
 /// The SQLSTATE of a server error.
-fn state(e: &tokio_postgres::Error) -> Option<&str> {
-    e.as_db_error().map(|d| d.code().code())
+fn state(e: &PgError) -> Option<&str> {
+    e.code()
 }
 
 /// The server's message with its detail and hint, one line.
 pub(crate) fn message_of(e: &tokio_postgres::Error) -> String {
-    let Some(db) = e.as_db_error() else {
-        return e.to_string();
-    };
-    let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-    if let Some(detail) = db.detail() {
+    server_message(client::server_of_tokio(e)).unwrap_or_else(|| e.to_string())
+}
+
+/// [`message_of`] for sqlx's error (feature `sqlx`).
+#[cfg(feature = "sqlx")]
+pub(crate) fn sqlx_message_of(e: &sqlx::Error) -> Option<String> {
+    server_message(client::server_of_sqlx(e))
+}
+
+/// [`message_of`] for either driver's error.
+fn message_of_any(e: &PgError) -> String {
+    server_message(e.server()).unwrap_or_else(|| e.to_string())
+}
+
+/// A server error's message, SQLSTATE, detail and hint, one line.
+fn server_message(server: Option<client::ServerError<'_>>) -> Option<String> {
+    let db = server?;
+    let mut text = format!("{} (SQLSTATE {})", db.message, db.code);
+    if let Some(detail) = db.detail {
         text.push_str(&format!("; detail: {}", one_line(detail)));
     }
-    if let Some(hint) = db.hint() {
+    if let Some(hint) = db.hint {
         text.push_str(&format!("; server hint: {}", one_line(hint)));
     }
-    text
+    Some(text)
 }
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn pg(doing: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
+fn pg<E: Into<PgError>>(doing: impl Into<String>) -> impl FnOnce(E) -> Error {
     let doing = doing.into();
-    move |cause| Error::Postgres { doing, cause }
+    move |cause| cause.into().into_error(doing)
 }
 
 /// A quoted SQL string literal (standard-conforming: only `'` is special;
@@ -429,7 +441,7 @@ fn sql_error(
     script: &Script,
     line: usize,
     statement: String,
-    e: &tokio_postgres::Error,
+    e: &PgError,
     rolled_back: bool,
 ) -> Error {
     Error::Sql {
@@ -439,7 +451,7 @@ fn sql_error(
         file: script.file().to_owned(),
         line,
         statement,
-        message: message_of(e),
+        message: message_of_any(e),
         code: None,
         rolled_back,
     }
@@ -452,6 +464,8 @@ pub(crate) mod client;
 mod downgrade;
 mod drift;
 pub(crate) mod notice;
+#[cfg(feature = "sqlx")]
+mod on_sqlx;
 pub(crate) mod scratch;
 mod session;
 mod testing;

@@ -157,33 +157,21 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     pub(super) async fn query_sets(
         &mut self,
         sql: &str,
-    ) -> std::result::Result<Vec<Vec<Vec<Option<String>>>>, tokio_postgres::Error> {
+    ) -> std::result::Result<Vec<Vec<Vec<Option<String>>>>, PgError> {
         let mut sets = Vec::new();
         let mut rows = Vec::new();
         for message in self.client.simple_query(sql).await? {
             match message {
-                SimpleQueryMessage::Row(row) => {
-                    rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
-                }
-                SimpleQueryMessage::CommandComplete(_) => sets.push(std::mem::take(&mut rows)),
-                _ => {}
+                client::Message::Row(row) => rows.push(row),
+                client::Message::Complete => sets.push(std::mem::take(&mut rows)),
             }
         }
         Ok(sets)
     }
 
     /// Runs `sql` as one simple query, returning the rows' text.
-    pub(super) async fn query(
-        &mut self,
-        sql: &str,
-    ) -> std::result::Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
-        let mut rows = Vec::new();
-        for message in self.client.simple_query(sql).await? {
-            if let SimpleQueryMessage::Row(row) = message {
-                rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
-            }
-        }
-        Ok(rows)
+    pub(super) async fn query(&mut self, sql: &str) -> std::result::Result<Vec<Vec<Option<String>>>, PgError> {
+        adopt::text_rows(self.client, sql).await
     }
 
     /// Before the locked part of a run: the schema's `search_path`, and
@@ -486,10 +474,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
                 }
             }
         };
-        let position = e.as_db_error().and_then(|d| match d.position() {
-            Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
-            _ => None,
-        });
+        let position = e.server().and_then(|d| d.position);
         let line = match position {
             Some(p) => line_at(&text, split::byte_offset(&text, p))
                 .saturating_sub(prefix_lines)
@@ -508,7 +493,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
 
     /// Whether `e` is a lock timeout to try again after (the `tries`th
     /// try failed): then pauses first, longer each time.
-    pub(super) async fn retry_lock_timeout(&mut self, e: &tokio_postgres::Error, tries: u32) -> bool {
+    pub(super) async fn retry_lock_timeout(&mut self, e: &PgError, tries: u32) -> bool {
         let Some((_, retries)) = self.table_lock else {
             return false;
         };
@@ -520,7 +505,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     }
 
     /// Says, in a lock timeout's message, how long and how often it waited.
-    pub(super) fn name_lock_timeout(&self, error: &mut Error, e: &tokio_postgres::Error, tries: u32) {
+    pub(super) fn name_lock_timeout(&self, error: &mut Error, e: &PgError, tries: u32) {
         if let (Some((timeout, _)), Error::Sql { message, .. }) = (self.table_lock, error)
             && state(e) == Some(sqlstate::LOCK_NOT_AVAILABLE)
         {
@@ -692,11 +677,9 @@ impl<'c, C: PgClient> Postgres<'c, C> {
                 break result;
             };
             if let Err(e) = result {
-                let line = match e.as_db_error().and_then(|d| d.position()) {
-                    Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
-                        line_at(sql, offset + split::byte_offset(text, *p))
-                    }
-                    _ => line,
+                let line = match e.server().and_then(|d| d.position) {
+                    Some(p) => line_at(sql, offset + split::byte_offset(text, p)),
+                    None => line,
                 };
                 let mut error = sql_error(m, direction, script, line, text.to_owned(), &e, false);
                 self.name_lock_timeout(&mut error, &e, tries);
