@@ -576,18 +576,23 @@ fn pg_a_failed_migration_on_a_reused_connection_does_not_keep_the_lock() {
     let mut client = db.client();
     let bad = [up(1, "bad", "CREATE TABLE t (x integer);\nSELECT 1/0;")];
     Migrator::new(&bad).apply_postgres(&mut client).unwrap_err();
-    // The app keeps the connection open and goes on; another process
-    // migrates at once, without waiting.
+    // The app keeps the connection open and goes on: it holds no advisory
+    // lock, and another process migrates without waiting for one.
+    let held: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 0, "the failed run's connection keeps no lock");
     let good = [up(1, "good", "CREATE TABLE t (x integer);")];
     let mut other = db.client();
-    let start = Instant::now();
     let report = Migrator::new(&good)
         .lock_timeout(Duration::from_secs(5))
         .apply_postgres(&mut other)
         .unwrap();
     assert_eq!(report.waited, None, "the other process did not wait");
-    let took = start.elapsed();
-    assert!(took < Duration::from_secs(2), "took {took:?}");
     client.batch_execute("SELECT 1").unwrap();
 }
 
