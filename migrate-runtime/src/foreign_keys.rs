@@ -16,10 +16,11 @@ use crate::{Direction, Error, Migration, Result, Script};
 /// foreign-key check SQLite's table-rebuild procedure asks for.
 pub(crate) fn step_in_tx(session: &Session<'_>, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
     let conn = session.conn;
-    if !session.foreign_keys {
+    if !session.foreign_keys || !guard_needed(session, script.sql())? {
         session.run_script(m, direction, script, true)?;
         return Ok(());
     }
+    session.watch_keys();
     let savepoint = |sql: &str| conn.execute_batch(sql).map_err(Error::db("checking foreign keys"));
     savepoint("SAVEPOINT migrate_foreign_keys")?;
     let touched = session.run_script(m, direction, script, true)?;
@@ -48,6 +49,104 @@ pub(crate) fn step_in_tx(session: &Session<'_>, m: &Migration, direction: Direct
     }
     savepoint("RELEASE migrate_foreign_keys")?;
     Ok(())
+}
+
+/// Whether a migration whose SQL is `sql` can leave a row pointing at
+/// nothing. No, when no table has a foreign key (the connection sees only
+/// `main`, and no table there has one) and `sql` cannot declare one: every
+/// foreign key is declared with the keyword `REFERENCES` (SQLite's
+/// documentation, "SQLite Foreign Key Support" and the `CREATE TABLE`
+/// syntax), so a script without that word (in any case, anywhere: in a
+/// string or a comment too) adds none, unless it writes the schema's text
+/// itself (`writable_schema`, `sqlite_dbpage`) or attaches a database.
+/// Then the check (its savepoint, its queries and the authorizer, which
+/// SQLite calls for every action of every statement it prepares) is
+/// skipped; the list of tables with keys stays right, since none gained
+/// one. The first call reads that list.
+fn guard_needed(session: &Session<'_>, sql: &str) -> Result<bool> {
+    if session.tables_with_keys.borrow().is_none() {
+        let tables = tables_with_keys(session.conn)?;
+        session.tables_with_keys.replace(Some(tables));
+    }
+    let other_schemas = match session.other_schemas.get() {
+        Some(known) => known,
+        None => {
+            // `temp` is listed once it is in use.
+            let mut others = false;
+            session
+                .conn
+                .pragma_query(None, "database_list", |r| {
+                    others |= r.get_ref(1)?.as_str()? != "main";
+                    Ok(())
+                })
+                .map_err(Error::db("checking foreign keys"))?;
+            session.other_schemas.set(Some(others));
+            others
+        }
+    };
+    let no_keys = session
+        .tables_with_keys
+        .borrow()
+        .as_ref()
+        .is_some_and(BTreeSet::is_empty);
+    Ok(!no_keys || other_schemas || may_declare_keys(sql))
+}
+
+/// Whether `sql` says (ASCII case ignored) a word with which a script can
+/// add a foreign key: see [`guard_needed`].
+fn may_declare_keys(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        // `| 0x20` is ASCII lower case for letters and maps no other byte
+        // to one; each word has its own first letter.
+        let word: &[u8] = match bytes[i] | 0x20 {
+            b'r' => b"references",
+            b'w' => b"writable_schema",
+            b's' => b"sqlite_dbpage",
+            b'a' => b"attach",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if bytes
+            .get(i..i + word.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(word))
+        {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether `sql` holds `word` (lower case), ASCII case ignored, anywhere.
+pub(crate) fn contains_word(sql: &str, word: &[u8]) -> bool {
+    sql.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word))
+}
+
+/// The tables in `main` that have foreign keys.
+fn tables_with_keys(conn: &Connection) -> Result<BTreeSet<String>> {
+    // A key is declared with `REFERENCES`: without that word in the
+    // schema, no table has one, and the query below (whose virtual table
+    // costs more to prepare than the rest) is not needed.
+    let candidates = conn
+        .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%references%'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(Error::db("checking foreign keys"))?;
+    if !candidates {
+        return Ok(BTreeSet::new());
+    }
+    let mut all = conn
+        .prepare_cached(
+            "SELECT m.name FROM sqlite_schema AS m WHERE m.type = 'table' AND m.sql LIKE '%references%' \
+             AND EXISTS (SELECT 1 FROM pragma_foreign_key_list(m.name))",
+        )
+        .map_err(Error::db("checking foreign keys"))?;
+    all.query_map([], |r| r.get::<_, String>(0))
+        .and_then(Iterator::collect)
+        .map_err(Error::db("checking foreign keys"))
 }
 
 /// Runs `f` with an authorizer that collects the tables `pick` names in
@@ -124,17 +223,7 @@ fn violations(session: &Session<'_>, touched: &BTreeSet<String>) -> Result<Viola
         }
     }
     if stale || with_keys.is_none() {
-        let mut all = conn
-            .prepare_cached(
-                "SELECT m.name FROM sqlite_schema AS m WHERE m.type = 'table' AND m.sql LIKE '%references%' \
-                 AND EXISTS (SELECT 1 FROM pragma_foreign_key_list(m.name))",
-            )
-            .map_err(Error::db("checking foreign keys"))?;
-        let names = all
-            .query_map([], |r| r.get::<_, String>(0))
-            .and_then(Iterator::collect)
-            .map_err(Error::db("checking foreign keys"))?;
-        *with_keys = Some(names);
+        *with_keys = Some(tables_with_keys(conn)?);
     }
     if with_keys.as_ref().is_some_and(BTreeSet::is_empty) {
         // No table has a foreign key, so none can be violated.
@@ -172,4 +261,56 @@ fn violations_in(conn: &Connection, tables: &BTreeSet<String>) -> Result<Violati
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::may_declare_keys;
+    use crate::{Error, Migration, Migrator, Script};
+
+    /// The guard is skipped only while no table has a key: one in `temp`
+    /// (which the list of tables with keys does not cover) keeps it on.
+    #[test]
+    fn a_key_outside_main_keeps_the_guard_on() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TEMP TABLE p (id INTEGER PRIMARY KEY); CREATE TEMP TABLE c (p INTEGER REFERENCES p (id));",
+        )
+        .unwrap();
+        let ms = [
+            Migration::new(1, "t", Script::new("CREATE TABLE t (x);", "0001_t.sql")),
+            Migration::new(2, "orphan", Script::new("INSERT INTO c VALUES (7);", "0002_orphan.sql")),
+        ];
+        let e = Migrator::new(&ms).apply(&mut conn).unwrap_err();
+        assert!(matches!(e, Error::ForeignKey { version: 2, .. }), "{e}");
+        let orphans: i64 = conn.query_row("SELECT count(*) FROM c", [], |r| r.get(0)).unwrap();
+        assert_eq!(orphans, 0, "rolled back");
+    }
+
+    #[test]
+    fn words_that_can_add_a_key_are_found_in_any_case_anywhere() {
+        for sql in [
+            "CREATE TABLE c (p INTEGER REFERENCES p (id));",
+            "create table c (p integer, foreign key (p) references p);",
+            "ALTER TABLE c ADD COLUMN p INTEGER ReFeReNcEs p;",
+            "PRAGMA writable_schema = ON;",
+            "UPDATE sqlite_dbpage SET data = x'00';",
+            "ATTACH 'other.db' AS o;",
+            "-- references in a comment\nSELECT 1;",
+            "references",
+        ] {
+            assert!(may_declare_keys(sql), "{sql}");
+        }
+        for sql in [
+            "",
+            "r",
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, created_at TEXT);",
+            "ALTER TABLE t RENAME TO u; CREATE INDEX i ON u (a);",
+            "INSERT INTO t VALUES ('refer', 'attac', 'writable', 'sqlite_db');",
+        ] {
+            assert!(!may_declare_keys(sql), "{sql}");
+        }
+    }
 }

@@ -27,12 +27,65 @@ pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `applied_at` of a row recorded at `time`: UTC, `2026-11-22T10:00:00.000Z`,
+/// the text SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` gives (which
+/// the table was written with before; formatted here, the `INSERT` SQLite
+/// compiles again after every migration's DDL is shorter). Milliseconds
+/// are truncated, as SQLite's are; a time before 1970 reads as 1970.
+#[cfg(feature = "rusqlite")]
+pub(crate) fn applied_at(time: std::time::SystemTime) -> AppliedAt {
+    let ms = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let (days, ms_of_day) = (ms / 86_400_000, ms % 86_400_000);
+    // Days since 1970-01-01 to a proleptic Gregorian date: Howard
+    // Hinnant's `civil_from_days` ("chrono-Compatible Low-Level Date
+    // Algorithms"), counting in 400-year eras from 0000-03-01, with no
+    // negative days to handle.
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = (yoe + era * 400 + u64::from(month <= 2)).min(9999);
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for slot in out[at..at + width].iter_mut().rev() {
+            *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, ms_of_day / 3_600_000);
+    put(14, 2, ms_of_day / 60_000 % 60);
+    put(17, 2, ms_of_day / 1000 % 60);
+    put(20, 3, ms_of_day % 1000);
+    AppliedAt(out)
+}
+
+/// See [`applied_at`].
+#[cfg(feature = "rusqlite")]
+pub(crate) struct AppliedAt([u8; 24]);
+
+#[cfg(feature = "rusqlite")]
+impl AppliedAt {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// The table's SQL text, for the statements that name it.
 #[cfg_attr(not(feature = "rusqlite"), allow(dead_code))]
 pub(crate) struct Table {
     pub(crate) name: String,
     select: String,
     insert: String,
+    insert_values: String,
     delete: String,
     create: String,
     summary: String,
@@ -139,9 +192,14 @@ impl Table {
             name: name.to_owned(),
             select: format!("SELECT version, name, checksum, applied_at, duration_ms FROM {q} ORDER BY version"),
             insert: format!(
-                "INSERT INTO {q} (version, name, checksum, applied_at, duration_ms) \
-                 VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?4)"
+                "INSERT INTO {q} (version, name, checksum, applied_at, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)"
             ),
+            // The same row without the column list, for a table with
+            // exactly `create`'s columns (see `own_layout`): SQLite compiles
+            // this statement again after every migration's DDL, and
+            // resolving the list's names is a fifth of that work (and
+            // numbered parameters cost more to parse than `?`).
+            insert_values: format!("INSERT INTO {q} VALUES (?, ?, ?, ?, ?, NULL, NULL)"),
             delete: format!("DELETE FROM {q} WHERE version = ?1"),
             create: format!(
                 "CREATE TABLE IF NOT EXISTS {q} (\n    \
@@ -363,16 +421,57 @@ impl Table {
             .map_err(Error::db(format!("creating the tracking table `{}`", self.name)))
     }
 
+    /// Whether the table has exactly the columns [`create`](Self::create)
+    /// makes, in its order (an older release's table may lack the last
+    /// ones, `store_down` adds one): then a row can be inserted without
+    /// naming them (see [`insert`](Self::insert)).
+    pub(crate) fn own_layout(&self, conn: &Connection) -> bool {
+        const COLUMNS: [&str; 7] = [
+            "version",
+            "name",
+            "checksum",
+            "applied_at",
+            "duration_ms",
+            "schema_version",
+            "history_digest",
+        ];
+        let mut at = 0;
+        let mut same = true;
+        let read = conn.pragma(None, "table_info", &self.name, |row| {
+            same &= COLUMNS
+                .get(at)
+                .is_some_and(|c| row.get_ref(1).is_ok_and(|n| n.as_str() == Ok(*c)));
+            at += 1;
+            Ok(())
+        });
+        read.is_ok() && same && at == COLUMNS.len()
+    }
+
+    /// Records migration `version`, applied now. With `own_layout` (what
+    /// [`own_layout`](Self::own_layout) said in this transaction), without
+    /// naming the columns; should that fail, naming them.
     pub(crate) fn insert(
         &self,
         conn: &Connection,
+        own_layout: bool,
         version: i64,
         name: &str,
-        checksum: &str,
+        checksum: &crate::Checksum,
         duration_ms: i64,
     ) -> Result<()> {
+        let checksum = checksum.hex();
+        let now = applied_at(std::time::SystemTime::now());
+        let row = params![version, name, checksum.as_str(), now.as_str(), duration_ms];
+        if own_layout
+            && conn
+                .prepare_cached(&self.insert_values)
+                .and_then(|mut s| s.execute(row))
+                .is_ok()
+        {
+            return Ok(());
+        }
         conn.prepare_cached(&self.insert)
-            .and_then(|mut s| s.execute(params![version, name, checksum, duration_ms]))
+            .and_then(|mut s| s.execute(row))
             .map(drop)
             .map_err(|e| {
                 let msg = crate::error::message_of(&e);
@@ -465,6 +564,55 @@ impl crate::Migrator<'_> {
     /// ```
     pub fn forget_history_digest(&self, conn: &Connection) -> Result<()> {
         self.table.clear_digests(conn)
+    }
+}
+
+#[cfg(all(test, feature = "rusqlite"))]
+mod applied_at_tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use rusqlite::Connection;
+
+    use super::applied_at;
+
+    /// The same text as SQLite's `strftime`, which wrote the column before.
+    #[test]
+    fn applied_at_is_what_sqlite_writes() {
+        let conn = Connection::open_in_memory().unwrap();
+        let days = [
+            0u64, 1, 58, 59, 365, 10_956, 11_016, 11_017, 11_322, 19_782, 20_424, 47_540, 47_541, 2_932_896,
+        ];
+        for day in days.into_iter().chain((0..40_000).step_by(97)) {
+            for ms in [0u64, 1, 999, 59_999, 3_599_999, 43_200_123, 86_399_999] {
+                let at = day * 86_400_000 + ms;
+                // `%f` after a modifier that adds the milliseconds (SQLite
+                // rounds it to whole milliseconds).
+                let sqlite: String = conn
+                    .query_row(
+                        "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', ?1 / 1000, 'unixepoch', \
+                         printf('+%.3f seconds', (?1 % 1000) / 1000.0))",
+                        [i64::try_from(at).unwrap()],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                let ours = applied_at(UNIX_EPOCH + Duration::from_millis(at));
+                assert_eq!(ours.as_str(), sqlite, "{at} ms");
+            }
+        }
+        let now: String = conn
+            .query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", [], |r| r.get(0))
+            .unwrap();
+        let ours = applied_at(std::time::SystemTime::now());
+        assert_eq!(ours.as_str().len(), now.len());
+        assert_eq!(
+            ours.as_str()[..16],
+            now[..16],
+            "the same minute (or a minute boundary just passed)"
+        );
+        assert_eq!(
+            applied_at(UNIX_EPOCH - Duration::from_secs(1)).as_str(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 }
 

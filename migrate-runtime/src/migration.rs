@@ -90,6 +90,17 @@ impl Checksum {
             })
     }
 
+    /// The 64 lowercase hex digits, as [`Display`](fmt::Display) writes them.
+    pub(crate) fn hex(&self) -> Hex {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
+        }
+        Hex(out)
+    }
+
     /// The 32 bytes of the digest.
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -107,10 +118,17 @@ const fn hex_digit(b: u8) -> u8 {
 
 impl fmt::Display for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(self.hex().as_str())
+    }
+}
+
+/// A checksum's 64 lowercase hex digits, without allocating.
+pub(crate) struct Hex([u8; 64]);
+
+impl Hex {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and letters are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 

@@ -75,7 +75,7 @@ impl Migrator<'_> {
         let duration = if forced { Applied::FORCED } else { Applied::RECORDED };
         for m in &to_record {
             self.table
-                .insert(conn, m.version_i64(), m.name(), &m.checksum().to_string(), duration)?;
+                .insert(conn, false, m.version_i64(), m.name(), &m.checksum(), duration)?;
         }
         crate::ready::now(db.commit())?;
         Ok(to_record.iter().map(|m| m.version()).collect())
@@ -102,7 +102,7 @@ impl Migrator<'_> {
         let duration = if forced { Applied::FORCED } else { Applied::RECORDED };
         for m in &to_record {
             self.table
-                .insert(conn, m.version_i64(), m.name(), &m.checksum().to_string(), duration)?;
+                .insert(conn, false, m.version_i64(), m.name(), &m.checksum(), duration)?;
         }
         Ok(versions)
     }

@@ -2,6 +2,7 @@
 //! duration of a run, the write lock, and running a script statement by
 //! statement.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use crate::backend::Backend;
 use crate::foreign_keys::{step_in_tx, written_table};
 use crate::sql::statements;
 use crate::{Direction, Error, Event, Migration, Migrator, Result, Script};
+use rusqlite::fallible_iterator::FallibleIterator as _;
 
 /// Connection settings changed for the duration of a run, restored after.
 pub(crate) struct Session<'c> {
@@ -20,8 +22,25 @@ pub(crate) struct Session<'c> {
     pub(crate) foreign_keys: bool,
     busy_timeout: i64,
     /// Tables that have foreign keys, when known: where to look for the
-    /// children of a table a migration changed.
+    /// children of a table a migration changed. Forgotten when another
+    /// connection commits (see [`Sqlite`]'s `summary`).
     pub(crate) tables_with_keys: std::cell::RefCell<Option<BTreeSet<String>>>,
+    /// Whether the connection may see tables outside `main`: a `temp`
+    /// schema in use or an attached database (which the list above does
+    /// not cover), when known. A script run outside a transaction that
+    /// says `attach` sets it.
+    pub(crate) other_schemas: Cell<Option<bool>>,
+    /// Whether the foreign-key guard asked for the authorizer that records
+    /// written tables (the replay's is installed from the start): until a
+    /// migration can break a foreign key, none is installed, since
+    /// SQLite calls it for every action of every statement it prepares.
+    watching: Cell<bool>,
+    /// `PRAGMA data_version` when last read (see [`Sqlite`]'s `summary`).
+    data_version: Cell<Option<i64>>,
+    /// Whether the tracking table has the columns this release makes, in
+    /// its order, when known (see `Table::own_layout`). Forgotten, as the
+    /// list of tables with keys, when another connection commits.
+    own_layout: Cell<Option<bool>>,
     /// The tables written by statements prepared since it was last emptied,
     /// filled by an authorizer installed once per run (installing one
     /// expires every prepared statement, so not once per migration).
@@ -80,6 +99,10 @@ impl<'c> Session<'c> {
             foreign_keys,
             busy_timeout,
             tables_with_keys: std::cell::RefCell::new(None),
+            other_schemas: Cell::new(None),
+            watching: Cell::new(false),
+            data_version: Cell::new(None),
+            own_layout: Cell::new(None),
             written: Arc::default(),
             replay,
             refused_attach: Arc::default(),
@@ -90,10 +113,13 @@ impl<'c> Session<'c> {
     }
 
     /// Installs the authorizer (again, after something else replaced it)
-    /// that records written tables, when foreign keys are checked, and that
-    /// keeps the replay's attached databases in memory.
+    /// that records written tables, when the foreign-key guard asked for it
+    /// (see [`watch_keys`](Self::watch_keys)) or on the replay, and that
+    /// keeps the replay's attached databases in memory. Installing one
+    /// expires every prepared statement: this happens once per run, not
+    /// per migration.
     pub(crate) fn watch_writes(&self) {
-        if !self.foreign_keys && !self.replay {
+        if !(self.replay || (self.foreign_keys && self.watching.get())) {
             return;
         }
         let (foreign_keys, replay) = (self.foreign_keys, self.replay);
@@ -140,6 +166,14 @@ impl<'c> Session<'c> {
             })
     }
 
+    /// From now on, records the tables each statement writes (for the
+    /// foreign-key guard), installing the authorizer if it is not yet.
+    pub(crate) fn watch_keys(&self) {
+        if !self.watching.replace(true) && !self.replay {
+            self.watch_writes();
+        }
+    }
+
     /// Empties the written tables and returns what they were.
     pub(crate) fn take_written(&self) -> BTreeSet<String> {
         self.written
@@ -159,37 +193,49 @@ impl<'c> Session<'c> {
     ) -> Result<BTreeSet<String>> {
         let conn = self.conn;
         let sql = script.sql();
+        if !in_transaction && crate::foreign_keys::contains_word(sql, b"attach") {
+            // A database attached outside a transaction stays attached.
+            self.other_schemas.set(Some(true));
+        }
         let run = || {
-            for stmt in statements(sql) {
-                if let Err(e) = conn.execute_batch(stmt.text) {
-                    let line = match &e {
-                        #[cfg(any(feature = "modern-sqlite", feature = "sqlx"))]
-                        rusqlite::Error::SqlInputError { offset, .. } => {
-                            crate::sql::line_at(sql, stmt.offset + usize::try_from(*offset).unwrap_or(0))
+            // Statement by statement as SQLite splits the script (what
+            // `execute_batch` does, stepping each once), counting them; only
+            // a failure splits it again, with our splitter (which agrees
+            // with SQLite's: fuzz target `statement_split_vs_sqlite`), to
+            // say which statement and line failed.
+            let mut batch = rusqlite::Batch::new(conn, sql);
+            let mut ran = 0;
+            let e = loop {
+                match batch.next() {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(mut stmt)) => {
+                        if let Err(e) = stmt.raw_query().next().map(drop) {
+                            break e;
                         }
-                        _ => stmt.line,
-                    };
-                    let refused = self.refused_attach.lock().ok().and_then(|mut slot| slot.take());
-                    let message = match refused {
-                        Some(name) => format!("ATTACH of {name}, which could open a real file: {UNCHECKABLE_ATTACH}"),
-                        None => crate::error::message_of(&e),
-                    };
-                    return Err(Error::Sql {
-                        direction,
-                        version: m.version(),
-                        name: m.name().to_owned(),
-                        file: script.file().to_owned(),
-                        line,
-                        statement: stmt.text.to_owned(),
-                        message,
-                        code: e.sqlite_error_code(),
-                        rolled_back: in_transaction,
-                    });
+                    }
+                    Err(e) => break e,
                 }
-            }
-            Ok(())
+                ran += 1;
+            };
+            let all = statements(sql);
+            let Some(stmt) = all.get(ran).or(all.last()).copied() else {
+                return Err(self.sql_error(m, direction, script, in_transaction, &e, sql, 1));
+            };
+            let line = match &e {
+                // Where in the statement (prepared alone, as it would be
+                // first) SQLite stopped parsing.
+                #[cfg(any(feature = "modern-sqlite", feature = "sqlx"))]
+                rusqlite::Error::SqlInputError { .. } => match conn.prepare(stmt.text) {
+                    Err(rusqlite::Error::SqlInputError { offset, .. }) => {
+                        crate::sql::line_at(sql, stmt.offset + usize::try_from(offset).unwrap_or(0))
+                    }
+                    _ => stmt.line,
+                },
+                _ => stmt.line,
+            };
+            Err(self.sql_error(m, direction, script, in_transaction, &e, stmt.text, line))
         };
-        if self.foreign_keys && in_transaction {
+        if self.foreign_keys && in_transaction && (self.watching.get() || self.replay) {
             self.take_written();
             let result = run();
             let touched = self.take_written();
@@ -199,8 +245,39 @@ impl<'c> Session<'c> {
         }
     }
 
+    /// The error of `statement` (at `line`) of `m`'s `script`, which failed
+    /// with `e`.
+    #[allow(clippy::too_many_arguments)]
+    fn sql_error(
+        &self,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+        in_transaction: bool,
+        e: &rusqlite::Error,
+        statement: &str,
+        line: usize,
+    ) -> Error {
+        let refused = self.refused_attach.lock().ok().and_then(|mut slot| slot.take());
+        let message = match refused {
+            Some(name) => format!("ATTACH of {name}, which could open a real file: {UNCHECKABLE_ATTACH}"),
+            None => crate::error::message_of(e),
+        };
+        Error::Sql {
+            direction,
+            version: m.version(),
+            name: m.name().to_owned(),
+            file: script.file().to_owned(),
+            line,
+            statement: statement.to_owned(),
+            message,
+            code: e.sqlite_error_code(),
+            rolled_back: in_transaction,
+        }
+    }
+
     pub(crate) fn end(self) -> Result<()> {
-        if self.foreign_keys || self.replay {
+        if (self.foreign_keys && self.watching.get()) || self.replay {
             self.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
         }
         let restore_fk = if self.foreign_keys {
@@ -364,11 +441,20 @@ impl Drop for Tx<'_> {
 pub(crate) struct Sqlite<'s, 'c> {
     session: &'s Session<'c>,
     tx: Option<Tx<'c>>,
+    /// The summary read in the open transaction, which holds the write
+    /// lock: no other connection can commit before it ends, and this
+    /// connection's own commits do not change `data_version`, so it is
+    /// still the summary at the end of the transaction.
+    summary_in_tx: Option<i64>,
 }
 
 impl<'s, 'c> Sqlite<'s, 'c> {
     pub(crate) fn new(session: &'s Session<'c>) -> Self {
-        Self { session, tx: None }
+        Self {
+            session,
+            tx: None,
+            summary_in_tx: None,
+        }
     }
 
     /// The run's session.
@@ -392,6 +478,7 @@ impl Backend for Sqlite<'_, '_> {
     }
 
     async fn commit(&mut self) -> Result<()> {
+        self.summary_in_tx = None;
         match self.tx.take() {
             Some(mut tx) => tx.commit(),
             None => Ok(()),
@@ -399,6 +486,7 @@ impl Backend for Sqlite<'_, '_> {
     }
 
     async fn rollback(&mut self) -> Result<()> {
+        self.summary_in_tx = None;
         match self.tx.take() {
             Some(mut tx) => tx.rollback(),
             None => Ok(()),
@@ -414,7 +502,25 @@ impl Backend for Sqlite<'_, '_> {
     }
 
     async fn summary(&mut self, migrator: &Migrator<'_>) -> Result<Option<Self::Summary>> {
-        migrator.table.summary(self.session.conn).map(Some)
+        if let Some(summary) = self.summary_in_tx.filter(|_| self.tx.is_some()) {
+            return Ok(Some(summary));
+        }
+        let summary = migrator.table.summary(self.session.conn)?;
+        if self.tx.is_some() {
+            self.summary_in_tx = Some(summary);
+        }
+        if self
+            .session
+            .data_version
+            .replace(Some(summary))
+            .is_some_and(|seen| seen != summary)
+        {
+            // Another connection committed: its schema may have tables
+            // with foreign keys this run has not seen.
+            self.session.tables_with_keys.replace(None);
+            self.session.own_layout.set(None);
+        }
+        Ok(Some(summary))
     }
 
     async fn read(&mut self, migrator: &Migrator<'_>) -> Result<Vec<crate::Applied>> {
@@ -466,11 +572,20 @@ impl Backend for Sqlite<'_, '_> {
             // A batched backfill another process shared and recorded first.
             Direction::Up if m.up().batch().is_some() && crate::backfill::recorded(conn, migrator, m)? => Ok(()),
             Direction::Up => {
+                let own_layout = match self.session.own_layout.get() {
+                    Some(known) => known,
+                    None => {
+                        let own = migrator.table.own_layout(conn);
+                        self.session.own_layout.set(Some(own));
+                        own
+                    }
+                };
                 migrator.table.insert(
                     conn,
+                    own_layout,
                     m.version_i64(),
                     m.name(),
-                    &m.checksum().to_string(),
+                    &m.checksum(),
                     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
                 )?;
                 if migrator.store_down {

@@ -21,7 +21,9 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
     let mut line = 1;
     // State of the statement being read.
     let mut start: Option<(usize, usize)> = None;
-    let mut words: Vec<String> = Vec::new(); // first three words, uppercased
+    // The statement's first words (as written), enough to tell a trigger.
+    let mut words: [&str; 6] = [""; 6];
+    let mut count = 0;
     let mut prev: [Token; 2] = [Token::Other, Token::Other];
 
     fn finish<'a>(sql: &'a str, out: &mut Vec<Statement<'a>>, start: Option<(usize, usize)>, end: usize) {
@@ -76,22 +78,26 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
                 continue;
             }
             start = Some((i, line));
-            words.clear();
+            count = 0;
             prev = [Token::Other, Token::Other];
         }
         let token = match b {
             b';' => {
                 i += 1;
-                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                let mut words = &words[..count];
+                let is =
+                    |words: &[&str], at: usize, word: &str| words.get(at).is_some_and(|w| w.eq_ignore_ascii_case(word));
                 // `EXPLAIN [QUERY PLAN]` in front does not change where it ends.
-                let words = match words.as_slice() {
-                    ["EXPLAIN", "QUERY", "PLAN", rest @ ..] | ["EXPLAIN", rest @ ..] => rest,
-                    all => all,
-                };
-                let is_trigger = matches!(
-                    words,
-                    ["CREATE", "TRIGGER", ..] | ["CREATE", "TEMP" | "TEMPORARY", "TRIGGER", ..]
-                );
+                if is(words, 0, "EXPLAIN") {
+                    words = &words[if is(words, 1, "QUERY") && is(words, 2, "PLAN") {
+                        3
+                    } else {
+                        1
+                    }..];
+                }
+                let is_trigger = is(words, 0, "CREATE")
+                    && (is(words, 1, "TRIGGER")
+                        || ((is(words, 1, "TEMP") || is(words, 1, "TEMPORARY")) && is(words, 2, "TRIGGER")));
                 if !is_trigger || (prev == [Token::Semicolon, Token::End]) {
                     finish(sql, &mut out, start.take(), i);
                     continue;
@@ -135,8 +141,9 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
                     i += 1;
                 }
                 let word = &sql[from..i];
-                if words.len() < 6 {
-                    words.push(word.to_ascii_uppercase());
+                if let Some(slot) = words.get_mut(count) {
+                    *slot = word;
+                    count += 1;
                 }
                 if word.eq_ignore_ascii_case("END") {
                     Token::End
