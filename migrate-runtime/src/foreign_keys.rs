@@ -62,8 +62,15 @@ pub(crate) fn step_in_tx(session: &Session<'_>, m: &Migration, direction: Direct
 /// Then the check (its savepoint, its queries and the authorizer, which
 /// SQLite calls for every action of every statement it prepares) is
 /// skipped; the list of tables with keys stays right, since none gained
-/// one. The first call reads that list.
+/// one. The first script without those words reads that list.
 fn guard_needed(session: &Session<'_>, sql: &str) -> Result<bool> {
+    if may_declare_keys(sql) {
+        // It may also make a table with a key outside `main` (`CREATE TEMP
+        // TABLE … REFERENCES …`), which the list does not cover: look at
+        // the schemas again before the next script.
+        session.other_schemas.set(None);
+        return Ok(true);
+    }
     if session.tables_with_keys.borrow().is_none() {
         let tables = tables_with_keys(session.conn)?;
         session.tables_with_keys.replace(Some(tables));
@@ -89,7 +96,7 @@ fn guard_needed(session: &Session<'_>, sql: &str) -> Result<bool> {
         .borrow()
         .as_ref()
         .is_some_and(BTreeSet::is_empty);
-    Ok(!no_keys || other_schemas || may_declare_keys(sql))
+    Ok(!no_keys || other_schemas)
 }
 
 /// Whether `sql` says (ASCII case ignored) a word with which a script can
@@ -281,6 +288,28 @@ mod tests {
         .unwrap();
         let ms = [
             Migration::new(1, "t", Script::new("CREATE TABLE t (x);", "0001_t.sql")),
+            Migration::new(2, "orphan", Script::new("INSERT INTO c VALUES (7);", "0002_orphan.sql")),
+        ];
+        let e = Migrator::new(&ms).apply(&mut conn).unwrap_err();
+        assert!(matches!(e, Error::ForeignKey { version: 2, .. }), "{e}");
+        let orphans: i64 = conn.query_row("SELECT count(*) FROM c", [], |r| r.get(0)).unwrap();
+        assert_eq!(orphans, 0, "rolled back");
+    }
+
+    /// A migration that makes a table with a key outside `main` (a `TEMP`
+    /// one) keeps the guard on for the migrations after it.
+    #[test]
+    fn a_key_made_outside_main_by_a_migration_keeps_the_guard_on() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let ms = [
+            Migration::new(
+                1,
+                "temp",
+                Script::new(
+                    "CREATE TEMP TABLE p (id INTEGER PRIMARY KEY); CREATE TEMP TABLE c (p INTEGER REFERENCES p (id));",
+                    "0001_temp.sql",
+                ),
+            ),
             Migration::new(2, "orphan", Script::new("INSERT INTO c VALUES (7);", "0002_orphan.sql")),
         ];
         let e = Migrator::new(&ms).apply(&mut conn).unwrap_err();
