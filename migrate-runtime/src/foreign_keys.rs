@@ -277,23 +277,32 @@ mod tests {
     use super::may_declare_keys;
     use crate::{Error, Migration, Migrator, Script};
 
+    const TEMP_KEY: &str =
+        "CREATE TEMP TABLE p (id INTEGER PRIMARY KEY); CREATE TEMP TABLE c (p INTEGER REFERENCES p (id));";
+
+    /// Applies `first`, then a migration that inserts an orphan into the
+    /// `temp` child table `c`: refused and rolled back.
+    fn orphan_in_temp_is_refused(conn: &mut Connection, first: Migration) {
+        let ms = [
+            first,
+            Migration::new(2, "orphan", Script::new("INSERT INTO c VALUES (7);", "0002_orphan.sql")),
+        ];
+        let e = Migrator::new(&ms).apply(conn).unwrap_err();
+        assert!(matches!(e, Error::ForeignKey { version: 2, .. }), "{e}");
+        let orphans: i64 = conn.query_row("SELECT count(*) FROM c", [], |r| r.get(0)).unwrap();
+        assert_eq!(orphans, 0, "rolled back");
+    }
+
     /// The guard is skipped only while no table has a key: one in `temp`
     /// (which the list of tables with keys does not cover) keeps it on.
     #[test]
     fn a_key_outside_main_keeps_the_guard_on() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TEMP TABLE p (id INTEGER PRIMARY KEY); CREATE TEMP TABLE c (p INTEGER REFERENCES p (id));",
-        )
-        .unwrap();
-        let ms = [
+        conn.execute_batch(TEMP_KEY).unwrap();
+        orphan_in_temp_is_refused(
+            &mut conn,
             Migration::new(1, "t", Script::new("CREATE TABLE t (x);", "0001_t.sql")),
-            Migration::new(2, "orphan", Script::new("INSERT INTO c VALUES (7);", "0002_orphan.sql")),
-        ];
-        let e = Migrator::new(&ms).apply(&mut conn).unwrap_err();
-        assert!(matches!(e, Error::ForeignKey { version: 2, .. }), "{e}");
-        let orphans: i64 = conn.query_row("SELECT count(*) FROM c", [], |r| r.get(0)).unwrap();
-        assert_eq!(orphans, 0, "rolled back");
+        );
     }
 
     /// A migration that makes a table with a key outside `main` (a `TEMP`
@@ -301,21 +310,10 @@ mod tests {
     #[test]
     fn a_key_made_outside_main_by_a_migration_keeps_the_guard_on() {
         let mut conn = Connection::open_in_memory().unwrap();
-        let ms = [
-            Migration::new(
-                1,
-                "temp",
-                Script::new(
-                    "CREATE TEMP TABLE p (id INTEGER PRIMARY KEY); CREATE TEMP TABLE c (p INTEGER REFERENCES p (id));",
-                    "0001_temp.sql",
-                ),
-            ),
-            Migration::new(2, "orphan", Script::new("INSERT INTO c VALUES (7);", "0002_orphan.sql")),
-        ];
-        let e = Migrator::new(&ms).apply(&mut conn).unwrap_err();
-        assert!(matches!(e, Error::ForeignKey { version: 2, .. }), "{e}");
-        let orphans: i64 = conn.query_row("SELECT count(*) FROM c", [], |r| r.get(0)).unwrap();
-        assert_eq!(orphans, 0, "rolled back");
+        orphan_in_temp_is_refused(
+            &mut conn,
+            Migration::new(1, "temp", Script::new(TEMP_KEY, "0001_temp.sql")),
+        );
     }
 
     #[test]

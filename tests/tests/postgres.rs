@@ -88,6 +88,17 @@ pub(crate) fn lock_is_free(db: &tests::postgres::Database, table: &str) -> bool 
     free
 }
 
+/// How many advisory locks `client`'s own session holds.
+fn advisory_locks_held(client: &mut Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
 /// The advisory-lock key the runtime documents: the first 8 bytes of the
 /// SHA-256 of `schema.table`, big-endian.
 fn advisory_key(qualified: &str) -> i64 {
@@ -560,13 +571,7 @@ fn pg_create_index_concurrently_runs_outside_a_transaction_under_a_released_sess
     );
     assert_eq!(versions(&mut client), [1, 2, 3]);
     client.batch_execute("SELECT 1").unwrap();
-    let held: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let held = advisory_locks_held(&mut client);
     assert_eq!(held, 0);
 }
 
@@ -578,13 +583,7 @@ fn pg_a_failed_migration_on_a_reused_connection_does_not_keep_the_lock() {
     Migrator::new(&bad).apply_postgres(&mut client).unwrap_err();
     // The app keeps the connection open and goes on: it holds no advisory
     // lock, and another process migrates without waiting for one.
-    let held: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let held = advisory_locks_held(&mut client);
     assert_eq!(held, 0, "the failed run's connection keeps no lock");
     let good = [up(1, "good", "CREATE TABLE t (x integer);")];
     let mut other = db.client();
