@@ -119,21 +119,25 @@ fn join(lines: &[&String]) -> String {
 /// The user's schema objects, one line each, sorted: schemas, tables and
 /// views with their columns, indexes, constraints, functions and
 /// procedures, enum and domain types, extensions. Without the tracking
-/// table and its schema.
+/// table and its schema, nor the runtime's lock and head tables.
 fn catalog(client: &mut Client, config: &Config) -> Vec<String> {
     const SYSTEM: &str = "('pg_catalog', 'information_schema', 'pg_toast')";
+    // The runtime's own tables: the tracking table, its lock table and its
+    // head table (the head's trigger function is left out below).
+    const OURS: &str = "($1::text, $1::text || '_lock', $1::text || '_head')";
     let sql = format!(
         "SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname NOT IN {SYSTEM} AND nspname NOT LIKE 'pg\\_%'
          UNION ALL SELECT format('column %s.%s.%s %s %s %s', table_schema, table_name, column_name, data_type, is_nullable, coalesce(column_default, ''))
-           FROM information_schema.columns WHERE table_schema NOT IN {SYSTEM} AND table_name <> $1
+           FROM information_schema.columns WHERE table_schema NOT IN {SYSTEM} AND table_name::text NOT IN {OURS}
          UNION ALL SELECT format('index %s.%s', schemaname, indexdef) FROM pg_indexes
-           WHERE schemaname NOT IN {SYSTEM} AND tablename <> $1
+           WHERE schemaname NOT IN {SYSTEM} AND tablename::text NOT IN {OURS}
          UNION ALL SELECT format('constraint %s %s %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
            FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
-           WHERE n.nspname NOT IN {SYSTEM} AND c.conrelid <> 0 AND (SELECT relname FROM pg_class WHERE oid = c.conrelid) <> $1
+           WHERE n.nspname NOT IN {SYSTEM} AND c.conrelid <> 0 AND (SELECT relname::text FROM pg_class WHERE oid = c.conrelid) NOT IN {OURS}
          UNION ALL SELECT format('routine %s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-           WHERE n.nspname NOT IN {SYSTEM} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+           WHERE n.nspname NOT IN {SYSTEM} AND p.proname::text <> $1::text || '_head_clear' \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
          UNION ALL SELECT format('type %s.%s', n.nspname, t.typname) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
            WHERE n.nspname NOT IN {SYSTEM} AND t.typtype IN ('e', 'd')
          UNION ALL SELECT 'extension ' || extname FROM pg_extension WHERE extname <> 'plpgsql'"

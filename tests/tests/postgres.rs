@@ -201,7 +201,7 @@ fn pg_history_changed_by_another_process_between_two_migrations_is_seen() {
         .unwrap();
     assert_eq!(down.rolled_back().map(|s| s.version).collect::<Vec<_>>(), [4, 2, 1]);
     assert!(versions(&mut client).is_empty());
-    assert_eq!(tables(&mut client, "public"), ["_migrations"]);
+    assert_eq!(tables(&mut client, "public"), ["_migrations", "_migrations_head"]);
 }
 
 #[test]
@@ -339,6 +339,16 @@ fn pg_history_refusals_modified_renamed_unknown_out_of_order() {
     assert!(Migrator::new(&merged).pending_postgres(&mut client).unwrap().is_empty());
 }
 
+/// The head table's rows: (digest, version, migrations).
+fn head(client: &mut Client) -> Vec<(String, i64, i64)> {
+    client
+        .query("SELECT history_digest, version, migrations FROM _migrations_head", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
 /// Which tracking rows carry a history digest, oldest first.
 fn digests(client: &mut Client) -> Vec<bool> {
     client
@@ -384,11 +394,16 @@ fn pg_the_history_digest_covers_exactly_the_rows_it_was_stamped_with() {
         .batch_execute("DELETE FROM _migrations WHERE version = 2")
         .unwrap();
 
-    // A stamped start-up is answered by the digest without reading the
-    // rows (with and without the drift check's statistics in the same
-    // statement): a checksum rewritten by hand, as only `repair` should
-    // (and it clears the digests), goes unseen until the digests are
-    // cleared; then the rows are read and the edit refused.
+    // A stamped start-up is answered by the head table's row without
+    // reading the tracking rows; a checksum rewritten by hand (as only
+    // `repair` should) is still seen at once, with and without the drift
+    // check's statistics: the trigger on the tracking table emptied the
+    // head in the edit's transaction, so the rows are read and the edit
+    // refused.
+    assert!(
+        head(&mut client).is_empty(),
+        "the row added and deleted by hand emptied the head"
+    );
     let original: String = client
         .query_one("SELECT checksum FROM _migrations WHERE version = 1", &[])
         .unwrap()
@@ -396,20 +411,13 @@ fn pg_the_history_digest_covers_exactly_the_rows_it_was_stamped_with() {
     client
         .batch_execute("UPDATE _migrations SET checksum = 'edited' WHERE version = 1")
         .unwrap();
-    assert!(
-        Migrator::new(&ms).apply_postgres(&mut client).unwrap().is_empty(),
-        "answered by the digest"
-    );
-    assert!(
-        Migrator::new(&ms)
-            .drift(migrate_runtime::DriftPolicy::Off)
-            .apply_postgres(&mut client)
-            .unwrap()
-            .is_empty(),
-        "answered by the digest, without the statistics"
-    );
-    Migrator::new(&ms).forget_history_digest_postgres(&mut client).unwrap();
+    assert!(head(&mut client).is_empty(), "the edit emptied the head");
     let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Modified { .. }), "read row by row: {err}");
+    let err = Migrator::new(&ms)
+        .drift(migrate_runtime::DriftPolicy::Off)
+        .apply_postgres(&mut client)
+        .unwrap_err();
     assert!(matches!(err, Error::Modified { .. }), "read row by row: {err}");
     client
         .execute("UPDATE _migrations SET checksum = $1 WHERE version = 1", &[&original])
@@ -435,6 +443,148 @@ fn pg_the_history_digest_covers_exactly_the_rows_it_was_stamped_with() {
     assert_eq!(digests(&mut client), [false, false]);
     Migrator::new(&downs).apply_postgres(&mut client).unwrap();
     assert_eq!(digests(&mut client), [false, false, true]);
+}
+
+/// Whether `client`'s database has the table `name` in `public`.
+fn has_table(client: &mut Client, name: &str) -> bool {
+    tables(client, "public").iter().any(|t| t == name)
+}
+
+/// A start-up with the history unchanged reads the head table's one row
+/// and never the tracking table (it succeeds while another session holds
+/// the tracking table exclusively); a database from before the head table
+/// is read row by row and gets its head with the next run that applies a
+/// migration; another role that may write the tracking table but not the
+/// head still empties it (the trigger's function runs as the owner), and
+/// the next start-up then reads the rows and sees what it changed.
+#[test]
+fn pg_the_head_table_answers_start_ups_and_any_change_to_the_history_empties_it() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        up(3, "b", "CREATE TABLE b (x integer);"),
+    ];
+    Migrator::new(&ms[..1]).apply_postgres(&mut client).unwrap();
+    assert_eq!(head(&mut client).len(), 1);
+    // As an older release left it: no head table, no trigger.
+    client
+        .batch_execute("DROP TABLE _migrations_head; DROP FUNCTION _migrations_head_clear() CASCADE")
+        .unwrap();
+    assert!(Migrator::new(&ms[..1]).apply_postgres(&mut client).unwrap().is_empty());
+    assert!(!has_table(&mut client, "_migrations_head"), "a start-up writes nothing");
+    Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    let rows = head(&mut client);
+    assert_eq!(rows.iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(), [(3, 2)]);
+    assert_eq!(rows[0].0.len(), 32, "the digest in hex: {rows:?}");
+
+    // Two start-ups record the drift check's statistics; then, with the
+    // tracking table locked by another session, start-ups with and without
+    // the drift check are answered from the head (a read of the tracking
+    // table would wait, and fail at the lock timeout).
+    for _ in 0..2 {
+        assert!(Migrator::new(&ms).apply_postgres(&mut client).unwrap().is_empty());
+    }
+    let mut other = db.client();
+    let mut locked = other.transaction().unwrap();
+    locked
+        .batch_execute("LOCK TABLE _migrations IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    client.batch_execute("SET lock_timeout = '3s'").unwrap();
+    for drift in [migrate_runtime::DriftPolicy::Off, migrate_runtime::DriftPolicy::Error] {
+        let report = Migrator::new(&ms).drift(drift).apply_postgres(&mut client);
+        assert!(report.unwrap().is_empty(), "{drift:?}");
+    }
+    locked.rollback().unwrap();
+    client.batch_execute("RESET lock_timeout").unwrap();
+
+    // A role granted the tracking table alone deletes a row.
+    let Some((url, role)) = unprivileged_url(&db) else {
+        return;
+    };
+    client
+        .batch_execute(&format!("GRANT SELECT, INSERT, DELETE ON _migrations TO \"{role}\""))
+        .unwrap();
+    let mut writer = Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+    writer
+        .batch_execute("DELETE FROM _migrations WHERE version = 3")
+        .unwrap();
+    drop(writer);
+    assert!(head(&mut client).is_empty(), "the deletion emptied the head");
+    let pending = Migrator::new(&ms).pending_postgres(&mut client).unwrap();
+    assert_eq!(pending.iter().map(|m| m.version()).collect::<Vec<_>>(), [3]);
+    let err = Migrator::new(&ms)
+        .drift(migrate_runtime::DriftPolicy::Off)
+        .apply_postgres(&mut client)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("\"b\" already exists"),
+        "read row by row, so 3 ran again: {err}"
+    );
+    client
+        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
+        .unwrap();
+}
+
+/// A tracking table dropped with `CASCADE` (which takes its trigger, not
+/// the head table) and made again by hand is another table: the head's
+/// row, written for the old one, is not trusted, and an edit made in the
+/// new one is refused.
+#[test]
+fn pg_the_head_is_not_trusted_for_a_tracking_table_made_again() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [up(1, "a", "CREATE TABLE a (x integer);")];
+    Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE keep AS SELECT * FROM _migrations; DROP TABLE _migrations CASCADE; \
+             CREATE TABLE _migrations (LIKE keep INCLUDING ALL); INSERT INTO _migrations SELECT * FROM keep; \
+             DROP TABLE keep; UPDATE _migrations SET checksum = 'edited' WHERE version = 1",
+        )
+        .unwrap();
+    assert_eq!(head(&mut client).len(), 1, "nothing emptied the head");
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Modified { .. }), "{err}");
+    client.batch_execute("DROP TABLE _migrations").unwrap();
+    let report = Migrator::new(&ms).apply_postgres(&mut client);
+    assert!(
+        report.unwrap_err().to_string().contains("\"a\" already exists"),
+        "no tracking table: every migration is pending, however the head reads"
+    );
+}
+
+/// On a server without PL/pgSQL (no trigger function can be written) the
+/// head table is not made: migrations apply as before, and start-ups read
+/// the tracking table.
+#[test]
+fn pg_without_plpgsql_there_is_no_head_and_start_ups_read_the_rows() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    if let Err(e) = client.batch_execute("DROP EXTENSION plpgsql") {
+        assert!(db.server().dir.is_none(), "our own cluster's superuser drops it: {e}");
+        eprintln!("SKIPPED: this server's role may not drop plpgsql: {e}");
+        return;
+    }
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        up(2, "b", "CREATE TABLE b (x integer);"),
+    ];
+    let report = Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    assert_eq!(report.applied().count(), 2);
+    assert_eq!(tables(&mut client, "public"), ["_migrations", "a", "b"]);
+    assert_eq!(
+        digests(&mut client),
+        [false, true],
+        "the tracking table's digest is still stamped"
+    );
+    assert!(Migrator::new(&ms).apply_postgres(&mut client).unwrap().is_empty());
+    client
+        .batch_execute("UPDATE _migrations SET checksum = 'edited' WHERE version = 1")
+        .unwrap();
+    Migrator::new(&ms).forget_history_digest_postgres(&mut client).unwrap();
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Modified { .. }), "{err}");
 }
 
 #[test]
@@ -464,7 +614,7 @@ fn pg_migrate_to_goes_down_newest_first_and_refuses_irreversible_before_touching
     assert_eq!(down, [3, 2]);
     assert!(report.steps.iter().all(|s| s.direction == Direction::Down));
     assert_eq!(versions(&mut client), [1]);
-    assert_eq!(tables(&mut client, "public"), ["_migrations", "a"]);
+    assert_eq!(tables(&mut client, "public"), ["_migrations", "_migrations_head", "a"]);
     let err = m.migrate_to_postgres(&mut client, 0).unwrap_err();
     assert!(matches!(err, Error::Irreversible { version: 1, .. }), "{err}");
     assert_eq!(versions(&mut client), [1]);
@@ -644,7 +794,10 @@ fn pg_lock_table_mode_uses_a_row_lock() {
         .lock(Lock::Table)
         .lock_timeout(Duration::from_millis(300));
     m.apply_postgres(&mut client).unwrap();
-    assert_eq!(tables(&mut client, "public"), ["_migrations", "_migrations_lock", "a"]);
+    assert_eq!(
+        tables(&mut client, "public"),
+        ["_migrations", "_migrations_head", "_migrations_lock", "a"]
+    );
     // Another session holds the lock row: the run waits, then times out.
     let mut holder = db.client();
     holder
@@ -744,7 +897,10 @@ fn pg_schema_holds_the_tracking_table_and_the_migrations_objects() {
     ];
     let m = Migrator::new(&ms).schema("app");
     m.apply_postgres(&mut client).unwrap();
-    assert_eq!(tables(&mut client, "app"), ["_migrations", "a", "b"]);
+    assert_eq!(
+        tables(&mut client, "app"),
+        ["_migrations", "_migrations_head", "a", "b"]
+    );
     assert!(tables(&mut client, "public").is_empty());
     assert_eq!(versions_in(&mut client, "app._migrations"), [1, 2]);
     let path: String = client.query_one("SHOW search_path", &[]).unwrap().get(0);
@@ -755,10 +911,13 @@ fn pg_schema_holds_the_tracking_table_and_the_migrations_objects() {
         .schema("billing")
         .apply_postgres(&mut client)
         .unwrap();
-    assert_eq!(tables(&mut client, "billing"), ["_migrations", "other"]);
+    assert_eq!(
+        tables(&mut client, "billing"),
+        ["_migrations", "_migrations_head", "other"]
+    );
     assert!(m.apply_postgres(&mut client).unwrap().is_empty());
     m.migrate_to_postgres(&mut client, 1).unwrap();
-    assert_eq!(tables(&mut client, "app"), ["_migrations", "a"]);
+    assert_eq!(tables(&mut client, "app"), ["_migrations", "_migrations_head", "a"]);
     // Also in lock table mode, with the lock table in the schema.
     let third = [up(1, "t", "CREATE TABLE t (x integer);")];
     Migrator::new(&third)
@@ -766,7 +925,10 @@ fn pg_schema_holds_the_tracking_table_and_the_migrations_objects() {
         .lock(Lock::Table)
         .apply_postgres(&mut client)
         .unwrap();
-    assert_eq!(tables(&mut client, "third"), ["_migrations", "_migrations_lock", "t"]);
+    assert_eq!(
+        tables(&mut client, "third"),
+        ["_migrations", "_migrations_head", "_migrations_lock", "t"]
+    );
     // SQLite refuses the PostgreSQL-only settings.
     let mut sqlite = migrate_runtime::rusqlite::Connection::open_in_memory().unwrap();
     let err = Migrator::new(&ms).schema("app").apply(&mut sqlite).unwrap_err();
@@ -907,7 +1069,7 @@ fn pg_cli_status_up_down_redo() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("rolled back 2 migrations"), "{err}");
     assert!(versions(&mut client).is_empty());
-    assert_eq!(tables(&mut client, "public"), ["_migrations"]);
+    assert_eq!(tables(&mut client, "public"), ["_migrations", "_migrations_head"]);
 
     // A failing migration: file, line and the server's message; exit 1.
     pkg.write(
@@ -1001,7 +1163,7 @@ fn pg_testbox_a_postgres_only_app_is_checked_at_build_time_without_a_server_and_
     assert_eq!(versions_in(&mut client, "app._migrations"), [1, 2]);
     assert_eq!(
         tables(&mut client, "app"),
-        ["_migrations", "users"],
+        ["_migrations", "_migrations_head", "users"],
         "the config's schema"
     );
     let again = run(&db.url);
@@ -1144,7 +1306,11 @@ fn pg_a_migration_queued_behind_a_long_query_times_out_retries_and_says_so() {
     );
     assert!(start.elapsed() < Duration::from_secs(5));
     assert_eq!(versions(&mut client), [1]);
-    assert_eq!(tables(&mut client, "public"), ["_migrations", "t"], "rolled back whole");
+    assert_eq!(
+        tables(&mut client, "public"),
+        ["_migrations", "_migrations_head", "t"],
+        "rolled back whole"
+    );
     // The reader finishes during the retries: the migration goes through.
     let release = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(250));

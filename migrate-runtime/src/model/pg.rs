@@ -40,13 +40,16 @@ fn action(code: &str) -> String {
 }
 
 /// Whether the reader leaves `name` out: the filter's names (the
-/// tracking table and its backfill progress table among them), and the
-/// lock table of [`Lock::Table`](crate::Lock::Table) (`{tracking}_lock`).
+/// tracking table and its backfill progress table among them), the lock
+/// table of [`Lock::Table`](crate::Lock::Table) (`{tracking}_lock`), and
+/// the head table with the function of the trigger that empties it
+/// (`{tracking}_head`, `{tracking}_head_clear`).
 fn excluded(filter: &Filter, name: &str) -> bool {
     filter.excludes(name)
-        || name
-            .strip_suffix("_lock")
-            .is_some_and(|t| t.eq_ignore_ascii_case(&filter.tracking_table))
+        || ["_lock", "_head", "_head_clear"].iter().any(|suffix| {
+            name.strip_suffix(suffix)
+                .is_some_and(|t| t.eq_ignore_ascii_case(&filter.tracking_table))
+        })
 }
 
 /// The schema a model is read from: `schema`, else the connection's

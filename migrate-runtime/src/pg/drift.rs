@@ -165,7 +165,7 @@ impl Migrator<'_> {
 
 /// A hash of the raw catalog rows that the schema model is printed from
 /// (`$1`: the schema, else `current_schema()`; `$2`: the tracking table,
-/// left out with its lock table and their indexes): names, types, node
+/// left out with its lock, head and backfill tables and their indexes): names, types, node
 /// trees (`adbin`, `conbin`, `indexprs`, `ev_action`, …), no deparsing.
 /// Cheap (one query; deparsing with `pg_get_expr` and friends is what
 /// makes reading the model cost milliseconds per table), and it changes
@@ -174,9 +174,9 @@ impl Migrator<'_> {
 /// OIDs, or a major upgrade) only means the model is read and compared.
 const CATALOG_HASH: &str = "\
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = coalesce($1::text, current_schema())::name), \
-skip AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name, ($2::text || '_backfill')::name) \
+skip AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name, ($2::text || '_head')::name, ($2::text || '_backfill')::name) \
          UNION ALL SELECT x.indexrelid FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid \
-         WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name, ($2::text || '_backfill')::name)), \
+         WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname IN ($2::text::name, ($2::text || '_lock')::name, ($2::text || '_head')::name, ($2::text || '_backfill')::name)), \
 rels AS (SELECT c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.oid NOT IN (SELECT oid FROM skip)) \
 SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM ( \
  SELECT concat_ws(' ', 'c', c.oid, c.relname, c.relkind, c.relnatts, c.relchecks, c.relam, c.relpersistence, c.reloftype, c.relispartition, \
@@ -365,17 +365,23 @@ impl<C: PgClient> Postgres<'_, C> {
         }))
     }
 
-    /// Records `live` statistics with version `newest`, after the schema
+    /// Records `live` statistics with version `newest` (in the head
+    /// table's row when that is where they were read), after the schema
     /// was found unchanged. Best effort: a role that may not write the
     /// tracking table, a standby, or a table made before the column was
     /// added (the next migration adds it) only means the next start-up
     /// hashes the catalog again.
     async fn keep_stats(&mut self, newest: u64, live: &str) {
         let version = i64::try_from(newest).unwrap_or(i64::MAX);
-        let sql = format!(
-            "UPDATE {} SET {STATS_COLUMN} = $1 WHERE version = $2 AND {STATS_COLUMN} IS DISTINCT FROM $1",
-            self.table
-        );
+        // Where they were read from: the head table's row, else the newest
+        // tracking row.
+        let table = if self.stats_in_head {
+            &self.head_table
+        } else {
+            &self.table
+        };
+        let sql =
+            format!("UPDATE {table} SET {STATS_COLUMN} = $1 WHERE version = $2 AND {STATS_COLUMN} IS DISTINCT FROM $1");
         let _ = self.client.execute(&sql, &[&live, &version]).await;
     }
 

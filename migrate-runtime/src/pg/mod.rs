@@ -318,6 +318,7 @@ mod sqlstate {
     pub(super) const DUPLICATE_TABLE: &str = "42P07";
     pub(super) const DUPLICATE_SCHEMA: &str = "42P06";
     pub(super) const UNDEFINED_COLUMN: &str = "42703";
+    pub(super) const INSUFFICIENT_PRIVILEGE: &str = "42501";
 }
 
 /// The SQLSTATE of a server error.
@@ -392,6 +393,12 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     table: String,
     /// The lock table (`Lock::Table`): `"schema"."table_lock"`.
     lock_table: String,
+    /// The head table (see [`session::HEAD_SUFFIX`]):
+    /// `"schema"."table_head"`.
+    head_table: String,
+    /// Whether `startup_stats` were read from the head table (then the
+    /// start-up that finds the schema unchanged keeps them there).
+    stats_in_head: bool,
     /// This session, as the lock table's lease names it:
     /// `pid/backend_start` (`Lock::Table`).
     me: String,

@@ -6,6 +6,24 @@ use super::*;
 /// The tracking table's column holding the history's digest.
 pub(super) const DIGEST_COLUMN: &str = "history_digest";
 
+/// The suffix of the head table's name (`_migrations_head`): one row, the
+/// digest of the history (in hex), its newest version, its number of
+/// migrations and the tracking table's OID, written by each run that applied a migration once the rows
+/// are verified to be exactly the code's (see
+/// [`stamp_history_digest`](Postgres::stamp_history_digest)), and the
+/// drift check's catalog statistics. A start-up reads this row alone
+/// ([`probe_exact`](Postgres::probe_exact)), not the history. What makes
+/// that safe is the trigger `{table}_head_clear` on the tracking table:
+/// every statement that adds, deletes, truncates or changes the version,
+/// name, checksum or digest of tracking rows (by hand, by `repair`, by an
+/// older release that knows nothing of the head) empties the head table in
+/// its own transaction, so the next start-up reads and verifies every row;
+/// a tracking table dropped (its trigger goes with it, the head stays) or
+/// made again has another OID, or none, and the head is not trusted.
+/// Its function runs as the table's owner (`SECURITY DEFINER`): another
+/// role writing the tracking table need not be granted the head table.
+pub(super) const HEAD_SUFFIX: &str = "_head";
+
 /// The digest of the migrator's history, in hex.
 fn digest_hex(migrator: &Migrator<'_>) -> String {
     use std::fmt::Write as _;
@@ -24,6 +42,8 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             client,
             table: format!("{prefix}{}", quote(&migrator.table.name)),
             lock_table: format!("{prefix}{}", quote(&format!("{}_lock", migrator.table.name))),
+            head_table: format!("{prefix}{}", quote(&format!("{}{HEAD_SUFFIX}", migrator.table.name))),
+            stats_in_head: false,
             me: String::new(),
             invalid: Vec::new(),
             try_exact: false,
@@ -43,25 +63,98 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         })
     }
 
-    /// At an apply's start-up, in one round trip (one statement, one scan
+    /// At an apply's start-up, in one round trip: whether the history is
+    /// exactly the code's, read from the head table's one row (see
+    /// [`HEAD_SUFFIX`]): the digest of the code's history (see
+    /// [`history_digest`](crate::history::history_digest)), the code's last
+    /// version, as many migrations as the code has, and the OID of the
+    /// tracking table that the name resolves to now. With the drift
+    /// check on, the same statement reads the catalogs' statistics and
+    /// those recorded with that version, kept in `startup_stats` for
+    /// [`check_schema_at`](Self::check_schema_at). `false` (the caller
+    /// reads the rows) when the code has no migration, the head is empty
+    /// (a statement changed the history since it was written) or another
+    /// history's. A database whose head table a run of this release has
+    /// not made yet (an older release's, or a server where it could not be
+    /// made) is asked by [`probe_rows`](Self::probe_rows) instead.
+    ///
+    /// Its cost is what a new session pays to open a one-row table without
+    /// an index and resolve the tracking table's name: about 0.37 M
+    /// instructions of the server's, against 0.9 M
+    /// (N = 100) and 1.8 M (N = 1,000) for reading the tracking table, and
+    /// 3.3 M for the whole floor connection (measured with callgrind on
+    /// PostgreSQL 15; see BENCHMARKS.md). So the statement names no
+    /// function or operator (each costs a new session 0.08–0.15 M): the
+    /// digest is text, compared by the client.
+    pub(super) async fn probe_exact(&mut self, migrator: &Migrator<'_>) -> Result<bool> {
+        let Some(last) = migrator.migrations.last() else {
+            return Ok(false);
+        };
+        let (version, count) = (last.version(), migrator.migrations.len() as u64);
+        let stats = migrator.drift != crate::DriftPolicy::Off;
+        let live = if stats {
+            format!(", {}, {}", super::drift::STATS_COLUMN, super::drift::LIVE_STATS)
+        } else {
+            String::new()
+        };
+        // The tracking table's OID as the head recorded it, and as the
+        // name resolves now: a tracking table dropped (`DROP … CASCADE`
+        // takes its trigger along, not the head) fails the cast, one made
+        // again by hand differs.
+        let sql = format!(
+            "SELECT history_digest, version, migrations, tracking, {}::regclass::oid{live} FROM {}",
+            literal(&self.table),
+            self.head_table
+        );
+        let rows = match self.query(&sql).await {
+            Ok(rows) => rows,
+            // No head table yet (it is made by the next run that applies a
+            // migration), or one this role may not read: ask the tracking
+            // table.
+            Err(e)
+                if matches!(
+                    super::state(&e),
+                    Some(
+                        super::sqlstate::UNDEFINED_TABLE
+                            | super::sqlstate::INVALID_SCHEMA_NAME
+                            | super::sqlstate::INSUFFICIENT_PRIVILEGE
+                    )
+                ) =>
+            {
+                return self.probe_rows(migrator).await;
+            }
+            // A head table of another shape: read the rows.
+            Err(e) if super::state(&e) == Some(super::sqlstate::UNDEFINED_COLUMN) => return Ok(false),
+            Err(e) => return Err(pg(format!("reading the head table {}", self.head_table))(e)),
+        };
+        let [row] = <[_; 1]>::try_from(rows).unwrap_or_default();
+        let mut cells = row.into_iter();
+        let digest = cells.next().flatten();
+        let numbers: Vec<Option<u64>> = cells.by_ref().take(4).map(|n| n?.parse().ok()).collect();
+        self.history_exact = digest.as_deref() == Some(digest_hex(migrator).as_str())
+            && numbers[..2] == [Some(version), Some(count)]
+            && numbers[2].is_some()
+            && numbers[2] == numbers[3];
+        if self.history_exact && stats {
+            let recorded = cells.next().flatten();
+            let (track, counts) = (cells.next().flatten(), cells.next().flatten());
+            self.startup_stats = Some((recorded, super::drift::live_stats(track, counts)));
+            self.stats_in_head = true;
+        }
+        Ok(self.history_exact)
+    }
+
+    /// [`probe_exact`](Self::probe_exact) on a database without the head
+    /// table, in one round trip (one statement, one scan
     /// of the tracking table): whether the newest tracking row carries the
-    /// digest of exactly the code's history (see
-    /// [`history_digest`](crate::history::history_digest)), that row is the
+    /// digest of exactly the code's history, that row is the
     /// code's last version, and the table has as many rows as the code has
     /// migrations. With the drift check on, the same statement reads the
-    /// catalogs' statistics and those recorded with that version, kept in
-    /// `startup_stats` for [`check_schema_at`](Self::check_schema_at).
-    /// `false` (the caller reads the rows) when the code has no migration,
-    /// the table or a column is not there (a table made by an older
-    /// release), or the history is another.
-    ///
-    /// Its cost is what a new session pays to open the table and resolve
-    /// each function and operator it names (about 0.8 M instructions of the
-    /// server's, 1.9 M with the statistics, measured with callgrind on
-    /// PostgreSQL 15 against 0.95 M for the app's first `count(*)`; see
-    /// BENCHMARKS.md): so the comparison is made here, by the client, and
-    /// the statement names as few functions as it can.
-    pub(super) async fn probe_exact(&mut self, migrator: &Migrator<'_>) -> Result<bool> {
+    /// catalogs' statistics and those recorded with that version.
+    /// `false` (the caller reads the rows) when the table or a column is
+    /// not there (a table made by an older release), or the history is
+    /// another.
+    async fn probe_rows(&mut self, migrator: &Migrator<'_>) -> Result<bool> {
         let Some(last) = migrator.migrations.last() else {
             return Ok(false);
         };
@@ -120,9 +213,9 @@ impl<'c, C: PgClient> Postgres<'c, C> {
 
     /// After a run that changed the history, in its transaction: stamps
     /// the newest row with the digest of the code's history when the rows
-    /// are exactly the code's migrations (compared on the server, in this
-    /// one round trip), and clears it otherwise; adds the column to a
-    /// tracking table made by an older release.
+    /// are exactly the code's (compared on the server, in this one round
+    /// trip), and clears it otherwise; adds the column to a tracking table
+    /// made by an older release. Then [`stamp_head`](Self::stamp_head).
     pub(super) async fn stamp_history_digest(&mut self, migrator: &Migrator<'_>) -> Result<()> {
         let hex = digest_hex(migrator);
         let table = &self.table;
@@ -135,7 +228,52 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         self.client
             .batch_execute(&sql)
             .await
-            .map_err(pg(format!("recording the history's digest in {table}")))
+            .map_err(pg(format!("recording the history's digest in {table}")))?;
+        self.stamp_head(migrator, &hex).await
+    }
+
+    /// After [`stamp_history_digest`](Self::stamp_history_digest), in the
+    /// same transaction and one more round trip: makes the head table and
+    /// the trigger that empties it when missing (see [`HEAD_SUFFIX`]), and
+    /// writes its row from the newest tracking row when that was just
+    /// stamped with the code's digest (empties it otherwise). Under a
+    /// savepoint: a server without PL/pgSQL or triggers, or a role that
+    /// may not create them, keeps the migrations and start-ups read the
+    /// tracking table, as before.
+    async fn stamp_head(&mut self, migrator: &Migrator<'_>, hex: &str) -> Result<()> {
+        let (table, head) = (&self.table, &self.head_table);
+        let head_name = format!("{}{HEAD_SUFFIX}", migrator.table.name);
+        let clear = format!("{head_name}_clear");
+        let sql = format!(
+            "SAVEPOINT cargo_migrate_head;\n\
+             DO $cargo_migrate$\n\
+             DECLARE s name; t name;\n\
+             BEGIN\n\
+             SELECT n.nspname, c.relname INTO s, t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = {table_lit}::regclass;\n\
+             EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I (history_digest text NOT NULL, version bigint NOT NULL, migrations bigint NOT NULL, tracking oid NOT NULL, {stats} text)', s, {head_lit});\n\
+             IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {table_lit}::regclass AND tgname = {clear_lit}) THEN\n\
+             EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L', \
+             s, {clear_lit}, format('BEGIN DELETE FROM %I.%I; RETURN NULL; END', s, {head_lit}));\n\
+             EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF version, name, checksum, {DIGEST_COLUMN} ON %I.%I \
+             FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()', {clear_lit}, s, t, s, {clear_lit});\n\
+             END IF;\n\
+             END $cargo_migrate$;\n\
+             DELETE FROM {head};\n\
+             INSERT INTO {head} (history_digest, version, migrations, tracking) SELECT '{hex}', version, (SELECT count(*) FROM {table}), {table_lit}::regclass::oid \
+             FROM {table} WHERE version = (SELECT max(version) FROM {table}) AND {DIGEST_COLUMN} = decode('{hex}', 'hex');\n\
+             RELEASE SAVEPOINT cargo_migrate_head",
+            stats = super::drift::STATS_COLUMN,
+            table_lit = literal(table),
+            head_lit = literal(&head_name),
+            clear_lit = literal(&clear),
+        );
+        if self.client.batch_execute(&sql).await.is_err() {
+            self.client
+                .batch_execute("ROLLBACK TO SAVEPOINT cargo_migrate_head; RELEASE SAVEPOINT cargo_migrate_head")
+                .await
+                .map_err(pg(format!("recording the history's digest in {head}")))?;
+        }
+        Ok(())
     }
 
     /// The INVALID indexes in the migrations' schemas (the schema, or the
