@@ -211,41 +211,28 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         }
     }
 
-    /// After a run that changed the history, in its transaction: stamps
-    /// the newest row with the digest of the code's history when the rows
-    /// are exactly the code's (compared on the server, in this one round
-    /// trip), and clears it otherwise; adds the column to a tracking table
-    /// made by an older release. Then [`stamp_head`](Self::stamp_head).
+    /// After a run that changed the history, in its transaction and one
+    /// round trip: stamps the newest row with the digest of the code's
+    /// history when the rows are exactly the code's (compared on the
+    /// server), and clears it otherwise; adds the column to a tracking
+    /// table made by an older release. Then, in the same round trip but
+    /// under a savepoint, the head table (see [`HEAD_SUFFIX`]): makes it and
+    /// the trigger that empties it when missing, and writes its row from
+    /// the newest tracking row when that was just stamped with the code's
+    /// digest (empties it otherwise). A server without PL/pgSQL or
+    /// triggers, or a role that may not create them, rolls back to the
+    /// savepoint: the migrations and the tracking table's digest stay, and
+    /// start-ups read the tracking table, as before.
     pub(super) async fn stamp_history_digest(&mut self, migrator: &Migrator<'_>) -> Result<()> {
         let hex = digest_hex(migrator);
-        let table = &self.table;
-        let sql = format!(
-            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {DIGEST_COLUMN} bytea;\n\
-             UPDATE {table} SET {DIGEST_COLUMN} = CASE WHEN (SELECT string_agg(concat_ws(' ', version, length(name), name, checksum), E'\\n' ORDER BY version) FROM {table}) = {} \
-             THEN decode('{hex}', 'hex') END WHERE version = (SELECT max(version) FROM {table})",
-            literal(&crate::history::history_text(migrator.migrations))
-        );
-        self.client
-            .batch_execute(&sql)
-            .await
-            .map_err(pg(format!("recording the history's digest in {table}")))?;
-        self.stamp_head(migrator, &hex).await
-    }
-
-    /// After [`stamp_history_digest`](Self::stamp_history_digest), in the
-    /// same transaction and one more round trip: makes the head table and
-    /// the trigger that empties it when missing (see [`HEAD_SUFFIX`]), and
-    /// writes its row from the newest tracking row when that was just
-    /// stamped with the code's digest (empties it otherwise). Under a
-    /// savepoint: a server without PL/pgSQL or triggers, or a role that
-    /// may not create them, keeps the migrations and start-ups read the
-    /// tracking table, as before.
-    async fn stamp_head(&mut self, migrator: &Migrator<'_>, hex: &str) -> Result<()> {
         let (table, head) = (&self.table, &self.head_table);
         let head_name = format!("{}{HEAD_SUFFIX}", migrator.table.name);
         let clear = format!("{head_name}_clear");
         let sql = format!(
-            "SAVEPOINT cargo_migrate_head;\n\
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {DIGEST_COLUMN} bytea;\n\
+             UPDATE {table} SET {DIGEST_COLUMN} = CASE WHEN (SELECT string_agg(concat_ws(' ', version, length(name), name, checksum), E'\\n' ORDER BY version) FROM {table}) = {history} \
+             THEN decode('{hex}', 'hex') END WHERE version = (SELECT max(version) FROM {table});\n\
+             SAVEPOINT cargo_migrate_head;\n\
              DO $cargo_migrate$\n\
              DECLARE s name; t name;\n\
              BEGIN\n\
@@ -262,18 +249,27 @@ impl<'c, C: PgClient> Postgres<'c, C> {
              INSERT INTO {head} (history_digest, version, migrations, tracking) SELECT '{hex}', version, (SELECT count(*) FROM {table}), {table_lit}::regclass::oid \
              FROM {table} WHERE version = (SELECT max(version) FROM {table}) AND {DIGEST_COLUMN} = decode('{hex}', 'hex');\n\
              RELEASE SAVEPOINT cargo_migrate_head",
+            history = literal(&crate::history::history_text(migrator.migrations)),
             stats = super::drift::STATS_COLUMN,
             table_lit = literal(table),
             head_lit = literal(&head_name),
             clear_lit = literal(&clear),
         );
-        if self.client.batch_execute(&sql).await.is_err() {
-            self.client
-                .batch_execute("ROLLBACK TO SAVEPOINT cargo_migrate_head; RELEASE SAVEPOINT cargo_migrate_head")
-                .await
-                .map_err(pg(format!("recording the history's digest in {head}")))?;
+        let Err(e) = self.client.batch_execute(&sql).await else {
+            return Ok(());
+        };
+        // Failed after the savepoint (the head's part): back to it, and
+        // on. Failed before it (the tracking table's part): there is no
+        // savepoint to go back to, and the first error is the one to
+        // report.
+        match self
+            .client
+            .batch_execute("ROLLBACK TO SAVEPOINT cargo_migrate_head; RELEASE SAVEPOINT cargo_migrate_head")
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(pg(format!("recording the history's digest in {table}"))(e)),
         }
-        Ok(())
     }
 
     /// The INVALID indexes in the migrations' schemas (the schema, or the
