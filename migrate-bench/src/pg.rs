@@ -85,12 +85,16 @@ pub enum Startup {
     Sqlx,
     /// sqlx's own floor: its connection, the query, close.
     SqlxFloor,
+    /// Connect, `SELECT 1`, the query, close: what one more round trip
+    /// costs, the least any check that asks the server can add.
+    FloorRoundTrip,
 }
 
 impl Startup {
     /// Every contender, in the order of a round.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Floor,
+        Self::FloorRoundTrip,
         Self::Ours,
         Self::OursDriftOff,
         Self::Refinery,
@@ -107,6 +111,7 @@ impl Startup {
             Self::Refinery => "pg-refinery+query",
             Self::Sqlx => "pg-sqlx+query",
             Self::SqlxFloor => "pg-sqlx-connect-query-close",
+            Self::FloorRoundTrip => "pg-floor+select-1",
         }
     }
 }
@@ -199,7 +204,7 @@ impl Fixture {
     /// `who` measures (outside any timing).
     pub fn prepare_startup(&self, who: Startup, url: &str) {
         let tool = match who {
-            Startup::Floor | Startup::Ours | Startup::OursDriftOff => Apply::OursPerMigration,
+            Startup::Floor | Startup::FloorRoundTrip | Startup::Ours | Startup::OursDriftOff => Apply::OursPerMigration,
             Startup::Refinery => Apply::Refinery,
             Startup::Sqlx | Startup::SqlxFloor => Apply::Sqlx,
         };
@@ -215,6 +220,11 @@ impl Fixture {
         match who {
             Startup::Floor => time(|| {
                 let mut client = Client::connect(url, NoTls).expect("connect");
+                app_query(&mut client);
+            }),
+            Startup::FloorRoundTrip => time(|| {
+                let mut client = Client::connect(url, NoTls).expect("connect");
+                client.simple_query("SELECT 1").expect("one round trip");
                 app_query(&mut client);
             }),
             Startup::Ours | Startup::OursDriftOff => {
