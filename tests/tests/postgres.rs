@@ -505,6 +505,14 @@ fn pg_the_head_table_answers_start_ups_and_any_change_to_the_history_empties_it(
     client
         .batch_execute(&format!("GRANT SELECT, INSERT, DELETE ON _migrations TO \"{role}\""))
         .unwrap();
+    let callable: bool = client
+        .query_one(
+            "SELECT has_function_privilege($1, '_migrations_head_clear()', 'EXECUTE')",
+            &[&role],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!callable, "only the owner may call the trigger's function");
     let mut writer = Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
     writer
         .batch_execute("DELETE FROM _migrations WHERE version = 3")

@@ -20,8 +20,10 @@ pub(super) const DIGEST_COLUMN: &str = "history_digest";
 /// its own transaction, so the next start-up reads and verifies every row;
 /// a tracking table dropped (its trigger goes with it, the head stays) or
 /// made again has another OID, or none, and the head is not trusted.
-/// Its function runs as the table's owner (`SECURITY DEFINER`): another
-/// role writing the tracking table need not be granted the head table.
+/// Its function runs as the table's owner (`SECURITY DEFINER`, with a
+/// fixed `search_path` and qualified names): another role writing the
+/// tracking table need not be granted the head table. No one else may call
+/// it (`REVOKE … FROM PUBLIC`; a trigger's firing checks no privilege).
 pub(super) const HEAD_SUFFIX: &str = "_head";
 
 /// The digest of the migrator's history, in hex.
@@ -241,6 +243,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
              IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {table_lit}::regclass AND tgname = {clear_lit}) THEN\n\
              EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L', \
              s, {clear_lit}, format('BEGIN DELETE FROM %I.%I; RETURN NULL; END', s, {head_lit}));\n\
+             EXECUTE format('REVOKE ALL ON FUNCTION %I.%I() FROM PUBLIC', s, {clear_lit});\n\
              EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF version, name, checksum, {DIGEST_COLUMN} ON %I.%I \
              FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()', {clear_lit}, s, t, s, {clear_lit});\n\
              END IF;\n\
