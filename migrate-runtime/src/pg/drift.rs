@@ -35,8 +35,8 @@ const COLUMN: &str = "schema_model";
 /// start-up last found the live schema equal to the record.
 pub(super) const STATS_COLUMN: &str = "schema_stats";
 
-/// Two columns: whether the server counts (`track_counts`), and the
-/// server's counts of rows inserted, updated and deleted in each system
+/// Two statements, appended to a start-up's own in its round trip: whether
+/// the server counts (`SHOW track_counts`), and a row of the server's counts of rows inserted, updated and deleted in each system
 /// catalog the schema model is read from, in this database (every
 /// `CREATE`, `ALTER` and `DROP` writes some): `pg_class`, `pg_attribute`,
 /// `pg_attrdef`, `pg_index`, `pg_constraint`, `pg_trigger`, `pg_rewrite`,
@@ -65,20 +65,47 @@ pub(super) const STATS_COLUMN: &str = "schema_stats";
 /// recorded values. Every run that applies a migration compares the schema
 /// itself, under the lock, as does `cargo migrate diff`.
 ///
-/// Each function a statement names costs a new session a catalog lookup,
-/// so the counts are returned as one array, not summed or formatted on the
-/// server (about 1.0 M instructions of the server's in a new session,
-/// measured with callgrind on PostgreSQL 15).
-pub(super) const LIVE_STATS: &str = "current_setting('track_counts'), \
-(SELECT array_agg(ARRAY[pg_stat_get_tuples_inserted(c) + pg_stat_get_xact_tuples_inserted(c), \
-pg_stat_get_tuples_updated(c) + pg_stat_get_xact_tuples_updated(c), \
-pg_stat_get_tuples_deleted(c) + pg_stat_get_xact_tuples_deleted(c)]) \
-FROM unnest('{1259,1249,2604,2610,2606,2620,2618,1255,1247,3501,2224,2608,2615,3079,2609,3256,3456}'::oid[]) AS c)";
+/// The counts are summed and formatted by the client, and the catalogs are
+/// a `VALUES` list, so that the statement names no operator, aggregate or
+/// set-returning function: in a new session each costs a catalog lookup
+/// (0.70 M instructions of the server's in a new session against 1.02 M for
+/// `current_setting`, `unnest`, `array_agg` and `+` on the server, measured
+/// with callgrind on PostgreSQL 15; see BENCHMARKS.md).
+pub(super) const LIVE_STATS: &str = "SHOW track_counts;\n\
+SELECT pg_stat_get_tuples_inserted(c), pg_stat_get_xact_tuples_inserted(c), \
+pg_stat_get_tuples_updated(c), pg_stat_get_xact_tuples_updated(c), \
+pg_stat_get_tuples_deleted(c), pg_stat_get_xact_tuples_deleted(c) \
+FROM (VALUES (1259::oid), (1249), (2604), (2610), (2606), (2620), (2618), (1255), (1247), (3501), (2224), \
+(2608), (2615), (3079), (2609), (3256), (3456)) AS v(c)";
 
-/// The two columns of [`LIVE_STATS`] as one text, as a start-up records
-/// them: `on {{…}}`.
-pub(super) fn live_stats(track_counts: Option<String>, counts: Option<String>) -> String {
-    format!("{} {}", track_counts.unwrap_or_default(), counts.unwrap_or_default())
+/// [`LIVE_STATS`]'s two results as one text, as a start-up records them:
+/// `on {{inserted,updated,deleted},…}`, each the shared count plus this
+/// session's pending one, a catalog per brace in the order of the list
+/// (the text the server's `array_agg` printed in earlier releases, so their
+/// records still compare equal). A count that is not a number makes a text
+/// no record holds.
+pub(super) fn live_stats(track: &[Vec<Option<String>>], counts: &[Vec<Option<String>>]) -> String {
+    let track = track
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default();
+    let catalogs: Vec<String> = counts
+        .iter()
+        .map(|row| {
+            let n: Vec<String> = row
+                .chunks(2)
+                .map(|pair| {
+                    let sum = pair
+                        .iter()
+                        .map(|c| c.as_deref().and_then(|c| c.parse::<i64>().ok()))
+                        .try_fold(0i64, |sum, c| Some(sum + c?));
+                    sum.map_or_else(|| "?".to_owned(), |s| s.to_string())
+                })
+                .collect();
+            format!("{{{}}}", n.join(","))
+        })
+        .collect();
+    format!("{track} {{{}}}", catalogs.join(","))
 }
 
 impl Migrator<'_> {
@@ -348,21 +375,18 @@ impl<C: PgClient> Postgres<'_, C> {
     async fn recorded_stats(&mut self, newest: u64) -> Result<Option<(Option<String>, String)>> {
         // A simple query: one round trip (a prepared one takes two).
         let sql = format!(
-            "SELECT (SELECT m.{STATS_COLUMN} FROM {} AS m WHERE version = {newest}), {LIVE_STATS}",
+            "SELECT (SELECT m.{STATS_COLUMN} FROM {} AS m WHERE version = {newest});\n{LIVE_STATS}",
             self.table
         );
-        let rows = match self.query(&sql).await {
-            Ok(rows) => rows,
+        let sets = match self.query_sets(&sql).await {
+            Ok(sets) => sets,
             // A tracking table from before the column: compare the catalog.
             Err(e) if super::state(&e) == Some(super::sqlstate::UNDEFINED_COLUMN) => return Ok(None),
             Err(e) => return Err(pg("reading the catalogs' statistics")(e)),
         };
-        Ok(rows.into_iter().next().map(|row| {
-            let mut cells = row.into_iter();
-            let recorded = cells.next().flatten();
-            let (track, counts) = (cells.next().flatten(), cells.next().flatten());
-            (recorded, live_stats(track, counts))
-        }))
+        let [recorded, track, counts] = <[_; 3]>::try_from(sets).unwrap_or_default();
+        let recorded = recorded.into_iter().next().and_then(|r| r.into_iter().next().flatten());
+        Ok(Some((recorded, live_stats(&track, &counts))))
     }
 
     /// Records `live` statistics with version `newest` (in the head

@@ -71,8 +71,9 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     /// [`history_digest`](crate::history::history_digest)), the code's last
     /// version, as many migrations as the code has, and the OID of the
     /// tracking table that the name resolves to now. With the drift
-    /// check on, the same statement reads the catalogs' statistics and
-    /// those recorded with that version, kept in `startup_stats` for
+    /// check on, the same round trip reads the catalogs' statistics
+    /// ([`LIVE_STATS`](super::drift::LIVE_STATS)) and those recorded with
+    /// that version, kept in `startup_stats` for
     /// [`check_schema_at`](Self::check_schema_at). `false` (the caller
     /// reads the rows) when the code has no migration, the head is empty
     /// (a statement changed the history since it was written) or another
@@ -94,22 +95,25 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         };
         let (version, count) = (last.version(), migrator.migrations.len() as u64);
         let stats = migrator.drift != crate::DriftPolicy::Off;
-        let live = if stats {
-            format!(", {}, {}", super::drift::STATS_COLUMN, super::drift::LIVE_STATS)
+        let (recorded, live) = if stats {
+            (
+                format!(", {}", super::drift::STATS_COLUMN),
+                format!(";\n{}", super::drift::LIVE_STATS),
+            )
         } else {
-            String::new()
+            (String::new(), String::new())
         };
         // The tracking table's OID as the head recorded it, and as the
         // name resolves now: a tracking table dropped (`DROP … CASCADE`
         // takes its trigger along, not the head) fails the cast, one made
         // again by hand differs.
         let sql = format!(
-            "SELECT history_digest, version, migrations, tracking, {}::regclass::oid{live} FROM {}",
+            "SELECT history_digest, version, migrations, tracking, {}::regclass::oid{recorded} FROM {}{live}",
             literal(&self.table),
-            self.head_table
+            self.head_table,
         );
-        let rows = match self.query(&sql).await {
-            Ok(rows) => rows,
+        let sets = match self.query_sets(&sql).await {
+            Ok(sets) => sets,
             // No head table yet (it is made by the next run that applies a
             // migration), or one this role may not read: ask the tracking
             // table.
@@ -129,7 +133,8 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             Err(e) if super::state(&e) == Some(super::sqlstate::UNDEFINED_COLUMN) => return Ok(false),
             Err(e) => return Err(pg(format!("reading the head table {}", self.head_table))(e)),
         };
-        let [row] = <[_; 1]>::try_from(rows).unwrap_or_default();
+        let mut sets = sets.into_iter();
+        let [row] = <[_; 1]>::try_from(sets.next().unwrap_or_default()).unwrap_or_default();
         let mut cells = row.into_iter();
         let digest = cells.next().flatten();
         let numbers: Vec<Option<u64>> = cells.by_ref().take(4).map(|n| n?.parse().ok()).collect();
@@ -139,8 +144,8 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             && numbers[2] == numbers[3];
         if self.history_exact && stats {
             let recorded = cells.next().flatten();
-            let (track, counts) = (cells.next().flatten(), cells.next().flatten());
-            self.startup_stats = Some((recorded, super::drift::live_stats(track, counts)));
+            let (track, counts) = (sets.next().unwrap_or_default(), sets.next().unwrap_or_default());
+            self.startup_stats = Some((recorded, super::drift::live_stats(&track, &counts)));
             self.stats_in_head = true;
         }
         Ok(self.history_exact)
@@ -151,7 +156,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     /// of the tracking table): whether the newest tracking row carries the
     /// digest of exactly the code's history, that row is the
     /// code's last version, and the table has as many rows as the code has
-    /// migrations. With the drift check on, the same statement reads the
+    /// migrations. With the drift check on, the same round trip reads the
     /// catalogs' statistics and those recorded with that version.
     /// `false` (the caller reads the rows) when the table or a column is
     /// not there (a table made by an older release), or the history is
@@ -163,22 +168,24 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         let (version, count) = (last.version(), migrator.migrations.len());
         let mut stats = migrator.drift != crate::DriftPolicy::Off;
         loop {
-            let live = if stats {
-                format!(
-                    ", max({}) FILTER (WHERE version = {version}), {}",
-                    super::drift::STATS_COLUMN,
-                    super::drift::LIVE_STATS
+            let (recorded, live) = if stats {
+                (
+                    format!(
+                        ", max({}) FILTER (WHERE version = {version})",
+                        super::drift::STATS_COLUMN
+                    ),
+                    format!(";\n{}", super::drift::LIVE_STATS),
                 )
             } else {
-                String::new()
+                (String::new(), String::new())
             };
             let sql = format!(
-                "SELECT count(*), max(version), max(version) FILTER (WHERE {DIGEST_COLUMN} = E'\\\\x{}'::bytea){live} FROM {}",
+                "SELECT count(*), max(version), max(version) FILTER (WHERE {DIGEST_COLUMN} = E'\\\\x{}'::bytea){recorded} FROM {}{live}",
                 digest_hex(migrator),
                 self.table
             );
-            let row = match self.query(&sql).await {
-                Ok(rows) => rows.into_iter().next().unwrap_or_default(),
+            let mut sets = match self.query_sets(&sql).await {
+                Ok(sets) => sets.into_iter(),
                 // A tracking table made before the statistics' column (a
                 // run with the drift check off does not add it): ask
                 // without them; made before the digest's column, or none
@@ -201,13 +208,14 @@ impl<'c, C: PgClient> Postgres<'c, C> {
                 }
                 Err(e) => return Err(pg(format!("reading the tracking table {}", self.table))(e)),
             };
+            let row = sets.next().unwrap_or_default().into_iter().next().unwrap_or_default();
             let mut cells = row.into_iter();
             let numbers: Vec<Option<u64>> = cells.by_ref().take(3).map(|n| n?.parse().ok()).collect();
             self.history_exact = numbers == [Some(count as u64), Some(version), Some(version)];
             if self.history_exact && stats {
                 let recorded = cells.next().flatten();
-                let (track, counts) = (cells.next().flatten(), cells.next().flatten());
-                self.startup_stats = Some((recorded, super::drift::live_stats(track, counts)));
+                let (track, counts) = (sets.next().unwrap_or_default(), sets.next().unwrap_or_default());
+                self.startup_stats = Some((recorded, super::drift::live_stats(&track, &counts)));
             }
             return Ok(self.history_exact);
         }
