@@ -60,10 +60,9 @@ fn tables(client: &mut Client, schema: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether another session can take the migration lock right now.
 /// A new login role of `db`'s own, without privileges: the URL for it, and
-/// its name (for the test to drop). `None` (the test skips it) unless the
-/// server is the tests' own, trust-authenticated one.
+/// its name (for the test to drop with [`drop_role`]). `None` (the test
+/// skips it) unless the server is the tests' own, trust-authenticated one.
 pub(crate) fn unprivileged_url(db: &tests::postgres::Database) -> Option<(String, String)> {
     db.server().dir.as_ref()?;
     let role = format!("r_{}", db.name);
@@ -76,6 +75,15 @@ pub(crate) fn unprivileged_url(db: &tests::postgres::Database) -> Option<(String
     Some((url, role))
 }
 
+/// Drops a role [`unprivileged_url`] made, with what it owns and was
+/// granted, through `owner` (a connection of the database's owner).
+pub(crate) fn drop_role(owner: &mut Client, role: &str) {
+    owner
+        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
+        .unwrap();
+}
+
+/// Whether another session can take the migration lock right now.
 pub(crate) fn lock_is_free(db: &tests::postgres::Database, table: &str) -> bool {
     let mut other = db.client();
     let schema: String = other.query_one("SELECT current_schema()::text", &[]).unwrap().get(0);
@@ -529,9 +537,7 @@ fn pg_the_head_table_answers_start_ups_and_any_change_to_the_history_empties_it(
         err.to_string().contains("\"b\" already exists"),
         "read row by row, so 3 ran again: {err}"
     );
-    client
-        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
-        .unwrap();
+    drop_role(&mut client, &role);
 }
 
 /// A tracking table dropped with `CASCADE` (which takes its trigger, not
@@ -1245,9 +1251,7 @@ fn pg_no_permission_for_the_tracking_table_or_schema_is_a_clear_error_and_change
     assert!(tables(&mut owner, "public").is_empty());
     client.batch_execute("SELECT 1").unwrap();
     drop(client);
-    owner
-        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
-        .unwrap();
+    drop_role(&mut owner, &role);
 }
 
 #[test]

@@ -599,9 +599,7 @@ fn pg_a_server_error_outside_the_scripts_is_worded_as_on_the_other_drivers() {
         sqlx::query("SELECT 1").execute(&mut conn).await.unwrap();
     });
     drop(client);
-    db.client()
-        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
-        .unwrap();
+    super::postgres::drop_role(&mut db.client(), &role);
 }
 
 /// Two processes' worth of starts (threads, each with its own runtime and
