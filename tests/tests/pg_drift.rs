@@ -354,6 +354,54 @@ fn pg_start_up_check_trusts_unchanged_catalog_statistics_and_sees_ddl_once_count
     );
 }
 
+/// A start-up that found the schema unchanged but the statistics moved
+/// keeps the new ones in the head table's row only if no one holds that
+/// row: a run applying migrations holds it (its trigger deletes it) until
+/// it commits, and a start-up meanwhile must not wait for that.
+#[test]
+fn pg_start_up_does_not_wait_for_the_head_row_to_keep_its_statistics() {
+    let Some(db) = pg_database!() else { return };
+    let ms = story();
+    let mut client = db.client();
+    Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap();
+    assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
+    let first = kept(&mut client).expect("a clean start-up keeps the statistics it compared");
+    // This session's own DDL moves the counts and leaves the schema as it was.
+    client
+        .batch_execute("CREATE TABLE scratch_x (x integer); DROP TABLE scratch_x;")
+        .unwrap();
+    let mut other = db.client();
+    let mut holder = other.transaction().unwrap();
+    holder
+        .batch_execute("SELECT * FROM _migrations_head FOR UPDATE")
+        .unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let url = db.url.clone();
+    let starting = std::thread::spawn(move || {
+        let mut client = Client::connect(&url, migrate_runtime::postgres::NoTls).unwrap();
+        client
+            .batch_execute("CREATE TABLE scratch_y (x integer); DROP TABLE scratch_y;")
+            .unwrap();
+        let report = Migrator::new(&story()[..2]).apply_postgres(&mut client);
+        done.send(report.map(|r| r.is_empty())).unwrap();
+    });
+    let report = finished.recv_timeout(std::time::Duration::from_secs(60));
+    assert!(
+        matches!(report, Ok(Ok(true))),
+        "the start-up waited for the held head row (or failed): {report:?}"
+    );
+    starting.join().unwrap();
+    assert_eq!(
+        kept(&mut client).as_deref(),
+        Some(first.as_str()),
+        "the held row was left alone"
+    );
+    holder.rollback().unwrap();
+    assert!(Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap().is_empty());
+    let now = kept(&mut client).expect("kept once the row is free");
+    assert_ne!(now, first, "the counts moved");
+}
+
 #[test]
 fn pg_start_up_check_adds_its_column_to_an_old_tracking_table_and_ignores_patterns() {
     let Some(db) = pg_database!() else { return };

@@ -404,8 +404,14 @@ impl<C: PgClient> Postgres<'_, C> {
         } else {
             &self.table
         };
-        let sql =
-            format!("UPDATE {table} SET {STATS_COLUMN} = $1 WHERE version = $2 AND {STATS_COLUMN} IS DISTINCT FROM $1");
+        // A row another transaction holds is left as it is, never waited
+        // for: a run applying migrations holds the head's row from its
+        // first migration to its commit (the trigger deletes it), and a
+        // start-up must not wait behind that.
+        let sql = format!(
+            "UPDATE {table} SET {STATS_COLUMN} = $1 WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} \
+             WHERE version = $2 AND {STATS_COLUMN} IS DISTINCT FROM $1 FOR UPDATE SKIP LOCKED))"
+        );
         let _ = self.client.execute(&sql, &[&live, &version]).await;
     }
 
