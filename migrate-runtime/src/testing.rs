@@ -112,8 +112,13 @@ impl Migrator<'_> {
 
 impl Migrator<'_> {
     /// What makes two test templates the same database: the tracking
-    /// table and, for each migration, version, name and checksum (of the
-    /// up script: the only one applied).
+    /// table, the schema and the history's digest (every migration's
+    /// version, name and checksum of the up script, the only one applied;
+    /// the build's digest when the generated module carries it). Hashing
+    /// the migrations themselves here cost every `test_db` call 2.7 M
+    /// instructions at 1,000 migrations, a quarter of the call
+    /// (callgrind).
+    #[cfg(any(feature = "rusqlite", feature = "postgres"))]
     pub(crate) fn template_key(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
         hasher.update(self.table.name.as_bytes());
@@ -122,12 +127,7 @@ impl Migrator<'_> {
             hasher.update(schema.as_bytes());
         }
         hasher.update([0]);
-        for m in self.migrations {
-            hasher.update(m.version().to_le_bytes());
-            hasher.update(m.name().as_bytes());
-            hasher.update([0]);
-            hasher.update(m.checksum().as_bytes());
-        }
+        hasher.update(self.code_digest());
         hasher.finalize().into()
     }
 }
