@@ -3,15 +3,18 @@
 //! applied to, for callgrind's instruction counts of `timed` alone:
 //!
 //! ```text
-//! startupcost N DB [tables|app] [floor]
+//! startupcost N DB [tables|app] [floor|drift]
 //! ```
 //!
 //! With `floor`, `timed` opens, runs the query and closes, without
 //! `apply`: the floor of the start-up workload (give it
-//! `startup-floor-N.db`).
+//! `startup-floor-N.db`). With `drift`, the migrations carry the schema
+//! fingerprints the build records (computed before timing), so the
+//! start-up's drift check is counted too, as in `ours+query`.
 //! The database is one the start-up workload keeps with `--dir`
-//! (`startup-ours-N.db`). The migrations carry no schema fingerprints, so
-//! the drift check is not counted: this is the history check alone.
+//! (`startup-ours-N.db`). Without `drift` the migrations carry no schema
+//! fingerprints, so the drift check is not counted: this is the history
+//! check alone.
 use migrate_runtime::Migrator;
 use migrate_runtime::rusqlite::Connection;
 
@@ -24,8 +27,13 @@ fn main() {
     } else {
         migrate_bench::generate(n)
     };
-    let floor = args.next().as_deref() == Some("floor");
-    let ours = migrate_bench::ours(&set);
+    let mode = args.next();
+    let floor = mode.as_deref() == Some("floor");
+    let ours = if mode.as_deref() == Some("drift") {
+        migrate_bench::ours_with_fingerprints(&set)
+    } else {
+        migrate_bench::ours(&set)
+    };
     // As the generated module's migrator() has it, computed by the build.
     let digest = migrate_bench::code_digest(&ours);
     timed(&ours, digest, &db, floor);

@@ -870,7 +870,8 @@ mod digest_tests {
 /// (SQLite's documentation, "PRAGMA schema_version").
 #[cfg(feature = "rusqlite")]
 pub(crate) fn schema_cookie(conn: &Connection) -> Option<i64> {
-    conn.prepare_cached("PRAGMA schema_version")
+    // Once per start-up: not kept (see `Table::digest_matches`).
+    conn.prepare("PRAGMA schema_version")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .ok()
 }
