@@ -194,6 +194,12 @@ pub fn digest_of<'a>(entries: impl ExactSizeIterator<Item = (u64, &'a str, crate
 }
 
 impl Table {
+    /// The default table's (`_migrations`), made once per process.
+    pub(crate) fn default_shared() -> std::sync::Arc<Self> {
+        static DEFAULT: std::sync::OnceLock<std::sync::Arc<Table>> = std::sync::OnceLock::new();
+        std::sync::Arc::clone(DEFAULT.get_or_init(|| std::sync::Arc::new(Self::new(crate::migrator::DEFAULT_TABLE))))
+    }
+
     pub(crate) fn new(name: &str) -> Self {
         let q = quote(name);
         Self {
