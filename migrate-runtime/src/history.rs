@@ -194,10 +194,15 @@ pub fn digest_of<'a>(entries: impl ExactSizeIterator<Item = (u64, &'a str, crate
 }
 
 impl Table {
-    /// The default table's (`_migrations`), made once per process.
-    pub(crate) fn default_shared() -> std::sync::Arc<Self> {
+    /// The table named `name`: the default one (`_migrations`, which the
+    /// generated `migrator()` names too) made once per process and
+    /// shared, any other made now.
+    pub(crate) fn shared(name: &str) -> std::sync::Arc<Self> {
         static DEFAULT: std::sync::OnceLock<std::sync::Arc<Table>> = std::sync::OnceLock::new();
-        std::sync::Arc::clone(DEFAULT.get_or_init(|| std::sync::Arc::new(Self::new(crate::migrator::DEFAULT_TABLE))))
+        if name != crate::migrator::DEFAULT_TABLE {
+            return std::sync::Arc::new(Self::new(name));
+        }
+        std::sync::Arc::clone(DEFAULT.get_or_init(|| std::sync::Arc::new(Self::new(name))))
     }
 
     pub(crate) fn new(name: &str) -> Self {
@@ -803,6 +808,19 @@ mod digest_tests {
         assert_eq!(stored(&conn), Some(history_digest(&ms).to_vec()));
         assert!(m.table.digest_matches(&conn, &ms, &history_digest(&ms)).is_some());
     }
+    /// The default table's statements are formatted once per process,
+    /// also when the generated `migrator()` names the table.
+    #[test]
+    fn the_default_table_is_shared_however_it_is_named() {
+        let ms = set(&BASE);
+        let a = Migrator::new(&ms);
+        let b = Migrator::new(&ms).table("_migrations");
+        assert!(std::sync::Arc::ptr_eq(&a.table, &b.table));
+        let other = Migrator::new(&ms).table("other");
+        assert!(!std::sync::Arc::ptr_eq(&a.table, &other.table));
+        assert_eq!(other.table.name, "other");
+    }
+
     /// From `COUNT_INDEX_FROM` migrations the table has an index that
     /// SQLite counts through; the one-row check still sees a row deleted
     /// by hand, the drift check does not see the index, and an app's
