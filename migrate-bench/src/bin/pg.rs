@@ -5,12 +5,16 @@
 //!
 //! ```text
 //! cargo run --release -p migrate-bench --features pg-peers --bin pg -- \
-//!     [--n 100,1000] [--workload apply,startup,roundtrips] [--rounds R]
+//!     [--n 100,1000] [--workload apply,startup,roundtrips] [--rounds R] \
+//!     [--only NAME,…]
 //! ```
 //!
-//! Every round runs each contender once, in a fixed order, each on a new
-//! database created before its timing starts; the table shows each
-//! contender's median and the median of its per-round ratio to its floor.
+//! Every round runs each contender once, each on a new database created
+//! before its timing starts; the table shows each contender's median and
+//! the median of its per-round ratio to its floor. The start-up's rounds
+//! rotate the order (round r starts with the r-th contender), so no
+//! contender always runs first, after the previous round's last backend
+//! exits; `--only` keeps the named start-up contenders and the floor.
 //! `roundtrips` runs each contender once through a counting proxy and
 //! prints the round trips (client `Query` and `Sync` messages) of a fresh
 //! apply and of a start-up with nothing pending.
@@ -23,12 +27,13 @@ use migrate_bench::median;
 use migrate_bench::pg::proxy::Proxy;
 use migrate_bench::pg::{Apply, Fixture, Startup};
 
-const USAGE: &str = "usage: pg [--n 100,1000] [--workload apply,startup,roundtrips] [--rounds R]";
+const USAGE: &str = "usage: pg [--n 100,1000] [--workload apply,startup,roundtrips] [--rounds R] [--only NAME,…]";
 
 fn main() -> ExitCode {
     let mut ns = vec![100, 1000];
     let mut workloads = vec!["apply".to_owned(), "startup".to_owned(), "roundtrips".to_owned()];
     let mut rounds = None;
+    let mut only: Vec<Startup> = Startup::ALL.to_vec();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -44,6 +49,20 @@ fn main() -> ExitCode {
             "--workload" => value().map(|v| workloads = v.split(',').map(str::to_owned).collect()),
             "--rounds" => value().and_then(|v| {
                 rounds = Some(v.parse::<usize>().map_err(|e| format!("--rounds: {e}"))?);
+                Ok(())
+            }),
+            "--only" => value().and_then(|v| {
+                let names: Vec<&str> = v.split(',').collect();
+                if let Some(unknown) = names.iter().find(|n| !Startup::ALL.iter().any(|s| s.name() == **n)) {
+                    return Err(format!(
+                        "--only: no start-up contender `{unknown}` (one of {})",
+                        Startup::ALL.map(Startup::name).join(", ")
+                    ));
+                }
+                only = Startup::ALL
+                    .into_iter()
+                    .filter(|s| *s == Startup::Floor || names.contains(&s.name()))
+                    .collect();
                 Ok(())
             }),
             other => Err(format!("unknown argument {other}")),
@@ -75,7 +94,7 @@ fn main() -> ExitCode {
         for workload in &workloads {
             match workload.as_str() {
                 "apply" => apply(&fixture, n, rounds.unwrap_or(if n >= 1000 { 5 } else { 11 })),
-                "startup" => startup(&fixture, n, rounds.unwrap_or(51)),
+                "startup" => startup(&fixture, n, rounds.unwrap_or(51), &only),
                 "roundtrips" => roundtrips(&fixture, n, server),
                 other => {
                     eprintln!("error: unknown workload {other}\n{USAGE}");
@@ -118,8 +137,8 @@ fn apply(fixture: &Fixture, n: usize, rounds: usize) {
     });
 }
 
-fn startup(fixture: &Fixture, n: usize, rounds: usize) {
-    let dbs: Vec<_> = Startup::ALL
+fn startup(fixture: &Fixture, n: usize, rounds: usize, only: &[Startup]) {
+    let dbs: Vec<_> = only
         .iter()
         .map(|&who| {
             let db = tests::postgres::database("bench").expect("a database");
@@ -130,13 +149,14 @@ fn startup(fixture: &Fixture, n: usize, rounds: usize) {
     let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     let mut ratios: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for round in 0..=rounds {
-        let this: Vec<(Startup, Duration)> = dbs
-            .iter()
+        let mut this: Vec<(Startup, Duration)> = (0..dbs.len())
+            .map(|i| &dbs[(round + i) % dbs.len()])
             .map(|(who, db)| (*who, fixture.startup(*who, &db.url)))
             .collect();
         if round == 0 {
             continue;
         }
+        this.sort_by_key(|(who, _)| only.iter().position(|s| s == who));
         let floor = this[0].1.as_secs_f64();
         for (who, took) in this {
             times.entry(who.name()).or_default().push(took);
@@ -147,9 +167,8 @@ fn startup(fixture: &Fixture, n: usize, rounds: usize) {
         "### No-op start-up, N = {n} ({rounds} rounds): connect + migrate (nothing pending) + `{}` + close\n",
         migrate_bench::APP_QUERY
     );
-    table(Startup::ALL.map(Startup::name).as_slice(), &times, &ratios, |_| {
-        Startup::Floor.name()
-    });
+    let names: Vec<&str> = only.iter().map(|s| s.name()).collect();
+    table(&names, &times, &ratios, |_| Startup::Floor.name());
 }
 
 fn table(
@@ -196,8 +215,10 @@ fn roundtrips(fixture: &Fixture, n: usize, server: &'static tests::postgres::Ser
         )
     };
     println!("### Round trips, N = {n} (client Query and Sync messages, counted by a proxy)\n");
-    println!("| contender | fresh apply | per migration | start-up, nothing pending (with the app's query) |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| contender | fresh apply | per migration | start-up, nothing pending (with the app's query) | the first start-up after the apply |"
+    );
+    println!("|---|---:|---:|---:|---:|");
     let pairs = [
         (Apply::FloorPerMigration, Some(Startup::Floor)),
         (Apply::OursPerMigration, Some(Startup::Ours)),
@@ -215,15 +236,19 @@ fn roundtrips(fixture: &Fixture, n: usize, server: &'static tests::postgres::Ser
         let started = startup.map(|who| {
             let before = proxy.count();
             fixture.startup(who, &url);
-            proxy.count() - before
+            let first = proxy.count() - before;
+            // Every later start-up: the one an app pays on each start.
+            let before = proxy.count();
+            fixture.startup(who, &url);
+            (proxy.count() - before, first)
         });
         #[allow(clippy::cast_precision_loss)]
         let per = applied as f64 / n as f64;
-        println!(
-            "| {} | {applied} | {per:.2} | {} |",
-            tool.name(),
-            started.map_or_else(|| "—".to_owned(), |s| s.to_string())
+        let (later, first) = started.map_or_else(
+            || ("—".to_owned(), "—".to_owned()),
+            |(later, first)| (later.to_string(), first.to_string()),
         );
+        println!("| {} | {applied} | {per:.2} | {later} | {first} |", tool.name());
     }
     println!();
 }
