@@ -18,9 +18,12 @@
 //! ([`migrate_bench::use_cpu_clock`]; not for sqlx, whose worker thread it
 //! misses).
 //!
-//! Every round runs each selected contender once, in a fixed order (A B C D
-//! A B C D …), after one warm-up round (`--warmup W`: W of them); the table shows each contender's
-//! median and its ratio to the median of its floor from the same run.
+//! Every round runs each selected contender once, the order rotated by one
+//! each round (A B C D, B C D A, …: no contender always runs first or
+//! right after the same one; with a fixed order the floor, always first,
+//! came out slower than the contenders), after one warm-up round
+//! (`--warmup W`: W of them); the table shows each contender's median and
+//! its ratio to the median of its floor from the same run.
 //! `--once` runs each selected contender once, without warm-up, and prints
 //! its time: for `strace -f -c -e trace=fsync,fdatasync` or a profiler.
 //! Databases go to a temporary directory, or to `--dir`, where the start-up
@@ -254,10 +257,11 @@ fn measure(contenders: &mut [Contender<'_>], (warmup, rounds): (usize, usize), n
         }
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); contenders.len()];
+    let k = contenders.len();
     for round in 0..rounds {
         eprint!("\r  N = {n}: round {}/{rounds}", round + 1);
-        for (c, t) in contenders.iter_mut().zip(&mut times) {
-            t.push((c.run)());
+        for i in (0..k).map(|i| (round + i) % k) {
+            times[i].push((contenders[i].run)());
         }
     }
     eprintln!();
