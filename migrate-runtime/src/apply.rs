@@ -42,12 +42,11 @@ impl<'m> Migrator<'m> {
         if target.is_none() {
             // One row (the newest, with the history's digest), else every row.
             let digest = self.code_digest();
-            if let Some(verified_cookie) = self.table.digest_matches(conn, self.migrations, &digest) {
+            let (matched, cookie_now) = self.read_digest_and_cookie(conn, &digest);
+            if let Some(verified_cookie) = matched {
                 // The schema is the one verified with the newest migration
                 // while SQLite's schema cookie is the one stamped then.
-                if self.drift_applies()
-                    && verified_cookie.is_none_or(|cookie| crate::history::schema_cookie(conn) != Some(cookie))
-                {
+                if self.drift_applies() && verified_cookie.is_none_or(|cookie| cookie_now != Some(cookie)) {
                     self.check_drift_all_applied(conn)?;
                 }
                 return Ok(Report::default());
@@ -66,6 +65,29 @@ impl<'m> Migrator<'m> {
         let result = crate::ready::now(self.run_locked(&mut Sqlite::new(&session), target, &mut report));
         let restored = session.end();
         result.and(restored).map(|()| report)
+    }
+
+    /// The start-up's reads, in one read transaction: whether the newest
+    /// tracking row holds this history's digest (and the schema cookie
+    /// stamped with it, [`digest_matches`](crate::history::Table::digest_matches)), and SQLite's schema
+    /// cookie now. `PRAGMA schema_version` goes first, after a deferred
+    /// `BEGIN`: it opens the read transaction without loading the schema,
+    /// so that a new connection loads its schema (in the digest read's
+    /// preparation) inside that transaction too. Otherwise SQLite opens
+    /// and ends a read transaction for each of the three, and each costs
+    /// its lock, hot-journal and change-counter system calls (8 `fcntl`,
+    /// `stat` and `pread` calls, strace), which callgrind does not count
+    /// but a start-up of 100 migrations pays in time (2 % to 3 % of it).
+    /// Leaves no transaction open; `conn` is in autocommit mode.
+    #[cfg(feature = "rusqlite")]
+    fn read_digest_and_cookie(&self, conn: &Connection, digest: &[u8; 16]) -> (Option<Option<i64>>, Option<i64>) {
+        let began = conn.execute_batch("BEGIN DEFERRED").is_ok();
+        let cookie = crate::history::schema_cookie(conn);
+        let matched = self.table.digest_matches(conn, self.migrations, digest);
+        if began && !conn.is_autocommit() && conn.execute_batch("COMMIT").is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        (matched, cookie)
     }
 
     /// Plans from the history read without the lock: `false` when there is

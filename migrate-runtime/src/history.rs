@@ -704,6 +704,29 @@ mod digest_tests {
     }
 
     #[test]
+    fn a_start_up_leaves_no_transaction_or_lock_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let ms = set(&BASE);
+        Migrator::new(&ms).apply(&mut Connection::open(&path).unwrap()).unwrap();
+        // Another connection in the middle of a write (a RESERVED lock, a
+        // schema change not yet committed): the start-up reads past it.
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch("BEGIN IMMEDIATE; CREATE TABLE other (x);")
+            .unwrap();
+        let mut conn = Connection::open(&path).unwrap();
+        assert!(Migrator::new(&ms).apply(&mut conn).unwrap().is_empty());
+        assert!(conn.is_autocommit(), "the start-up's read transaction is ended");
+        // A read lock left behind would make this commit fail (SQLITE_BUSY).
+        writer.execute_batch("COMMIT").unwrap();
+        // The connection's schema, loaded inside the start-up's read
+        // transaction, is reloaded once another connection changed it.
+        assert!(Migrator::new(&ms).apply(&mut conn).unwrap().is_empty());
+        conn.execute("INSERT INTO other VALUES (1)", []).unwrap();
+    }
+
+    #[test]
     fn the_digest_changes_with_any_version_name_checksum_or_count() {
         let base = history_digest(&set(&BASE));
         let variants: [&[(u64, &str, &'static str)]; 6] = [
