@@ -69,8 +69,9 @@ impl<'m> Migrator<'m> {
 
     /// The start-up's reads, in one read transaction: whether the newest
     /// tracking row holds this history's digest (and the schema cookie
-    /// stamped with it, [`digest_matches`](crate::history::Table::digest_matches)), and SQLite's schema
-    /// cookie now. `PRAGMA schema_version` goes first, after a deferred
+    /// stamped with it; see
+    /// [`digest_matches`](crate::history::Table::digest_matches)), and
+    /// SQLite's schema cookie now. `PRAGMA schema_version` goes first, after a deferred
     /// `BEGIN`: it opens the read transaction without loading the schema,
     /// so that a new connection loads its schema (in the digest read's
     /// preparation) inside that transaction too. Otherwise SQLite opens
