@@ -222,7 +222,7 @@ impl<'m> Migrator<'m> {
         let ran = if script.no_transaction() {
             db.run_outside_transaction(self, m, direction, script, waited).await
         } else {
-            db.run_in_transaction(m, direction, script).await
+            db.run_in_transaction(self, m, direction, script).await
         };
         for notice in &db.notices() {
             self.notify(Event::Notice {

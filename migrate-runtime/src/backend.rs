@@ -63,8 +63,16 @@ pub(crate) trait Backend {
         }
     }
 
-    /// Runs a script inside the open transaction.
-    async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()>;
+    /// Runs a script inside the open transaction. A backend may record it
+    /// in the same round trip (PostgreSQL does): then its
+    /// [`record`](Self::record) for this step has nothing left to do.
+    async fn run_in_transaction(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+    ) -> Result<()>;
 
     /// Runs a `-- migrate:no-transaction` script: ends the open
     /// transaction, runs the script outside one, and begins (and locks)

@@ -535,7 +535,13 @@ impl Backend for Sqlite<'_, '_> {
         migrator.adopt_locked(self.session.conn, history)
     }
 
-    async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+    async fn run_in_transaction(
+        &mut self,
+        _migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+    ) -> Result<()> {
         step_in_tx(self.session, m, direction, script)
     }
 

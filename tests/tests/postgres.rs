@@ -255,6 +255,56 @@ fn pg_failure_rolls_back_that_migration_only_and_names_file_line_and_server_mess
 }
 
 #[test]
+fn pg_a_script_and_its_tracking_row_share_a_round_trip_and_a_row_that_fails_is_named_so() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    // The row follows the script in the same message: a last statement
+    // without `;` and a last line comment without a line break end
+    // before it.
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        up(
+            2,
+            "b",
+            "CREATE TABLE b (x integer) -- the last line, no `;`, no line break",
+        ),
+        up(3, "c", "CREATE TABLE c (x integer);\nINSERT INTO a VALUES (1);"),
+    ];
+    Migrator::new(&ms[..2]).apply_postgres(&mut client).unwrap();
+    assert_eq!(versions(&mut client), [1, 2]);
+    let durations: Vec<i64> = client
+        .query("SELECT duration_ms FROM _migrations ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(durations.iter().all(|d| (0..60_000).contains(d)), "{durations:?}");
+    // The tracking row cannot be written: the error says so (not a line of
+    // the script, which ran), and the migration is rolled back whole.
+    client
+        .batch_execute(
+            "CREATE FUNCTION no_rows() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'no new rows today'; END$$;\n\
+             CREATE TRIGGER no_rows BEFORE INSERT ON _migrations FOR EACH ROW EXECUTE FUNCTION no_rows();",
+        )
+        .unwrap();
+    // (The function and trigger are not the migrations' schema.)
+    let unchecked = Migrator::new(&ms).drift(migrate_runtime::DriftPolicy::Off);
+    let err = unchecked.apply_postgres(&mut client).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("recording migration 3 in \"_migrations\""), "{text}");
+    assert!(text.contains("no new rows today"), "{text}");
+    assert!(!matches!(err, Error::Sql { .. }), "{err:?}");
+    assert_eq!(versions(&mut client), [1, 2]);
+    assert!(!tables(&mut client, "public").contains(&"c".to_owned()));
+    let rows: i64 = client.query_one("SELECT count(*) FROM a", &[]).unwrap().get(0);
+    assert_eq!(rows, 0, "the script's insert is rolled back with the row");
+    assert!(lock_is_free(&db, "_migrations"));
+    client.batch_execute("DROP TRIGGER no_rows ON _migrations").unwrap();
+    unchecked.apply_postgres(&mut client).unwrap();
+    assert_eq!(versions(&mut client), [1, 2, 3]);
+}
+
+#[test]
 fn pg_errors_without_a_position_name_the_statement_line_and_detail_and_hint() {
     let Some(db) = pg_database!() else { return };
     let mut client = db.client();

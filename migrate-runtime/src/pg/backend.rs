@@ -33,6 +33,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
 
     async fn commit(&mut self) -> Result<()> {
         self.savepoint = false;
+        self.recorded = false;
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
         }
@@ -43,6 +44,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         // What the transaction recorded is undone: read the history again.
         self.summary = None;
         self.savepoint = false;
+        self.recorded = false;
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
         }
@@ -165,9 +167,15 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         self.adopt_locked(migrator, history).await
     }
 
-    async fn run_in_transaction(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+    async fn run_in_transaction(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+    ) -> Result<()> {
         let _capture = notice::Capture::start(self.notices.as_ref());
-        self.run_whole(m, direction, script).await
+        self.run_whole(migrator, m, direction, script).await
     }
 
     fn notices(&mut self) -> Vec<Notice> {
@@ -213,39 +221,18 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
         direction: Direction,
         duration: Duration,
     ) -> Result<()> {
-        // The script's savepoint is released in the same round trip: in a
-        // grouped run, each one left open nests the next script one
-        // subtransaction deeper, and the server's check of whether a row
-        // was written by this transaction walks every open level
-        // (`TransactionIdIsCurrentTransactionId` in PostgreSQL's xact.c).
-        let mut sql = if std::mem::take(&mut self.savepoint) {
-            "RELEASE SAVEPOINT migrate_script;\n".to_owned()
-        } else {
-            String::new()
-        };
-        sql.push_str(&self.record_sql(m, direction, duration));
-        if direction == Direction::Up && m.up().batch().is_some() {
-            sql.push_str(";\n");
-            sql.push_str(&self.forget_progress_sql(migrator, m));
+        // Recorded with the script, in its round trip.
+        if std::mem::take(&mut self.recorded) {
+            return Ok(());
         }
-        // The summary read after the row changed is what the next
-        // transaction reads when no other process wrote in between; a
-        // grouped run compares only once, after its last migration, so it
-        // reads the history again then instead of a summary at every one.
-        let sql = if migrator.grouped {
-            self.summary = None;
-            sql
-        } else {
-            self.with_summary(sql)
-        };
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX).to_string();
+        let sql = self.record_tail(migrator, m, direction, &millis);
         let mut sets = self.query_sets(&sql).await.map_err(pg(format!(
             "recording migration {} in {}",
             m.version(),
             self.table
         )))?;
-        if !migrator.grouped {
-            self.keep_summary(&mut sets);
-        }
+        self.keep_recorded_summary(migrator, &mut sets);
         Ok(())
     }
 }

@@ -436,6 +436,10 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     /// Whether the last script's savepoint is still open (released with
     /// the tracking row).
     savepoint: bool,
+    /// Whether the last script's round trip also recorded it (see
+    /// [`run_whole`](Postgres::run_whole)): its `record` has nothing left
+    /// to do.
+    recorded: bool,
     /// [`Migrator::notices_from`]'s forwarder.
     notices: Option<notice::NoticeForwarder>,
     /// The connection's `search_path` before the run, restored after it.

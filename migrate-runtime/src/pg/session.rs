@@ -26,6 +26,10 @@ pub(super) const DIGEST_COLUMN: &str = "history_digest";
 /// it (`REVOKE … FROM PUBLIC`; a trigger's firing checks no privilege).
 pub(super) const HEAD_SUFFIX: &str = "_head";
 
+/// A tracking row's `duration_ms` measured by the server: from the arrival
+/// of the message that holds the script and the row, to the row.
+const SERVER_MILLIS: &str = "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::bigint";
+
 /// The digest of the migrator's history, in hex.
 fn digest_hex(migrator: &Migrator<'_>) -> String {
     use std::fmt::Write as _;
@@ -60,6 +64,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             tracked: false,
             summary: None,
             savepoint: false,
+            recorded: false,
             notices: migrator.notices.clone(),
             search_path: None,
         })
@@ -589,7 +594,13 @@ impl<'c, C: PgClient> Postgres<'c, C> {
 
     /// Runs `script` as one query inside the open transaction; on failure,
     /// names the line.
-    pub(super) async fn run_whole(&mut self, m: &Migration, direction: Direction, script: &Script) -> Result<()> {
+    pub(super) async fn run_whole(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        script: &Script,
+    ) -> Result<()> {
         // The savepoint is sent with the script (no extra round trip): when
         // the server gives no position, the script is run again from it,
         // one statement at a time, to find the failing one.
@@ -599,13 +610,25 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         }
         let prefix_lines = prefix.matches('\n').count();
         let sql = script.sql();
-        let text = format!("{prefix}{sql}");
+        // The tracking row goes in the script's round trip too: one round
+        // trip per migration fewer. After the script come a line break
+        // (which ends a last line comment) and `;` (which ends a last
+        // statement written without one; an empty statement otherwise).
+        // The row's duration is then the server's: from the arrival of
+        // the message (`statement_timestamp()`, PostgreSQL's manual,
+        // "Current Date/Time") to the row.
+        self.savepoint = true;
+        let tail = self.record_tail(migrator, m, direction, SERVER_MILLIS);
+        let script_end = prefix.len() + sql.len();
+        let text = format!("{prefix}{sql}\n;\n{tail}");
+        let recording = format!("recording migration {} in {}", m.version(), self.table);
         let mut tries = 0;
         let e = loop {
             tries += 1;
-            match self.client.batch_execute(&text).await {
-                Ok(()) => {
-                    self.savepoint = true;
+            match self.query_sets(&text).await {
+                Ok(mut sets) => {
+                    self.keep_recorded_summary(migrator, &mut sets);
+                    self.recorded = true;
                     return Ok(());
                 }
                 Err(e) => {
@@ -619,12 +642,19 @@ impl<'c, C: PgClient> Postgres<'c, C> {
                 }
             }
         };
-        let position = e.server().and_then(|d| d.position);
+        let position = e
+            .server()
+            .and_then(|d| d.position)
+            .map(|p| split::byte_offset(&text, p));
         let line = match position {
-            Some(p) => line_at(&text, split::byte_offset(&text, p))
-                .saturating_sub(prefix_lines)
-                .max(1),
-            None => self.find_failing_line(sql).await.unwrap_or(1),
+            Some(at) if at >= script_end => return Err(pg(recording)(e)),
+            Some(at) => line_at(&text, at).saturating_sub(prefix_lines).max(1),
+            // Every statement of the script ran alone: what failed was the
+            // tracking row.
+            None => match self.find_failing_line(sql).await {
+                Some(line) => line,
+                None => return Err(pg(recording)(e)),
+            },
         };
         let statement = statements(sql)
             .into_iter()
@@ -835,7 +865,47 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         Ok(())
     }
 
-    pub(super) fn record_sql(&self, m: &Migration, direction: Direction, duration: Duration) -> String {
+    /// The statements that record `m` as run in `direction`, in the open
+    /// transaction: the script's savepoint released first when it is open
+    /// (in a grouped run each one left open nests the next script one
+    /// subtransaction deeper, and the server's check of whether a row was
+    /// written by this transaction walks every open level:
+    /// `TransactionIdIsCurrentTransactionId` in PostgreSQL's xact.c), the
+    /// tracking row, and, outside a grouped run, the history's summary
+    /// read after it, which the next transaction compares with (a grouped
+    /// run compares once, after its last migration, reading the history
+    /// again then). `duration_ms` is SQL: a number, or an expression.
+    pub(super) fn record_tail(
+        &mut self,
+        migrator: &Migrator<'_>,
+        m: &Migration,
+        direction: Direction,
+        duration_ms: &str,
+    ) -> String {
+        let mut sql = if std::mem::take(&mut self.savepoint) {
+            "RELEASE SAVEPOINT migrate_script;\n".to_owned()
+        } else {
+            String::new()
+        };
+        sql.push_str(&self.record_sql(m, direction, duration_ms));
+        if direction == Direction::Up && m.up().batch().is_some() {
+            sql.push_str(";\n");
+            sql.push_str(&self.forget_progress_sql(migrator, m));
+        }
+        if migrator.grouped { sql } else { self.with_summary(sql) }
+    }
+
+    /// After [`record_tail`](Self::record_tail)'s statements ran: the
+    /// summary in the last of `sets`, or none in a grouped run.
+    pub(super) fn keep_recorded_summary(&mut self, migrator: &Migrator<'_>, sets: &mut Vec<Vec<Vec<Option<String>>>>) {
+        if migrator.grouped {
+            self.summary = None;
+        } else {
+            self.keep_summary(sets);
+        }
+    }
+
+    pub(super) fn record_sql(&self, m: &Migration, direction: Direction, duration_ms: &str) -> String {
         // With store_down, the down script too (`NULL` without one).
         let (column, down) = match (self.store_down, m.down()) {
             (false, _) => ("", String::new()),
@@ -845,12 +915,11 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         match direction {
             Direction::Up => format!(
                 "INSERT INTO {} (version, name, checksum, applied_at, duration_ms{column}) \
-                 VALUES ({}, {}, '{}', clock_timestamp(), {}{down})",
+                 VALUES ({}, {}, '{}', clock_timestamp(), {duration_ms}{down})",
                 self.table,
                 m.version_i64(),
                 literal(m.name()),
                 m.checksum(),
-                i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
             ),
             Direction::Down => format!("DELETE FROM {} WHERE version = {}", self.table, m.version_i64()),
         }
