@@ -149,6 +149,34 @@ pub(crate) const HAND_CHANGES: &str = "ALTER TABLE recruits ADD COLUMN cohort te
      ALTER TABLE recruits DROP COLUMN id_number;";
 
 #[test]
+fn pg_reading_the_schema_keeps_the_sessions_search_path_and_jit() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    Migrator::new(&story()).apply_postgres(&mut client).unwrap();
+    // The model is read with JIT off (its planner estimates made the index
+    // query compile for most of a second) and exactly the schema in
+    // `search_path`; the session's own settings come back.
+    client
+        .batch_execute("SET jit = on; SET search_path = public, pg_catalog")
+        .unwrap();
+    let model = Model::read_postgres(&mut client, None, &filter()).unwrap();
+    assert!(model.tables.contains_key("recruits"));
+    assert_eq!(
+        model.tables["recruits"].indexes.len(),
+        3,
+        "{:?}",
+        model.tables["recruits"].indexes.keys()
+    );
+    let setting =
+        |client: &mut Client, name: &str| -> String { client.query_one(&format!("SHOW {name}"), &[]).unwrap().get(0) };
+    assert_eq!(setting(&mut client, "jit"), "on");
+    assert_eq!(setting(&mut client, "search_path"), "public, pg_catalog");
+    client.batch_execute("SET jit = off").unwrap();
+    Model::read_postgres(&mut client, None, &filter()).unwrap();
+    assert_eq!(setting(&mut client, "jit"), "off");
+}
+
+#[test]
 fn pg_schema_diff_reports_each_hand_change_and_changes_nothing() {
     let Some(db) = pg_database!() else { return };
     let server: Config = db.url.parse().unwrap();
