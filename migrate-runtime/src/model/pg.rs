@@ -117,20 +117,21 @@ impl Model {
         let rows = client
             .query(
                 "SELECT current_setting('search_path'), set_config('search_path', quote_ident($1), false), \
-                 current_setting('jit'), set_config('jit', 'off', false)",
+                 current_setting('jit', true), \
+                 CASE WHEN current_setting('jit', true) IS NOT NULL THEN set_config('jit', 'off', false) END",
                 &[&schema],
             )
             .await
             .map_err(pg("setting search_path to read the schema"))?;
-        let (old, jit): (String, String) = rows
-            .first()
-            .map(|r| (r.get(0), r.get(2)))
-            .unwrap_or_else(|| (String::new(), "on".to_owned()));
+        // A server without the setting (one that only speaks PostgreSQL's
+        // protocol) has none to turn off or restore.
+        let (old, jit): (String, Option<String>) = rows.first().map(|r| (r.get(0), r.get(2))).unwrap_or_default();
         let mut model = Self::default();
         let read = read_all(client, &schema, filter, &mut model).await;
         let restored = client
             .execute(
-                "SELECT set_config('search_path', $1, false), set_config('jit', $2, false)",
+                "SELECT set_config('search_path', $1, false), \
+                 CASE WHEN $2::text IS NOT NULL THEN set_config('jit', $2, false) END",
                 &[&old, &jit],
             )
             .await
