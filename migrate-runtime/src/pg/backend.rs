@@ -32,7 +32,6 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     }
 
     async fn commit(&mut self) -> Result<()> {
-        self.savepoint = false;
         self.recorded = false;
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
@@ -43,7 +42,6 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
     async fn rollback(&mut self) -> Result<()> {
         // What the transaction recorded is undone: read the history again.
         self.summary = None;
-        self.savepoint = false;
         self.recorded = false;
         if !std::mem::take(&mut self.in_transaction) {
             return Ok(());
@@ -226,7 +224,7 @@ impl<C: PgClient> Backend for Postgres<'_, C> {
             return Ok(());
         }
         let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX).to_string();
-        let sql = self.record_tail(migrator, m, direction, &millis);
+        let sql = self.record_tail(migrator, m, direction, &millis, false);
         let mut sets = self.query_sets(&sql).await.map_err(pg(format!(
             "recording migration {} in {}",
             m.version(),

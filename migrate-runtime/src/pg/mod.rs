@@ -433,9 +433,6 @@ pub(crate) struct Postgres<'c, C: PgClient = Client> {
     /// statement that took the lock, then by the one that recorded a
     /// migration. `None`: not read (the history is then read again).
     summary: Option<Vec<Option<String>>>,
-    /// Whether the last script's savepoint is still open (released with
-    /// the tracking row).
-    savepoint: bool,
     /// Whether the last script's round trip also recorded it (see
     /// [`run_whole`](Postgres::run_whole)): its `record` has nothing left
     /// to do.

@@ -63,7 +63,6 @@ impl<'c, C: PgClient> Postgres<'c, C> {
             in_transaction: false,
             tracked: false,
             summary: None,
-            savepoint: false,
             recorded: false,
             notices: migrator.notices.clone(),
             search_path: None,
@@ -592,8 +591,9 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         }
     }
 
-    /// Runs `script` as one query inside the open transaction; on failure,
-    /// names the line.
+    /// Runs `script` as one query inside the open transaction, with its
+    /// tracking row ([`record_tail`](Self::record_tail)) in the same
+    /// message; on failure, names the script's line, or the recording.
     pub(super) async fn run_whole(
         &mut self,
         migrator: &Migrator<'_>,
@@ -617,8 +617,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         // The row's duration is then the server's: from the arrival of
         // the message (`statement_timestamp()`, PostgreSQL's manual,
         // "Current Date/Time") to the row.
-        self.savepoint = true;
-        let tail = self.record_tail(migrator, m, direction, SERVER_MILLIS);
+        let tail = self.record_tail(migrator, m, direction, SERVER_MILLIS, true);
         let script_end = prefix.len() + sql.len();
         let text = format!("{prefix}{sql}\n;\n{tail}");
         let recording = format!("recording migration {} in {}", m.version(), self.table);
@@ -866,23 +865,24 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     }
 
     /// The statements that record `m` as run in `direction`, in the open
-    /// transaction: the script's savepoint released first when it is open
-    /// (in a grouped run each one left open nests the next script one
-    /// subtransaction deeper, and the server's check of whether a row was
-    /// written by this transaction walks every open level:
+    /// transaction: the script's savepoint released first when
+    /// `release_savepoint` (in a grouped run each one left open nests the
+    /// next script one subtransaction deeper, and the server's check of
+    /// whether a row was written by this transaction walks every open level:
     /// `TransactionIdIsCurrentTransactionId` in PostgreSQL's xact.c), the
     /// tracking row, and, outside a grouped run, the history's summary
     /// read after it, which the next transaction compares with (a grouped
     /// run compares once, after its last migration, reading the history
     /// again then). `duration_ms` is SQL: a number, or an expression.
     pub(super) fn record_tail(
-        &mut self,
+        &self,
         migrator: &Migrator<'_>,
         m: &Migration,
         direction: Direction,
         duration_ms: &str,
+        release_savepoint: bool,
     ) -> String {
-        let mut sql = if std::mem::take(&mut self.savepoint) {
+        let mut sql = if release_savepoint {
             "RELEASE SAVEPOINT migrate_script;\n".to_owned()
         } else {
             String::new()
