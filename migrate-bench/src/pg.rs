@@ -127,6 +127,11 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// The set as cargo-migrate's runtime sees it.
+    pub fn ours(&self) -> &[Migration] {
+        &self.ours
+    }
+
     /// The set of `n` generated migrations.
     ///
     /// # Panics

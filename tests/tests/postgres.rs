@@ -618,6 +618,80 @@ fn pg_the_head_is_not_trusted_for_a_tracking_table_made_again() {
     );
 }
 
+/// A start-up trusts the head only while the name finds the tracking
+/// table it was written for: the head asks the server to print that table
+/// by its OID, so a tracking table renamed (another made under its name by
+/// hand, without the trigger) or hidden by a temporary table of the same
+/// name is seen, and the rows are read. A head written before its
+/// `tracking_name` column is read by the OID, as before. What shows trust
+/// is an edit hidden from the trigger (`DISABLE TRIGGER`): a trusted head
+/// does not see it, a read of the rows refuses it.
+#[test]
+fn pg_the_head_is_not_trusted_for_a_tracking_table_renamed_or_hidden_and_an_old_head_is_read_by_oid() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [up(1, "a", "CREATE TABLE a (x integer);")];
+    Migrator::new(&ms).apply_postgres(&mut client).unwrap();
+    let printed: String = client
+        .query_one("SELECT tracking_name::text FROM _migrations_head", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(printed, "_migrations");
+    client
+        .batch_execute(
+            "ALTER TABLE _migrations DISABLE TRIGGER USER; UPDATE _migrations SET checksum = 'edited'; \
+             ALTER TABLE _migrations ENABLE TRIGGER USER",
+        )
+        .unwrap();
+    Migrator::new(&ms)
+        .apply_postgres(&mut client)
+        .expect("the head is trusted");
+    client
+        .batch_execute("ALTER TABLE _migrations_head DROP COLUMN tracking_name")
+        .unwrap();
+    Migrator::new(&ms)
+        .apply_postgres(&mut client)
+        .expect("a head without the column is trusted by the OID");
+    client
+        .batch_execute(
+            "ALTER TABLE _migrations_head ADD COLUMN tracking_name regclass; \
+             UPDATE _migrations_head SET tracking_name = tracking",
+        )
+        .unwrap();
+    Migrator::new(&ms)
+        .apply_postgres(&mut client)
+        .expect("trusted by name again");
+
+    client
+        .batch_execute(
+            "ALTER TABLE _migrations RENAME TO old_migrations; \
+             CREATE TABLE _migrations (LIKE old_migrations INCLUDING ALL); \
+             INSERT INTO _migrations SELECT * FROM old_migrations",
+        )
+        .unwrap();
+    assert_eq!(head(&mut client).len(), 1, "nothing emptied the head");
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(matches!(err, Error::Modified { .. }), "{err}");
+
+    client
+        .batch_execute("DROP TABLE _migrations; ALTER TABLE old_migrations RENAME TO _migrations")
+        .unwrap();
+    Migrator::new(&ms)
+        .apply_postgres(&mut client)
+        .expect("the same table under its name again");
+    client
+        .batch_execute(
+            "CREATE TEMPORARY TABLE _migrations (LIKE public._migrations INCLUDING ALL); \
+             INSERT INTO pg_temp._migrations SELECT * FROM public._migrations",
+        )
+        .unwrap();
+    let err = Migrator::new(&ms).apply_postgres(&mut client).unwrap_err();
+    assert!(
+        matches!(err, Error::Modified { .. }),
+        "a temporary table hides it: {err}"
+    );
+}
+
 /// On a server without PL/pgSQL (no trigger function can be written) the
 /// head table is not made: migrations apply as before, and start-ups read
 /// the tracking table.

@@ -8,7 +8,8 @@ pub(super) const DIGEST_COLUMN: &str = "history_digest";
 
 /// The suffix of the head table's name (`_migrations_head`): one row, the
 /// digest of the history (in hex), its newest version, its number of
-/// migrations and the tracking table's OID, written by each run that applied a migration once the rows
+/// migrations and the tracking table (its OID, as `oid` and as `regclass`:
+/// [`TRACKING_NAME`]), written by each run that applied a migration once the rows
 /// are verified to be exactly the code's (see
 /// [`stamp_history_digest`](Postgres::stamp_history_digest)), and the
 /// drift check's catalog statistics. A start-up reads this row alone
@@ -18,13 +19,41 @@ pub(super) const DIGEST_COLUMN: &str = "history_digest";
 /// name, checksum or digest of tracking rows (by hand, by `repair`, by an
 /// older release that knows nothing of the head) empties the head table in
 /// its own transaction, so the next start-up reads and verifies every row;
-/// a tracking table dropped (its trigger goes with it, the head stays) or
-/// made again has another OID, or none, and the head is not trusted.
+/// a tracking table dropped (its trigger goes with it, the head stays),
+/// renamed or made again is not the one the name finds now, and the head
+/// is not trusted.
 /// Its function runs as the table's owner (`SECURITY DEFINER`, with a
 /// fixed `search_path` and qualified names): another role writing the
 /// tracking table need not be granted the head table. No one else may call
 /// it (`REVOKE … FROM PUBLIC`; a trigger's firing checks no privilege).
 pub(super) const HEAD_SUFFIX: &str = "_head";
+
+/// The head table's column holding the tracking table as a `regclass`
+/// (its OID, which the server prints as the name it resolves by now),
+/// added next to `tracking` (the same OID, as `oid`, which earlier
+/// releases read): selecting it asks the server for the tracking table's
+/// name by OID, with no type name to look up, no cast and no name to
+/// resolve (see [`probe_exact`](Postgres::probe_exact)).
+const TRACKING_NAME: &str = "tracking_name";
+
+/// Whether `printed`, a `regclass` as the server prints it, is the relation
+/// `name` without a schema: PostgreSQL's `regclassout` prints the bare name
+/// (`quote_identifier`, `ruleutils.c`: bare when it is lower-case letters,
+/// digits and underscores not starting with a digit, and not a keyword;
+/// quoted otherwise) when the relation is the one the name finds on the
+/// session's `search_path` ("visible", `RelationIsVisible` in
+/// `namespace.c`), and qualifies it with its schema otherwise; a relation
+/// that no longer exists prints as its OID. Both unqualified spellings are
+/// accepted, so a keyword this does not know costs nothing. A quoted
+/// identifier doubles each `"` inside, so a qualified name (`"a"."b"`) is
+/// never the quoted form of one name.
+pub(super) fn prints_as(printed: &str, name: &str) -> bool {
+    let bare = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    (bare && printed == name) || printed == crate::history::quote(name)
+}
 
 /// A tracking row's `duration_ms` measured by the server: from the arrival
 /// of the message that holds the script and the row, to the row.
@@ -73,8 +102,8 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     /// exactly the code's, read from the head table's one row (see
     /// [`HEAD_SUFFIX`]): the digest of the code's history (see
     /// [`history_digest`](crate::history::history_digest)), the code's last
-    /// version, as many migrations as the code has, and the OID of the
-    /// tracking table that the name resolves to now. With the drift
+    /// version, as many migrations as the code has, and the tracking table
+    /// still the one the configured name finds. With the drift
     /// check on, the same round trip reads the catalogs' statistics
     /// ([`LIVE_STATS`](super::drift::LIVE_STATS)) and those recorded with
     /// that version, kept in `startup_stats` for
@@ -85,14 +114,26 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     /// not made yet (an older release's, or a server where it could not be
     /// made) is asked by [`probe_rows`](Self::probe_rows) instead.
     ///
+    /// Which table the name finds is asked in one of two ways. Without a
+    /// configured schema, the head's [`TRACKING_NAME`] column prints the
+    /// relation it recorded by its OID as the session would name it, which
+    /// must be the bare name ([`prints_as`]): a table dropped prints as a
+    /// number, one renamed by its new name, one another table now hides (a
+    /// temporary table, a schema earlier on the `search_path`) with its
+    /// schema. With a configured schema, the server would print the schema
+    /// or not depending on the session's `search_path`, so the name is
+    /// resolved (`'"app"."_migrations"'::regclass::oid`) and compared with
+    /// the recorded OID, as a head written before [`TRACKING_NAME`] existed
+    /// is also asked.
+    ///
     /// Its cost is what a new session pays to open a one-row table without
-    /// an index and resolve the tracking table's name: about 0.37 M
-    /// instructions of the server's, against 0.9 M
-    /// (N = 100) and 1.8 M (N = 1,000) for reading the tracking table, and
-    /// 3.3 M for the whole floor connection (measured with callgrind on
-    /// PostgreSQL 15; see BENCHMARKS.md). So the statement names no
-    /// function or operator (each costs a new session 0.08–0.15 M): the
-    /// digest is text, compared by the client.
+    /// an index and name the tracking table: about 0.30 M instructions of
+    /// the server's (0.38 M resolving the name), against 0.9 M (N = 100)
+    /// and 1.8 M (N = 1,000) for reading the tracking table, and 3.3 M for
+    /// the whole floor connection (measured with callgrind on PostgreSQL
+    /// 15; see BENCHMARKS.md). So the statement names no function, operator
+    /// or type (each costs a new session 0.03–0.15 M): the digest is text,
+    /// compared by the client.
     pub(super) async fn probe_exact(&mut self, migrator: &Migrator<'_>) -> Result<bool> {
         let Some(last) = migrator.migrations.last() else {
             return Ok(false);
@@ -107,45 +148,66 @@ impl<'c, C: PgClient> Postgres<'c, C> {
         } else {
             (String::new(), String::new())
         };
-        // The tracking table's OID as the head recorded it, and as the
-        // name resolves now: a tracking table dropped (`DROP … CASCADE`
-        // takes its trigger along, not the head) fails the cast, one made
-        // again by hand differs.
-        let sql = format!(
-            "SELECT history_digest, version, migrations, tracking, {}::regclass::oid{recorded} FROM {}{live}",
-            literal(&self.table),
-            self.head_table,
-        );
-        let sets = match self.query_sets(&sql).await {
-            Ok(sets) => sets,
-            // No head table yet (it is made by the next run that applies a
-            // migration), or one this role may not read: ask the tracking
-            // table.
-            Err(e)
-                if matches!(
-                    super::state(&e),
-                    Some(
-                        super::sqlstate::UNDEFINED_TABLE
-                            | super::sqlstate::INVALID_SCHEMA_NAME
-                            | super::sqlstate::INSUFFICIENT_PRIVILEGE
-                    )
-                ) =>
-            {
-                return self.probe_rows(migrator).await;
+        let mut by_name = self.schema.is_none();
+        let sets = loop {
+            // The tracking table by the name the server prints for the
+            // recorded OID; or the recorded OID and the one the name
+            // resolves to now: a tracking table dropped (`DROP … CASCADE`
+            // takes its trigger along, not the head) fails the cast, one
+            // made again by hand differs.
+            let tracking = if by_name {
+                TRACKING_NAME.to_owned()
+            } else {
+                format!("tracking, {}::regclass::oid", literal(&self.table))
+            };
+            let sql = format!(
+                "SELECT history_digest, version, migrations, {tracking}{recorded} FROM {}{live}",
+                self.head_table,
+            );
+            match self.query_sets(&sql).await {
+                Ok(sets) => break sets,
+                // No head table yet (it is made by the next run that applies a
+                // migration), or one this role may not read: ask the tracking
+                // table.
+                Err(e)
+                    if matches!(
+                        super::state(&e),
+                        Some(
+                            super::sqlstate::UNDEFINED_TABLE
+                                | super::sqlstate::INVALID_SCHEMA_NAME
+                                | super::sqlstate::INSUFFICIENT_PRIVILEGE
+                        )
+                    ) =>
+                {
+                    return self.probe_rows(migrator).await;
+                }
+                // A head written before its `tracking_name` column (the
+                // next run that applies a migration adds it): by the OID.
+                Err(e) if by_name && super::state(&e) == Some(super::sqlstate::UNDEFINED_COLUMN) => {
+                    by_name = false;
+                }
+                // A head table of another shape: read the rows.
+                Err(e) if super::state(&e) == Some(super::sqlstate::UNDEFINED_COLUMN) => return Ok(false),
+                Err(e) => return Err(pg(format!("reading the head table {}", self.head_table))(e)),
             }
-            // A head table of another shape: read the rows.
-            Err(e) if super::state(&e) == Some(super::sqlstate::UNDEFINED_COLUMN) => return Ok(false),
-            Err(e) => return Err(pg(format!("reading the head table {}", self.head_table))(e)),
         };
         let mut sets = sets.into_iter();
         let [row] = <[_; 1]>::try_from(sets.next().unwrap_or_default()).unwrap_or_default();
         let mut cells = row.into_iter();
         let digest = cells.next().flatten();
-        let numbers: Vec<Option<u64>> = cells.by_ref().take(4).map(|n| n?.parse().ok()).collect();
+        let numbers: Vec<Option<u64>> = cells.by_ref().take(2).map(|n| n?.parse().ok()).collect();
+        let same_table = if by_name {
+            cells
+                .next()
+                .flatten()
+                .is_some_and(|printed| prints_as(&printed, &migrator.table.name))
+        } else {
+            let oids: Vec<Option<u64>> = cells.by_ref().take(2).map(|n| n?.parse().ok()).collect();
+            oids[0].is_some() && oids[0] == oids[1]
+        };
         self.history_exact = digest.as_deref() == Some(digest_hex(migrator).as_str())
-            && numbers[..2] == [Some(version), Some(count)]
-            && numbers[2].is_some()
-            && numbers[2] == numbers[3];
+            && numbers == [Some(version), Some(count)]
+            && same_table;
         if self.history_exact && stats {
             let recorded = cells.next().flatten();
             let (track, counts) = (sets.next().unwrap_or_default(), sets.next().unwrap_or_default());
@@ -252,6 +314,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
              BEGIN\n\
              SELECT n.nspname, c.relname INTO s, t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = {table_lit}::regclass;\n\
              EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I (history_digest text NOT NULL, version bigint NOT NULL, migrations bigint NOT NULL, tracking oid NOT NULL, {stats} text)', s, {head_lit});\n\
+             EXECUTE format('ALTER TABLE %I.%I ADD COLUMN IF NOT EXISTS {TRACKING_NAME} regclass', s, {head_lit});\n\
              IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {table_lit}::regclass AND tgname = {clear_lit}) THEN\n\
              EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L', \
              s, {clear_lit}, format('BEGIN DELETE FROM %I.%I; RETURN NULL; END', s, {head_lit}));\n\
@@ -261,7 +324,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
              END IF;\n\
              END $cargo_migrate$;\n\
              DELETE FROM {head};\n\
-             INSERT INTO {head} (history_digest, version, migrations, tracking) SELECT '{hex}', version, (SELECT count(*) FROM {table}), {table_lit}::regclass::oid \
+             INSERT INTO {head} (history_digest, version, migrations, tracking, {TRACKING_NAME}) SELECT '{hex}', version, (SELECT count(*) FROM {table}), {table_lit}::regclass::oid, {table_lit}::regclass \
              FROM {table} WHERE version = (SELECT max(version) FROM {table}) AND {DIGEST_COLUMN} = decode('{hex}', 'hex');\n\
              RELEASE SAVEPOINT cargo_migrate_head",
             history = literal(&crate::history::history_text(migrator.migrations)),
