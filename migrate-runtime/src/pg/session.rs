@@ -292,8 +292,10 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     /// history when the rows are exactly the code's (compared on the
     /// server), and clears it otherwise; adds the column to a tracking
     /// table made by an older release. Then, in the same round trip but
-    /// under a savepoint, the head table (see [`HEAD_SUFFIX`]): makes it and
-    /// the trigger that empties it when missing, and writes its row from
+    /// under a savepoint, the head table (see [`HEAD_SUFFIX`]): makes it,
+    /// its [`TRACKING_NAME`] column and the trigger that empties it when
+    /// missing (the column's `ALTER TABLE` only then: its lock would keep
+    /// other processes' start-ups waiting until this run commits), and writes its row from
     /// the newest tracking row when that was just stamped with the code's
     /// digest (empties it otherwise). A server without PL/pgSQL or
     /// triggers, or a role that may not create them, rolls back to the
@@ -314,7 +316,9 @@ impl<'c, C: PgClient> Postgres<'c, C> {
              BEGIN\n\
              SELECT n.nspname, c.relname INTO s, t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = {table_lit}::regclass;\n\
              EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I (history_digest text NOT NULL, version bigint NOT NULL, migrations bigint NOT NULL, tracking oid NOT NULL, {stats} text)', s, {head_lit});\n\
-             EXECUTE format('ALTER TABLE %I.%I ADD COLUMN IF NOT EXISTS {TRACKING_NAME} regclass', s, {head_lit});\n\
+             IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = format('%I.%I', s, {head_lit})::regclass AND attname = '{TRACKING_NAME}' AND NOT attisdropped) THEN\n\
+             EXECUTE format('ALTER TABLE %I.%I ADD COLUMN {TRACKING_NAME} regclass', s, {head_lit});\n\
+             END IF;\n\
              IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {table_lit}::regclass AND tgname = {clear_lit}) THEN\n\
              EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L', \
              s, {clear_lit}, format('BEGIN DELETE FROM %I.%I; RETURN NULL; END', s, {head_lit}));\n\
