@@ -692,6 +692,48 @@ fn pg_the_head_is_not_trusted_for_a_tracking_table_renamed_or_hidden_and_an_old_
     );
 }
 
+/// A run that applies a migration to a database whose head already has
+/// every column writes the head without a lock that other processes'
+/// start-ups (which read it) would wait for until the run commits: a
+/// trigger on the head, fired by the run's own row, notes the locks its
+/// transaction holds on the head at that moment.
+#[test]
+fn pg_a_run_writes_an_existing_head_without_a_lock_that_start_ups_wait_for() {
+    let Some(db) = pg_database!() else { return };
+    let mut client = db.client();
+    let ms = [
+        up(1, "a", "CREATE TABLE a (x integer);"),
+        up(2, "b", "CREATE TABLE b (x integer);"),
+    ];
+    Migrator::new(&ms[..1]).apply_postgres(&mut client).unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE head_locks (mode text); \
+             CREATE FUNCTION note_head_locks() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             INSERT INTO head_locks SELECT mode FROM pg_locks \
+             WHERE pid = pg_backend_pid() AND relation = '_migrations_head'::regclass; RETURN NULL; END $$; \
+             CREATE TRIGGER note_head_locks AFTER INSERT ON _migrations_head \
+             FOR EACH STATEMENT EXECUTE FUNCTION note_head_locks()",
+        )
+        .unwrap();
+    Migrator::new(&ms)
+        .drift(migrate_runtime::DriftPolicy::Off)
+        .apply_postgres(&mut client)
+        .unwrap();
+    let modes: Vec<String> = client
+        .query("SELECT mode FROM head_locks", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        modes.contains(&"RowExclusiveLock".to_owned()),
+        "the run wrote the head: {modes:?}"
+    );
+    assert!(!modes.iter().any(|m| m == "AccessExclusiveLock"), "{modes:?}");
+    assert_eq!(head(&mut client).len(), 1);
+}
+
 /// On a server without PL/pgSQL (no trigger function can be written) the
 /// head table is not made: migrations apply as before, and start-ups read
 /// the tracking table.
