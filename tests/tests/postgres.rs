@@ -623,7 +623,8 @@ fn pg_the_head_is_not_trusted_for_a_tracking_table_made_again() {
 /// by its OID, so a tracking table renamed (another made under its name by
 /// hand, without the trigger) or hidden by a temporary table of the same
 /// name is seen, and the rows are read. A head written before its
-/// `tracking_name` column is read by the OID, as before. What shows trust
+/// `tracking_name` column, or a row without it, is read by the OID, as
+/// before. What shows trust
 /// is an edit hidden from the trigger (`DISABLE TRIGGER`): a trusted head
 /// does not see it, a read of the rows refuses it.
 #[test]
@@ -661,6 +662,15 @@ fn pg_the_head_is_not_trusted_for_a_tracking_table_renamed_or_hidden_and_an_old_
     Migrator::new(&ms)
         .apply_postgres(&mut client)
         .expect("trusted by name again");
+    client
+        .batch_execute("UPDATE _migrations_head SET tracking_name = NULL")
+        .unwrap();
+    Migrator::new(&ms)
+        .apply_postgres(&mut client)
+        .expect("a row an earlier release wrote, without the name, is trusted by the OID");
+    client
+        .batch_execute("UPDATE _migrations_head SET tracking_name = tracking")
+        .unwrap();
 
     client
         .batch_execute(

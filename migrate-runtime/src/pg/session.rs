@@ -124,7 +124,7 @@ impl<'c, C: PgClient> Postgres<'c, C> {
     /// or not depending on the session's `search_path`, so the name is
     /// resolved (`'"app"."_migrations"'::regclass::oid`) and compared with
     /// the recorded OID, as a head written before [`TRACKING_NAME`] existed
-    /// is also asked.
+    /// (or its row, by an earlier release) is also asked.
     ///
     /// Its cost is what a new session pays to open a one-row table without
     /// an index and name the tracking table: about 0.30 M instructions of
@@ -165,6 +165,17 @@ impl<'c, C: PgClient> Postgres<'c, C> {
                 self.head_table,
             );
             match self.query_sets(&sql).await {
+                // A row an earlier release's run wrote into a head that has
+                // the column leaves it empty: by the OID.
+                Ok(sets)
+                    if by_name
+                        && sets
+                            .first()
+                            .and_then(|rows| rows.first())
+                            .is_some_and(|row| row.get(3).is_none_or(Option::is_none)) =>
+                {
+                    by_name = false;
+                }
                 Ok(sets) => break sets,
                 // No head table yet (it is made by the next run that applies a
                 // migration), or one this role may not read: ask the tracking
