@@ -6,7 +6,7 @@
 //! ```
 use std::time::{Duration, Instant};
 
-use migrate_bench::pg::{Apply, Fixture, Startup};
+use migrate_bench::pg::{Fixture, Startup};
 use migrate_runtime::postgres::{Client, NoTls};
 
 fn main() {
@@ -17,9 +17,7 @@ fn main() {
     let (setup, variants): (Vec<String>, Vec<String>) = args.partition(|a| a.starts_with("SETUP:"));
     sqls.extend(variants);
     let fixture = Fixture::new(n);
-    let db = tests::postgres::database("probe").expect("a database");
-    fixture.apply(Apply::OursPerMigration, &db.url);
-    fixture.startup(Startup::OursDriftOff, &db.url);
+    let db = fixture.migrated_database("probe");
     let mut admin = Client::connect(&db.url, NoTls).expect("connect");
     for sql in &setup {
         admin.batch_execute(&sql["SETUP:".len()..]).expect("the set-up");

@@ -7,7 +7,7 @@
 //! ```
 use std::time::{Duration, Instant};
 
-use migrate_bench::pg::{Apply, Fixture, Startup};
+use migrate_bench::pg::Fixture;
 use migrate_runtime::postgres::{Client, NoTls};
 use migrate_runtime::{DriftPolicy, Migrator};
 
@@ -15,11 +15,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100);
     let rounds: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(101);
-    let raw: String = args.next().unwrap();
+    let Some(raw) = args.next() else {
+        eprintln!("usage: pgsplit N ROUNDS 'RAW SQL'");
+        std::process::exit(2);
+    };
     let fixture = Fixture::new(n);
-    let db = tests::postgres::database("probe").expect("a database");
-    fixture.apply(Apply::OursPerMigration, &db.url);
-    fixture.startup(Startup::OursDriftOff, &db.url);
+    let db = fixture.migrated_database("probe");
     let digest = migrate_bench::code_digest(fixture.ours());
     let mut phases = vec![vec![Vec::<Duration>::new(); 4]; 3];
     let mut made = Vec::new();

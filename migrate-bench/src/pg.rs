@@ -132,6 +132,19 @@ impl Fixture {
         &self.ours
     }
 
+    /// A new database named after `purpose`, migrated by ours and started
+    /// once (so its head is written): where the start-up experiments run.
+    ///
+    /// # Panics
+    ///
+    /// When no PostgreSQL server can be had.
+    pub fn migrated_database(&self, purpose: &str) -> tests::postgres::Database {
+        let db = tests::postgres::database(purpose).expect("a database");
+        self.apply(Apply::OursPerMigration, &db.url);
+        self.startup(Startup::OursDriftOff, &db.url);
+        db
+    }
+
     /// The set of `n` generated migrations.
     ///
     /// # Panics
